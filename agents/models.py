@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from agents.choices import Engine, Purpose
+
+
+def split_password(location: str) -> tuple[str, str]:
+    """Take a password out of a DSN: ``postgres://u:pw@h/db`` gives ``("postgres://u@h/db", "pw")``."""
+    parts = urlsplit(location)
+    if not parts.scheme or parts.password is None:
+        return location, ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), parts.password
+
+
+class Connection(models.Model):
+    """A named data connection the agents read from or write to (a source, target or validation database)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    engine = models.CharField(max_length=16, choices=Engine.choices)
+    location = models.CharField(
+        max_length=500,
+        help_text="A file path for SQLite/DuckDB, or a DSN without password for PostgreSQL.",
+    )
+    secret = models.CharField(
+        max_length=500, blank=True, help_text="Password or token; write-only, never shown back."
+    )
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.SOURCE)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        location, password = split_password(self.location or "")
+        if password:
+            # A password typed into the DSN is moved to the write-only secret, never stored in clear view.
+            self.location, self.secret = location, password
+        if self.engine == Engine.POSTGRESQL and not self.location.startswith(("postgres://", "postgresql://")):
+            raise ValidationError({"location": "A PostgreSQL connection needs a DSN like postgres://user@host/db."})
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.secret)
+
+
+class Agent(models.Model):
+    """A data agent that can own tasks; ``kind`` names its implementation in the agent registry."""
+
+    name = models.CharField(max_length=100, unique=True, help_text="e.g. FieldMappingAgent")
+    kind = models.CharField(max_length=100, help_text="The key of its implementation in the registry.")
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    config = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,13 @@
+"""Settings for the test suite: fast hashing, local mail, a throw-away media root."""
+
+import tempfile
+from pathlib import Path
+
+from genesis.settings import *  # noqa: F403
+from genesis.settings import Q_CLUSTER
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="genesis-test-media-"))
+GENESIS_MAX_UPLOAD_BYTES = 64 * 1024
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}

@@ -1,0 +1,194 @@
+from django.contrib import admin
+from django.db.models import Count, Q
+from django.forms.models import BaseInlineFormSet
+from django.urls import reverse
+from django.utils.html import format_html
+
+from genesis.admin_utils import history_table, service_action
+from missions import services
+from missions.choices import Role
+from missions.models import Membership, Mission
+from tasks.choices import TaskStatus
+from tasks.history import history_record
+from tasks.models import Artifact, HistoryEntry, Phase, Task
+from tasks.services import task_record_created, task_record_edit
+
+HISTORY_ON_PAGE = 100
+
+
+class MembershipFormSet(BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        owner_id = self.instance.owner_id
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            user = data.get("user")
+            if user is None or user.pk != owner_id:
+                continue
+            if data.get("DELETE") or data.get("role") != Role.MISSION_OWNER:
+                form.add_error("role", "The Mission Owner keeps the mission_owner role; change the owner first.")
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    formset = MembershipFormSet
+    extra = 0
+    autocomplete_fields = ["user"]
+    fields = ["user", "role"]
+
+
+class PhaseInline(admin.TabularInline):
+    model = Phase
+    extra = 0
+    can_delete = False
+    fields = ["order", "name", "description", "status"]
+    readonly_fields = ["status"]
+
+
+class TaskInline(admin.TabularInline):
+    model = Task
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ["key", "title", "owner_user", "owner_agent", "phase", "position", "status"]
+    readonly_fields = ["status"]
+    autocomplete_fields = ["owner_user", "owner_agent"]
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        phase_field = formset.form.base_fields.get("phase")
+        if phase_field is not None:
+            phase_field.queryset = Phase.objects.filter(mission=obj) if obj else Phase.objects.none()
+        return formset
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("owner_user", "owner_agent", "phase")
+
+
+class ArtifactInline(admin.TabularInline):
+    model = Artifact
+    extra = 0
+    can_delete = False
+    fields = ["name", "version", "kind", "task", "file", "url", "size", "created_at"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("task")
+
+
+@admin.register(Mission)
+class MissionAdmin(admin.ModelAdmin):
+    list_display = ["name", "status", "mode", "owner", "progress", "created_at"]
+    list_filter = ["status", "mode", "owner"]
+    list_select_related = ["owner"]
+    search_fields = ["name", "objective", "scope"]
+    date_hierarchy = "created_at"
+    autocomplete_fields = ["owner", "source_connection", "target_connection"]
+    inlines = [MembershipInline, PhaseInline, TaskInline, ArtifactInline]
+    readonly_fields = ["status", "created_at", "updated_at", "launched_at", "completed_at", "closed_at",
+                       "history_timeline"]
+    fieldsets = [
+        (None, {"fields": ["name", "objective", "scope", "success_criteria", "owner", "status", "mode"]}),
+        ("Data", {"fields": ["spec_file", "source_connection", "target_connection", "docs_index"]}),
+        ("Escalation", {"fields": ["escalation_emails", "escalation_webhook"]}),
+        ("Timeline", {"fields": ["created_at", "updated_at", "launched_at", "completed_at", "closed_at"]}),
+        ("History", {"fields": ["history_timeline"]}),
+    ]
+    actions = [
+        service_action(services.mission_launch, description="Launch selected missions", verb="Launched"),
+        service_action(services.mission_pause, description="Pause selected missions", verb="Paused"),
+        service_action(services.mission_resume, description="Resume selected missions", verb="Resumed"),
+        service_action(services.mission_cancel, description="Cancel selected missions", verb="Cancelled"),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            task_total=Count("tasks", distinct=True),
+            task_done=Count("tasks", filter=Q(tasks__status=TaskStatus.DONE), distinct=True),
+        )
+
+    @admin.display(description="Tasks done", ordering="task_done")
+    def progress(self, obj):
+        return f"{obj.task_done} / {obj.task_total}"
+
+    @admin.display(description="History (newest first)")
+    def history_timeline(self, obj):
+        if obj.pk is None:
+            return "—"
+        entries = list(
+            HistoryEntry.objects.filter(mission=obj)
+            .select_related("task", "actor_user", "actor_agent")
+            .order_by("-created_at", "-id")[:HISTORY_ON_PAGE]
+        )
+        link = reverse("admin:tasks_historyentry_changelist") + f"?mission__id__exact={obj.pk}"
+        return format_html('{}<p><a href="{}">All history of this mission</a></p>', history_table(entries), link)
+
+    def has_delete_permission(self, request, obj=None):
+        # Missions are cancelled or closed, never deleted: their history is a permanent record.
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save()
+            services.mission_record_edit(mission=obj, actor=request.user, changed_fields=form.changed_data)
+        else:
+            services.mission_save_new(mission=obj, actor=request.user)
+
+    def save_formset(self, request, form, formset, change):
+        mission = form.instance
+        if formset.model is Membership:
+            before = dict(Membership.objects.filter(mission=mission).values_list("user__username", "role"))
+            formset.save()
+            after = dict(Membership.objects.filter(mission=mission).values_list("user__username", "role"))
+            for username in sorted(set(before) | set(after)):
+                if before.get(username) != after.get(username):
+                    history_record(
+                        mission=mission, event="membership.set" if username in after else "membership.removed",
+                        actor=request.user, message=f"{username}: {before.get(username)} → {after.get(username)}",
+                        data={"user": username, "from": before.get(username), "to": after.get(username)},
+                    )
+            return
+        # Tasks and phases: save the validated rows, then record each creation and edit in history.
+        formset.save(commit=False)
+        for obj in formset.new_objects:
+            obj.save()
+            self._record(request, mission, obj, created=True, fields=[])
+        for obj, fields in formset.changed_objects:
+            obj.save()
+            self._record(request, mission, obj, created=False, fields=fields)
+
+    @staticmethod
+    def _record(request, mission, obj, *, created, fields):
+        if isinstance(obj, Task):
+            if created:
+                task_record_created(task=obj, actor=request.user)
+            else:
+                task_record_edit(task=obj, actor=request.user, changed_fields=fields)
+            return
+        history_record(
+            mission=mission, event="phase.created" if created else "phase.updated", actor=request.user,
+            message=f"Phase {obj.order}. {obj.name} " + ("added." if created else "changed."),
+            data={"phase": obj.pk, "changed": fields},
+        )
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["mission", "user", "role", "created_at"]
+    list_filter = ["role"]
+    list_select_related = ["mission", "user"]
+    search_fields = ["mission__name", "user__username"]
+    autocomplete_fields = ["mission", "user"]
+
+    def has_change_permission(self, request, obj=None):
+        return False  # roles change on the mission page, where history records them
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

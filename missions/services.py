@@ -1,0 +1,217 @@
+"""Mission services: creation, edits, membership and the one function that changes a mission's status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from genesis.exceptions import DomainError, InvalidTransition
+from missions.choices import MISSION_TRANSITIONS, MissionMode, MissionStatus, Role
+from missions.models import Membership, Mission
+from tasks.history import Actor, history_record
+
+# Fields a person may edit through ``mission_update``; status is never among them.
+EDITABLE_FIELDS = frozenset(
+    {
+        "name", "objective", "scope", "success_criteria", "mode", "spec_file", "source_connection",
+        "target_connection", "docs_index", "escalation_emails", "escalation_webhook", "owner",
+    }
+)
+
+_TIMESTAMP_ON_ENTRY = {
+    MissionStatus.COMPLETED: "completed_at",
+    MissionStatus.CLOSED: "closed_at",
+}
+
+
+@transaction.atomic
+def mission_create(
+    *,
+    name: str,
+    objective: str,
+    owner: AbstractBaseUser,
+    actor: Actor = None,
+    scope: str = "",
+    success_criteria: list | None = None,
+    mode: str = MissionMode.STEP,
+    **extra: Any,
+) -> Mission:
+    unknown = set(extra) - EDITABLE_FIELDS
+    if unknown:
+        raise DomainError(f"Unknown mission field(s): {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
+    mission = Mission(
+        name=name, objective=objective, owner=owner, scope=scope,
+        success_criteria=success_criteria or [], mode=mode, **extra,
+    )
+    return mission_save_new(mission=mission, actor=actor or owner)
+
+
+@transaction.atomic
+def mission_save_new(*, mission: Mission, actor: Actor) -> Mission:
+    """Store a new mission (built by ``mission_create`` or a validated admin form) as a draft, give its owner
+    the Mission Owner role, and record its creation."""
+    if mission.pk is not None:
+        raise DomainError("This mission is already stored.")
+    mission.status = MissionStatus.DRAFT
+    try:
+        mission.full_clean()
+    except ValidationError as error:
+        field, errors = next(iter(error.message_dict.items()))
+        raise DomainError(f"{field}: {' '.join(errors)}", field=field) from None
+    mission.save()
+    Membership.objects.create(mission=mission, user=mission.owner, role=Role.MISSION_OWNER)
+    history_record(
+        mission=mission, event="mission.created", actor=actor, to_status=mission.status,
+        message=f"Mission “{mission.name}” created.", data={"owner": mission.owner.get_username()},
+    )
+    return mission
+
+
+@transaction.atomic
+def mission_update(*, mission: Mission, actor: Actor, **changes: Any) -> Mission:
+    """Edit a mission's descriptive fields and record which changed (old and new values)."""
+    unknown = set(changes) - EDITABLE_FIELDS
+    if unknown:
+        raise DomainError(f"These fields cannot be edited here: {', '.join(sorted(unknown))}.",
+                          field=sorted(unknown)[0])
+    locked = Mission.objects.select_for_update().get(pk=mission.pk)
+    changed: dict[str, Any] = {}
+    for field, value in changes.items():
+        if getattr(locked, field) != value:
+            changed[field] = {"from": _plain(getattr(locked, field)), "to": _plain(value)}
+            setattr(locked, field, value)
+    if not changed:
+        return locked
+    try:
+        locked.full_clean()
+    except ValidationError as error:
+        field, errors = next(iter(error.message_dict.items()))
+        raise DomainError(f"{field}: {' '.join(errors)}", field=field) from None
+    locked.save()
+    if "owner" in changed:
+        _ensure_owner_membership(locked)
+    history_record(
+        mission=locked, event="mission.updated", actor=actor,
+        message="Changed " + ", ".join(sorted(changed)) + ".", data={"changed": changed},
+    )
+    return locked
+
+
+def mission_record_edit(*, mission: Mission, actor: Actor, changed_fields: list[str]) -> None:
+    """History for an edit already validated and saved by a form (admin), with the fields it changed."""
+    if changed_fields:
+        if "owner" in changed_fields:
+            _ensure_owner_membership(mission)
+        history_record(
+            mission=mission, event="mission.updated", actor=actor,
+            message="Changed " + ", ".join(sorted(changed_fields)) + ".",
+            data={"changed": sorted(changed_fields)},
+        )
+
+
+def _ensure_owner_membership(mission: Mission) -> None:
+    Membership.objects.update_or_create(
+        mission=mission, user=mission.owner, defaults={"role": Role.MISSION_OWNER}
+    )
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "pk"):
+        return value.pk
+    if hasattr(value, "name") and hasattr(value, "url"):  # a FieldFile
+        return value.name or ""
+    return value
+
+
+@transaction.atomic
+def mission_transition(
+    *, mission: Mission, to: str, actor: Actor = None, message: str = "", data: dict | None = None
+) -> Mission:
+    """The only way a mission's status changes: checked against the table, recorded in history."""
+    locked = Mission.objects.select_for_update().get(pk=mission.pk)
+    current = locked.status
+    allowed = MISSION_TRANSITIONS[current]
+    if to not in allowed:
+        raise InvalidTransition(
+            entity="Mission", label=f"“{locked.name}”", from_status=current, to_status=to,
+            allowed=sorted(allowed),
+        )
+    now = timezone.now()
+    locked.status = to
+    update_fields = ["status", "updated_at"]
+    if to == MissionStatus.ACTIVE and locked.launched_at is None:
+        locked.launched_at = now
+        update_fields.append("launched_at")
+    stamp = _TIMESTAMP_ON_ENTRY.get(to)
+    if stamp:
+        setattr(locked, stamp, now)
+        update_fields.append(stamp)
+    locked.save(update_fields=update_fields)
+    history_record(
+        mission=locked, event=f"mission.{to}", actor=actor, from_status=current, to_status=to,
+        message=message, data=data,
+    )
+    mission.status = locked.status
+    for field in ("launched_at", "completed_at", "closed_at", "updated_at"):
+        setattr(mission, field, getattr(locked, field))
+    return mission
+
+
+def mission_launch(*, mission: Mission, actor: Actor = None) -> Mission:
+    return mission_transition(mission=mission, to=MissionStatus.ACTIVE, actor=actor, message="Launched.")
+
+
+def mission_pause(*, mission: Mission, actor: Actor = None, reason: str = "") -> Mission:
+    return mission_transition(mission=mission, to=MissionStatus.PAUSED, actor=actor, message=reason or "Paused.")
+
+
+def mission_resume(*, mission: Mission, actor: Actor = None) -> Mission:
+    if mission.status != MissionStatus.PAUSED:
+        raise DomainError(
+            f"Only a paused mission can be resumed; “{mission.name}” is {mission.status}.",
+            field="status", code="invalid_transition",
+        )
+    return mission_transition(mission=mission, to=MissionStatus.ACTIVE, actor=actor, message="Resumed.")
+
+
+def mission_cancel(*, mission: Mission, actor: Actor = None, reason: str = "") -> Mission:
+    return mission_transition(
+        mission=mission, to=MissionStatus.CANCELLED, actor=actor, message=reason or "Cancelled."
+    )
+
+
+def mission_close(*, mission: Mission, actor: Actor = None, note: str = "") -> Mission:
+    return mission_transition(mission=mission, to=MissionStatus.CLOSED, actor=actor, message=note or "Signed off.")
+
+
+@transaction.atomic
+def membership_set(*, mission: Mission, user: AbstractBaseUser, role: str, actor: Actor = None) -> Membership:
+    if role not in Role.values:
+        raise DomainError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.", field="role")
+    if user.pk == mission.owner_id and role != Role.MISSION_OWNER:
+        raise DomainError("The Mission Owner keeps the mission_owner role; change the owner first.", field="role")
+    membership, created = Membership.objects.update_or_create(
+        mission=mission, user=user, defaults={"role": role}
+    )
+    history_record(
+        mission=mission, event="membership.set", actor=actor,
+        message=f"{user.get_username()} is {membership.get_role_display()}.",
+        data={"user": user.get_username(), "role": role, "created": created},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, mission: Mission, user: AbstractBaseUser, actor: Actor = None) -> None:
+    if user.pk == mission.owner_id:
+        raise DomainError("The Mission Owner cannot be removed; change the owner first.", field="user")
+    deleted, _ = Membership.objects.filter(mission=mission, user=user).delete()
+    if deleted:
+        history_record(
+            mission=mission, event="membership.removed", actor=actor,
+            message=f"{user.get_username()} no longer has a role.", data={"user": user.get_username()},
+        )

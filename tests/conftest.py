@@ -1,0 +1,49 @@
+"""Named actors shared by every test: ``lead`` (Mission Owner), ``analyst`` (Task Owner), ``viewer``
+(Stakeholder), ``admin_user`` (staff superuser) and ``agent`` (a data agent)."""
+
+import pytest
+
+from missions import services as mission_services
+from missions.choices import Role
+from tests.factories import AgentFactory, UserFactory
+
+
+@pytest.fixture
+def lead(db):
+    return UserFactory(username="lead", first_name="Lena", last_name="Lead")
+
+
+@pytest.fixture
+def analyst(db):
+    return UserFactory(username="analyst", first_name="Ari", last_name="Analyst")
+
+
+@pytest.fixture
+def viewer(db):
+    return UserFactory(username="viewer", first_name="Vic", last_name="Viewer")
+
+
+@pytest.fixture
+def admin_user(db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_superuser("root", "root@example.com", "pw-for-tests-1")
+
+
+@pytest.fixture
+def agent(db):
+    return AgentFactory(name="NoopAgent", kind="noop")
+
+
+@pytest.fixture
+def mission(lead, analyst, viewer):
+    """A draft mission created through the service, with the three roles held."""
+    m = mission_services.mission_create(
+        name="Healthcare Data Pipeline",
+        objective="CLAIM_SUMMARY, PROVIDER_SUMMARY and PATIENT_SUMMARY are built daily from bronze tables.",
+        owner=lead,
+        success_criteria=["Mapping specs approved", "dbt models materialize"],
+    )
+    mission_services.membership_set(mission=m, user=analyst, role=Role.TASK_OWNER, actor=lead)
+    mission_services.membership_set(mission=m, user=viewer, role=Role.STAKEHOLDER, actor=lead)
+    return m

@@ -1,0 +1,85 @@
+"""factory_boy factories for the domain objects."""
+
+import factory
+from django.contrib.auth import get_user_model
+
+from agents.models import Agent, Connection
+from missions.choices import Role
+from missions.models import Membership, Mission
+from tasks.models import Dependency, Phase, Task
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@example.com")
+    password = factory.django.Password("pw-for-tests-1")
+
+
+class AgentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Agent
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Agent{n}")
+    kind = "noop"
+    description = "An agent for tests."
+
+
+class ConnectionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Connection
+
+    name = factory.Sequence(lambda n: f"CONN_{n}")
+    engine = "sqlite"
+    location = factory.Sequence(lambda n: f"/tmp/genesis-test-{n}.sqlite3")
+    purpose = "source"
+
+
+class MissionFactory(factory.django.DjangoModelFactory):
+    """A mission row with its owner's membership (built directly, without a 'created' history entry)."""
+
+    class Meta:
+        model = Mission
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Mission {n}")
+    objective = "Summary tables are refreshed daily and reconcile with the source."
+    owner = factory.SubFactory(UserFactory)
+
+    @factory.post_generation
+    def owner_membership(obj, create, extracted, **kwargs):
+        if create:
+            Membership.objects.get_or_create(mission=obj, user=obj.owner, defaults={"role": Role.MISSION_OWNER})
+
+
+class PhaseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Phase
+
+    mission = factory.SubFactory(MissionFactory)
+    order = factory.Sequence(lambda n: n + 1)
+    name = factory.Sequence(lambda n: f"Phase {n}")
+
+
+class TaskFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Task
+
+    mission = factory.SubFactory(MissionFactory)
+    key = factory.Sequence(lambda n: f"t{n}")
+    title = factory.LazyAttribute(lambda o: f"Task {o.key}")
+    owner_agent = factory.SubFactory(AgentFactory, name="NoopAgent")
+    owner_user = None
+
+
+class DependencyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Dependency
+
+    task = factory.SubFactory(TaskFactory)
+    depends_on = factory.SubFactory(TaskFactory, mission=factory.SelfAttribute("..task.mission"))

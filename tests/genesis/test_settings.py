@@ -1,0 +1,38 @@
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _manage(*args, env_extra):
+    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DEBUG"}}
+    env.update(env_extra)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_check_deploy_passes_with_production_settings(tmp_path):
+    result = _manage("check", "--deploy", "--fail-level", "DEBUG", env_extra={
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "genesis.example.com",
+        "GENESIS_VAR_DIR": str(tmp_path),
+    })
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    result = _manage("check", env_extra={"DEBUG": "0", "SECRET_KEY": "", "GENESIS_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_a_malformed_boolean_is_named(tmp_path):
+    result = _manage("check", env_extra={"DEBUG": "maybe", "GENESIS_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "DEBUG must be a boolean" in result.stderr

@@ -1,0 +1,189 @@
+"""Every admin page renders for a superuser; changelists stay within a fixed query budget; admin edits go
+through the services (history written, cycles refused with their path)."""
+
+import pytest
+from django.contrib import admin
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from agents.models import Connection
+from missions.models import Mission
+from tasks.history import history_record
+from tasks.models import Artifact, Dependency, HistoryEntry, Run, Task
+from tasks.services import artifact_create, dependency_add, phase_create, run_create
+from tests.factories import AgentFactory, MissionFactory, TaskFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+MODELS = [model for model in admin.site._registry]
+
+
+@pytest.fixture
+def client_admin(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def populated(mission, lead, agent):
+    phase = phase_create(mission=mission, order=1, name="Discovery")
+    a = TaskFactory(mission=mission, key="profile", owner_agent=agent, phase=phase)
+    b = TaskFactory(mission=mission, key="map", owner_user=lead, owner_agent=None, phase=phase)
+    dependency_add(task=b, depends_on=a)
+    run_create(task=a)
+    artifact_create(mission=mission, task=a, kind="sql", name="x.sql", file=b"select 1")
+    Connection.objects.create(name="SRC", engine="postgresql", location="postgres://u@h/db", secret="hunter2")
+    return mission
+
+
+def _url(model, view, *args):
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m._meta.label)
+def test_changelist_add_and_change_pages_render(client_admin, populated, model):
+    response = client_admin.get(_url(model, "changelist"))
+    assert response.status_code == 200
+    model_admin = admin.site._registry[model]
+    obj = model._default_manager.first()
+    if obj is not None:
+        response = client_admin.get(_url(model, "change", obj.pk))
+        assert response.status_code == 200
+        assert str(obj)[:20].encode() in response.content or model_admin.has_view_permission
+    response = client_admin.get(_url(model, "add"))
+    expected = 200 if model_admin.has_add_permission(response.wsgi_request) else 403
+    assert response.status_code == expected
+
+
+def test_the_secret_of_a_connection_is_never_shown(client_admin, populated):
+    conn = Connection.objects.get(name="SRC")
+    page = client_admin.get(_url(Connection, "change", conn.pk)).content.decode()
+    listing = client_admin.get(_url(Connection, "changelist")).content.decode()
+    assert "hunter2" not in page and "hunter2" not in listing
+
+
+def test_a_password_typed_into_a_dsn_is_moved_to_the_secret(client_admin):
+    response = client_admin.post(_url(Connection, "add"), {
+        "name": "WH", "engine": "postgresql", "location": "postgres://etl:s3cret@db.internal:5432/wh",
+        "secret": "", "purpose": "target", "description": "",
+    })
+    assert response.status_code == 302, response.content
+    conn = Connection.objects.get(name="WH")
+    assert conn.location == "postgres://etl@db.internal:5432/wh"
+    assert conn.secret == "s3cret"
+    page = client_admin.get(_url(Connection, "change", conn.pk)).content.decode()
+    assert "s3cret" not in page
+
+
+def _make_rows(n, agent):
+    owner = UserFactory(username="bulk-owner")
+    missions = [MissionFactory(owner=owner, name=f"Bulk {i}") for i in range(n)]
+    Task.objects.bulk_create([
+        Task(mission=m, key=f"k{i}", title=f"T{i}", owner_agent=agent) for i, m in enumerate(missions)
+    ])
+    tasks = list(Task.objects.all())
+    Run.objects.bulk_create([Run(task=t, attempt=1, status="succeeded") for t in tasks])
+    for t in tasks:
+        history_record(mission=t.mission, task=t, event="note", actor=agent)
+    for t in tasks[:n]:
+        artifact_create(mission=t.mission, task=t, kind="link", name="l", url="https://example.com/x")
+    return missions
+
+
+@pytest.mark.parametrize("model", [Mission, Task, Run, Artifact, HistoryEntry, Dependency],
+                         ids=lambda m: m._meta.label)
+def test_changelists_run_a_bounded_number_of_queries(client_admin, agent, model, django_assert_max_num_queries):
+    _make_rows(200, agent)
+    with django_assert_max_num_queries(20):
+        response = client_admin.get(_url(model, "changelist"), {"all": ""})
+    assert response.status_code == 200
+
+
+def test_admin_mission_creation_writes_history_and_owner_role(client_admin, admin_user):
+    owner = UserFactory(username="owner")
+    response = client_admin.post(_url(Mission, "add"), {
+        "name": "Claims", "objective": "Claims are summarised daily.", "scope": "", "success_criteria": "[]",
+        "owner": owner.pk, "mode": "step", "docs_index": "", "escalation_emails": "[]",
+        "escalation_webhook": "",
+        "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
+        "phases-TOTAL_FORMS": "0", "phases-INITIAL_FORMS": "0",
+        "tasks-TOTAL_FORMS": "1", "tasks-INITIAL_FORMS": "0",
+        "tasks-0-key": "profile", "tasks-0-title": "Profile sources", "tasks-0-owner_user": owner.pk,
+        "tasks-0-position": "1",
+        "artifacts-TOTAL_FORMS": "0", "artifacts-INITIAL_FORMS": "0",
+    })
+    assert response.status_code == 302, response.context["errors"] if response.context else response
+    mission = Mission.objects.get(name="Claims")
+    assert mission.status == "draft"
+    assert mission.memberships.get(user=owner).role == "mission_owner"
+    events = list(HistoryEntry.objects.filter(mission=mission).values_list("event", "actor_user__username"))
+    assert events == [("mission.created", "root"), ("task.created", "root")]
+
+
+def test_admin_refuses_a_cycle_and_names_the_path(client_admin, populated):
+    profile, mapping = Task.objects.get(key="profile"), Task.objects.get(key="map")
+    page = client_admin.get(_url(Task, "change", profile.pk))
+    assert page.status_code == 200
+    data = {
+        "mission": profile.mission_id, "phase": profile.phase_id, "key": "profile", "title": profile.title,
+        "description": "", "acceptance_criteria": "[]", "owner_user": "", "owner_agent": profile.owner_agent_id,
+        "config": "{}", "max_attempts": 3, "timeout_seconds": 3600, "position": 1,
+        "dependency_links-TOTAL_FORMS": "1", "dependency_links-INITIAL_FORMS": "0",
+        "dependency_links-0-depends_on": mapping.pk,
+        "runs-TOTAL_FORMS": "1", "runs-INITIAL_FORMS": "1", "runs-0-id": profile.runs.get().pk,
+        "runs-0-task": profile.pk,
+        "artifacts-TOTAL_FORMS": "1", "artifacts-INITIAL_FORMS": "1",
+        "artifacts-0-id": profile.artifacts.get().pk, "artifacts-0-task": profile.pk,
+    }
+    response = client_admin.post(_url(Task, "change", profile.pk), data)
+    assert response.status_code == 200
+    assert "profile → map → profile" in response.content.decode()
+    assert not Dependency.objects.filter(task=profile).exists()
+
+
+def test_admin_actions_call_the_services(client_admin, mission):
+    url = _url(Mission, "changelist")
+    client_admin.post(url, {"action": "action_launched", "_selected_action": [mission.pk]})
+    mission.refresh_from_db()
+    assert mission.status == "active"
+    client_admin.post(url, {"action": "action_paused", "_selected_action": [mission.pk]})
+    mission.refresh_from_db()
+    assert mission.status == "paused"
+    response = client_admin.post(url, {"action": "action_paused", "_selected_action": [mission.pk]}, follow=True)
+    assert "cannot go from paused to paused" in response.content.decode()
+    assert list(HistoryEntry.objects.filter(mission=mission, event__in=["mission.active", "mission.paused"])
+                .values_list("actor_user__username", flat=True)) == ["root", "root"]
+
+
+def test_artifact_upload_in_the_admin_uses_a_generated_name(client_admin, mission):
+    upload = SimpleUploadedFile("../../evil name.sql", b"select 42", content_type="text/plain")
+    response = client_admin.post(_url(Artifact, "add"), {
+        "mission": mission.pk, "kind": "sql", "name": "", "file": upload, "url": "",
+    })
+    assert response.status_code == 302
+    artifact = Artifact.objects.get()
+    assert artifact.name == "evil name.sql"
+    assert artifact.file.name.startswith("artifacts/") and "evil" not in artifact.file.name
+
+
+def test_artifact_upload_over_the_limit_is_refused_in_the_admin(client_admin, mission, settings):
+    upload = SimpleUploadedFile("big.bin", b"x" * (settings.GENESIS_MAX_UPLOAD_BYTES + 1))
+    response = client_admin.post(_url(Artifact, "add"), {
+        "mission": mission.pk, "kind": "data", "name": "", "file": upload, "url": "",
+    })
+    assert response.status_code == 200
+    assert "the limit is" in response.content.decode()
+    assert not Artifact.objects.exists()
+
+
+def test_history_is_read_only_in_the_admin(client_admin, mission):
+    entry = HistoryEntry.objects.filter(mission=mission).first()
+    page = client_admin.get(_url(HistoryEntry, "change", entry.pk)).content.decode()
+    assert 'name="_save"' not in page
+    response = client_admin.post(_url(HistoryEntry, "change", entry.pk), {"message": "x"})
+    assert response.status_code == 403
+    assert client_admin.post(_url(HistoryEntry, "delete", entry.pk), {"post": "yes"}).status_code == 403
+
+
+def test_agents_are_registered_for_autocomplete():
+    assert admin.site._registry[AgentFactory._meta.model].search_fields
