@@ -1,5 +1,6 @@
 """Settings for the test suite: fast hashing, local mail, a throw-away media root."""
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -11,3 +12,7 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="genesis-test-media-"))
 GENESIS_MAX_UPLOAD_BYTES = 64 * 1024
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
+
+# Several checkouts (or helpers) may share one PostgreSQL server: each can name its own test database.
+if os.environ.get("GENESIS_TEST_DB_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["GENESIS_TEST_DB_NAME"]}  # noqa: F405

@@ -1,0 +1,1 @@
+"""Agent implementations. Each module registers its kinds with ``agents.registry.register``; import it here."""
