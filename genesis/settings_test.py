@@ -12,6 +12,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="genesis-test-media-"))
 GENESIS_MAX_UPLOAD_BYTES = 64 * 1024
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
+GENESIS_RETRY_BACKOFF_SECONDS = 0
+GENESIS_NOTIFY_BACKOFF_SECONDS = 0
 
 # Several checkouts (or helpers) may share one PostgreSQL server: each can name its own test database.
 if os.environ.get("GENESIS_TEST_DB_NAME"):

@@ -24,6 +24,27 @@ class RunStatus(models.TextChoices):
     WAITING = "waiting", "Waiting"
     CANCELLED = "cancelled", "Cancelled"
     LOST = "lost", "Lost"
+    # A waiting run ends when a person decides: its proposal rejected, or its question answered (a new attempt
+    # then carries the feedback or the answer).
+    REJECTED = "rejected", "Rejected"
+    ANSWERED = "answered", "Answered"
+
+
+class QuestionStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ANSWERED = "answered", "Answered"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class NotificationChannel(models.TextChoices):
+    EMAIL = "email", "Email"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
 
 
 class PhaseStatus(models.TextChoices):
@@ -75,11 +96,13 @@ R = RunStatus
 RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     R.QUEUED: frozenset({R.RUNNING, R.CANCELLED, R.LOST, R.FAILED}),
     R.RUNNING: frozenset({R.SUCCEEDED, R.FAILED, R.WAITING, R.CANCELLED, R.LOST}),
-    R.WAITING: frozenset({R.SUCCEEDED, R.FAILED, R.CANCELLED}),
+    R.WAITING: frozenset({R.SUCCEEDED, R.FAILED, R.CANCELLED, R.REJECTED, R.ANSWERED}),
     R.SUCCEEDED: frozenset(),
     R.FAILED: frozenset(),
     R.CANCELLED: frozenset(),
     R.LOST: frozenset(),
+    R.REJECTED: frozenset(),
+    R.ANSWERED: frozenset(),
 }
 RUN_ACTIVE = frozenset({R.QUEUED, R.RUNNING})
 del R

@@ -7,7 +7,16 @@ from django.db import models
 from django.db.models import Q
 
 from genesis.uploads import GeneratedName, validate_upload_size
-from tasks.choices import ActorKind, ArtifactKind, PhaseStatus, RunStatus, TaskStatus
+from tasks.choices import (
+    ActorKind,
+    ArtifactKind,
+    NotificationChannel,
+    NotificationStatus,
+    PhaseStatus,
+    QuestionStatus,
+    RunStatus,
+    TaskStatus,
+)
 
 
 def validate_criteria_list(value) -> None:
@@ -53,6 +62,8 @@ class Task(models.Model):
     max_attempts = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1)])
     timeout_seconds = models.PositiveIntegerField(default=3600, validators=[MinValueValidator(1)])
     position = models.PositiveIntegerField(default=0)
+    # Attempts up to this number do not count against ``max_attempts``: a person retried, rejected or answered.
+    attempt_base = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -146,6 +157,10 @@ class Run(models.Model):
     log = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # Dispatch bookkeeping: a retry waits until ``available_at`` (backoff); ``enqueued_at`` says when it was last
+    # handed to the queue, so the sweep can hand on what was never (or long ago) enqueued.
+    available_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["task_id", "attempt"]
@@ -156,7 +171,10 @@ class Run(models.Model):
                 fields=["task"], condition=Q(status__in=["queued", "running"]), name="run_one_active_per_task"
             ),
         ]
-        indexes = [models.Index(fields=["status", "lease_expires_at"], name="run_status_lease_idx")]
+        indexes = [
+            models.Index(fields=["status", "lease_expires_at"], name="run_status_lease_idx"),
+            models.Index(fields=["status", "enqueued_at"], name="run_status_enqueued_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.task.key} attempt {self.attempt}"
@@ -276,3 +294,59 @@ class HistoryEntry(models.Model):
         if self.actor_kind == ActorKind.AGENT and self.actor_agent_id:
             return self.actor_agent.name
         return "system"
+
+
+class Question(models.Model):
+    """A question an agent asked a person during a run; the task waits until it is answered."""
+
+    mission = models.ForeignKey("missions.Mission", on_delete=models.PROTECT, related_name="questions")
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="questions")
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.PROTECT, related_name="questions")
+    addressed_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="questions_received"
+    )
+    text = models.TextField()
+    options = models.JSONField(default=list, blank=True)
+    default = models.TextField(blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=QuestionStatus.choices, default=QuestionStatus.OPEN)
+    answer = models.TextField(blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["addressed_to", "status"], name="question_inbox_idx"),
+            models.Index(fields=["task", "status"], name="question_task_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:80]
+
+
+class Notification(models.Model):
+    """One message to one escalation channel of a mission (an email address or the webhook), and its delivery."""
+
+    mission = models.ForeignKey("missions.Mission", on_delete=models.PROTECT, related_name="notifications")
+    task = models.ForeignKey(Task, null=True, blank=True, on_delete=models.PROTECT, related_name="notifications")
+    event = models.CharField(max_length=64)
+    channel = models.CharField(max_length=16, choices=NotificationChannel.choices)
+    target = models.CharField(max_length=1000, help_text="The email address or webhook URL.")
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    status = models.CharField(max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["mission", "created_at"], name="notification_mission_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.target}: {self.subject}"

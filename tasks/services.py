@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from agents.models import Agent
 from genesis.exceptions import DependencyCycle, DomainError, InvalidTransition
 from genesis.uploads import display_name, sha256_of, validate_upload_size
 from missions.models import Mission
@@ -19,11 +20,14 @@ from tasks.choices import (
     RUN_TRANSITIONS,
     TASK_TRANSITIONS,
     ArtifactKind,
+    NotificationStatus,
+    QuestionStatus,
     RunStatus,
+    TaskStatus,
 )
 from tasks.graph import cycle_keys, find_cycle, mission_edges
 from tasks.history import Actor, actor_fields, history_record
-from tasks.models import Artifact, Dependency, Phase, Run, Task
+from tasks.models import Artifact, Dependency, HistoryEntry, Notification, Phase, Question, Run, Task
 
 TASK_EDITABLE_FIELDS = frozenset(
     {
@@ -260,7 +264,10 @@ def run_create(*, task: Task, actor: Actor = None) -> Run:
 
 
 _RUN_TIMESTAMPS = {RunStatus.RUNNING: "started_at"}
-_RUN_FINAL = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST}
+_RUN_FINAL = {
+    RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST, RunStatus.REJECTED,
+    RunStatus.ANSWERED, RunStatus.WAITING,
+}
 
 
 def run_transition(
@@ -399,3 +406,314 @@ def _creator_fields(actor: Actor) -> dict[str, Any]:
         "created_by_user": fields.get("actor_user"),
         "created_by_agent": fields.get("actor_agent"),
     }
+
+
+# --- bulk transitions (the dispatcher moves many tasks at once: same table, one history row each) ----------
+
+
+@transaction.atomic
+def tasks_transition_bulk(
+    *, task_ids: list[int], from_status: str, to: str, actor: Actor = None, message: str = "",
+    data: dict | None = None,
+) -> list[int]:
+    """Move every listed task that is still ``from_status`` to ``to``; returns the ids that moved.
+
+    Rows are locked first, so a task another worker moved meanwhile is left alone, never overwritten."""
+    if to not in TASK_TRANSITIONS[from_status]:
+        raise InvalidTransition(entity="Task", label="(bulk)", from_status=from_status, to_status=to,
+                                allowed=sorted(TASK_TRANSITIONS[from_status]))
+    if not task_ids:
+        return []
+    rows = list(
+        Task.objects.select_for_update().filter(pk__in=task_ids, status=from_status).values_list("pk", "mission_id")
+    )
+    if not rows:
+        return []
+    ids = [pk for pk, _ in rows]
+    Task.objects.filter(pk__in=ids).update(status=to, updated_at=timezone.now())
+    fields = actor_fields(actor)
+    HistoryEntry.objects.bulk_create([
+        HistoryEntry(mission_id=mission_id, task_id=pk, event=f"task.{to}", from_status=from_status, to_status=to,
+                     message=message, data=data or {}, **fields)
+        for pk, mission_id in rows
+    ])
+    return ids
+
+
+@transaction.atomic
+def runs_create_bulk(*, tasks: list[Task], actor: Actor = None, available_at=None) -> list[Run]:
+    """A new queued attempt for each task (whose rows the caller has locked), with one history row each."""
+    if not tasks:
+        return []
+    latest = dict(
+        Run.objects.filter(task_id__in=[t.pk for t in tasks]).values("task_id").annotate(m=Max("attempt"))
+        .values_list("task_id", "m")
+    )
+    try:
+        with transaction.atomic():
+            runs = Run.objects.bulk_create([
+                Run(task_id=t.pk, attempt=(latest.get(t.pk) or 0) + 1, available_at=available_at) for t in tasks
+            ])
+    except IntegrityError:
+        raise DomainError("One of these tasks already has a live run.", code="run_active") from None
+    by_task = {t.pk: t for t in tasks}
+    fields = actor_fields(actor)
+    HistoryEntry.objects.bulk_create([
+        HistoryEntry(mission_id=by_task[r.task_id].mission_id, task_id=r.task_id, run_id=r.pk, event="run.created",
+                     to_status=RunStatus.QUEUED, message=f"Attempt {r.attempt} of {by_task[r.task_id].key} queued.",
+                     **fields)
+        for r in runs
+    ])
+    return runs
+
+
+# --- people in the loop: approve, reject, retry, cancel, answer ----------------------------------------------
+
+
+def _require_person(*, task: Task, actor: Actor, verb: str) -> None:
+    from missions.permissions import can_act_on_task
+
+    if actor is None or isinstance(actor, Agent) or not can_act_on_task(actor, task):
+        who = getattr(actor, "get_username", lambda: "the system")()
+        raise DomainError(f"{who} may not {verb} task {task.key}: only its owner or the Mission Owner may.",
+                          field="actor", code="forbidden")
+
+
+def _waiting_run(task: Task) -> Run | None:
+    return task.runs.select_for_update().filter(status=RunStatus.WAITING).order_by("-attempt").first()
+
+
+@transaction.atomic
+def task_approve(*, task: Task, actor: Actor, note: str = "") -> Task:
+    """A person accepts the task's work (an agent's proposal, or their own task): it is done, the mission moves on."""
+    task = Task.objects.select_for_update().select_related("mission").get(pk=task.pk)
+    _require_person(task=task, actor=actor, verb="approve")
+    if task.status != TaskStatus.WAITING_APPROVAL:
+        raise DomainError(f"Task {task.key} is {task.status}; only a task waiting for approval can be approved.",
+                          field="status", code="invalid_transition")
+    run = _waiting_run(task)
+    if run is not None:
+        run_transition(run=run, to=RunStatus.SUCCEEDED, actor=actor, message=note or "Approved.")
+    history_record(mission=task.mission, task=task, run=run, event="task.approved", actor=actor,
+                   message=note or "Approved.", data={"note": note})
+    task_transition(task=task, to=TaskStatus.DONE, actor=actor, run=run, message=note or "Approved.")
+    from tasks import engine
+
+    engine.after_task_done(task=task, actor=actor)
+    return task
+
+
+def _reopen_downstream(*, task: Task, actor: Actor, reason: str) -> list[str]:
+    """Every task downstream of ``task`` goes back to pending (live work cancelled); returns their keys."""
+    children: dict[int, list[int]] = {}
+    for child, parent in Dependency.objects.filter(task__mission_id=task.mission_id).values_list(
+        "task_id", "depends_on_id"
+    ):
+        children.setdefault(parent, []).append(child)
+    seen: set[int] = set()
+    stack = list(children.get(task.pk, []))
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(children.get(node, []))
+    reopened = []
+    for child in Task.objects.select_for_update().filter(pk__in=seen).order_by("position", "id"):
+        if child.status == TaskStatus.PENDING:
+            continue
+        _stop_live_work(task=child, actor=actor, reason=reason)
+        if TaskStatus.PENDING not in TASK_TRANSITIONS[child.status]:
+            if TaskStatus.READY not in TASK_TRANSITIONS[child.status]:
+                continue
+            task_transition(task=child, to=TaskStatus.READY, actor=actor, message=reason)
+        task_transition(task=child, to=TaskStatus.PENDING, actor=actor, message=reason,
+                        data={"reopened_by": task.key})
+        reopened.append(child.key)
+    return reopened
+
+
+def _stop_live_work(*, task: Task, actor: Actor, reason: str) -> None:
+    """Cancel a task's live or waiting run and its open questions (a worker still running it is refused later)."""
+    for run in task.runs.select_for_update().filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING,
+                                                                  RunStatus.WAITING]):
+        run_transition(run=run, to=RunStatus.CANCELLED, actor=actor, message=reason)
+    for question in task.questions.select_for_update().filter(status=QuestionStatus.OPEN):
+        question_transition(question=question, to=QuestionStatus.CANCELLED, actor=actor, message=reason)
+
+
+def _reopen_mission(*, mission: Mission, actor: Actor, reason: str) -> None:
+    from missions.choices import MissionStatus
+    from missions.services import mission_transition
+
+    current = Mission.objects.values_list("status", flat=True).get(pk=mission.pk)
+    if current in {MissionStatus.COMPLETED, MissionStatus.FAILED}:
+        mission_transition(mission=mission, to=MissionStatus.ACTIVE, actor=actor, message=reason)
+
+
+def _rerun(*, task: Task, actor: Actor, message: str) -> Run | None:
+    """Start the task again as a new attempt (agent), or put it back in its owner's inbox (person)."""
+    from tasks import engine
+
+    task.attempt_base = (task.runs.aggregate(m=Max("attempt"))["m"] or 0)
+    task.save(update_fields=["attempt_base"])
+    if task.owned_by_agent:
+        if TaskStatus.QUEUED not in TASK_TRANSITIONS[task.status]:
+            task_transition(task=task, to=TaskStatus.READY, actor=actor, message=message)
+        run = run_create(task=task, actor=actor)
+        task_transition(task=task, to=TaskStatus.QUEUED, actor=actor, run=run, message=message)
+        engine.enqueue_runs([run.pk])
+        return run
+    if task.status != TaskStatus.READY:
+        task_transition(task=task, to=TaskStatus.READY, actor=actor, message=message)
+    task_transition(task=task, to=TaskStatus.WAITING_APPROVAL, actor=actor, message=message)
+    return None
+
+
+@transaction.atomic
+def task_reject(*, task: Task, actor: Actor, feedback: str) -> Task:
+    """A person rejects the task's work with written feedback: it runs again as a new attempt with the feedback in
+    its context, and the finished work downstream of it re-opens. The mission is not restarted."""
+    feedback = (feedback or "").strip()
+    if not feedback:
+        raise DomainError("Feedback is required: say what is wrong so the next attempt can fix it.",
+                          field="feedback", code="required")
+    task = Task.objects.select_for_update().select_related("mission", "owner_agent").get(pk=task.pk)
+    _require_person(task=task, actor=actor, verb="reject")
+    if task.status not in {TaskStatus.WAITING_APPROVAL, TaskStatus.DONE}:
+        raise DomainError(f"Task {task.key} is {task.status}; only work waiting for approval or done can be "
+                          "rejected.", field="status", code="invalid_transition")
+    run = _waiting_run(task)
+    if run is not None:
+        run_transition(run=run, to=RunStatus.REJECTED, actor=actor, message=feedback)
+    history_record(mission=task.mission, task=task, run=run, event="task.rejected", actor=actor,
+                   message=feedback, data={"feedback": feedback})
+    reason = f"Re-opened: upstream task {task.key} was rejected ({feedback})."
+    reopened = _reopen_downstream(task=task, actor=actor, reason=reason)
+    _reopen_mission(mission=task.mission, actor=actor, reason=f"Task {task.key} was rejected; work resumes.")
+    _rerun(task=task, actor=actor, message=f"Rejected: {feedback}")
+    if reopened:
+        history_record(mission=task.mission, task=task, event="task.downstream_reopened", actor=actor,
+                       message=f"Re-opened downstream of {task.key}: {', '.join(reopened)}.",
+                       data={"reopened": reopened})
+    return task
+
+
+@transaction.atomic
+def task_retry(*, task: Task, actor: Actor) -> Task:
+    """A person retries a failed (or cancelled) task: a new attempt with a fresh attempt budget."""
+    task = Task.objects.select_for_update().select_related("mission").get(pk=task.pk)
+    _require_person(task=task, actor=actor, verb="retry")
+    if task.status not in {TaskStatus.FAILED, TaskStatus.CANCELLED}:
+        raise DomainError(f"Task {task.key} is {task.status}; only a failed or cancelled task can be retried.",
+                          field="status", code="invalid_transition")
+    _reopen_mission(mission=task.mission, actor=actor, reason=f"Task {task.key} is retried.")
+    if task.status == TaskStatus.CANCELLED:
+        task_transition(task=task, to=TaskStatus.READY, actor=actor, message="Retried.")
+    _rerun(task=task, actor=actor, message="Retried by a person.")
+    return task
+
+
+@transaction.atomic
+def task_cancel(*, task: Task, actor: Actor, reason: str = "") -> Task:
+    """Stop a task: its live run is cancelled (the worker sees it at its next heartbeat and stops), questions close."""
+    task = Task.objects.select_for_update().select_related("mission").get(pk=task.pk)
+    if actor is not None:
+        _require_person(task=task, actor=actor, verb="cancel")
+    reason = reason or "Cancelled."
+    _stop_live_work(task=task, actor=actor, reason=reason)
+    task_transition(task=task, to=TaskStatus.CANCELLED, actor=actor, message=reason)
+    return task
+
+
+# --- questions -------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def question_create(*, task: Task, run: Run | None, addressed_to, text: str, options: list | None = None,
+                    default: str | None = None, context: dict | None = None, actor: Actor = None) -> Question:
+    question = Question.objects.create(
+        mission_id=task.mission_id, task=task, run=run, addressed_to=addressed_to, text=text,
+        options=[str(o) for o in (options or [])], default="" if default is None else str(default),
+        context=context or {},
+    )
+    history_record(mission=task.mission, task=task, run=run, event="question.asked", actor=actor,
+                   to_status=question.status, message=text,
+                   data={"question": question.pk, "addressed_to": addressed_to.get_username(),
+                         "options": question.options})
+    return question
+
+
+@transaction.atomic
+def question_transition(*, question: Question, to: str, actor: Actor = None, message: str = "",
+                        **fields: Any) -> Question:
+    locked = Question.objects.select_for_update().select_related("mission", "task").get(pk=question.pk)
+    allowed = {QuestionStatus.OPEN: {QuestionStatus.ANSWERED, QuestionStatus.CANCELLED}}.get(locked.status, set())
+    if to not in allowed:
+        raise InvalidTransition(entity="Question", label=str(locked.pk), from_status=locked.status, to_status=to,
+                                allowed=sorted(allowed))
+    current = locked.status
+    locked.status = to
+    for field, value in fields.items():
+        setattr(locked, field, value)
+    locked.save()
+    history_record(mission=locked.mission, task=locked.task, run=locked.run, event=f"question.{to}", actor=actor,
+                   from_status=current, to_status=to, message=message,
+                   data={"question": locked.pk, **({"answer": fields["answer"]} if "answer" in fields else {})})
+    question.status = to
+    return locked
+
+
+@transaction.atomic
+def question_answer(*, question: Question, actor: Actor, answer: str) -> Question:
+    """A person answers an agent's question: the task runs again as a new attempt with the answer in context."""
+    question = Question.objects.select_for_update().select_related("task__mission").get(pk=question.pk)
+    task = question.task
+    answer = "" if answer is None else str(answer).strip()
+    if not answer:
+        raise DomainError("An answer is required.", field="answer", code="required")
+    if question.options and answer not in question.options:
+        raise DomainError(f"Choose one of the offered answers: {', '.join(question.options)}.", field="answer",
+                          code="invalid_choice")
+    from missions.permissions import can_act_on_task
+
+    if actor is None or isinstance(actor, Agent) or not (
+        actor.pk == question.addressed_to_id or can_act_on_task(actor, task)
+    ):
+        raise DomainError("Only the person asked, the task's owner or the Mission Owner may answer.",
+                          field="actor", code="forbidden")
+    if question.status != QuestionStatus.OPEN:
+        raise DomainError(f"This question is already {question.status}.", field="status", code="invalid_transition")
+    question_transition(question=question, to=QuestionStatus.ANSWERED, actor=actor, message=answer,
+                        answer=answer, answered_by=actor, answered_at=timezone.now())
+    locked_task = Task.objects.select_for_update().select_related("mission").get(pk=task.pk)
+    if question.run_id:
+        run = Run.objects.get(pk=question.run_id)
+        if run.status == RunStatus.WAITING:
+            run_transition(run=run, to=RunStatus.ANSWERED, actor=actor, message=answer)
+    if locked_task.status == TaskStatus.WAITING_INPUT and not locked_task.questions.filter(
+        status=QuestionStatus.OPEN
+    ).exists():
+        _rerun(task=locked_task, actor=actor, message=f"Answered: {answer}")
+    return question
+
+
+# --- notifications ----------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def notification_transition(*, notification: Notification, to: str, error: str = "") -> Notification:
+    """Record a delivery attempt's result: sent, or failed (with the error); each attempt is in history."""
+    locked = Notification.objects.select_for_update().select_related("mission").get(pk=notification.pk)
+    current = locked.status
+    locked.attempts += 1
+    locked.status = to
+    locked.last_error = error
+    if to == NotificationStatus.SENT:
+        locked.sent_at = timezone.now()
+    locked.save()
+    history_record(
+        mission=locked.mission, task=locked.task, event=f"notification.{to}", from_status=current, to_status=to,
+        message=(f"{locked.channel} to {locked.target}: " + (error or locked.subject)),
+        data={"notification": locked.pk, "attempt": locked.attempts, "channel": locked.channel},
+    )
+    return locked

@@ -1,0 +1,715 @@
+"""The execution engine: dispatch of ready tasks, the exactly-once run ledger, leases, retries and the sweep.
+
+How a task runs:
+1. ``dispatch`` (at launch, at every completion, and in the periodic sweep) moves a pending task whose
+   prerequisites are done, whose phase is workable and whose mission is active to ``ready``; an agent's ready
+   task gets a queued Run and is handed to django-q2 in the same transaction (the ORM brokers' queue row commits
+   with it; Redis is told after the commit). A person's ready task waits in their inbox (``waiting_approval``).
+2. A worker runs ``execute_run(run_id)``. django-q2 delivers at least once, so the worker first *claims* the run
+   with a conditional, row-locked update (``SKIP LOCKED`` on PostgreSQL): only a ``queued`` run can be claimed, and
+   the claim carries a lease token and expiry that a heartbeat thread renews while the agent works.
+3. The agent's outcome is recorded only by the holder of the current lease: a stale worker's late result is
+   refused and the refusal recorded. A run whose lease expires (its worker died or stalled) is marked ``lost`` by
+   the sweep and the task retried as a new attempt, with backoff, up to its max attempts; then it fails and the
+   owner is told.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from agents import registry
+from agents.base import AgentContext, Failed, NeedsApproval, NeedsInput, Outcome, Succeeded
+from agents.models import Connection
+from genesis.exceptions import DomainError
+from missions import services as mission_services
+from missions.choices import MissionMode, MissionStatus
+from missions.models import Mission
+from tasks import notifications, services
+from tasks.acceptance import evaluate_acceptance, evaluate_success
+from tasks.choices import TASK_FINISHED, PhaseStatus, QuestionStatus, RunStatus, TaskStatus
+from tasks.history import Actor, history_record
+from tasks.models import Dependency, HistoryEntry, Question, Run, Task
+from tasks.phase_gate import WORKABLE, phases_advance
+
+logger = logging.getLogger("genesis.engine")
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+def lease_seconds() -> float:
+    return _setting("GENESIS_LEASE_SECONDS", 30.0)
+
+
+def heartbeat_seconds() -> float:
+    """How often a running agent's lease is renewed and its cancellation checked."""
+    return min(_setting("GENESIS_HEARTBEAT_SECONDS", 1.0), lease_seconds() / 3)
+
+
+def backoff_seconds(failures: int) -> float:
+    """Delay before the next automatic attempt: base · 2^(failures-1), capped."""
+    base = _setting("GENESIS_RETRY_BACKOFF_SECONDS", 5.0)
+    if base <= 0 or failures <= 0:
+        return 0.0
+    return min(base * 2 ** (failures - 1), _setting("GENESIS_RETRY_BACKOFF_MAX_SECONDS", 300.0))
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- handing runs to the queue ------------------------------------------------------------------------------
+
+
+def _broker_is_transactional() -> bool:
+    """The ORM brokers store the queue row in the same database: it can commit with the run (an outbox)."""
+    conf = settings.Q_CLUSTER
+    return not conf.get("sync") and "orm" in conf and "redis" not in conf
+
+
+def enqueue_runs(run_ids: list[int]) -> None:
+    """Hand queued runs to django-q2. With an ORM broker the queue rows commit in the caller's transaction, so a
+    run is never created without its queue entry; otherwise (Redis, sync mode) they are sent after the commit."""
+    if not run_ids:
+        return
+    Run.objects.filter(pk__in=run_ids).update(enqueued_at=timezone.now())
+    if _broker_is_transactional():
+        _send(run_ids)
+    else:
+        ids = list(run_ids)
+        transaction.on_commit(lambda: _send(ids))
+
+
+def _send(run_ids: list[int]) -> None:
+    from django_q.tasks import async_task
+
+    for run_id in run_ids:
+        async_task("tasks.engine.execute_run", run_id, task_name=f"run-{run_id}", save=False)
+
+
+# --- dispatch -----------------------------------------------------------------------------------------------
+
+
+def _unfinished_parent(task_ref) -> Exists:
+    return Exists(
+        Dependency.objects.filter(task_id=task_ref).exclude(depends_on__status__in=TASK_FINISHED)
+    )
+
+
+def _promote(*, mission: Mission, candidate_ids: list[int], actor: Actor = None) -> list[int]:
+    """Move the candidates that really are ready (checked under their row locks) on: agent tasks get a queued
+    run, people's tasks go to their inbox. Returns the run ids enqueued."""
+    if not candidate_ids or mission.status != MissionStatus.ACTIVE:
+        return []
+    locked = list(
+        Task.objects.select_for_update().filter(pk__in=sorted(candidate_ids), status=TaskStatus.PENDING)
+        .order_by("pk").values_list("pk", flat=True)
+    )
+    if not locked:
+        return []
+    # Read after the locks: a parent that finished in a transaction committed meanwhile is seen as finished, so a
+    # task whose parents finish at the same moment is promoted by exactly one of them.
+    ready = list(
+        Task.objects.filter(pk__in=locked)
+        .filter(Q(phase__isnull=True) | Q(phase__status__in=WORKABLE))
+        .exclude(_unfinished_parent(OuterRef("pk")))
+        .only("pk", "mission_id", "key", "owner_agent_id", "owner_user_id")
+    )
+    if not ready:
+        return []
+    services.tasks_transition_bulk(task_ids=[t.pk for t in ready], from_status=TaskStatus.PENDING,
+                                   to=TaskStatus.READY, actor=actor, message="All prerequisites are done.")
+    return _start_ready(mission=mission, tasks=ready, actor=actor)
+
+
+def _start_ready(*, mission: Mission, tasks: list[Task], actor: Actor = None) -> list[int]:
+    agent_tasks = [t for t in tasks if t.owner_agent_id]
+    person_tasks = [t for t in tasks if t.owner_user_id]
+    run_ids: list[int] = []
+    if agent_tasks:
+        runs = services.runs_create_bulk(tasks=agent_tasks, actor=actor)
+        services.tasks_transition_bulk(task_ids=[t.pk for t in agent_tasks], from_status=TaskStatus.READY,
+                                       to=TaskStatus.QUEUED, actor=actor, message="Queued for its agent.")
+        run_ids = [r.pk for r in runs]
+        enqueue_runs(run_ids)
+    if person_tasks:
+        moved = set(services.tasks_transition_bulk(
+            task_ids=[t.pk for t in person_tasks], from_status=TaskStatus.READY, to=TaskStatus.WAITING_APPROVAL,
+            actor=actor, message="Waiting in its owner's inbox.",
+        ))
+        for task in Task.objects.filter(pk__in=moved).select_related("owner_user"):
+            notifications.notify(
+                mission=mission, task=task, event="task.waiting_approval", person=task.owner_user,
+                subject=f"[{mission.name}] Your task {task.key} is ready",
+                body=f"Task {task.key} ({task.title}) of mission “{mission.name}” is ready for you: "
+                     "do it, then approve it (or reject it with feedback).",
+            )
+    return run_ids
+
+
+@transaction.atomic
+def dispatch_ready(*, mission_id: int, actor: Actor = None) -> list[int]:
+    """Find and start every task of the mission that is ready (the full scan used at launch, resume and by the
+    sweep). Returns the run ids enqueued."""
+    mission = Mission.objects.get(pk=mission_id)
+    if mission.status != MissionStatus.ACTIVE:
+        return []
+    candidates = list(
+        Task.objects.filter(mission_id=mission_id, status=TaskStatus.PENDING)
+        .filter(Q(phase__isnull=True) | Q(phase__status__in=WORKABLE))
+        .exclude(_unfinished_parent(OuterRef("pk")))
+        .values_list("pk", flat=True)
+    )
+    run_ids = _promote(mission=mission, candidate_ids=candidates, actor=actor)
+    # Ready tasks left behind (e.g. a person's retried task) are started too.
+    leftover = list(Task.objects.filter(mission_id=mission_id, status=TaskStatus.READY).select_for_update()
+                    .only("pk", "mission_id", "key", "owner_agent_id", "owner_user_id"))
+    if leftover:
+        run_ids += _start_ready(mission=mission, tasks=leftover, actor=actor)
+    _maybe_complete(mission_id=mission_id, actor=actor)
+    return run_ids
+
+
+def after_task_done(*, task: Task, actor: Actor = None) -> None:
+    """Everything that follows a finished task, in the caller's transaction: its dependents that became ready
+    start, its phase may be left (and in step mode the mission pauses there), and a finished mission completes."""
+    mission = task.mission
+    if mission.status != MissionStatus.ACTIVE:
+        return
+    children = list(Dependency.objects.filter(depends_on_id=task.pk).values_list("task_id", flat=True))
+    if children:
+        _promote(mission=mission, candidate_ids=children, actor=actor)
+    if task.phase_id is not None:
+        _advance_phases(mission=mission, actor=actor)
+    if not children:
+        _maybe_complete(mission_id=mission.pk, actor=actor)
+
+
+def _advance_phases(*, mission: Mission, actor: Actor = None) -> None:
+    advance = phases_advance(mission=mission, actor=actor)
+    for phase in advance.failed:
+        notifications.notify(
+            mission=mission, event="phase.failed", person=mission.owner,
+            subject=f"[{mission.name}] Exit criteria of {phase.name} failed",
+            body=f"The exit criteria of phase {phase.name} failed; later phases wait. Waive them or re-run the "
+                 "checks once fixed.",
+        )
+    if not advance.opened:
+        return
+    if advance.passed and mission.mode == MissionMode.STEP:
+        names = ", ".join(p.name for p in advance.passed)
+        mission_services.mission_pause(
+            mission=mission, actor=actor,
+            reason=f"Step mode: phase {names} passed; waiting for the Mission Owner to continue.",
+        )
+        notifications.notify(
+            mission=mission, event="mission.step_paused", person=mission.owner,
+            subject=f"[{mission.name}] Phase {names} passed",
+            body=f"Phase {names} passed. The mission runs step by step: resume it to start "
+                 f"{', '.join(p.name for p in advance.opened)}.",
+        )
+        return
+    dispatch_ready(mission_id=mission.pk, actor=actor)
+
+
+def _maybe_complete(*, mission_id: int, actor: Actor = None) -> bool:
+    """If every task is finished, evaluate the success criteria: the mission completes, or fails with evidence."""
+    if Task.objects.filter(mission_id=mission_id).exclude(status__in=TASK_FINISHED).exists():
+        return False
+    mission = Mission.objects.select_for_update().get(pk=mission_id)
+    if mission.status != MissionStatus.ACTIVE or not Task.objects.filter(mission_id=mission_id).exists():
+        return False
+    verdict = evaluate_success(mission=mission, actor=actor)
+    if verdict.passed:
+        mission_services.mission_transition(
+            mission=mission, to=MissionStatus.COMPLETED, actor=actor,
+            message="Every task is done and the success criteria pass; waiting for the Mission Owner's sign-off.",
+            data={"checks": verdict.results},
+        )
+        notifications.notify(mission=mission, event="mission.completed", person=mission.owner,
+                              subject=f"[{mission.name}] Completed: sign-off needed",
+                              body="Every task is done and the success criteria pass. Sign the mission off to close "
+                                   "it.")
+        return True
+    failures = "; ".join(f"{r.get('name')}: {r.get('message')}" for r in verdict.failures)
+    mission_services.mission_transition(
+        mission=mission, to=MissionStatus.FAILED, actor=actor,
+        message=f"Every task is done but success criteria fail: {failures}", data={"checks": verdict.results},
+    )
+    notifications.notify(mission=mission, event="mission.failed", person=mission.owner,
+                         subject=f"[{mission.name}] Success criteria failed", body=failures)
+    return False
+
+
+# --- mission lifecycle --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def mission_start(*, mission: Mission, actor: Actor = None) -> Mission:
+    """Launch a draft mission: it becomes active, its first phase opens and its ready tasks start."""
+    mission_services.mission_launch(mission=mission, actor=actor)
+    if mission.phases.exists():
+        phases_advance(mission=mission, actor=actor)
+    dispatch_ready(mission_id=mission.pk, actor=actor)
+    return mission
+
+
+@transaction.atomic
+def mission_pause(*, mission: Mission, actor: Actor = None, reason: str = "") -> Mission:
+    """Pause: no new attempt starts (queued runs stay queued); running attempts finish what they do."""
+    return mission_services.mission_pause(mission=mission, actor=actor, reason=reason)
+
+
+@transaction.atomic
+def mission_resume(*, mission: Mission, actor: Actor = None) -> Mission:
+    """Resume: queued runs are handed to the workers again and whatever became ready starts."""
+    mission_services.mission_resume(mission=mission, actor=actor)
+    if mission.phases.exists():
+        phases_advance(mission=mission, actor=actor)
+    queued = list(Run.objects.filter(task__mission=mission, status=RunStatus.QUEUED).values_list("pk", flat=True))
+    enqueue_runs(queued)
+    dispatch_ready(mission_id=mission.pk, actor=actor)
+    return mission
+
+
+@transaction.atomic
+def mission_cancel(*, mission: Mission, actor: Actor = None, reason: str = "") -> Mission:
+    """Cancel: every live run is cancelled (running agents stop at their next heartbeat), open questions close and
+    unfinished tasks are cancelled."""
+    reason = reason or "Mission cancelled."
+    mission_services.mission_cancel(mission=mission, actor=actor, reason=reason)
+    for task in Task.objects.filter(mission=mission).exclude(
+        status__in=[*TASK_FINISHED, TaskStatus.CANCELLED, TaskStatus.FAILED]
+    ):
+        services.task_cancel(task=task, actor=None, reason=reason)
+    return mission
+
+
+# --- running one attempt ------------------------------------------------------------------------------------
+
+
+class RunLog:
+    """A logger an agent writes to; the lines become the run's log (and go to the worker's log too)."""
+
+    def __init__(self, run: Run):
+        self.lines: list[str] = []
+        self._prefix = f"run {run.pk} ({run.task.key}#{run.attempt})"
+
+    def _write(self, level: str, message: str, *args: Any) -> None:
+        text = message % args if args else str(message)
+        self.lines.append(f"{timezone.now():%H:%M:%S.%f} {level} {text}")
+        logger.log(getattr(logging, level, logging.INFO), "%s: %s", self._prefix, text)
+
+    def debug(self, message, *args):
+        self._write("DEBUG", message, *args)
+
+    def info(self, message, *args):
+        self._write("INFO", message, *args)
+
+    def warning(self, message, *args):
+        self._write("WARNING", message, *args)
+
+    def error(self, message, *args):
+        self._write("ERROR", message, *args)
+
+    def exception(self, message, *args):
+        self._write("ERROR", message, *args)
+        self.lines.append(traceback.format_exc())
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+class Lease:
+    """The lease a worker holds on a run, renewed by a background thread that also enforces the timeout and notices
+    cancellation (the run is no longer ``running`` under this token)."""
+
+    def __init__(self, run: Run, token: uuid.UUID, timeout: float):
+        self.run_id = run.pk
+        self.token = token
+        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        self.cancelled = threading.Event()
+        self.timed_out = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat_loop, name=f"lease-{run.pk}", daemon=True)
+        self._used_db = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def renew(self) -> bool:
+        """Renew the lease; False (and ``cancelled`` set) when this worker no longer holds the run."""
+        now = timezone.now()
+        held = Run.objects.filter(pk=self.run_id, lease_token=self.token, status=RunStatus.RUNNING).update(
+            heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_seconds())
+        )
+        if not held:
+            self.cancelled.set()
+        return bool(held)
+
+    def _beat_loop(self) -> None:
+        try:
+            while not self._stop.wait(min(heartbeat_seconds(), max(self.deadline - time.monotonic(), 0.01))):
+                self._used_db = True
+                if time.monotonic() >= self.deadline:
+                    self.timed_out.set()
+                    self.cancelled.set()
+                    _fail_run(run_id=self.run_id, token=self.token, retryable=True, kind="timeout",
+                              error=f"Timed out after {self.timeout:g} s.", log="")
+                    return
+                if not self.renew():
+                    return
+        except Exception:  # the agent's outcome is still recorded (or refused) by the main thread
+            logger.exception("lease thread of run %s failed", self.run_id)
+        finally:
+            if self._used_db:
+                connection.close()
+
+
+def _claim(run_id: int) -> tuple[Run, uuid.UUID] | None:
+    """Claim a queued run for this worker, or say why not (another holds it, it already ran, its mission waits)."""
+    with transaction.atomic():
+        qs = Run.objects.select_related("task__mission", "task__owner_agent")
+        if _is_postgres():
+            qs = qs.select_for_update(skip_locked=True, of=("self",))
+        else:
+            qs = qs.select_for_update()
+        run = qs.filter(pk=run_id).first()
+        if run is None:
+            return None  # gone, or being claimed by another worker right now
+        task, mission = run.task, run.task.mission
+        if run.status != RunStatus.QUEUED:
+            history_record(mission=mission, task=task, run=run, event="run.claim_refused", from_status=run.status,
+                           message=f"Attempt {run.attempt} was delivered again while {run.status}; not run twice.",
+                           data={"worker": _worker_id()})
+            return None
+        if mission.status != MissionStatus.ACTIVE:
+            return None  # paused or stopped: the run stays queued; resume hands it on again
+        now = timezone.now()
+        if run.available_at and run.available_at > now:
+            return None  # backing off: the sweep hands it on when it is due
+        token = uuid.uuid4()
+        run = services.run_transition(
+            run=run, to=RunStatus.RUNNING, worker=_worker_id(), lease_token=token,
+            lease_expires_at=now + timedelta(seconds=lease_seconds()), heartbeat_at=now,
+            message=f"Claimed by {_worker_id()}.",
+        )
+        services.task_transition(task=task, to=TaskStatus.RUNNING, expected=TaskStatus.QUEUED, run=run)
+        return run, token
+
+
+def _context(run: Run, lease: Lease, log: RunLog) -> AgentContext:
+    task, mission = run.task, run.task.mission
+    feedback: list[dict] = []
+    answers: list[dict] = []
+    if run.attempt > 1:
+        feedback = [
+            {"feedback": e.data.get("feedback", e.message), "at": e.created_at.isoformat(), "by": e.actor_label}
+            for e in HistoryEntry.objects.filter(task=task, event="task.rejected").select_related("actor_user")
+        ]
+        answers = [
+            {"question": q.text, "answer": q.answer, "by": q.answered_by.get_username() if q.answered_by else "",
+             "context": q.context}
+            for q in Question.objects.filter(task=task, status=QuestionStatus.ANSWERED)
+            .select_related("answered_by").order_by("answered_at")
+        ]
+    connections: dict[str, Connection] = {}
+    wanted = [("source", mission.source_connection_id), ("target", mission.target_connection_id)]
+    names = [n for n in (task.config or {}).get("connections", []) if isinstance(n, str)]
+    if any(pk for _, pk in wanted) or names:
+        by_pk = {c.pk: c for c in Connection.objects.filter(Q(pk__in=[pk for _, pk in wanted if pk])
+                                                            | Q(name__in=names))}
+        for role, pk in wanted:
+            if pk in by_pk:
+                connections[role] = by_pk[pk]
+        for c in by_pk.values():
+            connections.setdefault(c.name, c)
+
+    def write_artifact(*, name: str, kind: str, content, content_type: str = ""):
+        if not Run.objects.filter(pk=run.pk, lease_token=lease.token, status=RunStatus.RUNNING).exists():
+            raise DomainError("This worker no longer holds the run; the artifact was not stored.", code="stale_lease")
+        return services.artifact_create(mission=mission, task=task, run=run, kind=kind, name=name, file=content,
+                                        content_type=content_type, actor=task.owner_agent)
+
+    workspace = Path(settings.VAR_DIR) / "runs" / str(run.pk)
+    return AgentContext(
+        mission=mission, task=task, run=run, agent=task.owner_agent, config={**(task.owner_agent.config or {}),
+                                                                            **(task.config or {})},
+        connections=connections, feedback=feedback, answers=answers, write_artifact=write_artifact, log=log,
+        heartbeat=lease.renew, cancelled=lease.cancelled.is_set, workspace=workspace,
+    )
+
+
+def _run_agent(run: Run, context: AgentContext, log: RunLog) -> Outcome:
+    agent = run.task.owner_agent
+    try:
+        if not agent.enabled:
+            return Failed(error=f"Agent {agent.name} is disabled.", retryable=False)
+        implementation = registry.get(agent.kind)()
+        outcome = implementation.run(context)
+    except registry.UnknownAgentKind as error:
+        return Failed(error=str(error), retryable=False)
+    except Exception as error:
+        log.lines.append(traceback.format_exc())
+        return Failed(error=f"{type(error).__name__}: {error}", retryable=True)
+    if not isinstance(outcome, Succeeded | NeedsInput | NeedsApproval | Failed):
+        return Failed(error=f"Agent {agent.kind} answered {type(outcome).__name__}, not an outcome.", retryable=False)
+    return outcome
+
+
+def execute_run(run_id: int) -> str:
+    """What a worker runs for a queued run: claim it, run its agent under a lease, record the outcome exactly once.
+    Returns a short word for logs and tests: the outcome, or why nothing was done."""
+    claimed = _claim(run_id)
+    if claimed is None:
+        return "skipped"
+    run, token = claimed
+    task = run.task
+    log = RunLog(run)
+    lease = Lease(run, token, timeout=float(task.timeout_seconds))
+    lease.start()
+    try:
+        context = _context(run, lease, log)
+        outcome = _run_agent(run, context, log)
+    finally:
+        lease.stop()
+    if lease.timed_out.is_set():
+        _refuse_late(run=run, token=token, why="it ran past its timeout")
+        return "timeout"
+    try:
+        return _record(run=run, token=token, outcome=outcome, log=log)
+    except DomainError as error:
+        if error.code == "stale_lease":
+            logger.warning("run %s: result refused, this worker lost the lease", run.pk)
+            return "refused"
+        raise
+
+
+def _refuse_late(*, run: Run, token, why: str) -> None:
+    history_record(mission=run.task.mission, task=run.task, run=run, event="run.stale_result_refused",
+                   message=f"The agent of attempt {run.attempt} returned after {why}; its result was not recorded.",
+                   data={"worker": _worker_id()})
+
+
+def _record(*, run: Run, token, outcome: Outcome, log: RunLog) -> str:
+    task, mission, agent = run.task, run.task.mission, run.task.owner_agent
+    if isinstance(outcome, Succeeded):
+        verdict = evaluate_acceptance(task=task, run=run, actor=agent)
+        if not verdict.passed:
+            failures = "; ".join(f"{r.get('name')}: {r.get('message')}" for r in verdict.failures)
+            _fail_run(run_id=run.pk, token=token, retryable=True, kind="acceptance", log=log.text,
+                      error=f"Acceptance checks failed: {failures}",
+                      result={**outcome.outputs, "checks": verdict.results})
+            return "failed"
+        with transaction.atomic():
+            done = services.run_transition(
+                run=run, to=RunStatus.SUCCEEDED, held_token=token, require_token=True, actor=agent,
+                message=outcome.summary or "Succeeded.", log=log.text,
+                result={**outcome.outputs, **({"checks": verdict.results} if verdict.results else {})},
+            )
+            services.task_transition(task=task, to=TaskStatus.DONE, expected=TaskStatus.RUNNING, run=done,
+                                     actor=agent, message=outcome.summary or "Done.")
+            after_task_done(task=task, actor=agent)
+        return "succeeded"
+    if isinstance(outcome, NeedsApproval):
+        with transaction.atomic():
+            waiting = services.run_transition(
+                run=run, to=RunStatus.WAITING, held_token=token, require_token=True, actor=agent, log=log.text,
+                message=outcome.summary, result={**outcome.outputs, "summary": outcome.summary},
+            )
+            services.task_transition(task=task, to=TaskStatus.WAITING_APPROVAL, expected=TaskStatus.RUNNING,
+                                     run=waiting, actor=agent, message=outcome.summary)
+            notifications.notify(
+                mission=mission, task=task, event="task.waiting_approval", person=mission.owner,
+                subject=f"[{mission.name}] Approval needed: {task.key}",
+                body=f"{agent.name} proposes for task {task.key}: {outcome.summary}\nApprove it, or reject it with "
+                     "feedback.",
+            )
+        return "waiting_approval"
+    if isinstance(outcome, NeedsInput):
+        with transaction.atomic():
+            waiting = services.run_transition(
+                run=run, to=RunStatus.WAITING, held_token=token, require_token=True, actor=agent, log=log.text,
+                message=f"Asked: {outcome.question}", result={"question": outcome.question},
+            )
+            services.task_transition(task=task, to=TaskStatus.WAITING_INPUT, expected=TaskStatus.RUNNING,
+                                     run=waiting, actor=agent, message=f"Waiting for an answer: {outcome.question}")
+            person = task.owner_user or mission.owner
+            services.question_create(task=task, run=waiting, addressed_to=person, text=outcome.question,
+                                     options=outcome.options, default=outcome.default, context=outcome.context,
+                                     actor=agent)
+            notifications.notify(
+                mission=mission, task=task, event="question.asked", person=person,
+                subject=f"[{mission.name}] Question on {task.key}",
+                body=f"{agent.name} asks: {outcome.question}"
+                     + (f"\nOptions: {', '.join(map(str, outcome.options))}" if outcome.options else ""),
+            )
+        return "waiting_input"
+    _fail_run(run_id=run.pk, token=token, retryable=outcome.retryable, kind="error", error=outcome.error,
+              log=log.text, result=outcome.outputs)
+    return "failed"
+
+
+def _fail_run(*, run_id: int, token, retryable: bool, kind: str, error: str, log: str,
+              result: dict | None = None) -> bool:
+    """Record a failed attempt (only the lease holder may) and retry the task or fail it."""
+    try:
+        with transaction.atomic():
+            run = Run.objects.select_related("task__mission", "task__owner_agent").get(pk=run_id)
+            failed = services.run_transition(
+                run=run, to=RunStatus.FAILED, held_token=token, require_token=True, actor=run.task.owner_agent,
+                message=error, error=error, log=log, result={**(result or {}), "failure": kind},
+            )
+            _retry_or_fail(task=run.task, run=failed, retryable=retryable, reason=error)
+    except DomainError as refused:
+        if refused.code != "stale_lease":
+            raise
+        return False
+    return True
+
+
+def _retry_or_fail(*, task: Task, run: Run, retryable: bool, reason: str, actor: Actor = None) -> None:
+    """After a failed or lost attempt: a new attempt (with backoff) while attempts remain, else the task fails, the
+    mission stops and the owner is told."""
+    task = Task.objects.select_for_update().select_related("mission", "owner_user").get(pk=task.pk)
+    failures = task.runs.filter(attempt__gt=task.attempt_base,
+                                status__in=[RunStatus.FAILED, RunStatus.LOST]).count()
+    mission = task.mission
+    if task.status not in {TaskStatus.RUNNING, TaskStatus.QUEUED}:
+        return  # cancelled or moved on meanwhile
+    if retryable and failures < task.max_attempts:
+        delay = backoff_seconds(failures)
+        available = timezone.now() + timedelta(seconds=delay) if delay else None
+        (new,) = services.runs_create_bulk(tasks=[task], actor=actor, available_at=available)
+        history_record(mission=mission, task=task, run=new, event="run.retry_scheduled", actor=actor,
+                       message=f"Attempt {new.attempt} of {task.max_attempts + task.attempt_base} after: {reason}"
+                       + (f" (in {delay:g} s)" if delay else ""),
+                       data={"failures": failures, "backoff_seconds": delay, "previous_run": run.pk})
+        if task.status == TaskStatus.RUNNING:
+            services.task_transition(task=task, to=TaskStatus.QUEUED, actor=actor, run=new,
+                                     message=f"Retrying: {reason}")
+        if not delay:
+            enqueue_runs([new.pk])
+        return
+    services.task_transition(task=task, to=TaskStatus.FAILED, actor=actor, run=run,
+                             message=f"Failed after {failures} attempt(s): {reason}",
+                             data={"failures": failures, "retryable": retryable})
+    if mission.status in {MissionStatus.ACTIVE, MissionStatus.PAUSED}:
+        mission_services.mission_transition(mission=mission, to=MissionStatus.FAILED, actor=actor,
+                                            message=f"Task {task.key} failed: {reason}")
+    person = task.owner_user or mission.owner
+    notifications.notify(
+        mission=mission, task=task, event="task.failed", person=person,
+        subject=f"[{mission.name}] Task {task.key} failed",
+        body=f"Task {task.key} failed after {failures} attempt(s): {reason}\nRetry it once the cause is fixed.",
+    )
+
+
+# --- the sweep: recovers whatever an event missed -----------------------------------------------------------
+
+
+def sweep() -> dict[str, int]:
+    """Mark runs whose lease expired ``lost`` (and retry them), fail runs past their timeout, hand on queued runs
+    that are due and were never (or long ago) enqueued, and dispatch active missions' ready tasks."""
+    counts = {"lost": 0, "timed_out": 0, "enqueued": 0, "dispatched": 0}
+    now = timezone.now()
+    expired = list(Run.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+                   .values_list("pk", flat=True)[:500])
+    for run_id in expired:
+        counts["lost"] += _mark_lost(run_id)
+    stale_after = timedelta(seconds=max(float(settings.Q_CLUSTER.get("retry", 60)), lease_seconds()) + 5)
+    due = list(
+        Run.objects.filter(status=RunStatus.QUEUED, task__mission__status=MissionStatus.ACTIVE)
+        .filter(Q(available_at__isnull=True) | Q(available_at__lte=now))
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - stale_after)
+                | Q(available_at__isnull=False, enqueued_at__lt=F("available_at")))
+        .values_list("pk", flat=True)[:500]
+    )
+    if due:
+        with transaction.atomic():
+            enqueue_runs(due)
+        counts["enqueued"] = len(due)
+    missions = Mission.objects.filter(status=MissionStatus.ACTIVE).filter(
+        Exists(Task.objects.filter(mission=OuterRef("pk"), status__in=[TaskStatus.PENDING, TaskStatus.READY]))
+        | ~Exists(Task.objects.filter(mission=OuterRef("pk")).exclude(status__in=TASK_FINISHED))
+    ).values_list("pk", flat=True)
+    for mission_id in missions:
+        counts["dispatched"] += len(dispatch_ready(mission_id=mission_id))
+    return counts
+
+
+def _mark_lost(run_id: int) -> int:
+    with transaction.atomic():
+        qs = Run.objects.select_related("task__mission", "task__owner_agent")
+        qs = qs.select_for_update(skip_locked=True, of=("self",)) if _is_postgres() else qs.select_for_update()
+        run = qs.filter(pk=run_id, status=RunStatus.RUNNING, lease_expires_at__lt=timezone.now()).first()
+        if run is None:
+            return 0
+        worker = run.worker
+        lost = services.run_transition(
+            run=run, to=RunStatus.LOST, message=f"Lease of {worker} expired without a heartbeat; the worker is "
+            "presumed dead or stalled.", data={"worker": worker},
+            error=f"Lost: lease of {worker} expired.",
+        )
+        _retry_or_fail(task=run.task, run=lost, retryable=True, reason=f"worker {worker} was lost")
+    return 1
+
+
+# --- driving a mission from one process (run_mission, tests) ------------------------------------------------
+
+
+def pending_runs(mission: Mission) -> list[int]:
+    now = timezone.now()
+    return list(
+        Run.objects.filter(task__mission=mission, status=RunStatus.QUEUED)
+        .filter(Q(available_at__isnull=True) | Q(available_at__lte=now)).order_by("pk").values_list("pk", flat=True)
+    )
+
+
+def auto_decide(mission: Mission) -> int:
+    """Approve what waits for approval and answer open questions with their default (``--auto-approve``),
+    acting as the Mission Owner. Returns how many decisions were made."""
+    decided = 0
+    for task in Task.objects.filter(mission=mission, status=TaskStatus.WAITING_APPROVAL):
+        services.task_approve(task=task, actor=mission.owner, note="Auto-approved (run_mission --auto-approve).")
+        decided += 1
+    for question in Question.objects.filter(mission=mission, status=QuestionStatus.OPEN):
+        answer = question.default or (question.options[0] if question.options else "yes")
+        services.question_answer(question=question, actor=mission.owner, answer=answer)
+        decided += 1
+    return decided
+
+
+def waiting_on_people(mission: Mission) -> bool:
+    return Task.objects.filter(
+        mission=mission, status__in=[TaskStatus.WAITING_APPROVAL, TaskStatus.WAITING_INPUT]
+    ).exists()
+
+
+def phases_blocked(mission: Mission) -> bool:
+    return mission.phases.filter(status=PhaseStatus.FAILED).exists()
