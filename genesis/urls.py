@@ -2,7 +2,8 @@
 
 from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 admin.site.site_header = "Genesis"
@@ -10,8 +11,13 @@ admin.site.site_title = "Genesis"
 admin.site.index_title = "Missions, tasks and agents"
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="missions:list", permanent=False)),
     path("admin/", admin.site.urls),
+    # Pages (issue 9): sign-in for people, then missions, cockpit, my work, dashboard.
+    path("login/", auth_views.LoginView.as_view(next_page="missions:list"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
+    path("", include("missions.urls")),
+    path("", include("tasks.urls")),
 ]
 
 if settings.DEBUG:

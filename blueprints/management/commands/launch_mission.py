@@ -1,0 +1,55 @@
+"""``manage.py launch_mission --blueprint SLUG --name ... --owner USER [--param k=v ...]``: create a mission
+from a blueprint and print its id."""
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from blueprints.models import BlueprintVersion
+from blueprints.selectors import blueprint_version_get
+from blueprints.services import blueprint_launch
+from genesis.exceptions import DomainError
+from missions.choices import MissionMode
+
+
+class Command(BaseCommand):
+    help = "Create a draft mission from a blueprint (its tasks, owners, criteria and dependencies) and print its " \
+           "id. Parameters not given are pre-filled from the blueprint's defaults and the connections."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--blueprint", required=True, help="Blueprint slug.")
+        parser.add_argument("--version", dest="number", type=int, help="Version number (default: the latest).")
+        parser.add_argument("--name", required=True, help="The mission's name.")
+        parser.add_argument("--owner", required=True, help="Username of the Mission Owner.")
+        parser.add_argument("--objective", default="", help="Default: the blueprint's objective, filled in.")
+        parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                            help="A parameter value; lists as a,b,c. Repeat for several.")
+        parser.add_argument("--mode", choices=MissionMode.values, default=MissionMode.STEP)
+        parser.add_argument("--task-owner", help="Username who owns the actions a blueprint gives to task_owner.")
+
+    def handle(self, *args, **options):
+        users = get_user_model()
+        try:
+            version = blueprint_version_get(slug=options["blueprint"], number=options["number"])
+        except BlueprintVersion.DoesNotExist:
+            raise CommandError(f"No blueprint {options['blueprint']!r} (version {options['number'] or 'latest'}) "
+                               "is loaded; load it with load_blueprint.") from None
+        params = {}
+        for item in options["param"]:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise CommandError(f"--param {item!r}: write it as key=value.")
+            params[key.strip()] = value
+        try:
+            owner = users.objects.get(**{users.USERNAME_FIELD: options["owner"]})
+            task_owner = (users.objects.get(**{users.USERNAME_FIELD: options["task_owner"]})
+                          if options["task_owner"] else None)
+        except users.DoesNotExist as error:
+            raise CommandError(f"No such user: {error}") from None
+        try:
+            mission = blueprint_launch(
+                version=version, name=options["name"], objective=options["objective"], owner=owner,
+                mode=options["mode"], params=params, actor=owner, task_owner=task_owner,
+            )
+        except DomainError as error:
+            raise CommandError(error.message) from None
+        self.stdout.write(str(mission.pk))

@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from blueprints.choices import CheckScope
+
+
+class ImmutableRow(models.Model):
+    """Base for template rows: once stored they are never changed (a change is a new blueprint version)."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError(
+                f"A stored {self._meta.verbose_name} is immutable: load a changed file to make a new version."
+            )
+        super().save(*args, **kwargs)
+
+
+class Blueprint(models.Model):
+    """A reusable mission template, identified by its slug; its content lives in numbered versions."""
+
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def latest_version(self) -> BlueprintVersion | None:
+        return self.versions.order_by("-number").first()
+
+
+class BlueprintVersion(ImmutableRow):
+    """One immutable version of a blueprint: its parameters, phases, actions and criteria as loaded."""
+
+    blueprint = models.ForeignKey(Blueprint, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    parameters = models.JSONField(default=list, blank=True, help_text="Declared parameters: name, type, default…")
+    objective = models.TextField(blank=True, help_text="The mission objective template.")
+    scope = models.TextField(blank=True, help_text="The mission scope template.")
+    success_criteria = models.JSONField(default=list, blank=True)
+    source_name = models.CharField(max_length=255, blank=True, help_text="The file it was loaded from.")
+    source_text = models.TextField(blank=True, help_text="The file as loaded.")
+    content_hash = models.CharField(max_length=64, help_text="sha256 of the normalized content.")
+    search_text = models.TextField(blank=True, help_text="Words the suggestion matches an objective against.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["blueprint_id", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["blueprint", "number"], name="blueprint_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.blueprint.slug} v{self.number}"
+
+
+class PhaseTemplate(ImmutableRow):
+    """A phase of a blueprint version: its place in the order and the exit criteria that close it."""
+
+    version = models.ForeignKey(BlueprintVersion, on_delete=models.CASCADE, related_name="phases")
+    order = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    exit_criteria = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["version_id", "order"]
+        constraints = [models.UniqueConstraint(fields=["version", "order"], name="phase_template_order_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.order}. {self.name}"
+
+
+class ActionTemplate(ImmutableRow):
+    """An action of a blueprint phase: becomes one task, with its owner, criteria, config and dependencies."""
+
+    phase = models.ForeignKey(PhaseTemplate, on_delete=models.CASCADE, related_name="actions")
+    position = models.PositiveIntegerField()
+    key = models.SlugField(max_length=64)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owner = models.CharField(max_length=100, help_text="An agent kind, or a role: mission_owner, task_owner.")
+    acceptance_criteria = models.JSONField(default=list, blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    depends_on = models.JSONField(default=list, blank=True, help_text="Keys of the actions it waits for.")
+    timeout_seconds = models.PositiveIntegerField(default=3600)
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+
+    class Meta:
+        ordering = ["phase_id", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.title}"
+
+
+class MissionOrigin(models.Model):
+    """Which blueprint version a mission was launched from, and with which parameter values."""
+
+    mission = models.OneToOneField("missions.Mission", on_delete=models.CASCADE, related_name="origin")
+    blueprint_version = models.ForeignKey(BlueprintVersion, on_delete=models.PROTECT, related_name="origins")
+    params = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.mission} from {self.blueprint_version}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("A mission's origin is a record: it cannot be changed.")
+        super().save(*args, **kwargs)
+
+
+class CheckEvaluation(models.Model):
+    """One evaluation of one check (exit, acceptance or success criterion) with its evidence and any waiver."""
+
+    mission = models.ForeignKey("missions.Mission", on_delete=models.CASCADE, related_name="check_evaluations")
+    phase = models.ForeignKey(
+        "tasks.Phase", null=True, blank=True, on_delete=models.CASCADE, related_name="check_evaluations"
+    )
+    task = models.ForeignKey(
+        "tasks.Task", null=True, blank=True, on_delete=models.CASCADE, related_name="check_evaluations"
+    )
+    run = models.ForeignKey(
+        "tasks.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="check_evaluations"
+    )
+    scope = models.CharField(max_length=16, choices=CheckScope.choices)
+    criterion_index = models.PositiveIntegerField(help_text="Position of the criterion in its list.")
+    round = models.PositiveIntegerField(default=1, help_text="Which evaluation of this list of criteria.")
+    check_type = models.CharField(max_length=50)
+    description = models.CharField(max_length=300, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    passed = models.BooleanField()
+    message = models.TextField(blank=True)
+    evidence = models.JSONField(default=dict, blank=True)
+    evaluated_at = models.DateTimeField(auto_now_add=True)
+    waived_at = models.DateTimeField(null=True, blank=True)
+    waived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    waiver_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-evaluated_at", "-id"]
+        indexes = [
+            models.Index(fields=["phase", "round", "criterion_index"], name="check_eval_phase_idx"),
+            models.Index(fields=["task", "evaluated_at"], name="check_eval_task_idx"),
+            models.Index(fields=["mission", "scope", "evaluated_at"], name="check_eval_mission_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.check_type}: {self.outcome}"
+
+    @property
+    def waived(self) -> bool:
+        return self.waived_at is not None
+
+    @property
+    def outcome(self) -> str:
+        if self.passed:
+            return "passed"
+        return "failed (waived)" if self.waived else "failed"

@@ -1,0 +1,110 @@
+"""Reads of blueprints: lists, the launch form's pre-filled parameters, suggestions for an objective."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+
+from agents.models import Connection
+from blueprints.choices import ParamType
+from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation
+
+
+def blueprint_list() -> QuerySet[Blueprint]:
+    """Blueprints with their latest version number and how many missions were launched from them."""
+    latest = BlueprintVersion.objects.filter(blueprint=OuterRef("pk")).order_by("-number")
+    return Blueprint.objects.annotate(
+        latest_number=Subquery(latest.values("number")[:1]),
+        version_count=Count("versions", distinct=True),
+        mission_count=Count("versions__origins", distinct=True),
+    ).order_by("slug")
+
+
+def blueprint_version_get(*, slug: str, number: int | None = None) -> BlueprintVersion:
+    """A version by slug and number (the latest if no number); ``BlueprintVersion.DoesNotExist`` if none."""
+    versions = BlueprintVersion.objects.select_related("blueprint").filter(blueprint__slug=slug)
+    if number is not None:
+        return versions.get(number=number)
+    version = versions.order_by("-number").first()
+    if version is None:
+        raise BlueprintVersion.DoesNotExist(f"No blueprint {slug!r} is loaded.")
+    return version
+
+
+def launch_initial_params(*, version: BlueprintVersion) -> dict[str, Any]:
+    """What the launch form and command pre-fill: each parameter's default, or for a connection parameter
+    without one, the only connection of its purpose (or the only connection at all)."""
+    values: dict[str, Any] = {}
+    connections = None
+    for param in version.parameters:
+        if param.get("default") is not None:
+            values[param["name"]] = param["default"]
+        elif param["type"] == ParamType.CONNECTION:
+            if connections is None:
+                connections = list(Connection.objects.values_list("name", "purpose"))
+            fitting = [n for n, purpose in connections if purpose == param["purpose"]] if param.get("purpose") \
+                else [n for n, _ in connections]
+            if len(fitting) == 1:
+                values[param["name"]] = fitting[0]
+    return values
+
+
+def check_evaluations_of_phase(phase) -> QuerySet[CheckEvaluation]:
+    return CheckEvaluation.objects.filter(phase=phase).select_related("waived_by").order_by("-round",
+                                                                                          "criterion_index")
+
+
+# --- suggestions ----------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    "a an and are as at be by for from in into is it of on or that the their this to with we our will be are "
+    "all each every new daily data table tables".split()
+)
+
+
+def _terms(text: str) -> set[str]:
+    words = set()
+    for word in _WORD.findall(text.lower().replace("_", " ")):
+        if len(word) < 3 or word in _STOP:
+            continue
+        words.add(word[:-1] if len(word) > 4 and word.endswith("s") and not word.endswith("ss") else word)
+    return words
+
+
+@dataclass
+class Suggestion:
+    """A blueprint that fits an objective: its latest version, a score and the words that matched."""
+
+    blueprint: Blueprint
+    version: BlueprintVersion
+    score: float
+    matched: list[str] = field(default_factory=list)
+
+
+def blueprints_suggested_for(objective: str, *, limit: int = 5) -> list[Suggestion]:
+    """Blueprints whose latest version matches the objective's words, best first; none if nothing matches.
+
+    Words in the blueprint's tags and name weigh most, then its description and objective, then its phase and
+    action titles. One query, whatever the number of blueprints.
+    """
+    wanted = _terms(objective)
+    if not wanted:
+        return []
+    latest = BlueprintVersion.objects.filter(blueprint=OuterRef("blueprint")).order_by("-number").values("pk")[:1]
+    versions = BlueprintVersion.objects.select_related("blueprint").filter(pk=Subquery(latest))
+    suggestions = []
+    for version in versions:
+        strong = _terms(" ".join(version.tags) + " " + version.name + " " + version.blueprint.slug)
+        middle = _terms(version.description + " " + version.objective)
+        weak = _terms(version.search_text)
+        matched = wanted & (strong | middle | weak)
+        if not matched:
+            continue
+        score = sum(3.0 if w in strong else 2.0 if w in middle else 1.0 for w in matched) / len(wanted)
+        suggestions.append(Suggestion(version.blueprint, version, round(score, 3), sorted(matched)))
+    suggestions.sort(key=lambda s: (-s.score, s.blueprint.slug))
+    return suggestions[:limit]

@@ -1,0 +1,480 @@
+"""Blueprint services: import (validated, versioned), export, launching a mission, waiving and re-running checks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+import yaml
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from agents import registry
+from agents.models import Agent, Connection
+from blueprints.checks import check_types, is_check, params_errors
+from blueprints.choices import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, ROLE_OWNERS, CheckScope, ParamType
+from blueprints.models import ActionTemplate, Blueprint, BlueprintVersion, CheckEvaluation, MissionOrigin, PhaseTemplate
+from blueprints.validation import BlueprintError, BlueprintInvalid, format_path, load_text, substitute
+from genesis.exceptions import DomainError
+from missions.choices import Role
+from missions.models import Mission
+from missions.permissions import can_manage
+from missions.services import membership_set, mission_create
+from tasks.choices import PhaseStatus
+from tasks.history import Actor, history_record
+from tasks.models import Phase
+from tasks.services import dependency_add, phase_create, phase_transition, task_create
+
+# --- import and export ----------------------------------------------------------------------------------
+
+
+def content_hash(spec: dict[str, Any]) -> str:
+    body = {k: v for k, v in spec.items() if k != "version"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _search_text(spec: dict[str, Any]) -> str:
+    words = [spec["slug"].replace("-", " "), spec["name"], spec["description"], " ".join(spec["tags"]),
+             spec["objective"]]
+    for phase in spec["phases"]:
+        words += [phase["name"], phase["description"]]
+        words += [f"{a['title']} {a['description']}" for a in phase["actions"]]
+    return " ".join(w for w in words if w)
+
+
+@transaction.atomic
+def blueprint_import(*, text: str, filename: str, actor: Actor = None) -> BlueprintVersion:
+    """Validate a blueprint file and store it as a version. The same content again returns the existing
+    version (``created`` False); changed content makes a new version, the stored ones never change.
+
+    Raises ``BlueprintInvalid`` with every problem; then nothing is stored.
+    """
+    spec = load_text(text, filename)
+    digest = content_hash(spec)
+    blueprint = Blueprint.objects.select_for_update().filter(slug=spec["slug"]).first()
+    if blueprint is None:
+        blueprint = Blueprint.objects.create(slug=spec["slug"], name=spec["name"])
+    versions = dict(blueprint.versions.values_list("number", "content_hash"))
+    wanted = spec.get("version")
+    if wanted is not None and wanted in versions:
+        if versions[wanted] != digest:
+            raise BlueprintInvalid(filename, [BlueprintError(
+                "version", f"version {wanted} of {spec['slug']!r} is already stored with other content, and a "
+                           f"stored version never changes: remove 'version' or use {max(versions) + 1}")])
+        existing = blueprint.versions.get(number=wanted)
+        existing.created = False
+        return existing
+    if wanted is None:
+        latest = max(versions, default=None)
+        if latest is not None and versions[latest] == digest:
+            existing = blueprint.versions.get(number=latest)
+            existing.created = False
+            return existing
+        number = (latest or 0) + 1
+    else:
+        if versions and wanted < max(versions):
+            raise BlueprintInvalid(filename, [BlueprintError(
+                "version", f"version {wanted} is older than the latest stored version {max(versions)}; "
+                           f"use {max(versions) + 1} or remove 'version'")])
+        number = wanted
+    user = actor if isinstance(actor, AbstractBaseUser) and actor.is_authenticated else None
+    version = BlueprintVersion.objects.create(
+        blueprint=blueprint, number=number, name=spec["name"], description=spec["description"],
+        tags=spec["tags"], parameters=spec["parameters"], objective=spec["objective"], scope=spec["scope"],
+        success_criteria=spec["success_criteria"], source_name=filename[:255], source_text=text,
+        content_hash=digest, search_text=_search_text(spec), created_by=user,
+    )
+    for order, phase in enumerate(spec["phases"], 1):
+        template = PhaseTemplate.objects.create(
+            version=version, order=order, name=phase["name"], description=phase["description"],
+            exit_criteria=phase["exit_criteria"],
+        )
+        ActionTemplate.objects.bulk_create([
+            ActionTemplate(
+                phase=template, position=position, key=a["key"], title=a["title"], description=a["description"],
+                owner=a["owner"], acceptance_criteria=a["acceptance_criteria"], config=a["config"],
+                depends_on=a["depends_on"], timeout_seconds=a["timeout"], max_attempts=a["max_attempts"],
+            )
+            for position, a in enumerate(phase["actions"], 1)
+        ])
+    Blueprint.objects.filter(pk=blueprint.pk).update(
+        name=spec["name"], description=spec["description"], tags=spec["tags"], updated_at=timezone.now()
+    )
+    version.created = True
+    return version
+
+
+def _export_criterion(item: Any) -> Any:
+    if not isinstance(item, dict):
+        return item
+    out: dict[str, Any] = {"type": item["type"]}
+    if item.get("params"):
+        out["params"] = item["params"]
+    if item.get("description"):
+        out["description"] = item["description"]
+    return out
+
+
+def blueprint_document(*, blueprint_version: BlueprintVersion) -> dict[str, Any]:
+    """The version as a blueprint document, built from the stored rows, defaults left out."""
+    v = blueprint_version
+    doc: dict[str, Any] = {"slug": v.blueprint.slug, "name": v.name, "version": v.number}
+    if v.description:
+        doc["description"] = v.description
+    if v.tags:
+        doc["tags"] = list(v.tags)
+    if v.parameters:
+        params = []
+        for p in v.parameters:
+            item: dict[str, Any] = {"name": p["name"], "type": p["type"]}
+            if "default" in p:
+                item["default"] = p["default"]
+            if p.get("help"):
+                item["help"] = p["help"]
+            if p.get("required", "default" not in p) != ("default" not in p):
+                item["required"] = p["required"]
+            if p.get("purpose"):
+                item["purpose"] = p["purpose"]
+            params.append(item)
+        doc["parameters"] = params
+    if v.objective:
+        doc["objective"] = v.objective
+    if v.scope:
+        doc["scope"] = v.scope
+    if v.success_criteria:
+        doc["success_criteria"] = [_export_criterion(c) for c in v.success_criteria]
+    phases = []
+    for phase in v.phases.prefetch_related("actions").order_by("order"):
+        item = {"name": phase.name}
+        if phase.description:
+            item["description"] = phase.description
+        actions = []
+        for a in phase.actions.all():
+            action: dict[str, Any] = {"key": a.key, "title": a.title}
+            if a.description:
+                action["description"] = a.description
+            action["owner"] = a.owner
+            if a.depends_on:
+                action["depends_on"] = list(a.depends_on)
+            if a.acceptance_criteria:
+                action["acceptance_criteria"] = [_export_criterion(c) for c in a.acceptance_criteria]
+            if a.config:
+                action["config"] = a.config
+            if a.timeout_seconds != DEFAULT_TIMEOUT_SECONDS:
+                action["timeout"] = a.timeout_seconds
+            if a.max_attempts != DEFAULT_MAX_ATTEMPTS:
+                action["max_attempts"] = a.max_attempts
+            actions.append(action)
+        item["actions"] = actions
+        if phase.exit_criteria:
+            item["exit_criteria"] = [_export_criterion(c) for c in phase.exit_criteria]
+        phases.append(item)
+    doc["phases"] = phases
+    return doc
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style; multi-line text as literal blocks so descriptions read like the original file."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str):
+    style = "|" if "\n" in value.strip() else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def blueprint_export(*, blueprint_version: BlueprintVersion) -> str:
+    """YAML of the version; importing it gives the same version back (same content, same number)."""
+    return yaml.dump(
+        blueprint_document(blueprint_version=blueprint_version), Dumper=_Dumper, sort_keys=False,
+        allow_unicode=True, default_flow_style=False, width=110,
+    )
+
+
+# --- launch ---------------------------------------------------------------------------------------------
+
+_TRUE = {"true", "yes", "y", "1", "on"}
+_FALSE = {"false", "no", "n", "0", "off"}
+
+
+def _coerce(param: dict[str, Any], value: Any) -> Any:
+    """A given parameter value in its declared type (text from a form or the command line is converted)."""
+    ptype, name = param["type"], param["name"]
+    field = f"params.{name}"
+    if ptype in (ParamType.STRING, ParamType.TEXT):
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise DomainError(f"Parameter {name} must be text.", field=field)
+        return str(value)
+    if ptype == ParamType.INTEGER:
+        try:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise DomainError(f"Parameter {name} must be a whole number, not {value!r}.", field=field) from None
+    if ptype == ParamType.NUMBER:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+        except (TypeError, ValueError):
+            raise DomainError(f"Parameter {name} must be a number, not {value!r}.", field=field) from None
+        return int(number) if number.is_integer() and not (isinstance(value, str) and "." in value) else number
+    if ptype == ParamType.BOOLEAN:
+        if isinstance(value, bool):
+            return value
+        if str(value).strip().lower() in _TRUE:
+            return True
+        if str(value).strip().lower() in _FALSE:
+            return False
+        raise DomainError(f"Parameter {name} must be yes or no (true/false), not {value!r}.", field=field)
+    if ptype == ParamType.LIST:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError:
+                    raise DomainError(f"Parameter {name}: {text!r} is not a JSON list.", field=field) from None
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str | int | float) for v in value):
+            raise DomainError(f"Parameter {name} must be a list of values.", field=field)
+        return value
+    if ptype == ParamType.CONNECTION:
+        if isinstance(value, Connection):
+            return value.name
+        if not isinstance(value, str) or not Connection.objects.filter(name=value).exists():
+            known = ", ".join(Connection.objects.order_by("name").values_list("name", flat=True)) or "none"
+            raise DomainError(f"Parameter {name}: no connection is named {value!r} (connections: {known}).",
+                              field=field)
+        return value
+    raise DomainError(f"Parameter {name} has an unknown type {ptype!r}.", field=field)  # pragma: no cover
+
+
+def resolve_params(*, version: BlueprintVersion, params: dict[str, Any] | None) -> dict[str, Any]:
+    """Every declared parameter's value: the given one (converted to its type), else the pre-filled one
+    (default, or what the context makes obvious), else refused if required."""
+    from blueprints.selectors import launch_initial_params
+
+    given = dict(params or {})
+    declared = {p["name"]: p for p in version.parameters}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise DomainError(
+            f"{version} has no parameter(s) {', '.join(unknown)}; it declares: {', '.join(declared) or 'none'}.",
+            field=f"params.{unknown[0]}",
+        )
+    initial = launch_initial_params(version=version)
+    values: dict[str, Any] = {}
+    for name, param in declared.items():
+        if name in given and given[name] not in (None, ""):
+            values[name] = _coerce(param, given[name])
+        elif initial.get(name) is not None:
+            values[name] = _coerce(param, initial[name])
+        elif param.get("required", True):
+            raise DomainError(f"Parameter {name} is required: {param.get('help') or param['type']}.",
+                              field=f"params.{name}")
+        else:
+            values[name] = None
+    return values
+
+
+def _agent_for(kind: str, cache: dict[str, Agent]) -> Agent:
+    """The agent that owns tasks of this kind: the first enabled one, created (named after the kind) if none."""
+    if kind in cache:
+        return cache[kind]
+    agent = Agent.objects.filter(kind=kind, enabled=True).order_by("id").first()
+    if agent is None:
+        cls = registry.get(kind)
+        name = getattr(cls, "name", "") or "".join(part.title() for part in re.split(r"[_\W]+", kind)) + "Agent"
+        if Agent.objects.filter(name=name).exists():
+            name = f"{name} ({kind})"
+        agent = Agent.objects.create(name=name, kind=kind, description=cls.description or "")
+    cache[kind] = agent
+    return agent
+
+
+def _check_substituted(criteria: list[Any], where: str, *, own_key: str | None = None) -> None:
+    known = check_types()
+    for i, criterion in enumerate(criteria):
+        if not is_check(criterion):
+            continue
+        params = criterion.get("params") or {}
+        cls = known.get(criterion["type"])
+        if cls is None:
+            raise DomainError(f"{where}[{i}]: unknown check type {criterion['type']!r}.", field="params")
+        if own_key and "task" in cls.task_params and "task" not in params:
+            params = {**params, "task": own_key}
+        problems = params_errors(criterion["type"], params)
+        if problems:
+            path, message = problems[0]
+            raise DomainError(
+                f"{where}[{i}].params{'.' + format_path(path) if path else ''}: {message} "
+                "(after putting in the parameter values).", field="params",
+            )
+
+
+@transaction.atomic
+def blueprint_launch(
+    *,
+    version: BlueprintVersion,
+    name: str,
+    objective: str,
+    owner: AbstractBaseUser,
+    mode: str = "step",
+    params: dict[str, Any] | None = None,
+    actor: Actor = None,
+    task_owner: AbstractBaseUser | None = None,
+    **mission_fields: Any,
+) -> Mission:
+    """Create a draft mission from a blueprint version: phases, tasks with owners and acceptance criteria,
+    and dependencies, all or nothing. It does not start execution (``tasks.engine.mission_start`` does).
+
+    Actions owned by ``task_owner`` go to ``task_owner`` (who gets that role), else to the Mission Owner.
+    """
+    actor = actor or owner
+    values = resolve_params(version=version, params=params)
+    phases = list(version.phases.prefetch_related("actions").order_by("order"))
+    # Everything substituted and checked before the first row is written.
+    planned = []
+    for phase in phases:
+        exit_criteria = substitute(phase.exit_criteria, values)
+        _check_substituted(exit_criteria, f"phases[{phase.order - 1}].exit_criteria")
+        actions = []
+        for a in phase.actions.all():
+            criteria = substitute(a.acceptance_criteria, values)
+            _check_substituted(criteria, f"{a.key}.acceptance_criteria", own_key=a.key)
+            criteria = [_with_task(c, a.key) for c in criteria]
+            if a.owner not in ROLE_OWNERS and not registry.is_registered(a.owner):
+                raise DomainError(f"Action {a.key} is owned by agent kind {a.owner!r}, which is not registered.",
+                                  field="owner")
+            actions.append((a, criteria))
+        planned.append((phase, exit_criteria, actions))
+    success = substitute(version.success_criteria, values)
+    _check_substituted(success, "success_criteria")
+
+    fields = dict(mission_fields)
+    for param in version.parameters:
+        target = {"source": "source_connection", "target": "target_connection"}.get(param.get("purpose", ""))
+        if param["type"] == ParamType.CONNECTION and target and target not in fields and values.get(param["name"]):
+            fields[target] = Connection.objects.get(name=values[param["name"]])
+    if version.scope and "scope" not in fields:
+        fields["scope"] = substitute(version.scope, values)
+    mission = mission_create(
+        name=name, objective=objective or substitute(version.objective, values), owner=owner, actor=actor,
+        success_criteria=success, mode=mode, **fields,
+    )
+    if task_owner is not None and task_owner.pk != owner.pk:
+        membership_set(mission=mission, user=task_owner, role=Role.TASK_OWNER, actor=actor)
+    person_for_role = {"mission_owner": owner, "task_owner": task_owner or owner}
+    MissionOrigin.objects.create(mission=mission, blueprint_version=version, params=values)
+    history_record(
+        mission=mission, event="mission.from_blueprint", actor=actor,
+        message=f"Launched from blueprint {version.blueprint.slug} version {version.number}.",
+        data={"blueprint": version.blueprint.slug, "version": version.number, "params": values},
+    )
+    agents: dict[str, Agent] = {}
+    tasks_by_key = {}
+    position = 0
+    for phase, exit_criteria, actions in planned:
+        mission_phase = phase_create(
+            mission=mission, order=phase.order, name=substitute(phase.name, values),
+            description=substitute(phase.description, values), exit_criteria=exit_criteria, actor=actor,
+        )
+        for a, criteria in actions:
+            position += 1
+            owner_fields = (
+                {"owner_user": person_for_role[a.owner]} if a.owner in ROLE_OWNERS
+                else {"owner_agent": _agent_for(a.owner, agents)}
+            )
+            tasks_by_key[a.key] = task_create(
+                mission=mission, key=a.key, title=substitute(a.title, values)[:200],
+                description=substitute(a.description, values), acceptance_criteria=criteria,
+                config=substitute(a.config, values), max_attempts=a.max_attempts,
+                timeout_seconds=a.timeout_seconds, position=position, phase=mission_phase, actor=actor,
+                **owner_fields,
+            )
+    for _phase, _exit, actions in planned:
+        for a, _criteria in actions:
+            for key in a.depends_on:
+                dependency_add(task=tasks_by_key[a.key], depends_on=tasks_by_key[key], actor=actor)
+    return mission
+
+
+def _with_task(criterion: Any, key: str) -> Any:
+    """An acceptance check that names no task is about its own task: say so in the stored criterion."""
+    if is_check(criterion):
+        cls = check_types().get(criterion["type"])
+        params = criterion.get("params") or {}
+        if cls and "task" in cls.task_params and "task" not in params:
+            return {**criterion, "params": {**params, "task": key}}
+    return criterion
+
+
+# --- waivers and re-runs --------------------------------------------------------------------------------
+
+
+def _require_owner(actor: Actor, mission: Mission, what: str) -> None:
+    if not isinstance(actor, AbstractBaseUser) or not can_manage(actor, mission):
+        raise DomainError(f"Only the Mission Owner of “{mission.name}” can {what}.", field="actor", code="forbidden")
+
+
+@transaction.atomic
+def phase_check_waive(*, result: CheckEvaluation, actor: Actor, reason: str) -> CheckEvaluation:
+    """The Mission Owner accepts a failed exit check with a reason. When every failure of the phase's latest
+    evaluation is waived, the phase is waived and the next phase opens."""
+    from tasks.phase_gate import phases_advance
+
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError("A waiver needs a reason.", field="reason")
+    evaluation = CheckEvaluation.objects.select_for_update().select_related("phase", "mission").get(pk=result.pk)
+    mission = evaluation.mission
+    _require_owner(actor, mission, "waive a check")
+    if evaluation.scope != CheckScope.EXIT or evaluation.phase_id is None:
+        raise DomainError("Only a phase's exit checks can be waived.", field="result")
+    if evaluation.passed:
+        raise DomainError("This check passed: there is nothing to waive.", field="result")
+    if evaluation.waived:
+        raise DomainError(f"This check was already waived by {evaluation.waived_by}.", field="result")
+    phase = evaluation.phase
+    latest_round = CheckEvaluation.objects.filter(phase=phase).aggregate(m=Max("round"))["m"]
+    if evaluation.round != latest_round:
+        raise DomainError("The checks of this phase ran again since: waive the latest result.", field="result")
+    evaluation.waived_at = timezone.now()
+    evaluation.waived_by = actor
+    evaluation.waiver_reason = reason
+    evaluation.save(update_fields=["waived_at", "waived_by", "waiver_reason"])
+    history_record(
+        mission=mission, event="check.waived", actor=actor,
+        message=f"Exit check {evaluation.description or evaluation.check_type} of {phase.name} waived: {reason}",
+        data={"evaluation": evaluation.pk, "phase": phase.pk, "type": evaluation.check_type, "reason": reason,
+              "failure": evaluation.message},
+    )
+    open_failures = CheckEvaluation.objects.filter(
+        phase=phase, round=latest_round, passed=False, waived_at__isnull=True
+    ).exists()
+    if not open_failures and phase.status == PhaseStatus.FAILED:
+        phase_transition(phase=phase, to=PhaseStatus.WAIVED, actor=actor,
+                         message=f"Every failed exit check of {phase.name} is waived.")
+        phases_advance(mission=mission, actor=actor)
+    result.waived_at, result.waived_by, result.waiver_reason = evaluation.waived_at, actor, reason
+    return evaluation
+
+
+def phase_check_rerun(*, phase: Phase, actor: Actor):
+    """The Mission Owner runs a failed phase's exit checks again; if they pass (or are waived) it moves on."""
+    from tasks.phase_gate import phase_recheck
+
+    _require_owner(actor, phase.mission, "re-run a phase's checks")
+    if phase.status not in {PhaseStatus.FAILED, PhaseStatus.PASSED, PhaseStatus.WAIVED}:
+        raise DomainError(f"Phase {phase.name} is {phase.status}: its checks run when its tasks are done.",
+                          field="phase")
+    return phase_recheck(phase=phase, actor=actor)

@@ -1,0 +1,536 @@
+"""Reading and validating a blueprint file: every problem is reported with the file, the path inside it
+(``phases[2].actions[0].depends_on[1]``) and what is wrong; nothing is stored unless there are none.
+
+Structure (unknown keys, types, required keys) is checked with a JSON schema (``jsonschema``); meaning
+(agent kinds, check types and their params, action keys, dependencies and cycles, parameters) in Python.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from blueprints.choices import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, ROLE_OWNERS, ParamType
+from genesis.exceptions import DomainError
+
+Path = list[str | int]
+
+# --- the file format ------------------------------------------------------------------------------------
+
+_SLUG = r"^[a-z0-9][a-z0-9_-]*$"
+_CHECK = {
+    "type": "object", "additionalProperties": False, "required": ["type"],
+    "properties": {
+        "type": {"type": "string", "minLength": 1},
+        "params": {"type": "object"},
+        "description": {"type": "string", "maxLength": 300},
+    },
+}
+# A task's acceptance criterion or a mission's success criterion: a statement (text) or a check.
+_STATEMENT_OR_CHECK = {"if": {"type": "object"}, "then": _CHECK, "else": {"type": "string", "minLength": 1}}
+_PARAMETER = {
+    "type": "object", "additionalProperties": False, "required": ["name", "type"],
+    "properties": {
+        "name": {"type": "string", "pattern": r"^[a-z_][a-z0-9_]*$", "maxLength": 64},
+        "type": {"enum": ParamType.values},
+        "default": {},
+        "help": {"type": "string"},
+        "required": {"type": "boolean"},
+        "purpose": {"enum": ["source", "target", "validation"]},
+    },
+}
+_ACTION = {
+    "type": "object", "additionalProperties": False, "required": ["key", "title", "owner"],
+    "properties": {
+        "key": {"type": "string", "pattern": _SLUG, "maxLength": 64},
+        "title": {"type": "string", "minLength": 1, "maxLength": 200},
+        "description": {"type": "string"},
+        "owner": {"type": "string", "minLength": 1},
+        "depends_on": {"type": "array", "items": {"type": "string"}},
+        "acceptance_criteria": {"type": "array", "items": _STATEMENT_OR_CHECK},
+        "config": {"type": "object"},
+        "timeout": {"type": "integer", "minimum": 1, "description": "seconds"},
+        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
+    },
+}
+_PHASE = {
+    "type": "object", "additionalProperties": False, "required": ["name", "actions"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "description": {"type": "string"},
+        "actions": {"type": "array", "items": _ACTION, "minItems": 1},
+        "exit_criteria": {"type": "array", "items": _CHECK},
+    },
+}
+BLUEPRINT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object", "additionalProperties": False, "required": ["slug", "name", "phases"],
+    "properties": {
+        "slug": {"type": "string", "pattern": _SLUG, "maxLength": 100},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "version": {"type": "integer", "minimum": 1},
+        "description": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "parameters": {"type": "array", "items": _PARAMETER},
+        "objective": {"type": "string"},
+        "scope": {"type": "string"},
+        "success_criteria": {"type": "array", "items": _STATEMENT_OR_CHECK},
+        "phases": {"type": "array", "items": _PHASE, "minItems": 1},
+    },
+}
+Draft202012Validator.check_schema(BLUEPRINT_SCHEMA)
+
+
+# --- errors ---------------------------------------------------------------------------------------------
+
+
+def format_path(path: Path) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+@dataclass(frozen=True)
+class BlueprintError:
+    """One problem in a blueprint file: where (a path like ``phases[0].actions[1].owner``) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class BlueprintInvalid(DomainError):
+    """A refused blueprint file, with every problem found in it."""
+
+    def __init__(self, filename: str, errors: list[BlueprintError]):
+        self.filename = filename
+        self.errors = errors
+        super().__init__(
+            f"{filename}: {len(errors)} problem(s):\n" + "\n".join(f"{filename}: {e}" for e in errors),
+            field="file", code="invalid_blueprint",
+        )
+
+    def lines(self) -> list[str]:
+        return [f"{self.filename}: {error}" for error in self.errors]
+
+
+# --- YAML -----------------------------------------------------------------------------------------------
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses duplicate keys and keeps dates as text (blueprints are JSON-shaped)."""
+
+    duplicate_errors: list[BlueprintError]
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, list | dict):
+                continue
+            if key in seen:
+                self.duplicate_errors.append(BlueprintError(
+                    f"line {line}", f"duplicate key {key!r} in one mapping (first on line {seen[key]})"
+                ))
+            else:
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def parse_yaml(text: str, filename: str) -> Any:
+    loader = _StrictLoader(text)
+    loader.duplicate_errors = []
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise BlueprintInvalid(filename, [BlueprintError(where, f"not valid YAML: {error.problem}")]) from None
+    except yaml.YAMLError as error:
+        raise BlueprintInvalid(filename, [BlueprintError("(file)", f"not valid YAML: {error}")]) from None
+    finally:
+        loader.dispose()
+    if loader.duplicate_errors:
+        raise BlueprintInvalid(filename, loader.duplicate_errors)
+    return data
+
+
+# --- schema problems ------------------------------------------------------------------------------------
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number",
+               type(None): "null"}
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def schema_problems(schema: dict[str, Any], instance: Any) -> list[tuple[Path, str]]:
+    """Every way ``instance`` breaks ``schema``, as (path, readable message), in document order."""
+    problems: list[tuple[Path, str]] = []
+    for error in Draft202012Validator(schema).iter_errors(instance):
+        path: Path = list(error.absolute_path)
+        validator, expected = error.validator, error.validator_value
+        if validator == "additionalProperties":
+            allowed = sorted(error.schema.get("properties", {}))
+            for key in error.instance:
+                if key not in error.schema.get("properties", {}):
+                    problems.append((path + [key], f"unknown key (allowed here: {', '.join(allowed)})"))
+        elif validator == "required":
+            missing = [key for key in expected if key not in error.instance]
+            problems.extend((path + [key], "required key is missing") for key in missing)
+        elif validator == "type":
+            wanted = " or ".join(expected) if isinstance(expected, list) else expected
+            problems.append((path, f"wrong type: expected {wanted}, got {_json_type(error.instance)}"))
+        elif validator == "enum":
+            problems.append((path, f"{error.instance!r} is not allowed; choose one of: "
+                                   f"{', '.join(map(str, expected))}"))
+        elif validator == "pattern":
+            problems.append((path, f"{error.instance!r} has the wrong form (expected {expected})"))
+        elif validator == "minItems" and expected == 1:
+            problems.append((path, "must not be empty"))
+        elif validator == "anyOf" and all(set(sub) == {"required"} for sub in expected):
+            options = [" and ".join(sub["required"]) for sub in expected]
+            problems.append((path, f"needs at least one of: {', '.join(options)}"))
+        else:
+            problems.append((path, error.message))
+    problems.sort(key=lambda item: [(0, p) if isinstance(p, int) else (1, p) for p in item[0]])
+    return problems
+
+
+# --- parameters and placeholders ------------------------------------------------------------------------
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_SAMPLES = {
+    ParamType.STRING: "sample", ParamType.TEXT: "sample", ParamType.INTEGER: 1, ParamType.NUMBER: 1.0,
+    ParamType.BOOLEAN: True, ParamType.LIST: ["sample"], ParamType.CONNECTION: "sample",
+}
+
+
+def placeholders_in(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return set(PLACEHOLDER.findall(value))
+    if isinstance(value, list):
+        return set().union(*(placeholders_in(v) for v in value)) if value else set()
+    if isinstance(value, dict):
+        return set().union(*(placeholders_in(v) for v in value.values())) if value else set()
+    return set()
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(_as_text(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def substitute(value: Any, values: dict[str, Any]) -> Any:
+    """Put parameter values into ``{{ name }}`` placeholders, in strings, lists and dicts.
+
+    A string that is exactly one placeholder takes the value itself (a list stays a list, a number a
+    number); inside longer text the value is written out.
+    """
+    if isinstance(value, str):
+        whole = PLACEHOLDER.fullmatch(value.strip())
+        if whole and whole.group(1) in values:
+            return copy.deepcopy(values[whole.group(1)])
+        return PLACEHOLDER.sub(
+            lambda m: _as_text(values[m.group(1)]) if m.group(1) in values else m.group(0), value
+        )
+    if isinstance(value, list):
+        return [substitute(v, values) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v, values) for k, v in value.items()}
+    return value
+
+
+def value_fits(param_type: str, value: Any) -> bool:
+    checks = {
+        ParamType.STRING: lambda v: isinstance(v, str),
+        ParamType.TEXT: lambda v: isinstance(v, str),
+        ParamType.CONNECTION: lambda v: isinstance(v, str) and bool(v),
+        ParamType.INTEGER: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        ParamType.NUMBER: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        ParamType.BOOLEAN: lambda v: isinstance(v, bool),
+        ParamType.LIST: lambda v: isinstance(v, list) and all(isinstance(i, str | int | float) for i in v),
+    }
+    return checks[param_type](value)
+
+
+# --- normal form ----------------------------------------------------------------------------------------
+
+
+def _criterion(item: Any) -> Any:
+    if not isinstance(item, dict):
+        return item
+    out = {"type": item["type"], "params": dict(item.get("params") or {})}
+    if item.get("description"):
+        out["description"] = item["description"]
+    return out
+
+
+def normalize(data: dict[str, Any]) -> dict[str, Any]:
+    """The blueprint with every default spelled out: what is stored, hashed and compared in a round trip."""
+    parameters = []
+    for p in data.get("parameters") or []:
+        param = {"name": p["name"], "type": p["type"], "help": p.get("help", ""),
+                 "required": p.get("required", "default" not in p)}
+        if "default" in p:
+            param["default"] = p["default"]
+        if p.get("purpose"):
+            param["purpose"] = p["purpose"]
+        parameters.append(param)
+    phases = []
+    for phase in data["phases"]:
+        actions = [
+            {
+                "key": a["key"], "title": a["title"], "description": a.get("description", ""),
+                "owner": a["owner"], "depends_on": list(a.get("depends_on") or []),
+                "acceptance_criteria": [_criterion(c) for c in a.get("acceptance_criteria") or []],
+                "config": dict(a.get("config") or {}),
+                "timeout": a.get("timeout", DEFAULT_TIMEOUT_SECONDS),
+                "max_attempts": a.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
+            }
+            for a in phase["actions"]
+        ]
+        phases.append({
+            "name": phase["name"], "description": phase.get("description", ""), "actions": actions,
+            "exit_criteria": [_criterion(c) for c in phase.get("exit_criteria") or []],
+        })
+    out = {
+        "slug": data["slug"], "name": data["name"], "description": data.get("description", ""),
+        "tags": list(data.get("tags") or []), "parameters": parameters, "objective": data.get("objective", ""),
+        "scope": data.get("scope", ""),
+        "success_criteria": [_criterion(c) for c in data.get("success_criteria") or []],
+        "phases": phases,
+    }
+    if data.get("version") is not None:
+        out["version"] = data["version"]
+    return out
+
+
+# --- meaning --------------------------------------------------------------------------------------------
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.errors: list[BlueprintError] = []
+
+    def add(self, path: Path, message: str) -> None:
+        self.errors.append(BlueprintError(format_path(path), message))
+
+
+def _items(value: Any) -> list[tuple[int, Any]]:
+    return list(enumerate(value)) if isinstance(value, list) else []
+
+
+def _check_placeholders(value: Any, path: Path, declared: set[str], out: _Collector) -> None:
+    if isinstance(value, str):
+        for name in PLACEHOLDER.findall(value):
+            if name not in declared:
+                out.add(path, f"unknown parameter {name!r} in {{{{ {name} }}}} (declared: "
+                              f"{', '.join(sorted(declared)) or 'none'})")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_placeholders(v, path + [i], declared, out)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_placeholders(v, path + [k], declared, out)
+
+
+def _check_criterion(criterion: Any, path: Path, samples: dict[str, Any], keys: set[str], out: _Collector,
+                     *, own_key: str | None = None) -> None:
+    from blueprints.checks import check_types
+
+    if not isinstance(criterion, dict) or not isinstance(criterion.get("type"), str):
+        return
+    registry = check_types()
+    cls = registry.get(criterion["type"])
+    if cls is None:
+        out.add(path + ["type"], f"unknown check type {criterion['type']!r} (known: {', '.join(registry)})")
+        return
+    params = criterion.get("params") or {}
+    if not isinstance(params, dict):
+        return
+    params = substitute(params, samples)
+    if own_key and "task" in cls.task_params and "task" not in params:
+        params = {**params, "task": own_key}  # an acceptance check is about its own task unless told
+    for sub_path, message in schema_problems(cls.params_schema, params):
+        out.add(path + ["params"] + sub_path, message)
+    for name in cls.task_params:
+        raw = (criterion.get("params") or {}).get(name)
+        for i, key in ([(None, raw)] if isinstance(raw, str) else _items(raw)):
+            if isinstance(key, str) and not PLACEHOLDER.search(key) and key not in keys:
+                where = path + ["params", name] + ([] if i is None else [i])
+                out.add(where, f"no action has key {key!r}")
+
+
+def _find_cycles(edges: dict[str, list[str]]) -> list[tuple[str, str, list[str]]]:
+    """Each loop once, as (action, the dependency that closes it, the loop's keys along 'depends on')."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[tuple[str, str, list[str]]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in edges.get(node, []):
+            if nxt not in edges:
+                continue
+            if state.get(nxt) == 1:
+                loop = stack[stack.index(nxt):] + [nxt]
+                found.append((node, nxt, loop))
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in edges:
+        if node not in state:
+            visit(node)
+    return found
+
+
+def _semantic_errors(data: dict[str, Any], out: _Collector) -> None:
+    from agents import registry
+
+    # parameters
+    declared: dict[str, dict[str, Any]] = {}
+    for i, param in _items(data.get("parameters")):
+        if not isinstance(param, dict) or not isinstance(param.get("name"), str):
+            continue
+        name = param["name"]
+        if name in declared:
+            out.add(["parameters", i, "name"], f"duplicate parameter {name!r}")
+            continue
+        declared[name] = param
+        ptype = param.get("type")
+        if "default" in param and ptype in ParamType.values and param["default"] is not None \
+                and not value_fits(ptype, param["default"]):
+            out.add(["parameters", i, "default"],
+                    f"wrong type: parameter {name!r} is a {ptype}, the default is a {_json_type(param['default'])}")
+        if param.get("purpose") and ptype != ParamType.CONNECTION:
+            out.add(["parameters", i, "purpose"], "only a connection parameter has a purpose")
+    samples = {
+        name: p["default"] if p.get("default") is not None else _SAMPLES.get(p.get("type"), "sample")
+        for name, p in declared.items()
+    }
+    body = {k: v for k, v in data.items() if k != "parameters"}
+    _check_placeholders(body, [], set(declared), out)
+
+    # actions: unique keys, owners
+    where: dict[str, tuple[int, Path]] = {}  # key -> (phase index, path of its key)
+    edges: dict[str, list[str]] = {}
+    dep_paths: dict[tuple[str, str], Path] = {}
+    roles_and_kinds = None
+    for p, phase in _items(data.get("phases")):
+        if not isinstance(phase, dict):
+            continue
+        for a, action in _items(phase.get("actions")):
+            if not isinstance(action, dict):
+                continue
+            path: Path = ["phases", p, "actions", a]
+            key = action.get("key")
+            if isinstance(key, str):
+                if key in where:
+                    out.add(path + ["key"], f"duplicate action key {key!r} (first at {format_path(where[key][1])})")
+                else:
+                    where[key] = (p, path + ["key"])
+                    edges[key] = []
+            owner = action.get("owner")
+            if isinstance(owner, str) and owner not in ROLE_OWNERS and not registry.is_registered(owner):
+                if roles_and_kinds is None:
+                    roles_and_kinds = ", ".join(sorted(registry.kinds()))
+                out.add(path + ["owner"], f"unknown agent kind {owner!r} (agent kinds: {roles_and_kinds}; "
+                                          f"roles: {', '.join(sorted(ROLE_OWNERS))})")
+    keys = set(where)
+
+    # dependencies
+    for p, phase in _items(data.get("phases")):
+        if not isinstance(phase, dict):
+            continue
+        for a, action in _items(phase.get("actions")):
+            if not isinstance(action, dict) or not isinstance(action.get("key"), str):
+                continue
+            key = action["key"]
+            listed: set[str] = set()
+            for d, dep in _items(action.get("depends_on")):
+                path = ["phases", p, "actions", a, "depends_on", d]
+                if not isinstance(dep, str):
+                    continue
+                if dep in listed:
+                    out.add(path, f"{dep!r} is listed twice")
+                    continue
+                listed.add(dep)
+                if dep == key:
+                    out.add(path, "an action cannot depend on itself")
+                elif dep not in where:
+                    out.add(path, f"depends on {dep!r}, which is no action of this blueprint")
+                elif where[dep][0] > p:
+                    later = data["phases"][where[dep][0]]
+                    out.add(path, f"depends on {dep!r} of a later phase ({later.get('name')!r}); an action may "
+                                  "only wait for actions of its own or earlier phases")
+                elif where.get(key, (None, path))[1] == ["phases", p, "actions", a, "key"]:
+                    edges[key].append(dep)
+                    dep_paths[(key, dep)] = path
+    for node, dep, loop in _find_cycles(edges):
+        out.add(dep_paths[(node, dep)], f"dependency cycle: {' → '.join(loop)}")
+
+    # criteria
+    for p, phase in _items(data.get("phases")):
+        if not isinstance(phase, dict):
+            continue
+        for c, criterion in _items(phase.get("exit_criteria")):
+            _check_criterion(criterion, ["phases", p, "exit_criteria", c], samples, keys, out)
+        for a, action in _items(phase.get("actions")):
+            if not isinstance(action, dict):
+                continue
+            for c, criterion in _items(action.get("acceptance_criteria")):
+                _check_criterion(criterion, ["phases", p, "actions", a, "acceptance_criteria", c], samples, keys,
+                                 out, own_key=action.get("key") if isinstance(action.get("key"), str) else None)
+    for c, criterion in _items(data.get("success_criteria")):
+        _check_criterion(criterion, ["success_criteria", c], samples, keys, out)
+
+
+def validate_document(data: Any, filename: str) -> dict[str, Any]:
+    """Check a parsed blueprint completely; return its normal form, or raise with every problem found."""
+    out = _Collector()
+    for path, message in schema_problems(BLUEPRINT_SCHEMA, data):
+        out.add(path, message)
+    if isinstance(data, dict):
+        _semantic_errors(data, out)
+    if out.errors:
+        raise BlueprintInvalid(filename, _dedupe(out.errors))
+    return normalize(data)
+
+
+def _dedupe(errors: list[BlueprintError]) -> list[BlueprintError]:
+    seen, unique = set(), []
+    for error in errors:
+        if error not in seen:
+            seen.add(error)
+            unique.append(error)
+    return unique
+
+
+def load_text(text: str, filename: str) -> dict[str, Any]:
+    """Parse and validate blueprint YAML; the normal form, or ``BlueprintInvalid`` with all problems."""
+    return validate_document(parse_yaml(text, filename), filename)

@@ -1,0 +1,68 @@
+"""Fixtures for blueprint tests: the shipped blueprints loaded, and real SQLite databases behind connections."""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agents.models import Connection
+from blueprints.services import blueprint_import
+
+FILES = Path(__file__).resolve().parents[2] / "blueprints" / "files"
+
+
+def load_shipped(name: str):
+    path = FILES / f"{name}.yaml"
+    return blueprint_import(text=path.read_text(), filename=str(path))
+
+
+@pytest.fixture
+def healthcare(db):
+    return load_shipped("healthcare-data-pipeline")
+
+
+def make_sqlite(path: Path, statements: list[str]) -> Path:
+    db = sqlite3.connect(path)
+    try:
+        for statement in statements:
+            db.execute(statement)
+        db.commit()
+    finally:
+        db.close()
+    return path
+
+
+@pytest.fixture
+def bronze(db, tmp_path):
+    """A source connection: bronze claims (5 lines of 3 claims), providers and patients."""
+    path = make_sqlite(tmp_path / "bronze.sqlite3", [
+        "CREATE TABLE claims (claim_id TEXT, line INTEGER, amount REAL)",
+        "INSERT INTO claims VALUES ('c1', 1, 10), ('c1', 2, 5), ('c2', 1, 7), ('c3', 1, 1), ('c3', 2, 2)",
+        "CREATE TABLE providers (provider_id TEXT)",
+        "INSERT INTO providers VALUES ('p1'), ('p2')",
+        "CREATE TABLE patients (patient_id TEXT)",
+    ])
+    return Connection.objects.create(name="BRONZE", engine="sqlite", location=str(path), purpose="source")
+
+
+@pytest.fixture
+def warehouse(db, tmp_path):
+    """A target connection holding the three summary tables; CLAIM_SUMMARY has one row per claim (3)."""
+    path = make_sqlite(tmp_path / "warehouse.sqlite3", [
+        "CREATE TABLE claim_summary (claim_id TEXT, total REAL)",
+        "INSERT INTO claim_summary VALUES ('c1', 15), ('c2', 7), ('c3', 3)",
+        "CREATE TABLE provider_summary (provider_id TEXT)",
+        "CREATE TABLE patient_summary (patient_id TEXT)",
+    ])
+    return Connection.objects.create(name="WAREHOUSE", engine="sqlite", location=str(path), purpose="target")
+
+
+@pytest.fixture
+def validation_db(db, tmp_path):
+    path = make_sqlite(tmp_path / "validation.sqlite3", ["CREATE TABLE ok (x INTEGER)"])
+    return Connection.objects.create(name="VALIDATION", engine="sqlite", location=str(path), purpose="validation")
+
+
+@pytest.fixture
+def connections(bronze, warehouse, validation_db):
+    return {"source": bronze, "target": warehouse, "validation": validation_db}
