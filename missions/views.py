@@ -1,0 +1,328 @@
+"""Mission pages: the missions list, the cockpit, the history timeline, "My work" and the stakeholder
+dashboard, and the Mission Owner's controls (launch, pause, resume, cancel).
+
+Every view reads the mission through ``Mission.objects.visible_to`` (another mission is 404) and checks the
+person's role before any write (a stakeholder gets 403). One URL serves a page and its HTMX fragments.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from genesis.exceptions import DomainError
+from missions import selectors
+from missions import services as mission_services
+from missions.filtersets import MissionFilterSet
+from missions.models import Mission
+from missions.permissions import can_manage, can_work_on, role_of
+from tasks import selectors as task_selectors
+from tasks.choices import ActorKind, PhaseStatus, TaskStatus
+from tasks.models import Phase
+
+
+def page_login_required(view):
+    """``login_required`` pointing at the people's sign-in page (the admin keeps its own)."""
+    return login_required(view, login_url="login")
+
+
+def is_fragment(request: HttpRequest) -> bool:
+    return bool(request.htmx and not request.htmx.boosted)
+
+
+def mission_for(request: HttpRequest, pk: int) -> Mission:
+    """The mission if the person may read it; 404 otherwise (no enumeration of other missions)."""
+    return get_object_or_404(Mission.objects.visible_to(request.user).select_related("owner"), pk=pk)
+
+
+def manager_required(view):
+    """A Mission Owner's write: 404 for outsiders, 403 for anyone else who can read the mission."""
+
+    @wraps(view)
+    def wrapper(request, pk, *args, **kwargs):
+        mission = mission_for(request, pk)
+        if not can_manage(request.user, mission):
+            raise PermissionDenied("Only the Mission Owner can do this.")
+        return view(request, mission, *args, **kwargs)
+
+    return wrapper
+
+
+# --- missions list -----------------------------------------------------------------------------------
+
+
+@page_login_required
+@require_GET
+def mission_list(request: HttpRequest) -> HttpResponse:
+    filterset = MissionFilterSet(request.GET or None, queryset=selectors.missions_visible(request.user))
+    paginator = Paginator(filterset.qs, 25)
+    page = paginator.get_page(request.GET.get("page"))
+    missions = selectors.missions_with_progress(list(page.object_list))
+    roles = selectors.roles_map(request.user, missions)
+    for mission in missions:
+        mission.my_role = roles.get(mission.pk)
+    context = {
+        "filterset": filterset,
+        "page": page,
+        "missions": missions,
+        "owners": selectors.mission_owners_visible(request.user) if not is_fragment(request) else [],
+        "querystring": _querystring_without_page(request),
+        "can_launch": _can_launch(request.user),
+    }
+    template = "missions/htmx/list_table.html" if is_fragment(request) else "missions/list.html"
+    return render(request, template, context)
+
+
+def _querystring_without_page(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+def _can_launch(user) -> bool:
+    """Staff, people allowed to add missions, and people who already own one may launch a mission."""
+    return bool(
+        user.is_staff or user.has_perm("missions.add_mission") or user.memberships.filter(role="mission_owner").exists()
+    )
+
+
+# --- cockpit -----------------------------------------------------------------------------------------
+
+# Fragments of the cockpit, chosen by the element htmx targets (``HX-Target``).
+COCKPIT_FRAGMENTS = {
+    "board": "missions/htmx/board.html",
+    "decisions": "missions/htmx/decisions.html",
+    "phases": "missions/htmx/phases.html",
+    "recent-history": "missions/htmx/recent_history.html",
+}
+
+
+@page_login_required
+@require_GET
+def mission_cockpit(request: HttpRequest, pk: int) -> HttpResponse:
+    mission = mission_for(request, pk)
+    role = role_of(request.user, mission)
+    target = request.htmx.target if is_fragment(request) else None
+    context = {
+        "mission": mission,
+        "role": role,
+        "role_label": _role_label(role, request.user),
+        "can_manage": can_manage(request.user, mission),
+        "can_work": can_work_on(request.user, mission),
+        "live": not mission.is_finished,
+    }
+    if target in COCKPIT_FRAGMENTS:
+        context.update(_cockpit_part(request, mission, target))
+        context["oob"] = True  # the board's refresh also updates the mission's status badge
+        return render(request, COCKPIT_FRAGMENTS[target], context)
+    for part in COCKPIT_FRAGMENTS:
+        context.update(_cockpit_part(request, mission, part))
+    board = context["board"]
+    context["success"] = task_selectors.success_state(mission)
+    context["status_choices"] = TaskStatus.choices
+    context["graph"] = task_selectors.mission_graph(board, task_selectors.mission_edges(mission))
+    context["artifacts"] = list(task_selectors.mission_artifacts(mission)[:50])
+    return render(request, "missions/cockpit.html", context)
+
+
+def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
+    if part == "board":
+        return {"board": task_selectors.mission_board(mission)}
+    if part == "decisions":
+        return {
+            "approvals": task_selectors.approvals_waiting(mission=mission),
+            "questions": task_selectors.open_questions(mission=mission),
+        }
+    if part == "phases":
+        return {"phases": task_selectors.phases_with_checks(mission), "waive_enabled": _waive_service() is not None}
+    if part == "recent-history":
+        return {"recent_history": list(task_selectors.mission_history(mission)[:25])}
+    return {}
+
+
+def _role_label(role: str | None, user) -> str:
+    if role:
+        from missions.choices import Role
+
+        return Role(role).label
+    return "Staff (read)" if user.is_staff else ""
+
+
+# --- history timeline and replay ---------------------------------------------------------------------
+
+
+@page_login_required
+@require_GET
+def mission_history(request: HttpRequest, pk: int) -> HttpResponse:
+    mission = mission_for(request, pk)
+    valid_kinds = {k for k, _ in task_selectors.HISTORY_KINDS}
+    kinds = [k for k in request.GET.getlist("kind") if k in valid_kinds]
+    actor_kind = request.GET.get("actor", "")
+    if actor_kind not in ActorKind.values:
+        actor_kind = ""
+    replay = request.GET.get("view") == "replay"
+    entries = task_selectors.mission_history(
+        mission, kinds=kinds, task_key=request.GET.get("task", "").strip()[:64], actor_kind=actor_kind,
+        replay=replay, newest_first=not replay,
+    )
+    page = Paginator(entries, 100).get_page(request.GET.get("page"))
+    context = {
+        "mission": mission,
+        "page": page,
+        "kinds": task_selectors.HISTORY_KINDS,
+        "selected_kinds": kinds,
+        "actor_kinds": ActorKind.choices,
+        "selected_actor": actor_kind,
+        "task_key": request.GET.get("task", ""),
+        "replay": replay,
+        "querystring": _querystring_without_page(request),
+    }
+    template = "missions/htmx/history_list.html" if is_fragment(request) else "missions/history.html"
+    return render(request, template, context)
+
+
+# --- Mission Owner controls --------------------------------------------------------------------------
+
+def _engine_call(action: str):
+    """The engine's wrapper for a mission control when the engine is installed, else the mission service."""
+    try:
+        from tasks import engine
+    except ImportError:
+        engine = None
+    names = {"launch": "mission_start", "pause": "mission_pause", "resume": "mission_resume",
+             "cancel": "mission_cancel"}
+    if engine is not None and hasattr(engine, names[action]):
+        return getattr(engine, names[action])
+    return getattr(mission_services, {"launch": "mission_launch"}.get(action, names[action]))
+
+
+@page_login_required
+@require_POST
+@manager_required
+def mission_control(request: HttpRequest, mission: Mission, action: str) -> HttpResponse:
+    if action not in {"launch", "pause", "resume", "cancel"}:
+        raise PermissionDenied("Unknown action.")
+    try:
+        _engine_call(action)(mission=mission, actor=request.user)
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, {"launch": "Mission launched.", "pause": "Mission paused.",
+                                   "resume": "Mission resumed.", "cancel": "Mission cancelled."}[action])
+    url = reverse("missions:cockpit", args=[mission.pk])
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Location"] = url
+        return response
+    return redirect(url)
+
+
+def _waive_service():
+    try:
+        from blueprints import services as blueprint_services
+    except ImportError:
+        return None
+    return getattr(blueprint_services, "phase_check_waive", None)
+
+
+def _back_to_cockpit(request: HttpRequest, mission: Mission) -> HttpResponse:
+    url = reverse("missions:cockpit", args=[mission.pk])
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Location"] = url
+        return response
+    return redirect(url)
+
+
+@page_login_required
+@require_POST
+@manager_required
+def phase_recheck(request: HttpRequest, mission: Mission, phase_pk: int) -> HttpResponse:
+    from tasks.phase_gate import phase_recheck as recheck
+
+    phase = get_object_or_404(Phase, pk=phase_pk, mission=mission)
+    if phase.status != PhaseStatus.FAILED:
+        messages.error(request, f"Phase {phase.name} is {phase.get_status_display().lower()}; only a failed phase's "
+                                "checks can be re-run.")
+        return _back_to_cockpit(request, mission)
+    try:
+        recheck(phase=phase, actor=request.user)
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        phase.refresh_from_db(fields=["status"])
+        messages.success(request, f"Checks of {phase.name} re-run: {phase.get_status_display().lower()}.")
+    return _back_to_cockpit(request, mission)
+
+
+@page_login_required
+@require_POST
+@manager_required
+def check_waive(request: HttpRequest, mission: Mission, check_pk: int) -> HttpResponse:
+    waive = _waive_service()
+    model = task_selectors.check_model()
+    if waive is None or model is None:
+        raise Http404("Checks cannot be waived here.")
+    result = get_object_or_404(model, pk=check_pk, mission=mission)
+    reason = request.POST.get("reason", "").strip()
+    if not reason:
+        messages.error(request, "reason: say why this check may be waived.")
+        return _back_to_cockpit(request, mission)
+    try:
+        waive(result=result, actor=request.user, reason=reason[:2000])
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Check waived; the reason is recorded in the history.")
+    return _back_to_cockpit(request, mission)
+
+
+# --- My work and the stakeholder dashboard -----------------------------------------------------------
+
+
+@page_login_required
+@require_GET
+def my_work(request: HttpRequest) -> HttpResponse:
+    context = {
+        "approvals": task_selectors.approvals_waiting(user=request.user),
+        "questions": task_selectors.open_questions(user=request.user),
+        "assigned": task_selectors.tasks_assigned(request.user),
+    }
+    template = "missions/htmx/my_work_items.html" if is_fragment(request) else "missions/my_work.html"
+    return render(request, template, context)
+
+
+@page_login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Read-only: the missions the person follows as a stakeholder, their progress, check results, row counts
+    and deliverables. A fixed number of queries whatever the number of missions."""
+    missions = selectors.missions_with_progress(list(selectors.missions_followed(request.user)))
+    ids = [m.pk for m in missions]
+    phases = task_selectors.phases_for_missions(ids)
+    checks = task_selectors.checks_for_missions(ids)
+    artifacts = task_selectors.artifacts_for_missions(ids)
+    for mission in missions:
+        mission.dash_phases = phases.get(mission.pk, [])
+        by_phase: dict[int, list] = {}
+        for check in checks.get(mission.pk, []):
+            by_phase.setdefault(check.phase_id, []).append(check)
+        for phase in mission.dash_phases:
+            phase.dash_checks = by_phase.get(phase.pk, [])
+        mission.recent_artifacts = [a for a in artifacts if a.mission_id == mission.pk][:10]
+        mission.row_counts = task_selectors.row_counts_chart(
+            next((a for a in artifacts if a.mission_id == mission.pk and a.name == ROW_COUNTS_ARTIFACT), None)
+        )
+    return render(request, "missions/dashboard.html", {"missions": missions})
+
+
+# The dashboard's chart reads the newest artifact of this name: JSON records {"target", "month", "rows"}.
+ROW_COUNTS_ARTIFACT = "row_counts.json"

@@ -1,0 +1,368 @@
+"""Reads for the cockpit, the task pages and "My work": each fetches its related rows up front, so a page
+costs a fixed number of queries whatever the size of the mission."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.apps import apps
+from django.db.models import Q, QuerySet
+
+from tasks.choices import TaskStatus
+from tasks.models import Artifact, Dependency, HistoryEntry, Phase, Run, Task
+
+T = TaskStatus
+
+# The task board's columns: a heading and the statuses it gathers.
+BOARD_COLUMNS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("todo", "To do", (T.PENDING, T.READY)),
+    ("progress", "In progress", (T.QUEUED, T.RUNNING)),
+    ("people", "Waiting for people", (T.WAITING_INPUT, T.WAITING_APPROVAL)),
+    ("done", "Done", (T.DONE, T.SKIPPED)),
+    ("stopped", "Failed or cancelled", (T.FAILED, T.CANCELLED)),
+]
+LOG_TAIL_LINES = 15
+WAITING = (T.WAITING_INPUT, T.WAITING_APPROVAL)
+LIVE = (T.QUEUED, T.RUNNING)
+del T
+
+# History filters offered on the timeline: a label and the event prefix it selects.
+HISTORY_KINDS: list[tuple[str, str]] = [
+    ("mission", "Mission"),
+    ("task", "Tasks"),
+    ("run", "Runs"),
+    ("phase", "Phases"),
+    ("question", "Questions"),
+    ("artifact", "Artifacts"),
+    ("dependency", "Dependencies"),
+]
+# Events that make up a replay: what ran and what people decided, in order.
+REPLAY_PREFIXES = ("run.", "task.", "question.", "phase.", "mission.", "check.")
+
+
+def question_model():
+    """The engine's Question model, when the engine is installed (it lands with issue 5)."""
+    try:
+        return apps.get_model("tasks", "Question")
+    except LookupError:
+        return None
+
+
+@dataclass
+class BoardColumn:
+    slug: str
+    label: str
+    tasks: list[Task] = field(default_factory=list)
+
+
+@dataclass
+class Board:
+    """The mission's tasks grouped into columns, their counts per status, and the live runs."""
+
+    columns: list[BoardColumn]
+    counts: Counter
+    total: int
+    live_runs: dict[int, Run]
+    running_runs: list[Run] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return self.counts[TaskStatus.DONE] + self.counts[TaskStatus.SKIPPED]
+
+    @property
+    def status_map(self) -> dict[str, str]:
+        return {str(t.pk): t.status for c in self.columns for t in c.tasks}
+
+
+def mission_tasks(mission) -> QuerySet[Task]:
+    return Task.objects.filter(mission=mission).select_related("owner_user", "owner_agent", "phase")
+
+
+def mission_board(mission) -> Board:
+    """Two queries: the tasks with their owners and phase, and the runs of the tasks now live."""
+    tasks = list(mission_tasks(mission))
+    columns = [BoardColumn(slug, label) for slug, label, _ in BOARD_COLUMNS]
+    by_status = {status: columns[i] for i, (_, _, statuses) in enumerate(BOARD_COLUMNS) for status in statuses}
+    counts: Counter = Counter()
+    for task in tasks:
+        by_status[task.status].tasks.append(task)
+        counts[task.status] += 1
+    live_runs: dict[int, Run] = {}
+    running: list[Run] = []
+    if counts[TaskStatus.RUNNING] or counts[TaskStatus.QUEUED]:
+        tasks_by_id = {t.pk: t for t in tasks}
+        runs = Run.objects.filter(task__mission=mission, task__status__in=LIVE, status__in=["queued", "running"])
+        for run in runs.defer("result").order_by("started_at", "id"):
+            run.task = tasks_by_id[run.task_id]
+            live_runs[run.task_id] = run
+            if run.status == "running":
+                run.tail = "\n".join((run.log or "").splitlines()[-LOG_TAIL_LINES:])
+                running.append(run)
+    return Board(columns=columns, counts=counts, total=len(tasks), live_runs=live_runs, running_runs=running)
+
+
+def mission_edges(mission) -> list[tuple[int, int]]:
+    """``(task_id, depends_on_id)`` pairs of the mission's graph, in one query."""
+    return list(Dependency.objects.filter(task__mission=mission).values_list("task_id", "depends_on_id"))
+
+
+def mission_graph(board: Board, edges: list[tuple[int, int]]) -> dict:
+    """Nodes and edges for the task-graph picture (laid out in the browser by dagre)."""
+    nodes = [
+        {"id": str(t.pk), "key": t.key, "title": t.title, "status": t.status,
+         "status_label": t.get_status_display()}
+        for column in board.columns for t in column.tasks
+    ]
+    return {
+        "nodes": nodes,
+        "edges": [{"source": str(dep), "target": str(task)} for task, dep in edges],
+    }
+
+
+def mission_phases(mission) -> list[Phase]:
+    return list(Phase.objects.filter(mission=mission).order_by("order"))
+
+
+def mission_history(mission, *, kinds: list[str] | None = None, task_key: str = "", actor_kind: str = "",
+                    replay: bool = False, newest_first: bool = True) -> QuerySet[HistoryEntry]:
+    qs = HistoryEntry.objects.filter(mission=mission).select_related("actor_user", "actor_agent", "task", "run")
+    if kinds:
+        condition = Q()
+        for kind in kinds:
+            condition |= Q(event__startswith=f"{kind}.")
+        qs = qs.filter(condition)
+    if replay:
+        condition = Q()
+        for prefix in REPLAY_PREFIXES:
+            condition |= Q(event__startswith=prefix)
+        qs = qs.filter(condition)
+    if task_key:
+        qs = qs.filter(task__key=task_key)
+    if actor_kind:
+        qs = qs.filter(actor_kind=actor_kind)
+    return qs.order_by("-created_at", "-id") if newest_first else qs.order_by("created_at", "id")
+
+
+def mission_artifacts(mission) -> QuerySet[Artifact]:
+    return (
+        Artifact.objects.filter(mission=mission)
+        .select_related("task", "created_by_user", "created_by_agent")
+        .order_by("-created_at", "-id")
+    )
+
+
+def latest_runs(task_ids: list[int]) -> dict[int, Run]:
+    """The latest attempt of each task, one query."""
+    latest: dict[int, Run] = {}
+    if not task_ids:
+        return latest
+    for run in Run.objects.filter(task_id__in=task_ids).order_by("task_id", "-attempt").defer("log"):
+        latest.setdefault(run.task_id, run)
+    return latest
+
+
+def artifacts_of_runs(run_ids: list[int]) -> dict[int, list[Artifact]]:
+    grouped: dict[int, list[Artifact]] = {}
+    if not run_ids:
+        return grouped
+    for artifact in Artifact.objects.filter(run_id__in=run_ids).order_by("name", "-version"):
+        grouped.setdefault(artifact.run_id, []).append(artifact)
+    return grouped
+
+
+def open_questions(*, mission=None, user=None) -> list:
+    """Open questions of a mission, or addressed to a user, with their task and mission."""
+    question = question_model()
+    if question is None:
+        return []
+    qs = question.objects.filter(status="open").select_related("task", "mission", "addressed_to")
+    if mission is not None:
+        qs = qs.filter(mission=mission)
+    if user is not None:
+        qs = qs.filter(addressed_to=user)
+    return list(qs.order_by("created_at", "id"))
+
+
+def approvals_waiting(*, mission=None, user=None) -> list[Task]:
+    """Tasks waiting for a person's approval. For a user: tasks they own, and agents' tasks of the missions
+    they own (the Mission Owner approves an agent's proposal). Each task carries ``latest_run`` and its
+    ``run_artifacts``."""
+    qs = Task.objects.filter(status=TaskStatus.WAITING_APPROVAL).select_related(
+        "mission", "owner_user", "owner_agent", "phase"
+    )
+    if mission is not None:
+        qs = qs.filter(mission=mission)
+    if user is not None:
+        qs = qs.filter(Q(owner_user=user) | Q(owner_agent__isnull=False, mission__owner=user))
+    tasks = list(qs.order_by("mission_id", "position", "id"))
+    runs = latest_runs([t.pk for t in tasks])
+    artifacts = artifacts_of_runs([r.pk for r in runs.values()])
+    for task in tasks:
+        task.latest_run = runs.get(task.pk)
+        task.run_artifacts = artifacts.get(task.latest_run.pk, []) if task.latest_run else []
+    return tasks
+
+
+def tasks_assigned(user) -> list[Task]:
+    """Unfinished tasks a person owns (the rest of "My work")."""
+    return list(
+        Task.objects.filter(owner_user=user)
+        .exclude(status__in=[TaskStatus.DONE, TaskStatus.SKIPPED, TaskStatus.CANCELLED, TaskStatus.WAITING_APPROVAL])
+        .select_related("mission", "phase")
+        .order_by("mission_id", "position", "id")
+    )
+
+
+def run_for_log(run_id: int) -> Run:
+    return Run.objects.select_related("task__mission").get(pk=run_id)
+
+
+def artifact_for_view(artifact_id: int) -> Artifact:
+    return Artifact.objects.select_related("mission", "task", "run", "created_by_user", "created_by_agent").get(
+        pk=artifact_id
+    )
+
+
+def artifacts_for_missions(mission_ids: list[int], limit: int = 500) -> list[Artifact]:
+    """The newest artifacts of several missions in one query (the dashboard keeps ten per mission)."""
+    return list(
+        Artifact.objects.filter(mission_id__in=mission_ids).select_related("task").order_by("-created_at", "-id")[
+            :limit
+        ]
+    )
+
+
+def phases_for_missions(mission_ids: list[int]) -> dict[int, list[Phase]]:
+    grouped: dict[int, list[Phase]] = {}
+    for phase in Phase.objects.filter(mission_id__in=mission_ids).order_by("mission_id", "order"):
+        grouped.setdefault(phase.mission_id, []).append(phase)
+    return grouped
+
+
+# --- check results (stored by the blueprints app's check registry, read here through the app registry so that
+# ``tasks`` does not import ``blueprints``) -------------------------------------------------------------------
+
+OUTCOME_LABELS = {"passed": "Passed", "failed": "Failed", "waived": "Failed, waived", "none": "Not checked yet"}
+
+
+def check_model():
+    try:
+        return apps.get_model("blueprints", "CheckEvaluation")
+    except LookupError:
+        return None
+
+
+def _decorate_check(check) -> None:
+    import json
+
+    check.outcome = "passed" if check.passed else ("waived" if check.waived_at else "failed")
+    check.outcome_label = OUTCOME_LABELS[check.outcome]
+    evidence = check.evidence
+    check.evidence_text = json.dumps(evidence, indent=2, ensure_ascii=False, default=str) if evidence else ""
+
+
+def _latest_round(evaluations, key) -> dict:
+    """Keep, for each group (a phase, or the mission), only the evaluations of its latest round."""
+    latest: dict = {}
+    for check in evaluations:
+        group = key(check)
+        best = latest.get(group)
+        if best is None or check.round > best[0]:
+            latest[group] = (check.round, [check])
+        elif check.round == best[0]:
+            best[1].append(check)
+    return {group: sorted(items, key=lambda c: c.criterion_index) for group, (_, items) in latest.items()}
+
+
+def phases_with_checks(mission) -> list[Phase]:
+    """The mission's phases, each with ``checks``: its exit criteria's latest results, evidence and waivers."""
+    phases = mission_phases(mission)
+    model = check_model()
+    by_phase: dict = {}
+    if model is not None and phases:
+        evaluations = model.objects.filter(mission=mission, scope="exit").select_related("waived_by")
+        by_phase = _latest_round(evaluations, key=lambda c: c.phase_id)
+    for phase in phases:
+        phase.checks = by_phase.get(phase.pk, [])
+        for check in phase.checks:
+            _decorate_check(check)
+    return phases
+
+
+def checks_for_missions(mission_ids: list[int], scope: str = "exit") -> dict[int, list]:
+    """Latest check results of several missions (the dashboard's data-quality results), one query."""
+    model = check_model()
+    if model is None or not mission_ids:
+        return {}
+    evaluations = model.objects.filter(mission_id__in=mission_ids, scope=scope).select_related("phase", "waived_by")
+    latest = _latest_round(evaluations, key=lambda c: (c.mission_id, c.phase_id))
+    grouped: dict[int, list] = {}
+    for (mission_id, _), checks in sorted(latest.items(), key=lambda kv: (kv[0][0], kv[1][0].phase.order
+                                                                         if kv[1][0].phase_id else 0)):
+        for check in checks:
+            _decorate_check(check)
+            grouped.setdefault(mission_id, []).append(check)
+    return grouped
+
+
+def success_state(mission) -> list[dict]:
+    """Each success criterion with the state of its latest check (a plain statement has none)."""
+    model = check_model()
+    latest: dict[int, object] = {}
+    if model is not None and any(isinstance(c, dict) for c in mission.success_criteria or []):
+        evaluations = model.objects.filter(mission=mission, scope="success")
+        for check in _latest_round(evaluations, key=lambda c: 0).get(0, []):
+            _decorate_check(check)
+            latest[check.criterion_index] = check
+    items = []
+    for index, criterion in enumerate(mission.success_criteria or []):
+        if isinstance(criterion, dict):
+            text = criterion.get("description") or criterion.get("name") or criterion.get("type") or str(criterion)
+        else:
+            text = str(criterion)
+        check = latest.get(index)
+        items.append({
+            "text": text,
+            "outcome": check.outcome if check else "",
+            "outcome_label": check.outcome_label if check else "",
+            "message": check.message if check else "",
+        })
+    return items
+
+
+def row_counts_chart(artifact, *, width: int = 560, height: int = 140) -> list[dict]:
+    """Bars for the dashboard's row-count chart from a ``row_counts.json`` artifact (records with target, month
+    and rows): per target, one bar per month, scaled to the target's largest month. Empty if unreadable."""
+    import json
+
+    if artifact is None or not artifact.file:
+        return []
+    try:
+        with artifact.file.open("rb") as handle:
+            records = json.loads(handle.read(1024 * 1024).decode("utf-8"))
+    except (OSError, ValueError):
+        return []
+    if isinstance(records, dict):
+        records = records.get("rows", [])
+    series: dict[str, list[tuple[str, int]]] = {}
+    for record in records if isinstance(records, list) else []:
+        if not isinstance(record, dict):
+            continue
+        try:
+            series.setdefault(str(record["target"]), []).append((str(record["month"]), int(record["rows"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    charts = []
+    for target, points in sorted(series.items()):
+        points.sort()
+        top = max(rows for _, rows in points) or 1
+        step = width / max(len(points), 1)
+        bars = [
+            {"x": round(i * step + 1, 1), "w": round(max(step - 2, 1), 1), "h": round(rows / top * (height - 20), 1),
+             "y": round(height - rows / top * (height - 20), 1), "month": month, "rows": rows}
+            for i, (month, rows) in enumerate(points)
+        ]
+        charts.append({"target": target, "bars": bars, "width": width, "height": height, "total": sum(
+            rows for _, rows in points), "first": points[0][0], "last": points[-1][0]})
+    return charts

@@ -1,0 +1,216 @@
+"""The mission cockpit: what it shows, who may see and act, its live fragments, and its query count."""
+
+import json
+import re
+
+import pytest
+from django.urls import reverse
+
+from missions import services as mission_services
+from missions.choices import MissionStatus
+from tasks import services as task_services
+from tasks.choices import TaskStatus
+from tasks.history import history_record
+from tasks.models import HistoryEntry, Task
+from tests.factories import MissionFactory, PhaseFactory, TaskFactory
+from tests.web.conftest import build_mission_graph
+
+pytestmark = pytest.mark.django_db
+
+WRITE_MARKERS = ("Launch</button>", "Pause</button>", "Cancel mission", "Approve</button>", "Reject with feedback",
+                 "Send answer", "Waive</button>", "Re-run checks", "Retry this task")
+
+
+@pytest.fixture
+def planned(mission, agent, analyst):
+    """The shared mission with two phases, three tasks and dependencies."""
+    first = PhaseFactory(mission=mission, order=1, name="Mapping", exit_criteria=["Specs approved"])
+    second = PhaseFactory(mission=mission, order=2, name="Build")
+    inventory = task_services.task_create(mission=mission, key="inventory", title="Inventory source fields",
+                                          owner_agent=agent, phase=first)
+    review = task_services.task_create(mission=mission, key="review", title="Review mapping specs",
+                                       owner_user=analyst, phase=first)
+    build = task_services.task_create(mission=mission, key="build", title="Implement dbt models",
+                                      owner_agent=agent, phase=second)
+    task_services.dependency_add(task=review, depends_on=inventory)
+    task_services.dependency_add(task=build, depends_on=review)
+    return mission
+
+
+def test_cockpit_shows_objective_scope_criteria_phases_board_and_graph(client_for, planned, lead):
+    content = client_for(lead).get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
+    assert planned.objective in content
+    assert "Mapping specs approved" in content and "dbt models materialize" in content
+    assert "1. Mapping" in content and "2. Build" in content and "Specs approved" in content
+    assert "Inventory source fields" in content and "Implement dbt models" in content
+    assert "0 of 3 tasks done" in content
+    graph = json.loads(re.search(r'<script id="task-graph-data" type="application/json">(.*?)</script>', content,
+                                 re.S).group(1))
+    assert {n["key"] for n in graph["nodes"]} == {"inventory", "review", "build"}
+    keys = {n["id"]: n["key"] for n in graph["nodes"]}
+    assert {(keys[e["source"]], keys[e["target"]]) for e in graph["edges"]} == {("inventory", "review"),
+                                                                               ("review", "build")}
+    assert "vendor/cytoscape/cytoscape.min.js" in content and "vendor/htmx/htmx.min.js" in content
+    assert "task.created" in content  # the recent history lists what happened
+
+
+def test_cockpit_headings_are_in_order_and_status_is_written(client_for, planned, lead):
+    content = client_for(lead).get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
+    levels = [int(h) for h in re.findall(r"<h([1-6])[\s>]", content)]
+    assert levels[0] == 1
+    assert all(b - a <= 1 for a, b in zip(levels, levels[1:], strict=False))
+    assert ">Pending<" in content and ">Mission draft<" in content
+
+
+def test_another_missions_cockpit_is_404_for_an_outsider(client_for, planned, outsider):
+    client = client_for(outsider)
+    assert client.get(reverse("missions:cockpit", args=[planned.pk])).status_code == 404
+    assert client.get(reverse("missions:history", args=[planned.pk])).status_code == 404
+    assert client.post(reverse("missions:control", args=[planned.pk, "launch"])).status_code == 404
+
+
+def test_stakeholder_sees_the_cockpit_without_any_write_control(client_for, planned, viewer):
+    content = client_for(viewer).get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
+    assert "Inventory source fields" in content
+    for marker in WRITE_MARKERS:
+        assert marker not in content
+    assert 'method="post"' not in content.split("<main", 1)[1]
+
+
+@pytest.mark.parametrize("action", ["launch", "pause", "resume", "cancel"])
+def test_stakeholder_and_task_owner_are_refused_mission_controls(client_for, planned, viewer, analyst, action):
+    for person in (viewer, analyst):
+        response = client_for(person).post(reverse("missions:control", args=[planned.pk, action]))
+        assert response.status_code == 403
+    planned.refresh_from_db()
+    assert planned.status == MissionStatus.DRAFT
+
+
+def test_owner_launches_then_pauses_and_history_records_it(client_for, planned, lead):
+    client = client_for(lead)
+    response = client.post(reverse("missions:control", args=[planned.pk, "launch"]))
+    assert response.status_code == 302
+    planned.refresh_from_db()
+    assert planned.status == MissionStatus.ACTIVE
+    response = client.post(reverse("missions:control", args=[planned.pk, "pause"]), follow=True)
+    planned.refresh_from_db()
+    assert planned.status == MissionStatus.PAUSED
+    assert "Mission paused." in response.content.decode()
+    events = list(HistoryEntry.objects.filter(mission=planned, event__startswith="mission.").values_list(
+        "event", "actor_user__username"))
+    assert ("mission.active", "lead") in events and ("mission.paused", "lead") in events
+
+
+def test_a_refused_transition_is_explained_not_a_500(client_for, planned, lead):
+    response = client_for(lead).post(reverse("missions:control", args=[planned.pk, "resume"]), follow=True)
+    assert response.status_code == 200
+    assert "Only a paused mission can be resumed" in response.content.decode()
+
+
+def test_board_fragment_follows_status_changes_and_updates_counters_out_of_band(client_for, planned, lead):
+    client = client_for(lead)
+    url = reverse("missions:cockpit", args=[planned.pk])
+    headers = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "board"}
+    first = client.get(url, **headers).content.decode()
+    assert first.lstrip().startswith('<div id="board"') and "<html" not in first
+    assert 'hx-trigger="every 3s' in first
+    inventory = Task.objects.get(mission=planned, key="inventory")
+    task_services.task_transition(task=inventory, to=TaskStatus.READY, actor=lead)
+    task_services.task_transition(task=inventory, to=TaskStatus.RUNNING, actor=lead)
+    content = client.get(url, **headers).content.decode()
+    status_map = json.loads(re.search(r'id="task-status-data" type="application/json">(.*?)</script>', content,
+                                      re.S).group(1))
+    assert status_map[str(inventory.pk)] == "running"
+    assert "1 in progress" in content
+    assert 'id="mission-status" class="status status-draft" hx-swap-oob="true"' in content
+
+
+def test_running_task_shows_its_log_tail_on_the_board(client_for, planned, lead):
+    inventory = Task.objects.get(mission=planned, key="inventory")
+    task_services.task_transition(task=inventory, to=TaskStatus.READY, actor=lead)
+    run = task_services.run_create(task=inventory, actor=lead)
+    task_services.task_transition(task=inventory, to=TaskStatus.QUEUED, actor=lead)
+    task_services.task_transition(task=inventory, to=TaskStatus.RUNNING, actor=lead)
+    task_services.run_transition(run=run, to="running", log="\n".join(f"line {i}" for i in range(40)))
+    content = client_for(lead).get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
+    assert "Running now" in content and "line 39" in content and "line 10\n" not in content
+    log = client_for(lead).get(reverse("tasks:run_log", args=[run.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert 'hx-trigger="every 2s"' in log and "line 0" in log
+
+
+def test_finished_run_log_stops_polling(client_for, planned, lead):
+    inventory = Task.objects.get(mission=planned, key="inventory")
+    task_services.task_transition(task=inventory, to=TaskStatus.READY, actor=lead)
+    run = task_services.run_create(task=inventory, actor=lead)
+    task_services.run_transition(run=run, to="running", log="working")
+    task_services.run_transition(run=run, to="succeeded", log="working\nfinished")
+    content = client_for(lead).get(reverse("tasks:run_log", args=[run.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert "hx-trigger" not in content and "finished" in content
+
+
+def test_history_timeline_filters_by_kind_actor_and_task_and_replays_in_order(client_for, planned, lead, agent):
+    review = Task.objects.get(mission=planned, key="review")
+    history_record(mission=planned, task=review, event="run.succeeded", actor=agent, message="Agent finished.")
+    client = client_for(lead)
+    url = reverse("missions:history", args=[planned.pk])
+    content = client.get(url, {"kind": "run"}).content.decode()
+    assert "Agent finished." in content and "dependency.added" not in content
+    content = client.get(url, {"actor": "agent"}).content.decode()
+    assert "Agent finished." in content and "mission.created" not in content
+    content = client.get(url, {"task": "inventory"}).content.decode()
+    assert "Agent finished." not in content and "task.created" in content
+    replay = client.get(url, {"view": "replay"}).content.decode()
+    assert replay.index("mission.created") < replay.index("run.succeeded")
+    fragment = client.get(url, {"kind": "bogus"}, HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.lstrip().startswith('<div id="history-list"')
+
+
+def test_cockpit_of_a_500_task_mission_runs_a_bounded_number_of_queries(client_for, big_mission, lead,
+                                                                        django_assert_max_num_queries):
+    for i in range(40):
+        history_record(mission=big_mission, event="note.added", actor=lead, message=f"note {i}")
+    client = client_for(lead)
+    with django_assert_max_num_queries(20):
+        response = client.get(reverse("missions:cockpit", args=[big_mission.pk]))
+    content = response.content.decode()
+    assert "0 of 500 tasks done" in content and content.count('class="task-card"') == 500
+    with django_assert_max_num_queries(8):
+        client.get(reverse("missions:cockpit", args=[big_mission.pk]), HTTP_HX_REQUEST="true",
+                   HTTP_HX_TARGET="board")
+
+
+def test_cockpit_query_count_does_not_grow_with_the_mission(client_for, lead, agent):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    small = MissionFactory(owner=lead)
+    build_mission_graph(small, tasks=10, phases=2, agent=agent)
+    large = MissionFactory(owner=lead)
+    build_mission_graph(large, tasks=300, phases=2, agent=agent)
+    client = client_for(lead)
+    counts = []
+    for mission in (small, large):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(reverse("missions:cockpit", args=[mission.pk])).status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+
+
+def test_task_page_shows_runs_dependencies_and_history(client_for, planned, lead, viewer):
+    review = Task.objects.get(mission=planned, key="review")
+    content = client_for(lead).get(reverse("tasks:detail", args=[review.pk])).content.decode()
+    assert "Review mapping specs" in content and "inventory" in content and "build" in content
+    assert "Not run yet." in content
+    content = client_for(viewer).get(reverse("tasks:detail", args=[review.pk])).content.decode()
+    assert "Retry this task" not in content
+
+
+def test_task_page_of_another_mission_is_404(client_for, outsider):
+    task = TaskFactory()
+    assert client_for(outsider).get(reverse("tasks:detail", args=[task.pk])).status_code == 404
+
+
+def test_launching_a_mission_moves_the_status_badge(client_for, planned, lead):
+    mission_services.mission_launch(mission=planned, actor=lead)
+    content = client_for(lead).get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
+    assert ">Mission active<" in content and "Pause</button>" in content
