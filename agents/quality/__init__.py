@@ -1,0 +1,1 @@
+"""Data-quality checks, schema validation and month-by-month backfill of the built targets."""
