@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from agents.choices import Engine, Purpose
+from agents.choices import Engine, MappingStatus, Purpose
 
 
 def split_password(location: str) -> tuple[str, str]:
@@ -71,3 +72,51 @@ class Agent(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class MappingSpec(models.Model):
+    """The mapping of one target table of a mission from its sources; its content lives in versions."""
+
+    mission = models.ForeignKey("missions.Mission", on_delete=models.CASCADE, related_name="mapping_specs")
+    target_table = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["mission_id", "target_table"]
+        constraints = [
+            models.UniqueConstraint(fields=["mission", "target_table"], name="mapping_spec_one_per_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.target_table} mapping"
+
+
+class MappingSpecVersion(models.Model):
+    """One proposed version of a mapping spec: per-column mappings, the target's SQL, lineage and a diff."""
+
+    spec = models.ForeignKey(MappingSpec, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=MappingStatus.choices, default=MappingStatus.PROPOSED)
+    content = models.JSONField(help_text="The spec as documented in docs/spec-file.md (mapping spec JSON).")
+    sql = models.TextField(help_text="The whole target as one SELECT in the source's dialect.")
+    dialect = models.CharField(max_length=32)
+    lineage = models.JSONField(default=dict, blank=True, help_text="Target column -> source TABLE.COLUMN list.")
+    diff = models.JSONField(default=dict, blank=True, help_text="Changes against the previous version.")
+    feedback = models.TextField(blank=True, help_text="The reviewer's feedback when rejected.")
+    task = models.ForeignKey("tasks.Task", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    run = models.ForeignKey("tasks.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by_agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["spec_id", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["spec", "number"], name="mapping_spec_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.spec.target_table} v{self.number} ({self.status})"

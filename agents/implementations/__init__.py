@@ -1,7 +1,12 @@
 """Agent implementations. Each module registers its kinds with ``agents.registry.register``; import it here."""
 
 # Last: registers the kinds no module above implements yet (skips the ones already registered).
-from agents.implementations import (
+from agents.implementations import (  # noqa: E402,F401  (issue 6: initialize, profiling, field mapping)
+    data_quality,  # issue 7: dbt, quality, validation, backfill, schedule, handoff
+    dbt_build,
+    field_mapping,
+    initialize,
     noop,  # noqa: E402,F401
     planned,  # noqa: E402,F401
+    profiling,
 )

@@ -1,0 +1,41 @@
+"""One adapter per connection engine; ``adapter_for(connection)`` picks it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from agents.connectors.base import (
+    Adapter,
+    ColumnInfo,
+    ConnectorError,
+    QueryRefused,
+    QueryResult,
+    QueryTimeout,
+    RefusalHook,
+    TableInfo,
+)
+from agents.connectors.postgresql import PostgreSQLAdapter
+from agents.connectors.sqlite import SQLiteAdapter
+
+ADAPTERS: dict[str, type[Adapter]] = {"sqlite": SQLiteAdapter, "postgresql": PostgreSQLAdapter}
+
+__all__ = [
+    "ADAPTERS", "Adapter", "ColumnInfo", "ConnectorError", "QueryRefused", "QueryResult", "QueryTimeout",
+    "TableInfo", "adapter_for", "dialect_for",
+]
+
+
+def adapter_for(connection, *, allowed_tables: Iterable[str] | None = None,
+                on_refused: RefusalHook | None = None) -> Adapter:
+    try:
+        cls = ADAPTERS[connection.engine]
+    except KeyError:
+        raise ConnectorError(
+            f"Connection {connection.name}: engine {connection.engine!r} has no adapter yet "
+            f"(available: {', '.join(sorted(ADAPTERS))}).", field="engine", code="unsupported_engine",
+        ) from None
+    return cls(connection, allowed_tables=allowed_tables, on_refused=on_refused)
+
+
+def dialect_for(engine: str) -> str:
+    return ADAPTERS[engine].dialect if engine in ADAPTERS else engine

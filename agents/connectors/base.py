@@ -1,0 +1,223 @@
+"""What every connection adapter offers: introspection, guarded read-only queries and a sqlglot dialect."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from genesis.exceptions import DomainError
+
+DEFAULT_ROW_LIMIT = 1000
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+
+class ConnectorError(DomainError):
+    """The connection could not be opened or a query failed."""
+
+    def __init__(self, message: str, *, field: str | None = None, code: str = "connector_error"):
+        super().__init__(message, field=field, code=code)
+
+
+class QueryRefused(ConnectorError):
+    """A query the guard does not allow: not read-only, or touching a table outside the allowed list."""
+
+    def __init__(self, message: str, *, tables: Iterable[str] = (), sql: str = ""):
+        super().__init__(message, field="sql", code="query_refused")
+        self.tables = sorted(tables)
+        self.sql = sql
+
+
+class QueryTimeout(ConnectorError):
+    def __init__(self, message: str):
+        super().__init__(message, field="sql", code="query_timeout")
+
+
+@dataclass
+class ColumnInfo:
+    """One column as the database declares it."""
+
+    name: str
+    declared_type: str
+    nullable: bool = True
+    position: int = 0
+
+
+@dataclass
+class TableInfo:
+    """One table: its columns in order and its row count."""
+
+    name: str
+    columns: list[ColumnInfo] = field(default_factory=list)
+    row_count: int = 0
+
+    def column(self, name: str) -> ColumnInfo | None:
+        wanted = name.lower()
+        return next((c for c in self.columns if c.name.lower() == wanted), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class QueryResult:
+    """Rows of a read-only query, cut at the row limit (``truncated`` says whether more existed)."""
+
+    columns: list[str]
+    rows: list[tuple]
+    truncated: bool = False
+    elapsed_ms: float = 0.0
+
+
+RefusalHook = Callable[[QueryRefused], None]
+
+
+class Adapter:
+    """Base of the per-engine adapters. Use as a context manager, or call ``close()``.
+
+    ``allowed_tables`` (case-insensitive names) is the guard: when given, a query or an introspection that
+    touches any other table is refused with ``QueryRefused`` and ``on_refused`` is told (the agents record
+    it in the mission's history).
+    """
+
+    engine: str = ""
+    dialect: str = ""
+
+    def __init__(self, connection, *, allowed_tables: Iterable[str] | None = None,
+                 on_refused: RefusalHook | None = None):
+        self.connection = connection
+        self.allowed_tables = None if allowed_tables is None else {t.lower() for t in allowed_tables}
+        self.on_refused = on_refused
+        self._raw = None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def __enter__(self) -> Adapter:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        if self._raw is None:
+            self._raw = self._open()
+
+    def close(self) -> None:
+        if self._raw is not None:
+            try:
+                self._raw.close()
+            finally:
+                self._raw = None
+
+    @property
+    def raw(self):
+        self.connect()
+        return self._raw
+
+    # --- engine-specific ---------------------------------------------------------------------------
+    def _open(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def list_tables(self) -> list[str]:  # pragma: no cover - abstract
+        """Names of the base tables and views visible on this connection (names only, never contents)."""
+        raise NotImplementedError
+
+    def _columns(self, table: str) -> list[ColumnInfo]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _execute(self, sql: str, *, limit: int, timeout: float) -> QueryResult:  # pragma: no cover
+        raise NotImplementedError
+
+    def quote(self, name: str) -> str:
+        return exp.to_identifier(name, quoted=True).sql(dialect=self.dialect)
+
+    # --- shared ------------------------------------------------------------------------------------
+    def ping(self) -> None:
+        self._execute("SELECT 1", limit=1, timeout=5)
+
+    def resolve_table(self, name: str) -> str:
+        """The table's name as the database spells it (names are matched case-insensitively)."""
+        for actual in self.list_tables():
+            if actual.lower() == name.lower():
+                return actual
+        raise ConnectorError(f"Table {name!r} does not exist on connection {self.connection.name}.",
+                             field="table", code="unknown_table")
+
+    def introspect(self, tables: Iterable[str] | None = None) -> list[TableInfo]:
+        """Columns, declared types and row counts of the given tables (default: every allowed table)."""
+        if tables is None:
+            names = [t for t in self.list_tables()
+                     if self.allowed_tables is None or t.lower() in self.allowed_tables]
+        else:
+            wanted = list(tables)
+            self.check_tables(wanted, sql=f"introspect {', '.join(wanted)}")
+            names = [self.resolve_table(t) for t in wanted]
+        infos = []
+        for name in names:
+            count = self._execute(f"SELECT COUNT(*) FROM {self.quote(name)}", limit=1,  # noqa: S608 - quoted name
+                                  timeout=DEFAULT_TIMEOUT_SECONDS).rows[0][0]
+            infos.append(TableInfo(name=name, columns=self._columns(name), row_count=int(count)))
+        return infos
+
+    def check_tables(self, tables: Iterable[str], *, sql: str = "") -> None:
+        if self.allowed_tables is None:
+            return
+        outside = sorted({t for t in tables if t.lower() not in self.allowed_tables})
+        if outside:
+            allowed = ", ".join(sorted(self.allowed_tables)) or "none"
+            self._refuse(QueryRefused(
+                f"Refused: {', '.join(outside)} {'is' if len(outside) == 1 else 'are'} not among the mission's "
+                f"allowed source tables on {self.connection.name} ({allowed}).", tables=outside, sql=sql,
+            ))
+
+    def _refuse(self, error: QueryRefused) -> None:
+        if self.on_refused is not None:
+            self.on_refused(error)
+        raise error
+
+    def tables_of(self, sql: str) -> set[str]:
+        """The tables a statement reads, CTE names excluded; refuses anything that is not one SELECT."""
+        try:
+            statements = [s for s in sqlglot.parse(sql, read=self.dialect) if s is not None]
+        except ParseError as error:
+            raise ConnectorError(f"The query does not parse as {self.dialect} SQL: {error}", field="sql",
+                                 code="parse_error") from None
+        if len(statements) != 1:
+            self._refuse(QueryRefused(f"Exactly one statement is allowed; got {len(statements)}.", sql=sql))
+        statement = statements[0]
+        if not isinstance(statement, exp.Query):
+            self._refuse(QueryRefused(
+                f"Only read-only SELECT queries are allowed; got {statement.key.upper()}.", sql=sql))
+        ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
+        tables = set()
+        for table in statement.find_all(exp.Table):
+            if not table.name:
+                continue
+            if table.name.lower() in ctes and not table.db:
+                continue
+            tables.add(table.name)
+        for func in statement.find_all(exp.Anonymous):
+            # Table-valued or file functions (pragma_table_info, readfile, pg_read_file, ...) read outside data.
+            if func.name.lower().startswith(("pragma_", "readfile", "writefile", "load_extension", "pg_")):
+                self._refuse(QueryRefused(f"The function {func.name}() is not allowed in agent queries.", sql=sql))
+        return tables
+
+    def query(self, sql: str, *, limit: int = DEFAULT_ROW_LIMIT,
+              timeout: float = DEFAULT_TIMEOUT_SECONDS) -> QueryResult:
+        """Run one read-only SELECT, returning at most ``limit`` rows, stopped after ``timeout`` seconds."""
+        if limit < 1:
+            raise ConnectorError("The row limit must be at least 1.", field="limit")
+        self.check_tables(self.tables_of(sql), sql=sql)
+        started = time.monotonic()
+        result = self._execute(sql, limit=limit, timeout=timeout)
+        result.elapsed_ms = round((time.monotonic() - started) * 1000, 2)
+        return result
+
+    def scalar(self, sql: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Any:
+        rows = self.query(sql, limit=1, timeout=timeout).rows
+        return rows[0][0] if rows else None

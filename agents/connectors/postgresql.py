@@ -1,0 +1,68 @@
+"""PostgreSQL adapter (psycopg 3): read-only transactions and a server-side statement timeout."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from agents.connectors.base import Adapter, ColumnInfo, ConnectorError, QueryResult, QueryTimeout
+
+
+class PostgreSQLAdapter(Adapter):
+    engine = "postgresql"
+    dialect = "postgres"
+
+    def _open(self):
+        kwargs = {"connect_timeout": 10, "autocommit": False}
+        if self.connection.secret:
+            kwargs["password"] = self.connection.secret
+        try:
+            raw = psycopg.connect(self.connection.location, **kwargs)
+        except psycopg.Error as error:
+            raise ConnectorError(
+                f"Connection {self.connection.name}: cannot reach PostgreSQL: {str(error).strip()}",
+                field="location", code="unreachable",
+            ) from None
+        raw.read_only = True
+        return raw
+
+    def list_tables(self) -> list[str]:
+        with self.raw.cursor() as cursor:
+            cursor.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = ANY (current_schemas(false)) AND table_type IN ('BASE TABLE', 'VIEW') "
+                "ORDER BY table_name"
+            )
+            rows = cursor.fetchall()
+        self.raw.rollback()
+        return [row[0] for row in rows]
+
+    def _columns(self, table: str) -> list[ColumnInfo]:
+        with self.raw.cursor() as cursor:
+            cursor.execute(
+                "SELECT column_name, data_type, is_nullable, ordinal_position FROM information_schema.columns "
+                "WHERE table_schema = ANY (current_schemas(false)) AND table_name = %s ORDER BY ordinal_position",
+                [table],
+            )
+            rows = cursor.fetchall()
+        self.raw.rollback()
+        return [ColumnInfo(name=name, declared_type=dtype.upper(), nullable=nullable == "YES", position=pos)
+                for name, dtype, nullable, pos in rows]
+
+    def _execute(self, sql: str, *, limit: int, timeout: float) -> QueryResult:
+        raw = self.raw
+        try:
+            with raw.cursor() as cursor:
+                cursor.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
+                cursor.execute(sql)
+                rows = cursor.fetchmany(limit + 1)
+                columns = [d.name for d in cursor.description or []]
+        except pg_errors.QueryCanceled:
+            raw.rollback()
+            raise QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped.") from None
+        except psycopg.Error as error:
+            raw.rollback()
+            raise ConnectorError(f"The query failed on {self.connection.name}: {str(error).strip()}",
+                                 field="sql") from None
+        raw.rollback()
+        return QueryResult(columns=columns, rows=rows[:limit], truncated=len(rows) > limit)

@@ -1,0 +1,71 @@
+"""SQLite adapter: the database file is opened read-only; a progress handler enforces the timeout."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from agents.connectors.base import Adapter, ColumnInfo, ConnectorError, QueryResult, QueryTimeout
+
+
+class SQLiteAdapter(Adapter):
+    engine = "sqlite"
+    dialect = "sqlite"
+
+    def _path(self) -> Path:
+        location = self.connection.location
+        for prefix in ("sqlite:///", "sqlite://", "file:"):
+            if location.startswith(prefix):
+                location = location[len(prefix):]
+        return Path(location)
+
+    def _open(self):
+        path = self._path()
+        if not path.is_file():
+            raise ConnectorError(
+                f"Connection {self.connection.name}: the SQLite file {path} does not exist.", field="location",
+                code="unreachable",
+            )
+        try:
+            raw = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            raw.execute("PRAGMA query_only = ON")
+            raw.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as error:
+            raise ConnectorError(f"Connection {self.connection.name}: cannot open {path}: {error}",
+                                 field="location", code="unreachable") from None
+        return raw
+
+    def list_tables(self) -> list[str]:
+        rows = self.raw.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name"
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def _columns(self, table: str) -> list[ColumnInfo]:
+        rows = self.raw.execute(f"PRAGMA table_info({self.quote(table)})").fetchall()
+        return [
+            ColumnInfo(name=name, declared_type=(declared or "").upper(), nullable=not notnull and not pk,
+                       position=cid + 1)
+            for cid, name, declared, notnull, _default, pk in rows
+        ]
+
+    def _execute(self, sql: str, *, limit: int, timeout: float) -> QueryResult:
+        deadline = time.monotonic() + timeout
+        raw = self.raw
+        raw.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
+        try:
+            cursor = raw.execute(sql)
+            rows = cursor.fetchmany(limit + 1)
+            columns = [d[0] for d in cursor.description or []]
+            cursor.close()
+        except sqlite3.OperationalError as error:
+            if "interrupted" in str(error):
+                raise QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped.") from None
+            raise ConnectorError(f"The query failed on {self.connection.name}: {error}", field="sql") from None
+        except sqlite3.DatabaseError as error:
+            raise ConnectorError(f"The query failed on {self.connection.name}: {error}", field="sql") from None
+        finally:
+            raw.set_progress_handler(None, 0)
+        return QueryResult(columns=columns, rows=rows[:limit], truncated=len(rows) > limit)

@@ -1,0 +1,243 @@
+"""Define a target's mapping spec: map every target column onto the source, ask where unsure, propose a
+versioned spec (JSON, SQL, lineage, diff) for the Mission Owner's approval."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from agents.base import AgentContext, BaseAgent, Failed, NeedsApproval, NeedsInput, Outcome
+from agents.choices import MappingStatus
+from agents.connectors import Adapter, ConnectorError
+from agents.implementations.common import (
+    artifact_id,
+    beat,
+    mission_spec,
+    open_source,
+    say,
+    stop_requested,
+    write,
+)
+from agents.implementations.profiling import PROFILE_ARTIFACT
+from agents.mapping import Ambiguity, Catalog, MappingProblem, TargetMapper, column_lineage
+from agents.profiler import profile_source
+from agents.registry import register
+from agents.specfile import target_spec
+from genesis.exceptions import DomainError
+
+_SENTENCE = re.compile(r"(?<=[.;!?\n])\s+")
+_QUESTION_KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z0-9_.]+?):")
+
+
+def _stored_profile(context: AgentContext, adapter: Adapter, tables: list[str]) -> dict[str, Any] | None:
+    """The mission's latest source profile if it covers this connection and these tables."""
+    from tasks.models import Artifact
+
+    artifact = (Artifact.objects.filter(mission=context.mission, name=PROFILE_ARTIFACT).exclude(file="")
+                .order_by("-created_at", "-pk").first())
+    if artifact is None:
+        return None
+    try:
+        with artifact.file.open("rb") as handle:
+            profile = json.loads(handle.read())
+    except (OSError, ValueError):
+        return None
+    have = {t.upper() for t in profile.get("tables", {})}
+    if profile.get("connection") != adapter.connection.name or not {t.upper() for t in tables} <= have:
+        return None
+    return profile
+
+
+def answers_by_key(context: AgentContext, target: str) -> dict[str, str]:
+    """Answers to this agent's earlier questions about ``target``, keyed by the column (or column.part)."""
+    result: dict[str, str] = {}
+    for item in context.answers:
+        answer = str(item.get("answer") or item.get("text") or "").strip()
+        ctx = item.get("context") or {}
+        column = ctx.get("column") if isinstance(ctx, dict) else None
+        if column and "." in column and column.split(".", 1)[0].upper() == target.upper():
+            key = column.split(".", 1)[1]
+        else:
+            match = _QUESTION_KEY.match(str(item.get("question") or ""))
+            if not match or match[1].upper() != target.upper():
+                continue
+            key = match[2]
+        if answer:
+            result[key.upper()] = answer
+    return result
+
+
+def feedback_overrides(context: AgentContext, target: dict[str, Any], catalog: Catalog
+                       ) -> tuple[dict[str, str], list[str], list[str]]:
+    """Read the reviewer's feedback: a sentence naming one target column and one source column maps that
+    column there. Returns (overrides, columns the feedback questions without naming a source, unread texts)."""
+    names = [c["name"] for c in target["columns"]]
+    overrides: dict[str, str] = {}
+    unclear_columns: list[str] = []
+    unread: list[str] = []
+    for item in context.feedback:
+        text = str(item.get("text") or item.get("feedback") or "").strip()
+        if not text:
+            continue
+        understood = False
+        for sentence in _SENTENCE.split(text):
+            mentioned = [n for n in names if re.search(rf"\b{re.escape(n)}\b", sentence, re.I)]
+            rest = sentence
+            for n in mentioned:
+                rest = re.sub(rf"\b{re.escape(n)}\b", " ", rest, flags=re.I)
+            ref = catalog.find(rest)
+            if len(mentioned) == 1 and ref is not None:
+                overrides[mentioned[0].upper()] = str(ref)
+                understood = True
+            elif mentioned:
+                unclear_columns += [m for m in mentioned if m not in unclear_columns]
+                understood = True
+        if not understood:
+            unread.append(text)
+    return overrides, unclear_columns, unread
+
+
+def spec_markdown(content: dict[str, Any], version: int) -> str:
+    lines = [f"# {content['target']} mapping spec v{version}", "", content.get("description", ""), "",
+             f"Grain: one row per {content['grain']['entity']} ({content['grain']['entity_table']}."
+             f"{content['grain']['entity_key']})"
+             + (f" and month of {content['grain']['period']}" if content["grain"]["period"] else "") + ".", "",
+             "| column | type | source | transformation | confidence |", "|---|---|---|---|---:|"]
+    for col in content["columns"]:
+        sources = ", ".join(f"{s['table']}.{s['column']}" for s in col["sources"]) or "-"
+        lines.append(f"| {col['name']} | {col['target_type']} | {sources} | {col['transformation']} | "
+                     f"{col['confidence']:.2f} |")
+    lines += ["", "## Reasoning", ""]
+    lines += [f"- **{c['name']}**: {c['reasoning'] or '-'}" for c in content["columns"]]
+    dry = content.get("dry_run", {})
+    lines += ["", "## Dry run", "", f"{dry.get('rows', '?')} rows; {dry.get('duplicate_grain_rows', '?')} "
+              "duplicate grain keys.", "", "## SQL", "", "```sql", content["sql"], "```", ""]
+    return "\n".join(lines)
+
+
+@register
+class FieldMappingAgent(BaseAgent):
+    kind = "field_mapping"
+    description = ("Maps each column of a target table onto the profiled source (name, description, type, "
+                   "profile and business rules), asks where unsure, and proposes a versioned mapping spec with "
+                   "its SQL and column lineage for approval.")
+
+    def run(self, context: AgentContext) -> Outcome:
+        from agents.selectors import mapping_spec_latest
+        from agents.services import mapping_spec_propose, mapping_spec_reject
+
+        target_name = context.config.get("target") or context.config.get("target_table")
+        if not target_name:
+            return Failed(error="The task config names no target (config.target, e.g. CLAIM_SUMMARY).",
+                          retryable=False)
+        try:
+            spec = mission_spec(context)
+            target = target_spec(spec, target_name)
+            adapter = open_source(context, spec)
+        except DomainError as error:
+            return Failed(error=error.message, retryable=False)
+        target_name = target["name"]
+        try:
+            profile = _stored_profile(context, adapter, sorted(adapter.allowed_tables or []))
+            if profile is None:
+                say(context, "no stored profile of this source; profiling it now")
+                profile = profile_source(adapter, cancelled=lambda: stop_requested(context))
+            beat(context)
+            catalog = Catalog(profile, spec["sources"].get("tables"))
+
+            # A review that came back: the proposed version is rejected with its feedback, and the feedback
+            # steers this run (a named source for a named column, or a question when it names no source).
+            latest = mapping_spec_latest(mission=context.mission, target_table=target_name)
+            if context.feedback and latest is not None and latest.status == MappingStatus.PROPOSED:
+                mapping_spec_reject(version=latest, actor=None,
+                                    feedback=str(context.feedback[-1].get("text") or context.feedback[-1]))
+            from_feedback, unclear, unread = feedback_overrides(context, target, catalog)
+            overrides = {k.upper(): v for k, v in (context.config.get("overrides") or {}).items()}
+            answers = answers_by_key(context, target_name)
+            for column in unclear:
+                if column.upper() not in answers and column.upper() not in from_feedback:
+                    return NeedsInput(
+                        question=f"{target_name}.{column}: the review's feedback questions this column but names "
+                                 f"no source column. Which source column should {column} use?",
+                        options=[str(r) for r in catalog.words][:12] + ["none"],
+                        context={"column": f"{target_name}.{column}", "reason": "feedback"},
+                    )
+            if unread and "FEEDBACK" not in answers:
+                return NeedsInput(
+                    question=f"{target_name}.FEEDBACK: I could not tell which column this feedback is about: "
+                             f"“{unread[-1]}”. Please answer as COLUMN = TABLE.SOURCE_COLUMN.",
+                    options=[], context={"column": f"{target_name}.FEEDBACK", "reason": "feedback"},
+                )
+            if "FEEDBACK" in answers:
+                extra, _, _ = feedback_overrides(
+                    AgentContext(mission=context.mission, task=context.task, run=context.run, agent=context.agent,
+                                 config={}, connections={}, feedback=[{"text": answers["FEEDBACK"]}]),
+                    target, catalog)
+                from_feedback.update(extra)
+
+            mapper = TargetMapper(target=target, catalog=catalog, dialect=adapter.dialect, answers=answers,
+                                  overrides=overrides, feedback=from_feedback)
+            try:
+                content = mapper.plan()
+            except Ambiguity as question:
+                say(context, f"asking: {question.question}")
+                return NeedsInput(question=question.question, options=question.options, default=question.default,
+                                  context={"column": f"{target_name}.{question.column}", "reason": question.reason})
+            except MappingProblem as problem:
+                return Failed(error=f"{target_name}: {problem}", retryable=False)
+            content["dry_run"] = self._dry_run(adapter, content)
+        except ConnectorError as error:
+            return Failed(error=f"{target_name}: {error.message}", retryable=False)
+        except InterruptedError:
+            return Failed(error="Cancelled while profiling.", retryable=False)
+        finally:
+            adapter.close()
+
+        lineage = column_lineage(content["sql"], dialect=content["dialect"], profile=profile,
+                                 columns=[c["name"] for c in content["columns"]])
+        for column in content["columns"]:
+            column["lineage"] = lineage.get(column["name"], [])
+        content["source"] = {"connection": profile["connection"], "dialect": profile["dialect"],
+                             "tables": sorted(profile["tables"])}
+        content["feedback_applied"] = [str(f.get("text") or "") for f in context.feedback]
+        version = mapping_spec_propose(
+            mission=context.mission, target_table=target_name, content=content, sql=content["sql"],
+            dialect=content["dialect"], lineage=lineage, task=context.task, run=context.run, actor=context.agent,
+        )
+        spec_artifact = write(context, name=f"{target_name}.mapping_spec.json", kind="spec", content=content,
+                              content_type="application/json")
+        write(context, name=f"{target_name}.sql", kind="sql", content=content["sql"] + "\n",
+              content_type="application/sql")
+        write(context, name=f"{target_name}.mapping_spec.md", kind="report",
+              content=spec_markdown(content, version.number), content_type="text/markdown")
+        low = [c["name"] for c in content["columns"] if c["confidence"] < 0.7]
+        changed = version.diff.get("changed", {})
+        summary = (f"{target_name} mapping spec v{version.number}: {len(content['columns'])} columns mapped, "
+                   f"dry run {content['dry_run']['rows']} rows, {content['dry_run']['duplicate_grain_rows']} "
+                   f"duplicate grain keys."
+                   + (f" Lowest confidence: {', '.join(low)}." if low else "")
+                   + (f" Changed since the last version: {', '.join(changed)}." if changed else ""))
+        say(context, summary)
+        return NeedsApproval(summary=summary, outputs={
+            "mapping_spec_id": version.spec_id, "version": version.number, "target": target_name,
+            "rows": content["dry_run"]["rows"], "spec_artifact": artifact_id(spec_artifact),
+        })
+
+    def _dry_run(self, adapter: Adapter, content: dict[str, Any]) -> dict[str, Any]:
+        """Run the target's SQL on the source: row count, a sample, and rows sharing a grain key."""
+        sql = content["sql"]
+        rows = adapter.scalar(f"SELECT COUNT(*) FROM ({sql}) AS q")  # noqa: S608 - our own generated SQL
+        sample = adapter.query(f"SELECT * FROM ({sql}) AS q", limit=5)  # noqa: S608
+        grain = content["grain"]["columns"]
+        duplicates = 0
+        if grain:
+            cols = ", ".join(adapter.quote(c) for c in grain)
+            duplicates = adapter.scalar(
+                f"SELECT COUNT(*) FROM (SELECT {cols} FROM ({sql}) AS q GROUP BY {cols} "  # noqa: S608
+                f"HAVING COUNT(*) > 1) AS d"
+            )
+        return {"rows": rows, "columns": sample.columns,
+                "sample": [[v if isinstance(v, int | float | str) or v is None else str(v) for v in row]
+                           for row in sample.rows],
+                "duplicate_grain_rows": duplicates, "elapsed_ms": sample.elapsed_ms}

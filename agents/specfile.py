@@ -1,0 +1,267 @@
+"""The mission spec file (``project.yml``): its JSON Schema, loading, and errors that name the path at fault.
+
+The format is documented in docs/spec-file.md. ``load_spec_text`` returns the parsed, validated document or
+raises ``SpecFileError`` listing every problem as ``path: message`` (e.g. ``targets.tables[0].columns[3].rule``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from genesis.exceptions import DomainError
+
+IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+PHRASE = {"type": "string", "minLength": 1}
+TARGET_REF = {"type": "string", "pattern": IDENT}
+ROUND = {"type": "integer", "minimum": 0, "maximum": 10}
+
+_RULES = {
+    "sum": PHRASE,
+    "count": PHRASE,
+    "count_distinct": PHRASE,
+    "fraction": {
+        "type": "object", "additionalProperties": False, "required": ["column", "equals"],
+        "properties": {"column": PHRASE, "equals": {"type": ["string", "number"]}},
+    },
+    "difference": {"type": "array", "items": TARGET_REF, "minItems": 2, "maxItems": 2},
+    "concat": {
+        "type": "array", "minItems": 1,
+        "items": {
+            "type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": False,
+            "properties": {"column": PHRASE, "literal": {"type": "string"}},
+        },
+    },
+    "age_years": {
+        "type": "object", "additionalProperties": False, "required": ["birth", "at"],
+        "properties": {"birth": PHRASE, "at": {"enum": ["period_start"]}},
+    },
+    "bands": {
+        "type": "object", "additionalProperties": False, "required": ["of", "labels"],
+        "properties": {"of": TARGET_REF, "labels": {"type": "array", "items": {"type": "string"}, "minItems": 2}},
+    },
+    "year_of": {"enum": ["period"]},
+    "month_of": {"enum": ["period"]},
+}
+
+RULE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {**_RULES, "default": {"type": ["number", "string"]}, "round": ROUND},
+}
+
+COLUMN_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "type"],
+    "properties": {
+        "name": {"type": "string", "pattern": IDENT},
+        "type": {"type": "string", "pattern": r"^[A-Za-z]+( ?\([0-9]+(, ?[0-9]+)?\))?$"},
+        "description": {"type": "string"},
+        "constraints": {
+            "type": "array", "uniqueItems": True,
+            "items": {"enum": ["not_null", "unique", "primary_key"]},
+        },
+        "rule": RULE_SCHEMA,
+    },
+}
+
+TARGET_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "grain", "columns"],
+    "properties": {
+        "name": {"type": "string", "pattern": IDENT},
+        "description": {"type": "string"},
+        "grain": {
+            "type": "object", "additionalProperties": False, "required": ["entity"],
+            "properties": {
+                "entity": PHRASE,
+                "period": {
+                    "type": "object", "additionalProperties": False, "required": ["month_of"],
+                    "properties": {"month_of": PHRASE},
+                },
+            },
+        },
+        "columns": {"type": "array", "minItems": 1, "items": COLUMN_SCHEMA},
+        "business_rules": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+SPEC_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["version", "name", "sources", "targets"],
+    "properties": {
+        "version": {"const": 1},
+        "name": {"type": "string", "minLength": 1},
+        "description": {"type": "string"},
+        "sources": {
+            "type": "object", "additionalProperties": False, "required": ["connection", "allowed_tables"],
+            "properties": {
+                "connection": {"type": "string", "minLength": 1},
+                "allowed_tables": {
+                    "type": "array", "minItems": 1, "uniqueItems": True,
+                    "items": {"type": "string", "pattern": IDENT},
+                },
+                "tables": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object", "additionalProperties": False,
+                        "properties": {
+                            "description": {"type": "string"},
+                            "columns": {"type": "object", "additionalProperties": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+        },
+        "targets": {
+            "type": "object", "additionalProperties": False, "required": ["tables"],
+            "properties": {
+                "connection": {"type": "string", "minLength": 1},
+                "tables": {"type": "array", "minItems": 1, "items": TARGET_SCHEMA},
+            },
+        },
+        "schedule": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"cron": {"type": "string", "pattern": r"^\S+( \S+){4}$"}},
+        },
+    },
+}
+
+_VALIDATOR = Draft202012Validator(SPEC_SCHEMA)
+_BAND = re.compile(r"^(\d+)-(\d+)$|^(\d+)\+$")
+
+
+class SpecFileError(DomainError):
+    """A spec file that cannot be used; ``errors`` lists ``(path, message)`` for every problem found."""
+
+    def __init__(self, errors: list[tuple[str, str]], *, source: str = "spec file"):
+        self.errors = errors
+        lines = "; ".join(f"{path or '(top)'}: {message}" for path, message in errors)
+        super().__init__(f"{source} is invalid: {lines}", field=errors[0][0] if errors else None,
+                         code="invalid_spec")
+
+
+def format_path(parts) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _schema_message(error) -> str:
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"unknown key(s) {', '.join(map(repr, extra))}"
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is required")
+    if error.validator == "type":
+        return f"must be of type {error.validator_value}, got {type(error.instance).__name__}"
+    if error.validator == "enum":
+        return f"must be one of {', '.join(map(repr, error.validator_value))}, got {error.instance!r}"
+    if error.validator == "pattern":
+        return f"{error.instance!r} does not match the expected form {error.validator_value}"
+    return error.message
+
+
+def band_bounds(labels: list[str]) -> list[tuple[int, int | None]]:
+    """``["0-17", "18-34", "65+"]`` -> ``[(0, 17), (18, 34), (65, None)]``; raises ValueError when not
+    contiguous, not ascending, or not in the ``a-b`` / ``a+`` forms."""
+    bounds: list[tuple[int, int | None]] = []
+    for index, label in enumerate(labels):
+        match = _BAND.match(label.strip())
+        if not match:
+            raise ValueError(f"label {label!r} must look like '18-34' or '65+'")
+        low, high = (int(match[1]), int(match[2])) if match[1] else (int(match[3]), None)
+        if high is not None and high < low:
+            raise ValueError(f"label {label!r} ends before it starts")
+        if high is None and index != len(labels) - 1:
+            raise ValueError(f"only the last label may be open-ended; {label!r} is not last")
+        if bounds and bounds[-1][1] is not None and low != bounds[-1][1] + 1:
+            raise ValueError(f"label {label!r} does not start right after {labels[index - 1]!r}")
+        bounds.append((low, high))
+    return bounds
+
+
+def _semantic_errors(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    errors: list[tuple[str, str]] = []
+    seen_targets: set[str] = set()
+    for t_index, target in enumerate(spec["targets"]["tables"]):
+        t_path = f"targets.tables[{t_index}]"
+        if target["name"].upper() in seen_targets:
+            errors.append((f"{t_path}.name", f"duplicate target table {target['name']!r}"))
+        seen_targets.add(target["name"].upper())
+        names = [c["name"].upper() for c in target["columns"]]
+        for c_index, column in enumerate(target["columns"]):
+            c_path = f"{t_path}.columns[{c_index}]"
+            if names.index(column["name"].upper()) != c_index:
+                errors.append((f"{c_path}.name", f"duplicate column {column['name']!r} in {target['name']}"))
+            rule = column.get("rule") or {}
+            kinds = [k for k in rule if k in _RULES]
+            if rule and len(kinds) != 1:
+                errors.append((f"{c_path}.rule", "a rule needs exactly one of "
+                               f"{', '.join(_RULES)} (got {', '.join(kinds) or 'none'})"))
+                continue
+            for ref_key, refs in (("difference", rule.get("difference") or []),
+                                  ("bands", [rule["bands"]["of"]] if "bands" in rule else [])):
+                for r_index, ref in enumerate(refs):
+                    r_path = f"{c_path}.rule.{ref_key}" + (f"[{r_index}]" if ref_key == "difference" else ".of")
+                    if ref.upper() not in names:
+                        errors.append((r_path, f"{ref!r} is not a column of {target['name']}"))
+                    elif ref.upper() == column["name"].upper():
+                        errors.append((r_path, f"{column['name']} cannot refer to itself"))
+            if "bands" in rule:
+                try:
+                    band_bounds(rule["bands"]["labels"])
+                except ValueError as error:
+                    errors.append((f"{c_path}.rule.bands.labels", str(error)))
+            if any(k in rule for k in ("year_of", "month_of", "age_years")) and "period" not in target["grain"]:
+                errors.append((f"{c_path}.rule", f"refers to the period, but {target['name']} has no grain.period"))
+    return errors
+
+
+def validate_spec(data: Any, *, source: str = "spec file") -> dict[str, Any]:
+    """Return ``data`` if it is a valid spec; otherwise raise ``SpecFileError`` naming every bad path."""
+    errors = [(format_path(e.absolute_path), _schema_message(e))
+              for e in sorted(_VALIDATOR.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))]
+    if not errors:
+        errors = _semantic_errors(data)
+    if errors:
+        raise SpecFileError(errors, source=source)
+    return data
+
+
+def load_spec_text(text: str | bytes, *, source: str = "spec file") -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise SpecFileError([(where, f"not valid YAML: {getattr(error, 'problem', error)}")], source=source) from None
+    if not isinstance(data, dict):
+        raise SpecFileError([("", "the document must be a mapping with version, name, sources and targets")],
+                            source=source)
+    return validate_spec(data, source=source)
+
+
+def load_mission_spec(mission) -> dict[str, Any]:
+    """The mission's attached spec file, validated."""
+    if not mission.spec_file:
+        raise SpecFileError([("spec_file", f"mission “{mission.name}” has no spec file attached")])
+    with mission.spec_file.open("rb") as handle:
+        return load_spec_text(handle.read(), source="the mission's spec file")
+
+
+def target_spec(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    for target in spec["targets"]["tables"]:
+        if target["name"].upper() == name.upper():
+            return target
+    known = ", ".join(t["name"] for t in spec["targets"]["tables"])
+    raise SpecFileError([("targets.tables", f"no target named {name!r} (known: {known})")])
