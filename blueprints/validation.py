@@ -430,7 +430,8 @@ def _semantic_errors(data: dict[str, Any], out: _Collector) -> None:
         if param.get("purpose") and ptype != ParamType.CONNECTION:
             out.add(["parameters", i, "purpose"], "only a connection parameter has a purpose")
     samples = {
-        name: p["default"] if p.get("default") is not None else _SAMPLES.get(p.get("type"), "sample")
+        name: p["default"] if p.get("type") in ParamType.values and p.get("default") is not None
+        and value_fits(p["type"], p["default"]) else _SAMPLES.get(p.get("type"), "sample")
         for name, p in declared.items()
     }
     body = {k: v for k, v in data.items() if k != "parameters"}
@@ -518,8 +519,14 @@ def validate_document(data: Any, filename: str) -> dict[str, Any]:
     if isinstance(data, dict):
         _semantic_errors(data, out)
     if out.errors:
-        raise BlueprintInvalid(filename, _dedupe(out.errors))
+        raise BlueprintInvalid(filename, sorted(_dedupe(out.errors), key=_path_order))
     return normalize(data)
+
+
+def _path_order(error: BlueprintError) -> list[tuple[int, int | str]]:
+    """Sort errors by where they are: list items in document order, keys alphabetically."""
+    return [(0, int(part[1:-1])) if part.startswith("[") else (1, part)
+            for part in re.findall(r"\[\d+\]|[^.\[\]]+", error.path)]
 
 
 def _dedupe(errors: list[BlueprintError]) -> list[BlueprintError]:

@@ -27,6 +27,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "django_q",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "missions",
     "agents",
     "tasks",
@@ -122,6 +127,42 @@ if env_bool("SECURE_PROXY_SSL", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGIN_URL = "/admin/login/"
+
+# REST API (issue 8): token auth first so an anonymous request gets 401 with a WWW-Authenticate header.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "genesis.api.auth.LoggedTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "genesis.api.pagination.StrictPageNumberPagination",
+    "PAGE_SIZE": env_int("API_PAGE_SIZE", 50),
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "genesis.api.schema.GenesisAutoSchema",
+    "EXCEPTION_HANDLER": "genesis.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "auth": env_str("API_AUTH_RATE", "10/min"),
+        "auth_failures": env_str("API_AUTH_FAILURE_RATE", "20/min"),
+    },
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Genesis API",
+    "DESCRIPTION": "Missions, tasks, runs, artifacts and the workflow verbs that move them. "
+    "Authenticate with `Authorization: Token <key>` (POST /api/v1/auth/token/ or `manage.py issue_token`).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "MissionStatusEnum": "missions.choices.MissionStatus",
+        "TaskStatusEnum": "tasks.choices.TaskStatus",
+        "RunStatusEnum": "tasks.choices.RunStatus",
+        "PhaseStatusEnum": "tasks.choices.PhaseStatus",
+    },
+}
 
 # django-q2: the ORM broker by default (SQLite or PostgreSQL); Redis when REDIS_URL is set.
 REDIS_URL = env_str("REDIS_URL")

@@ -13,6 +13,7 @@ admin.site.index_title = "Missions, tasks and agents"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="missions:list", permanent=False)),
     path("admin/", admin.site.urls),
+    path("api/", include("genesis.api.urls")),  # REST API (issue 8): /api/v1/, /api/schema/, /api/docs/
     # Pages (issue 9): sign-in for people, then missions, cockpit, my work, dashboard.
     path("login/", auth_views.LoginView.as_view(next_page="missions:list"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),

@@ -10,6 +10,10 @@ from blueprints.services import blueprint_export
 class Command(BaseCommand):
     help = "Print a blueprint version (the latest unless --version) as YAML; loading it gives the same version."
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # ``--version`` means the blueprint's version here, not Django's.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser):
         parser.add_argument("slug")
         parser.add_argument("--version", dest="number", type=int, help="Version number (default: the latest).")

@@ -15,6 +15,10 @@ class Command(BaseCommand):
     help = "Create a draft mission from a blueprint (its tasks, owners, criteria and dependencies) and print its " \
            "id. Parameters not given are pre-filled from the blueprint's defaults and the connections."
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        # ``--version`` means the blueprint's version here, not Django's.
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser):
         parser.add_argument("--blueprint", required=True, help="Blueprint slug.")
         parser.add_argument("--version", dest="number", type=int, help="Version number (default: the latest).")

@@ -1,0 +1,84 @@
+"""Launch a mission from a blueprint: suggested blueprints first, parameters pre-filled, a hint when the
+objective reads like a title rather than an outcome."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+
+from blueprints import selectors
+from blueprints import services as blueprint_services
+from blueprints.forms import PARAM_PREFIX, LaunchForm, objective_warning
+from blueprints.models import BlueprintVersion
+from genesis.exceptions import DomainError
+from missions.views import _can_launch, is_fragment, page_login_required
+
+
+def _latest_versions():
+    """The latest version of every blueprint, one query."""
+    latest = BlueprintVersion.objects.filter(blueprint=OuterRef("blueprint")).order_by("-number").values("pk")[:1]
+    return BlueprintVersion.objects.filter(pk=Subquery(latest)).select_related("blueprint").order_by(
+        "blueprint__slug")
+
+
+@page_login_required
+def mission_launch(request: HttpRequest) -> HttpResponse:
+    if not _can_launch(request.user):
+        raise PermissionDenied("You may not launch missions.")
+    versions = _latest_versions()
+    source = request.POST if request.method == "POST" else request.GET
+    objective = source.get("objective", "")
+    suggestions = selectors.blueprints_suggested_for(objective) if objective.strip() else []
+    version = None
+    wanted = source.get("version") or source.get("blueprint")
+    if wanted:
+        version = versions.filter(pk=wanted).first() if str(wanted).isdigit() else versions.filter(
+            blueprint__slug=wanted).first()
+    if version is None and suggestions:
+        version = next((v for v in versions if v.pk == suggestions[0].version.pk), None)
+    if version is None:
+        version = versions.first()
+
+    if is_fragment(request) and request.htmx.target == "objective-help":
+        return render(request, "blueprints/htmx/objective_help.html", {
+            "warning": objective_warning(objective), "suggestions": suggestions, "selected": version})
+
+    initial_params = selectors.launch_initial_params(version=version) if version else {}
+    if request.method == "POST" and request.POST.get("change") != "blueprint":
+        form = LaunchForm(request.POST, versions=versions, version=version, initial_params=initial_params)
+        if form.is_valid():
+            try:
+                mission = blueprint_services.blueprint_launch(
+                    version=form.cleaned_data["version"], name=form.cleaned_data["name"],
+                    objective=form.cleaned_data["objective"], owner=request.user, mode=form.cleaned_data["mode"],
+                    params=form.params(), actor=request.user,
+                )
+                if form.cleaned_data["start_now"]:
+                    from tasks import engine
+
+                    engine.mission_start(mission=mission, actor=request.user)
+            except DomainError as error:
+                field = (error.field or "").replace("params.", PARAM_PREFIX)
+                form.add_error(field if field in form.fields else None, error.message)
+            else:
+                return redirect(reverse("missions:cockpit", args=[mission.pk]))
+    else:
+        initial = {"version": version.pk if version else None, "mode": "step", "start_now": True,
+                   "objective": objective, "name": source.get("name", "")}
+        form = LaunchForm(initial=initial, versions=versions, version=version, initial_params=initial_params)
+    suggested_ids = [s.version.pk for s in suggestions]
+    ordered = [v for pk in suggested_ids for v in versions if v.pk == pk] + [
+        v for v in versions if v.pk not in suggested_ids]
+    context = {
+        "form": form,
+        "versions": ordered,
+        "suggested": {s.version.pk: s for s in suggestions},
+        "selected": version,
+        "suggestions": suggestions,
+        "warning": objective_warning(objective),
+    }
+    status = 422 if request.method == "POST" and form.errors else 200
+    return render(request, "blueprints/launch.html", context, status=status)

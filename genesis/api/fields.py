@@ -1,0 +1,72 @@
+"""Serializer fields shared by the API: JSON that refuses NUL characters (PostgreSQL cannot store them) and says
+what shape it must have."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+# Long free text (objectives, descriptions, feedback) has a bound, so a huge string is refused, not stored.
+TEXT_MAX = 20_000
+
+
+def _contains_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
+class CleanJSONField(serializers.JSONField):
+    shape: type | None = None
+    shape_message = ""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if self.shape is not None and not isinstance(value, self.shape):
+            self.fail_with(self.shape_message)
+        if _contains_nul(value):
+            self.fail_with("NUL characters are not allowed.")
+        return value
+
+    def fail_with(self, message: str):
+        raise serializers.ValidationError(message, code="invalid")
+
+
+@extend_schema_field({"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "object"}]}})
+class CriteriaField(CleanJSONField):
+    """A list of statements (text) or check definitions (objects)."""
+
+    shape = list
+    shape_message = "Must be a list of statements (text) or check definitions (objects)."
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not all(isinstance(item, str | dict) for item in value):
+            self.fail_with(self.shape_message)
+        return value
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string", "format": "email"}})
+class EmailListField(CleanJSONField):
+    shape = list
+    shape_message = "Must be a list of email addresses."
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class ObjectField(CleanJSONField):
+    """A JSON object (agent parameters, configuration)."""
+
+    shape = dict
+    shape_message = "Must be a JSON object."
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class NoteSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")

@@ -1,0 +1,32 @@
+"""The OpenAPI schema: every operation documents the error responses it can give, in the one error format."""
+
+from __future__ import annotations
+
+from drf_spectacular.openapi import AutoSchema
+
+from genesis.api.errors import ErrorSerializer
+
+_ERRORS = {
+    "400": "Invalid input: field errors keyed by field.",
+    "401": "Not authenticated: send `Authorization: Token <key>` or log in.",
+    "403": "Authenticated, but your role in this mission does not allow it (stakeholders never write).",
+    "404": "No such object, or it belongs to a mission you cannot see.",
+    "409": "Refused by the current state: the transition is not allowed from here (which and why are named).",
+    "429": "Too many requests or failed authentications from this address.",
+}
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class GenesisAutoSchema(AutoSchema):
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        if direction != "response":
+            return responses
+        for code, description in _ERRORS.items():
+            if code == "409" and self.method not in _UNSAFE:
+                continue
+            if code not in responses:
+                body = self._get_response_for_code(ErrorSerializer, code, direction=direction)
+                body["description"] = description
+                responses[code] = body
+        return responses

@@ -1,0 +1,77 @@
+"""Mission API representations: what a client sends to create or edit a mission, and what it reads back."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from agents.models import Connection
+from genesis.api.fields import TEXT_MAX, CriteriaField, EmailListField
+from missions.choices import Role
+from missions.models import Membership, Mission, validate_email_list, validate_success_criteria
+
+
+class ProgressSerializer(serializers.Serializer):
+    done = serializers.IntegerField()
+    total = serializers.IntegerField()
+    percent = serializers.IntegerField()
+
+
+class MissionSerializer(serializers.ModelSerializer):
+    owner = serializers.SlugRelatedField(
+        slug_field="username", queryset=get_user_model().objects.all(), required=False,
+        help_text="The Mission Owner's username; defaults to the caller.",
+    )
+    objective = serializers.CharField(max_length=TEXT_MAX)
+    scope = serializers.CharField(max_length=TEXT_MAX, required=False, allow_blank=True)
+    success_criteria = CriteriaField(required=False, validators=[validate_success_criteria])
+    escalation_emails = EmailListField(required=False, validators=[validate_email_list])
+    source_connection = serializers.PrimaryKeyRelatedField(
+        queryset=Connection.objects.all(), required=False, allow_null=True
+    )
+    target_connection = serializers.PrimaryKeyRelatedField(
+        queryset=Connection.objects.all(), required=False, allow_null=True
+    )
+    spec_file = serializers.SerializerMethodField(help_text="Download URL of the spec file, if any.")
+    progress = serializers.SerializerMethodField()
+    my_role = serializers.SerializerMethodField(help_text="The caller's role in this mission, if any.")
+
+    class Meta:
+        model = Mission
+        fields = [
+            "id", "name", "objective", "scope", "success_criteria", "owner", "status", "mode", "spec_file",
+            "source_connection", "target_connection", "docs_index", "escalation_emails", "escalation_webhook",
+            "created_at", "updated_at", "launched_at", "completed_at", "closed_at", "progress", "my_role",
+        ]
+        read_only_fields = ["status", "created_at", "updated_at", "launched_at", "completed_at", "closed_at"]
+
+    def get_spec_file(self, obj) -> str | None:
+        return obj.spec_file.url if obj.spec_file else None
+
+    @extend_schema_field(ProgressSerializer(allow_null=True))
+    def get_progress(self, obj):
+        progress = getattr(obj, "progress", None)
+        if progress is None:
+            return None
+        return {"done": progress.done, "total": progress.total, "percent": progress.percent}
+
+    def get_my_role(self, obj) -> str | None:
+        roles = self.context.get("roles")
+        if roles is None:
+            return None
+        return roles.get(obj.pk)
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    user = serializers.SlugRelatedField(slug_field="username", queryset=get_user_model().objects.all())
+    role = serializers.ChoiceField(choices=Role.choices)
+
+    class Meta:
+        model = Membership
+        fields = ["user", "role", "created_at"]
+        read_only_fields = ["created_at"]
+
+
+class MemberRemoveSerializer(serializers.Serializer):
+    user = serializers.SlugRelatedField(slug_field="username", queryset=get_user_model().objects.all())

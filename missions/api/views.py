@@ -1,0 +1,161 @@
+"""Mission endpoints: CRUD over the missions the caller can see, the workflow verbs, and the members."""
+
+from __future__ import annotations
+
+import django_filters
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+from rest_framework.viewsets import GenericViewSet
+
+from genesis.api.fields import NoteSerializer, ReasonSerializer
+from genesis.api.permissions import RolePermission
+from missions import services
+from missions.api.serializers import MemberRemoveSerializer, MembershipSerializer, MissionSerializer
+from missions.filtersets import MissionFilterSet
+from missions.models import Membership
+from missions.selectors import missions_visible, missions_with_progress, roles_map
+from tasks import engine
+
+
+class MissionAPIFilterSet(MissionFilterSet):
+    """The missions page's filters, plus dates and ordering for API clients."""
+
+    created = django_filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
+    launched = django_filters.IsoDateTimeFromToRangeFilter(field_name="launched_at")
+    ordering = django_filters.OrderingFilter(
+        fields=(("created_at", "created_at"), ("updated_at", "updated_at"), ("launched_at", "launched_at"),
+                ("name", "name"), ("status", "status"), ("id", "id")),
+    )
+
+    class Meta(MissionFilterSet.Meta):
+        fields = [*MissionFilterSet.Meta.fields, "created", "launched", "ordering"]
+
+
+def _verb_schema(summary: str, request=ReasonSerializer):
+    return extend_schema(summary=summary, request=request, responses={200: MissionSerializer})
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Missions the caller can see (staff: all)."),
+    retrieve=extend_schema(summary="One mission, with its progress and the caller's role."),
+    create=extend_schema(summary="Create a draft mission; the caller (or the named owner) becomes its Mission Owner."),
+    partial_update=extend_schema(summary="Edit a mission's descriptive fields (Mission Owner)."),
+)
+class MissionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+    GenericViewSet,
+):
+    serializer_class = MissionSerializer
+    permission_classes = [RolePermission]
+    filterset_class = MissionAPIFilterSet
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    write_rules = {"members": "manage", "remove_member": "manage"}
+
+    def get_queryset(self):
+        return missions_visible(self.request.user)
+
+    def _render(self, missions, *, many: bool, status_code=status.HTTP_200_OK):
+        items = missions if many else [missions]
+        missions_with_progress(items)
+        context = {**self.get_serializer_context(), "roles": roles_map(self.request.user, items)}
+        return MissionSerializer(missions, many=many, context=context)
+
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(self._render(page, many=True).data)
+
+    def retrieve(self, request, *args, **kwargs):
+        return Response(self._render(self.get_object(), many=False).data)
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        owner = data.pop("owner", None) or request.user
+        if owner.pk != request.user.pk and not request.user.is_superuser:
+            raise PermissionDenied("Only staff may create a mission owned by someone else.")
+        mission = services.mission_create(owner=owner, actor=request.user, **data)
+        return Response(self._render(mission, many=False).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, *args, **kwargs):
+        mission = self.get_object()
+        serializer = self.get_serializer(mission, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        mission = services.mission_update(mission=mission, actor=request.user, **serializer.validated_data)
+        return Response(self._render(mission, many=False).data)
+
+    # --- workflow verbs (Mission Owner) -------------------------------------------------------------------
+
+    def _verb(self, request, function, body=None, **arguments_from):
+        """Check the role (get_object), parse the optional body, call the service, render the mission.
+        ``arguments_from`` maps a service keyword to the body field that fills it."""
+        mission = self.get_object()
+        arguments = {}
+        if body is not None:
+            serializer = body(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            arguments = {kw: serializer.validated_data[field] for kw, field in arguments_from.items()}
+        mission = function(mission=mission, actor=request.user, **arguments)
+        return Response(self._render(mission, many=False).data)
+
+    @_verb_schema("Launch a draft mission: it becomes active and its ready tasks are dispatched.", request=None)
+    @action(detail=True, methods=["post"])
+    def launch(self, request, pk=None):
+        return self._verb(request, engine.mission_start)
+
+    @_verb_schema("Pause an active mission (no new work starts).")
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        return self._verb(request, engine.mission_pause, ReasonSerializer, reason="reason")
+
+    @_verb_schema("Resume a paused mission.", request=None)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        return self._verb(request, engine.mission_resume)
+
+    @_verb_schema("Cancel a mission and its live work.")
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return self._verb(request, engine.mission_cancel, ReasonSerializer, reason="reason")
+
+    @_verb_schema("Sign off a completed mission (closes it).", request=NoteSerializer)
+    @action(detail=True, methods=["post"])
+    def close(self, request, pk=None):
+        return self._verb(request, services.mission_close, NoteSerializer, note="note")
+
+    # --- members ------------------------------------------------------------------------------------------
+
+    @extend_schema(
+        methods=["GET"], summary="Who holds which role in this mission.", request=None,
+        responses={200: MembershipSerializer(many=True)},
+    )
+    @extend_schema(
+        methods=["POST"], summary="Give a person a role in this mission (Mission Owner).",
+        request=MembershipSerializer, responses={200: MembershipSerializer},
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filterset_class=None)
+    def members(self, request, pk=None):
+        mission = self.get_object()
+        if request.method == "GET":
+            members = Membership.objects.filter(mission=mission).select_related("user").order_by("user__username")
+            return Response(MembershipSerializer(members, many=True).data)
+        serializer = MembershipSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.membership_set(mission=mission, actor=request.user, **serializer.validated_data)
+        return Response(MembershipSerializer(membership).data)
+
+    @extend_schema(
+        summary="Take a person's role in this mission away (Mission Owner).", request=MemberRemoveSerializer,
+        responses={204: OpenApiResponse(description="Removed.")},
+    )
+    @action(detail=True, methods=["post"], url_path="members/remove", filterset_class=None)
+    def remove_member(self, request, pk=None):
+        mission = self.get_object()
+        serializer = MemberRemoveSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.membership_remove(mission=mission, user=serializer.validated_data["user"], actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

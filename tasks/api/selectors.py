@@ -1,0 +1,53 @@
+"""What the API may show a caller: each queryset keeps only rows of missions the caller can see (staff: all) and
+fetches the related rows its serializer reads, so a page costs the same number of queries whatever its size."""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.db.models import Prefetch, QuerySet
+
+from tasks.models import Artifact, Dependency, HistoryEntry, Phase, Run, Task
+
+
+def _visible(queryset: QuerySet, user, mission_path: str) -> QuerySet:
+    if not user.is_authenticated:
+        return queryset.none()
+    if user.is_staff:
+        return queryset
+    # A membership is unique per (mission, user): the join cannot repeat rows.
+    return queryset.filter(**{f"{mission_path}__memberships__user": user})
+
+
+def tasks_visible(user) -> QuerySet[Task]:
+    edges = Prefetch("dependency_links", queryset=Dependency.objects.only("id", "task_id", "depends_on_id"))
+    queryset = Task.objects.select_related("owner_user", "owner_agent").prefetch_related(edges)
+    return _visible(queryset, user, "mission")
+
+
+def dependencies_visible(user) -> QuerySet[Dependency]:
+    queryset = Dependency.objects.select_related("task", "depends_on").order_by("id")
+    return _visible(queryset, user, "task__mission")
+
+
+def runs_visible(user) -> QuerySet[Run]:
+    return _visible(Run.objects.select_related("task"), user, "task__mission")
+
+
+def artifacts_visible(user) -> QuerySet[Artifact]:
+    queryset = Artifact.objects.select_related("created_by_user", "created_by_agent")
+    return _visible(queryset, user, "mission")
+
+
+def history_visible(user) -> QuerySet[HistoryEntry]:
+    queryset = HistoryEntry.objects.select_related("actor_user", "actor_agent", "task")
+    return _visible(queryset, user, "mission")
+
+
+def phases_visible(user) -> QuerySet[Phase]:
+    return _visible(Phase.objects.all(), user, "mission")
+
+
+def questions_visible(user) -> QuerySet:
+    question = apps.get_model("tasks", "Question")
+    queryset = question.objects.select_related("task", "addressed_to", "answered_by")
+    return _visible(queryset, user, "mission")

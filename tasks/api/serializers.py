@@ -1,0 +1,208 @@
+"""Task, dependency, run, artifact, history, phase and question representations for the API."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.reverse import reverse
+
+from agents.models import Agent
+from genesis.api.fields import TEXT_MAX, CriteriaField, ObjectField
+from missions.models import Mission
+from tasks.api import selectors
+from tasks.choices import ArtifactKind
+from tasks.models import Artifact, Dependency, HistoryEntry, Phase, Question, Run, Task, validate_criteria_list
+
+
+def _user(request):
+    return request.user if request is not None else None
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    mission = serializers.PrimaryKeyRelatedField(queryset=Mission.objects.none())
+    phase = serializers.PrimaryKeyRelatedField(queryset=Phase.objects.none(), required=False, allow_null=True)
+    description = serializers.CharField(max_length=TEXT_MAX, required=False, allow_blank=True)
+    acceptance_criteria = CriteriaField(required=False, validators=[validate_criteria_list])
+    config = ObjectField(required=False)
+    owner_user = serializers.SlugRelatedField(
+        slug_field="username", queryset=get_user_model().objects.all(), required=False, allow_null=True,
+        help_text="The person who owns the task (exactly one of owner_user and owner_agent).",
+    )
+    owner_agent = serializers.SlugRelatedField(
+        slug_field="name", queryset=Agent.objects.all(), required=False, allow_null=True,
+        help_text="The agent (by name) that owns the task.",
+    )
+    depends_on = serializers.SerializerMethodField(help_text="Ids of the tasks this one waits for.")
+
+    class Meta:
+        model = Task
+        fields = [
+            "id", "mission", "phase", "key", "title", "description", "acceptance_criteria", "owner_user",
+            "owner_agent", "status", "config", "max_attempts", "timeout_seconds", "position", "depends_on",
+            "created_at", "updated_at",
+        ]
+        read_only_fields = ["status", "created_at", "updated_at"]
+        extra_kwargs = {"max_attempts": {"min_value": 1, "max_value": 100},
+                        "timeout_seconds": {"min_value": 1, "max_value": 7 * 24 * 3600},
+                        "position": {"max_value": 2_000_000_000}}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        user = _user(self.context.get("request"))
+        if user is not None and user.is_authenticated:
+            # Only missions and phases the caller can see: another mission's id is "does not exist".
+            self.fields["mission"].queryset = Mission.objects.visible_to(user)
+            self.fields["phase"].queryset = selectors.phases_visible(user)
+
+    def get_depends_on(self, obj) -> list[int]:
+        return [edge.depends_on_id for edge in obj.dependency_links.all()]
+
+
+class DependencySerializer(serializers.ModelSerializer):
+    task = serializers.PrimaryKeyRelatedField(queryset=Task.objects.none(), help_text="The task that waits.")
+    depends_on = serializers.PrimaryKeyRelatedField(queryset=Task.objects.none(), help_text="Its prerequisite.")
+    task_key = serializers.CharField(source="task.key", read_only=True)
+    depends_on_key = serializers.CharField(source="depends_on.key", read_only=True)
+    mission = serializers.IntegerField(source="task.mission_id", read_only=True)
+
+    class Meta:
+        model = Dependency
+        fields = ["id", "mission", "task", "task_key", "depends_on", "depends_on_key", "created_at"]
+        read_only_fields = ["created_at"]
+        validators = []  # the service names duplicates and cycles itself
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        user = _user(self.context.get("request"))
+        if user is not None and user.is_authenticated:
+            visible = Task.objects.filter(mission__in=Mission.objects.visible_to(user))
+            self.fields["task"].queryset = visible
+            self.fields["depends_on"].queryset = visible
+
+
+class RunSerializer(serializers.ModelSerializer):
+    mission = serializers.IntegerField(source="task.mission_id", read_only=True)
+    task_key = serializers.CharField(source="task.key", read_only=True)
+
+    class Meta:
+        model = Run
+        fields = [
+            "id", "mission", "task", "task_key", "attempt", "status", "worker", "lease_expires_at", "heartbeat_at",
+            "created_at", "started_at", "finished_at", "error", "result",
+        ]
+        read_only_fields = fields
+
+
+class RunDetailSerializer(RunSerializer):
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "log"]
+        read_only_fields = fields
+
+
+def _actor_label(user, agent) -> str | None:
+    if user is not None:
+        return user.get_username()
+    if agent is not None:
+        return agent.name
+    return None
+
+
+class ArtifactSerializer(serializers.ModelSerializer):
+    mission = serializers.PrimaryKeyRelatedField(queryset=Mission.objects.none())
+    task = serializers.PrimaryKeyRelatedField(queryset=Task.objects.none(), required=False, allow_null=True)
+    run = serializers.PrimaryKeyRelatedField(queryset=Run.objects.none(), required=False, allow_null=True)
+    kind = serializers.ChoiceField(choices=ArtifactKind.choices)
+    name = serializers.CharField(max_length=200, required=False, help_text="Defaults to the uploaded file's name.")
+    file = serializers.FileField(
+        write_only=True, required=False, allow_empty_file=True, max_length=300,
+        help_text=f"The file (multipart); at most GENESIS_MAX_UPLOAD_BYTES ({settings.GENESIS_MAX_UPLOAD_BYTES:,} "
+        "bytes here). Give a file or a url, exactly one.",
+    )
+    url = serializers.URLField(required=False, allow_blank=True, max_length=1000)
+    created_by = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Artifact
+        fields = [
+            "id", "mission", "task", "run", "kind", "name", "version", "file", "url", "sha256", "size",
+            "content_type", "created_by", "created_at", "download_url",
+        ]
+        read_only_fields = ["version", "sha256", "size", "content_type", "created_at"]
+        validators = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        user = _user(self.context.get("request"))
+        if user is not None and user.is_authenticated:
+            self.fields["mission"].queryset = Mission.objects.visible_to(user)
+            self.fields["task"].queryset = Task.objects.filter(mission__in=Mission.objects.visible_to(user))
+            self.fields["run"].queryset = Run.objects.filter(task__mission__in=Mission.objects.visible_to(user))
+
+    def get_created_by(self, obj) -> str | None:
+        return _actor_label(obj.created_by_user, obj.created_by_agent)
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_download_url(self, obj):
+        if not obj.file:
+            return None
+        return reverse("artifact-download", kwargs={"pk": obj.pk}, request=self.context.get("request"))
+
+
+class HistoryEntrySerializer(serializers.ModelSerializer):
+    actor = serializers.SerializerMethodField(help_text="Username, agent name, or null for the system.")
+    task_key = serializers.SerializerMethodField()
+
+    class Meta:
+        model = HistoryEntry
+        fields = [
+            "id", "mission", "task", "task_key", "run", "actor_kind", "actor", "event", "from_status", "to_status",
+            "message", "data", "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_actor(self, obj) -> str | None:
+        return _actor_label(obj.actor_user, obj.actor_agent)
+
+    def get_task_key(self, obj) -> str | None:
+        return obj.task.key if obj.task_id else None
+
+
+class PhaseSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Phase
+        fields = ["id", "mission", "order", "name", "description", "status", "exit_criteria"]
+        read_only_fields = fields
+
+
+class QuestionSerializer(serializers.ModelSerializer):
+    addressed_to = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    answered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    task_key = serializers.CharField(source="task.key", read_only=True)
+
+    class Meta:
+        model = Question
+        fields = [
+            "id", "mission", "task", "task_key", "run", "addressed_to", "text", "options", "default", "context",
+            "status", "answer", "answered_by", "answered_at", "created_at",
+        ]
+        read_only_fields = fields
+
+
+class AnswerSerializer(serializers.Serializer):
+    answer = serializers.CharField(max_length=TEXT_MAX)
+
+
+class ApproveSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=TEXT_MAX, default="")
+
+
+class RejectSerializer(serializers.Serializer):
+    feedback = serializers.CharField(max_length=TEXT_MAX, help_text="What is wrong; the next attempt sees it.")
+
+
+class CancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
