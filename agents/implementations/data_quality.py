@@ -1,0 +1,65 @@
+"""The data-quality agent: checks the built targets and fails (naming counts and keys) when any check fails."""
+
+from __future__ import annotations
+
+from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
+from agents.dbt.build import log, resolve_connections, write, write_json
+from agents.dbt.spec import targets_for
+from agents.quality.checks import CheckResult, run_checks
+from agents.registry import register
+from genesis.exceptions import DomainError
+
+
+def report_markdown(results: list[CheckResult]) -> str:
+    lines = ["# Data-quality report", "", "| check | target | column | result | failing rows | sample keys |",
+             "|---|---|---|---|---:|---|"]
+    for r in results:
+        sample = ", ".join(str(k) for k in r.sample_keys[:5])
+        lines.append(f"| {r.check} | {r.target} | {r.column} | {'pass' if r.passed else 'FAIL'} | "
+                     f"{r.failing_rows:,} | {sample} |")
+    failed = [r for r in results if not r.passed]
+    lines += ["", f"{len(results) - len(failed)} of {len(results)} checks passed."]
+    for r in failed:
+        lines.append(f"- {r.describe()}")
+    return "\n".join(lines) + "\n"
+
+
+def queries_sql(results: list[CheckResult]) -> str:
+    chunks = []
+    for r in results:
+        chunks.append(f"-- {r.check} on {r.target}{'.' + r.column if r.column else ''}")
+        chunks += [q.rstrip(";") + ";" for q in r.sql]
+        chunks.append("")
+    return "\n".join(chunks)
+
+
+@register
+class DataQualityAgent(BaseAgent):
+    kind = "data_quality"
+    description = ("Checks the built targets: non-null keys, type conformity, referential integrity against the "
+                   "bronze tables and grain uniqueness; records failing counts and sample keys.")
+
+    def run(self, context: AgentContext) -> Outcome:
+        try:
+            targets = targets_for(context.mission, context.config)
+            source, target = resolve_connections(mission=context.mission, config=context.config,
+                                                 connections=context.connections)
+            results = run_checks(targets=targets, target_connection=target, source_connection=source,
+                                 references=context.config.get("references"))
+        except DomainError as error:
+            return Failed(error=str(error), retryable=False)
+        failed = [r for r in results if not r.passed]
+        log(context, f"{len(results)} data-quality checks on {', '.join(t.name for t in targets)}: "
+                     f"{len(failed)} failed.")
+        for r in failed:
+            log(context, r.describe())
+        write_json(context, "dq_results.json", "report", [r.as_dict() for r in results])
+        write(context, name="dq_report.md", kind="report", content=report_markdown(results),
+              content_type="text/markdown")
+        write(context, name="dq_queries.sql", kind="sql", content=queries_sql(results), content_type="text/x-sql")
+        outputs = {"checks": len(results), "failed": [r.as_dict() for r in failed],
+                   "passed": len(results) - len(failed)}
+        if failed:
+            return Failed(error="Data-quality checks failed: " + "; ".join(r.describe() for r in failed),
+                          retryable=False, outputs=outputs)
+        return Succeeded(outputs=outputs, summary=f"All {len(results)} data-quality checks passed.")
