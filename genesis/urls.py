@@ -19,6 +19,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path("", include("missions.urls")),
     path("", include("tasks.urls")),
+    path("", include("blueprints.urls")),
 ]
 
 if settings.DEBUG:

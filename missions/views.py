@@ -226,11 +226,9 @@ def mission_control(request: HttpRequest, mission: Mission, action: str) -> Http
 
 
 def _waive_service():
-    try:
-        from blueprints import services as blueprint_services
-    except ImportError:
-        return None
-    return getattr(blueprint_services, "phase_check_waive", None)
+    from blueprints import services as blueprint_services
+
+    return blueprint_services.phase_check_waive
 
 
 def _back_to_cockpit(request: HttpRequest, mission: Mission) -> HttpResponse:
@@ -246,7 +244,7 @@ def _back_to_cockpit(request: HttpRequest, mission: Mission) -> HttpResponse:
 @require_POST
 @manager_required
 def phase_recheck(request: HttpRequest, mission: Mission, phase_pk: int) -> HttpResponse:
-    from tasks.phase_gate import phase_recheck as recheck
+    from blueprints.services import phase_check_rerun
 
     phase = get_object_or_404(Phase, pk=phase_pk, mission=mission)
     if phase.status != PhaseStatus.FAILED:
@@ -254,7 +252,7 @@ def phase_recheck(request: HttpRequest, mission: Mission, phase_pk: int) -> Http
                                 "checks can be re-run.")
         return _back_to_cockpit(request, mission)
     try:
-        recheck(phase=phase, actor=request.user)
+        phase_check_rerun(phase=phase, actor=request.user)
     except DomainError as error:
         messages.error(request, error.message)
     else:

@@ -256,8 +256,8 @@ def check_model():
 def _decorate_check(check) -> None:
     import json
 
-    check.outcome = "passed" if check.passed else ("waived" if check.waived_at else "failed")
-    check.outcome_label = OUTCOME_LABELS[check.outcome]
+    check.state = "passed" if check.passed else ("waived" if check.waived_at else "failed")
+    check.state_label = OUTCOME_LABELS[check.state]
     evidence = check.evidence
     check.evidence_text = json.dumps(evidence, indent=2, ensure_ascii=False, default=str) if evidence else ""
 
@@ -324,8 +324,8 @@ def success_state(mission) -> list[dict]:
         check = latest.get(index)
         items.append({
             "text": text,
-            "outcome": check.outcome if check else "",
-            "outcome_label": check.outcome_label if check else "",
+            "outcome": check.state if check else "",
+            "outcome_label": check.state_label if check else "",
             "message": check.message if check else "",
         })
     return items

@@ -158,8 +158,8 @@ def question_answer(request: HttpRequest, pk: int) -> HttpResponse:
     error = None
     if form.is_valid():
         try:
-            question = task_services.question_answer(question=question, actor=request.user,
-                                                     answer=form.cleaned_data["answer"])
+            task_services.question_answer(question=question, actor=request.user, answer=form.cleaned_data["answer"])
+            question.refresh_from_db()
         except DomainError as exc:
             error = exc
     else:
@@ -171,7 +171,7 @@ def question_answer(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, error.message)
         return redirect(request.POST.get("next") or reverse("missions:cockpit", args=[question.mission_id]))
     context = {"question": question, "error": error, "form": form, "can_work": True,
-               "done": "" if error else f"Answered: {question.answer}"}
+               "done": "" if error else f"Answered: {question.answer} (by {request.user.get_username()})."}
     response = render(request, "tasks/htmx/question_card.html", context, status=422 if error else 200)
     return response if error else _changed(response)
 

@@ -214,3 +214,44 @@ def test_launching_a_mission_moves_the_status_badge(client_for, planned, lead):
     mission_services.mission_launch(mission=planned, actor=lead)
     content = client_for(lead).get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
     assert ">Mission active<" in content and "Pause</button>" in content
+
+
+@pytest.fixture
+def failed_check(planned, lead):
+    from blueprints.models import CheckEvaluation
+    from tasks.models import Phase
+
+    phase = Phase.objects.get(mission=planned, order=1)
+    for to in ("open", "checking", "failed"):
+        task_services.phase_transition(phase=phase, to=to, actor=lead)
+    return CheckEvaluation.objects.create(
+        mission=planned, phase=phase, scope="exit", criterion_index=0, round=1, check_type="row_count",
+        description="Claims backfilled", passed=False, message="0 rows; expected at least 1.",
+        evidence={"query": "select count(*) from claim_summary", "value": 0})
+
+
+def test_phase_shows_failed_check_with_evidence_and_the_owner_waives_it(client_for, failed_check, lead, planned):
+    client = client_for(lead)
+    content = client.get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
+    assert "Claims backfilled" in content and "0 rows; expected at least 1." in content
+    assert "select count(*) from claim_summary" in content
+    assert "Waive</button>" in content and "Re-run checks" in content
+    url = reverse("missions:waive", args=[planned.pk, failed_check.pk])
+    response = client.post(url, {"reason": ""}, follow=True)
+    assert "say why" in response.content.decode()
+    client.post(url, {"reason": "Backfill runs next week; accepted by finance."})
+    failed_check.refresh_from_db()
+    assert failed_check.waived_by == lead and failed_check.waiver_reason.startswith("Backfill runs next week")
+    content = client.get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
+    assert "Failed, waived" in content and "Waived by lead: Backfill runs next week" in content
+
+
+def test_stakeholder_cannot_waive_or_rerun_checks(client_for, failed_check, viewer, planned):
+    client = client_for(viewer)
+    content = client.get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
+    assert "Claims backfilled" in content and "Waive</button>" not in content
+    assert client.post(reverse("missions:waive", args=[planned.pk, failed_check.pk]),
+                       {"reason": "x"}).status_code == 403
+    assert client.post(reverse("missions:recheck", args=[planned.pk, failed_check.phase_id])).status_code == 403
+    failed_check.refresh_from_db()
+    assert failed_check.waived_at is None
