@@ -141,6 +141,13 @@ def write(context, *, name: str, kind: str, content: bytes | str, content_type: 
             log(context, f"{name} ({len(raw)} bytes) exceeds the artifact size limit; not attached.")
 
 
-def log(context, message: str) -> None:
-    if callable(getattr(context, "log", None)):
-        context.log(message)
+def log(context, message: str, *, level: str = "info") -> None:
+    """Write to the run's log (the engine's RunLog has info/warning/error; a plain callable also works)."""
+    logger = getattr(context, "log", None)
+    if logger is None:
+        return
+    method = getattr(logger, level, None)
+    if callable(method):
+        method(message)
+    elif callable(logger):
+        logger(message)

@@ -111,6 +111,9 @@ def column_from_dict(raw: dict) -> ColumnSpec:
         raise DomainError(f"A target column has no name: {raw!r}", field="columns")
     words = _constraints(raw.get("constraints") or raw.get("tests"))
     source = raw.get("source") if isinstance(raw.get("source"), dict) else {}
+    sources = raw.get("sources") if isinstance(raw.get("sources"), list) else []
+    if not source and len(sources) == 1 and isinstance(sources[0], dict):
+        source = sources[0]  # the mapping spec's single source column (several mean an expression)
     source_table = raw.get("source_table") or source.get("table") or ""
     source_column = raw.get("source_column") or source.get("column") or ""
     if not source_table and isinstance(raw.get("source"), str) and "." in raw["source"]:
@@ -134,6 +137,8 @@ def target_from_dict(raw: dict, *, sql: str | None = None, dialect: str | None =
         raise DomainError("A target spec has no table name.", field="target_table")
     columns = [column_from_dict(c) for c in raw.get("columns") or []]
     grain = raw.get("grain") or raw.get("unique_key") or raw.get("primary_key") or []
+    if isinstance(grain, dict):  # the mapping spec's {"entity": ..., "columns": [...]}
+        grain = grain.get("columns") or []
     if isinstance(grain, str):
         grain = [g.strip() for g in re.split(r"[,\s]+", grain) if g.strip()]
     if not grain:

@@ -233,9 +233,21 @@ def read_sqlite_table(path: Path, table: str) -> list[dict]:
 # --- running agents without the engine -----------------------------------------------------------------
 
 
+class Log:
+    """Collects an agent's log lines the way the engine's RunLog does."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message, *args):
+        self.lines.append(message % args if args else str(message))
+
+    debug = warning = error = exception = info
+
+
 def make_context(*, mission, task, config=None, connections=None, workspace=None) -> AgentContext:
     run = task_services.run_create(task=task)
-    lines: list[str] = []
+    log = Log()
 
     def write_artifact(*, name, kind, content, content_type=""):
         return task_services.artifact_create(mission=mission, task=task, run=run, kind=kind, name=name,
@@ -243,8 +255,8 @@ def make_context(*, mission, task, config=None, connections=None, workspace=None
 
     context = AgentContext(
         mission=mission, task=task, run=run, agent=task.owner_agent, config=config or {},
-        connections=connections or {}, write_artifact=write_artifact, log=lines.append,
+        connections=connections or {}, write_artifact=write_artifact, log=log,
         heartbeat=lambda: None, cancelled=lambda: False, workspace=workspace,
     )
-    context.lines = lines
+    context.lines = log.lines
     return context
