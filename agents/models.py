@@ -120,3 +120,31 @@ class MappingSpecVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.spec.target_table} v{self.number} ({self.status})"
+
+
+class Environment(models.Model):
+    """A deployment stage of a mission (dev, test, stage or prod): the target connection its models build into."""
+
+    class Name(models.TextChoices):
+        DEV = "dev", "Development"
+        TEST = "test", "Test"
+        STAGE = "stage", "Stage"
+        PROD = "prod", "Production"
+
+    mission = models.ForeignKey("missions.Mission", on_delete=models.CASCADE, related_name="environments")
+    name = models.CharField(max_length=16, choices=Name.choices)
+    target = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="environments",
+                               help_text="Where the mission's dbt project builds its targets in this environment.")
+    description = models.TextField(blank=True)
+    last_built_at = models.DateTimeField(null=True, blank=True)
+    last_revision = models.CharField(max_length=64, blank=True, help_text="dbt project revision last built here.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["mission_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["mission", "name"], name="environment_one_per_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mission} · {self.name}"
