@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run migrate test test-sqlite test-postgres lint check bench clean
+.PHONY: install run migrate test test-sqlite test-postgres lint check bench clean browser screenshots
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -27,7 +27,19 @@ run: migrate
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 test: install
+	@test -x $(CHROMIUM) || echo "NOTE: no Chromium at $(CHROMIUM): the browser tests are skipped (make browser installs it)."
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The page tests drive Debian's Chromium through Playwright (never a downloaded browser).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { echo "Installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@$(CHROMIUM) --version
+
+# Refresh docs/screenshots/ from the browser tests.
+screenshots: install browser
+	GENESIS_SCREENSHOTS=1 $(PY) -m pytest tests/web/test_browser.py
 
 lint: install
 	$(VENV)/bin/ruff check .

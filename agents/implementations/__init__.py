@@ -6,9 +6,11 @@ from agents.implementations import (  # noqa: E402,F401  (issue 6: initialize, p
     data_quality,
     dbt_build,
     field_mapping,
+    handoff,
     initialize,
     noop,  # noqa: E402,F401
     planned,  # noqa: E402,F401
     profiling,
+    schedule,
     validation,
 )
