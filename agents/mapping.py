@@ -352,10 +352,14 @@ class TargetMapper:
                 ref = self.catalog.find(text)
                 allowed = {c.ref for c in candidates}
                 if ref is None or ref not in allowed:
+                    why = ("names no source column" if ref is None else
+                           f"names {ref}, which one row of {self.target['name']} does not determine (usable: "
+                           f"columns of {self.fact} and the tables it joins to many-to-one"
+                           + (", within the grain" if self.aggregated else "") + ")")
                     raise Ambiguity(
                         column=key, reason="answer not usable",
                         question=f"{self.target['name']}.{key}: the answer {text!r} does not name a usable source "
-                                 f"column for {what}. Which one is it?",
+                                 f"column for {what}: it {why}. Which one is it?",
                         options=[str(c.ref) for c in candidates[:5]] + ["none"],
                         default=str(candidates[0].ref) if candidates else None,
                     )
@@ -750,7 +754,7 @@ def column_lineage(sql: str, *, dialect: str, profile: dict[str, Any], columns: 
     result: dict[str, list[str]] = {}
     for column in columns:
         try:
-            node = sqlglot_lineage(column, sql, schema=schema, dialect=dialect)
+            node = sqlglot_lineage(exp.column(column, quoted=True), sql, schema=schema, dialect=dialect)
         except (SqlglotError, ValueError, KeyError) as error:
             result[column] = [f"(lineage unavailable: {error})"]
             continue

@@ -130,3 +130,22 @@ def connection_read_refused(*, mission, connection_name: str, tables: list[str],
             mission=mission, task=task, run=run, event="connection.read_refused", actor=actor,
             message=reason, data={"connection": connection_name, "tables": tables, "sql": sql[:2000]},
         )
+
+
+@transaction.atomic
+def connection_register(*, name: str, engine: str, location: str, purpose: str, description: str = ""):
+    """Create or update a named connection (validated like the admin does: a DSN password goes to the secret)."""
+    from django.core.exceptions import ValidationError
+
+    from agents.models import Connection
+
+    connection = Connection.objects.filter(name=name).first() or Connection(name=name)
+    connection.engine, connection.location, connection.purpose = engine, location, purpose
+    connection.description = description
+    try:
+        connection.full_clean()
+    except ValidationError as error:
+        field, errors = next(iter(error.message_dict.items()))
+        raise DomainError(f"{field}: {' '.join(errors)}", field=field) from None
+    connection.save()
+    return connection
