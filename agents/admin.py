@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from agents.models import Agent, Connection, split_password
+from agents.models import Agent, Connection, Environment, split_password
 
 
 class ConnectionForm(forms.ModelForm):
@@ -50,3 +50,22 @@ class AgentAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "enabled", "created_at"]
     list_filter = ["enabled", "kind"]
     search_fields = ["name", "kind", "description"]
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(admin.ModelAdmin):
+    """Environments are saved through ``environment_set`` so each change is permission-checked and recorded."""
+
+    list_display = ["mission", "name", "target", "last_built_at", "last_revision"]
+    list_filter = ["name"]
+    list_select_related = ["mission", "target"]
+    readonly_fields = ["last_built_at", "last_revision"]
+    autocomplete_fields = ["target"]
+    search_fields = ["mission__name", "target__name"]
+
+    def save_model(self, request, obj, form, change):
+        from agents.dbt.services import environment_set
+
+        saved = environment_set(mission=obj.mission, name=obj.name, target=obj.target, actor=request.user,
+                                description=obj.description)
+        obj.pk = saved.pk
