@@ -14,6 +14,7 @@ from agents.dbt import runner
 from agents.dbt.project import DbtProject, generate_project, profile_for, source_schema_for
 from agents.dbt.spec import TargetSpec, targets_for
 from agents.dbt.sqlgen import Partition
+from agents.quality.checks import infer_references
 from genesis.exceptions import DomainError
 
 
@@ -56,7 +57,19 @@ def _connection(name: str | None, connections: dict, fallback, what: str):
     return fallback
 
 
+def normalized(config: dict) -> dict:
+    """The blueprint's spelling of the build settings (``connection``, ``dbt_project``, ``select``) mapped onto
+    this module's (``target_connection``, ``project_name``, ``target_tables``)."""
+    config = dict(config or {})
+    for alias, name in (("connection", "target_connection"), ("dbt_project", "project_name"),
+                        ("select", "target_tables")):
+        if config.get(alias) and not config.get(name):
+            config[name] = config[alias]
+    return config
+
+
 def resolve_connections(*, mission, config: dict, connections: dict) -> tuple[Any, Any]:
+    config = normalized(config)
     source = _connection(config.get("source_connection"), connections, mission.source_connection, "source")
     environment = config.get("environment")
     if environment and not config.get("target_connection"):
@@ -86,19 +99,42 @@ def infer_partition(targets: list[TargetSpec], bronze: dict[str, str], config: d
 def plan_build(*, mission, config: dict, connections: dict | None = None) -> BuildPlan:
     """Generate the mission's dbt project from its approved specs (or ``config["targets"]``)."""
     connections = connections or {}
+    config = normalized(config)
     targets = targets_for(mission, config)
     source, target = resolve_connections(mission=mission, config=config, connections=connections)
     with adapter_for(source) as adapter:
         bronze = {name.upper(): name for name in adapter.list_tables()}
+        used = {t.upper() for t in _tables_read(targets)} & set(bronze)
+        first_columns = {}
+        for upper in sorted(used):
+            columns = adapter._columns(bronze[upper])
+            if columns:
+                first_columns[bronze[upper]] = columns[0].name
     partition = infer_partition(targets, bronze, config)
+    references = infer_references(targets, first_columns, config.get("references"))
     project = generate_project(
         name=config.get("project_name") or mission.name, targets=targets, engine=target.engine,
         bronze_tables=bronze, source_schema=source_schema_for(target=target, source=source), partition=partition,
+        references=[(t.name, column, table, ref) for t, column, table, ref in references],
     )
     profile, env = profile_for(target=target, source=source)
     project_dir = dbt_root() / f"mission-{mission.pk}" / project.revision[:16]
     return BuildPlan(project=project, project_dir=project_dir, profile=profile, env=env, source=source,
                      target=target)
+
+
+def _tables_read(targets: list[TargetSpec]) -> set[str]:
+    import sqlglot
+    from sqlglot import exp
+
+    names: set[str] = set()
+    for target in targets:
+        try:
+            tree = sqlglot.parse_one(target.sql, read=target.dialect)
+        except sqlglot.errors.ParseError:
+            continue  # generate_project reports it with the target's name
+        names |= {t.name for t in tree.find_all(exp.Table) if t.name}
+    return names
 
 
 def run_dir(context, name: str) -> Path:

@@ -84,7 +84,12 @@ class DbtProject:
         return buffer.getvalue()
 
 
-def _schema_yml(targets: list[TargetSpec]) -> dict:
+def _schema_yml(targets: list[TargetSpec], references: list[tuple[str, str, str, str]]) -> dict:
+    """Column docs and tests: not_null keys, unique grain, and relationships to the bronze tables (warn severity:
+    the data-quality agent is the gate and reports counts and sample keys)."""
+    refs: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for target_name, column, table, ref_column in references:
+        refs.setdefault((target_name, column), []).append((table, ref_column))
     models = []
     for target in targets:
         single_grain = target.grain[0] if len(target.grain) == 1 else None
@@ -95,6 +100,9 @@ def _schema_yml(targets: list[TargetSpec]) -> dict:
                 tests.append("not_null")
             if column.name == single_grain or (column.unique and not target.grain):
                 tests.append("unique")
+            for table, ref_column in refs.get((target.name, column.name), []):
+                tests.append({"relationships": {"arguments": {
+                    "to": f"source('bronze', '{table}')", "field": f'"{ref_column}"'}}})
             entry = {"name": column.name, "description": column.description or column.name,
                      "data_type": column.type, "quote": True}
             if tests:
@@ -110,7 +118,8 @@ def _schema_yml(targets: list[TargetSpec]) -> dict:
 
 
 def generate_project(*, name: str, targets: list[TargetSpec], engine: str, bronze_tables: dict[str, str],
-                     source_schema: str, partition: Partition | None = None) -> DbtProject:
+                     source_schema: str, partition: Partition | None = None,
+                     references: list[tuple[str, str, str, str]] = ()) -> DbtProject:
     """Sources for the bronze tables, one model per target, schema.yml with docs and tests, the macros.
 
     ``engine`` is the target connection's engine; ``bronze_tables`` maps upper-case names to actual names;
@@ -138,12 +147,13 @@ def generate_project(*, name: str, targets: list[TargetSpec], engine: str, bronz
         header = f"-- {target.name}: generated from mapping spec"
         header += f" v{target.version}" if target.version else ""
         files[f"models/{target.name}.sql"] = f"{header} ({target.dialect} -> {dialect}).\n{sql}"
+    used.update(table for _, _, table, _ in references)
     sources = {"version": 2, "sources": [{
         "name": "bronze", "schema": source_schema, "quoting": {"identifier": True},
         "tables": [{"name": table} for table in sorted(used)],
     }]}
     files["models/sources.yml"] = yaml.safe_dump(sources, sort_keys=False)
-    files["models/schema.yml"] = yaml.safe_dump(_schema_yml(targets), sort_keys=False)
+    files["models/schema.yml"] = yaml.safe_dump(_schema_yml(targets, list(references)), sort_keys=False)
     files["macros/genesis.sql"] = MACROS
     return DbtProject(name=slug, files=files, targets=targets, partition=partition)
 

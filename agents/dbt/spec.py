@@ -184,7 +184,7 @@ def targets_for(mission, config: dict) -> list[TargetSpec]:
             "No approved mapping spec for this mission: approve the mapping specs before building.",
             code="no_approved_spec",
         )
-    wanted = config.get("target_tables")
+    wanted = config.get("target_tables") or config.get("select")
     if wanted:
         upper = {w.upper() for w in wanted}
         targets = [t for t in targets if t.name.upper() in upper]

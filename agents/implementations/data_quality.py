@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
-from agents.dbt.build import log, resolve_connections, write, write_json
-from agents.dbt.spec import targets_for
+from agents.dbt.build import log, plan_build, run_dir, write, write_json
 from agents.quality.checks import CheckResult, run_checks
 from agents.registry import register
 from genesis.exceptions import DomainError
@@ -41,10 +40,24 @@ class DataQualityAgent(BaseAgent):
 
     def run(self, context: AgentContext) -> Outcome:
         try:
-            targets = targets_for(context.mission, context.config)
-            source, target = resolve_connections(mission=context.mission, config=context.config,
-                                                 connections=context.connections)
-            results = run_checks(targets=targets, target_connection=target, source_connection=source,
+            plan = plan_build(mission=context.mission, config=context.config, connections=context.connections)
+        except DomainError as error:
+            return Failed(error=str(error), retryable=False)
+        targets = plan.targets
+        # dbt's own tests of the project (not_null, unique, grain, relationships) on the warm manifest: their
+        # run_results are the record dbt keeps; the checks below add the failing counts and sample keys.
+        invocation = plan.invoke(["test"], target_dir=run_dir(context, "dbt-test"))
+        results_file = (invocation.target_dir or run_dir(context, "dbt-test")) / "run_results.json"
+        if results_file.is_file():
+            write(context, name="run_results.json", kind="report", content=results_file.read_bytes(),
+                  content_type="application/json")
+        write(context, name="dbt_test.log", kind="log", content="\n".join(invocation.log_lines) + "\n",
+              content_type="text/plain")
+        if not invocation.nodes:
+            return Failed(error=f"dbt test could not run: {invocation.failure_text()}", retryable=False)
+        errored = [n for n in invocation.nodes if n.status == "error"]
+        try:
+            results = run_checks(targets=targets, target_connection=plan.target, source_connection=plan.source,
                                  references=context.config.get("references"))
         except DomainError as error:
             return Failed(error=str(error), retryable=False)
@@ -58,7 +71,10 @@ class DataQualityAgent(BaseAgent):
               content_type="text/markdown")
         write(context, name="dq_queries.sql", kind="sql", content=queries_sql(results), content_type="text/x-sql")
         outputs = {"checks": len(results), "failed": [r.as_dict() for r in failed],
-                   "passed": len(results) - len(failed)}
+                   "passed": len(results) - len(failed), "dbt_tests": {n.name: n.status for n in invocation.nodes}}
+        if errored:
+            return Failed(error="dbt tests could not run: " + "; ".join(f"{n.name}: {n.message}" for n in errored),
+                          retryable=False, outputs=outputs)
         if failed:
             return Failed(error="Data-quality checks failed: " + "; ".join(r.describe() for r in failed),
                           retryable=False, outputs=outputs)

@@ -29,6 +29,12 @@ def test_quality_passes_on_the_built_demo(tmp_path, dbt_dir, bronze_b):
     assert ("type", "CLAIM_SUMMARY", "CLAIM_DATE") in checks
     assert all(r["passed"] and r["failing_rows"] == 0 for r in results)
     assert "SELECT" in Artifact.objects.get(run=context.run, name="dq_queries.sql").file.read().decode()
+    # dbt's own tests ran too (their run_results are what the blueprint's dbt_succeeded check reads).
+    dbt_tests = outcome.outputs["dbt_tests"]
+    assert any(name.startswith("relationships_CLAIM_SUMMARY") for name in dbt_tests)
+    assert any(name.startswith("genesis_unique_combination_PROVIDER_SUMMARY") for name in dbt_tests)
+    assert set(dbt_tests.values()) == {"pass"}
+    assert Artifact.objects.filter(run=context.run, name="run_results.json").exists()
 
 
 def test_claims_pointing_at_missing_providers_fail_with_those_ids_named(tmp_path, dbt_dir):
@@ -41,6 +47,8 @@ def test_claims_pointing_at_missing_providers_fail_with_those_ids_named(tmp_path
     failed = outcome.outputs["failed"]
     assert [(f["check"], f["target"], f["column"]) for f in failed] == [("references", "CLAIM_SUMMARY", "PROVIDER_ID")]
     assert failed[0]["failing_rows"] == 2
+    warned = [name for name, status in outcome.outputs["dbt_tests"].items() if status == "warn"]
+    assert len(warned) == 1 and warned[0].startswith("relationships_CLAIM_SUMMARY")
     assert sorted(failed[0]["sample_keys"]) == [100, 137]  # the claims that point at them
     report = Artifact.objects.get(run=context.run, name="dq_report.md").file.read().decode()
     assert "FAIL" in report and "9001" in report
