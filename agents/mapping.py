@@ -697,6 +697,11 @@ class TargetMapper:
             parsed = sqlglot.parse_one(text, read=self.dialect)
         except SqlglotError as error:  # pragma: no cover - our own SQL must parse
             raise MappingProblem(f"the generated SQL does not parse: {error}") from None
+        if self.dialect == "sqlite":
+            # sqlglot writes SUBSTRING(); older SQLite builds (and dbt-sqlite users) know only SUBSTR().
+            parsed = parsed.transform(lambda node: exp.Anonymous(
+                this="SUBSTR", expressions=[a for a in (node.this, node.args.get("start"), node.args.get("length"))
+                                            if a is not None]) if isinstance(node, exp.Substring) else node)
         return parsed.sql(dialect=self.dialect, pretty=True)
 
     def grain_columns(self) -> list[str]:

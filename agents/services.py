@@ -149,3 +149,25 @@ def connection_register(*, name: str, engine: str, location: str, purpose: str, 
         raise DomainError(f"{field}: {' '.join(errors)}", field=field) from None
     connection.save()
     return connection
+
+
+@transaction.atomic
+def mapping_specs_sync_approvals(*, mission, actor: Actor = None) -> list[MappingSpecVersion]:
+    """Approve each proposed version whose mapping task a person has approved (the task is done).
+
+    The engine approves tasks, not mapping specs; this brings the specs in line (and is safe to call again).
+    It returns the versions it approved."""
+    from tasks.choices import TaskStatus
+
+    approved = []
+    waiting = MappingSpecVersion.objects.select_related("spec", "task").filter(
+        spec__mission=mission, status=MappingStatus.PROPOSED, task__status=TaskStatus.DONE)
+    for version in waiting:
+        newest = version.spec.versions.order_by("-number").first()
+        if newest.pk != version.pk:
+            continue
+        approved.append(mapping_spec_approve(
+            version=version, actor=actor,
+            note=f"{version.spec.target_table} mapping spec v{version.number} approved with its task "
+                 f"{version.task.key}."))
+    return approved

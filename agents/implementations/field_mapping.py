@@ -150,8 +150,9 @@ class FieldMappingAgent(BaseAgent):
             # steers this run (a named source for a named column, or a question when it names no source).
             latest = mapping_spec_latest(mission=context.mission, target_table=target_name)
             if context.feedback and latest is not None and latest.status == MappingStatus.PROPOSED:
+                last = context.feedback[-1]
                 mapping_spec_reject(version=latest, actor=None,
-                                    feedback=str(context.feedback[-1].get("text") or context.feedback[-1]))
+                                    feedback=str(last.get("text") or last.get("feedback") or last))
             from_feedback, unclear, unread = feedback_overrides(context, target, catalog)
             overrides = {k.upper(): v for k, v in (context.config.get("overrides") or {}).items()}
             answers = answers_by_key(context, target_name)
@@ -200,7 +201,7 @@ class FieldMappingAgent(BaseAgent):
             column["lineage"] = lineage.get(column["name"], [])
         content["source"] = {"connection": profile["connection"], "dialect": profile["dialect"],
                              "tables": sorted(profile["tables"])}
-        content["feedback_applied"] = [str(f.get("text") or "") for f in context.feedback]
+        content["feedback_applied"] = [str(f.get("text") or f.get("feedback") or "") for f in context.feedback]
         version = mapping_spec_propose(
             mission=context.mission, target_table=target_name, content=content, sql=content["sql"],
             dialect=content["dialect"], lineage=lineage, task=context.task, run=context.run, actor=context.agent,

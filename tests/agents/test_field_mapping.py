@@ -164,7 +164,8 @@ def test_rejection_feedback_changes_the_next_version(mission, run_agent, source_
     refused = run_agent("field_mapping", mission=mission, config=config, key="map", feedback=[
         {"text": "PRIMARY_DIAGNOSIS must come from CLAIM_DETAILS.PROCEDURE_CODE."}])
     assert isinstance(refused.outcome, NeedsInput)
-    assert "CLAIM_DETAILS.PROCEDURE_CODE, which one row of CLAIM_SUMMARY does not determine" in refused.outcome.question
+    assert ("CLAIM_DETAILS.PROCEDURE_CODE, which one row of CLAIM_SUMMARY does not determine"
+            in refused.outcome.question)
     feedback = [{"text": "Looks fine overall. CLAIM_TYPE should be the patient's plan, PATIENTS.INSURANCE_TYPE."}]
     second = run_agent("field_mapping", mission=mission, config=config, key="map", feedback=feedback)
     assert isinstance(second.outcome, NeedsApproval)

@@ -69,3 +69,20 @@ def test_diff_of_added_and_removed_columns():
     new = {"columns": [{"name": "B"}, {"name": "C"}], "sql": "x"}
     assert mapping_spec_diff(old, new) == {"first_version": False, "added": ["C"], "removed": ["A"], "changed": {},
                                            "sql_changed": False}
+
+
+def test_sync_approves_the_versions_whose_task_was_approved(mission, lead):
+    from agents.services import mapping_specs_sync_approvals
+    from tasks import services as task_services
+    from tests.factories import TaskFactory
+
+    task = TaskFactory(mission=mission, key="map")
+    v1 = _propose(mission)
+    assert mapping_specs_sync_approvals(mission=mission) == []
+    v1.task = task
+    v1.save(update_fields=["task"])
+    for step in ("ready", "running", "waiting_approval", "done"):
+        task_services.task_transition(task=task, to=step)
+    assert [v.pk for v in mapping_specs_sync_approvals(mission=mission, actor=lead)] == [v1.pk]
+    assert mapping_spec_approved(mission=mission, target_table="CLAIM_SUMMARY").pk == v1.pk
+    assert mapping_specs_sync_approvals(mission=mission, actor=lead) == []
