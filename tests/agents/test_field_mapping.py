@@ -175,7 +175,8 @@ def test_rejection_feedback_changes_the_next_version(mission, run_agent, source_
     columns = {c["name"]: c for c in v2.content["columns"]}
     assert columns["CLAIM_TYPE"]["decided_by"] == "feedback"
     assert v2.diff["changed"]["CLAIM_TYPE"]["sources"] == {
-        "from": [{"table": "CLAIMS", "column": "CLAIM_TYPE"}], "to": [{"table": "PATIENTS", "column": "INSURANCE_TYPE"}]}
+        "from": [{"table": "CLAIMS", "column": "CLAIM_TYPE"}],
+        "to": [{"table": "PATIENTS", "column": "INSURANCE_TYPE"}]}
     assert list(v2.diff["changed"]) == ["CLAIM_TYPE"]
     assert {j["table"] for j in v2.content["joins"]} == {"PATIENTS"}
     assert first.outcome.outputs["version"] == 1 and second.outcome.outputs["version"] == 2
