@@ -1,7 +1,8 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from agents.models import Agent, Connection, Environment, split_password
+from agents.models import Agent, Connection, Environment, MappingSpec, MappingSpecVersion, split_password
+from genesis.exceptions import DomainError
 
 
 class ConnectionForm(forms.ModelForm):
@@ -69,3 +70,53 @@ class EnvironmentAdmin(admin.ModelAdmin):
         saved = environment_set(mission=obj.mission, name=obj.name, target=obj.target, actor=request.user,
                                 description=obj.description)
         obj.pk = saved.pk
+
+
+class MappingSpecVersionInline(admin.TabularInline):
+    model = MappingSpecVersion
+    fields = ["number", "status", "created_at", "decided_by", "decided_at", "feedback"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(MappingSpec)
+class MappingSpecAdmin(admin.ModelAdmin):
+    list_display = ["target_table", "mission", "created_at"]
+    list_select_related = ["mission"]
+    search_fields = ["target_table", "mission__name"]
+    readonly_fields = ["mission", "target_table", "created_at"]
+    inlines = [MappingSpecVersionInline]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(MappingSpecVersion)
+class MappingSpecVersionAdmin(admin.ModelAdmin):
+    """Versions are written by the mapping agent; people approve or reject them (through the services)."""
+
+    list_display = ["spec", "number", "status", "dialect", "created_at", "decided_by"]
+    list_filter = ["status", "dialect"]
+    list_select_related = ["spec", "decided_by"]
+    search_fields = ["spec__target_table", "spec__mission__name"]
+    readonly_fields = ["spec", "number", "status", "dialect", "sql", "content", "lineage", "diff", "feedback", "task",
+                       "run", "created_by_agent", "decided_by", "decided_at", "created_at"]
+    actions = ["approve"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Approve the selected proposed versions")
+    def approve(self, request, queryset):
+        from agents.services import mapping_spec_approve
+
+        for version in queryset.filter(status="proposed"):
+            try:
+                mapping_spec_approve(version=version, actor=request.user)
+            except DomainError as error:
+                self.message_user(request, error.message, level=messages.ERROR)

@@ -86,3 +86,19 @@ def test_sync_approves_the_versions_whose_task_was_approved(mission, lead):
     assert [v.pk for v in mapping_specs_sync_approvals(mission=mission, actor=lead)] == [v1.pk]
     assert mapping_spec_approved(mission=mission, target_table="CLAIM_SUMMARY").pk == v1.pk
     assert mapping_specs_sync_approvals(mission=mission, actor=lead) == []
+
+
+def test_admin_shows_versions_and_approves_through_the_service(client, admin_user, mission):
+    from django.urls import reverse
+
+    version = _propose(mission)
+    client.force_login(admin_user)
+    page = client.get(reverse("admin:agents_mappingspecversion_change", args=[version.pk]))
+    assert page.status_code == 200 and b"CLAIM_SUMMARY" in page.content
+    assert client.get(reverse("admin:agents_mappingspec_change", args=[version.spec_id])).status_code == 200
+    response = client.post(reverse("admin:agents_mappingspecversion_changelist"),
+                           {"action": "approve", "_selected_action": [version.pk]})
+    assert response.status_code == 302
+    version.refresh_from_db()
+    assert version.status == "approved" and version.decided_by == admin_user
+    assert HistoryEntry.objects.filter(event="mapping_spec.approved", actor_user=admin_user).exists()
