@@ -96,12 +96,15 @@ def _can_launch(user) -> bool:
 
 # --- cockpit -----------------------------------------------------------------------------------------
 
+DECISIONS_SHOWN = 8
+
 # Fragments of the cockpit, chosen by the element htmx targets (``HX-Target``).
 COCKPIT_FRAGMENTS = {
     "board": "missions/htmx/board.html",
     "decisions": "missions/htmx/decisions.html",
     "phases": "missions/htmx/phases.html",
     "recent-history": "missions/htmx/recent_history.html",
+    "artifacts": "missions/htmx/artifacts.html",
 }
 
 
@@ -129,20 +132,26 @@ def mission_cockpit(request: HttpRequest, pk: int) -> HttpResponse:
     context["success"] = task_selectors.success_state(mission)
     context["status_choices"] = TaskStatus.choices
     context["graph"] = task_selectors.mission_graph(board, task_selectors.mission_edges(mission))
-    context["artifacts"] = list(task_selectors.mission_artifacts(mission)[:50])
     return render(request, "missions/cockpit.html", context)
 
 
 def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
     if part == "board":
-        return {"board": task_selectors.mission_board(mission)}
+        # Task links are built from one reversed prefix, not one {% url %} per card.
+        return {"board": task_selectors.mission_board(mission), "task_prefix": reverse("tasks:detail", args=[0])[:-2]}
     if part == "decisions":
+        # The cockpit shows the first few decisions; "My work" and the board list them all.
+        approvals = task_selectors.approvals_waiting(mission=mission, limit=DECISIONS_SHOWN + 1)
+        questions = task_selectors.open_questions(mission=mission, limit=DECISIONS_SHOWN + 1)
         return {
-            "approvals": task_selectors.approvals_waiting(mission=mission),
-            "questions": task_selectors.open_questions(mission=mission),
+            "approvals": approvals[:DECISIONS_SHOWN],
+            "questions": questions[:DECISIONS_SHOWN],
+            "more_decisions": len(approvals) > DECISIONS_SHOWN or len(questions) > DECISIONS_SHOWN,
         }
     if part == "phases":
         return {"phases": task_selectors.phases_with_checks(mission), "waive_enabled": _waive_service() is not None}
+    if part == "artifacts":
+        return {"artifacts": list(task_selectors.mission_artifacts(mission)[:50])}
     if part == "recent-history":
         return {"recent_history": list(task_selectors.mission_history(mission)[:25])}
     return {}

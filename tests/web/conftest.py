@@ -4,6 +4,7 @@ import pytest
 
 from tasks.models import Dependency, Phase, Task
 from tests.factories import MissionFactory, UserFactory
+from tests.web.browser import browser_context  # noqa: F401  (the Playwright fixture)
 
 
 @pytest.fixture

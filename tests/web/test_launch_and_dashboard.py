@@ -88,6 +88,9 @@ def test_launch_page_suggests_fitting_blueprints_first_and_prefills_parameters(c
     assert 'name="param__months"' in content and 'value="36"' in content
     assert '<option value="BRONZE" selected>' in content  # the only source connection is pre-filled
     assert '<label for="id_param__months">Months</label>' in content
+    from tests.web.test_accessibility import headings, unlabelled_inputs
+
+    assert unlabelled_inputs(content) == [] and headings(content) == [1]
 
 
 def test_objective_fragment_warns_about_a_title(client_for, lead, blueprints):
