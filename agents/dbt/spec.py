@@ -180,6 +180,13 @@ def targets_for(mission, config: dict) -> list[TargetSpec]:
         return [target_from_dict(raw) for raw in inline]
     targets = approved_targets(mission)
     if not targets:
+        # The engine approves tasks, not spec versions: bring the specs whose mapping task a person approved in
+        # line (the mapping side's own service, safe to call again), then look again.
+        from agents.services import mapping_specs_sync_approvals
+
+        if mapping_specs_sync_approvals(mission=mission):
+            targets = approved_targets(mission)
+    if not targets:
         raise DomainError(
             "No approved mapping spec for this mission: approve the mapping specs before building.",
             code="no_approved_spec",
