@@ -56,7 +56,9 @@ class BackfillAgent(BaseAgent):
                 return Failed(error=f"Cancelled after {len(results)} of {len(months)} months.", retryable=False)
             started = time.monotonic()
             invocation = plan.invoke(["run"], target_dir=target_dir, variables={"genesis_month": month})
-            result = MonthResult(month=month, expected={t: expected[t].get(month, 0) for t in names})
+            result = MonthResult(month=month, expected={t: expected[t].get(month, 0) for t in names},
+                                 dbt_seconds=round(invocation.dbt_elapsed, 4),
+                                 sql_seconds=round(sum(n.execution_time for n in invocation.nodes), 4))
             if invocation.success:
                 result.actual = target_row_counts(plan)
             else:

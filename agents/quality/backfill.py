@@ -28,6 +28,8 @@ class MonthResult:
     expected: dict[str, int] = field(default_factory=dict)
     actual: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    dbt_seconds: float = 0.0  # the dbt invocation, start to end
+    sql_seconds: float = 0.0  # the models' own execution time as dbt measured it
     error: str = ""
 
     @property
