@@ -171,6 +171,23 @@ class Catalog:
         word_hits = [ref for ref in self.words if re.search(rf"\b{re.escape(ref.column)}\b", text, re.I)]
         return word_hits[0] if len({r.column.upper() for r in word_hits}) == 1 and len(word_hits) == 1 else None
 
+    def refs_in(self, text: str, *, skip: str = "") -> list[Ref]:
+        """Source columns a text names: ``TABLE.COLUMN`` anywhere, or a column name unique in the source
+        (other than ``skip``, the target column the text is about)."""
+        found: list[Ref] = []
+        by_column: dict[str, list[Ref]] = defaultdict(list)
+        for ref in self.words:
+            by_column[ref.column.upper()].append(ref)
+        for table, column in re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\b", text):
+            for ref in by_column.get(column.upper(), []):
+                if ref.table.upper() == table.upper() and ref not in found:
+                    found.append(ref)
+        for word in re.findall(r"\b[A-Za-z_][A-Za-z0-9_]*\b", text):
+            refs = by_column.get(word.upper(), [])
+            if len(refs) == 1 and word.upper() != skip.upper() and refs[0] not in found:
+                found.append(refs[0])
+        return found
+
     def info(self, ref: Ref) -> dict[str, Any]:
         return self.tables[ref.table]["columns"][ref.column]
 
@@ -276,6 +293,7 @@ class ColumnPlan:
     reasoning: list[str] = field(default_factory=list)
     candidates: list[dict[str, Any]] = field(default_factory=list)
     decided_by: str = "agent"
+    citations: list[dict[str, Any]] = field(default_factory=list)
 
 
 class TargetMapper:
@@ -283,7 +301,8 @@ class TargetMapper:
 
     def __init__(self, *, target: dict[str, Any], catalog: Catalog, dialect: str,
                  answers: dict[str, str] | None = None, overrides: dict[str, str] | None = None,
-                 feedback: dict[str, str] | None = None):
+                 feedback: dict[str, str] | None = None,
+                 hints: dict[str, list[tuple[Ref, dict[str, Any]]]] | None = None):
         self.target = target
         self.catalog = catalog
         self.dialect = dialect
@@ -291,6 +310,8 @@ class TargetMapper:
         self.answers = {k.upper(): v for k, v in (answers or {}).items()}
         self.overrides = {k.upper(): v for k, v in (overrides or {}).items()}
         self.feedback = {k.upper(): v for k, v in (feedback or {}).items()}
+        # Source columns the mission's documents name for a target column, with the passage that names them.
+        self.hints = {k.upper(): v for k, v in (hints or {}).items()}
         self.joins: dict[str, Join] = {}
         self.children: dict[str, Child] = {}
         self.plans: dict[str, ColumnPlan] = {}
@@ -412,7 +433,19 @@ class TargetMapper:
     def _resolve(self, plan: ColumnPlan, key: str, phrase_words: list[str], desc_words: list[str], *,
                  refs: list[Ref], want: str | None, what: str, exact: str | None = None, prefer=None) -> Ref | None:
         candidates = self.catalog.score(phrase_words, desc_words, refs=refs, want=want, exact_name=exact)
+        cited: dict[Ref, list[dict[str, Any]]] = defaultdict(list)
+        for hinted, citation in self.hints.get(key.upper(), []):
+            cited[hinted].append(citation)
+        for cand in candidates:
+            if cand.ref in cited and type_fit(want, self.catalog.info(cand.ref)["observed_type"]) >= 0.5:
+                # A passage of the mission's documents maps this column to this source: strong evidence.
+                cand.score = round(min(1.0, max(cand.score, 0.5) + 0.3), 4)
+                first = cited[cand.ref][0]
+                cand.evidence.append(f"cited in “{first['title']}” §{first['position']}")
+        candidates.sort(key=lambda c: (-c.score, c.ref.table, c.ref.column))
         ref, decided = self._decide(key, candidates, what=what, prefer=prefer)
+        if ref is not None:
+            plan.citations += [c for r, cs in cited.items() if self.catalog.equivalent(r, ref) for c in cs]
         self._record(plan, key, candidates, ref, decided, what)
         return ref
 
@@ -727,6 +760,7 @@ class TargetMapper:
                 "expression": plan.expression, "join_path": plan.join_path, "transformation": plan.transformation,
                 "rule": plan.rule, "confidence": round(plan.confidence or 0.0, 2),
                 "reasoning": " ".join(plan.reasoning), "candidates": plan.candidates, "decided_by": plan.decided_by,
+                "citations": plan.citations,
             })
         return {
             "format": FORMAT,

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from agents.choices import Engine, MappingStatus, Purpose
+from genesis.uploads import GeneratedName, validate_upload_size
 
 
 def split_password(location: str) -> tuple[str, str]:
@@ -148,3 +149,50 @@ class Environment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mission} · {self.name}"
+
+
+class DocsIndex(models.Model):
+    """A named collection of documents (e.g. legacy ETL mapping exports) that agents search by full text."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="What a mission's docs_index field names.")
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "docs indexes"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IndexedDocument(models.Model):
+    """One document of a docs index, kept as uploaded and split into passages for search."""
+
+    index = models.ForeignKey(DocsIndex, on_delete=models.CASCADE, related_name="documents")
+    title = models.CharField(max_length=200)
+    file = models.FileField(upload_to=GeneratedName("docs"), max_length=300, validators=[validate_upload_size])
+    content_type = models.CharField(max_length=100, blank=True)
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["index_id", "title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Passage(models.Model):
+    """A paragraph (or a CSV row) of an indexed document: what full-text search finds and agents cite."""
+
+    document = models.ForeignKey(IndexedDocument, on_delete=models.CASCADE, related_name="passages")
+    position = models.PositiveIntegerField()
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["document_id", "position"]
+        constraints = [models.UniqueConstraint(fields=["document", "position"], name="passage_position_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.document} §{self.position}"

@@ -171,3 +171,68 @@ def mapping_specs_sync_approvals(*, mission, actor: Actor = None) -> list[Mappin
             note=f"{version.spec.target_table} mapping spec v{version.number} approved with its task "
                  f"{version.task.key}."))
     return approved
+
+
+def _passages(text: str, *, csv_rows: bool) -> list[str]:
+    """Split a document: a CSV into one passage per row (``header: value; ...``), prose into paragraphs
+    (long ones cut at sentence ends near 1,200 characters)."""
+    import csv
+    import io
+    import re
+
+    if csv_rows:
+        rows = list(csv.reader(io.StringIO(text)))
+        if not rows:
+            return []
+        header, body = rows[0], rows[1:]
+        return ["; ".join(f"{h.strip()}: {v.strip()}" for h, v in zip(header, row, strict=False) if v.strip())
+                for row in body if any(v.strip() for v in row)]
+    passages = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        paragraph = " ".join(paragraph.split())
+        while len(paragraph) > 1200:
+            cut = paragraph.rfind(". ", 0, 1200)
+            cut = cut + 1 if cut > 200 else 1200
+            passages.append(paragraph[:cut].strip())
+            paragraph = paragraph[cut:].strip()
+        if paragraph:
+            passages.append(paragraph)
+    return passages
+
+
+@transaction.atomic
+def docs_index_add_document(*, index_name: str, title: str, content: bytes | str, content_type: str = "",
+                            filename: str = "", mission=None, actor: Actor = None):
+    """Store a document in the named docs index (created if new) and index its passages for full-text search.
+    Text, Markdown and CSV are understood; anything else is refused."""
+    from django.core.files.base import ContentFile
+
+    from agents.models import DocsIndex, IndexedDocument, Passage
+    from genesis.uploads import display_name, sha256_of, validate_upload_size
+
+    raw = content.encode() if isinstance(content, str) else content
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DomainError(f"{title}: only UTF-8 text, Markdown or CSV documents can be indexed.",
+                          field="content") from None
+    is_csv = content_type == "text/csv" or filename.lower().endswith(".csv")
+    passages = _passages(text, csv_rows=is_csv)
+    if not passages:
+        raise DomainError(f"{title}: the document has no text to index.", field="content")
+    file = ContentFile(raw, name=display_name(filename or title))
+    try:
+        validate_upload_size(file)
+    except Exception as error:  # a ValidationError with the limit in its message
+        raise DomainError(" ".join(getattr(error, "messages", [str(error)])), field="content") from None
+    index, _ = DocsIndex.objects.get_or_create(name=index_name)
+    document = IndexedDocument(index=index, title=title[:200], sha256=sha256_of(file),
+                               content_type=content_type or ("text/csv" if is_csv else "text/plain"))
+    document.file.save(file.name, file, save=False)
+    document.save()
+    Passage.objects.bulk_create([Passage(document=document, position=i, text=p) for i, p in enumerate(passages, 1)])
+    if mission is not None:
+        history_record(mission=mission, event="docs_index.document_added", actor=actor,
+                       message=f"“{title}” added to the docs index {index_name} ({len(passages)} passages).",
+                       data={"index": index_name, "document": document.pk, "passages": len(passages)})
+    return document

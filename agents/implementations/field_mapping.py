@@ -98,6 +98,30 @@ def feedback_overrides(context: AgentContext, target: dict[str, Any], catalog: C
     return overrides, unclear_columns, unread
 
 
+def docs_hints(context: AgentContext, target: dict[str, Any], catalog: Catalog) -> tuple[str, dict[str, list]]:
+    """Search the mission's docs index (task config ``docs_index``, else the mission's) for each copied target
+    column; the source columns a matching passage names become cited candidates."""
+    from agents.models import DocsIndex
+    from agents.selectors import docs_search
+
+    name = context.config.get("docs_index") or getattr(context.mission, "docs_index", "") or ""
+    if not name:
+        return "", {}
+    if not DocsIndex.objects.filter(name=name).exists():
+        say(context, f"the docs index {name!r} does not exist; mapping without it")
+        return name, {}
+    hints: dict[str, list] = {}
+    for column in target["columns"]:
+        if column.get("rule"):
+            continue
+        for hit in docs_search(index_name=name, query=column["name"], phrase=True, limit=5):
+            citation = {"index": name, "title": hit["title"], "position": hit["position"], "passage": hit["passage"],
+                        "text": hit["text"][:500]}
+            for ref in catalog.refs_in(hit["text"], skip=column["name"]):
+                hints.setdefault(column["name"].upper(), []).append((ref, citation))
+    return name, hints
+
+
 def spec_markdown(content: dict[str, Any], version: int) -> str:
     lines = [f"# {content['target']} mapping spec v{version}", "", content.get("description", ""), "",
              f"Grain: one row per {content['grain']['entity']} ({content['grain']['entity_table']}."
@@ -110,6 +134,10 @@ def spec_markdown(content: dict[str, Any], version: int) -> str:
                      f"{col['confidence']:.2f} |")
     lines += ["", "## Reasoning", ""]
     lines += [f"- **{c['name']}**: {c['reasoning'] or '-'}" for c in content["columns"]]
+    cited = [(c["name"], cit) for c in content["columns"] for cit in c.get("citations", [])]
+    if cited:
+        lines += ["", "## Passages cited", ""]
+        lines += [f"- {name}: “{cit['title']}” §{cit['position']}: {cit['text']}" for name, cit in cited]
     dry = content.get("dry_run", {})
     lines += ["", "## Dry run", "", f"{dry.get('rows', '?')} rows; {dry.get('duplicate_grain_rows', '?')} "
               "duplicate grain keys.", "", "## SQL", "", "```sql", content["sql"], "```", ""]
@@ -177,8 +205,9 @@ class FieldMappingAgent(BaseAgent):
                     target, catalog)
                 from_feedback.update(extra)
 
+            index_name, hints = docs_hints(context, target, catalog)
             mapper = TargetMapper(target=target, catalog=catalog, dialect=adapter.dialect, answers=answers,
-                                  overrides=overrides, feedback=from_feedback)
+                                  overrides=overrides, feedback=from_feedback, hints=hints)
             try:
                 content = mapper.plan()
             except Ambiguity as question:
@@ -201,6 +230,7 @@ class FieldMappingAgent(BaseAgent):
             column["lineage"] = lineage.get(column["name"], [])
         content["source"] = {"connection": profile["connection"], "dialect": profile["dialect"],
                              "tables": sorted(profile["tables"])}
+        content["docs_index"] = index_name or None
         content["feedback_applied"] = [str(f.get("text") or f.get("feedback") or "") for f in context.feedback]
         version = mapping_spec_propose(
             mission=context.mission, target_table=target_name, content=content, sql=content["sql"],
