@@ -23,8 +23,8 @@ migrate: install
 
 run: migrate
 	$(PY) manage.py ensure_admin
-	@echo "Genesis: http://$(HOST):$(PORT)/admin/"
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	@echo "Genesis: http://$(HOST):$(PORT)/admin/ (web server and worker cluster; Ctrl-C stops both)"
+	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
 
 test: install
 	@test -x $(CHROMIUM) || echo "NOTE: no Chromium at $(CHROMIUM): the browser tests are skipped (make browser installs it)."
@@ -50,3 +50,6 @@ check: install
 
 clean:
 	rm -rf $(VENV) var
+
+bench: install
+	$(PY) -m bench.engine $(BENCH_ARGS)

@@ -177,11 +177,31 @@ Q_CLUSTER = {
     "catch_up": False,
     "label": "Task queue",
 }
+# The engine's brokers wake on events (PostgreSQL LISTEN/NOTIFY, a local socket for SQLite, Redis's blocking pop)
+# and run the recovery sweep while idle (tasks/broker.py). GENESIS_BROKER=django uses django-q2's own broker.
+Q_CLUSTER["queue_limit"] = env_int("Q_QUEUE_LIMIT", Q_CLUSTER["workers"])
+_BROKER = env_str("GENESIS_BROKER", "genesis")
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
+    if _BROKER == "genesis":
+        Q_CLUSTER["broker_class"] = "tasks.broker.RedisBroker"
 else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = 0.2
+    if _BROKER == "genesis":
+        Q_CLUSTER["broker_class"] = (
+            "tasks.broker.PostgresNotifyBroker" if "postgres" in DATABASES["default"]["ENGINE"]
+            else "tasks.broker.SqliteWakeBroker"
+        )
+
+# The engine (tasks/engine.py): leases, heartbeats, retry backoff and the idle sweep, in seconds.
+GENESIS_LEASE_SECONDS = env_int("GENESIS_LEASE_SECONDS", 30)
+GENESIS_HEARTBEAT_SECONDS = float(env_str("GENESIS_HEARTBEAT_SECONDS", "1"))
+GENESIS_RETRY_BACKOFF_SECONDS = float(env_str("GENESIS_RETRY_BACKOFF_SECONDS", "5"))
+GENESIS_RETRY_BACKOFF_MAX_SECONDS = float(env_str("GENESIS_RETRY_BACKOFF_MAX_SECONDS", "300"))
+GENESIS_SWEEP_SECONDS = float(env_str("GENESIS_SWEEP_SECONDS", "5"))
+GENESIS_NOTIFY_ATTEMPTS = env_int("GENESIS_NOTIFY_ATTEMPTS", 3)
+GENESIS_NOTIFY_BACKOFF_SECONDS = float(env_str("GENESIS_NOTIFY_BACKOFF_SECONDS", "2"))
 
 LOGGING = {
     "version": 1,

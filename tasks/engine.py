@@ -23,6 +23,7 @@ import threading
 import time
 import traceback
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -82,8 +83,9 @@ def _worker_id() -> str:
 
 def _broker_is_transactional() -> bool:
     """The ORM brokers store the queue row in the same database: it can commit with the run (an outbox)."""
-    conf = settings.Q_CLUSTER
-    return not conf.get("sync") and "orm" in conf and "redis" not in conf
+    from django_q.conf import Conf
+
+    return not Conf.SYNC and bool(Conf.ORM) and "redis" not in settings.Q_CLUSTER
 
 
 def enqueue_runs(run_ids: list[int]) -> None:
@@ -510,6 +512,23 @@ def execute_run(run_id: int) -> str:
         raise
 
 
+@contextmanager
+def _as_lease_holder(run: Run):
+    """A transaction for recording an outcome; if this worker no longer holds the lease, everything in it is
+    rolled back and the refusal itself is recorded (outside it, so it stays)."""
+    try:
+        with transaction.atomic():
+            yield
+    except DomainError as error:
+        if error.code == "stale_lease":
+            history_record(
+                mission=run.task.mission, task=run.task, run=run, event="run.stale_result_refused",
+                message=f"A worker without the current lease tried to record attempt {run.attempt}; refused.",
+                data={"worker": _worker_id()},
+            )
+        raise
+
+
 def _refuse_late(*, run: Run, token, why: str) -> None:
     history_record(mission=run.task.mission, task=run.task, run=run, event="run.stale_result_refused",
                    message=f"The agent of attempt {run.attempt} returned after {why}; its result was not recorded.",
@@ -526,7 +545,7 @@ def _record(*, run: Run, token, outcome: Outcome, log: RunLog) -> str:
                       error=f"Acceptance checks failed: {failures}",
                       result={**outcome.outputs, "checks": verdict.results})
             return "failed"
-        with transaction.atomic():
+        with _as_lease_holder(run):
             done = services.run_transition(
                 run=run, to=RunStatus.SUCCEEDED, held_token=token, require_token=True, actor=agent,
                 message=outcome.summary or "Succeeded.", log=log.text,
@@ -537,7 +556,7 @@ def _record(*, run: Run, token, outcome: Outcome, log: RunLog) -> str:
             after_task_done(task=task, actor=agent)
         return "succeeded"
     if isinstance(outcome, NeedsApproval):
-        with transaction.atomic():
+        with _as_lease_holder(run):
             waiting = services.run_transition(
                 run=run, to=RunStatus.WAITING, held_token=token, require_token=True, actor=agent, log=log.text,
                 message=outcome.summary, result={**outcome.outputs, "summary": outcome.summary},
@@ -552,7 +571,7 @@ def _record(*, run: Run, token, outcome: Outcome, log: RunLog) -> str:
             )
         return "waiting_approval"
     if isinstance(outcome, NeedsInput):
-        with transaction.atomic():
+        with _as_lease_holder(run):
             waiting = services.run_transition(
                 run=run, to=RunStatus.WAITING, held_token=token, require_token=True, actor=agent, log=log.text,
                 message=f"Asked: {outcome.question}", result={"question": outcome.question},
@@ -578,9 +597,9 @@ def _record(*, run: Run, token, outcome: Outcome, log: RunLog) -> str:
 def _fail_run(*, run_id: int, token, retryable: bool, kind: str, error: str, log: str,
               result: dict | None = None) -> bool:
     """Record a failed attempt (only the lease holder may) and retry the task or fail it."""
+    run = Run.objects.select_related("task__mission", "task__owner_agent").get(pk=run_id)
     try:
-        with transaction.atomic():
-            run = Run.objects.select_related("task__mission", "task__owner_agent").get(pk=run_id)
+        with _as_lease_holder(run):
             failed = services.run_transition(
                 run=run, to=RunStatus.FAILED, held_token=token, require_token=True, actor=run.task.owner_agent,
                 message=error, error=error, log=log, result={**(result or {}), "failure": kind},
@@ -596,7 +615,7 @@ def _fail_run(*, run_id: int, token, retryable: bool, kind: str, error: str, log
 def _retry_or_fail(*, task: Task, run: Run, retryable: bool, reason: str, actor: Actor = None) -> None:
     """After a failed or lost attempt: a new attempt (with backoff) while attempts remain, else the task fails, the
     mission stops and the owner is told."""
-    task = Task.objects.select_for_update().select_related("mission", "owner_user").get(pk=task.pk)
+    task = Task.objects.select_for_update(of=("self",)).select_related("mission", "owner_user").get(pk=task.pk)
     failures = task.runs.filter(attempt__gt=task.attempt_base,
                                 status__in=[RunStatus.FAILED, RunStatus.LOST]).count()
     mission = task.mission

@@ -289,7 +289,7 @@ def run_transition(
     if unknown:
         raise DomainError(f"Unknown run field(s): {', '.join(sorted(unknown))}.")
     with transaction.atomic():
-        locked = Run.objects.select_for_update().select_related("task__mission").get(pk=run.pk)
+        locked = Run.objects.select_for_update(of=("self",)).select_related("task__mission").get(pk=run.pk)
         current = locked.status
         stale = require_token and (held_token is None or str(locked.lease_token) != str(held_token))
         if not stale:
@@ -486,7 +486,7 @@ def _waiting_run(task: Task) -> Run | None:
 @transaction.atomic
 def task_approve(*, task: Task, actor: Actor, note: str = "") -> Task:
     """A person accepts the task's work (an agent's proposal, or their own task): it is done, the mission moves on."""
-    task = Task.objects.select_for_update().select_related("mission").get(pk=task.pk)
+    task = Task.objects.select_for_update(of=("self",)).select_related("mission").get(pk=task.pk)
     _require_person(task=task, actor=actor, verb="approve")
     if task.status != TaskStatus.WAITING_APPROVAL:
         raise DomainError(f"Task {task.key} is {task.status}; only a task waiting for approval can be approved.",
@@ -577,7 +577,7 @@ def task_reject(*, task: Task, actor: Actor, feedback: str) -> Task:
     if not feedback:
         raise DomainError("Feedback is required: say what is wrong so the next attempt can fix it.",
                           field="feedback", code="required")
-    task = Task.objects.select_for_update().select_related("mission", "owner_agent").get(pk=task.pk)
+    task = Task.objects.select_for_update(of=("self",)).select_related("mission", "owner_agent").get(pk=task.pk)
     _require_person(task=task, actor=actor, verb="reject")
     if task.status not in {TaskStatus.WAITING_APPROVAL, TaskStatus.DONE}:
         raise DomainError(f"Task {task.key} is {task.status}; only work waiting for approval or done can be "
@@ -601,7 +601,7 @@ def task_reject(*, task: Task, actor: Actor, feedback: str) -> Task:
 @transaction.atomic
 def task_retry(*, task: Task, actor: Actor) -> Task:
     """A person retries a failed (or cancelled) task: a new attempt with a fresh attempt budget."""
-    task = Task.objects.select_for_update().select_related("mission").get(pk=task.pk)
+    task = Task.objects.select_for_update(of=("self",)).select_related("mission").get(pk=task.pk)
     _require_person(task=task, actor=actor, verb="retry")
     if task.status not in {TaskStatus.FAILED, TaskStatus.CANCELLED}:
         raise DomainError(f"Task {task.key} is {task.status}; only a failed or cancelled task can be retried.",
@@ -616,7 +616,7 @@ def task_retry(*, task: Task, actor: Actor) -> Task:
 @transaction.atomic
 def task_cancel(*, task: Task, actor: Actor, reason: str = "") -> Task:
     """Stop a task: its live run is cancelled (the worker sees it at its next heartbeat and stops), questions close."""
-    task = Task.objects.select_for_update().select_related("mission").get(pk=task.pk)
+    task = Task.objects.select_for_update(of=("self",)).select_related("mission").get(pk=task.pk)
     if actor is not None:
         _require_person(task=task, actor=actor, verb="cancel")
     reason = reason or "Cancelled."
@@ -646,7 +646,7 @@ def question_create(*, task: Task, run: Run | None, addressed_to, text: str, opt
 @transaction.atomic
 def question_transition(*, question: Question, to: str, actor: Actor = None, message: str = "",
                         **fields: Any) -> Question:
-    locked = Question.objects.select_for_update().select_related("mission", "task").get(pk=question.pk)
+    locked = Question.objects.select_for_update(of=("self",)).select_related("mission", "task").get(pk=question.pk)
     allowed = {QuestionStatus.OPEN: {QuestionStatus.ANSWERED, QuestionStatus.CANCELLED}}.get(locked.status, set())
     if to not in allowed:
         raise InvalidTransition(entity="Question", label=str(locked.pk), from_status=locked.status, to_status=to,
@@ -666,7 +666,7 @@ def question_transition(*, question: Question, to: str, actor: Actor = None, mes
 @transaction.atomic
 def question_answer(*, question: Question, actor: Actor, answer: str) -> Question:
     """A person answers an agent's question: the task runs again as a new attempt with the answer in context."""
-    question = Question.objects.select_for_update().select_related("task__mission").get(pk=question.pk)
+    question = Question.objects.select_for_update(of=("self",)).select_related("task__mission").get(pk=question.pk)
     task = question.task
     answer = "" if answer is None else str(answer).strip()
     if not answer:
@@ -685,7 +685,7 @@ def question_answer(*, question: Question, actor: Actor, answer: str) -> Questio
         raise DomainError(f"This question is already {question.status}.", field="status", code="invalid_transition")
     question_transition(question=question, to=QuestionStatus.ANSWERED, actor=actor, message=answer,
                         answer=answer, answered_by=actor, answered_at=timezone.now())
-    locked_task = Task.objects.select_for_update().select_related("mission").get(pk=task.pk)
+    locked_task = Task.objects.select_for_update(of=("self",)).select_related("mission").get(pk=task.pk)
     if question.run_id:
         run = Run.objects.get(pk=question.run_id)
         if run.status == RunStatus.WAITING:
@@ -703,7 +703,7 @@ def question_answer(*, question: Question, actor: Actor, answer: str) -> Questio
 @transaction.atomic
 def notification_transition(*, notification: Notification, to: str, error: str = "") -> Notification:
     """Record a delivery attempt's result: sent, or failed (with the error); each attempt is in history."""
-    locked = Notification.objects.select_for_update().select_related("mission").get(pk=notification.pk)
+    locked = Notification.objects.select_for_update(of=("self",)).select_related("mission").get(pk=notification.pk)
     current = locked.status
     locked.attempts += 1
     locked.status = to

@@ -1,0 +1,98 @@
+"""Drive a mission headless: ``manage.py run_mission MISSION --wait [--timeout S] [--auto-approve]``.
+
+This process works as one more worker: it launches a draft mission, then claims and runs the mission's queued
+runs through ``tasks.engine.execute_run`` (the same code the cluster workers run; if clusters serve the database
+too, the run ledger's claims keep every attempt to one worker) and sweeps for lost leases. It stops when the
+mission ends, or waits for a person (unless ``--auto-approve``: it then approves and answers with the proposed
+default as the Mission Owner), or at the timeout. It prints tasks, runs and artifacts, and exits non-zero if the
+mission failed, was cancelled, or timed out.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count
+
+from missions.choices import MissionStatus
+from missions.models import Mission
+from tasks import engine
+from tasks.models import Artifact, Run, Task
+
+ENDED = {MissionStatus.COMPLETED, MissionStatus.CLOSED, MissionStatus.FAILED, MissionStatus.CANCELLED}
+
+
+class Command(BaseCommand):
+    help = "Run a mission to its end (or to a decision a person must make) and print a summary."
+
+    def add_arguments(self, parser):
+        parser.add_argument("mission", help="Mission id or exact name.")
+        parser.add_argument("--wait", action="store_true", help="Keep going until the mission ends or waits.")
+        parser.add_argument("--timeout", type=float, default=600.0, help="Give up after this many seconds.")
+        parser.add_argument("--auto-approve", action="store_true",
+                            help="Approve proposals and answer questions with their default, as the Mission Owner.")
+
+    def handle(self, *args, **options):
+        mission = self._mission(options["mission"])
+        if mission.status == MissionStatus.DRAFT:
+            engine.mission_start(mission=mission, actor=mission.owner)
+            self.stdout.write(f"Launched “{mission.name}”.")
+        deadline = time.monotonic() + options["timeout"]
+        timed_out = False
+        while True:
+            mission.refresh_from_db()
+            if mission.status in ENDED:
+                break
+            progressed = False
+            if mission.status == MissionStatus.ACTIVE:
+                for run_id in engine.pending_runs(mission):
+                    engine.execute_run(run_id)
+                    progressed = True
+            if options["auto_approve"]:
+                if mission.status == MissionStatus.PAUSED and not engine.phases_blocked(mission):
+                    engine.mission_resume(mission=mission, actor=mission.owner)
+                    progressed = True
+                progressed |= engine.auto_decide(mission) > 0
+            if not progressed:
+                engine.sweep()
+                mission.refresh_from_db()
+                waiting = mission.status == MissionStatus.PAUSED or engine.waiting_on_people(mission) \
+                    or engine.phases_blocked(mission)
+                live = Run.objects.filter(task__mission=mission, status__in=["queued", "running"]).exists()
+                if not options["wait"] or (waiting and not live and not options["auto_approve"]):
+                    break
+                if time.monotonic() > deadline:
+                    timed_out = True
+                    break
+                time.sleep(0.05)
+        self._summary(mission)
+        if timed_out:
+            raise CommandError(f"Timed out after {options['timeout']:g} s; the mission is {mission.status}.")
+        if mission.status in {MissionStatus.FAILED, MissionStatus.CANCELLED}:
+            raise CommandError(f"The mission {mission.status}.")
+
+    def _mission(self, ref: str) -> Mission:
+        qs = Mission.objects.filter(pk=int(ref)) if ref.isdigit() else Mission.objects.filter(name=ref)
+        mission = qs.first()
+        if mission is None:
+            raise CommandError(f"No mission {ref!r} (give its id or exact name).")
+        return mission
+
+    def _summary(self, mission: Mission) -> None:
+        out = self.stdout
+        out.write(f"Mission “{mission.name}”: {mission.status}")
+        tasks = Task.objects.filter(mission=mission).annotate(n_runs=Count("runs")).order_by("position", "id")
+        out.write(f"{'task':<28} {'status':<18} runs")
+        for task in tasks:
+            out.write(f"{task.key:<28} {task.status:<18} {task.n_runs}")
+        runs = Run.objects.filter(task__mission=mission).values_list("status").annotate(n=Count("id"))
+        out.write("Runs: " + (", ".join(f"{n} {status}" for status, n in sorted(runs)) or "none"))
+        artifacts = Artifact.objects.filter(mission=mission).select_related("task").order_by("name", "version")
+        out.write(f"Artifacts: {artifacts.count()}")
+        for artifact in artifacts:
+            where = artifact.task.key if artifact.task else "mission"
+            out.write(f"  {artifact.name} v{artifact.version} ({artifact.kind}, {artifact.size} bytes) from {where}")
+        waiting = Task.objects.filter(mission=mission, status__in=["waiting_approval", "waiting_input"])
+        for task in waiting:
+            out.write(f"Waiting for a person: {task.key} ({task.status})")

@@ -1,0 +1,304 @@
+"""The engine, driven in-process (django-q2 ``sync`` mode runs each queued run at once, after its commit)."""
+
+import pytest
+from django.core import mail
+
+from genesis.exceptions import DomainError
+from missions.choices import MissionMode, MissionStatus
+from missions.models import Mission
+from tasks import engine, services
+from tasks.choices import PhaseStatus, QuestionStatus, RunStatus, TaskStatus
+from tasks.models import HistoryEntry, Notification, Question, Run, Task
+from tests.factories import AgentFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def run_inline(django_capture_on_commit_callbacks):
+    """Run a callable and every queued run, notification and dispatch it sets off, to the end."""
+
+    def go(fn, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn(**kwargs)
+
+    return go
+
+
+def make_tasks(mission, agent, specs, edges=()):
+    tasks = {}
+    for key, config in specs.items():
+        tasks[key] = services.task_create(mission=mission, key=key, title=key, owner_agent=agent, config=config)
+    for child, parent in edges:
+        services.dependency_add(task=tasks[child], depends_on=tasks[parent])
+    return tasks
+
+
+def statuses(mission):
+    return dict(Task.objects.filter(mission=mission).values_list("key", "status"))
+
+
+def refresh(obj):
+    obj.refresh_from_db()
+    return obj
+
+
+def test_a_diamond_runs_each_task_once_in_order_and_completes(mission, agent, lead, run_inline):
+    make_tasks(mission, agent, {"a": {}, "b": {}, "c": {}, "d": {}},
+               edges=[("b", "a"), ("c", "a"), ("d", "b"), ("d", "c")])
+    run_inline(engine.mission_start, mission=mission, actor=lead)
+    assert set(statuses(mission).values()) == {TaskStatus.DONE}
+    assert refresh(mission).status == MissionStatus.COMPLETED
+    runs = Run.objects.filter(task__mission=mission)
+    assert runs.count() == 4
+    assert set(runs.values_list("status", flat=True)) == {RunStatus.SUCCEEDED}
+    started = {r.task.key: r.started_at for r in runs.select_related("task")}
+    finished = {r.task.key: r.finished_at for r in runs.select_related("task")}
+    assert finished["a"] <= started["b"] and finished["a"] <= started["c"]
+    assert max(finished["b"], finished["c"]) <= started["d"]
+    # every state change is in history, in order, for each task
+    d_events = list(HistoryEntry.objects.filter(task__key="d", task__mission=mission, event__startswith="task.")
+                    .values_list("event", flat=True))
+    assert d_events == ["task.created", "task.ready", "task.queued", "task.running", "task.done"]
+    assert HistoryEntry.objects.filter(mission=mission, event="mission.completed").count() == 1
+
+
+def test_claiming_twice_runs_once_and_records_the_refusal(mission, agent, lead, run_inline):
+    make_tasks(mission, agent, {"a": {}})
+    run_inline(engine.mission_start, mission=mission, actor=lead)
+    run = Run.objects.get(task__mission=mission)
+    assert engine.execute_run(run.pk) == "skipped"
+    assert Run.objects.filter(task__mission=mission).count() == 1
+    assert HistoryEntry.objects.filter(run=run, event="run.claim_refused").count() == 1
+
+
+def test_a_failing_task_is_retried_as_new_attempts_then_succeeds(mission, agent, lead, run_inline):
+    make_tasks(mission, agent, {"a": {"fail_attempts": 2}})
+    run_inline(engine.mission_start, mission=mission, actor=lead)
+    runs = list(Run.objects.filter(task__mission=mission).order_by("attempt").values_list("attempt", "status"))
+    assert runs == [(1, RunStatus.FAILED), (2, RunStatus.FAILED), (3, RunStatus.SUCCEEDED)]
+    assert HistoryEntry.objects.filter(mission=mission, event="run.retry_scheduled").count() == 2
+    assert refresh(mission).status == MissionStatus.COMPLETED
+
+
+def test_a_task_that_always_fails_stops_at_max_attempts_and_the_owner_is_told(mission, agent, lead, run_inline):
+    mission.escalation_emails = ["oncall@example.com"]
+    mission.save()
+    tasks = make_tasks(mission, agent, {"a": {"raise_attempts": 99}, "b": {}}, edges=[("b", "a")])
+    services.task_update(task=tasks["a"], actor=lead, max_attempts=2)
+    run_inline(engine.mission_start, mission=mission, actor=lead)
+    assert statuses(mission) == {"a": TaskStatus.FAILED, "b": TaskStatus.PENDING}
+    runs = Run.objects.filter(task=tasks["a"]).order_by("attempt")
+    assert [r.status for r in runs] == [RunStatus.FAILED, RunStatus.FAILED]
+    assert "RuntimeError: noop told to raise" in runs[0].error
+    assert "Traceback" in runs[0].log  # an unexpected exception is a failed outcome with its traceback
+    assert refresh(mission).status == MissionStatus.FAILED
+    sent = Notification.objects.filter(mission=mission, event="task.failed")
+    assert {n.target for n in sent} == {"oncall@example.com", "lead@example.com"}
+    assert {n.status for n in sent} == {"sent"}
+    assert any("Task a failed" in m.subject for m in mail.outbox)
+    # a person retries it with a fresh budget: the mission goes on
+    run_inline(services.task_retry, task=tasks["a"], actor=lead)
+    assert refresh(tasks["a"]).status == TaskStatus.FAILED  # it raises every time
+    services.task_update(task=tasks["a"], actor=lead, config={})
+    run_inline(services.task_retry, task=tasks["a"], actor=lead)
+    assert statuses(mission) == {"a": TaskStatus.DONE, "b": TaskStatus.DONE}
+    assert refresh(mission).status == MissionStatus.COMPLETED
+
+
+def test_a_persons_task_waits_in_their_inbox_until_approved(mission, agent, lead, analyst, run_inline):
+    a = services.task_create(mission=mission, key="review", title="Review the mapping", owner_user=analyst)
+    b = services.task_create(mission=mission, key="build", title="Build", owner_agent=agent)
+    services.dependency_add(task=b, depends_on=a)
+    run_inline(engine.mission_start, mission=mission, actor=lead)
+    assert statuses(mission) == {"review": TaskStatus.WAITING_APPROVAL, "build": TaskStatus.PENDING}
+    assert Notification.objects.filter(task=a, target="analyst@example.com").exists()
+    with pytest.raises(DomainError, match="may not approve"):
+        services.task_approve(task=a, actor=AgentFactory(name="Other"), note="")
+    run_inline(services.task_approve, task=a, actor=analyst, note="Looks right")
+    assert statuses(mission) == {"review": TaskStatus.DONE, "build": TaskStatus.DONE}
+    assert HistoryEntry.objects.get(task=a, event="task.approved").message == "Looks right"
+
+
+def test_reject_reruns_with_feedback_and_reopens_downstream(mission, agent, lead, run_inline):
+    tasks = make_tasks(mission, agent, {"map": {}, "build": {}, "test": {}},
+                       edges=[("build", "map"), ("test", "build")])
+    run_inline(engine.mission_start, mission=mission, actor=lead)
+    assert refresh(mission).status == MissionStatus.COMPLETED
+    with pytest.raises(DomainError, match="Feedback is required"):
+        services.task_reject(task=tasks["map"], actor=lead, feedback="  ")
+    run_inline(services.task_reject, task=tasks["map"], actor=lead, feedback="Use MEMBER_ID, not PATIENT_ID")
+    runs = Run.objects.filter(task=tasks["map"]).order_by("attempt")
+    assert [r.status for r in runs] == [RunStatus.SUCCEEDED, RunStatus.SUCCEEDED]
+    assert runs[1].result["feedback"] == ["Use MEMBER_ID, not PATIENT_ID"]
+    # downstream re-opened (history says why) and ran again; the mission was not restarted
+    for key in ("build", "test"):
+        assert Run.objects.filter(task=tasks[key]).count() == 2
+        entry = HistoryEntry.objects.get(task=tasks[key], event="task.pending")
+        assert "upstream task map was rejected" in entry.message
+    assert HistoryEntry.objects.filter(mission=mission, event="mission.active").count() == 2  # launch + re-open
+    assert refresh(mission).status == MissionStatus.COMPLETED
+
+
+def test_a_proposal_waits_for_approval_and_reject_sends_it_back(mission, agent, lead, run_inline):
+    tasks = make_tasks(mission, agent, {"spec": {"needs_approval": "Mapping spec v1"}, "next": {}},
+                       edges=[("next", "spec")])
+    run_inline(engine.mission_start, mission=mission, actor=lead)
+    assert statuses(mission) == {"spec": TaskStatus.WAITING_APPROVAL, "next": TaskStatus.PENDING}
+    assert Run.objects.get(task=tasks["spec"]).status == RunStatus.WAITING
+    run_inline(services.task_reject, task=tasks["spec"], actor=lead, feedback="Add the date columns")
+    runs = list(Run.objects.filter(task=tasks["spec"]).order_by("attempt").values_list("status", flat=True))
+    assert runs == [RunStatus.REJECTED, RunStatus.SUCCEEDED]
+    assert statuses(mission) == {"spec": TaskStatus.DONE, "next": TaskStatus.DONE}
+
+
+def test_a_question_pauses_the_task_and_the_answer_resumes_it(mission, agent, lead, analyst, run_inline):
+    tasks = make_tasks(mission, agent, {"ask": {"ask": "Which key joins claims?", "options": ["CLAIM_ID", "ID"],
+                                                "default": "CLAIM_ID"}})
+    run_inline(engine.mission_start, mission=mission, actor=lead)
+    question = Question.objects.get(task=tasks["ask"])
+    assert (question.status, question.addressed_to, question.options) == ("open", lead, ["CLAIM_ID", "ID"])
+    assert refresh(tasks["ask"]).status == TaskStatus.WAITING_INPUT
+    assert Notification.objects.filter(task=tasks["ask"], event="question.asked").exists()
+    with pytest.raises(DomainError, match="Choose one of"):
+        services.question_answer(question=question, actor=lead, answer="MEMBER")
+    with pytest.raises(DomainError, match="Only the person asked"):
+        services.question_answer(question=question, actor=analyst, answer="ID")
+    run_inline(services.question_answer, question=question, actor=lead, answer="ID")
+    assert refresh(question).status == QuestionStatus.ANSWERED
+    runs = Run.objects.filter(task=tasks["ask"]).order_by("attempt")
+    assert [r.status for r in runs] == [RunStatus.ANSWERED, RunStatus.SUCCEEDED]
+    assert runs[1].result["answer"] == "ID"
+    assert refresh(mission).status == MissionStatus.COMPLETED
+    events = set(HistoryEntry.objects.filter(mission=mission).values_list("event", flat=True))
+    assert {"question.asked", "question.answered", "task.waiting_input"} <= events
+
+
+def test_step_mode_pauses_at_each_phase_boundary(mission, agent, lead, run_inline):
+    p1 = services.phase_create(mission=mission, order=1, name="Discover")
+    p2 = services.phase_create(mission=mission, order=2, name="Build")
+    a = services.task_create(mission=mission, key="a", title="a", owner_agent=agent, phase=p1)
+    b = services.task_create(mission=mission, key="b", title="b", owner_agent=agent, phase=p2)
+    assert mission.mode == MissionMode.STEP
+    run_inline(engine.mission_start, mission=mission, actor=lead)
+    assert refresh(a).status == TaskStatus.DONE and refresh(b).status == TaskStatus.PENDING
+    assert refresh(mission).status == MissionStatus.PAUSED
+    assert (refresh(p1).status, refresh(p2).status) == (PhaseStatus.PASSED, PhaseStatus.OPEN)
+    run_inline(engine.mission_resume, mission=mission, actor=lead)
+    assert refresh(b).status == TaskStatus.DONE
+    assert refresh(mission).status == MissionStatus.COMPLETED
+
+
+def test_continuous_mode_goes_through_phases(mission, agent, lead, run_inline):
+    services.phase_create(mission=mission, order=1, name="One")
+    p2 = services.phase_create(mission=mission, order=2, name="Two")
+    mission.mode = MissionMode.CONTINUOUS
+    mission.save()
+    services.task_create(mission=mission, key="a", title="a", owner_agent=agent, phase=mission.phases.first())
+    services.task_create(mission=mission, key="b", title="b", owner_agent=agent, phase=p2)
+    run_inline(engine.mission_start, mission=mission, actor=lead)
+    assert refresh(mission).status == MissionStatus.COMPLETED
+
+
+def test_paused_mission_starts_nothing_new_until_resumed(mission, agent, lead, run_inline, django_capture_on_commit_callbacks):
+    make_tasks(mission, agent, {"a": {}, "b": {}}, edges=[("b", "a")])
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        engine.mission_start(mission=mission, actor=lead)
+    engine.mission_pause(mission=mission, actor=lead, reason="Hold on")
+    for callback in callbacks:  # the queue delivers the run while the mission is paused: it is not started
+        callback()
+    run = Run.objects.get(task__key="a", task__mission=mission)
+    assert run.status == RunStatus.QUEUED
+    run_inline(engine.mission_resume, mission=mission, actor=lead)
+    assert statuses(mission) == {"a": TaskStatus.DONE, "b": TaskStatus.DONE}
+
+
+def test_cancel_mission_cancels_live_work_and_a_late_result_is_refused(mission, agent, lead):
+    tasks = make_tasks(mission, agent, {"a": {}, "b": {}}, edges=[("b", "a")])
+    engine.mission_start(mission=mission, actor=lead)  # callbacks not run: the run stays queued
+    run = Run.objects.get(task=tasks["a"])
+    claimed = engine._claim(run.pk)
+    assert claimed is not None
+    engine.mission_cancel(mission=mission, actor=lead, reason="Wrong scope")
+    assert refresh(run).status == RunStatus.CANCELLED
+    assert statuses(mission) == {"a": TaskStatus.CANCELLED, "b": TaskStatus.CANCELLED}
+    # the worker still holding the old token finishes: its result is refused and recorded
+    from agents.base import Succeeded
+
+    claimed_run, token = claimed
+    with pytest.raises(DomainError):
+        engine._record(run=claimed_run, token=token, outcome=Succeeded(), log=engine.RunLog(claimed_run))
+    assert HistoryEntry.objects.filter(run=run, event="run.stale_result_refused").count() == 1
+    assert Mission.objects.get(pk=mission.pk).status == MissionStatus.CANCELLED
+
+
+def test_an_expired_lease_is_marked_lost_and_retried(mission, agent, lead, run_inline, settings):
+    tasks = make_tasks(mission, agent, {"a": {}})
+    engine.mission_start(mission=mission, actor=lead)
+    run = Run.objects.get(task=tasks["a"])
+    run, token = engine._claim(run.pk)
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    counts = run_inline(engine.sweep)
+    assert counts["lost"] == 1
+    runs = Run.objects.filter(task=tasks["a"]).order_by("attempt")
+    assert [r.status for r in runs] == [RunStatus.LOST, RunStatus.SUCCEEDED]
+    assert HistoryEntry.objects.filter(run=run, event="run.lost").count() == 1
+    assert refresh(mission).status == MissionStatus.COMPLETED
+
+
+@pytest.mark.django_db(transaction=True)  # the lease thread uses its own connection
+def test_a_run_past_its_timeout_is_failed_as_a_timeout(mission, agent, lead, run_inline, settings):
+    settings.GENESIS_HEARTBEAT_SECONDS = 0.05
+    tasks = make_tasks(mission, agent, {"slow": {"sleep_ms": 3000}})
+    services.task_update(task=tasks["slow"], actor=lead, timeout_seconds=1, max_attempts=1)
+    run_inline(engine.mission_start, mission=mission, actor=lead)
+    run = Run.objects.get(task=tasks["slow"])
+    assert run.status == RunStatus.FAILED
+    assert run.error == "Timed out after 1 s."
+    assert run.result["failure"] == "timeout"
+    assert refresh(tasks["slow"]).status == TaskStatus.FAILED
+
+
+def test_a_failing_webhook_is_recorded_and_does_not_block(mission, agent, lead, run_inline):
+    mission.escalation_webhook = "http://127.0.0.1:9/hook"  # nothing listens on the discard port
+    mission.save()
+    tasks = make_tasks(mission, agent, {"a": {"needs_approval": "please look"}})
+    run_inline(engine.mission_start, mission=mission, actor=lead)
+    hook = Notification.objects.get(task=tasks["a"], channel="webhook")
+    assert (hook.status, hook.attempts) == ("failed", 3)
+    assert "attempt 3/3" in hook.last_error
+    assert HistoryEntry.objects.filter(mission=mission, event="notification.failed").count() == 1
+    run_inline(services.task_approve, task=tasks["a"], actor=lead)
+    assert refresh(mission).status == MissionStatus.COMPLETED
+
+
+def test_acceptance_failure_fails_the_run_with_evidence(mission, agent, lead, run_inline):
+    from tasks import acceptance
+
+    def strict(*, task, run, actor):
+        return acceptance.Verdict(passed=False, results=[{"name": "rows", "passed": False, "message": "0 rows",
+                                                          "evidence": {"rows": 0}}])
+
+    acceptance.register_acceptance_evaluator(strict)
+    try:
+        tasks = make_tasks(mission, agent, {"a": {}})
+        services.task_update(task=tasks["a"], actor=lead, max_attempts=1)
+        run_inline(engine.mission_start, mission=mission, actor=lead)
+    finally:
+        acceptance._task_evaluators.remove(strict)
+    run = Run.objects.get(task=tasks["a"])
+    assert run.status == RunStatus.FAILED
+    assert "rows: 0 rows" in run.error
+    assert run.result["checks"][0]["evidence"] == {"rows": 0}
+
+
+def test_a_fan_in_is_dispatched_once(mission, agent, lead, run_inline):
+    specs = {f"p{i}": {} for i in range(20)} | {"sink": {}}
+    make_tasks(mission, agent, specs, edges=[("sink", f"p{i}") for i in range(20)])
+    run_inline(engine.mission_start, mission=mission, actor=lead)
+    assert Run.objects.filter(task__key="sink", task__mission=mission).count() == 1
+    assert HistoryEntry.objects.filter(task__key="sink", task__mission=mission, event="task.ready").count() == 1
