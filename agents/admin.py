@@ -1,7 +1,16 @@
 from django import forms
 from django.contrib import admin, messages
 
-from agents.models import Agent, Connection, Environment, MappingSpec, MappingSpecVersion, split_password
+from agents.models import (
+    Agent,
+    Connection,
+    DocsIndex,
+    Environment,
+    IndexedDocument,
+    MappingSpec,
+    MappingSpecVersion,
+    split_password,
+)
 from genesis.exceptions import DomainError
 
 
@@ -120,3 +129,23 @@ class MappingSpecVersionAdmin(admin.ModelAdmin):
                 mapping_spec_approve(version=version, actor=request.user)
             except DomainError as error:
                 self.message_user(request, error.message, level=messages.ERROR)
+
+
+class IndexedDocumentInline(admin.TabularInline):
+    model = IndexedDocument
+    fields = ["title", "content_type", "sha256", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DocsIndex)
+class DocsIndexAdmin(admin.ModelAdmin):
+    """Documents are added with ``manage.py index_docs`` (split into passages and indexed for search)."""
+
+    list_display = ["name", "created_at"]
+    search_fields = ["name", "description"]
+    inlines = [IndexedDocumentInline]

@@ -61,3 +61,20 @@ def test_the_mapping_agent_uses_and_cites_the_docs_index(mission, run_agent, sou
     assert columns["CLAIM_DATE"]["citations"][0]["position"] == 1
     assert "cited in “Legacy mapping export” §1" in columns["CLAIM_DATE"]["reasoning"]
     assert version.content["docs_index"] == "hcls-legacy"
+
+
+def test_index_docs_command_and_admin(db, tmp_path, client, admin_user):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.urls import reverse
+
+    export = tmp_path / "legacy.csv"
+    export.write_text(LEGACY_EXPORT)
+    out = StringIO()
+    call_command("index_docs", str(export), index="legacy", stdout=out)
+    assert "legacy.csv: 2 passages indexed in legacy" in out.getvalue()
+    client.force_login(admin_user)
+    index = DocsIndex.objects.get(name="legacy")
+    page = client.get(reverse("admin:agents_docsindex_change", args=[index.pk]))
+    assert page.status_code == 200 and b"legacy.csv" in page.content
