@@ -198,6 +198,12 @@ class Adapter:
         for table in statement.find_all(exp.Table):
             if not table.name:
                 continue
+            if table.db or table.catalog:
+                # Another schema or attached database would slip past a check by table name alone.
+                self._refuse(QueryRefused(
+                    f"Refused: {table.sql(dialect=self.dialect)} names a schema or database; agents read only "
+                    f"the allowed tables of {self.connection.name}, unqualified.",
+                    tables=[".".join(p for p in (table.catalog, table.db, table.name) if p)], sql=sql))
             if table.name.lower() in ctes and not table.db:
                 continue
             tables.add(table.name)
