@@ -33,9 +33,10 @@ class BuildPlan:
     def targets(self) -> list[TargetSpec]:
         return self.project.targets
 
-    def invoke(self, args: list[str], *, target_dir: Path, variables: dict | None = None) -> runner.Invocation:
+    def invoke(self, args: list[str], *, target_dir: Path, variables: dict | None = None,
+               write_results: bool = True) -> runner.Invocation:
         return runner.invoke(self.project, project_dir=self.project_dir, profile=self.profile, env=self.env,
-                             args=args, target_dir=target_dir, variables=variables)
+                             args=args, target_dir=target_dir, variables=variables, write_results=write_results)
 
 
 def dbt_root() -> Path:

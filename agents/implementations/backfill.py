@@ -55,7 +55,8 @@ class BackfillAgent(BaseAgent):
             if callable(context.cancelled) and context.cancelled():
                 return Failed(error=f"Cancelled after {len(results)} of {len(months)} months.", retryable=False)
             started = time.monotonic()
-            invocation = plan.invoke(["run"], target_dir=target_dir, variables={"genesis_month": month})
+            invocation = plan.invoke(["run"], target_dir=target_dir, variables={"genesis_month": month},
+                                     write_results=False)
             result = MonthResult(month=month, expected={t: expected[t].get(month, 0) for t in names},
                                  dbt_seconds=round(invocation.dbt_elapsed, 4),
                                  sql_seconds=round(sum(n.execution_time for n in invocation.nodes), 4))
