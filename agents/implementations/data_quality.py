@@ -32,6 +32,18 @@ def queries_sql(results: list[CheckResult]) -> str:
     return "\n".join(chunks)
 
 
+def waived(result: CheckResult, waivers: list[dict]) -> dict | None:
+    """The Mission Owner's waiver that covers this failed check (same check, target and, if given, column) and
+    gives a reason; a waiver without a reason waives nothing."""
+    for waiver in waivers:
+        if not isinstance(waiver, dict) or not str(waiver.get("reason") or "").strip():
+            continue
+        if (waiver.get("check") == result.check and str(waiver.get("target", "")).upper() == result.target.upper()
+                and (not waiver.get("column") or str(waiver["column"]).upper() == result.column.upper())):
+            return waiver
+    return None
+
+
 @register
 class DataQualityAgent(BaseAgent):
     kind = "data_quality"
@@ -62,6 +74,9 @@ class DataQualityAgent(BaseAgent):
         except DomainError as error:
             return Failed(error=str(error), retryable=False)
         failed = [r for r in results if not r.passed]
+        waivers = context.config.get("waivers") or []
+        waived_results = [(r, w) for r in failed if (w := waived(r, waivers))]
+        failed = [r for r in failed if not waived(r, waivers)]
         log(context, f"{len(results)} data-quality checks on {', '.join(t.name for t in targets)}: "
                      f"{len(failed)} failed.")
         for r in failed:
@@ -70,7 +85,10 @@ class DataQualityAgent(BaseAgent):
         write(context, name="dq_report.md", kind="report", content=report_markdown(results),
               content_type="text/markdown")
         write(context, name="dq_queries.sql", kind="sql", content=queries_sql(results), content_type="text/x-sql")
+        for r, w in waived_results:
+            log(context, f"WAIVED by the Mission Owner ({w['reason']}): {r.describe()}", level="warning")
         outputs = {"checks": len(results), "failed": [r.as_dict() for r in failed],
+                   "waived": [{**r.as_dict(), "reason": w["reason"]} for r, w in waived_results],
                    "passed": len(results) - len(failed), "dbt_tests": {n.name: n.status for n in invocation.nodes}}
         if errored:
             return Failed(error="dbt tests could not run: " + "; ".join(f"{n.name}: {n.message}" for n in errored),
@@ -78,4 +96,9 @@ class DataQualityAgent(BaseAgent):
         if failed:
             return Failed(error="Data-quality checks failed: " + "; ".join(r.describe() for r in failed),
                           retryable=False, outputs=outputs)
+        if waived_results:
+            return Succeeded(outputs=outputs, summary=f"{len(results) - len(waived_results)} of {len(results)} "
+                             f"data-quality checks passed; {len(waived_results)} failed and waived by the Mission "
+                             f"Owner: " + "; ".join(f"{r.describe()} (reason: {w['reason']})"
+                                                   for r, w in waived_results))
         return Succeeded(outputs=outputs, summary=f"All {len(results)} data-quality checks passed.")

@@ -73,3 +73,18 @@ def test_null_keys_bad_types_and_duplicate_grains_are_counted_with_sample_keys(t
     dupes = failed[("unique_grain", "PROVIDER_SUMMARY", "PROVIDER_ID, REPORT_YEAR, REPORT_MONTH")]
     assert dupes["failing_rows"] == 4 and len(dupes["sample_keys"]) == 2
     assert "PATIENT_ID" in outcome.error and "CLAIM_DATE" in outcome.error
+
+
+def test_the_mission_owner_can_waive_a_failed_check_only_with_a_reason(tmp_path, dbt_dir):
+    pipeline = Pipeline(tmp_path, bronze_with_orphans(tmp_path, missing_provider_ids=(9001,)))
+    assert isinstance(pipeline.run("dbt_build")[0], Succeeded)
+    no_reason = [{"check": "references", "target": "CLAIM_SUMMARY", "column": "PROVIDER_ID", "reason": " "}]
+    outcome, _ = pipeline.run("data_quality", waivers=no_reason)
+    assert isinstance(outcome, Failed) and "9001" in outcome.error
+    waiver = [{"check": "references", "target": "CLAIM_SUMMARY", "column": "PROVIDER_ID",
+               "reason": "Provider 9001 is being onboarded; its row lands next week."}]
+    outcome, context = pipeline.run("data_quality", key="dq_waived", waivers=waiver)
+    assert isinstance(outcome, Succeeded)
+    assert [w["column"] for w in outcome.outputs["waived"]] == ["PROVIDER_ID"]
+    assert "9001" in outcome.summary and "being onboarded" in outcome.summary
+    assert any("WAIVED" in line for line in context.lines)
