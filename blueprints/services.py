@@ -435,7 +435,8 @@ def phase_check_waive(*, result: CheckEvaluation, actor: Actor, reason: str) -> 
     reason = (reason or "").strip()
     if not reason:
         raise DomainError("A waiver needs a reason.", field="reason")
-    evaluation = CheckEvaluation.objects.select_for_update().select_related("phase", "mission").get(pk=result.pk)
+    evaluation = (CheckEvaluation.objects.select_for_update(of=("self",)).select_related("phase", "mission")
+                  .get(pk=result.pk))
     mission = evaluation.mission
     _require_owner(actor, mission, "waive a check")
     if evaluation.scope != CheckScope.EXIT or evaluation.phase_id is None:
