@@ -396,7 +396,8 @@ class TargetMapper:
                 column=key, reason="no good candidate",
                 question=f"{self.target['name']}.{key}: no source column clearly matches {what}{best}. "
                          f"Which source column should it use?",
-                options=options, default=options[0] if distinct else None,
+                # No safe guess: an unattended "accept the default" leaves the column unmapped, visibly.
+                options=options, default="none",
             )
         top = distinct[0]
         if len(distinct) > 1 and top.score - distinct[1].score < MARGIN:
@@ -418,7 +419,10 @@ class TargetMapper:
             why = {"answer": "the owner answered", "feedback": "the review's feedback says",
                    "config": "the task config says"}[decided]
             plan.reasoning.append(f"{what}: {ref or 'no source'}, as {why}.")
-            plan.confidence = 1.0 if plan.confidence == 0 else min(plan.confidence, 1.0)
+            # A person's choice is certain; a column left without a source is not a mapping at all.
+            plan.confidence = 1.0 if ref is not None and plan.confidence == 0 else plan.confidence
+            if ref is None:
+                plan.confidence = 0.0
             return
         top = next(c for c in candidates if c.ref == ref or self.catalog.equivalent(c.ref, ref))
         others = [c for c in candidates if not self.catalog.equivalent(c.ref, top.ref)]

@@ -54,3 +54,19 @@ def test_renamed_bronze_is_mapped_right_or_asked_about(tmp_path, seed):
                 got = {f"{s['table']}.{s['column']}" for s in column["sources"]}
                 assert got and got <= allowed, (target["name"], column["name"], got, rename)
             assert adapter.query(result["sql"], limit=1).columns == [c["name"] for c in result["columns"]]
+
+
+def test_answering_none_leaves_the_column_visibly_unmapped(bronze_opaque):
+    spec = load_spec_text(open(SPEC_PATH).read())
+    target = spec["targets"]["tables"][0]
+    with adapter_for(sqlite_connection(bronze_opaque.path)) as adapter:
+        catalog = Catalog(profile_source(adapter))
+        with pytest.raises(Ambiguity) as caught:
+            TargetMapper(target=target, catalog=catalog, dialect="sqlite").plan()
+        assert caught.value.default == "none"  # no safe guess to accept unattended
+        result = TargetMapper(target=target, catalog=catalog, dialect="sqlite",
+                              answers={"CLAIM_DATE": "none", "PRIMARY_DIAGNOSIS": "CLAIMS.COL7"}).plan()
+        column = next(c for c in result["columns"] if c["name"] == "CLAIM_DATE")
+        assert (column["sources"], column["confidence"], column["transformation"]) == ([], 0.0, "no source: NULL")
+        rows = adapter.query(result["sql"], limit=3).rows
+        assert [row[1] for row in rows] == [None, None, None]
