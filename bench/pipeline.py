@@ -39,6 +39,7 @@ def _one(claims: int, seed: int) -> dict:
     from tasks.models import Artifact, Run
 
     call_command("migrate", verbosity=0)
+    load_before = os.getloadavg()
     started = time.monotonic()
     call_command("load_demo", claims=claims, seed=seed, launch=True, verbosity=0)
     load_s = time.monotonic() - started
@@ -90,6 +91,7 @@ def _one(claims: int, seed: int) -> dict:
         "dbt_overhead_ms_p50": round(statistics.median(overhead_ms), 1) if overhead_ms else None,
         "dbt_overhead_ms_max": round(max(overhead_ms), 1) if overhead_ms else None,
         "dbt_invocations": len(overhead_ms), "dbt_build_cli_s": dbt_cli_s,
+        "loadavg_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
     }
 
 
@@ -117,6 +119,9 @@ def markdown(results: list[dict]) -> str:
             lines += [f"Error: `{r['error'][:300]}`", ""]
         if "steps" not in r:
             continue
+        if r.get("loadavg_1m"):
+            lines += [f"Machine load average (1 min) at start / end: {r['loadavg_1m'][0]} / {r['loadavg_1m'][1]} "
+                      f"on {os.cpu_count()} cores.", ""]
         lines += [f"- demo load {r['load_demo_s']} s; mission (launch → completed, headless) **{r['mission_s']} s**",
                   f"- same generated project with `dbt build` alone (CLI, cold): **{r['dbt_build_cli_s']} s**; "
                   f"mission / dbt build alone = {r['mission_s'] / r['dbt_build_cli_s']:.1f}×"
