@@ -1,16 +1,14 @@
 """The evaluators ``BlueprintsConfig.ready`` registers with the phase gate and the acceptance hooks.
 
 Each evaluation is stored (``CheckEvaluation``) with its evidence and written to history, in the caller's
-transaction. A failed exit check tells the Mission Owner (history, and an email after the commit).
+transaction. Failed exit checks are summed up in one history entry for the Mission Owner; the engine notifies
+the owner through the mission's escalation channels when the phase gate reports the failure.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from django.core.mail import send_mail
-from django.db import transaction
 from django.db.models import Max
 
 from blueprints.checks import CheckContext, CheckResult, criterion_label, is_check, run_check
@@ -19,8 +17,6 @@ from blueprints.models import CheckEvaluation
 from tasks.acceptance import Verdict
 from tasks.history import Actor, history_record
 from tasks.models import Phase
-
-logger = logging.getLogger(__name__)
 
 
 def _next_round(**filters: Any) -> int:
@@ -86,35 +82,22 @@ def evaluate_phase_exit(phase: Phase, actor: Actor = None) -> bool:
         if not result.passed and waiver is None:
             failures.append(f"{criterion_label(criterion)}: {result.message}")
     if failures:
-        _tell_owner(phase, failures, actor)
+        _record_failures(phase, failures, actor)
     return not failures
 
 
-def _tell_owner(phase: Phase, failures: list[str], actor: Actor) -> None:
+def _record_failures(phase: Phase, failures: list[str], actor: Actor) -> None:
+    """One history entry naming every failed check, addressed to the Mission Owner. (The engine sends the
+    notification itself, through the mission's escalation channels, when ``phases_advance`` reports the
+    phase failed; sending it here too would tell the owner twice.)"""
     mission = phase.mission
-    owner = mission.owner
     history_record(
-        mission=mission, event="phase.owner_notified", actor=actor,
-        message=f"{owner.get_username()} told: exit checks of {phase.name} failed; later phases wait until they "
-                "are re-run and pass, or are waived.",
-        data={"phase": phase.pk, "to": owner.get_username(), "failures": failures},
+        mission=mission, event="phase.checks_failed", actor=actor,
+        message=f"Exit checks of {phase.name} failed; later phases wait until the Mission Owner "
+                f"({mission.owner.get_username()}) re-runs them once fixed, or waives the failures. "
+                + " ".join(f"[{line}]" for line in failures),
+        data={"phase": phase.pk, "owner": mission.owner.get_username(), "failures": failures},
     )
-    if not owner.email:
-        return
-    subject = f"[Genesis] {mission.name}: exit checks of {phase.name} failed"
-    body = (
-        f"The exit checks of phase {phase.order}. {phase.name} failed, so the later phases wait.\n\n"
-        + "\n".join(f"- {line}" for line in failures)
-        + "\n\nRe-run the checks once fixed, or waive a failed check with a reason."
-    )
-
-    def send() -> None:
-        try:
-            send_mail(subject, body, None, [owner.email])
-        except Exception:  # a failing mail channel never blocks the mission; it is logged
-            logger.exception("Could not email %s about phase %s", owner.email, phase.pk)
-
-    transaction.on_commit(send)
 
 
 def _verdict(items: list[tuple[dict[str, Any], CheckResult, CheckEvaluation]]) -> Verdict:
