@@ -23,6 +23,7 @@ migrate: install
 
 run: migrate
 	$(PY) manage.py ensure_admin
+	$(PY) manage.py load_blueprint --shipped
 	@echo "Genesis: http://$(HOST):$(PORT)/admin/ (web server and worker cluster; Ctrl-C stops both)"
 	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
 
