@@ -8,6 +8,7 @@ urlpatterns = [
     path("missions/", views.mission_list, name="list"),
     path("missions/<int:pk>/", views.mission_cockpit, name="cockpit"),
     path("missions/<int:pk>/history/", views.mission_history, name="history"),
+    path("missions/<int:pk>/lineage/", views.mission_lineage, name="lineage"),
     re_path(r"^missions/(?P<pk>[0-9]+)/(?P<action>launch|pause|resume|cancel)/$", views.mission_control,
             name="control"),
     path("missions/<int:pk>/phases/<int:phase_pk>/recheck/", views.phase_recheck, name="recheck"),

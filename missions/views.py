@@ -198,6 +198,23 @@ def mission_history(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, template, context)
 
 
+# --- column-level lineage -----------------------------------------------------------------------------
+
+
+@page_login_required
+@require_GET
+def mission_lineage(request: HttpRequest, pk: int) -> HttpResponse:
+    """Each target column of the mission's mapping specs traced back to its bronze source columns."""
+    from agents.selectors import mapping_lineage
+    from tasks.previews import render_text
+
+    mission = mission_for(request, pk)
+    specs = mapping_lineage(mission=mission)
+    for spec in specs:
+        spec.sql_preview = render_text(name="spec.sql", text=spec.sql or "", kind="sql") if spec.sql else None
+    return render(request, "missions/lineage.html", {"mission": mission, "specs": specs})
+
+
 # --- Mission Owner controls --------------------------------------------------------------------------
 
 def _engine_call(action: str):

@@ -255,3 +255,21 @@ def test_stakeholder_cannot_waive_or_rerun_checks(client_for, failed_check, view
     assert client.post(reverse("missions:recheck", args=[planned.pk, failed_check.phase_id])).status_code == 403
     failed_check.refresh_from_db()
     assert failed_check.waived_at is None
+
+
+def test_lineage_page_traces_each_target_column_to_its_sources(client_for, planned, lead, viewer, outsider):
+    from agents.models import MappingSpec, MappingSpecVersion
+
+    spec = MappingSpec.objects.create(mission=planned, target_table="CLAIM_SUMMARY")
+    content = {"columns": [{"name": "TOTAL_CHARGE", "sources": [{"table": "CLAIM_DETAILS", "column": "CHARGE_AMOUNT"}],
+                            "transformation": "sum per claim, 0 when no lines", "confidence": 0.9}]}
+    MappingSpecVersion.objects.create(spec=spec, number=1, content=content, dialect="sqlite",
+                                      sql="SELECT c.CLAIM_ID FROM CLAIMS c",
+                                      lineage={"CLAIM_ID": ["CLAIMS.CLAIM_ID"],
+                                               "TOTAL_CHARGE": ["CLAIM_DETAILS.CHARGE_AMOUNT"]})
+    url = reverse("missions:lineage", args=[planned.pk])
+    page = client_for(viewer).get(url).content.decode()
+    assert "CLAIM_SUMMARY" in page and "<code>CLAIMS.CLAIM_ID</code>" in page
+    assert "<code>CLAIM_DETAILS.CHARGE_AMOUNT</code>" in page and "sum per claim, 0 when no lines" in page
+    assert '<span class="k">SELECT</span>' in page
+    assert client_for(outsider).get(url).status_code == 404
