@@ -6,6 +6,7 @@ import django_filters
 
 from agents.choices import Engine, Purpose
 from agents.models import Agent, Connection
+from genesis.filters import StrictBooleanFilter
 
 
 class ConnectionFilterSet(django_filters.FilterSet):
@@ -20,7 +21,7 @@ class ConnectionFilterSet(django_filters.FilterSet):
 
 class AgentFilterSet(django_filters.FilterSet):
     kind = django_filters.CharFilter(max_length=100)
-    enabled = django_filters.BooleanFilter()
+    enabled = StrictBooleanFilter()
     name = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=100)
 
     class Meta:

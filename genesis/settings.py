@@ -137,7 +137,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "genesis.api.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 50),
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["genesis.api.filters.StrictFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "genesis.api.schema.GenesisAutoSchema",
     "EXCEPTION_HANDLER": "genesis.api.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {

@@ -9,6 +9,7 @@ import django_filters
 from django.apps import apps
 from django.db.models import Q
 
+from genesis.filters import IdFilter
 from tasks.choices import ActorKind, ArtifactKind, PhaseStatus, QuestionStatus, RunStatus, TaskStatus
 from tasks.models import Artifact, Dependency, HistoryEntry, Phase, Run, Task
 
@@ -17,11 +18,11 @@ class TaskFilterSet(django_filters.FilterSet):
     """Tasks by mission, status, owner (a person's username or an agent's name), phase and dates."""
 
     q = django_filters.CharFilter(method="search", label="Search", max_length=200)
-    mission = django_filters.NumberFilter(field_name="mission_id", label="Mission id")
+    mission = IdFilter(field_name="mission_id", label="Mission id")
     status = django_filters.MultipleChoiceFilter(choices=TaskStatus.choices, label="Status")
     owner = django_filters.CharFilter(field_name="owner_user__username", label="Owner (username)", max_length=150)
     agent = django_filters.CharFilter(field_name="owner_agent__name", label="Agent (name)", max_length=100)
-    phase = django_filters.NumberFilter(field_name="phase_id", label="Phase id")
+    phase = IdFilter(field_name="phase_id", label="Phase id")
     created = django_filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
     updated = django_filters.IsoDateTimeFromToRangeFilter(field_name="updated_at")
 
@@ -37,9 +38,9 @@ class TaskFilterSet(django_filters.FilterSet):
 
 
 class DependencyFilterSet(django_filters.FilterSet):
-    mission = django_filters.NumberFilter(field_name="task__mission_id", label="Mission id")
-    task = django_filters.NumberFilter(field_name="task_id", label="Task id (the one that waits)")
-    depends_on = django_filters.NumberFilter(field_name="depends_on_id", label="Task id (the prerequisite)")
+    mission = IdFilter(field_name="task__mission_id", label="Mission id")
+    task = IdFilter(field_name="task_id", label="Task id (the one that waits)")
+    depends_on = IdFilter(field_name="depends_on_id", label="Task id (the prerequisite)")
 
     class Meta:
         model = Dependency
@@ -47,8 +48,8 @@ class DependencyFilterSet(django_filters.FilterSet):
 
 
 class RunFilterSet(django_filters.FilterSet):
-    mission = django_filters.NumberFilter(field_name="task__mission_id", label="Mission id")
-    task = django_filters.NumberFilter(field_name="task_id", label="Task id")
+    mission = IdFilter(field_name="task__mission_id", label="Mission id")
+    task = IdFilter(field_name="task_id", label="Task id")
     status = django_filters.MultipleChoiceFilter(choices=RunStatus.choices, label="Status")
     created = django_filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
 
@@ -58,9 +59,9 @@ class RunFilterSet(django_filters.FilterSet):
 
 
 class ArtifactFilterSet(django_filters.FilterSet):
-    mission = django_filters.NumberFilter(field_name="mission_id", label="Mission id")
-    task = django_filters.NumberFilter(field_name="task_id", label="Task id")
-    run = django_filters.NumberFilter(field_name="run_id", label="Run id")
+    mission = IdFilter(field_name="mission_id", label="Mission id")
+    task = IdFilter(field_name="task_id", label="Task id")
+    run = IdFilter(field_name="run_id", label="Run id")
     kind = django_filters.MultipleChoiceFilter(choices=ArtifactKind.choices, label="Kind")
     name = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=200)
     created = django_filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
@@ -71,9 +72,9 @@ class ArtifactFilterSet(django_filters.FilterSet):
 
 
 class HistoryFilterSet(django_filters.FilterSet):
-    mission = django_filters.NumberFilter(field_name="mission_id", label="Mission id")
-    task = django_filters.NumberFilter(field_name="task_id", label="Task id")
-    run = django_filters.NumberFilter(field_name="run_id", label="Run id")
+    mission = IdFilter(field_name="mission_id", label="Mission id")
+    task = IdFilter(field_name="task_id", label="Task id")
+    run = IdFilter(field_name="run_id", label="Run id")
     event = django_filters.CharFilter(
         field_name="event", lookup_expr="startswith", max_length=64, label="Event (prefix, e.g. task. or run.lost)"
     )
@@ -87,7 +88,7 @@ class HistoryFilterSet(django_filters.FilterSet):
 
 
 class PhaseFilterSet(django_filters.FilterSet):
-    mission = django_filters.NumberFilter(field_name="mission_id", label="Mission id")
+    mission = IdFilter(field_name="mission_id", label="Mission id")
     status = django_filters.MultipleChoiceFilter(choices=PhaseStatus.choices, label="Status")
 
     class Meta:
@@ -96,8 +97,8 @@ class PhaseFilterSet(django_filters.FilterSet):
 
 
 class QuestionFilterSet(django_filters.FilterSet):
-    mission = django_filters.NumberFilter(field_name="mission_id", label="Mission id")
-    task = django_filters.NumberFilter(field_name="task_id", label="Task id")
+    mission = IdFilter(field_name="mission_id", label="Mission id")
+    task = IdFilter(field_name="task_id", label="Task id")
     status = django_filters.MultipleChoiceFilter(choices=QuestionStatus.choices, label="Status")
     addressed_to = django_filters.CharFilter(field_name="addressed_to__username", max_length=150)
     created = django_filters.IsoDateTimeFromToRangeFilter(field_name="created_at")

@@ -12,6 +12,7 @@ _ERRORS = {
     "403": "Authenticated, but your role in this mission does not allow it (stakeholders never write).",
     "404": "No such object, or it belongs to a mission you cannot see.",
     "409": "Refused by the current state: the transition is not allowed from here (which and why are named).",
+    "415": "The request body's media type is not one this operation reads.",
     "429": "Too many requests or failed authentications from this address.",
 }
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -23,7 +24,7 @@ class GenesisAutoSchema(AutoSchema):
         if direction != "response":
             return responses
         for code, description in _ERRORS.items():
-            if code == "409" and self.method not in _UNSAFE:
+            if code in {"409", "415"} and self.method not in _UNSAFE:
                 continue
             if code not in responses:
                 body = self._get_response_for_code(ErrorSerializer, code, direction=direction)

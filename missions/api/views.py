@@ -13,10 +13,11 @@ from rest_framework.viewsets import GenericViewSet
 from genesis.api.fields import NoteSerializer, ReasonSerializer
 from genesis.api.permissions import RolePermission
 from missions import services
+from missions.api.selectors import missions_for_api
 from missions.api.serializers import MemberRemoveSerializer, MembershipSerializer, MissionSerializer
 from missions.filtersets import MissionFilterSet
 from missions.models import Membership
-from missions.selectors import missions_visible, missions_with_progress, roles_map
+from missions.selectors import missions_with_progress, roles_map
 from tasks import engine
 
 
@@ -55,7 +56,7 @@ class MissionViewSet(
     write_rules = {"members": "manage", "remove_member": "manage"}
 
     def get_queryset(self):
-        return missions_visible(self.request.user)
+        return missions_for_api(self.request.user)
 
     def _render(self, missions, *, many: bool, status_code=status.HTTP_200_OK):
         items = missions if many else [missions]

@@ -1,0 +1,144 @@
+"""schemathesis drives every operation of the schema through the WSGI app with a token: no 5xx, no status code
+the schema does not document, responses that match their schema, and invalid requests refused with 4xx.
+
+Plus the inputs a fuzzer may not reach: NUL bytes in paths, query strings and bodies, huge strings, malformed
+JSON and an unparseable multipart body."""
+
+import json
+
+import pytest
+import schemathesis
+from django.core.serializers.json import DjangoJSONEncoder
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from drf_spectacular.generators import SchemaGenerator
+from hypothesis import HealthCheck, settings
+from rest_framework.authtoken.models import Token
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from genesis.wsgi import application
+from missions.models import Mission
+from tests.factories import TaskFactory
+
+TOKEN = "0123456789abcdef0123456789abcdef01234567"
+MAX_EXAMPLES = 10
+
+
+def _load_schema():
+    """The schema the app serves at /api/schema/, bound to the WSGI app (schemathesis calls it in-process)."""
+    document = SchemaGenerator().get_schema(request=None, public=True)
+    loaded = schemathesis.openapi.from_dict(json.loads(json.dumps(document, cls=DjangoJSONEncoder)))
+    loaded.app = application
+    loaded.config.generation.update(
+        modes=[schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE],
+        max_examples=MAX_EXAMPLES,
+    )
+    return loaded
+
+
+schema = _load_schema()
+
+
+@pytest.fixture
+def world(db, lead, mission, agent):
+    """A token for the lead and the lead's mission with a task, for the fuzzer to act on."""
+    Token.objects.create(user=lead, key=TOKEN)
+    TaskFactory(mission=mission, key="seed", owner_agent=agent)
+    # Keep the test's transaction: the WSGI handler would otherwise close the connection after each request.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@schema.parametrize()
+@settings(max_examples=MAX_EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.filter_too_much])
+def test_every_operation_conforms_to_its_schema(case, world):
+    # Every check but "schema-valid data is accepted": a well-formed request naming a mission that does not exist
+    # is rightly a 400, and the fuzzer cannot know which ids exist.
+    case.call_and_validate(headers={"Authorization": f"Token {TOKEN}"}, excluded_checks=[positive_data_acceptance])
+
+
+# --- inputs a fuzzer may not reach ------------------------------------------------------------------------------
+
+@pytest.fixture
+def client(lead, as_user):
+    return as_user(lead)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", [
+    "/api/v1/missions/%00/", "/api/v1/tasks/1%00/", "/api/v1/missions/?status=%00",
+    "/api/v1/tasks/?mission=%00", "/api/v1/tasks/?q=a%00b", "/api/v1/history/?event=%00",
+    "/api/v1/missions/?ordering=%00", "/api/v1/missions/?page=%00", "/api/v1/missions/?page_size=%00",
+    "/api/v1/artifacts/?name=x%00",
+])
+def test_nul_bytes_in_paths_and_query_strings_are_4xx(client, url, mission):
+    response = client.get(url)
+    assert 400 <= response.status_code < 500, (url, response.status_code)
+
+
+@pytest.mark.django_db
+def test_nul_bytes_in_bodies_are_refused_with_the_field_named(client):
+    response = client.post("/api/v1/missions/", {"name": "a\x00b", "objective": "o"})
+    assert response.status_code == 400
+    assert "name" in response.json()["errors"]
+    nested = client.post("/api/v1/missions/", {"name": "n", "objective": "o", "success_criteria": ["ok\x00"]})
+    assert nested.status_code == 400
+    assert nested.json()["errors"] == {"success_criteria": ["NUL characters are not allowed."]}
+    assert Mission.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_nul_bytes_in_json_object_keys_and_configs_are_refused(client, mission):
+    response = client.post("/api/v1/tasks/", {"mission": mission.pk, "key": "k", "title": "t",
+                                              "owner_agent": "NoopAgent", "config": {"a\x00": 1}})
+    assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_huge_strings_are_refused(client):
+    response = client.post("/api/v1/missions/", {"name": "n" * 100_000, "objective": "o" * 1_000_000})
+    assert response.status_code == 400
+    assert set(response.json()["errors"]) == {"name", "objective"}
+
+
+@pytest.mark.django_db
+def test_a_body_over_the_request_limit_is_refused(client, settings):
+    body = '{"name": "n", "objective": "' + "o" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 10) + '"}'
+    response = client.post("/api/v1/missions/", body, content_type="application/json")
+    assert 400 <= response.status_code < 500
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", ['{"name": ', "[1, 2", "null", "{\"name\": \"\\ud800\"}", "\x00", "{}}"])
+def test_malformed_json_is_400(client, body):
+    response = client.post("/api/v1/missions/", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] in {"parse_error", "invalid"}
+
+
+@pytest.mark.django_db
+def test_a_broken_multipart_body_is_400(client, mission):
+    response = client.generic("POST", "/api/v1/artifacts/", b"--x\r\nnot multipart",
+                              content_type="multipart/form-data; boundary=x")
+    assert 400 <= response.status_code < 500
+
+
+@pytest.mark.django_db
+def test_an_unsupported_media_type_is_415(client):
+    response = client.generic("POST", "/api/v1/missions/", b"<xml/>", content_type="application/xml")
+    assert response.status_code == 415
+    assert response.json()["code"] == "unsupported_media_type"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("params", [{"page_size": "0"}, {"page_size": "201"}, {"page_size": "x"}, {"page": "-1"},
+                                    {"page": "abc"}])
+def test_malformed_pagination_is_400(client, params):
+    response = client.get("/api/v1/missions/", params)
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == list(params)

@@ -1,0 +1,70 @@
+"""The OpenAPI schema and the interactive docs: served locally (no CDN), every operation documented with its
+request, its response and its errors."""
+
+import pytest
+import yaml
+from rest_framework.test import APIClient
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def schema():
+    response = APIClient().get("/api/schema/")
+    assert response.status_code == 200
+    return yaml.safe_load(response.content)
+
+
+def test_the_schema_is_openapi_3_with_token_auth(schema):
+    assert schema["openapi"].startswith("3.")
+    assert schema["components"]["securitySchemes"]["tokenAuth"]["type"] == "apiKey"
+
+
+def test_every_resource_and_verb_is_in_the_schema(schema):
+    paths = set(schema["paths"])
+    for resource in ["missions", "projects", "tasks", "todos", "dependencies", "runs", "artifacts", "history",
+                     "phases", "questions", "connections", "agents"]:
+        assert f"/api/v1/{resource}/" in paths
+        assert f"/api/v1/{resource}/{{id}}/" in paths
+    for verb in ["launch", "pause", "resume", "cancel", "close"]:
+        assert f"/api/v1/missions/{{id}}/{verb}/" in paths
+    for verb in ["approve", "reject", "retry", "cancel"]:
+        assert f"/api/v1/tasks/{{id}}/{verb}/" in paths
+    assert "/api/v1/questions/{id}/answer/" in paths
+    assert "/api/v1/artifacts/{id}/download/" in paths
+    assert "/api/v1/auth/token/" in paths
+
+
+def test_every_operation_documents_its_success_and_error_responses(schema):
+    operation_ids = []
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            operation_ids.append(operation["operationId"])
+            codes = set(operation["responses"])
+            assert codes & {"200", "201", "204", "302"}, f"{method} {path} has no success response"
+            assert {"400", "401", "404"} <= codes or path == "/api/v1/auth/token/", f"{method} {path}"
+            for code in codes - {"200", "201", "204", "302"}:
+                content = operation["responses"][code]["content"]["application/json"]["schema"]
+                assert content == {"$ref": "#/components/schemas/Error"}, f"{method} {path} {code}"
+    assert len(operation_ids) == len(set(operation_ids)), "operation ids must be unique"
+
+
+def test_verbs_document_their_request_bodies(schema):
+    reject = schema["paths"]["/api/v1/tasks/{id}/reject/"]["post"]
+    body = reject["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/RejectRequest"}
+    assert schema["components"]["schemas"]["RejectRequest"]["required"] == ["feedback"]
+    upload = schema["paths"]["/api/v1/artifacts/"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in upload
+    secret = schema["components"]["schemas"]["ConnectionRequest"]["properties"]["secret"]
+    assert secret["writeOnly"] is True
+    assert "secret" not in schema["components"]["schemas"]["Connection"]["properties"]
+
+
+def test_the_docs_page_loads_swagger_ui_from_this_server(client):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
+    assert "cdn" not in page.lower() and "unpkg" not in page.lower()
+    assert "/api/schema/" in page
