@@ -279,7 +279,7 @@ def resolve_params(*, version: BlueprintVersion, params: dict[str, Any] | None) 
         elif initial.get(name) is not None:
             values[name] = _coerce(param, initial[name])
         elif param.get("required", True):
-            raise DomainError(f"Parameter {name} is required: {param.get('help') or param['type']}.",
+            raise DomainError(f"Parameter {name} is required: {(param.get('help') or param['type']).rstrip('.')}.",
                               field=f"params.{name}")
         else:
             values[name] = None
