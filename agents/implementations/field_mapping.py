@@ -178,8 +178,12 @@ class FieldMappingAgent(BaseAgent):
             # steers this run (a named source for a named column, or a question when it names no source).
             latest = mapping_spec_latest(mission=context.mission, target_table=target_name)
             if context.feedback and latest is not None and latest.status == MappingStatus.PROPOSED:
+                from django.contrib.auth import get_user_model
+
                 last = context.feedback[-1]
-                mapping_spec_reject(version=latest, actor=None,
+                users = get_user_model()
+                reviewer = users.objects.filter(**{users.USERNAME_FIELD: last.get("by") or ""}).first()
+                mapping_spec_reject(version=latest, actor=reviewer,
                                     feedback=str(last.get("text") or last.get("feedback") or last))
             from_feedback, unclear, unread = feedback_overrides(context, target, catalog)
             overrides = {k.upper(): v for k, v in (context.config.get("overrides") or {}).items()}

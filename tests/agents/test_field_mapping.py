@@ -162,16 +162,17 @@ def test_rejection_feedback_changes_the_next_version(mission, run_agent, source_
     first = run_agent("field_mapping", mission=mission, config=config, key="map")
     v1 = MappingSpecVersion.objects.get(number=1)
     refused = run_agent("field_mapping", mission=mission, config=config, key="map", feedback=[
-        {"text": "PRIMARY_DIAGNOSIS must come from CLAIM_DETAILS.PROCEDURE_CODE."}])
+        {"feedback": "PRIMARY_DIAGNOSIS must come from CLAIM_DETAILS.PROCEDURE_CODE.", "by": "lead"}])
     assert isinstance(refused.outcome, NeedsInput)
     assert ("CLAIM_DETAILS.PROCEDURE_CODE, which one row of CLAIM_SUMMARY does not determine"
             in refused.outcome.question)
-    feedback = [{"text": "Looks fine overall. CLAIM_TYPE should be the patient's plan, PATIENTS.INSURANCE_TYPE."}]
+    feedback = [{"feedback": "Looks fine overall. CLAIM_TYPE should be the patient's plan, PATIENTS.INSURANCE_TYPE.",
+                 "by": "lead"}]
     second = run_agent("field_mapping", mission=mission, config=config, key="map", feedback=feedback)
     assert isinstance(second.outcome, NeedsApproval)
     v1.refresh_from_db()
     v2 = MappingSpecVersion.objects.get(number=2)
-    assert v1.status == "rejected" and "PROCEDURE_CODE" in v1.feedback
+    assert v1.status == "rejected" and "PROCEDURE_CODE" in v1.feedback and v1.decided_by == lead
     columns = {c["name"]: c for c in v2.content["columns"]}
     assert columns["CLAIM_TYPE"]["decided_by"] == "feedback"
     assert v2.diff["changed"]["CLAIM_TYPE"]["sources"] == {
