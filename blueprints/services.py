@@ -465,7 +465,7 @@ def phase_check_waive(*, result: CheckEvaluation, actor: Actor, reason: str) -> 
     if not open_failures and phase.status == PhaseStatus.FAILED:
         phase_transition(phase=phase, to=PhaseStatus.WAIVED, actor=actor,
                          message=f"Every failed exit check of {phase.name} is waived.")
-        phases_advance(mission=mission, actor=actor)
+        _dispatch_if_opened(phases_advance(mission=mission, actor=actor), mission=mission, actor=actor)
     result.waived_at, result.waived_by, result.waiver_reason = evaluation.waived_at, actor, reason
     return evaluation
 
@@ -478,4 +478,14 @@ def phase_check_rerun(*, phase: Phase, actor: Actor):
     if phase.status not in {PhaseStatus.FAILED, PhaseStatus.PASSED, PhaseStatus.WAIVED}:
         raise DomainError(f"Phase {phase.name} is {phase.status}: its checks run when its tasks are done.",
                           field="phase")
-    return phase_recheck(phase=phase, actor=actor)
+    return _dispatch_if_opened(phase_recheck(phase=phase, actor=actor), mission=phase.mission, actor=actor)
+
+
+def _dispatch_if_opened(advance, *, mission: Mission, actor: Actor):
+    """The Mission Owner's waiver or re-run let the mission go on: start the tasks the opened phase made ready
+    now (the engine does nothing unless the mission is active), instead of waiting for the periodic sweep."""
+    if advance.opened:
+        from tasks.engine import dispatch_ready
+
+        dispatch_ready(mission_id=mission.pk, actor=actor)
+    return advance

@@ -196,3 +196,22 @@ def test_a_mission_succeeds_only_when_its_success_checks_pass(hc_mission, lead):
                        "Data-quality checks pass": False, "Backfill row counts match": True}
     assert CheckEvaluation.objects.filter(mission=hc_mission, scope="success").count() == 4
     assert HistoryEntry.objects.filter(mission=hc_mission, event="check.failed").count() == 2
+
+
+def test_after_a_waiver_the_tasks_of_the_opened_phase_start(bronze, lead, django_capture_on_commit_callbacks):
+    from missions.services import mission_launch
+
+    version = blueprint_import(text=GATED, filename="gated.yaml")
+    mission = blueprint_launch(version=version, name="Gated", objective="Claims are loaded.", owner=lead,
+                               mode="continuous")
+    mission_launch(mission=mission, actor=lead)
+    phases_advance(mission=mission)
+    finish(mission.tasks.get(key="load"))
+    phases_advance(mission=mission)
+    use = mission.tasks.get(key="use")
+    assert use.status == "pending"
+    with django_capture_on_commit_callbacks(execute=False):
+        phase_check_waive(result=CheckEvaluation.objects.get(mission=mission, passed=False), actor=lead,
+                          reason="Small extract")
+    use.refresh_from_db()
+    assert use.status in {"ready", "queued"} and use.runs.count() == 1
