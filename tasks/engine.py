@@ -88,12 +88,14 @@ def _broker_is_transactional() -> bool:
     return not Conf.SYNC and bool(Conf.ORM) and "redis" not in settings.Q_CLUSTER
 
 
-def enqueue_runs(run_ids: list[int]) -> None:
+def enqueue_runs(run_ids: list[int], *, stamped: bool = False) -> None:
     """Hand queued runs to django-q2. With an ORM broker the queue rows commit in the caller's transaction, so a
-    run is never created without its queue entry; otherwise (Redis, sync mode) they are sent after the commit."""
+    run is never created without its queue entry; otherwise (Redis, sync mode) they are sent after the commit.
+    ``stamped``: the runs were created with their ``enqueued_at`` already set."""
     if not run_ids:
         return
-    Run.objects.filter(pk__in=run_ids).update(enqueued_at=timezone.now())
+    if not stamped:
+        Run.objects.filter(pk__in=run_ids).update(enqueued_at=timezone.now())
     if _broker_is_transactional():
         _send(run_ids)
     else:
@@ -138,21 +140,30 @@ def _promote(*, mission: Mission, candidate_ids: list[int], actor: Actor = None)
     )
     if not ready:
         return []
-    services.tasks_transition_bulk(task_ids=[t.pk for t in ready], from_status=TaskStatus.PENDING,
-                                   to=TaskStatus.READY, actor=actor, message="All prerequisites are done.")
-    return _start_ready(mission=mission, tasks=ready, actor=actor)
+    return _start_ready(mission=mission, tasks=ready, actor=actor, from_status=TaskStatus.PENDING)
 
 
-def _start_ready(*, mission: Mission, tasks: list[Task], actor: Actor = None) -> list[int]:
+def _start_ready(*, mission: Mission, tasks: list[Task], actor: Actor = None,
+                 from_status: str = TaskStatus.READY) -> list[int]:
+    """Start tasks that are ready (or pending and just found ready: they pass through ``ready``, recorded)."""
     agent_tasks = [t for t in tasks if t.owner_agent_id]
     person_tasks = [t for t in tasks if t.owner_user_id]
     run_ids: list[int] = []
+    became_ready = "All prerequisites are done."
     if agent_tasks:
-        runs = services.runs_create_bulk(tasks=agent_tasks, actor=actor)
-        services.tasks_transition_bulk(task_ids=[t.pk for t in agent_tasks], from_status=TaskStatus.READY,
-                                       to=TaskStatus.QUEUED, actor=actor, message="Queued for its agent.")
+        runs = services.runs_create_bulk(tasks=agent_tasks, actor=actor, enqueue_now=True)
+        if from_status == TaskStatus.PENDING:
+            services.tasks_transition_bulk(task_ids=[t.pk for t in agent_tasks], from_status=TaskStatus.PENDING,
+                                           to=TaskStatus.READY, message=became_ready, then_to=TaskStatus.QUEUED,
+                                           then_message="Queued for its agent.", actor=actor)
+        else:
+            services.tasks_transition_bulk(task_ids=[t.pk for t in agent_tasks], from_status=TaskStatus.READY,
+                                           to=TaskStatus.QUEUED, actor=actor, message="Queued for its agent.")
         run_ids = [r.pk for r in runs]
-        enqueue_runs(run_ids)
+        enqueue_runs(run_ids, stamped=True)
+    if person_tasks and from_status == TaskStatus.PENDING:
+        services.tasks_transition_bulk(task_ids=[t.pk for t in person_tasks], from_status=TaskStatus.PENDING,
+                                       to=TaskStatus.READY, message=became_ready, actor=actor)
     if person_tasks:
         moved = set(services.tasks_transition_bulk(
             task_ids=[t.pk for t in person_tasks], from_status=TaskStatus.READY, to=TaskStatus.WAITING_APPROVAL,
@@ -416,8 +427,8 @@ def _claim(run_id: int) -> tuple[Run, uuid.UUID] | None:
         if run.available_at and run.available_at > now:
             return None  # backing off: the sweep hands it on when it is due
         token = uuid.uuid4()
-        run = services.run_transition(
-            run=run, to=RunStatus.RUNNING, worker=_worker_id(), lease_token=token,
+        services.run_transition(
+            run=run, to=RunStatus.RUNNING, worker=_worker_id(), lease_token=token, already_locked=True,
             lease_expires_at=now + timedelta(seconds=lease_seconds()), heartbeat_at=now,
             message=f"Claimed by {_worker_id()}.",
         )

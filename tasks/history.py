@@ -24,8 +24,9 @@ def actor_fields(actor: Actor) -> dict[str, Any]:
 
 def history_record(
     *,
-    mission,
+    mission=None,
     event: str,
+    mission_id: int | None = None,
     actor: Actor = None,
     task=None,
     run=None,
@@ -34,8 +35,10 @@ def history_record(
     message: str = "",
     data: dict[str, Any] | None = None,
 ) -> HistoryEntry:
+    """Append one entry. Give ``mission`` (an object) or ``mission_id`` (saves loading the mission)."""
+    where = {"mission": mission} if mission is not None else {"mission_id": mission_id}
     return HistoryEntry.objects.create(
-        mission=mission,
+        **where,
         task=task,
         run=run,
         event=event,

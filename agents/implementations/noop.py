@@ -26,6 +26,7 @@ class NoopAgent(BaseAgent):
     description = "Sleeps, fails, crashes, asks or proposes as its config says; for tests and benchmarks."
 
     def run(self, context: AgentContext):
+        started = time.time()  # the benchmark's "downstream agent code started"
         config = context.config
         attempt = context.run.attempt
         if config.get("crash_always") or attempt <= int(config.get("crash_attempts", 0)):
@@ -46,7 +47,7 @@ class NoopAgent(BaseAgent):
         if config.get("ask") and not context.answers:
             return NeedsInput(question=str(config["ask"]), options=list(config.get("options", [])),
                               default=config.get("default"))
-        outputs = {"attempt": attempt}
+        outputs = {"attempt": attempt, "started": started}
         if context.answers:
             outputs["answer"] = context.answers[-1]["answer"]
         if context.feedback:
