@@ -97,6 +97,22 @@ def infer_partition(targets: list[TargetSpec], bronze: dict[str, str], config: d
     return None
 
 
+def with_children(partition: Partition | None, first_columns: dict[str, str],
+                  all_columns: dict[str, list[str]]) -> Partition | None:
+    """Add the partition table's key and the tables keyed by it (a claim's lines by CLAIM_ID), so a month's
+    rebuild reads only that month's child rows."""
+    if partition is None or partition.table not in first_columns:
+        return partition
+    key = first_columns[partition.table]
+    children = tuple(
+        (table, next(c for c in columns if c.upper() == key.upper()))
+        for table, columns in sorted(all_columns.items())
+        if table != partition.table and first_columns.get(table, "").upper() != key.upper()
+        and any(c.upper() == key.upper() for c in columns)
+    )
+    return Partition(table=partition.table, column=partition.column, key=key, children=children)
+
+
 def plan_build(*, mission, config: dict, connections: dict | None = None) -> BuildPlan:
     """Generate the mission's dbt project from its approved specs (or ``config["targets"]``)."""
     connections = connections or {}
@@ -106,12 +122,13 @@ def plan_build(*, mission, config: dict, connections: dict | None = None) -> Bui
     with adapter_for(source) as adapter:
         bronze = {name.upper(): name for name in adapter.list_tables()}
         used = {t.upper() for t in _tables_read(targets)} & set(bronze)
-        first_columns = {}
+        first_columns, all_columns = {}, {}
         for upper in sorted(used):
             columns = adapter._columns(bronze[upper])
             if columns:
                 first_columns[bronze[upper]] = columns[0].name
-    partition = infer_partition(targets, bronze, config)
+                all_columns[bronze[upper]] = [c.name for c in columns]
+    partition = with_children(infer_partition(targets, bronze, config), first_columns, all_columns)
     references = infer_references(targets, first_columns, config.get("references"))
     project = generate_project(
         name=config.get("project_name") or mission.name, targets=targets, engine=target.engine,

@@ -26,6 +26,14 @@ MACROS = """\
   {%- endif -%}
 {%- endmacro %}
 
+{% macro genesis_child_filter(column, parent, parent_key, parent_date) -%}
+  {%- if var('genesis_month', none) -%}
+    {{ column }} IN (SELECT {{ parent_key }} FROM {{ parent }} WHERE {{ genesis_month_filter(parent_date) }})
+  {%- else -%}
+    1 = 1
+  {%- endif -%}
+{%- endmacro %}
+
 {% test genesis_unique_combination(model, columns) %}
 select {{ columns | join(', ') }}, count(*) as genesis_rows
 from {{ model }}

@@ -19,6 +19,7 @@ from genesis.exceptions import DomainError
 
 _SRC = "__genesis_src__"
 _PART = "__genesis_part__"
+_CHILD = "__genesis_child__"
 
 # The SQL type each family is cast to, per dbt target dialect (SQLite keeps dates as ISO text: CAST AS DATE
 # would give them numeric affinity and turn '2023-01-05' into 2023).
@@ -36,9 +37,13 @@ class Partition:
 
     table: str
     column: str
+    key: str = ""  # the partition table's key column
+    # Child tables keyed by it, as (table, column): a month's rebuild reads only their rows of that month's keys.
+    children: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        for value in (self.table, self.column):
+        for value in (self.table, self.column, *(v for pair in self.children for v in pair),
+                      *([self.key] if self.key else [])):
             if not re.fullmatch(r"\w+", value or ""):
                 raise DomainError(f"The partition names {value!r}, which is not a plain table or column name.",
                                   field="partition")
@@ -87,7 +92,9 @@ def model_sql(target: TargetSpec, *, dialect: str, bronze_tables: dict[str, str]
             continue
         actual = bronze_tables[name]
         used.add(actual)
-        prefix = _PART if partition and actual.upper() == partition.table.upper() else _SRC
+        child_tables = {c.upper() for c, _ in partition.children} if partition and partition.key else set()
+        prefix = (_PART if partition and actual.upper() == partition.table.upper()
+                  else _CHILD if actual.upper() in child_tables else _SRC)
         alias = table.alias or table.name
         replacement = exp.Table(this=exp.to_identifier(prefix + actual, quoted=True))
         replacement.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
@@ -115,5 +122,13 @@ def model_sql(target: TargetSpec, *, dialect: str, bronze_tables: dict[str, str]
         source_ref = "{{ source('bronze', '" + match.group(1) + "') }}"
         return "(SELECT * FROM " + source_ref + " WHERE {{ genesis_month_filter('" + column + "') }})"  # noqa: S608
 
+    def child(match: re.Match) -> str:
+        column = next(c for t, c in partition.children if t.upper() == match.group(1).upper())
+        source_ref = "{{ source('bronze', '" + match.group(1) + "') }}"
+        parent = "source('bronze', '" + partition.table + "')"
+        return ("(SELECT * FROM " + source_ref + " WHERE {{ genesis_child_filter('\"" + column + "\"', "  # noqa: S608
+                + parent + ", '\"" + partition.key + "\"', '\"" + partition.column + "\"') }})")
+
     text = re.sub(r'"' + _SRC + r'(\w+)"', source, text)
+    text = re.sub(r'"' + _CHILD + r'(\w+)"', child, text)
     return re.sub(r'"' + _PART + r'(\w+)"', part, text) + "\n"

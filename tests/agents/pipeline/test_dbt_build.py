@@ -61,6 +61,9 @@ def test_generated_project_is_dialect_sql_with_sources_and_table_materialization
         assert "{{ source('bronze', 'CLAIMS') }}" in sql
         assert "SUBSTRING" not in sql.upper()
     assert "SUBSTR(" in files["models/PROVIDER_SUMMARY.sql"].upper()
+    # A month's rebuild reads that month's claims and only their lines.
+    assert plan.project.partition.children == (("CLAIM_DETAILS", "CLAIM_ID"),)
+    assert "genesis_child_filter('\"CLAIM_ID\"', source('bronze', 'CLAIMS')" in files["models/CLAIM_SUMMARY.sql"]
     schema = yaml.safe_load(files["models/schema.yml"])
     claim = next(m for m in schema["models"] if m["name"] == "CLAIM_SUMMARY")
     claim_id = next(c for c in claim["columns"] if c["name"] == "CLAIM_ID")
