@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from agents.models import Agent, Connection
+from agents.models import Agent, Connection, MappingSpecVersion
 from genesis.api.fields import TEXT_MAX, ObjectField
 
 
@@ -31,3 +31,24 @@ class AgentSerializer(serializers.ModelSerializer):
         model = Agent
         fields = ["id", "name", "kind", "description", "enabled", "config", "created_at"]
         read_only_fields = ["created_at"]
+
+
+class MappingSpecVersionSerializer(serializers.ModelSerializer):
+    mission = serializers.IntegerField(source="spec.mission_id", read_only=True)
+    target_table = serializers.CharField(source="spec.target_table", read_only=True)
+    created_by_agent = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = MappingSpecVersion
+        fields = ["id", "mission", "spec", "target_table", "number", "status", "content", "sql", "dialect", "lineage",
+                  "diff", "feedback", "task", "run", "created_by_agent", "decided_by", "decided_at", "created_at"]
+        read_only_fields = fields
+
+
+class MappingApproveSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=TEXT_MAX, default="")
+
+
+class MappingRejectSerializer(serializers.Serializer):
+    feedback = serializers.CharField(max_length=TEXT_MAX, help_text="What is wrong; the mapping re-runs with it.")

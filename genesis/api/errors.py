@@ -72,7 +72,9 @@ def exception_handler(exc, context):
         body = {
             "code": error.code,
             "detail": error.message,
-            "errors": {error.field or "non_field_errors": [error.message]},
+            # An error that lists several problems (a refused blueprint file) gives each its own line.
+            "errors": {error.field or "non_field_errors": error.lines() if hasattr(error, "lines")
+                       else [error.message]},
         }
         if isinstance(error, InvalidTransition):
             body["transition"] = {

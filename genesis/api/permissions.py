@@ -16,6 +16,7 @@ RULES: dict[str, tuple[Callable, str]] = {
     "work": (roles.can_work_on, "Only the Mission Owner or a Task Owner of this mission may do this."),
     "task": (roles.can_act_on_task, "Only this task's owner or the Mission Owner may do this."),
     "staff": (lambda user, _obj: bool(user.is_staff), "Only staff may change this."),
+    "authenticated": (lambda user, _obj: bool(user.is_authenticated), "Sign in first."),
     "question": (
         lambda user, question: question.addressed_to_id == user.pk or roles.can_act_on_task(user, question.task),
         "Only the person asked, the task's owner or the Mission Owner may answer.",

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from agents.api.urls import routes as agent_routes
+from blueprints.api.urls import routes as blueprint_routes
 from genesis.api.token import ObtainTokenView
 from missions.api.urls import routes as mission_routes
 from tasks.api.urls import routes as task_routes
@@ -17,7 +18,7 @@ class Router(DefaultRouter):
 
 
 router = Router()
-for prefix, viewset, basename in [*mission_routes, *task_routes, *agent_routes]:
+for prefix, viewset, basename in [*mission_routes, *task_routes, *agent_routes, *blueprint_routes]:
     router.register(prefix, viewset, basename=basename)
 
 

@@ -10,7 +10,7 @@ from missions.models import Membership
 from tasks.models import Artifact, Dependency, HistoryEntry, Phase, Run, Task
 
 
-def _visible(queryset: QuerySet, user, mission_path: str) -> QuerySet:
+def restrict_to_visible(queryset: QuerySet, user, mission_path: str) -> QuerySet:
     if not user.is_authenticated:
         return queryset.none()
     if user.is_staff:
@@ -22,33 +22,33 @@ def _visible(queryset: QuerySet, user, mission_path: str) -> QuerySet:
 def tasks_visible(user) -> QuerySet[Task]:
     edges = Prefetch("dependency_links", queryset=Dependency.objects.only("id", "task_id", "depends_on_id"))
     queryset = Task.objects.select_related("owner_user", "owner_agent").prefetch_related(edges)
-    return _visible(queryset, user, "mission")
+    return restrict_to_visible(queryset, user, "mission")
 
 
 def dependencies_visible(user) -> QuerySet[Dependency]:
     queryset = Dependency.objects.select_related("task", "depends_on").order_by("id")
-    return _visible(queryset, user, "task__mission")
+    return restrict_to_visible(queryset, user, "task__mission")
 
 
 def runs_visible(user) -> QuerySet[Run]:
-    return _visible(Run.objects.select_related("task"), user, "task__mission")
+    return restrict_to_visible(Run.objects.select_related("task"), user, "task__mission")
 
 
 def artifacts_visible(user) -> QuerySet[Artifact]:
     queryset = Artifact.objects.select_related("created_by_user", "created_by_agent")
-    return _visible(queryset, user, "mission")
+    return restrict_to_visible(queryset, user, "mission")
 
 
 def history_visible(user) -> QuerySet[HistoryEntry]:
     queryset = HistoryEntry.objects.select_related("actor_user", "actor_agent", "task")
-    return _visible(queryset, user, "mission")
+    return restrict_to_visible(queryset, user, "mission")
 
 
 def phases_visible(user) -> QuerySet[Phase]:
-    return _visible(Phase.objects.all(), user, "mission")
+    return restrict_to_visible(Phase.objects.all(), user, "mission")
 
 
 def questions_visible(user) -> QuerySet:
     question = apps.get_model("tasks", "Question")
     queryset = question.objects.select_related("task", "addressed_to", "answered_by")
-    return _visible(queryset, user, "mission")
+    return restrict_to_visible(queryset, user, "mission")

@@ -41,6 +41,7 @@ from tasks.filtersets import (
     RunFilterSet,
     TaskFilterSet,
 )
+from tasks.phase_gate import phase_recheck
 
 
 def ordered(filterset: type, *fields: str) -> type:
@@ -216,6 +217,14 @@ class PhaseViewSet(ReadOnlyModelViewSet):
 
     def permission_target(self, phase, rule):
         return phase.mission
+
+    @extend_schema(summary="Run a phase's exit checks again (Mission Owner); if they pass, the next phase opens.",
+                   request=None, responses={200: PhaseSerializer})
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def recheck(self, request, pk=None):
+        phase = self.get_object()
+        phase_recheck(phase=phase, actor=request.user)
+        return Response(PhaseSerializer(self.get_queryset().get(pk=phase.pk)).data)
 
 
 # --- questions ----------------------------------------------------------------------------------------------------

@@ -4,6 +4,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from agents import services as agent_services
+from blueprints.models import CheckEvaluation
+from blueprints.services import blueprint_import
 from tasks import services
 from tests.factories import MissionFactory, PhaseFactory, TaskFactory, UserFactory
 
@@ -24,12 +27,21 @@ def _populate(owner, agent, n: int):
         services.artifact_create(mission=mission, task=a, run=run, kind="sql", name=f"m{i}.sql", file=b"select 1",
                                  actor=agent)
         services.question_create(task=a, run=run, addressed_to=owner, text="Which?", options=["x", "y"])
+        CheckEvaluation.objects.create(mission=mission, phase=phase, scope="exit", criterion_index=0,
+                                       check_type="all_tasks_done", passed=False, message="Not yet.")
+        agent_services.mapping_spec_propose(
+            mission=mission, target_table=f"T{i}", dialect="sqlite", sql="SELECT 1 AS X",
+            content={"columns": [{"name": "X", "source": "S.X"}]},
+        )
+        blueprint_import(text=f"slug: bp-{i}\nname: Blueprint {i}\nphases:\n- name: One\n  actions:\n"
+                              f"  - {{key: a, title: A, owner: noop}}\n", filename=f"bp-{i}.yaml")
 
 
 ENDPOINTS = [
     "/api/v1/missions/", "/api/v1/projects/", "/api/v1/tasks/", "/api/v1/todos/", "/api/v1/dependencies/",
     "/api/v1/runs/", "/api/v1/artifacts/", "/api/v1/history/", "/api/v1/phases/", "/api/v1/questions/",
-    "/api/v1/connections/", "/api/v1/agents/",
+    "/api/v1/connections/", "/api/v1/agents/", "/api/v1/blueprints/", "/api/v1/check-results/",
+    "/api/v1/mapping-specs/",
 ]
 
 

@@ -23,7 +23,8 @@ def test_the_schema_is_openapi_3_with_token_auth(schema):
 def test_every_resource_and_verb_is_in_the_schema(schema):
     paths = set(schema["paths"])
     for resource in ["missions", "projects", "tasks", "todos", "dependencies", "runs", "artifacts", "history",
-                     "phases", "questions", "connections", "agents"]:
+                     "phases", "questions", "connections", "agents", "blueprints", "check-results",
+                     "mapping-specs"]:
         assert f"/api/v1/{resource}/" in paths
         assert f"/api/v1/{resource}/{{id}}/" in paths
     for verb in ["launch", "pause", "resume", "cancel", "close"]:
@@ -33,6 +34,10 @@ def test_every_resource_and_verb_is_in_the_schema(schema):
     assert "/api/v1/questions/{id}/answer/" in paths
     assert "/api/v1/artifacts/{id}/download/" in paths
     assert "/api/v1/auth/token/" in paths
+    for path in ["/api/v1/blueprints/import/", "/api/v1/blueprints/{id}/export/", "/api/v1/blueprints/{id}/launch/",
+                 "/api/v1/check-results/{id}/waive/", "/api/v1/phases/{id}/recheck/",
+                 "/api/v1/mapping-specs/{id}/approve/", "/api/v1/mapping-specs/{id}/reject/"]:
+        assert path in paths
 
 
 def test_every_operation_documents_its_success_and_error_responses(schema):

@@ -1,0 +1,91 @@
+"""Blueprint representations: the templates, their versions, imports and launches, and check results."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation
+from genesis.api.fields import TEXT_MAX, ObjectField
+from missions.choices import MissionMode
+
+
+class BlueprintVersionSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BlueprintVersion
+        fields = ["number", "name", "source_name", "created_at"]
+        read_only_fields = fields
+
+
+class BlueprintSerializer(serializers.ModelSerializer):
+    latest_version = serializers.IntegerField(source="latest_number", read_only=True, allow_null=True)
+    version_count = serializers.IntegerField(read_only=True)
+    mission_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Blueprint
+        fields = ["id", "slug", "name", "description", "tags", "latest_version", "version_count", "mission_count",
+                  "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class BlueprintDetailSerializer(BlueprintSerializer):
+    versions = BlueprintVersionSummarySerializer(many=True, read_only=True)
+    parameters = serializers.SerializerMethodField(help_text="The latest version's declared parameters.")
+
+    class Meta(BlueprintSerializer.Meta):
+        fields = [*BlueprintSerializer.Meta.fields, "versions", "parameters"]
+        read_only_fields = fields
+
+    def get_parameters(self, obj) -> list[dict]:
+        versions = list(obj.versions.all())
+        return versions[0].parameters if versions else []
+
+
+class BlueprintImportSerializer(serializers.Serializer):
+    file = serializers.FileField(required=False, help_text="The blueprint YAML file (multipart).")
+    text = serializers.CharField(required=False, max_length=1_000_000, help_text="Or the YAML as text.")
+    filename = serializers.CharField(required=False, max_length=255, default="upload.yaml")
+
+    def validate(self, data):
+        if ("file" in data) == ("text" in data):
+            raise serializers.ValidationError({"file": ["Give the blueprint as a file or as text, exactly one."]})
+        return data
+
+
+class BlueprintImportResultSerializer(serializers.Serializer):
+    blueprint = serializers.IntegerField(source="blueprint_id")
+    slug = serializers.CharField(source="blueprint.slug")
+    number = serializers.IntegerField()
+    created = serializers.BooleanField(help_text="False when the same content was already stored.")
+
+
+class BlueprintLaunchSerializer(serializers.Serializer):
+    version = serializers.IntegerField(required=False, min_value=1, help_text="Defaults to the latest version.")
+    name = serializers.CharField(max_length=200)
+    objective = serializers.CharField(max_length=TEXT_MAX, required=False, allow_blank=True, default="",
+                                      help_text="Defaults to the blueprint's objective, with the parameters put in.")
+    owner = serializers.SlugRelatedField(slug_field="username", queryset=get_user_model().objects.all(),
+                                         required=False, help_text="The Mission Owner; defaults to the caller.")
+    mode = serializers.ChoiceField(choices=MissionMode.choices, default=MissionMode.STEP)
+    params = ObjectField(required=False, default=dict, help_text="Parameter values by name.")
+    start = serializers.BooleanField(default=False, help_text="Also launch the mission (dispatch its ready tasks).")
+
+
+class CheckEvaluationSerializer(serializers.ModelSerializer):
+    waived_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    waived = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CheckEvaluation
+        fields = ["id", "mission", "phase", "task", "run", "scope", "criterion_index", "round", "check_type",
+                  "description", "params", "passed", "message", "evidence", "evaluated_at", "waived", "waived_at",
+                  "waived_by", "waiver_reason"]
+        read_only_fields = fields
+
+    def get_waived(self, obj) -> bool:
+        return obj.waived_at is not None
+
+
+class WaiveSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why the failed check is accepted.")

@@ -1,0 +1,184 @@
+"""Blueprint endpoints: list and read templates, import YAML, export a version, launch a mission from one;
+and the exit-check results of phases, with the Mission Owner's waiver."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Prefetch
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.viewsets import ReadOnlyModelViewSet
+
+from blueprints import services
+from blueprints.api.serializers import (
+    BlueprintDetailSerializer,
+    BlueprintImportResultSerializer,
+    BlueprintImportSerializer,
+    BlueprintLaunchSerializer,
+    BlueprintSerializer,
+    CheckEvaluationSerializer,
+    WaiveSerializer,
+)
+from blueprints.choices import CheckScope
+from blueprints.models import BlueprintVersion, CheckEvaluation
+from blueprints.selectors import blueprint_list, launch_initial_params
+from genesis.api.permissions import RolePermission
+from genesis.filters import IdFilter, StrictBooleanFilter
+from missions.api.serializers import MissionSerializer
+from missions.selectors import missions_with_progress, roles_map
+from tasks import engine
+from tasks.api.selectors import restrict_to_visible
+
+
+class BlueprintFilterSet(django_filters.FilterSet):
+    slug = django_filters.CharFilter(max_length=100)
+    q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=200)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Blueprints: reusable phases, actions and exit criteria."),
+    retrieve=extend_schema(summary="One blueprint, its versions and the latest version's parameters."),
+)
+class BlueprintViewSet(ReadOnlyModelViewSet):
+    permission_classes = [RolePermission]
+    filterset_class = BlueprintFilterSet
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    write_rules = {"launch": "authenticated"}
+
+    def get_queryset(self):
+        queryset = blueprint_list()
+        if self.action == "retrieve":
+            versions = BlueprintVersion.objects.defer("source_text", "search_text").order_by("-number")
+            queryset = queryset.prefetch_related(Prefetch("versions", queryset=versions))
+        return queryset
+
+    def get_serializer_class(self):
+        return BlueprintDetailSerializer if self.action == "retrieve" else BlueprintSerializer
+
+    def permission_target(self, obj, rule):
+        return obj
+
+    def _version(self, blueprint, number):
+        versions = blueprint.versions.order_by("-number")
+        version = versions.filter(number=number).first() if number else versions.first()
+        if version is None:
+            raise NotFound(f"Blueprint {blueprint.slug} has no version {number}.")
+        return version
+
+    @extend_schema(
+        summary="Load a blueprint file (YAML, as a multipart file or as text). Changed content makes a new "
+                "version; a refused file stores nothing and every problem is listed under 'file'.",
+        request={"multipart/form-data": BlueprintImportSerializer, "application/json": BlueprintImportSerializer},
+        responses={201: BlueprintImportResultSerializer},
+    )
+    @action(detail=False, methods=["post"], url_path="import", url_name="import", filterset_class=None)
+    def import_file(self, request):
+        serializer = BlueprintImportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload = data.get("file")
+        if upload is not None:
+            try:
+                text = upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                return Response({"code": "invalid", "detail": "The file is not UTF-8 text.",
+                                 "errors": {"file": ["The file is not UTF-8 text."]}}, status=400)
+            filename = upload.name
+        else:
+            text, filename = data["text"], data["filename"]
+        version = services.blueprint_import(text=text, filename=filename, actor=request.user)
+        return Response(BlueprintImportResultSerializer(version).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="The blueprint version as YAML (importing it again gives the same version).",
+        parameters=[OpenApiParameter("version", OpenApiTypes.INT, description="Defaults to the latest.")],
+        responses={(200, "application/yaml"): OpenApiResponse(OpenApiTypes.STR, description="The YAML file.")},
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def export(self, request, pk=None):
+        raw = request.query_params.get("version")
+        number = None
+        if raw is not None:
+            if not raw.isdigit() or not 1 <= int(raw) <= 2**31:
+                return Response({"code": "invalid", "detail": "version must be a whole number from 1.",
+                                 "errors": {"version": ["Must be a whole number from 1."]}}, status=400)
+            number = int(raw)
+        version = self._version(self.get_object(), number)
+        response = HttpResponse(services.blueprint_export(blueprint_version=version), content_type="application/yaml")
+        response["Content-Disposition"] = f'attachment; filename="{version.blueprint.slug}-v{version.number}.yaml"'
+        return response
+
+    @extend_schema(
+        summary="Create a mission from a blueprint version: phases, tasks with owners and acceptance criteria, "
+                "and dependencies in one step (draft, or launched with start=true).",
+        request=BlueprintLaunchSerializer, responses={201: MissionSerializer},
+    )
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def launch(self, request, pk=None):
+        blueprint = self.get_object()
+        serializer = BlueprintLaunchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        owner = data.get("owner") or request.user
+        if owner.pk != request.user.pk and not request.user.is_superuser:
+            raise PermissionDenied("Only staff may launch a mission owned by someone else.")
+        version = self._version(blueprint, data.get("version"))
+        mission = services.blueprint_launch(
+            version=version, name=data["name"], objective=data["objective"], owner=owner, mode=data["mode"],
+            # Like the launch form and command: defaults and context (e.g. the only source connection) first.
+            params={**launch_initial_params(version=version), **data["params"]}, actor=request.user,
+        )
+        if data["start"]:
+            engine.mission_start(mission=mission, actor=request.user)
+        mission.refresh_from_db()
+        missions_with_progress([mission])
+        context = {**self.get_serializer_context(), "roles": roles_map(request.user, [mission])}
+        return Response(MissionSerializer(mission, context=context).data, status=status.HTTP_201_CREATED)
+
+
+class CheckEvaluationFilterSet(django_filters.FilterSet):
+    mission = IdFilter(field_name="mission_id")
+    phase = IdFilter(field_name="phase_id")
+    task = IdFilter(field_name="task_id")
+    scope = django_filters.ChoiceFilter(choices=CheckScope.choices)
+    passed = StrictBooleanFilter()
+    ordering = django_filters.OrderingFilter(fields=[("evaluated_at", "evaluated_at"), ("id", "id")])
+
+    class Meta:
+        model = CheckEvaluation
+        fields = ["mission", "phase", "task", "scope", "passed", "ordering"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Results of exit, acceptance and success checks, with their evidence."),
+    retrieve=extend_schema(summary="One check result."),
+)
+class CheckEvaluationViewSet(ReadOnlyModelViewSet):
+    serializer_class = CheckEvaluationSerializer
+    permission_classes = [RolePermission]
+    filterset_class = CheckEvaluationFilterSet
+
+    def get_queryset(self):
+        queryset = CheckEvaluation.objects.select_related("waived_by")
+        return restrict_to_visible(queryset, self.request.user, "mission")
+
+    def permission_target(self, evaluation, rule):
+        return evaluation.mission
+
+    @extend_schema(summary="Waive a failed exit check with a reason (Mission Owner); when every failure of the "
+                           "phase is waived the next phase opens.",
+                   request=WaiveSerializer, responses={200: CheckEvaluationSerializer})
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def waive(self, request, pk=None):
+        evaluation = self.get_object()
+        serializer = WaiveSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.phase_check_waive(result=evaluation, actor=request.user, reason=serializer.validated_data["reason"])
+        fresh = self.get_queryset().get(pk=evaluation.pk)
+        return Response(CheckEvaluationSerializer(fresh, context=self.get_serializer_context()).data)
