@@ -30,7 +30,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
 from agents import registry
@@ -136,6 +136,7 @@ def _promote(*, mission: Mission, candidate_ids: list[int], actor: Actor = None)
         Task.objects.filter(pk__in=locked)
         .filter(Q(phase__isnull=True) | Q(phase__status__in=WORKABLE))
         .exclude(_unfinished_parent(OuterRef("pk")))
+        .annotate(last_attempt=Max("runs__attempt"))
         .only("pk", "mission_id", "key", "owner_agent_id", "owner_user_id")
     )
     if not ready:
@@ -155,7 +156,7 @@ def _start_ready(*, mission: Mission, tasks: list[Task], actor: Actor = None,
         if from_status == TaskStatus.PENDING:
             services.tasks_transition_bulk(task_ids=[t.pk for t in agent_tasks], from_status=TaskStatus.PENDING,
                                            to=TaskStatus.READY, message=became_ready, then_to=TaskStatus.QUEUED,
-                                           then_message="Queued for its agent.", actor=actor)
+                                           then_message="Queued for its agent.", actor=actor, rows_locked=True)
         else:
             services.tasks_transition_bulk(task_ids=[t.pk for t in agent_tasks], from_status=TaskStatus.READY,
                                            to=TaskStatus.QUEUED, actor=actor, message="Queued for its agent.")
@@ -408,13 +409,14 @@ def _claim(run_id: int) -> tuple[Run, uuid.UUID] | None:
     """Claim a queued run for this worker, or say why not (another holds it, it already ran, its mission waits)."""
     with transaction.atomic():
         qs = Run.objects.select_related("task__mission", "task__owner_agent")
+        run = None
         if _is_postgres():
-            qs = qs.select_for_update(skip_locked=True, of=("self",))
-        else:
-            qs = qs.select_for_update()
-        run = qs.filter(pk=run_id).first()
+            run = qs.select_for_update(skip_locked=True, of=("self",)).filter(pk=run_id).first()
         if run is None:
-            return None  # gone, or being claimed by another worker right now
+            # Locked by another transaction (a duplicate delivery being claimed, a cancel): wait for it, then look.
+            run = qs.select_for_update(**({"of": ("self",)} if _is_postgres() else {})).filter(pk=run_id).first()
+        if run is None:
+            return None  # gone
         task, mission = run.task, run.task.mission
         if run.status != RunStatus.QUEUED:
             history_record(mission=mission, task=task, run=run, event="run.claim_refused", from_status=run.status,

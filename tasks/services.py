@@ -448,7 +448,7 @@ def _creator_fields(actor: Actor) -> dict[str, Any]:
 @joined_atomic
 def tasks_transition_bulk(
     *, task_ids: list[int], from_status: str, to: str, actor: Actor = None, message: str = "",
-    data: dict | None = None, then_to: str | None = None, then_message: str = "",
+    data: dict | None = None, then_to: str | None = None, then_message: str = "", rows_locked: bool = False,
 ) -> list[int]:
     """Move every listed task that is still ``from_status`` to ``to`` (and on to ``then_to``, when given: both
     steps checked against the table and recorded); returns the ids that moved.
@@ -461,9 +461,11 @@ def tasks_transition_bulk(
                                     allowed=sorted(TASK_TRANSITIONS[before]))
     if not task_ids:
         return []
-    rows = list(
-        Task.objects.select_for_update().filter(pk__in=task_ids, status=from_status).values_list("pk", "mission_id")
-    )
+    # ``rows_locked``: the caller holds these rows' locks in this transaction and saw them in ``from_status``.
+    query = Task.objects.filter(pk__in=task_ids, status=from_status)
+    if not (rows_locked and transaction.get_connection().in_atomic_block):
+        query = query.select_for_update()
+    rows = list(query.values_list("pk", "mission_id"))
     if not rows:
         return []
     ids = [pk for pk, _ in rows]
@@ -483,10 +485,13 @@ def runs_create_bulk(*, tasks: list[Task], actor: Actor = None, available_at=Non
     """A new queued attempt for each task (whose rows the caller has locked), with one history row each."""
     if not tasks:
         return []
-    latest = dict(
-        Run.objects.filter(task_id__in=[t.pk for t in tasks]).values("task_id").annotate(m=Max("attempt"))
-        .values_list("task_id", "m")
-    )
+    if all(hasattr(t, "last_attempt") for t in tasks):  # the caller read them already (annotated)
+        latest = {t.pk: t.last_attempt for t in tasks}
+    else:
+        latest = dict(
+            Run.objects.filter(task_id__in=[t.pk for t in tasks]).values("task_id").annotate(m=Max("attempt"))
+            .values_list("task_id", "m")
+        )
     # No savepoint: a unique violation here is a dispatch bug, and the caller's whole transaction must roll back.
     now = timezone.now() if enqueue_now else None
     runs = Run.objects.bulk_create([
