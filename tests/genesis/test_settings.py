@@ -8,7 +8,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _manage(*args, env_extra):
-    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DEBUG"}}
+    # Only what production would have: no test-process leftovers (e.g. DJANGO_ALLOW_ASYNC_UNSAFE, which the
+    # browser tests set for their live server, and which check --deploy rightly refuses).
+    dropped = {"DJANGO_SETTINGS_MODULE", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(env_extra)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
