@@ -35,10 +35,10 @@ def screenshot(page, name: str) -> None:
 
 
 @pytest.fixture
-def browser_context():
+def browser_context(monkeypatch):
     """One Chromium per test, stopped at the end (Playwright closes the process it started)."""
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
