@@ -200,7 +200,9 @@ def test_continuous_mode_goes_through_phases(mission, agent, lead, run_inline):
     assert refresh(mission).status == MissionStatus.COMPLETED
 
 
-def test_paused_mission_starts_nothing_new_until_resumed(mission, agent, lead, run_inline, django_capture_on_commit_callbacks):
+def test_paused_mission_starts_nothing_new_until_resumed(
+    mission, agent, lead, run_inline, django_capture_on_commit_callbacks
+):
     make_tasks(mission, agent, {"a": {}, "b": {}}, edges=[("b", "a")])
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         engine.mission_start(mission=mission, actor=lead)
