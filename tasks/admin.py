@@ -9,7 +9,7 @@ from genesis.admin_utils import history_table
 from genesis.exceptions import DomainError
 from genesis.uploads import validate_upload_size
 from tasks import services
-from tasks.models import Artifact, Dependency, HistoryEntry, Phase, Run, Task
+from tasks.models import Artifact, Dependency, HistoryEntry, Notification, Phase, Question, Run, Task
 
 
 class DependencyFormSet(BaseInlineFormSet):
@@ -276,6 +276,46 @@ class HistoryEntryAdmin(admin.ModelAdmin):
     @admin.display(description="Actor")
     def actor_display(self, obj):
         return obj.actor_label
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Question)
+class QuestionAdmin(admin.ModelAdmin):
+    """Questions agents asked; answered through the pages or API (``question_answer``), read-only here."""
+
+    list_display = ["text", "mission", "task", "addressed_to", "status", "answer", "created_at"]
+    list_filter = ["status"]
+    list_select_related = ["mission", "task", "addressed_to"]
+    search_fields = ["text", "answer", "task__key", "mission__name"]
+    readonly_fields = [f.name for f in Question._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    """Escalation messages and their delivery (attempts, last error), read-only."""
+
+    list_display = ["subject", "mission", "channel", "target", "status", "attempts", "created_at", "sent_at"]
+    list_filter = ["status", "channel"]
+    list_select_related = ["mission"]
+    search_fields = ["subject", "target", "mission__name"]
+    readonly_fields = [f.name for f in Notification._meta.fields]
 
     def has_add_permission(self, request):
         return False
