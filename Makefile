@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+DEMO ?= 1
 
 .PHONY: install run migrate test test-sqlite test-postgres lint check bench clean browser screenshots
 
@@ -23,6 +24,7 @@ migrate: install
 
 run: migrate
 	$(PY) manage.py ensure_admin
+	@if [ "$(DEMO)" != "0" ]; then $(PY) manage.py start_demo; fi
 	$(PY) manage.py load_blueprint --shipped
 	@echo "Genesis: http://$(HOST):$(PORT)/admin/ (web server and worker cluster; Ctrl-C stops both)"
 	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
