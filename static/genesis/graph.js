@@ -49,9 +49,8 @@
       layout: { name: typeof cytoscapeDagre !== "undefined" ? "dagre" : "breadthfirst", rankDir: "LR",
                 nodeSep: 12, rankSep: 60, directed: true }
     });
-    cy.one("layoutstop", function () {
-      if (cy.zoom() > 1.2) { cy.zoom(1.2); cy.center(); }
-    });
+    // A small graph is not blown up to fill the box (the layout runs synchronously in the constructor).
+    if (cy.zoom() > 1.1) { cy.zoom(1.1); cy.center(); }
     cy.on("tap", "node", function (evt) { window.location.href = "/tasks/" + evt.target.id() + "/"; });
     window.genesisGraph = cy;
 

@@ -71,7 +71,6 @@ def card_status(page, key):
 def test_lead_launches_answers_rejects_then_approves_without_reloading(browser_context, live_server, people):
     lead, _ = people
     page = sign_in(browser_context, live_server, "lead")
-    screenshot(page, "missions")
     page.get_by_role("link", name="Launch a mission").click()
     objective = page.get_by_label("Objective (the outcome)")
     objective.fill("Claim mapping")
@@ -140,6 +139,9 @@ def test_lead_launches_answers_rejects_then_approves_without_reloading(browser_c
     page.get_by_role("link", name="map_claims-report.txt").first.click()
     page.get_by_text("CLAIM_ID <- CLAIMS.CLAIM_ID").wait_for()
     screenshot(page, "artifact")
+    page.goto(f"{live_server.url}/missions/")
+    page.get_by_text("2 of 2 done").wait_for()
+    screenshot(page, "missions")
 
 
 def test_stakeholder_sees_a_read_only_dashboard_and_is_refused_a_write(browser_context, live_server, people):
