@@ -193,3 +193,15 @@ def test_launch_mission_command_prints_the_new_mission_id(healthcare, connection
         call_command("launch_mission", "--blueprint", "healthcare-data-pipeline", "--name", "x", "--owner", "lead",
                      "--param", "team=x")
     assert Mission.objects.count() == 1
+
+
+def test_a_parameter_value_that_breaks_a_check_refuses_the_launch(connections, lead):
+    version = load_shipped("source-onboarding")
+    with pytest.raises(DomainError) as caught:
+        blueprint_launch(version=version, name="B", objective="", owner=lead,
+                         params={"source_name": "b", "source_tables": "invoices, bad name"})
+    assert caught.value.field == "params"
+    assert caught.value.message == (
+        "phases[0].exit_criteria[0].params.tables[1]: 'bad name' has the wrong form "
+        "(expected ^[A-Za-z_][A-Za-z0-9_$]*(\\.[A-Za-z_][A-Za-z0-9_$]*)?$) (after putting in the parameter values).")
+    assert not Mission.objects.exists()
