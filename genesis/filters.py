@@ -4,9 +4,12 @@ booleans that are true or false, so a malformed value is refused instead of reac
 from __future__ import annotations
 
 import re
+from datetime import UTC
 
 import django_filters
 from django import forms
+from django_filters.fields import IsoDateTimeField, RangeField
+from django_filters.widgets import DateRangeWidget
 from drf_spectacular.utils import extend_schema_field
 
 ID_MAX = 2**63 - 1
@@ -48,3 +51,36 @@ class StrictBooleanFilter(django_filters.ChoiceFilter):
         if value in ("", None):
             return qs
         return super().filter(qs, value == "true")
+
+
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, turned into UTC before it reaches the database (PostgreSQL refuses offsets beyond
+    ±15:59 and some far dates); one that cannot be expressed in UTC is refused."""
+
+    default_error_messages = {"invalid": "Enter an ISO 8601 date-time between years 1 and 9999, e.g. "
+                                         "2026-01-31T12:00:00Z."}
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            utc = parsed.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+        if utc.year < 2:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return utc
+
+
+class UtcDateTimeRangeField(RangeField):
+    widget = DateRangeWidget
+
+    def __init__(self, *args, **kwargs):
+        super().__init__((UtcDateTimeField(), UtcDateTimeField()), *args, **kwargs)
+
+
+class DateTimeRangeFilter(django_filters.IsoDateTimeFromToRangeFilter):
+    """``<name>_after`` / ``<name>_before`` in ISO 8601, compared in UTC."""
+
+    field_class = UtcDateTimeRangeField

@@ -9,7 +9,7 @@ import django_filters
 from django.apps import apps
 from django.db.models import Q
 
-from genesis.filters import IdFilter
+from genesis.filters import DateTimeRangeFilter, IdFilter
 from tasks.choices import ActorKind, ArtifactKind, PhaseStatus, QuestionStatus, RunStatus, TaskStatus
 from tasks.models import Artifact, Dependency, HistoryEntry, Phase, Run, Task
 
@@ -23,8 +23,8 @@ class TaskFilterSet(django_filters.FilterSet):
     owner = django_filters.CharFilter(field_name="owner_user__username", label="Owner (username)", max_length=150)
     agent = django_filters.CharFilter(field_name="owner_agent__name", label="Agent (name)", max_length=100)
     phase = IdFilter(field_name="phase_id", label="Phase id")
-    created = django_filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
-    updated = django_filters.IsoDateTimeFromToRangeFilter(field_name="updated_at")
+    created = DateTimeRangeFilter(field_name="created_at")
+    updated = DateTimeRangeFilter(field_name="updated_at")
 
     class Meta:
         model = Task
@@ -51,7 +51,7 @@ class RunFilterSet(django_filters.FilterSet):
     mission = IdFilter(field_name="task__mission_id", label="Mission id")
     task = IdFilter(field_name="task_id", label="Task id")
     status = django_filters.MultipleChoiceFilter(choices=RunStatus.choices, label="Status")
-    created = django_filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
+    created = DateTimeRangeFilter(field_name="created_at")
 
     class Meta:
         model = Run
@@ -64,7 +64,7 @@ class ArtifactFilterSet(django_filters.FilterSet):
     run = IdFilter(field_name="run_id", label="Run id")
     kind = django_filters.MultipleChoiceFilter(choices=ArtifactKind.choices, label="Kind")
     name = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=200)
-    created = django_filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
+    created = DateTimeRangeFilter(field_name="created_at")
 
     class Meta:
         model = Artifact
@@ -80,7 +80,7 @@ class HistoryFilterSet(django_filters.FilterSet):
     )
     actor_kind = django_filters.ChoiceFilter(choices=ActorKind.choices, label="Actor kind")
     actor = django_filters.CharFilter(field_name="actor_user__username", max_length=150, label="Actor (username)")
-    created = django_filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
+    created = DateTimeRangeFilter(field_name="created_at")
 
     class Meta:
         model = HistoryEntry
@@ -101,7 +101,7 @@ class QuestionFilterSet(django_filters.FilterSet):
     task = IdFilter(field_name="task_id", label="Task id")
     status = django_filters.MultipleChoiceFilter(choices=QuestionStatus.choices, label="Status")
     addressed_to = django_filters.CharFilter(field_name="addressed_to__username", max_length=150)
-    created = django_filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
+    created = DateTimeRangeFilter(field_name="created_at")
 
     class Meta:
         model = apps.get_model("tasks", "Question")

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation
-from genesis.api.fields import TEXT_MAX, ObjectField
+from genesis.api.fields import TEXT_MAX, NameRelatedField, ObjectField
 from missions.choices import MissionMode
 
 
@@ -65,7 +65,7 @@ class BlueprintLaunchSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     objective = serializers.CharField(max_length=TEXT_MAX, required=False, allow_blank=True, default="",
                                       help_text="Defaults to the blueprint's objective, with the parameters put in.")
-    owner = serializers.SlugRelatedField(slug_field="username", queryset=get_user_model().objects.all(),
+    owner = NameRelatedField(slug_field="username", queryset=get_user_model().objects.all(),
                                          required=False, help_text="The Mission Owner; defaults to the caller.")
     mode = serializers.ChoiceField(choices=MissionMode.choices, default=MissionMode.STEP)
     params = ObjectField(required=False, default=dict, help_text="Parameter values by name.")

@@ -70,3 +70,27 @@ class ReasonSerializer(serializers.Serializer):
 
 class NoteSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+ID_MAX = 2**63 - 1
+
+
+class IdRelatedField(serializers.PrimaryKeyRelatedField):
+    """A related object by id: a whole number in range (not a float, a boolean or a huge value the database
+    would refuse) before it is looked up."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not (isinstance(data, int) or (isinstance(data, str) and data.isdigit())):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if not 1 <= int(data) <= ID_MAX:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(int(data))
+
+
+class NameRelatedField(serializers.SlugRelatedField):
+    """A related object by name (a username, an agent's name): text without NUL bytes, checked before lookup."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or "\x00" in data or len(data) > 200:
+            self.fail("invalid")
+        return super().to_internal_value(data)

@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.models import Connection
-from genesis.api.fields import TEXT_MAX, CriteriaField, EmailListField
+from genesis.api.fields import TEXT_MAX, CriteriaField, EmailListField, IdRelatedField, NameRelatedField
 from missions.choices import Role
 from missions.models import Membership, Mission, validate_email_list, validate_success_criteria
 
@@ -19,7 +19,7 @@ class ProgressSerializer(serializers.Serializer):
 
 
 class MissionSerializer(serializers.ModelSerializer):
-    owner = serializers.SlugRelatedField(
+    owner = NameRelatedField(
         slug_field="username", queryset=get_user_model().objects.all(), required=False,
         help_text="The Mission Owner's username; defaults to the caller.",
     )
@@ -27,10 +27,10 @@ class MissionSerializer(serializers.ModelSerializer):
     scope = serializers.CharField(max_length=TEXT_MAX, required=False, allow_blank=True)
     success_criteria = CriteriaField(required=False, validators=[validate_success_criteria])
     escalation_emails = EmailListField(required=False, validators=[validate_email_list])
-    source_connection = serializers.PrimaryKeyRelatedField(
+    source_connection = IdRelatedField(
         queryset=Connection.objects.all(), required=False, allow_null=True
     )
-    target_connection = serializers.PrimaryKeyRelatedField(
+    target_connection = IdRelatedField(
         queryset=Connection.objects.all(), required=False, allow_null=True
     )
     spec_file = serializers.SerializerMethodField(help_text="Download URL of the spec file, if any.")
@@ -64,7 +64,7 @@ class MissionSerializer(serializers.ModelSerializer):
 
 
 class MembershipSerializer(serializers.ModelSerializer):
-    user = serializers.SlugRelatedField(slug_field="username", queryset=get_user_model().objects.all())
+    user = NameRelatedField(slug_field="username", queryset=get_user_model().objects.all())
     role = serializers.ChoiceField(choices=Role.choices)
 
     class Meta:
@@ -74,4 +74,4 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 
 class MemberRemoveSerializer(serializers.Serializer):
-    user = serializers.SlugRelatedField(slug_field="username", queryset=get_user_model().objects.all())
+    user = NameRelatedField(slug_field="username", queryset=get_user_model().objects.all())

@@ -12,6 +12,7 @@ from rest_framework.viewsets import GenericViewSet
 
 from genesis.api.fields import NoteSerializer, ReasonSerializer
 from genesis.api.permissions import RolePermission
+from genesis.filters import DateTimeRangeFilter
 from missions import services
 from missions.api.selectors import missions_for_api
 from missions.api.serializers import MemberRemoveSerializer, MembershipSerializer, MissionSerializer
@@ -24,8 +25,10 @@ from tasks import engine
 class MissionAPIFilterSet(MissionFilterSet):
     """The missions page's filters, plus dates and ordering for API clients."""
 
-    created = django_filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
-    launched = django_filters.IsoDateTimeFromToRangeFilter(field_name="launched_at")
+    # The pages' owner filter looks the username up as a model choice; a text filter refuses NUL bytes first.
+    owner = django_filters.CharFilter(field_name="owner__username", max_length=150, label="Owner (username)")
+    created = DateTimeRangeFilter(field_name="created_at")
+    launched = DateTimeRangeFilter(field_name="launched_at")
     ordering = django_filters.OrderingFilter(
         fields=(("created_at", "created_at"), ("updated_at", "updated_at"), ("launched_at", "launched_at"),
                 ("name", "name"), ("status", "status"), ("id", "id")),

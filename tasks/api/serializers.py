@@ -10,7 +10,7 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from agents.models import Agent
-from genesis.api.fields import TEXT_MAX, CriteriaField, ObjectField
+from genesis.api.fields import TEXT_MAX, CriteriaField, IdRelatedField, NameRelatedField, ObjectField
 from missions.models import Mission
 from tasks.api import selectors
 from tasks.choices import ArtifactKind
@@ -22,16 +22,16 @@ def _user(request):
 
 
 class TaskSerializer(serializers.ModelSerializer):
-    mission = serializers.PrimaryKeyRelatedField(queryset=Mission.objects.none())
-    phase = serializers.PrimaryKeyRelatedField(queryset=Phase.objects.none(), required=False, allow_null=True)
+    mission = IdRelatedField(queryset=Mission.objects.none())
+    phase = IdRelatedField(queryset=Phase.objects.none(), required=False, allow_null=True)
     description = serializers.CharField(max_length=TEXT_MAX, required=False, allow_blank=True)
     acceptance_criteria = CriteriaField(required=False, validators=[validate_criteria_list])
     config = ObjectField(required=False)
-    owner_user = serializers.SlugRelatedField(
+    owner_user = NameRelatedField(
         slug_field="username", queryset=get_user_model().objects.all(), required=False, allow_null=True,
         help_text="The person who owns the task (exactly one of owner_user and owner_agent).",
     )
-    owner_agent = serializers.SlugRelatedField(
+    owner_agent = NameRelatedField(
         slug_field="name", queryset=Agent.objects.all(), required=False, allow_null=True,
         help_text="The agent (by name) that owns the task.",
     )
@@ -62,8 +62,8 @@ class TaskSerializer(serializers.ModelSerializer):
 
 
 class DependencySerializer(serializers.ModelSerializer):
-    task = serializers.PrimaryKeyRelatedField(queryset=Task.objects.none(), help_text="The task that waits.")
-    depends_on = serializers.PrimaryKeyRelatedField(queryset=Task.objects.none(), help_text="Its prerequisite.")
+    task = IdRelatedField(queryset=Task.objects.none(), help_text="The task that waits.")
+    depends_on = IdRelatedField(queryset=Task.objects.none(), help_text="Its prerequisite.")
     task_key = serializers.CharField(source="task.key", read_only=True)
     depends_on_key = serializers.CharField(source="depends_on.key", read_only=True)
     mission = serializers.IntegerField(source="task.mission_id", read_only=True)
@@ -111,9 +111,9 @@ def _actor_label(user, agent) -> str | None:
 
 
 class ArtifactSerializer(serializers.ModelSerializer):
-    mission = serializers.PrimaryKeyRelatedField(queryset=Mission.objects.none())
-    task = serializers.PrimaryKeyRelatedField(queryset=Task.objects.none(), required=False, allow_null=True)
-    run = serializers.PrimaryKeyRelatedField(queryset=Run.objects.none(), required=False, allow_null=True)
+    mission = IdRelatedField(queryset=Mission.objects.none())
+    task = IdRelatedField(queryset=Task.objects.none(), required=False, allow_null=True)
+    run = IdRelatedField(queryset=Run.objects.none(), required=False, allow_null=True)
     kind = serializers.ChoiceField(choices=ArtifactKind.choices)
     name = serializers.CharField(max_length=200, required=False, help_text="Defaults to the uploaded file's name.")
     file = serializers.FileField(

@@ -5,6 +5,7 @@ Plus the inputs a fuzzer may not reach: NUL bytes in paths, query strings and bo
 JSON and an unparseable multipart body."""
 
 import json
+from datetime import timedelta, timezone
 
 import pytest
 import schemathesis
@@ -142,3 +143,55 @@ def test_malformed_pagination_is_400(client, params):
     response = client.get("/api/v1/missions/", params)
     assert response.status_code == 400
     assert list(response.json()["errors"]) == list(params)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("params", [
+    {"created_before": "0001-01-01T00:00:00+05:00"}, {"launched_after": "not a date"},
+    {"created_after": "2026-13-01T00:00:00Z"},
+])
+def test_date_filters_the_database_cannot_hold_are_400(client, params):
+    response = client.get("/api/v1/missions/", params)
+    assert response.status_code == 400
+    # A range's two ends (created_after, created_before) are one filter: errors are keyed by its name.
+    assert list(response.json()["errors"]) == [next(iter(params)).rsplit("_", 1)[0]]
+
+
+@pytest.mark.django_db
+def test_odd_offsets_and_far_dates_are_converted_to_utc_not_sent_as_they_are(client, mission):
+    # PostgreSQL refuses an offset of +21:10 in a timestamp literal; in UTC it is an ordinary date.
+    response = client.get("/api/v1/missions/", {"created_after": "0192-08-05T16:16:05.1+21:10"})
+    assert response.status_code == 200
+    assert [m["id"] for m in response.json()["results"]] == [mission.pk]
+
+
+@pytest.mark.django_db
+def test_a_date_filter_with_an_offset_is_compared_in_utc(client, mission):
+    from missions.models import Mission
+
+    created = Mission.objects.get(pk=mission.pk).created_at
+    shifted = created.astimezone(timezone(timedelta(hours=14)))
+    rows = client.get("/api/v1/missions/", {"created_after": shifted.isoformat()}).json()["results"]
+    assert [m["id"] for m in rows] == [mission.pk]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", [1.7976931348623155e308, 2**70, True, "12abc", -3])
+def test_ids_the_database_cannot_hold_are_400(client, value):
+    response = client.post("/api/v1/missions/", {"name": "n", "objective": "o", "source_connection": value})
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["source_connection"]
+
+
+@pytest.mark.django_db
+def test_nul_bytes_in_names_of_related_objects_are_400(client, mission):
+    response = client.post("/api/v1/missions/", {"name": "n", "objective": "o", "owner": "le\x00ad"})
+    assert response.status_code == 400 and list(response.json()["errors"]) == ["owner"]
+    listed = client.get("/api/v1/missions/", {"owner": "le\x00ad"})
+    assert listed.status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_huge_id_in_the_path_is_404(client):
+    assert client.get(f"/api/v1/missions/{2**70}/").status_code == 404
+    assert client.get(f"/api/v1/tasks/{2**70}/").status_code == 404
