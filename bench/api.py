@@ -217,11 +217,20 @@ def write_report(rows: list[tuple[str, int, dict]], seeded: dict[str, int], dura
     for name, connections, result in rows:
         lines.append(f"| `{name}` | {connections} | {result['p50']:.1f} | {result['p99']:.1f} | {result['rps']:.0f} "
                      f"| {result['requests']:,} | {result['non2xx']} | {result['load']:.1f} |")
-    lines += ["", "Goal: p99 under 100 ms for the list endpoints at 50 concurrent clients.", ""]
+    at_50 = [r for name, c, r in rows if c == 50 and name.startswith("GET")]
+    met = bool(at_50) and all(r["p99"] < 100 for r in at_50)
+    lines += ["", "Goal: p99 under 100 ms for the list endpoints at 50 concurrent clients: "
+              + ("met in this run." if met else "**not met in this run.** With 50 clients queued on 2 sync workers, "
+                 "p99 is about 25 times one request's service time, so the goal needs a request served in under "
+                 "~4 ms of CPU; a load average far above the core count (other suites and benchmarks running "
+                 "beside it) multiplies that. Re-run `python -m bench.api` on a quiet machine before reading "
+                 "these figures as the API's."), ""]
     block = "\n".join(lines) + "\n"
     if SECTION in existing:
         start = existing.index(SECTION)
-        following = existing.find("\n## ", start + len(SECTION))
+        # The section ends where the next one starts: a heading, or another tool's marker comment.
+        ends = [i for i in (existing.find("\n## ", start + 1), existing.find("\n<!--", start + 1)) if i != -1]
+        following = min(ends, default=-1)
         existing = existing[:start] + block + (existing[following + 1:] if following != -1 else "")
     else:
         existing = existing.rstrip() + "\n\n" + block
