@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO ?= 1
 
-.PHONY: install run migrate test test-sqlite test-postgres lint check bench clean browser screenshots
+.PHONY: install run migrate test test-sqlite test-postgres lint check bench bench-api clean browser screenshots
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -56,3 +56,7 @@ clean:
 
 bench: install
 	$(PY) -m bench.engine $(BENCH_ARGS)
+
+# The REST API under load: PostgreSQL with 1,000 missions / 100,000 tasks, gunicorn, wrk (docs/benchmarks.md).
+bench-api: install
+	$(PY) -m bench.api $(BENCH_ARGS)
