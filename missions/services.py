@@ -6,7 +6,9 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.db import transaction
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from genesis.exceptions import DomainError, InvalidTransition
@@ -120,10 +122,12 @@ def _ensure_owner_membership(mission: Mission) -> None:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, FieldFile):  # before the pk check: an empty FieldFile raises on .url
+        return value.name or ""
+    if isinstance(value, File):
+        return value.name or ""
     if hasattr(value, "pk"):
         return value.pk
-    if hasattr(value, "name") and hasattr(value, "url"):  # a FieldFile
-        return value.name or ""
     return value
 
 

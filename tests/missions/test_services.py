@@ -109,3 +109,12 @@ def test_owner_cannot_lose_the_owner_role(mission, lead):
         services.membership_set(mission=mission, user=lead, role=Role.STAKEHOLDER)
     with pytest.raises(DomainError, match="cannot be removed"):
         services.membership_remove(mission=mission, user=lead)
+
+
+def test_update_attaches_a_spec_file_to_a_mission_without_one(mission, lead):
+    from django.core.files.base import ContentFile
+
+    updated = services.mission_update(mission=mission, actor=lead, spec_file=ContentFile(b"targets: {}", "p.yml"))
+    assert updated.spec_file.name.startswith("specs/") and updated.spec_file.name.endswith(".yml")
+    entry = HistoryEntry.objects.filter(event="mission.updated").get()
+    assert entry.data["changed"]["spec_file"]["from"] == ""
