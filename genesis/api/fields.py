@@ -55,6 +55,12 @@ class EmailListField(CleanJSONField):
     shape = list
     shape_message = "Must be a list of email addresses."
 
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not all(isinstance(item, str) and len(item) <= 320 for item in value):
+            self.fail_with(self.shape_message)
+        return value
+
 
 @extend_schema_field({"type": "object", "additionalProperties": True})
 class ObjectField(CleanJSONField):

@@ -195,3 +195,11 @@ def test_nul_bytes_in_names_of_related_objects_are_400(client, mission):
 def test_a_huge_id_in_the_path_is_404(client):
     assert client.get(f"/api/v1/missions/{2**70}/").status_code == 404
     assert client.get(f"/api/v1/tasks/{2**70}/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_an_email_list_of_numbers_is_400_not_500(client):
+    # Found by schemathesis: the model's validator assumed text.
+    response = client.post("/api/v1/missions/", {"name": "n", "objective": "o", "escalation_emails": [7422447]})
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"escalation_emails": ["Must be a list of email addresses."]}
