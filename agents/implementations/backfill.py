@@ -77,6 +77,11 @@ class BackfillAgent(BaseAgent):
                   "expected_sql": queries, "months": [m.as_dict() for m in results], "final_rows": totals,
                   "final_run_ok": final.success, "seconds": round(sum(m.seconds for m in results), 3)}
         write_json(context, "backfill_report.json", "report", report)
+        # Rows per target and month, as the stakeholder dashboard charts them.
+        write_json(context, "row_counts.json", "data", [
+            {"target": name, "month": m.month, "rows": m.actual.get(name, 0), "expected": m.expected.get(name, 0)}
+            for m in results for name in names
+        ])
         write(context, name="backfill_report.md", kind="report", content=report_markdown(results, names),
               content_type="text/markdown")
         bad = failing_months(results)

@@ -74,6 +74,11 @@ def test_backfill_rebuilds_month_by_month_and_matches_the_source(tmp_path, dbt_d
     # The targets are whole again afterwards.
     assert report["final_rows"] == {name: sum(c.values()) for name, c in per_month.items()}
     assert Artifact.objects.filter(run=context.run, name="backfill_report.md").exists()
+    # The stakeholder dashboard's chart data: one record per target and month, the rows built.
+    chart = json.loads(Artifact.objects.get(run=context.run, name="row_counts.json").file.read())
+    assert {(r["target"], r["month"]): r["rows"] for r in chart} == {
+        (name, month): per_month[name][month] for name in per_month for month in months
+    }
 
 
 def test_backfill_variance_fails_naming_the_months(tmp_path, dbt_dir):
