@@ -28,14 +28,14 @@ def can_view(user, mission: Mission) -> bool:
 
 def can_manage(user, mission: Mission) -> bool:
     """Mission Owner decisions: launch, pause, resume, cancel, close, approve, waive, edit."""
-    return bool(user.is_authenticated and (user.is_superuser or role_of(user, mission) == Role.MISSION_OWNER))
+    return bool(user.is_authenticated and (user.is_staff or role_of(user, mission) == Role.MISSION_OWNER))
 
 
 def can_work_on(user, mission: Mission) -> bool:
     """Task-level work (answer, act on owned tasks): owners and task owners, never stakeholders."""
     return bool(
         user.is_authenticated
-        and (user.is_superuser or role_of(user, mission) in {Role.MISSION_OWNER, Role.TASK_OWNER})
+        and (user.is_staff or role_of(user, mission) in {Role.MISSION_OWNER, Role.TASK_OWNER})
     )
 
 
@@ -43,6 +43,6 @@ def can_act_on_task(user, task) -> bool:
     """A task's own owner, or the mission's owner."""
     if not user.is_authenticated:
         return False
-    if user.is_superuser or task.owner_user_id == user.pk:
+    if user.is_staff or task.owner_user_id == user.pk:
         return True
     return role_of(user, task.mission) == Role.MISSION_OWNER

@@ -126,7 +126,7 @@ class BlueprintViewSet(ReadOnlyModelViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         owner = data.get("owner") or request.user
-        if owner.pk != request.user.pk and not request.user.is_superuser:
+        if owner.pk != request.user.pk and not request.user.is_staff:
             raise PermissionDenied("Only staff may launch a mission owned by someone else.")
         version = self._version(blueprint, data.get("version"))
         mission = services.blueprint_launch(

@@ -80,7 +80,7 @@ class MissionViewSet(
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         owner = data.pop("owner", None) or request.user
-        if owner.pk != request.user.pk and not request.user.is_superuser:
+        if owner.pk != request.user.pk and not request.user.is_staff:
             raise PermissionDenied("Only staff may create a mission owned by someone else.")
         mission = services.mission_create(owner=owner, actor=request.user, **data)
         return Response(self._render(mission, many=False).data, status=status.HTTP_201_CREATED)

@@ -118,3 +118,9 @@ def test_update_attaches_a_spec_file_to_a_mission_without_one(mission, lead):
     assert updated.spec_file.name.startswith("specs/") and updated.spec_file.name.endswith(".yml")
     entry = HistoryEntry.objects.filter(event="mission.updated").get()
     assert entry.data["changed"]["spec_file"]["from"] == ""
+
+
+def test_staff_may_do_everything_without_a_role(mission):
+    staff = UserFactory(username="platform-staff", is_staff=True)
+    assert role_of(staff, mission) is None
+    assert can_view(staff, mission) and can_manage(staff, mission) and can_work_on(staff, mission)
