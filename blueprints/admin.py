@@ -18,6 +18,7 @@ from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation, Miss
 from blueprints.selectors import blueprint_list
 from blueprints.services import blueprint_export, blueprint_import, phase_check_rerun, phase_check_waive
 from blueprints.validation import BlueprintInvalid
+from genesis.admin_utils import ReadOnlyAdminMixin
 from genesis.exceptions import DomainError
 from genesis.uploads import validate_upload_size
 from tasks.models import Phase
@@ -206,20 +207,11 @@ def _criteria_html(criteria) -> str:
 
 
 @admin.register(MissionOrigin)
-class MissionOriginAdmin(admin.ModelAdmin):
+class MissionOriginAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["mission", "blueprint_version", "created_at"]
     list_select_related = ["mission", "blueprint_version__blueprint"]
     search_fields = ["mission__name", "blueprint_version__blueprint__slug"]
     readonly_fields = ["mission", "blueprint_version", "params", "created_at"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class WaiveForm(forms.Form):
@@ -228,7 +220,7 @@ class WaiveForm(forms.Form):
 
 
 @admin.register(CheckEvaluation)
-class CheckEvaluationAdmin(admin.ModelAdmin):
+class CheckEvaluationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["evaluated_at", "mission", "phase", "task", "scope", "description", "outcome_display",
                     "message_short"]
     list_filter = ["scope", "passed", "check_type", "mission"]
@@ -265,15 +257,6 @@ class CheckEvaluationAdmin(admin.ModelAdmin):
             return ""
         return format_html('<a class="button" href="{}">Waive this failed check…</a>',
                            reverse("admin:blueprints_checkevaluation_waive", args=[obj.pk]))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         return [

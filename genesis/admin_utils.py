@@ -56,3 +56,17 @@ def history_table(entries) -> str:
         "<th>Status</th><th>Actor</th><th>Message</th></tr></thead><tbody>{}</tbody></table>",
         rows,
     )
+
+
+class ReadOnlyAdminMixin:
+    """For records that change only through services (runs, history, questions...): the admin shows them and
+    offers no add, edit or delete."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -5,7 +5,7 @@ from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html
 
-from genesis.admin_utils import history_table
+from genesis.admin_utils import ReadOnlyAdminMixin, history_table
 from genesis.exceptions import DomainError
 from genesis.uploads import validate_upload_size
 from tasks import services
@@ -173,7 +173,7 @@ class PhaseAdmin(admin.ModelAdmin):
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["task", "mission", "attempt", "status", "worker", "started_at", "finished_at"]
     list_filter = ["status"]
     list_select_related = ["task__mission"]
@@ -183,15 +183,6 @@ class RunAdmin(admin.ModelAdmin):
     @admin.display(description="Mission")
     def mission(self, obj):
         return obj.task.mission
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ArtifactForm(forms.ModelForm):
@@ -261,7 +252,7 @@ class ArtifactAdmin(admin.ModelAdmin):
 
 
 @admin.register(HistoryEntry)
-class HistoryEntryAdmin(admin.ModelAdmin):
+class HistoryEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "mission", "task", "event", "status_change", "actor_display", "message"]
     list_filter = ["actor_kind", "mission"]
     list_select_related = ["mission", "task", "actor_user", "actor_agent"]
@@ -277,18 +268,9 @@ class HistoryEntryAdmin(admin.ModelAdmin):
     def actor_display(self, obj):
         return obj.actor_label
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Question)
-class QuestionAdmin(admin.ModelAdmin):
+class QuestionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Questions agents asked; answered through the pages or API (``question_answer``), read-only here."""
 
     list_display = ["text", "mission", "task", "addressed_to", "status", "answer", "created_at"]
@@ -297,18 +279,9 @@ class QuestionAdmin(admin.ModelAdmin):
     search_fields = ["text", "answer", "task__key", "mission__name"]
     readonly_fields = [f.name for f in Question._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Escalation messages and their delivery (attempts, last error), read-only."""
 
     list_display = ["subject", "mission", "channel", "target", "status", "attempts", "created_at", "sent_at"]
@@ -316,12 +289,3 @@ class NotificationAdmin(admin.ModelAdmin):
     list_select_related = ["mission"]
     search_fields = ["subject", "target", "mission__name"]
     readonly_fields = [f.name for f in Notification._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
