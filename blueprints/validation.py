@@ -153,7 +153,11 @@ _StrictLoader.yaml_implicit_resolvers = {
 
 
 def parse_yaml(text: str, filename: str) -> Any:
-    loader = _StrictLoader(text)
+    try:
+        # The reader checks the characters as it is built, so building it belongs inside the try too.
+        loader = _StrictLoader(text)
+    except yaml.YAMLError as error:
+        raise BlueprintInvalid(filename, [BlueprintError("(file)", f"not valid YAML: {error}")]) from None
     loader.duplicate_errors = []
     try:
         data = loader.get_single_data()

@@ -221,3 +221,11 @@ def test_substitution_keeps_types_for_whole_placeholders_and_writes_text_inside_
     assert substitute({"t": "{{ tables }}", "n": "{{n}}", "s": "Load {{ name }} ({{ tables }}) x{{ n }}",
                        "keep": "{{ other }}"}, values) == {
         "t": ["a", "b"], "n": 3, "s": "Load claims (a, b) x3", "keep": "{{ other }}"}
+
+
+def test_a_file_with_control_characters_is_refused_not_a_crash():
+    from blueprints.validation import BlueprintInvalid, parse_yaml
+
+    with pytest.raises(BlueprintInvalid) as error:
+        parse_yaml("name: caf\u00e9\u008b", "bad.yaml")
+    assert "bad.yaml: (file): not valid YAML: unacceptable character #x008b" in str(error.value)
