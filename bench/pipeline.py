@@ -110,8 +110,9 @@ def run_size(claims: int, seed: int) -> dict:
 def markdown(results: list[dict]) -> str:
     lines = [START, "## Pipeline: the Healthcare Data Pipeline mission headless (issue 7)", "",
              f"`python -m bench.pipeline`, {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-             f"Python {platform.python_version()}, SQLite source and target, run on {time.strftime('%Y-%m-%d')} "
-             "while other work shared the machine. Times in seconds.", ""]
+             f"Python {platform.python_version()}, SQLite source and target, run on {time.strftime('%Y-%m-%d')}; "
+             "the 1-minute load average at the start and end of each size is shown (other work on the two cores "
+             "slows every step). Times in seconds.", ""]
     for r in results:
         lines += [f"### {r['claims']:,} claims (seed {r['seed']}): mission {r['status']}",
                   ""]
