@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
+from agents.dbt.services import environment_build_request, environment_set
 from agents.models import (
     Agent,
     Connection,
@@ -11,6 +12,7 @@ from agents.models import (
     MappingSpecVersion,
     split_password,
 )
+from genesis.admin_utils import service_action
 from genesis.exceptions import DomainError
 
 
@@ -73,9 +75,13 @@ class EnvironmentAdmin(admin.ModelAdmin):
     autocomplete_fields = ["target"]
     search_fields = ["mission__name", "target__name"]
 
-    def save_model(self, request, obj, form, change):
-        from agents.dbt.services import environment_set
+    actions = [
+        service_action(environment_build_request, keyword="environment", noun="environment(s)",
+                       name="action_build_now", verb="Requested a build in",
+                       description="Build the dbt project in this environment now"),
+    ]
 
+    def save_model(self, request, obj, form, change):
         saved = environment_set(mission=obj.mission, name=obj.name, target=obj.target, actor=request.user,
                                 description=obj.description)
         obj.pk = saved.pk

@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters
 
 from agents.choices import Engine, MappingStatus, Purpose
-from agents.models import Agent, Connection, MappingSpecVersion
+from agents.models import Agent, Connection, Environment, MappingSpecVersion
 from genesis.filters import IdFilter, StrictBooleanFilter
 
 
@@ -37,3 +37,13 @@ class MappingSpecVersionFilterSet(django_filters.FilterSet):
     class Meta:
         model = MappingSpecVersion
         fields = ["mission", "target_table", "status"]
+
+
+class EnvironmentFilterSet(django_filters.FilterSet):
+    mission = IdFilter(field_name="mission_id", label="Mission id")
+    name = django_filters.MultipleChoiceFilter(choices=Environment.Name.choices)
+    target = IdFilter(field_name="target_id", label="Target connection id")
+
+    class Meta:
+        model = Environment
+        fields = ["mission", "name", "target"]

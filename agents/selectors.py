@@ -1,11 +1,11 @@
-"""Reads of mapping specs shared by agents, pages and the API."""
+"""Reads of mapping specs and environments shared by agents, pages and the API."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 
 from agents.choices import MappingStatus
-from agents.models import MappingSpec, MappingSpecVersion
+from agents.models import Environment, MappingSpec, MappingSpecVersion
 
 
 def mapping_specs_of(*, mission) -> QuerySet[MappingSpec]:
@@ -103,3 +103,18 @@ def mapping_lineage(*, mission) -> list[MappingSpecVersion]:
                 "rule": column.get("rule", ""),
             })
     return result
+
+
+# dev, test, stage, prod: the order a project is promoted in (not alphabetical).
+_STAGE_ORDER = Case(*[When(name=name, then=Value(i)) for i, name in enumerate(Environment.Name.values)],
+                    output_field=IntegerField())
+
+
+def environments() -> QuerySet[Environment]:
+    """Every environment with its mission and target connection, per mission in stage order (one query)."""
+    return Environment.objects.select_related("mission", "target").order_by("mission_id", _STAGE_ORDER)
+
+
+def environments_of(*, mission) -> QuerySet[Environment]:
+    """The mission's environments with their target connections, dev → prod (one query)."""
+    return Environment.objects.select_related("target").filter(mission=mission).order_by(_STAGE_ORDER)

@@ -11,24 +11,25 @@ from django.utils.html import format_html, format_html_join
 from genesis.exceptions import DomainError
 
 
-def service_action(service: Callable, *, description: str, verb: str) -> Callable:
-    """An admin action that calls ``service(mission=obj, actor=user)`` per selected row and reports each
+def service_action(service: Callable, *, description: str, verb: str, keyword: str = "mission",
+                   noun: str = "mission(s)", name: str = "") -> Callable:
+    """An admin action that calls ``service(<keyword>=obj, actor=user)`` per selected row and reports each
     refusal by name instead of failing the whole batch."""
 
     def action(modeladmin, request, queryset: QuerySet) -> None:
         done, refused = 0, []
         for obj in queryset:
             try:
-                service(mission=obj, actor=request.user)
+                service(**{keyword: obj}, actor=request.user)
                 done += 1
             except DomainError as error:
                 refused.append(error.message)
         if done:
-            modeladmin.message_user(request, f"{verb} {done} mission(s).", messages.SUCCESS)
+            modeladmin.message_user(request, f"{verb} {done} {noun}.", messages.SUCCESS)
         for message in refused:
             modeladmin.message_user(request, message, messages.ERROR)
 
-    action.__name__ = f"action_{verb.lower()}"
+    action.__name__ = name or f"action_{verb.lower()}"
     return admin.action(description=description)(action)
 
 

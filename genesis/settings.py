@@ -161,6 +161,7 @@ SPECTACULAR_SETTINGS = {
         "TaskStatusEnum": "tasks.choices.TaskStatus",
         "RunStatusEnum": "tasks.choices.RunStatus",
         "PhaseStatusEnum": "tasks.choices.PhaseStatus",
+        "EnvironmentNameEnum": "agents.models.Environment.Name",
     },
 }
 

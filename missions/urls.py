@@ -13,6 +13,8 @@ urlpatterns = [
             name="control"),
     path("missions/<int:pk>/phases/<int:phase_pk>/recheck/", views.phase_recheck, name="recheck"),
     path("missions/<int:pk>/checks/<int:check_pk>/waive/", views.check_waive, name="waive"),
+    path("missions/<int:pk>/environments/<int:environment_pk>/build/", views.environment_build,
+         name="environment_build"),
     path("my-work/", views.my_work, name="my_work"),
     path("dashboard/", views.dashboard, name="dashboard"),
 ]

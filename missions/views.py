@@ -1,5 +1,6 @@
 """Mission pages: the missions list, the cockpit, the history timeline, "My work" and the stakeholder
-dashboard, and the Mission Owner's controls (launch, pause, resume, cancel).
+dashboard, the Mission Owner's controls (launch, pause, resume, cancel) and builds into the mission's
+environments.
 
 Every view reads the mission through ``Mission.objects.visible_to`` (another mission is 404) and checks the
 person's role before any write (a stakeholder gets 403). One URL serves a page and its HTMX fragments.
@@ -105,6 +106,7 @@ COCKPIT_FRAGMENTS = {
     "phases": "missions/htmx/phases.html",
     "recent-history": "missions/htmx/recent_history.html",
     "artifacts": "missions/htmx/artifacts.html",
+    "environments": "missions/htmx/environments.html",
 }
 
 
@@ -154,7 +156,21 @@ def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
         return {"artifacts": list(task_selectors.mission_artifacts(mission)[:50])}
     if part == "recent-history":
         return {"recent_history": list(task_selectors.mission_history(mission)[:25])}
+    if part == "environments":
+        return {"environments": _environments(request, mission)}
     return {}
+
+
+def _environments(request: HttpRequest, mission: Mission) -> list:
+    """The mission's environments (one query), each marked with whether this person may build in it."""
+    from agents.dbt.services import environment_build_roles
+    from agents.selectors import environments_of
+
+    role = role_of(request.user, mission)
+    environments = list(environments_of(mission=mission))
+    for environment in environments:
+        environment.can_build = request.user.is_staff or role in environment_build_roles(environment.name)
+    return environments
 
 
 def _role_label(role: str | None, user) -> str:
@@ -307,6 +323,46 @@ def check_waive(request: HttpRequest, mission: Mission, check_pk: int) -> HttpRe
     else:
         messages.success(request, "Check waived; the reason is recorded in the history.")
     return _back_to_cockpit(request, mission)
+
+
+# --- environments -----------------------------------------------------------------------------------
+
+
+@page_login_required
+@require_POST
+def environment_build(request: HttpRequest, pk: int, environment_pk: int) -> HttpResponse:
+    """Build the mission's dbt project in one of its environments (a background job): 404 for another mission's
+    environment, 403 for a stakeholder (and for a Task Owner in prod); the panel again, saying what happened."""
+    from agents.dbt.services import environment_build_request
+    from agents.models import Environment
+
+    mission = mission_for(request, pk)
+    environment = get_object_or_404(Environment.objects.select_related("target"), pk=environment_pk, mission=mission)
+    environment.mission = mission
+    if not can_work_on(request.user, mission):
+        raise PermissionDenied("Only the Mission Owner or a Task Owner can build in an environment.")
+    message, error = "", None
+    try:
+        environment_build_request(environment=environment, actor=request.user)
+    except DomainError as refused:
+        if refused.code == "permission_denied":
+            raise PermissionDenied(refused.message) from None
+        error = refused
+    else:
+        message = (f"Build of the dbt project in {environment.name} ({environment.target.name}) requested: it runs "
+                   "in the background and its outcome appears in the history.")
+    if not is_fragment(request):
+        if error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, message)
+        return redirect(reverse("missions:cockpit", args=[mission.pk]))
+    context = {"mission": mission, "environments": _environments(request, mission), "build_message": message,
+               "build_error": error, "can_manage": can_manage(request.user, mission), "live": not mission.is_finished}
+    response = render(request, "missions/htmx/environments.html", context, status=422 if error else 200)
+    if not error:
+        response["HX-Trigger"] = "genesis:changed"  # the recent history shows the request at once
+    return response
 
 
 # --- My work and the stakeholder dashboard -----------------------------------------------------------

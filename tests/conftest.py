@@ -47,3 +47,14 @@ def mission(lead, analyst, viewer):
     mission_services.membership_set(mission=m, user=analyst, role=Role.TASK_OWNER, actor=lead)
     mission_services.membership_set(mission=m, user=viewer, role=Role.STAKEHOLDER, actor=lead)
     return m
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    """Records the django-q2 jobs ``async_task`` is asked for, as ``(func, args, kwargs)``, without running them.
+    Jobs are enqueued on commit: run the code under ``django_capture_on_commit_callbacks(execute=True)``."""
+    import django_q.tasks
+
+    calls = []
+    monkeypatch.setattr(django_q.tasks, "async_task", lambda func, *args, **kwargs: calls.append((func, args, kwargs)))
+    return calls

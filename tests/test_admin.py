@@ -187,3 +187,38 @@ def test_history_is_read_only_in_the_admin(client_admin, mission):
 
 def test_agents_are_registered_for_autocomplete():
     assert admin.site._registry[AgentFactory._meta.model].search_fields
+
+
+def test_the_build_now_action_requests_a_build_per_environment_and_names_each_refusal(
+        client_admin, mission, monkeypatch, enqueued, django_capture_on_commit_callbacks):
+    from agents.dbt import services as dbt_services
+    from agents.models import Environment
+    from genesis.exceptions import DomainError
+    from tests.factories import ConnectionFactory
+
+    dev, stage, prod = (dbt_services.environment_set(mission=mission, name=name, target=ConnectionFactory(), actor=None)
+                        for name in ("dev", "stage", "prod"))
+    url = _url(Environment, "changelist")
+    assert "Build the dbt project in this environment now" in client_admin.get(url).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_admin.post(url, {"action": "action_build_now", "_selected_action": [dev.pk, stage.pk]},
+                                     follow=True)
+    assert "Requested a build in 2 environment(s)." in response.content.decode()
+    assert sorted(args for _, args, _ in enqueued) == sorted([(dev.pk, response.wsgi_request.user.pk),
+                                                              (stage.pk, response.wsgi_request.user.pk)])
+    assert sorted(HistoryEntry.objects.filter(mission=mission, event="environment.build_requested")
+                  .values_list("data__environment", "actor_user__username")) == [("dev", "root"), ("stage", "root")]
+
+    def refuse_prod(*, mission, actor, roles, action):
+        if action == "build in prod":
+            raise DomainError("Production is frozen until the audit is over.", code="permission_denied")
+
+    monkeypatch.setattr(dbt_services, "_require_role", refuse_prod)
+    enqueued.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_admin.post(url, {"action": "action_build_now", "_selected_action": [dev.pk, prod.pk]},
+                                     follow=True)
+    content = response.content.decode()
+    assert "Requested a build in 1 environment(s)." in content
+    assert "Production is frozen until the audit is over." in content
+    assert [args[0] for _, args, _ in enqueued] == [dev.pk]

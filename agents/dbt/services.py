@@ -43,15 +43,20 @@ def environment_set(*, mission, name: str, target: Connection, actor: Actor = No
     return environment
 
 
+def environment_build_roles(name: str) -> set[str]:
+    """The mission roles that may build in environment ``name``: prod needs the Mission Owner, the others a
+    Mission Owner or a Task Owner (staff may always)."""
+    return {Role.MISSION_OWNER} if name == Environment.Name.PROD else {Role.MISSION_OWNER, Role.TASK_OWNER}
+
+
 @transaction.atomic
 def environment_build_request(*, environment: Environment, actor: Actor) -> None:
     """Ask for the mission's approved dbt project to be built in ``environment`` (a background job)."""
     from django_q.tasks import async_task
 
     mission = environment.mission
-    roles = {Role.MISSION_OWNER} if environment.name == Environment.Name.PROD else {Role.MISSION_OWNER,
-                                                                                      Role.TASK_OWNER}
-    _require_role(mission=mission, actor=actor, roles=roles, action=f"build in {environment.name}")
+    _require_role(mission=mission, actor=actor, roles=environment_build_roles(environment.name),
+                  action=f"build in {environment.name}")
     history_record(mission=mission, event="environment.build_requested", actor=actor,
                    message=f"Build of the dbt project in {environment.name} ({environment.target.name}) requested.",
                    data={"environment": environment.name})

@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from agents.dbt.services import environment_set
 from genesis.wsgi import application
 from missions.models import Mission
-from tests.factories import TaskFactory
+from tests.factories import ConnectionFactory, TaskFactory
 
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
 MAX_EXAMPLES = 10
@@ -43,9 +44,10 @@ schema = _load_schema()
 
 @pytest.fixture
 def world(db, lead, mission, agent):
-    """A token for the lead and the lead's mission with a task, for the fuzzer to act on."""
+    """A token for the lead and the lead's mission with a task and an environment, for the fuzzer to act on."""
     Token.objects.create(user=lead, key=TOKEN)
     TaskFactory(mission=mission, key="seed", owner_agent=agent)
+    environment_set(mission=mission, name="dev", target=ConnectionFactory(purpose="target"), actor=lead)
     # Keep the test's transaction: the WSGI handler would otherwise close the connection after each request.
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)

@@ -91,6 +91,37 @@ def test_environments_build_the_project_into_their_own_target_with_permission_ch
     assert ("refresh.succeeded", analyst.pk) in events
 
 
+def test_an_environment_build_before_any_approved_project_fails_with_a_recorded_message(
+        tmp_path, dbt_dir, bronze_b, lead):
+    """No approved mapping spec (so no dbt project revision) yet: the job records a clear failure, never crashes,
+    and the environment keeps saying it was never built."""
+    from agents.jobs import environment_build as environment_build_job
+
+    pipeline = Pipeline(tmp_path, bronze_b)
+    Membership.objects.update_or_create(mission=pipeline.mission, user=lead, defaults={"role": Role.MISSION_OWNER})
+    pipeline.mission.escalation_emails = ["oncall@example.com"]
+    pipeline.mission.save(update_fields=["escalation_emails"])
+    stage = Connection.objects.create(name="HCLS_STAGE", engine="sqlite", location=str(tmp_path / "stage.sqlite3"),
+                                      purpose="target")
+    env = dbt_services.environment_set(mission=pipeline.mission, name="stage", target=stage, actor=lead)
+
+    result = environment_build_job(env.pk, lead.pk)
+
+    expected = "No approved mapping spec for this mission: approve the mapping specs before building."
+    assert result["ok"] is False and result["error"] == expected and result["revision"] == ""
+    failed = HistoryEntry.objects.get(mission=pipeline.mission, event="refresh.failed")
+    assert (failed.actor_user, failed.message) == (lead, f"Stage build failed: {expected}")
+    assert failed.data["label"] == "stage build"
+    env.refresh_from_db()
+    assert env.last_built_at is None and env.last_revision == ""
+    assert not (tmp_path / "stage.sqlite3").exists()  # nothing was built into the target
+    note = Notification.objects.get(mission=pipeline.mission, event="refresh.failed")
+    assert note.target == "oncall@example.com" and expected in note.body
+    pk = env.pk
+    env.delete()  # deleted between the request and the job: said, not raised
+    assert environment_build_job(pk, lead.pk) == {"ok": False, "error": f"Environment {pk} no longer exists."}
+
+
 def test_handoff_bundles_specs_project_queries_logs_backfill_and_notes(tmp_path, dbt_dir, bronze_b):
     pipeline = Pipeline(tmp_path, bronze_b)
     for kind, extra in (("dbt_build", {}), ("data_quality", {}), ("backfill", {"months": ["2023-03"]})):
