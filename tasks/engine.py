@@ -43,7 +43,7 @@ from missions.models import Mission
 from tasks import notifications, services
 from tasks.acceptance import evaluate_acceptance, evaluate_success
 from tasks.choices import TASK_FINISHED, PhaseStatus, QuestionStatus, RunStatus, TaskStatus
-from tasks.history import Actor, history_record
+from tasks.history import Actor, history_batch, history_record
 from tasks.models import Dependency, HistoryEntry, Question, Run, Task
 from tasks.phase_gate import WORKABLE, phases_advance
 
@@ -119,15 +119,21 @@ def _unfinished_parent(task_ref) -> Exists:
     )
 
 
+def _lock_pending(candidates: Q) -> list[int]:
+    """Lock the pending tasks among ``candidates`` (in id order, so concurrent dispatchers never deadlock)."""
+    return list(Task.objects.select_for_update().filter(candidates, status=TaskStatus.PENDING)
+                .order_by("pk").values_list("pk", flat=True))
+
+
 def _promote(*, mission: Mission, candidate_ids: list[int], actor: Actor = None) -> list[int]:
     """Move the candidates that really are ready (checked under their row locks) on: agent tasks get a queued
     run, people's tasks go to their inbox. Returns the run ids enqueued."""
     if not candidate_ids or mission.status != MissionStatus.ACTIVE:
         return []
-    locked = list(
-        Task.objects.select_for_update().filter(pk__in=sorted(candidate_ids), status=TaskStatus.PENDING)
-        .order_by("pk").values_list("pk", flat=True)
-    )
+    return _promote_locked(mission=mission, locked=_lock_pending(Q(pk__in=sorted(candidate_ids))), actor=actor)
+
+
+def _promote_locked(*, mission: Mission, locked: list[int], actor: Actor = None) -> list[int]:
     if not locked:
         return []
     # Read after the locks: a parent that finished in a transaction committed meanwhile is seen as finished, so a
@@ -152,14 +158,16 @@ def _start_ready(*, mission: Mission, tasks: list[Task], actor: Actor = None,
     run_ids: list[int] = []
     became_ready = "All prerequisites are done."
     if agent_tasks:
-        runs = services.runs_create_bulk(tasks=agent_tasks, actor=actor, enqueue_now=True)
-        if from_status == TaskStatus.PENDING:
-            services.tasks_transition_bulk(task_ids=[t.pk for t in agent_tasks], from_status=TaskStatus.PENDING,
-                                           to=TaskStatus.READY, message=became_ready, then_to=TaskStatus.QUEUED,
-                                           then_message="Queued for its agent.", actor=actor, rows_locked=True)
-        else:
-            services.tasks_transition_bulk(task_ids=[t.pk for t in agent_tasks], from_status=TaskStatus.READY,
-                                           to=TaskStatus.QUEUED, actor=actor, message="Queued for its agent.")
+        with history_batch():  # the runs' and the tasks' entries in one INSERT
+            runs = services.runs_create_bulk(tasks=agent_tasks, actor=actor, enqueue_now=True)
+            if from_status == TaskStatus.PENDING:
+                services.tasks_transition_bulk(
+                    task_ids=[t.pk for t in agent_tasks], from_status=TaskStatus.PENDING, to=TaskStatus.READY,
+                    message=became_ready, then_to=TaskStatus.QUEUED, then_message="Queued for its agent.",
+                    actor=actor, locked_rows=[(t.pk, t.mission_id) for t in agent_tasks])
+            else:
+                services.tasks_transition_bulk(task_ids=[t.pk for t in agent_tasks], from_status=TaskStatus.READY,
+                                               to=TaskStatus.QUEUED, actor=actor, message="Queued for its agent.")
         run_ids = [r.pk for r in runs]
         enqueue_runs(run_ids, stamped=True)
     if person_tasks and from_status == TaskStatus.PENDING:
@@ -209,12 +217,12 @@ def after_task_done(*, task: Task, actor: Actor = None) -> None:
     mission = task.mission
     if mission.status != MissionStatus.ACTIVE:
         return
-    children = list(Dependency.objects.filter(depends_on_id=task.pk).values_list("task_id", flat=True))
-    if children:
-        _promote(mission=mission, candidate_ids=children, actor=actor)
+    # Its pending dependents, found and locked in one statement.
+    pending = _lock_pending(Q(pk__in=Dependency.objects.filter(depends_on_id=task.pk).values("task_id")))
+    _promote_locked(mission=mission, locked=pending, actor=actor)
     if task.phase_id is not None:
         _advance_phases(mission=mission, actor=actor)
-    if not children:
+    if not pending:  # nothing waited on it: it may have been the last task
         _maybe_complete(mission_id=mission.pk, actor=actor)
 
 
@@ -407,14 +415,17 @@ class Lease:
 
 def _claim(run_id: int) -> tuple[Run, uuid.UUID] | None:
     """Claim a queued run for this worker, or say why not (another holds it, it already ran, its mission waits)."""
-    with transaction.atomic():
+    with transaction.atomic(), history_batch():
         qs = Run.objects.select_related("task__mission", "task__owner_agent")
         run = None
+        # The run and its task are locked in one statement: the claim changes both (run, then task: the order
+        # every path that changes a run's task keeps).
+        of = {"of": ("self", "task")} if _is_postgres() else {}
         if _is_postgres():
-            run = qs.select_for_update(skip_locked=True, of=("self",)).filter(pk=run_id).first()
+            run = qs.select_for_update(skip_locked=True, **of).filter(pk=run_id).first()
         if run is None:
             # Locked by another transaction (a duplicate delivery being claimed, a cancel): wait for it, then look.
-            run = qs.select_for_update(**({"of": ("self",)} if _is_postgres() else {})).filter(pk=run_id).first()
+            run = qs.select_for_update(**of).filter(pk=run_id).first()
         if run is None:
             return None  # gone
         task, mission = run.task, run.task.mission
@@ -434,7 +445,8 @@ def _claim(run_id: int) -> tuple[Run, uuid.UUID] | None:
             lease_expires_at=now + timedelta(seconds=lease_seconds()), heartbeat_at=now,
             message=f"Claimed by {_worker_id()}.",
         )
-        services.task_transition(task=task, to=TaskStatus.RUNNING, expected=TaskStatus.QUEUED, run=run)
+        services.task_transition(task=task, to=TaskStatus.RUNNING, expected=TaskStatus.QUEUED, run=run,
+                                 already_locked=True)
         return run, token
 
 
@@ -559,14 +571,15 @@ def _record(*, run: Run, token, outcome: Outcome, log: RunLog) -> str:
                       result={**outcome.outputs, "checks": verdict.results})
             return "failed"
         with _as_lease_holder(run):
-            done = services.run_transition(
-                run=run, to=RunStatus.SUCCEEDED, held_token=token, require_token=True, actor=agent,
-                message=outcome.summary or "Succeeded.", log=log.text,
-                result={**outcome.outputs, **({"checks": verdict.results} if verdict.results else {})},
-            )
-            services.task_transition(task=task, to=TaskStatus.DONE, expected=TaskStatus.RUNNING, run=done,
-                                     actor=agent, message=outcome.summary or "Done.")
-            after_task_done(task=task, actor=agent)
+            with history_batch():  # the run's and the task's entries in one INSERT
+                done = services.run_transition(
+                    run=run, to=RunStatus.SUCCEEDED, held_token=token, require_token=True, actor=agent,
+                    message=outcome.summary or "Succeeded.", log=log.text, lock_task=True,
+                    result={**outcome.outputs, **({"checks": verdict.results} if verdict.results else {})},
+                )
+                services.task_transition(task=done.task, to=TaskStatus.DONE, expected=TaskStatus.RUNNING, run=done,
+                                         actor=agent, message=outcome.summary or "Done.", already_locked=True)
+            after_task_done(task=done.task, actor=agent)  # reads history (exit checks): after the batch
         return "succeeded"
     if isinstance(outcome, NeedsApproval):
         with _as_lease_holder(run):

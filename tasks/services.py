@@ -27,7 +27,7 @@ from tasks.choices import (
     TaskStatus,
 )
 from tasks.graph import cycle_keys, find_cycle, mission_edges
-from tasks.history import Actor, actor_fields, history_record
+from tasks.history import Actor, actor_fields, history_add, history_record
 from tasks.models import Artifact, Dependency, HistoryEntry, Notification, Phase, Question, Run, Task
 
 TASK_EDITABLE_FIELDS = frozenset(
@@ -154,13 +154,18 @@ def task_transition(
     data: dict | None = None,
     run: Run | None = None,
     expected: str | frozenset[str] | None = None,
+    already_locked: bool = False,
 ) -> Task:
     """The only way a task's status changes: row-locked, checked against the table, recorded in history.
 
     ``expected`` lets a caller say which status it saw; if another worker changed the task meanwhile,
-    the change is refused instead of overwriting the newer state.
+    the change is refused instead of overwriting the newer state. ``already_locked``: the caller selected
+    ``task`` FOR UPDATE in the current transaction, so its status is current (one round trip saved).
     """
-    locked = Task.objects.select_for_update().get(pk=task.pk)
+    if already_locked and transaction.get_connection().in_atomic_block:
+        locked = task
+    else:
+        locked = Task.objects.select_for_update().get(pk=task.pk)
     current = locked.status
     if expected is not None:
         wanted = {expected} if isinstance(expected, str) else set(expected)
@@ -309,12 +314,14 @@ def run_transition(
     held_token=None,
     require_token: bool = False,
     already_locked: bool = False,
+    lock_task: bool = False,
     **fields: Any,
 ) -> Run:
     """The only way a run's status changes. With ``require_token`` a worker must hold the current lease:
     a stale worker's late result is refused, and the refusal itself is recorded in history. ``held_token`` is
     the lease the caller holds; ``lease_token`` among ``fields`` sets a new one. ``already_locked`` says the caller
-    selected ``run`` FOR UPDATE (with its task and mission) in the current transaction."""
+    selected ``run`` FOR UPDATE (with its task and mission) in the current transaction; ``lock_task`` locks the run's
+    task in the same statement (the caller changes the task next: ``task_transition(..., already_locked=True)``)."""
     allowed_fields = {"worker", "lease_token", "lease_expires_at", "heartbeat_at", "log", "result", "error"}
     unknown = set(fields) - allowed_fields
     if unknown:
@@ -323,7 +330,8 @@ def run_transition(
         if already_locked and transaction.get_connection().in_atomic_block:
             locked = run
         else:
-            locked = Run.objects.select_for_update(of=("self",)).select_related("task__mission").get(pk=run.pk)
+            of = ("self", "task") if lock_task else ("self",)
+            locked = Run.objects.select_for_update(of=of).select_related("task__mission").get(pk=run.pk)
         current = locked.status
         stale = require_token and (held_token is None or str(locked.lease_token) != str(held_token))
         if not stale:
@@ -350,13 +358,16 @@ def _run_apply(locked: Run, *, to: str, actor: Actor, message: str, data: dict |
     locked.status = to
     for field, value in fields.items():
         setattr(locked, field, value)
+    changed = {"status", *fields}  # saved alone: the log and result of a long run are not written back again
     if to in _RUN_TIMESTAMPS and getattr(locked, _RUN_TIMESTAMPS[to]) is None:
         setattr(locked, _RUN_TIMESTAMPS[to], now)
+        changed.add(_RUN_TIMESTAMPS[to])
     if to in _RUN_FINAL:
         locked.finished_at = now
         locked.lease_token = None
         locked.lease_expires_at = None
-    locked.save()
+        changed |= {"finished_at", "lease_token", "lease_expires_at"}
+    locked.save(update_fields=sorted(changed))
     history_record(mission_id=locked.task.mission_id, task=locked.task, run=locked, event=f"run.{to}", actor=actor,
                    from_status=current, to_status=to, message=message, data=data)
     return locked
@@ -448,7 +459,8 @@ def _creator_fields(actor: Actor) -> dict[str, Any]:
 @joined_atomic
 def tasks_transition_bulk(
     *, task_ids: list[int], from_status: str, to: str, actor: Actor = None, message: str = "",
-    data: dict | None = None, then_to: str | None = None, then_message: str = "", rows_locked: bool = False,
+    data: dict | None = None, then_to: str | None = None, then_message: str = "",
+    locked_rows: list[tuple[int, int]] | None = None,
 ) -> list[int]:
     """Move every listed task that is still ``from_status`` to ``to`` (and on to ``then_to``, when given: both
     steps checked against the table and recorded); returns the ids that moved.
@@ -461,21 +473,22 @@ def tasks_transition_bulk(
                                     allowed=sorted(TASK_TRANSITIONS[before]))
     if not task_ids:
         return []
-    # ``rows_locked``: the caller holds these rows' locks in this transaction and saw them in ``from_status``.
-    query = Task.objects.filter(pk__in=task_ids, status=from_status)
-    if not (rows_locked and transaction.get_connection().in_atomic_block):
-        query = query.select_for_update()
-    rows = list(query.values_list("pk", "mission_id"))
+    if locked_rows is not None and transaction.get_connection().in_atomic_block:
+        # The caller holds these rows' locks in this transaction and saw them in ``from_status``: (pk, mission_id).
+        rows = list(locked_rows)
+    else:
+        rows = list(Task.objects.filter(pk__in=task_ids, status=from_status).select_for_update()
+                    .values_list("pk", "mission_id"))
     if not rows:
         return []
     ids = [pk for pk, _ in rows]
     Task.objects.filter(pk__in=ids).update(status=steps[-1][1], updated_at=timezone.now())
     fields = actor_fields(actor)
-    HistoryEntry.objects.bulk_create([
+    history_add(
         HistoryEntry(mission_id=mission_id, task_id=pk, event=f"task.{after}", from_status=before, to_status=after,
                      message=text, data=data or {}, **fields)
         for pk, mission_id in rows for before, after, text in steps
-    ])
+    )
     return ids
 
 
@@ -500,12 +513,12 @@ def runs_create_bulk(*, tasks: list[Task], actor: Actor = None, available_at=Non
     ])
     by_task = {t.pk: t for t in tasks}
     fields = actor_fields(actor)
-    HistoryEntry.objects.bulk_create([
+    history_add(
         HistoryEntry(mission_id=by_task[r.task_id].mission_id, task_id=r.task_id, run_id=r.pk, event="run.created",
                      to_status=RunStatus.QUEUED, message=f"Attempt {r.attempt} of {by_task[r.task_id].key} queued.",
                      **fields)
         for r in runs
-    ])
+    )
     return runs
 
 

@@ -304,3 +304,29 @@ def test_a_fan_in_is_dispatched_once(mission, agent, lead, run_inline):
     run_inline(engine.mission_start, mission=mission, actor=lead)
     assert Run.objects.filter(task__key="sink", task__mission=mission).count() == 1
     assert HistoryEntry.objects.filter(task__key="sink", task__mission=mission, event="task.ready").count() == 1
+
+
+def test_a_run_costs_a_bounded_number_of_queries_whatever_the_chain_length(mission, agent, lead):
+    """The hot path (claim, run, record, dispatch the next task) has a fixed query budget per task; the same for
+    the first and the last task of a long chain (docs/benchmarks.md lists the statements)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django_q.conf import Conf
+
+    tasks = make_tasks(mission, agent, {f"t{i}": {} for i in range(30)},
+                       edges=[(f"t{i + 1}", f"t{i}") for i in range(29)])
+    sync = Conf.SYNC
+    Conf.SYNC = False  # runs are executed here one by one, as a worker would
+    try:
+        engine.mission_start(mission=mission, actor=lead)
+        counts = []
+        while pending := engine.pending_runs(mission):
+            with CaptureQueriesContext(connection) as ctx:
+                engine.execute_run(pending[0])
+            counts.append(len(ctx.captured_queries))
+    finally:
+        Conf.SYNC = sync
+    assert len(counts) == len(tasks)
+    assert refresh(mission).status == MissionStatus.COMPLETED
+    assert max(counts[:-1]) <= 20 and len(set(counts[1:-1])) == 1, counts
+    assert HistoryEntry.objects.filter(task__mission=mission, event="task.done").count() == 30

@@ -42,3 +42,31 @@ def test_postgresql_refuses_update_and_delete_in_sql(entry):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cur:
             cur.execute(statement, [entry.pk])
     assert HistoryEntry.objects.get(pk=entry.pk).message == "original"
+
+
+def test_a_batch_inserts_its_entries_in_order_with_one_statement_when_it_ends(mission, lead):
+    from django.test.utils import CaptureQueriesContext
+
+    from tasks.history import history_batch
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
+        with history_batch():
+            history_record(mission=mission, event="first", actor=lead)
+            with history_batch():  # nested: joins the outer batch
+                history_record(mission=mission, event="second")
+            assert not HistoryEntry.objects.filter(event__in=["first", "second"]).exists()
+        inserts = [q for q in ctx.captured_queries if q["sql"].startswith('INSERT INTO "tasks_historyentry"')]
+    assert len(inserts) == 1
+    events = HistoryEntry.objects.filter(mission=mission, event__in=["first", "second"]).order_by("id")
+    assert list(events.values_list("event", flat=True)) == ["first", "second"]
+
+
+def test_a_batch_that_raises_writes_nothing(mission):
+    from tasks.history import history_batch
+
+    with pytest.raises(ValueError), transaction.atomic(), history_batch():
+        history_record(mission=mission, event="lost")
+        raise ValueError("boom")
+    assert not HistoryEntry.objects.filter(event="lost").exists()
+    history_record(mission=mission, event="after")  # no batch left open: written at once
+    assert HistoryEntry.objects.filter(event="after").exists()
