@@ -128,6 +128,15 @@ if env_bool("SECURE_PROXY_SSL", False):
 
 LOGIN_URL = "/admin/login/"
 
+# Caches. "api": rendered API list pages (genesis/api/caching.py); local memory per process is enough because the
+# key carries the newest history id. GENESIS_API_LIST_CACHE_SECONDS bounds how long a page may be reused (0: off).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "genesis-default"},
+    "api": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "genesis-api",
+            "OPTIONS": {"MAX_ENTRIES": 2000}},
+}
+GENESIS_API_LIST_CACHE_SECONDS = env_int("GENESIS_API_LIST_CACHE_SECONDS", 5)
+
 # REST API (issue 8): token auth first so an anonymous request gets 401 with a WWW-Authenticate header.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

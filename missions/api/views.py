@@ -10,6 +10,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
+from genesis.api.caching import CachedListMixin
 from genesis.api.fields import NoteSerializer, ReasonSerializer
 from genesis.api.permissions import RolePermission
 from genesis.filters import DateTimeRangeFilter
@@ -49,7 +50,7 @@ def _verb_schema(summary: str, request=ReasonSerializer):
     partial_update=extend_schema(summary="Edit a mission's descriptive fields (Mission Owner)."),
 )
 class MissionViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+    CachedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
     GenericViewSet,
 ):
     serializer_class = MissionSerializer
@@ -68,9 +69,11 @@ class MissionViewSet(
         return MissionSerializer(missions, many=many, context=context)
 
     def list(self, request, *args, **kwargs):
-        queryset = self.filter_queryset(self.get_queryset())
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(self._render(page, many=True).data)
+        def build():
+            page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+            return self.get_paginated_response(self._render(page, many=True).data)
+
+        return self.cached_list(request, build)
 
     def retrieve(self, request, *args, **kwargs):
         return Response(self._render(self.get_object(), many=False).data)

@@ -15,6 +15,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet, ReadOnlyModelViewSet
 
+from genesis.api.caching import CachedListMixin
 from genesis.api.permissions import RolePermission, require
 from tasks import services
 from tasks.api import selectors
@@ -63,7 +64,7 @@ def ordered(filterset: type, *fields: str) -> type:
     partial_update=extend_schema(summary="Edit a task's definition (Mission Owner); its status moves only by verbs."),
 )
 class TaskViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
+    CachedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
     GenericViewSet,
 ):
     serializer_class = TaskSerializer
