@@ -465,7 +465,12 @@ def phase_check_waive(*, result: CheckEvaluation, actor: Actor, reason: str) -> 
     if not open_failures and phase.status == PhaseStatus.FAILED:
         phase_transition(phase=phase, to=PhaseStatus.WAIVED, actor=actor,
                          message=f"Every failed exit check of {phase.name} is waived.")
-        _dispatch_if_opened(phases_advance(mission=mission, actor=actor), mission=mission, actor=actor)
+        from tasks.engine import phase_boundary_crossed
+
+        advance = phases_advance(mission=mission, actor=actor)
+        # A waiver is a phase boundary like a pass: in step mode the mission pauses there too.
+        phase_boundary_crossed(mission=Mission.objects.get(pk=mission.pk), left=[phase, *advance.passed],
+                               opened=advance.opened, how="waived", actor=actor)
     result.waived_at, result.waived_by, result.waiver_reason = evaluation.waived_at, actor, reason
     return evaluation
 
@@ -478,14 +483,17 @@ def phase_check_rerun(*, phase: Phase, actor: Actor):
     if phase.status not in {PhaseStatus.FAILED, PhaseStatus.PASSED, PhaseStatus.WAIVED}:
         raise DomainError(f"Phase {phase.name} is {phase.status}: its checks run when its tasks are done.",
                           field="phase")
-    return _dispatch_if_opened(phase_recheck(phase=phase, actor=actor), mission=phase.mission, actor=actor)
+    advance = phase_recheck(phase=phase, actor=actor)
+    phase.refresh_from_db(fields=["status"])
+    left = [phase] if phase.status == PhaseStatus.PASSED else []
+    return _dispatch_if_opened(advance, mission=phase.mission, actor=actor, left=[*left, *advance.passed])
 
 
-def _dispatch_if_opened(advance, *, mission: Mission, actor: Actor):
-    """The Mission Owner's waiver or re-run let the mission go on: start the tasks the opened phase made ready
-    now (the engine does nothing unless the mission is active), instead of waiting for the periodic sweep."""
-    if advance.opened:
-        from tasks.engine import dispatch_ready
+def _dispatch_if_opened(advance, *, mission: Mission, actor: Actor, left=()):
+    """The Mission Owner's re-run let the mission go on: in step mode it pauses at the boundary, otherwise the
+    tasks the opened phase made ready start now (instead of waiting for the periodic sweep)."""
+    from tasks.engine import phase_boundary_crossed
 
-        dispatch_ready(mission_id=mission.pk, actor=actor)
+    phase_boundary_crossed(mission=Mission.objects.get(pk=mission.pk), left=left, opened=advance.opened,
+                           how="passed", actor=actor)
     return advance

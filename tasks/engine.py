@@ -237,17 +237,25 @@ def _advance_phases(*, mission: Mission, actor: Actor = None) -> None:
         )
     if not advance.opened:
         return
-    if advance.passed and mission.mode == MissionMode.STEP:
-        names = ", ".join(p.name for p in advance.passed)
+    phase_boundary_crossed(mission=mission, left=advance.passed, opened=advance.opened, how="passed", actor=actor)
+
+
+def phase_boundary_crossed(*, mission: Mission, left, opened, how: str, actor: Actor = None) -> None:
+    """Phases ``left`` were passed (or waived) and ``opened`` opened: in step mode the mission pauses there until
+    the Mission Owner continues; in continuous mode the tasks the opened phases made ready start now."""
+    if not opened:
+        return
+    if left and mission.mode == MissionMode.STEP and mission.status == MissionStatus.ACTIVE:
+        names = ", ".join(p.name for p in left)
         mission_services.mission_pause(
             mission=mission, actor=actor,
-            reason=f"Step mode: phase {names} passed; waiting for the Mission Owner to continue.",
+            reason=f"Step mode: phase {names} {how}; waiting for the Mission Owner to continue.",
         )
         notifications.notify(
             mission=mission, event="mission.step_paused", person=mission.owner,
-            subject=f"[{mission.name}] Phase {names} passed",
-            body=f"Phase {names} passed. The mission runs step by step: resume it to start "
-                 f"{', '.join(p.name for p in advance.opened)}.",
+            subject=f"[{mission.name}] Phase {names} {how}",
+            body=f"Phase {names} {how}. The mission runs step by step: resume it to start "
+                 f"{', '.join(p.name for p in opened)}.",
         )
         return
     dispatch_ready(mission_id=mission.pk, actor=actor)

@@ -215,3 +215,29 @@ def test_after_a_waiver_the_tasks_of_the_opened_phase_start(bronze, lead, django
                           reason="Small extract")
     use.refresh_from_db()
     assert use.status in {"ready", "queued"} and use.runs.count() == 1
+
+
+def test_in_step_mode_a_waiver_pauses_the_mission_at_the_boundary_until_the_owner_resumes(
+        bronze, lead, django_capture_on_commit_callbacks):
+    from missions.services import mission_launch
+    from tasks import engine
+
+    version = blueprint_import(text=GATED, filename="gated.yaml")
+    mission = blueprint_launch(version=version, name="Gated", objective="Claims are loaded.", owner=lead,
+                               mode="step")
+    mission_launch(mission=mission, actor=lead)
+    phases_advance(mission=mission)
+    finish(mission.tasks.get(key="load"))
+    phases_advance(mission=mission)
+    with django_capture_on_commit_callbacks(execute=False):
+        phase_check_waive(result=CheckEvaluation.objects.get(mission=mission, passed=False), actor=lead,
+                          reason="Small extract")
+    mission.refresh_from_db()
+    use = mission.tasks.get(key="use")
+    assert mission.status == "paused" and use.status == "pending" and use.runs.count() == 0
+    pause = HistoryEntry.objects.filter(mission=mission, event="mission.paused").latest("id")
+    assert "phase Load waived" in pause.message
+    with django_capture_on_commit_callbacks(execute=False):
+        engine.mission_resume(mission=mission, actor=lead)
+    use.refresh_from_db()
+    assert use.status in {"ready", "queued"} and use.runs.count() == 1
