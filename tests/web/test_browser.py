@@ -127,7 +127,9 @@ def test_lead_launches_answers_rejects_then_approves_without_reloading(browser_c
     mission.refresh_from_db()
     assert mission.status == MissionStatus.COMPLETED
 
-    # The graph was laid out by the library, one node per task, coloured and labelled by status.
+    # The graph was laid out by the library, one node per task, coloured and labelled by status. It follows the
+    # board once htmx has settled the swap (htmx:afterSettle, a few ms after the cards changed).
+    page.wait_for_function("() => window.genesisGraph.nodes().every(n => n.data('status') === 'done')")
     nodes = page.evaluate("() => window.genesisGraph.nodes().map(n => [n.data('key'), n.data('status')])")
     assert sorted(nodes) == [["map_claims", "done"], ["review_mapping", "done"]]
 
