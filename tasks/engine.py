@@ -214,16 +214,28 @@ def dispatch_ready(*, mission_id: int, actor: Actor = None) -> list[int]:
 def after_task_done(*, task: Task, actor: Actor = None) -> None:
     """Everything that follows a finished task, in the caller's transaction: its dependents that became ready
     start, its phase may be left (and in step mode the mission pauses there), and a finished mission completes."""
-    mission = task.mission
-    if mission.status != MissionStatus.ACTIVE:
-        return
+    _after_task_done_finish(task=task, pending=_start_dependents(task=task, actor=actor), actor=actor)
+
+
+def _start_dependents(*, task: Task, actor: Actor = None) -> list[int] | None:
+    """Start the finished task's dependents that are ready now; returns the pending dependents it found (locked),
+    or None when the mission is not active. Reads no history: it may run inside a ``history_batch``."""
+    if task.mission.status != MissionStatus.ACTIVE:
+        return None
     # Its pending dependents, found and locked in one statement.
     pending = _lock_pending(Q(pk__in=Dependency.objects.filter(depends_on_id=task.pk).values("task_id")))
-    _promote_locked(mission=mission, locked=pending, actor=actor)
+    _promote_locked(mission=task.mission, locked=pending, actor=actor)
+    return pending
+
+
+def _after_task_done_finish(*, task: Task, pending: list[int] | None, actor: Actor = None) -> None:
+    """The rest of ``after_task_done``: exit checks and success criteria, which read history back."""
+    if pending is None:
+        return
     if task.phase_id is not None:
-        _advance_phases(mission=mission, actor=actor)
+        _advance_phases(mission=task.mission, actor=actor)
     if not pending:  # nothing waited on it: it may have been the last task
-        _maybe_complete(mission_id=mission.pk, actor=actor)
+        _maybe_complete(mission_id=task.mission.pk, actor=actor)
 
 
 def _advance_phases(*, mission: Mission, actor: Actor = None) -> None:
@@ -579,7 +591,8 @@ def _record(*, run: Run, token, outcome: Outcome, log: RunLog) -> str:
                       result={**outcome.outputs, "checks": verdict.results})
             return "failed"
         with _as_lease_holder(run):
-            with history_batch():  # the run's and the task's entries in one INSERT
+            # The run's and the task's entries, and those of the dependents it starts, in one INSERT.
+            with history_batch():
                 done = services.run_transition(
                     run=run, to=RunStatus.SUCCEEDED, held_token=token, require_token=True, actor=agent,
                     message=outcome.summary or "Succeeded.", log=log.text, lock_task=True,
@@ -587,7 +600,9 @@ def _record(*, run: Run, token, outcome: Outcome, log: RunLog) -> str:
                 )
                 services.task_transition(task=done.task, to=TaskStatus.DONE, expected=TaskStatus.RUNNING, run=done,
                                          actor=agent, message=outcome.summary or "Done.", already_locked=True)
-            after_task_done(task=done.task, actor=agent)  # reads history (exit checks): after the batch
+                pending = _start_dependents(task=done.task, actor=agent)
+            # Exit checks and success criteria read history back: after the batch is written.
+            _after_task_done_finish(task=done.task, pending=pending, actor=agent)
         return "succeeded"
     if isinstance(outcome, NeedsApproval):
         with _as_lease_holder(run):
