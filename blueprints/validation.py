@@ -171,7 +171,33 @@ def parse_yaml(text: str, filename: str) -> Any:
         loader.dispose()
     if loader.duplicate_errors:
         raise BlueprintInvalid(filename, loader.duplicate_errors)
+    unstorable = list(_unstorable_text(data, ""))
+    if unstorable:
+        raise BlueprintInvalid(filename, unstorable)
     return data
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable_text(value: Any, path: str):
+    """Text the database (and any JSON answer) cannot hold, which YAML's escapes can make: "\\0" is a NUL character,
+    "\\ud800" a lone surrogate. Named by path; the text itself is not repeated."""
+    if isinstance(value, str):
+        if _UNSTORABLE.search(value):
+            yield BlueprintError(path or "(top level)", "contains a NUL character or a lone surrogate (U+D800 to "
+                                                        "U+DFFF), which cannot be stored")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _UNSTORABLE.search(key):
+                yield BlueprintError(path or "(top level)", "a key contains a NUL character or a lone surrogate "
+                                                            "(U+D800 to U+DFFF), which cannot be stored")
+                continue
+            yield from _unstorable_text(item, where)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unstorable_text(item, f"{path}[{index}]")
 
 
 # --- schema problems ------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from django_filters.widgets import DateRangeWidget
 from drf_spectacular.utils import extend_schema_field
 
 ID_MAX = 2**63 - 1
-_WHOLE = re.compile(r"^\d{1,19}$")
+_WHOLE = re.compile(r"^[0-9]{1,19}$")  # ASCII digits only: "\d" also matches other scripts' digits
 
 
 class IdField(forms.IntegerField):

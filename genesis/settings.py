@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from genesis.env import env_bool, env_int, env_list, env_secret, env_str
+from genesis.env import env_bool, env_int, env_list, env_rate, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("GENESIS_VAR_DIR", str(BASE_DIR / "var")))
@@ -19,7 +19,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG el
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "genesis.apps.GenesisAdminConfig",  # django.contrib.admin with Genesis's site (sign-in limits)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -149,12 +149,39 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["genesis.api.filters.StrictFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "genesis.api.schema.GenesisAutoSchema",
     "EXCEPTION_HANDLER": "genesis.api.errors.exception_handler",
+    # Form and multipart bodies are read like JSON: no "empty means absent", a repeated field is a list.
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "genesis.api.parsers.FormParser",
+        "genesis.api.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_RATES": {
-        "auth": env_str("API_AUTH_RATE", "10/min"),
-        "auth_failures": env_str("API_AUTH_FAILURE_RATE", "20/min"),
+        "auth": env_rate("API_AUTH_RATE", "10/min"),
+        "auth_failures": env_rate("API_AUTH_FAILURE_RATE", "20/min"),
     },
+    # How many proxies in front of the server add to X-Forwarded-For. 0: limits count the connecting address and
+    # ignore the header, which a client could otherwise change at every attempt.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+
+# Sign-in limits (genesis/login_limits.py): failed password checks per client address and per username, whether on
+# the site, the admin or the token endpoint. Past either, the next attempt answers 429 without checking the password.
+GENESIS_LOGIN_FAILURE_RATES = {
+    "address": env_rate("LOGIN_FAILURE_RATE_ADDRESS", "50/hour"),
+    "username": env_rate("LOGIN_FAILURE_RATE_USERNAME", "10/hour"),
+}
+# The "limits" cache keeps those counts and the API's throttles. Every web worker process must share it: gunicorn
+# runs several, and local memory would give each worker its own counts (every limit multiplied by the number of
+# workers). Redis when REDIS_URL is set (shared by every machine); otherwise files under var/cache/, shared by the
+# workers of this machine (run several web machines with REDIS_URL). The tests use local memory.
+CACHES["limits"] = (
+    {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env_str("REDIS_URL")}
+    if env_str("REDIS_URL") else
+    {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache" / "limits"),
+     "OPTIONS": {"MAX_ENTRIES": 10_000}}
+)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Genesis API",
     "DESCRIPTION": "Missions, tasks, runs, artifacts and the workflow verbs that move them. "

@@ -2,14 +2,22 @@
 
 Every error body is ``{"code": ..., "detail": ..., "errors": {field: [messages]}}``. Field errors are keyed by
 the field at fault (``non_field_errors`` when none is); a refused transition adds ``transition`` (entity,
-from, to, allowed) and answers 409; a dependency cycle adds ``path``.
+from, to, allowed) and answers 409; a dependency cycle adds ``path``. A body Django will not read (over the size
+limit, too many fields) is a 400 in this format too, never Django's HTML "Bad Request" page.
 """
 
 from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import (
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
@@ -49,8 +57,29 @@ def _field_errors(data) -> dict:
     return {"non_field_errors": [data]}
 
 
+def _unreadable_request(exc: SuspiciousOperation) -> exceptions.ParseError:
+    """Django refuses a request body it will not read (too big, too many fields) with an exception that would
+    otherwise become its HTML "Bad Request" page: the API answers the same 400 in its own format."""
+    logging.getLogger(f"django.security.{exc.__class__.__name__}").warning("API request refused: %s", exc)
+    if isinstance(exc, RequestDataTooBig):
+        return exceptions.ParseError(
+            f"The request body is larger than the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes this server reads "
+            "(files excepted): send large content as a file upload.", code="too_large")
+    if isinstance(exc, TooManyFieldsSent):
+        return exceptions.ParseError(
+            f"The request has more than the {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:,} fields or parameters this "
+            "server reads.", code="too_many_fields")
+    if isinstance(exc, TooManyFilesSent):
+        return exceptions.ParseError(
+            f"The request has more than the {settings.DATA_UPLOAD_MAX_NUMBER_FILES:,} files this server reads.",
+            code="too_many_files")
+    return exceptions.ParseError("The request could not be read.", code="parse_error")
+
+
 def exception_handler(exc, context):
-    if isinstance(exc, DomainError):
+    if isinstance(exc, SuspiciousOperation):
+        exc = _unreadable_request(exc)
+    elif isinstance(exc, DomainError):
         exc = DomainAPIError(exc)
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))

@@ -1,7 +1,10 @@
-"""Serializer fields shared by the API: JSON that refuses NUL characters (PostgreSQL cannot store them) and says
-what shape it must have."""
+"""Serializer fields shared by the API: JSON that refuses NUL characters and lone surrogates (PostgreSQL cannot store
+them) and says what shape it must have; related objects by id or by name that refuse an empty value instead of
+reading it as null or "not given"."""
 
 from __future__ import annotations
+
+import re
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -10,14 +13,23 @@ from rest_framework import serializers
 TEXT_MAX = 20_000
 
 
-def _contains_nul(value) -> bool:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unstorable(value) -> str | None:
+    """Why PostgreSQL's jsonb would refuse this value (a NUL character, a lone surrogate), or None."""
     if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(item) for item in value)
-    return False
+        if "\x00" in value:
+            return "NUL characters are not allowed."
+        if _SURROGATE.search(value):
+            return "Lone surrogate characters (U+D800 to U+DFFF) are not allowed."
+        return None
+    items = [*value.keys(), *value.values()] if isinstance(value, dict) else value if isinstance(value, list) else []
+    for item in items:
+        reason = _unstorable(item)
+        if reason:
+            return reason
+    return None
 
 
 class CleanJSONField(serializers.JSONField):
@@ -28,8 +40,9 @@ class CleanJSONField(serializers.JSONField):
         value = super().to_internal_value(data)
         if self.shape is not None and not isinstance(value, self.shape):
             self.fail_with(self.shape_message)
-        if _contains_nul(value):
-            self.fail_with("NUL characters are not allowed.")
+        reason = _unstorable(value)
+        if reason:
+            self.fail_with(reason)
         return value
 
     def fail_with(self, message: str):
@@ -81,20 +94,36 @@ class NoteSerializer(serializers.Serializer):
 ID_MAX = 2**63 - 1
 
 
-class IdRelatedField(serializers.PrimaryKeyRelatedField):
+class _NoBlankMixin:
+    """DRF reads an empty string sent for a related field as null (or, in a form, as "not given"): an API client
+    that sends ``"owner": ""`` has sent neither, and the schema does not allow it."""
+
+    def run_validation(self, data=serializers.empty):
+        if data == "":
+            self.fail("blank")
+        return super().run_validation(data)
+
+
+class IdRelatedField(_NoBlankMixin, serializers.PrimaryKeyRelatedField):
     """A related object by id: a whole number in range (not a float, a boolean or a huge value the database
     would refuse) before it is looked up."""
 
+    default_error_messages = {"blank": "An empty value is not an id: give a whole number from 1 up."}
+
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not (isinstance(data, int) or (isinstance(data, str) and data.isdigit())):
+        whole_text = isinstance(data, str) and data.isascii() and data.isdigit()  # not "²": int() refuses it
+        if isinstance(data, bool) or not (isinstance(data, int) or whole_text):
             self.fail("incorrect_type", data_type=type(data).__name__)
         if not 1 <= int(data) <= ID_MAX:
             self.fail("does_not_exist", pk_value=data)
         return super().to_internal_value(int(data))
 
 
-class NameRelatedField(serializers.SlugRelatedField):
-    """A related object by name (a username, an agent's name): text without NUL bytes, checked before lookup."""
+class NameRelatedField(_NoBlankMixin, serializers.SlugRelatedField):
+    """A related object by name (a username, an agent's name): non-empty text without NUL bytes, checked before
+    lookup."""
+
+    default_error_messages = {"blank": "This field may not be blank."}
 
     def to_internal_value(self, data):
         if not isinstance(data, str) or "\x00" in data or len(data) > 200:

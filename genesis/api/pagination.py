@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
+
+_WHOLE = re.compile(r"[0-9]{1,19}")
 
 
 class StrictPageNumberPagination(PageNumberPagination):
@@ -14,10 +18,10 @@ class StrictPageNumberPagination(PageNumberPagination):
         raw = request.query_params.get(name)
         if raw is None:
             return None
-        try:
-            value = int(raw, 10)
-        except ValueError:
-            raise ValidationError({name: [f"Must be a whole number, not {raw[:40]!r}."]}) from None
+        # int() would also take " 2", "1_0" and digits of other scripts; the schema says an integer.
+        if not _WHOLE.fullmatch(raw):
+            raise ValidationError({name: [f"Must be a whole number, not {raw[:40]!r}."]})
+        value = int(raw)
         if value < 1 or (maximum is not None and value > maximum):
             bound = f"between 1 and {maximum}" if maximum else "1 or more"
             raise ValidationError({name: [f"Must be {bound}."]})

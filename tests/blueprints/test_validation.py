@@ -229,3 +229,20 @@ def test_a_file_with_control_characters_is_refused_not_a_crash():
     with pytest.raises(BlueprintInvalid) as error:
         parse_yaml("name: caf\u00e9\u008b", "bad.yaml")
     assert "bad.yaml: (file): not valid YAML: unacceptable character #x008b" in str(error.value)
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ('name: "a\\ud800b"', "name"),
+    ('phases:\n- name: "x\\0y"', "phases[0].name"),
+    ('{"k\\udfff": 1}', "(top level): a key"),
+])
+def test_escapes_that_make_text_the_database_cannot_hold_are_refused_by_path(text, where):
+    # Found by schemathesis: "\ud8d2" in a double-quoted YAML string became a lone surrogate, and the refusal that
+    # repeated it could not be encoded as JSON (a 500).
+    from blueprints.validation import BlueprintInvalid, parse_yaml
+
+    with pytest.raises(BlueprintInvalid) as error:
+        parse_yaml(text, "odd.yaml")
+    assert error.value.lines()[0].startswith(f"odd.yaml: {where}")
+    assert "cannot be stored" in error.value.message
+    error.value.message.encode("utf-8")  # the message itself is plain text
