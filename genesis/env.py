@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -34,6 +35,17 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+
+
+_RATE = re.compile(r"[0-9]+/[smhd][a-z]*")
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate as DRF's throttles read it: ``<count>/<period>``, the period a second, minute, hour or day."""
+    value = os.environ.get(name, "").strip() or default
+    if not _RATE.fullmatch(value):
+        raise ImproperlyConfigured(f"{name} must be a rate such as 10/min or 50/hour, not {value!r}")
+    return value
 
 
 def env_list(name: str, default: list[str] | None = None) -> list[str]:

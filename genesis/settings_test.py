@@ -20,3 +20,7 @@ GENESIS_API_LIST_CACHE_SECONDS = 0
 # Several checkouts (or helpers) may share one PostgreSQL server: each can name its own test database.
 if os.environ.get("GENESIS_TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["GENESIS_TEST_DB_NAME"]}  # noqa: F405
+
+# The sign-in and API limits count in local memory (tests/conftest.py empties every cache around each test).
+CACHES = {**CACHES, "limits": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",  # noqa: F405
+                               "LOCATION": "genesis-limits"}}

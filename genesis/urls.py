@@ -6,16 +6,17 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-admin.site.site_header = "Genesis"
-admin.site.site_title = "Genesis"
-admin.site.index_title = "Missions, tasks and agents"
+from genesis.login import LoginView
+
+# admin.site is genesis.login.GenesisAdminSite (genesis/apps.py): titles and the sign-in limits.
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="missions:list", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/", include("genesis.api.urls")),  # REST API (issue 8): /api/v1/, /api/schema/, /api/docs/
-    # Pages (issue 9): sign-in for people, then missions, cockpit, my work, dashboard.
-    path("login/", auth_views.LoginView.as_view(next_page="missions:list"), name="login"),
+    # Pages (issue 9): sign-in for people (failed attempts limited, genesis/login.py), then missions, cockpit,
+    # my work, dashboard.
+    path("login/", LoginView.as_view(next_page="missions:list"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path("", include("missions.urls")),
     path("", include("tasks.urls")),

@@ -1,11 +1,22 @@
 """Named actors shared by every test: ``lead`` (Mission Owner), ``analyst`` (Task Owner), ``viewer``
-(Stakeholder), ``admin_user`` (staff superuser) and ``agent`` (a data agent)."""
+(Stakeholder), ``admin_user`` (staff superuser) and ``agent`` (a data agent). Every cache (throttles, sign-in
+limits) starts empty."""
 
 import pytest
+from django.core.cache import caches
 
 from missions import services as mission_services
 from missions.choices import Role
 from tests.factories import AgentFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _clean_caches():
+    for cache in caches.all():
+        cache.clear()
+    yield
+    for cache in caches.all():
+        cache.clear()
 
 
 @pytest.fixture

@@ -1,14 +1,17 @@
-"""POST /api/v1/auth/token/: a username and password for the user's API token, rate-limited per address."""
+"""POST /api/v1/auth/token/: a username and password for the user's API token, rate-limited per address, and
+refused without checking once the address or the username has too many failed sign-ins (genesis.login_limits)."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.exceptions import Throttled
 from rest_framework.throttling import ScopedRateThrottle
 
-from genesis.api import auth  # noqa: F401  (connects the failed-login logger)
 from genesis.api.errors import ErrorSerializer
+from genesis.login_limits import LoginLimit, limits_cache
 
 
 class TokenResponseSerializer(serializers.Serializer):
@@ -20,10 +23,25 @@ class AuthTokenRequestSerializer(serializers.Serializer):
     password = serializers.CharField(max_length=128, style={"input_type": "password"})
 
 
+class LimitedAuthTokenSerializer(AuthTokenSerializer):
+    def validate(self, attrs):
+        limit = LoginLimit(self.context.get("request"), attrs.get("username"))
+        if limit.blocked():
+            raise Throttled(wait=limit.retry_after, detail=limit.message)
+        return super().validate(attrs)
+
+
+class SharedScopedRateThrottle(ScopedRateThrottle):
+    """Counted in the cache every web worker shares, so several workers do not each allow the full rate."""
+
+    cache = limits_cache
+
+
 class ObtainTokenView(ObtainAuthToken):
     """Trade a username and password for the user's API token. Rate-limited per address; failures are logged."""
 
-    throttle_classes = [ScopedRateThrottle]
+    serializer_class = LimitedAuthTokenSerializer
+    throttle_classes = [SharedScopedRateThrottle]
     throttle_scope = "auth"
     authentication_classes = []
 

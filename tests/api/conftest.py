@@ -1,19 +1,11 @@
-"""API test helpers: a token-authenticated client per named actor, an ``outsider`` with no role anywhere, and a
-clean cache so throttles never leak between tests."""
+"""API test helpers: a token-authenticated client per named actor and an ``outsider`` with no role anywhere (the
+caches, and so the throttles, are emptied around every test by tests/conftest.py)."""
 
 import pytest
-from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
-
-
-@pytest.fixture(autouse=True)
-def _clean_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -99,3 +99,16 @@ def test_issue_token_prints_the_token_and_rotates_it(lead):
 def test_issue_token_refuses_an_unknown_user(db):
     with pytest.raises(CommandError, match="No user named 'nobody'"):
         call_command("issue_token", "nobody", stdout=StringIO(), stderr=StringIO())
+
+
+def test_failed_tokens_are_counted_in_the_shared_limits_cache_per_connecting_address(settings):
+    from django.core.cache import caches
+
+    client = APIClient(REMOTE_ADDR="192.0.2.5")
+    # A client cannot pick a fresh address per attempt with X-Forwarded-For: no proxy is trusted by default.
+    for i in range(20):
+        client.credentials(HTTP_AUTHORIZATION="Token wrong", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}")
+        assert client.get("/api/v1/missions/").status_code == 401
+    assert client.get("/api/v1/missions/").status_code == 429
+    assert len(caches["limits"].get("throttle_auth_failures_192.0.2.5")) == 20
+    assert caches["default"].get("throttle_auth_failures_192.0.2.5") is None

@@ -39,3 +39,27 @@ def test_a_malformed_boolean_is_named(tmp_path):
     result = _manage("check", env_extra={"DEBUG": "maybe", "GENESIS_VAR_DIR": str(tmp_path)})
     assert result.returncode != 0
     assert "DEBUG must be a boolean" in result.stderr
+
+
+def _limits_cache(tmp_path, **env):
+    result = _manage("shell", "-c", "from django.conf import settings; c = settings.CACHES['limits']; "
+                     "print(c['BACKEND'], c['LOCATION'])", env_extra={
+                         "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "genesis.example.com",
+                         "GENESIS_VAR_DIR": str(tmp_path), **env})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1].split()
+
+
+def test_the_sign_in_limits_are_counted_in_a_cache_every_web_worker_shares(tmp_path):
+    # Not local memory, which each gunicorn worker would hold on its own: files under var/, or Redis when it is set.
+    assert _limits_cache(tmp_path, REDIS_URL="") == [
+        "django.core.cache.backends.filebased.FileBasedCache", str(tmp_path / "cache" / "limits")]
+    assert _limits_cache(tmp_path, REDIS_URL="redis://127.0.0.1:6379/0") == [
+        "django.core.cache.backends.redis.RedisCache", "redis://127.0.0.1:6379/0"]
+
+
+def test_a_malformed_rate_is_named(tmp_path):
+    result = _manage("check", env_extra={"LOGIN_FAILURE_RATE_USERNAME": "10 per hour",
+                                         "GENESIS_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "LOGIN_FAILURE_RATE_USERNAME must be a rate such as 10/min or 50/hour, not '10 per hour'" in result.stderr
