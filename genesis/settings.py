@@ -70,7 +70,11 @@ TEMPLATES = [
 
 # SQLite under var/ is the embedded default; DATABASE_URL switches to PostgreSQL.
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'genesis.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+# PostgreSQL connections are kept (checked before reuse): django-q2 closes "old" connections before every task, and
+# with CONN_MAX_AGE 0 each task would open a new one (a few ms per hop of a chain). DB_CONN_MAX_AGE=0 turns it off.
+_conn_max_age = env_int("DB_CONN_MAX_AGE", 0 if DATABASE_URL.startswith("sqlite") else 600)
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=_conn_max_age,
+                                              conn_health_checks=_conn_max_age > 0)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server and a worker cluster share the file; the timeout rides out short locks.
     DATABASES["default"]["OPTIONS"] = {
