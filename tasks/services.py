@@ -22,6 +22,7 @@ from tasks.choices import (
     TASK_TRANSITIONS,
     ArtifactKind,
     NotificationStatus,
+    PhaseStatus,
     QuestionStatus,
     RunStatus,
     TaskStatus,
@@ -587,6 +588,16 @@ def _reopen_downstream(*, task: Task, actor: Actor, reason: str) -> list[str]:
     return reopened
 
 
+def _reopen_phases(*, mission: Mission, keys: list[str], actor: Actor, reason: str) -> None:
+    """Phases already left (passed, waived, failed) that hold re-opened work open again: their exit criteria are
+    evaluated afresh when their tasks are done, instead of a pass that no longer describes the work."""
+    phases = Phase.objects.filter(mission=mission, tasks__key__in=keys).exclude(
+        status__in=[PhaseStatus.OPEN, PhaseStatus.PENDING]).distinct().order_by("order")
+    for phase in phases:
+        phase_transition(phase=phase, to=PhaseStatus.OPEN, actor=actor, message=reason,
+                         data={"reopened_by": keys[0]})
+
+
 def _stop_live_work(*, task: Task, actor: Actor, reason: str) -> None:
     """Cancel a task's live or waiting run and its open questions (a worker still running it is refused later)."""
     for run in task.runs.select_for_update().filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING,
@@ -644,6 +655,9 @@ def task_reject(*, task: Task, actor: Actor, feedback: str) -> Task:
                    message=feedback, data={"feedback": feedback})
     reason = f"Re-opened: upstream task {task.key} was rejected ({feedback})."
     reopened = _reopen_downstream(task=task, actor=actor, reason=reason)
+    _reopen_phases(mission=task.mission, keys=[task.key, *reopened], actor=actor,
+                   reason=f"Task {task.key} was rejected: the phase's exit criteria are checked again once its "
+                          "tasks are done.")
     _reopen_mission(mission=task.mission, actor=actor, reason=f"Task {task.key} was rejected; work resumes.")
     _rerun(task=task, actor=actor, message=f"Rejected: {feedback}")
     if reopened:

@@ -330,3 +330,30 @@ def test_a_run_costs_a_bounded_number_of_queries_whatever_the_chain_length(missi
     assert refresh(mission).status == MissionStatus.COMPLETED
     assert max(counts[:-1]) <= 20 and len(set(counts[1:-1])) == 1, counts
     assert HistoryEntry.objects.filter(task__mission=mission, event="task.done").count() == 30
+
+
+def test_rejecting_work_of_a_passed_phase_reopens_the_phase_and_checks_it_again(mission, agent, lead, run_inline):
+    p1 = services.phase_create(mission=mission, order=1, name="Map")
+    p2 = services.phase_create(mission=mission, order=2, name="Build")
+    p3 = services.phase_create(mission=mission, order=3, name="Report")
+    mission.mode = MissionMode.CONTINUOUS
+    mission.save()
+    a = services.task_create(mission=mission, key="a", title="a", owner_agent=agent, phase=p1)
+    b = services.task_create(mission=mission, key="b", title="b", owner_agent=agent, phase=p2,
+                             config={"needs_approval": "Built; approve?"})
+    c = services.task_create(mission=mission, key="c", title="c", owner_agent=agent, phase=p3)
+    services.dependency_add(task=b, depends_on=a)
+    run_inline(engine.mission_start, mission=mission, actor=lead)
+    assert refresh(b).status == TaskStatus.WAITING_APPROVAL
+    assert [refresh(p).status for p in (p1, p2, p3)] == [PhaseStatus.PASSED, PhaseStatus.OPEN, PhaseStatus.PENDING]
+
+    run_inline(services.task_reject, task=a, actor=lead, feedback="Wrong key column.")
+    # a re-ran and b (downstream) was re-opened; Map was re-opened and checked again once a was done.
+    reopened = HistoryEntry.objects.filter(mission=mission, event="phase.open", message__contains="rejected")
+    assert reopened.count() == 1 and reopened.get().data["reopened_by"] == "a"
+    assert refresh(a).status == TaskStatus.DONE and Run.objects.filter(task=a).count() == 2
+    assert refresh(p1).status == PhaseStatus.PASSED
+    assert HistoryEntry.objects.filter(mission=mission, event="phase.passed", message__contains="Map").count() == 2
+    assert refresh(b).status == TaskStatus.WAITING_APPROVAL and refresh(c).status == TaskStatus.PENDING
+    run_inline(services.task_approve, task=b, actor=lead)
+    assert refresh(mission).status == MissionStatus.COMPLETED
