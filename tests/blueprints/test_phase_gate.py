@@ -198,16 +198,22 @@ def test_a_mission_succeeds_only_when_its_success_checks_pass(hc_mission, lead):
     assert HistoryEntry.objects.filter(mission=hc_mission, event="check.failed").count() == 2
 
 
-def test_after_a_waiver_the_tasks_of_the_opened_phase_start(bronze, lead, django_capture_on_commit_callbacks):
+def launched_with_a_failed_phase(lead, mode: str):
+    """The gated blueprint launched (active) in ``mode``: its Load phase's exit check has failed."""
     from missions.services import mission_launch
 
     version = blueprint_import(text=GATED, filename="gated.yaml")
     mission = blueprint_launch(version=version, name="Gated", objective="Claims are loaded.", owner=lead,
-                               mode="continuous")
+                               mode=mode)
     mission_launch(mission=mission, actor=lead)
     phases_advance(mission=mission)
     finish(mission.tasks.get(key="load"))
     phases_advance(mission=mission)
+    return mission
+
+
+def test_after_a_waiver_the_tasks_of_the_opened_phase_start(bronze, lead, django_capture_on_commit_callbacks):
+    mission = launched_with_a_failed_phase(lead, "continuous")
     use = mission.tasks.get(key="use")
     assert use.status == "pending"
     with django_capture_on_commit_callbacks(execute=False):
@@ -219,16 +225,9 @@ def test_after_a_waiver_the_tasks_of_the_opened_phase_start(bronze, lead, django
 
 def test_in_step_mode_a_waiver_pauses_the_mission_at_the_boundary_until_the_owner_resumes(
         bronze, lead, django_capture_on_commit_callbacks):
-    from missions.services import mission_launch
     from tasks import engine
 
-    version = blueprint_import(text=GATED, filename="gated.yaml")
-    mission = blueprint_launch(version=version, name="Gated", objective="Claims are loaded.", owner=lead,
-                               mode="step")
-    mission_launch(mission=mission, actor=lead)
-    phases_advance(mission=mission)
-    finish(mission.tasks.get(key="load"))
-    phases_advance(mission=mission)
+    mission = launched_with_a_failed_phase(lead, "step")
     with django_capture_on_commit_callbacks(execute=False):
         phase_check_waive(result=CheckEvaluation.objects.get(mission=mission, passed=False), actor=lead,
                           reason="Small extract")
