@@ -465,12 +465,9 @@ def phase_check_waive(*, result: CheckEvaluation, actor: Actor, reason: str) -> 
     if not open_failures and phase.status == PhaseStatus.FAILED:
         phase_transition(phase=phase, to=PhaseStatus.WAIVED, actor=actor,
                          message=f"Every failed exit check of {phase.name} is waived.")
-        from tasks.engine import phase_boundary_crossed
-
         advance = phases_advance(mission=mission, actor=actor)
         # A waiver is a phase boundary like a pass: in step mode the mission pauses there too.
-        phase_boundary_crossed(mission=Mission.objects.get(pk=mission.pk), left=[phase, *advance.passed],
-                               opened=advance.opened, how="waived", actor=actor)
+        _go_on(advance, mission=mission, actor=actor, left=[phase, *advance.passed], how="waived")
     result.waived_at, result.waived_by, result.waiver_reason = evaluation.waived_at, actor, reason
     return evaluation
 
@@ -486,14 +483,14 @@ def phase_check_rerun(*, phase: Phase, actor: Actor):
     advance = phase_recheck(phase=phase, actor=actor)
     phase.refresh_from_db(fields=["status"])
     left = [phase] if phase.status == PhaseStatus.PASSED else []
-    return _dispatch_if_opened(advance, mission=phase.mission, actor=actor, left=[*left, *advance.passed])
+    return _go_on(advance, mission=phase.mission, actor=actor, left=[*left, *advance.passed], how="passed")
 
 
-def _dispatch_if_opened(advance, *, mission: Mission, actor: Actor, left=()):
-    """The Mission Owner's re-run let the mission go on: in step mode it pauses at the boundary, otherwise the
-    tasks the opened phase made ready start now (instead of waiting for the periodic sweep)."""
+def _go_on(advance, *, mission: Mission, actor: Actor, left, how: str):
+    """The Mission Owner's waiver or re-run let the mission go on: in step mode it pauses at the boundary, otherwise
+    the tasks the opened phase made ready start now (instead of waiting for the periodic sweep)."""
     from tasks.engine import phase_boundary_crossed
 
     phase_boundary_crossed(mission=Mission.objects.get(pk=mission.pk), left=left, opened=advance.opened,
-                           how="passed", actor=actor)
+                           how=how, actor=actor)
     return advance
