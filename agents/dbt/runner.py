@@ -116,7 +116,9 @@ class _Collector:
 def _node_results(result) -> list[NodeResult]:
     nodes = []
     for item in getattr(result, "results", None) or []:
-        node = item.node
+        node = getattr(item, "node", None)
+        if node is None:
+            continue  # run-operation reports the macro, not a node
         nodes.append(NodeResult(
             unique_id=node.unique_id, name=node.name, resource_type=str(node.resource_type),
             status=str(item.status), message=str(item.message or ""),

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
 from agents.connectors import adapter_for
 from agents.dbt.build import log, plan_build, run_dir, target_row_counts, write, write_json
-from agents.quality.backfill import MonthResult, expected_counts, failing_months, require_partition, source_months
+from agents.quality.backfill import (
+    MonthResult,
+    expected_counts,
+    failing_months,
+    month_partitioned,
+    require_partition,
+    source_months,
+    undated_rows,
+)
 from agents.registry import register
 from genesis.exceptions import DomainError
 
@@ -38,10 +47,12 @@ class BackfillAgent(BaseAgent):
             partition = require_partition(plan.project.partition)
             with adapter_for(plan.source) as source:
                 months = source_months(source, partition)
+                undated = undated_rows(source, partition)
                 expected, queries = expected_counts(source, plan.targets, partition,
                                                     context.config.get("expected_sql"))
         except DomainError as error:
             return Failed(error=str(error), retryable=False)
+        every_month = len(months)
         wanted = context.config.get("months")
         if wanted:
             months = [m for m in months if m in set(wanted)]
@@ -49,14 +60,17 @@ class BackfillAgent(BaseAgent):
                      f"({months[0] if months else '-'} to {months[-1] if months else '-'}), partitioned by "
                      f"{partition.table}.{partition.column}.")
         names = [t.name for t in plan.targets]
+        # Each month's rows are kept as they are built and checked (the models' post-hook), and the kept months
+        # then take the targets' place; a full run is needed only when the months cannot make the whole targets.
+        stash = month_partitioned(plan.project, plan.targets)
         results: list[MonthResult] = []
         target_dir = run_dir(context, "dbt-backfill")
-        for month in months:
+        for index, month in enumerate(months):
             if callable(context.cancelled) and context.cancelled():
                 return Failed(error=f"Cancelled after {len(results)} of {len(months)} months.", retryable=False)
             started = time.monotonic()
-            invocation = plan.invoke(["run"], target_dir=target_dir, variables={"genesis_month": month},
-                                     write_results=False)
+            invocation = plan.invoke(["run"], target_dir=target_dir, write_results=False, variables={
+                "genesis_month": month, "genesis_backfill": {"stash": stash, "fresh": index == 0}})
             result = MonthResult(month=month, expected={t: expected[t].get(month, 0) for t in names},
                                  dbt_seconds=round(invocation.dbt_elapsed, 4),
                                  sql_seconds=round(sum(n.execution_time for n in invocation.nodes), 4))
@@ -70,12 +84,13 @@ class BackfillAgent(BaseAgent):
                 context.heartbeat()
             if not result.ok:
                 log(context, f"{month}: variance {result.variance} {result.error}".strip())
-        # Leave the targets whole again: one full run after the months.
-        final = plan.invoke(["run"], target_dir=run_dir(context, "dbt-final"))
+        whole = len(results) == every_month and undated == 0
+        final, assembled = self._leave_targets_whole(context, plan, results, stash, whole)
         totals = target_row_counts(plan) if final.success else {}
         report = {"partition": {"table": partition.table, "column": partition.column}, "targets": names,
                   "expected_sql": queries, "months": [m.as_dict() for m in results], "final_rows": totals,
-                  "final_run_ok": final.success, "seconds": round(sum(m.seconds for m in results), 3)}
+                  "final_run_ok": final.success, "assembled_from": assembled, "undated_source_rows": undated,
+                  "seconds": round(sum(m.seconds for m in results), 3)}
         write_json(context, "backfill_report.json", "report", report)
         # Rows per target and month, as the stakeholder dashboard charts them.
         write_json(context, "row_counts.json", "data", [
@@ -92,7 +107,30 @@ class BackfillAgent(BaseAgent):
                                 f"({'; '.join(f'{m.month} {m.variance}' for m in results if not m.ok)[:1500]})",
                           retryable=False, outputs=outputs)
         if not final.success:
-            return Failed(error=f"The final full run failed: {final.failure_text()}", retryable=False,
-                          outputs=outputs)
+            return Failed(error=f"Putting the whole targets back failed: {final.failure_text()}",
+                          retryable=False, outputs=outputs)
         return Succeeded(outputs=outputs, summary=f"Backfilled {len(results)} months; every month's rows match "
                                                   f"the source.")
+
+    @staticmethod
+    def _leave_targets_whole(context: AgentContext, plan, results: list[MonthResult], stash: list[str],
+                             whole: bool):
+        """Leave the targets whole again: the kept months take their place when they are the whole targets (every
+        month of the source built without error, every target month-partitioned, no undated source rows), else one
+        full run rebuilds them. Returns the invocation and how the targets were made whole."""
+        complete = whole and bool(results) and all(not m.error for m in results)
+        if complete and set(stash) == {t.name for t in plan.targets}:
+            swap = plan.invoke(["run-operation", "genesis_backfill_swap", "--args", json.dumps({"models": stash})],
+                               target_dir=run_dir(context, "dbt-swap"), write_results=False)
+            if swap.success:
+                log(context, f"The {len(results)} months built are now the whole targets ({', '.join(stash)}).")
+                return swap, "months"
+            log(context, f"Putting the months in place failed ({swap.failure_text()}); rebuilding in full.",
+                level="warning")
+        else:
+            log(context, "The months built are not the whole targets (some months left out or failed, undated "
+                         "source rows, or a target not split by month): one full run rebuilds them.")
+        if stash:
+            plan.invoke(["run-operation", "genesis_backfill_discard", "--args", json.dumps({"models": stash})],
+                        target_dir=run_dir(context, "dbt-swap"), write_results=False)
+        return plan.invoke(["run"], target_dir=run_dir(context, "dbt-final")), "full run"

@@ -55,6 +55,19 @@ def source_months(adapter, partition: Partition) -> list[str]:
     return [row[0] for row in adapter.query(sql, limit=BIG).rows if row[0]]
 
 
+def undated_rows(adapter, partition: Partition) -> int:
+    """Rows of the partition table with no date: no month rebuild holds them."""
+    return int(adapter.scalar(f"SELECT COUNT(*) FROM {adapter.quote(partition.table)} "  # noqa: S608
+                              f"WHERE {adapter.quote(partition.column)} IS NULL"))
+
+
+def month_partitioned(project, targets: list[TargetSpec]) -> list[str]:
+    """The targets whose model reads the partition table through the month filter: a month's run builds only that
+    month of them, so the months together are the whole target."""
+    return [t.name for t in targets
+            if "genesis_month_filter(" in project.files.get(f"models/{t.name}.sql", "")]
+
+
 def grain_source_columns(target: TargetSpec, partition: Partition, partition_columns: list[str]) -> list[str]:
     """The partition table's columns that carry the target's grain within one month."""
     available = {c.upper(): c for c in partition_columns}

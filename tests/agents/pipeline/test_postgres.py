@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from urllib.parse import quote
 
@@ -12,6 +13,7 @@ from psycopg.rows import dict_row
 from agents.base import Failed, Succeeded
 from agents.demo.generator import generate, write_postgresql, write_sqlite
 from agents.models import Connection
+from tasks.models import Artifact
 from tests.agents.pipeline.conftest import Pipeline
 from tests.agents.pipeline.healthcare import assert_target_matches, expected_targets, read_bronze
 
@@ -88,3 +90,13 @@ def test_pipeline_on_postgresql(tmp_path, dbt_dir, pg_schemas):
     outcome, _ = pipeline.run("backfill", months=[month])
     assert isinstance(outcome, Succeeded), outcome
     assert outcome.outputs["final_rows"]["CLAIM_SUMMARY"] == 400
+
+    # Every month: the orphans' months show a variance, and the months built become the targets all the same.
+    outcome, context = pipeline.run("backfill", key="backfill_all")
+    assert isinstance(outcome, Failed) and sorted(outcome.outputs["failing_months"]) == sorted(orphan_months)
+    report = json.loads(Artifact.objects.get(run=context.run, name="backfill_report.json").file.read())
+    assert report["assembled_from"] == "months" and report["final_rows"]["CLAIM_SUMMARY"] == 400
+    with psycopg.connect(PG_SERVER) as conn:
+        kept = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND "
+                            "table_name LIKE '%%genesis_backfill'", [target_schema]).fetchone()[0]
+    assert kept == 0

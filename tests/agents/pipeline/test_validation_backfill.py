@@ -12,7 +12,13 @@ from agents.base import Failed, Succeeded
 from agents.models import Connection
 from tasks.models import Artifact
 from tests.agents.pipeline.conftest import Pipeline, bronze_with_orphans
-from tests.agents.pipeline.healthcare import TARGETS, expected_targets, read_bronze
+from tests.agents.pipeline.healthcare import (
+    TARGETS,
+    assert_target_matches,
+    expected_targets,
+    read_bronze,
+    read_sqlite_table,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -79,6 +85,53 @@ def test_backfill_rebuilds_month_by_month_and_matches_the_source(tmp_path, dbt_d
     assert {(r["target"], r["month"]): r["rows"] for r in chart} == {
         (name, month): per_month[name][month] for name in per_month for month in months
     }
+
+
+def _target_tables(path):
+    db = sqlite3.connect(path)
+    try:
+        return sorted(r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    finally:
+        db.close()
+
+
+def test_a_full_backfill_leaves_the_months_it_built_as_the_targets(tmp_path, dbt_dir, bronze_b):
+    """Every month of the source: the months built and checked become the targets (no full run after them), and
+    they equal the independent computation. A second backfill starts its kept months afresh."""
+    pipeline = Pipeline(tmp_path, bronze_b)
+    expected = expected_targets(read_bronze(bronze_b))
+    for attempt in (1, 2):
+        outcome, context = pipeline.run("backfill", key=f"backfill_{attempt}")
+        assert isinstance(outcome, Succeeded), outcome
+        report = json.loads(Artifact.objects.get(run=context.run, name="backfill_report.json").file.read())
+        assert report["assembled_from"] == "months" and report["undated_source_rows"] == 0
+        assert len(report["months"]) == 36
+        assert report["final_rows"] == {name: len(rows) for name, rows in expected.items()}
+        for name, rows in expected.items():
+            assert_target_matches(name, read_sqlite_table(pipeline.target_path, name), rows)
+        assert _target_tables(pipeline.target_path) == sorted(expected)  # nothing kept on the side
+        assert any("are now the whole targets" in line for line in context.log.lines)
+
+
+def test_undated_source_rows_make_the_backfill_rebuild_in_full(tmp_path, dbt_dir):
+    """A claim with no service date belongs to no month: the months alone would lose it, so a full run follows
+    and the kept months are dropped."""
+    bronze = bronze_with_orphans(tmp_path, missing_provider_ids=())
+    db = sqlite3.connect(bronze)
+    with db:  # CLAIMS again without its NOT NULL constraints, then one claim without a date
+        db.execute("CREATE TABLE CLAIMS_COPY AS SELECT * FROM CLAIMS")
+        db.execute("DROP TABLE CLAIMS")
+        db.execute("ALTER TABLE CLAIMS_COPY RENAME TO CLAIMS")
+        db.execute("UPDATE CLAIMS SET SERVICE_DATE = NULL WHERE CLAIM_ID = 7")
+    db.close()
+    pipeline = Pipeline(tmp_path, bronze)
+    outcome, context = pipeline.run("backfill")
+    assert isinstance(outcome, Succeeded), outcome
+    report = json.loads(Artifact.objects.get(run=context.run, name="backfill_report.json").file.read())
+    assert report["assembled_from"] == "full run" and report["undated_source_rows"] == 1
+    claim_ids = {r["CLAIM_ID"] for r in read_sqlite_table(pipeline.target_path, "CLAIM_SUMMARY")}
+    assert 7 in claim_ids and len(claim_ids) == report["final_rows"]["CLAIM_SUMMARY"]
+    assert _target_tables(pipeline.target_path) == sorted(t["target_table"] for t in TARGETS)
 
 
 def test_backfill_variance_fails_naming_the_months(tmp_path, dbt_dir):
