@@ -113,6 +113,21 @@ def with_children(partition: Partition | None, first_columns: dict[str, str],
     return Partition(table=partition.table, column=partition.column, key=key, children=children)
 
 
+def read_partition(adapter, targets: list[TargetSpec], config: dict
+                   ) -> tuple[dict[str, str], dict[str, str], Partition | None]:
+    """From the source: its tables (upper-case name -> name), the first column of each table the targets read, and
+    the month partition with its child tables."""
+    bronze = {name.upper(): name for name in adapter.list_tables()}
+    used = {t.upper() for t in _tables_read(targets)} & set(bronze)
+    first_columns, all_columns = {}, {}
+    for upper in sorted(used):
+        columns = adapter._columns(bronze[upper])
+        if columns:
+            first_columns[bronze[upper]] = columns[0].name
+            all_columns[bronze[upper]] = [c.name for c in columns]
+    return bronze, first_columns, with_children(infer_partition(targets, bronze, config), first_columns, all_columns)
+
+
 def plan_build(*, mission, config: dict, connections: dict | None = None) -> BuildPlan:
     """Generate the mission's dbt project from its approved specs (or ``config["targets"]``)."""
     connections = connections or {}
@@ -120,15 +135,7 @@ def plan_build(*, mission, config: dict, connections: dict | None = None) -> Bui
     targets = targets_for(mission, config)
     source, target = resolve_connections(mission=mission, config=config, connections=connections)
     with adapter_for(source) as adapter:
-        bronze = {name.upper(): name for name in adapter.list_tables()}
-        used = {t.upper() for t in _tables_read(targets)} & set(bronze)
-        first_columns, all_columns = {}, {}
-        for upper in sorted(used):
-            columns = adapter._columns(bronze[upper])
-            if columns:
-                first_columns[bronze[upper]] = columns[0].name
-                all_columns[bronze[upper]] = [c.name for c in columns]
-    partition = with_children(infer_partition(targets, bronze, config), first_columns, all_columns)
+        bronze, first_columns, partition = read_partition(adapter, targets, config)
     references = infer_references(targets, first_columns, config.get("references"))
     project = generate_project(
         name=config.get("project_name") or mission.name, targets=targets, engine=target.engine,

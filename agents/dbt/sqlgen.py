@@ -132,3 +132,30 @@ def model_sql(target: TargetSpec, *, dialect: str, bronze_tables: dict[str, str]
     text = re.sub(r'"' + _SRC + r'(\w+)"', source, text)
     text = re.sub(r'"' + _CHILD + r'(\w+)"', child, text)
     return re.sub(r'"' + _PART + r'(\w+)"', part, text) + "\n"
+
+
+def month_filter(column: str, month: str, dialect: str) -> str:
+    """What the ``genesis_month_filter`` macro renders for ``month`` ('YYYY-MM'): a range on the ISO date."""
+    year, number = (int(part) for part in month.split("-"))
+    following = f"{year + 1 if number == 12 else year:04d}-{1 if number == 12 else number + 1:02d}"
+    if dialect == "sqlite":
+        return f"{column} >= '{month}' and {column} < '{following}'"
+    return f"{column} >= '{month}-01' and {column} < '{following}-01'"
+
+
+def render_month(model: str, *, month: str, dialect: str) -> str:
+    """A generated model (``model_sql``) as plain SQL over one month of the source, runnable on the source
+    connection without dbt: what dbt renders from the macros with ``genesis_month`` set."""
+    if not re.fullmatch(r"\d{4}-\d{2}", month):
+        raise DomainError(f"{month!r} is not a month (YYYY-MM).", field="month")
+
+    def child(match: re.Match) -> str:
+        column, parent, key, date = match.groups()
+        return (f'{column} IN (SELECT {key} FROM "{parent}" WHERE '  # noqa: S608 - identifiers checked by Partition
+                f"{month_filter(date, month, dialect)})")
+
+    text = re.sub(r"\{\{ genesis_child_filter\('(\"\w+\")', source\('bronze', '(\w+)'\), '(\"\w+\")', "
+                  r"'(\"\w+\")'\) \}\}", child, model)
+    text = re.sub(r"\{\{ genesis_month_filter\('(\"\w+\")'\) \}\}",
+                  lambda m: month_filter(m.group(1), month, dialect), text)
+    return re.sub(r"\{\{ source\('bronze', '(\w+)'\) \}\}", r'"\1"', text)

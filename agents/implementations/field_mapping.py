@@ -7,6 +7,8 @@ import json
 import re
 from typing import Any
 
+from django.conf import settings
+
 from agents.base import AgentContext, BaseAgent, Failed, NeedsApproval, NeedsInput, Outcome
 from agents.choices import MappingStatus
 from agents.connectors import Adapter, ConnectorError
@@ -26,6 +28,8 @@ from agents.registry import register
 from agents.specfile import target_spec
 from genesis.exceptions import DomainError
 
+# A mapping's dry run reads every row up to this size of its month-partitioned table, else the latest month.
+DRY_RUN_FULL_ROWS = 200_000
 _SENTENCE = re.compile(r"(?<=[.;!?\n])\s+")
 _QUESTION_KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z0-9_.]+?):")
 
@@ -139,8 +143,9 @@ def spec_markdown(content: dict[str, Any], version: int) -> str:
         lines += ["", "## Passages cited", ""]
         lines += [f"- {name}: “{cit['title']}” §{cit['position']}: {cit['text']}" for name, cit in cited]
     dry = content.get("dry_run", {})
-    lines += ["", "## Dry run", "", f"{dry.get('rows', '?')} rows; {dry.get('duplicate_grain_rows', '?')} "
-              "duplicate grain keys.", "", "## SQL", "", "```sql", content["sql"], "```", ""]
+    lines += ["", "## Dry run", "", f"Over {dry.get('scope', 'all rows')}: {dry.get('rows', '?')} rows; "
+              f"{dry.get('duplicate_grain_rows', '?')} duplicate grain keys.",
+              "", "## SQL", "", "```sql", content["sql"], "```", ""]
     return "\n".join(lines)
 
 
@@ -220,7 +225,7 @@ class FieldMappingAgent(BaseAgent):
                                   context={"column": f"{target_name}.{question.column}", "reason": question.reason})
             except MappingProblem as problem:
                 return Failed(error=f"{target_name}: {problem}", retryable=False)
-            content["dry_run"] = self._dry_run(adapter, content)
+            content["dry_run"] = self._dry_run(adapter, content, profile)
         except ConnectorError as error:
             return Failed(error=f"{target_name}: {error.message}", retryable=False)
         except InterruptedError:
@@ -249,7 +254,8 @@ class FieldMappingAgent(BaseAgent):
         low = [c["name"] for c in content["columns"] if c["confidence"] < 0.7]
         changed = version.diff.get("changed", {})
         summary = (f"{target_name} mapping spec v{version.number}: {len(content['columns'])} columns mapped, "
-                   f"dry run {content['dry_run']['rows']} rows, {content['dry_run']['duplicate_grain_rows']} "
+                   f"dry run over {content['dry_run']['scope']}: {content['dry_run']['rows']} rows, "
+                   f"{content['dry_run']['duplicate_grain_rows']} "
                    f"duplicate grain keys."
                    + (f" Lowest confidence: {', '.join(low)}." if low else "")
                    + (f" Changed since the last version: {', '.join(changed)}." if changed else ""))
@@ -259,20 +265,55 @@ class FieldMappingAgent(BaseAgent):
             "rows": content["dry_run"]["rows"], "spec_artifact": artifact_id(spec_artifact),
         })
 
-    def _dry_run(self, adapter: Adapter, content: dict[str, Any]) -> dict[str, Any]:
-        """Run the target's SQL on the source: row count, a sample, and rows sharing a grain key."""
-        sql = content["sql"]
-        rows = adapter.scalar(f"SELECT COUNT(*) FROM ({sql}) AS q")  # noqa: S608 - our own generated SQL
-        sample = adapter.query(f"SELECT * FROM ({sql}) AS q", limit=5)  # noqa: S608
+    def _dry_run(self, adapter: Adapter, content: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
+        """Run the target's SQL on the source: its rows, a sample, and the grain keys held by more than one row.
+        Over all rows, or over the latest month when the month-partitioned table is larger than
+        GENESIS_DRY_RUN_FULL_ROWS (the backfill checks every month later)."""
+        sql, scope = content["sql"], "all rows"
+        month = _month_sample(adapter, content, profile)
+        if month is not None:
+            sql, scope = month
         grain = content["grain"]["columns"]
-        duplicates = 0
         if grain:
             cols = ", ".join(adapter.quote(c) for c in grain)
-            duplicates = adapter.scalar(
-                f"SELECT COUNT(*) FROM (SELECT {cols} FROM ({sql}) AS q GROUP BY {cols} "  # noqa: S608
-                f"HAVING COUNT(*) > 1) AS d"
-            )
-        return {"rows": rows, "columns": sample.columns,
+            # One pass: rows per grain key, then their sum and the keys with more than one.
+            rows, duplicates = adapter.query(
+                f"SELECT COALESCE(SUM(n), 0), COALESCE(SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), 0) FROM "  # noqa: S608
+                f"(SELECT {cols}, COUNT(*) AS n FROM ({sql}) AS q GROUP BY {cols}) AS g", limit=1).rows[0]
+        else:
+            rows, duplicates = adapter.scalar(f"SELECT COUNT(*) FROM ({sql}) AS q"), 0  # noqa: S608
+        sample = adapter.query(f"SELECT * FROM ({sql}) AS q", limit=5)  # noqa: S608
+        return {"rows": int(rows), "scope": scope, "columns": sample.columns,
                 "sample": [[v if isinstance(v, int | float | str) or v is None else str(v) for v in row]
                            for row in sample.rows],
-                "duplicate_grain_rows": duplicates, "elapsed_ms": sample.elapsed_ms}
+                "duplicate_grain_rows": int(duplicates), "elapsed_ms": sample.elapsed_ms}
+
+
+def _month_sample(adapter: Adapter, content: dict[str, Any], profile: dict[str, Any]) -> tuple[str, str] | None:
+    """The target's model over the latest month of its partition table, and the scope's name; None when the
+    table is small enough to read whole or the target has no month partition."""
+    from agents.dbt.build import read_partition
+    from agents.dbt.spec import target_from_dict
+    from agents.dbt.sqlgen import model_sql, render_month
+
+    target = target_from_dict(content, sql=content["sql"], dialect=content["dialect"])
+    # A monthly grain names its period's date (TABLE.COLUMN); else a date column of the target gives it.
+    table, _, column = (content["grain"].get("period") or "").partition(".")
+    config = {"partition": {"table": table, "column": column}} if table and column else {}
+    try:
+        bronze, _, partition = read_partition(adapter, [target], config)
+    except DomainError:
+        return None  # no usable partition: the dry run reads every row
+    if partition is None:
+        return None
+    table = next((t for name, t in profile["tables"].items() if name.upper() == partition.table.upper()), {})
+    if (table.get("row_count") or 0) <= getattr(settings, "GENESIS_DRY_RUN_FULL_ROWS", DRY_RUN_FULL_ROWS):
+        return None
+    latest = adapter.scalar(f"SELECT MAX({adapter.quote(partition.column)}) "  # noqa: S608 - quoted identifiers
+                            f"FROM {adapter.quote(partition.table)}")
+    if latest is None:
+        return None
+    month = str(latest)[:7]
+    model = model_sql(target, dialect=adapter.dialect, bronze_tables=bronze, partition=partition)
+    return (render_month(model, month=month, dialect=adapter.dialect),
+            f"month {month} of {partition.table}.{partition.column} ({table['row_count']:,} rows in all)")

@@ -108,6 +108,35 @@ def test_every_target_column_is_mapped_as_the_issue_defines(request, bronze_name
         assert HistoryEntry.objects.filter(task=result.task, event="mapping_spec.proposed").count() == 1
 
 
+@pytest.mark.parametrize("bronze_name", ["bronze_small", "bronze_renamed"])
+def test_a_large_source_is_dry_run_over_its_latest_month(request, bronze_name, settings, mission, run_agent,
+                                                         source_for):
+    """Past GENESIS_DRY_RUN_FULL_ROWS claims, the dry run reads the latest month (claims and their lines) and
+    counts exactly that month's rows; the proposed SQL itself is unchanged."""
+    bronze = request.getfixturevalue(bronze_name)
+    settings.GENESIS_DRY_RUN_FULL_ROWS = 100
+    source = source_for(bronze.path)
+    claims = bronze.data.tables["CLAIMS"]  # CLAIM_ID, PATIENT_ID, PROVIDER_ID, SERVICE_DATE, ...
+    month = max(c[3] for c in claims)[:7]
+    in_month = [c for c in claims if c[3].startswith(month)]
+    want = {"CLAIM_SUMMARY": len(in_month), "PROVIDER_SUMMARY": len({c[2] for c in in_month}),
+            "PATIENT_SUMMARY": len({c[1] for c in in_month})}
+    for target in TARGETS:
+        result = run_agent("field_mapping", mission=mission, config=_config(source, target), key=target.lower())
+        if isinstance(result.outcome, NeedsInput):
+            assert bronze_name == "bronze_renamed"  # asking is allowed there; never a silent wrong mapping
+            continue
+        version = MappingSpecVersion.objects.get(spec_id=result.outcome.outputs["mapping_spec_id"],
+                                                 number=result.outcome.outputs["version"])
+        dry = version.content["dry_run"]
+        assert dry["scope"].startswith(f"month {month} of CLAIMS."), dry["scope"]
+        assert dry["rows"] == want[target] > 0 and dry["duplicate_grain_rows"] == 0
+        assert len(dry["sample"]) == 5
+        assert f"dry run over month {month}" in result.outcome.summary
+        with adapter_for(_conn(result)) as adapter:
+            assert len(adapter.query(version.sql, limit=10**7).rows) > want[target]  # the spec reads every month
+
+
 def test_renamed_columns_are_mapped_by_meaning(mission, run_agent, source_for, bronze_renamed):
     source = source_for(bronze_renamed.path)
     renamed = {"CLAIMS.SERVICE_DATE": "CLAIMS.SVC_DT", "CLAIMS.DIAGNOSIS_CODE": "CLAIMS.DX1"}
