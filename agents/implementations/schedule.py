@@ -1,11 +1,12 @@
-"""The schedule agent: a django-q2 cron schedule that refreshes the mission, proven by one refresh now."""
+"""The schedule agent: a django-q2 cron schedule that refreshes the mission, checked now without rebuilding (or
+proven by one full refresh with ``verify: full``)."""
 
 from __future__ import annotations
 
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
 from agents.dbt.build import log, write_json
 from agents.dbt.services import DEFAULT_CRON, refresh_schedule_set
-from agents.quality.refresh import refresh_run
+from agents.quality.refresh import refresh_check, refresh_run
 from agents.registry import register
 from genesis.exceptions import DomainError
 
@@ -35,6 +36,9 @@ class ScheduleAgent(BaseAgent):
                    "that rebuilds and re-checks the targets and alerts the escalation channels on failure.")
 
     def run(self, context: AgentContext) -> Outcome:
+        verify = context.config.get("verify", "check")
+        if verify not in (True, False, "full", "check"):
+            return Failed(error=f"config verify: {verify!r} is not one of full, check or false.", retryable=False)
         cron, origin = cron_for(context)
         try:
             schedule = refresh_schedule_set(mission=context.mission, cron=cron, actor=context.agent,
@@ -44,13 +48,23 @@ class ScheduleAgent(BaseAgent):
         log(context, f"Schedule {schedule.name} ({cron}, from the {origin}); next run {schedule.next_run}.")
         outputs = {"schedule_id": schedule.pk, "schedule": schedule.name, "cron": cron, "cron_from": origin,
                    "func": schedule.func, "next_run": schedule.next_run.isoformat() if schedule.next_run else None}
-        if context.config.get("verify", True):
-            # Prove the refresh works before relying on it: run it once now, recorded like any refresh.
-            result = refresh_run(mission=context.mission, label="first refresh", actor=context.agent)
-            outputs["first_refresh"] = result.as_dict()
+        if verify in (True, "full"):
+            # Run it once now, recorded like any refresh: rebuilds and re-checks every target.
+            result, key, what = refresh_run(mission=context.mission, label="first refresh",
+                                            actor=context.agent), "first_refresh", "first refresh"
+        elif verify:
+            # The targets were just built, checked and backfilled at this revision: check what the job needs
+            # (its function, the project compiling against the target, the targets) without rebuilding them.
+            result, key, what = refresh_check(mission=context.mission, func=schedule.func,
+                                              actor=context.agent), "check", "check"
+        else:
+            result = None
+        if result is not None:
+            outputs[key] = result.as_dict()
+            log(context, f"Schedule {what}: {'ok' if result.ok else result.error} ({result.seconds:.2f} s).")
             if not result.ok:
                 write_json(context, "schedule.json", "report", outputs)
-                return Failed(error=f"The schedule is set but its first refresh failed: {result.error}",
+                return Failed(error=f"The schedule is set but its {what} failed: {result.error}",
                               retryable=False, outputs=outputs)
         write_json(context, "schedule.json", "report", outputs)
         return Succeeded(outputs=outputs, summary=f"Refresh scheduled ({cron}); next run {outputs['next_run']}.")

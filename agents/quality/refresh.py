@@ -96,6 +96,41 @@ def refresh_run(*, mission, label: str = "scheduled refresh", config: dict | Non
     return result
 
 
+def refresh_check(*, mission, func: str, actor=None) -> RefreshResult:
+    """What a scheduled refresh needs, checked without rebuilding: the job's function imports, the approved project
+    generates and compiles against the target (warm manifest), and the targets it refreshes are there. Recorded as
+    ``refresh.checked`` (or ``refresh.check_failed``)."""
+    from django.utils.module_loading import import_string
+
+    started = time.monotonic()
+    result = RefreshResult(ok=False, label="schedule check")
+    try:
+        import_string(func)
+        plan = plan_build(mission=mission, config=_config_for(mission))
+        result.revision = plan.project.revision
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
+        compiled = plan.invoke(["compile", "--select", "resource_type:model"], write_results=False,
+                               target_dir=dbt_root() / f"mission-{mission.pk}" / "refreshes" / f"{stamp}-check")
+        if not compiled.success:
+            result.error = f"dbt compile failed: {compiled.failure_text()}"
+        else:
+            result.rows = target_row_counts(plan)
+            result.ok = True
+    except ImportError as error:
+        result.error = f"The scheduled function {func} does not import: {error}"
+    except DomainError as error:
+        result.error = str(error)
+    except Exception as error:  # noqa: BLE001 - a missing target table, an unreachable database: say which
+        result.error = f"{type(error).__name__}: {error}"
+    result.seconds = time.monotonic() - started
+    message = (f"The scheduled refresh compiles at revision {result.revision[:12]} and finds "
+               f"{', '.join(f'{k} {v:,}' for k, v in result.rows.items())} rows to refresh." if result.ok
+               else f"The scheduled refresh would fail: {result.error}")
+    history_record(mission=mission, event="refresh.checked" if result.ok else "refresh.check_failed", actor=actor,
+                   message=message[:2000], data=result.as_dict())
+    return result
+
+
 def _attach(mission, name: str, kind: str, content: str, actor) -> None:
     try:
         task_services.artifact_create(mission=mission, kind=kind, name=name, file=content, actor=actor)

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db
 def test_schedule_creates_a_cron_refresh_that_is_proven_by_a_first_refresh(tmp_path, dbt_dir, bronze_b):
     pipeline = Pipeline(tmp_path, bronze_b)
     pipeline.task("dbt_build")  # the refresh reuses the build task's config
-    outcome, context = pipeline.run("schedule", cron="30 4 * * *")
+    outcome, context = pipeline.run("schedule", cron="30 4 * * *", verify="full")
     assert isinstance(outcome, Succeeded), outcome
     schedule = Schedule.objects.get(name=f"genesis-refresh-mission-{pipeline.mission.pk}")
     assert schedule.func == "agents.jobs.refresh_mission" and schedule.cron == "30 4 * * *"
@@ -48,6 +48,30 @@ def test_schedule_creates_a_cron_refresh_that_is_proven_by_a_first_refresh(tmp_p
     outcome, _ = pipeline.run("schedule", key="schedule_again", verify=False)
     assert outcome.outputs["cron"] == "0 2 * * *" and outcome.outputs["cron_from"] == "default (daily)"
     assert Schedule.objects.filter(name__startswith="genesis-refresh-mission-").count() == 1
+
+
+def test_schedule_checks_its_refresh_without_rebuilding_by_default(tmp_path, dbt_dir, bronze_b):
+    """By default the schedule step checks what the job needs (the function, the project compiling, the targets)
+    and rebuilds nothing; before any build the check fails, naming the missing target."""
+    pipeline = Pipeline(tmp_path, bronze_b)
+    pipeline.task("dbt_build", key="build_config")  # the refresh reuses the build task's config
+    outcome, _ = pipeline.run("schedule", key="schedule_before_build")
+    assert isinstance(outcome, Failed) and "its check failed" in outcome.error
+    assert "CLAIM_SUMMARY" in outcome.error
+    assert HistoryEntry.objects.filter(mission=pipeline.mission, event="refresh.check_failed").count() == 1
+
+    assert isinstance(pipeline.run("dbt_build")[0], Succeeded)
+    built_at = pipeline.target_path.stat().st_mtime_ns
+    outcome, context = pipeline.run("schedule")
+    assert isinstance(outcome, Succeeded), outcome
+    assert outcome.outputs["check"]["ok"] is True and outcome.outputs["check"]["rows"]["CLAIM_SUMMARY"] == 450
+    assert "first_refresh" not in outcome.outputs
+    assert pipeline.target_path.stat().st_mtime_ns == built_at  # nothing was rebuilt
+    events = list(HistoryEntry.objects.filter(mission=pipeline.mission).values_list("event", flat=True))
+    assert "refresh.checked" in events and "refresh.succeeded" not in events
+
+    outcome, _ = pipeline.run("schedule", key="schedule_typo", verify="chek")
+    assert isinstance(outcome, Failed) and "config verify: 'chek'" in outcome.error
 
 
 def test_a_failing_refresh_is_recorded_and_alerts_the_escalation_channels(tmp_path, dbt_dir):
