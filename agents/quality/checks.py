@@ -48,24 +48,6 @@ def _key(row: tuple):
     return row[0] if len(row) == 1 else list(row)
 
 
-def check_not_null(adapter, target: TargetSpec) -> list[CheckResult]:
-    table = adapter.quote(target.name)
-    results = []
-    for column in target.key_columns:
-        col = adapter.quote(column)
-        count_sql = f"SELECT COUNT(*) FROM {table} WHERE {col} IS NULL"  # noqa: S608 - quoted identifiers
-        failing = int(adapter.scalar(count_sql))
-        result = CheckResult(check="not_null", target=target.name, column=column, passed=failing == 0,
-                             failing_rows=failing, sql=[count_sql])
-        if failing:
-            sample_sql = (f"SELECT {_keys_sql(adapter, target)} FROM {table} "  # noqa: S608
-                          f"WHERE {col} IS NULL")
-            result.sample_keys = [_key(r) for r in adapter.query(sample_sql, limit=SAMPLE).rows]
-            result.sql.append(sample_sql)
-        results.append(result)
-    return results
-
-
 _SQLITE_BAD_TYPE = {
     "integer": "typeof({c}) NOT IN ('integer', 'null')",
     "numeric": "typeof({c}) NOT IN ('integer', 'real', 'null')",
@@ -77,41 +59,59 @@ _SQLITE_BAD_TYPE = {
 }
 
 
-def check_types(adapter, target: TargetSpec) -> list[CheckResult]:
-    """SQLite stores any value in any column: each value's storage class is checked. PostgreSQL enforces the
-    column's type, so its declared type is compared with the spec's."""
-    table = adapter.quote(target.name)
-    results = []
-    declared = {}
-    if adapter.engine == "postgresql":
-        from agents.dbt.spec import type_family
+def _row_conditions(adapter, target: TargetSpec) -> list[tuple[str, str, str, str]]:
+    """(check, column, condition a failing row meets, detail) of the row-by-row checks: non-null keys, and on
+    SQLite (which stores any value in any column) each value's storage class."""
+    conditions = [("not_null", column, f"{adapter.quote(column)} IS NULL", "") for column in target.key_columns]
+    if adapter.engine == "sqlite":
+        for column in target.columns:
+            bad = _SQLITE_BAD_TYPE.get(column.family)
+            if bad is not None:
+                conditions.append(("type", column.name, bad.format(c=adapter.quote(column.name)),
+                                   f"expected {column.type} ({column.family})"))
+    return conditions
 
-        declared = {c.name.upper(): type_family(c.declared_type) for c in adapter._columns(target.name)}
+
+def check_rows(adapter, target: TargetSpec) -> list[CheckResult]:
+    """The row-by-row checks, counted in one pass over the target; each result keeps the standalone query that
+    counts its own failing rows (the handoff ships those) and samples the keys of failing rows."""
+    conditions = _row_conditions(adapter, target)
+    if not conditions:
+        return []
+    table = adapter.quote(target.name)
+    sums = ", ".join(f"COALESCE(SUM(CASE WHEN {where} THEN 1 ELSE 0 END), 0)" for _, _, where, _ in conditions)
+    counts = adapter.query(f"SELECT {sums} FROM {table}", limit=1).rows[0]  # noqa: S608 - quoted identifiers
+    results = []
+    for (check, column, where, detail), failing in zip(conditions, counts, strict=True):
+        count_sql = f"SELECT COUNT(*) FROM {table} WHERE {where}"  # noqa: S608 - quoted identifiers
+        result = CheckResult(check=check, target=target.name, column=column, passed=not failing,
+                             failing_rows=int(failing), detail=detail, sql=[count_sql])
+        if failing:
+            sample_sql = f"SELECT {_keys_sql(adapter, target)} FROM {table} WHERE {where}"  # noqa: S608
+            result.sample_keys = [_key(r) for r in adapter.query(sample_sql, limit=SAMPLE).rows]
+            result.sql.append(sample_sql)
+        results.append(result)
+    return results
+
+
+def check_declared_types(adapter, target: TargetSpec) -> list[CheckResult]:
+    """PostgreSQL enforces each column's type: its declared type is compared with the spec's."""
+    if adapter.engine != "postgresql":
+        return []
+    from agents.dbt.spec import type_family
+
+    table = adapter.quote(target.name)
+    declared = {c.name.upper(): type_family(c.declared_type) for c in adapter._columns(target.name)}
+    results = []
     for column in target.columns:
         family = column.family
-        col = adapter.quote(column.name)
-        if adapter.engine == "sqlite":
-            condition = _SQLITE_BAD_TYPE.get(family)
-            if condition is None:
-                continue
-            where = condition.format(c=col)
-            count_sql = f"SELECT COUNT(*) FROM {table} WHERE {where}"  # noqa: S608 - quoted identifiers
-            failing = int(adapter.scalar(count_sql))
-            result = CheckResult(check="type", target=target.name, column=column.name, passed=failing == 0,
-                                 failing_rows=failing, detail=f"expected {column.type} ({family})", sql=[count_sql])
-            if failing:
-                sample_sql = f"SELECT {_keys_sql(adapter, target)} FROM {table} WHERE {where}"  # noqa: S608
-                result.sample_keys = [_key(r) for r in adapter.query(sample_sql, limit=SAMPLE).rows]
-                result.sql.append(sample_sql)
-        else:
-            actual = declared.get(column.name.upper(), "missing")
-            ok = actual == family or (family == "numeric" and actual == "integer")
-            count_sql = f"SELECT COUNT({col}) FROM {table}"  # noqa: S608 - quoted identifiers
-            failing = 0 if ok else int(adapter.scalar(count_sql)) if actual != "missing" else 0
-            result = CheckResult(check="type", target=target.name, column=column.name, passed=ok,
-                                 failing_rows=failing, detail=f"expected {column.type} ({family}), column is {actual}",
-                                 sql=[count_sql])
-        results.append(result)
+        actual = declared.get(column.name.upper(), "missing")
+        ok = actual == family or (family == "numeric" and actual == "integer")
+        count_sql = f"SELECT COUNT({adapter.quote(column.name)}) FROM {table}"  # noqa: S608 - quoted identifiers
+        failing = 0 if ok else int(adapter.scalar(count_sql)) if actual != "missing" else 0
+        results.append(CheckResult(check="type", target=target.name, column=column.name, passed=ok,
+                                   failing_rows=failing, sql=[count_sql],
+                                   detail=f"expected {column.type} ({family}), column is {actual}"))
     return results
 
 
@@ -190,8 +190,8 @@ def run_checks(*, targets: list[TargetSpec], target_connection, source_connectio
         bronze = source_adapter.introspect()
         first_columns = {t.name: t.columns[0].name for t in bronze if t.columns}
         for target in targets:
-            results += check_not_null(target_adapter, target)
-            results += check_types(target_adapter, target)
+            results += check_rows(target_adapter, target)
+            results += check_declared_types(target_adapter, target)
             results += check_grain(target_adapter, target)
         for target, column, ref_table, ref_column in infer_references(targets, first_columns, references):
             results.append(check_reference(target_adapter, source_adapter, target, column, ref_table, ref_column))

@@ -9,7 +9,10 @@ from collections import Counter, defaultdict
 import pytest
 
 from agents.base import Failed, Succeeded
+from agents.connectors import adapter_for
+from agents.dbt.build import plan_build
 from agents.models import Connection
+from agents.quality.backfill import expected_counts, expected_sql
 from tasks.models import Artifact
 from tests.agents.pipeline.conftest import Pipeline, bronze_with_orphans
 from tests.agents.pipeline.healthcare import (
@@ -150,3 +153,37 @@ def test_backfill_variance_fails_naming_the_months(tmp_path, dbt_dir):
         assert outcome.outputs["variance"][month]["PROVIDER_SUMMARY"] == -1
         assert outcome.outputs["variance"][month]["CLAIM_SUMMARY"] == 0
     assert clean_month not in outcome.outputs["variance"]
+
+
+def test_expected_counts_in_one_pass_equal_one_query_per_target(tmp_path, dbt_dir):
+    """The one-pass count per month equals each target's own DISTINCT query, a missing key counting as one value;
+    an override runs as given."""
+    bronze = bronze_with_orphans(tmp_path, missing_provider_ids=())
+    db = sqlite3.connect(bronze)
+    with db:  # PATIENT_ID without its NOT NULL, and one claim without a patient
+        db.execute("CREATE TABLE CLAIMS_COPY AS SELECT * FROM CLAIMS")
+        db.execute("DROP TABLE CLAIMS")
+        db.execute("ALTER TABLE CLAIMS_COPY RENAME TO CLAIMS")
+        db.execute("UPDATE CLAIMS SET PATIENT_ID = NULL WHERE CLAIM_ID = 11")
+    db.close()
+    pipeline = Pipeline(tmp_path, bronze)
+    plan = plan_build(mission=pipeline.mission, config={"targets": TARGETS},
+                      connections={pipeline.source.name: pipeline.source, pipeline.target.name: pipeline.target})
+    partition = plan.project.partition
+    override = {"PROVIDER_SUMMARY": "SELECT '2022-01', 7"}
+    with adapter_for(plan.source) as adapter:
+        counts, queries = expected_counts(adapter, plan.targets, partition, override)
+        columns = [c.name for c in adapter.introspect([partition.table])[0].columns]
+        for target in plan.targets:
+            if target.name == "PROVIDER_SUMMARY":
+                assert counts[target.name] == {"2022-01": 7} and queries[target.name] == override[target.name]
+                continue
+            alone = {m: n for m, n in adapter.query(expected_sql(adapter, target, partition, columns),
+                                                    limit=10**6).rows}
+            assert counts[target.name] == alone
+    assert queries["CLAIM_SUMMARY"] == queries["PATIENT_SUMMARY"]  # counted together
+    month_of_11 = next(r[0][:7] for r in sqlite3.connect(bronze).execute(
+        "SELECT SERVICE_DATE FROM CLAIMS WHERE CLAIM_ID = 11"))
+    patients = {r[0] for r in sqlite3.connect(bronze).execute(
+        "SELECT PATIENT_ID FROM CLAIMS WHERE substr(SERVICE_DATE, 1, 7) = ?", [month_of_11])}
+    assert None in patients and counts["PATIENT_SUMMARY"][month_of_11] == len(patients)
