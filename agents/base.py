@@ -86,3 +86,7 @@ class BaseAgent:
 
     def run(self, context: AgentContext) -> Outcome:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def approved(self, *, task, run, actor) -> None:
+        """Called when a person approves what this agent proposed (``NeedsApproval``), inside the approval's
+        transaction, before the mission moves on: bring the agent's own records in line. Nothing by default."""

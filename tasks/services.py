@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from agents import registry
 from agents.models import Agent
 from genesis.exceptions import DependencyCycle, DomainError, InvalidTransition
 from genesis.uploads import display_name, sha256_of, validate_upload_size
@@ -542,7 +543,7 @@ def _waiting_run(task: Task) -> Run | None:
 @transaction.atomic
 def task_approve(*, task: Task, actor: Actor, note: str = "") -> Task:
     """A person accepts the task's work (an agent's proposal, or their own task): it is done, the mission moves on."""
-    task = Task.objects.select_for_update(of=("self",)).select_related("mission").get(pk=task.pk)
+    task = Task.objects.select_for_update(of=("self",)).select_related("mission", "owner_agent").get(pk=task.pk)
     _require_person(task=task, actor=actor, verb="approve")
     if task.status != TaskStatus.WAITING_APPROVAL:
         raise DomainError(f"Task {task.key} is {task.status}; only a task waiting for approval can be approved.",
@@ -553,6 +554,8 @@ def task_approve(*, task: Task, actor: Actor, note: str = "") -> Task:
     history_record(mission=task.mission, task=task, run=run, event="task.approved", actor=actor,
                    message=note or "Approved.", data={"note": note})
     task_transition(task=task, to=TaskStatus.DONE, actor=actor, run=run, message=note or "Approved.")
+    if task.owner_agent_id and registry.is_registered(task.owner_agent.kind):
+        registry.get(task.owner_agent.kind)().approved(task=task, run=run, actor=actor)
     from tasks import engine
 
     engine.after_task_done(task=task, actor=actor)

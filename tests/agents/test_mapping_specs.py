@@ -88,6 +88,28 @@ def test_sync_approves_the_versions_whose_task_was_approved(mission, lead):
     assert mapping_specs_sync_approvals(mission=mission, actor=lead) == []
 
 
+def test_approving_the_mapping_task_approves_its_spec_version_at_once(mission, lead):
+    """Task approval and spec approval happen in one transaction: the approved version is the one the task
+    proposed, by the person who approved the task."""
+    from tasks import services as task_services
+    from tasks.models import HistoryEntry
+    from tests.factories import AgentFactory, TaskFactory
+
+    agent = AgentFactory(name="mapper", kind="field_mapping")
+    task = TaskFactory(mission=mission, key="map_claim_summary", owner_agent=agent)
+    version = _propose(mission)
+    version.task = task
+    version.save(update_fields=["task"])
+    for step in ("ready", "queued", "running", "waiting_approval"):
+        task_services.task_transition(task=task, to=step)
+    task_services.task_approve(task=task, actor=lead, note="Looks right.")
+    version.refresh_from_db()
+    assert version.status == "approved"
+    assert mapping_spec_approved(mission=mission, target_table="CLAIM_SUMMARY").pk == version.pk
+    entry = HistoryEntry.objects.get(mission=mission, event="mapping_spec.approved")
+    assert entry.actor_user == lead and "approved with its task map_claim_summary" in entry.message
+
+
 def test_admin_shows_versions_and_approves_through_the_service(client, admin_user, mission):
     from django.urls import reverse
 
