@@ -238,6 +238,9 @@ else:
 # The engine (tasks/engine.py): leases, heartbeats, retry backoff and the idle sweep, in seconds.
 GENESIS_LEASE_SECONDS = env_int("GENESIS_LEASE_SECONDS", 30)
 GENESIS_HEARTBEAT_SECONDS = float(env_str("GENESIS_HEARTBEAT_SECONDS", "1"))
+# An agent still working this long after its run was cancelled or timed out has its cluster worker stopped (SIGKILL;
+# the cluster spawns a new one) instead of holding the slot until Q_TIMEOUT.
+GENESIS_CANCEL_GRACE_SECONDS = float(env_str("GENESIS_CANCEL_GRACE_SECONDS", "10"))
 GENESIS_RETRY_BACKOFF_SECONDS = float(env_str("GENESIS_RETRY_BACKOFF_SECONDS", "5"))
 GENESIS_RETRY_BACKOFF_MAX_SECONDS = float(env_str("GENESIS_RETRY_BACKOFF_MAX_SECONDS", "300"))
 GENESIS_SWEEP_SECONDS = float(env_str("GENESIS_SWEEP_SECONDS", "5"))

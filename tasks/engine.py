@@ -12,12 +12,20 @@ How a task runs:
    refused and the refusal recorded. A run whose lease expires (its worker died or stalled) is marked ``lost`` by
    the sweep and the task retried as a new attempt, with backoff, up to its max attempts; then it fails and the
    owner is told.
+4. Cancel and timeout are cooperative first: the lease thread sets ``context.cancelled()``. An agent that is still
+   working ``GENESIS_CANCEL_GRACE_SECONDS`` later is stopped hard: inside a django-q2 cluster worker the lease
+   thread records ``run.worker_stopped`` and kills its own process (SIGKILL), and the cluster's sentinel spawns a
+   fresh worker in its place, so the slot is back within seconds instead of at django-q2's own ``Q_TIMEOUT``. Run
+   anywhere else (sync mode, ``run_mission``, a test) the process is never killed: ``run.cancel_ignored`` is
+   recorded instead.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import signal
 import socket
 import threading
 import time
@@ -62,6 +70,11 @@ def heartbeat_seconds() -> float:
     return min(_setting("GENESIS_HEARTBEAT_SECONDS", 1.0), lease_seconds() / 3)
 
 
+def cancel_grace_seconds() -> float:
+    """How long an agent may go on working after its run was cancelled or timed out before it is stopped hard."""
+    return max(_setting("GENESIS_CANCEL_GRACE_SECONDS", 10.0), 0.0)
+
+
 def backoff_seconds(failures: int) -> float:
     """Delay before the next automatic attempt: base · 2^(failures-1), capped."""
     base = _setting("GENESIS_RETRY_BACKOFF_SECONDS", 5.0)
@@ -76,6 +89,29 @@ def _is_postgres() -> bool:
 
 def _worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# Whether the task being executed in this thread was delivered by a broker to a django-q2 cluster worker. Set from
+# django-q2's ``pre_execute`` signal (connected in tasks/apps.py), which its worker loop sends before every task;
+# in sync mode that same loop runs in the caller's process, and the task then says ``sync``.
+_delivery = threading.local()
+
+
+def note_delivery(sender=None, task=None, **kwargs) -> None:
+    """django-q2's ``pre_execute`` receiver: remember how the task about to run was delivered."""
+    _delivery.by_cluster = not (task or {}).get("sync", False)
+
+
+def in_cluster_worker() -> bool:
+    """True in a django-q2 cluster's worker process running a task the broker delivered: ending this process costs
+    nothing but a slot the cluster's sentinel refills. False in sync mode, ``run_mission``, the web server and tests
+    that call ``execute_run`` directly (all of them a main process, which must never be killed)."""
+    return bool(getattr(_delivery, "by_cluster", False)) and multiprocessing.parent_process() is not None
+
+
+def _kill_this_worker() -> None:
+    """End this worker process at once, as a dying machine would (no cleanup can hang on the stuck agent)."""
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 # --- handing runs to the queue ------------------------------------------------------------------------------
@@ -384,16 +420,27 @@ class RunLog:
 
 class Lease:
     """The lease a worker holds on a run, renewed by a background thread that also enforces the timeout and notices
-    cancellation (the run is no longer ``running`` under this token)."""
+    cancellation (the run is no longer ``running`` under this token).
 
-    def __init__(self, run: Run, token: uuid.UUID, timeout: float):
+    Once the run was taken from this worker (cancelled, timed out, or lost), the thread gives the agent
+    ``cancel_grace_seconds()`` to return. If it has not, the agent ignores ``cancelled()``: with ``hard_stop`` (a
+    cluster worker) the thread records ``run.worker_stopped`` and kills the process; otherwise it records
+    ``run.cancel_ignored`` and lets the agent run on. It never stops a worker for a run the worker still holds, and
+    never once the agent has returned (``stop``)."""
+
+    def __init__(self, run: Run, token: uuid.UUID, timeout: float, *, hard_stop: bool = False):
+        self.run = run
         self.run_id = run.pk
         self.token = token
         self.deadline = time.monotonic() + timeout
         self.timeout = timeout
+        self.hard_stop = hard_stop
         self.cancelled = threading.Event()
         self.timed_out = threading.Event()
         self._stop = threading.Event()
+        # Held while deciding to stop the worker, and by ``stop``: once the agent has returned there is no hard stop,
+        # and once a hard stop is decided, a returning agent waits for it.
+        self._returning = threading.Lock()
         self._thread = threading.Thread(target=self._beat_loop, name=f"lease-{run.pk}", daemon=True)
         self._used_db = False
 
@@ -401,7 +448,9 @@ class Lease:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        """The agent has returned."""
+        with self._returning:
+            self._stop.set()
         self._thread.join()
 
     def renew(self) -> bool:
@@ -423,14 +472,54 @@ class Lease:
                     self.cancelled.set()
                     _fail_run(run_id=self.run_id, token=self.token, retryable=True, kind="timeout",
                               error=f"Timed out after {self.timeout:g} s.", log="")
+                    self._enforce(why="timed out")
                     return
                 if not self.renew():
+                    status = Run.objects.filter(pk=self.run_id).values_list("status", flat=True).first()
+                    self._enforce(why="cancelled" if status == RunStatus.CANCELLED else f"no longer held ({status})")
                     return
         except Exception:  # the agent's outcome is still recorded (or refused) by the main thread
             logger.exception("lease thread of run %s failed", self.run_id)
         finally:
             if self._used_db:
                 connection.close()
+
+    def _enforce(self, *, why: str) -> None:
+        """The run is no longer this worker's (``why``): wait out the grace period for the agent to return, then
+        stop the worker (or, outside a cluster worker, record that the agent ignored it)."""
+        noticed = time.monotonic()
+        grace = cancel_grace_seconds()
+        if self._stop.wait(grace):
+            return  # the agent returned in time
+        with self._returning:
+            if self._stop.is_set():
+                return  # it returned just now
+        # Decided: from here on a returning agent waits in ``stop`` (joining this thread) for the end of the process.
+        self._note_ignored(why=why, ignored=time.monotonic() - noticed, grace=grace)
+        if self.hard_stop:
+            _kill_this_worker()
+
+    def _note_ignored(self, *, why: str, ignored: float, grace: float) -> None:
+        run = self.run
+        data = {"worker": _worker_id(), "pid": os.getpid(), "reason": why, "ignored_seconds": round(ignored, 1),
+                "grace_seconds": grace}
+        if self.hard_stop:
+            event = "run.worker_stopped"
+            message = (f"The agent of attempt {run.attempt} ignored that its run was {why} for {ignored:.1f} s "
+                       f"(grace {grace:g} s); its worker {_worker_id()} (pid {os.getpid()}) is stopped so the cluster "
+                       "replaces it.")
+            logger.error("run %s: %s", run.pk, message)
+        else:
+            event = "run.cancel_ignored"
+            message = (f"The agent of attempt {run.attempt} ignored that its run was {why} for {ignored:.1f} s "
+                       f"(grace {grace:g} s); it runs outside a cluster worker ({_worker_id()}), so it is left to "
+                       "finish and its result will be refused.")
+            logger.warning("run %s: %s", run.pk, message)
+        try:
+            history_record(mission_id=run.task.mission_id, task=run.task, run=run, event=event, message=message,
+                           data=data)
+        except Exception:  # the worker is stopped all the same: the decision was made on the run's recorded state
+            logger.exception("run %s: could not record %s", run.pk, event)
 
 
 def _claim(run_id: int) -> tuple[Run, uuid.UUID] | None:
@@ -538,7 +627,7 @@ def execute_run(run_id: int) -> str:
     run, token = claimed
     task = run.task
     log = RunLog(run)
-    lease = Lease(run, token, timeout=float(task.timeout_seconds))
+    lease = Lease(run, token, timeout=float(task.timeout_seconds), hard_stop=in_cluster_worker())
     lease.start()
     try:
         context = _context(run, lease, log)

@@ -2,6 +2,8 @@
 
 Config keys (all optional):
 - ``sleep_ms``: how long to work (cancellation is checked every 10 ms while sleeping);
+- ``ignore_cancel``: sleep on without checking cancellation, as a stuck agent would (the engine then stops its
+  worker once ``GENESIS_CANCEL_GRACE_SECONDS`` have passed);
 - ``fail_attempts``: fail (retryably) on attempts 1..N; ``fail_always``: fail every attempt, not retryably;
 - ``crash_attempts``: kill its own worker process (SIGKILL) on attempts 1..N, as a dying machine would;
   ``crash_always``: on every attempt; ``raise_attempts``: raise an exception on attempts 1..N;
@@ -35,8 +37,9 @@ class NoopAgent(BaseAgent):
         if attempt <= int(config.get("raise_attempts", 0)):
             raise RuntimeError(f"noop told to raise on attempt {attempt}")
         deadline = time.monotonic() + int(config.get("sleep_ms", 0)) / 1000
+        ignore_cancel = bool(config.get("ignore_cancel"))
         while time.monotonic() < deadline:
-            if context.cancelled():
+            if not ignore_cancel and context.cancelled():
                 context.log.info("cancelled while working; stopping")
                 return Failed(error="Cancelled while working.", retryable=False)
             time.sleep(min(0.01, max(deadline - time.monotonic(), 0)))

@@ -1,5 +1,6 @@
 """Real worker clusters (``manage.py qcluster`` processes, not sync mode) against PostgreSQL: exactly-once under
-two clusters, a worker killed or stopped mid-run, a task that always crashes, cancel of running work."""
+two clusters, a worker killed or stopped mid-run, a task that always crashes, cancel of running work, and the hard
+stop of a worker whose agent ignores a cancel or a timeout."""
 
 import os
 import signal
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from missions import services as mission_services
 from missions.choices import MissionStatus
 from missions.models import Mission
 from tasks import engine, services
@@ -18,6 +20,7 @@ from tasks.choices import RunStatus, TaskStatus
 from tasks.models import HistoryEntry, Notification, Run, Task
 
 ROOT = Path(__file__).resolve().parents[2]
+GRACE = 1.0  # GENESIS_CANCEL_GRACE_SECONDS of the clusters
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.postgres,
@@ -46,34 +49,42 @@ def clusters(monkeypatch, tmp_path):
         "GENESIS_SWEEP_SECONDS": "0.5",
         "GENESIS_RETRY_BACKOFF_SECONDS": "0",
         "GENESIS_NOTIFY_BACKOFF_SECONDS": "0",
+        "GENESIS_CANCEL_GRACE_SECONDS": str(GRACE),
         "DB_CONN_MAX_AGE": "600",
-        "Q_WORKERS": "2",
         "LOG_LEVEL": "WARNING",
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     }
 
-    def start(n: int = 1) -> list[subprocess.Popen]:
+    def start(n: int = 1, workers: int = 2) -> list[subprocess.Popen]:
         for _ in range(n):
             started.append(subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, start_new_session=True,
+                [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env={**env, "Q_WORKERS": str(workers)},
+                start_new_session=True,
                 stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"cluster-{len(started)}.log", "w"),  # noqa: SIM115
             ))
         time.sleep(1.5)  # let the pushers start listening
         return started
 
     yield start
+    # SIGTERM to the cluster's main process alone stops it cleanly in about a second (the same signal sent to the
+    # whole group kills its sentinel mid-wait and leaves the main process hanging); whatever is left after that (a
+    # worker still busy with a long agent) is killed with the group.
     for process in started:
         try:
             os.killpg(process.pid, signal.SIGCONT)
-            os.killpg(process.pid, signal.SIGTERM)
+            process.send_signal(signal.SIGTERM)
         except ProcessLookupError:
             pass
     for process in started:
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
+            pass
+        try:
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        except ProcessLookupError:
+            pass
+        process.wait()
     connection.close()
 
 
@@ -208,3 +219,94 @@ def test_cancel_stops_running_work_promptly(mission, agent, lead, clusters):
     assert Run.objects.get(pk=run.pk).status == RunStatus.CANCELLED
     assert Task.objects.get(pk=task.pk).status == TaskStatus.CANCELLED
     assert "record" in refusal.message
+
+
+# --- the hard stop of an agent that ignores a cancel or a timeout ---------------------------------------------
+
+
+def worker_pid(run) -> int:
+    return int(run.worker.rsplit(":", 1)[1])
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting for its parent (the cluster's sentinel) to reap it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def queued_behind(lead, agent, name: str) -> Task:
+    """A quick task of another mission, started now: with a one-worker cluster busy, it waits for the slot."""
+    other = mission_services.mission_create(name=name, objective="Another outcome, waiting for a worker.",
+                                            owner=lead)
+    task = services.task_create(mission=other, key="quick", title="quick", owner_agent=agent, config={})
+    engine.mission_start(mission=other, actor=lead)
+    return task
+
+
+@pytest.mark.parametrize("stop", ["cancel", "timeout"])
+def test_a_worker_whose_agent_ignores_a_cancel_or_timeout_is_stopped_and_replaced(mission, agent, lead, clusters,
+                                                                                  stop):
+    stuck = services.task_create(mission=mission, key="stuck", title="stuck", owner_agent=agent, max_attempts=1,
+                                 timeout_seconds=2 if stop == "timeout" else 3600,
+                                 config={"sleep_ms": 120000, "ignore_cancel": True})
+    (cluster,) = clusters(1, workers=1)
+    engine.mission_start(mission=mission, actor=lead)
+    run = wait_for(lambda: Run.objects.filter(task=stuck, status=RunStatus.RUNNING).first(), 30, "the run")
+    pid = worker_pid(run)
+    quick = queued_behind(lead, agent, "Other mission")
+    time.sleep(0.5)
+    assert Run.objects.get(task=quick).status == RunStatus.QUEUED  # the only worker is busy
+    stopped_at = time.monotonic()
+    if stop == "cancel":
+        services.task_cancel(task=stuck, actor=lead, reason="Not needed")
+    entry = wait_for(lambda: HistoryEntry.objects.filter(run=run, event="run.worker_stopped").first(),
+                     GRACE + 10, "the worker to be stopped")
+    wait_for(lambda: not alive(pid), 10, "the worker process to end")
+    if stop == "cancel":
+        assert time.monotonic() - stopped_at < GRACE + 5
+    assert entry.data["pid"] == pid
+    assert entry.data["worker"] == run.worker
+    assert entry.data["reason"] == ("cancelled" if stop == "cancel" else "timed out")
+    assert GRACE <= entry.data["ignored_seconds"] < GRACE + 2
+    run.refresh_from_db()
+    if stop == "cancel":
+        assert (run.status, Task.objects.get(pk=stuck.pk).status) == (RunStatus.CANCELLED, TaskStatus.CANCELLED)
+    else:
+        assert (run.status, run.result["failure"]) == (RunStatus.FAILED, "timeout")
+        assert Task.objects.get(pk=stuck.pk).status == TaskStatus.FAILED
+    # The slot came back: the cluster replaced the worker and the task waiting for it runs there.
+    done = wait_for(lambda: Run.objects.filter(task=quick, status=RunStatus.SUCCEEDED).first(), 30,
+                    "the waiting task to run")
+    assert worker_pid(done) != pid
+    assert done.worker.rsplit(":", 1)[0] == run.worker.rsplit(":", 1)[0]
+    assert cluster.poll() is None  # the cluster itself runs on
+    # The killed worker never recorded anything more, and its run was not run again.
+    assert not HistoryEntry.objects.filter(run=run, event="run.stale_result_refused").exists()
+    assert Run.objects.filter(task=stuck).count() == 1
+
+
+@pytest.mark.parametrize("stop", ["cancel", "timeout"])
+def test_a_worker_whose_agent_honours_a_cancel_or_timeout_is_kept(mission, agent, lead, clusters, stop):
+    slow = services.task_create(mission=mission, key="slow", title="slow", owner_agent=agent, max_attempts=1,
+                                timeout_seconds=2 if stop == "timeout" else 3600, config={"sleep_ms": 60000})
+    clusters(1, workers=1)
+    engine.mission_start(mission=mission, actor=lead)
+    run = wait_for(lambda: Run.objects.filter(task=slow, status=RunStatus.RUNNING).first(), 30, "the run")
+    pid = worker_pid(run)
+    if stop == "cancel":
+        services.task_cancel(task=slow, actor=lead, reason="Not needed")
+    wait_for(lambda: HistoryEntry.objects.filter(run=run, event="run.stale_result_refused").exists(), 10,
+             "the agent to stop")
+    time.sleep(GRACE + 1)
+    assert alive(pid)
+    assert not HistoryEntry.objects.filter(run=run, event="run.worker_stopped").exists()
+    # The same worker takes the next task.
+    quick = queued_behind(lead, agent, "Other mission")
+    done = wait_for(lambda: Run.objects.filter(task=quick, status=RunStatus.SUCCEEDED).first(), 30, "the next task")
+    assert worker_pid(done) == pid
