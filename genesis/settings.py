@@ -106,6 +106,8 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Uploads (artifacts, spec files): a hard size limit, checked before anything is stored.
 GENESIS_MAX_UPLOAD_BYTES = env_int("GENESIS_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = min(GENESIS_MAX_UPLOAD_BYTES, 2_621_440)
+# A mapping's dry run reads every row up to this many rows of the month-partitioned table, else its latest month.
+GENESIS_DRY_RUN_FULL_ROWS = env_int("GENESIS_DRY_RUN_FULL_ROWS", 200_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 FILE_UPLOAD_PERMISSIONS = 0o640
 

@@ -28,8 +28,6 @@ from agents.registry import register
 from agents.specfile import target_spec
 from genesis.exceptions import DomainError
 
-# A mapping's dry run reads every row up to this size of its month-partitioned table, else the latest month.
-DRY_RUN_FULL_ROWS = 200_000
 _SENTENCE = re.compile(r"(?<=[.;!?\n])\s+")
 _QUESTION_KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z0-9_.]+?):")
 
@@ -320,7 +318,7 @@ def _month_sample(adapter: Adapter, content: dict[str, Any], profile: dict[str, 
     if partition is None:
         return None
     table = next((t for name, t in profile["tables"].items() if name.upper() == partition.table.upper()), {})
-    if (table.get("row_count") or 0) <= getattr(settings, "GENESIS_DRY_RUN_FULL_ROWS", DRY_RUN_FULL_ROWS):
+    if (table.get("row_count") or 0) <= settings.GENESIS_DRY_RUN_FULL_ROWS:
         return None
     latest = adapter.scalar(f"SELECT MAX({adapter.quote(partition.column)}) "  # noqa: S608 - quoted identifiers
                             f"FROM {adapter.quote(partition.table)}")
