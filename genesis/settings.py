@@ -212,8 +212,10 @@ REDIS_URL = env_str("REDIS_URL")
 Q_CLUSTER = {
     "name": "genesis",
     "workers": env_int("Q_WORKERS", 2),
-    "timeout": env_int("Q_TIMEOUT", 3600),
-    "retry": env_int("Q_RETRY", 3700),
+    # Above a task's default timeout (3600 s) plus the cancel grace and the chaining window (tasks/engine.py), so
+    # the engine's own timeout acts first; retry above it, so django-q2 never re-delivers a message still running.
+    "timeout": env_int("Q_TIMEOUT", 3660),
+    "retry": env_int("Q_RETRY", 3760),
     "max_attempts": 1,
     "ack_failures": True,
     "save_limit": 1000,
@@ -243,6 +245,7 @@ GENESIS_HEARTBEAT_SECONDS = float(env_str("GENESIS_HEARTBEAT_SECONDS", "1"))
 # An agent still working this long after its run was cancelled or timed out has its cluster worker stopped (SIGKILL;
 # the cluster spawns a new one) instead of holding the slot until Q_TIMEOUT.
 GENESIS_CANCEL_GRACE_SECONDS = float(env_str("GENESIS_CANCEL_GRACE_SECONDS", "10"))
+GENESIS_CHAIN_SECONDS = float(env_str("GENESIS_CHAIN_SECONDS", "2"))
 GENESIS_RETRY_BACKOFF_SECONDS = float(env_str("GENESIS_RETRY_BACKOFF_SECONDS", "5"))
 GENESIS_RETRY_BACKOFF_MAX_SECONDS = float(env_str("GENESIS_RETRY_BACKOFF_MAX_SECONDS", "300"))
 GENESIS_SWEEP_SECONDS = float(env_str("GENESIS_SWEEP_SECONDS", "5"))

@@ -12,7 +12,12 @@ How a task runs:
    refused and the refusal recorded. A run whose lease expires (its worker died or stalled) is marked ``lost`` by
    the sweep and the task retried as a new attempt, with backoff, up to its max attempts; then it fails and the
    owner is told.
-4. Cancel and timeout are cooperative first: the lease thread sets ``context.cancelled()``. An agent that is still
+4. A worker that has just recorded a run goes on with one run that recording queued (the task's dependent, in a
+   chain) instead of handing it through the broker: it keeps that run's id, leaves its ``enqueued_at`` empty (so
+   the sweep hands it on if the worker dies first) and claims it as soon as the recording commits. It does so only
+   in the first ``GENESIS_CHAIN_SECONDS`` of a delivery, so long work still goes through the queue and other
+   missions' runs are not kept waiting; 0 turns it off.
+5. Cancel and timeout are cooperative first: the lease thread sets ``context.cancelled()``. An agent that is still
    working ``GENESIS_CANCEL_GRACE_SECONDS`` later is stopped hard: inside a django-q2 cluster worker the lease
    thread records ``run.worker_stopped`` and kills its own process (SIGKILL), and the cluster's sentinel spawns a
    fresh worker in its place, so the slot is back within seconds instead of at django-q2's own ``Q_TIMEOUT``. Run
@@ -70,6 +75,11 @@ def heartbeat_seconds() -> float:
     return min(_setting("GENESIS_HEARTBEAT_SECONDS", 1.0), lease_seconds() / 3)
 
 
+def chain_seconds() -> float:
+    """How long into one delivery a worker may still go on with a run its own recording queued."""
+    return max(_setting("GENESIS_CHAIN_SECONDS", 2.0), 0.0)
+
+
 def cancel_grace_seconds() -> float:
     """How long an agent may go on working after its run was cancelled or timed out before it is stopped hard."""
     return max(_setting("GENESIS_CANCEL_GRACE_SECONDS", 10.0), 0.0)
@@ -124,18 +134,36 @@ def _broker_is_transactional() -> bool:
     return not Conf.SYNC and bool(Conf.ORM) and "redis" not in settings.Q_CLUSTER
 
 
+# While a worker records a run it may go on with (see the module's point 4), the one run it keeps for itself.
+_chain = threading.local()
+
+
+def _keep_for_this_worker(run_ids: list[int]) -> list[int]:
+    """Keep the first of ``run_ids`` for this worker when it is recording a run and keeps none yet; the rest."""
+    kept = getattr(_chain, "kept", None)
+    if kept is None or kept or not run_ids:
+        return run_ids
+    kept.append(run_ids[0])
+    return run_ids[1:]
+
+
 def enqueue_runs(run_ids: list[int], *, stamped: bool = False) -> None:
     """Hand queued runs to django-q2. With an ORM broker the queue rows commit in the caller's transaction, so a
     run is never created without its queue entry; otherwise (Redis, sync mode) they are sent after the commit.
-    ``stamped``: the runs were created with their ``enqueued_at`` already set."""
+    ``stamped``: the runs were created with their ``enqueued_at`` already set. A worker recording a run keeps one
+    of them to run next itself: it is never sent, and its ``enqueued_at`` stays empty for the sweep."""
     if not run_ids:
         return
-    if not stamped:
-        Run.objects.filter(pk__in=run_ids).update(enqueued_at=timezone.now())
+    ids = _keep_for_this_worker(list(run_ids))
+    if len(ids) < len(run_ids):
+        Run.objects.filter(pk=run_ids[0]).update(enqueued_at=None)
+    if not stamped and ids:
+        Run.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
+    if not ids:
+        return
     if _broker_is_transactional():
-        _send(run_ids)
+        _send(ids)
     else:
-        ids = list(run_ids)
         transaction.on_commit(lambda: _send(ids))
 
 
@@ -619,11 +647,20 @@ def _run_agent(run: Run, context: AgentContext, log: RunLog) -> Outcome:
 
 
 def execute_run(run_id: int) -> str:
-    """What a worker runs for a queued run: claim it, run its agent under a lease, record the outcome exactly once.
-    Returns a short word for logs and tests: the outcome, or why nothing was done."""
+    """What a worker runs for a queued run: claim it, run its agent under a lease, record the outcome exactly once;
+    then the run its recording kept for this worker, if any (module point 4). Returns a short word for logs and
+    tests: the last outcome, or why nothing was done."""
+    chain_until = time.monotonic() + chain_seconds()
+    word, kept = _execute_one(run_id, chain_until=chain_until)
+    while kept is not None:
+        word, kept = _execute_one(kept, chain_until=chain_until)
+    return word
+
+
+def _execute_one(run_id: int, *, chain_until: float) -> tuple[str, int | None]:
     claimed = _claim(run_id)
     if claimed is None:
-        return "skipped"
+        return "skipped", None
     run, token = claimed
     task = run.task
     log = RunLog(run)
@@ -636,14 +673,20 @@ def execute_run(run_id: int) -> str:
         lease.stop()
     if lease.timed_out.is_set():
         _refuse_late(run=run, token=token, why="it ran past its timeout")
-        return "timeout"
+        return "timeout", None
+    kept: list[int] | None = [] if time.monotonic() < chain_until else None
+    outer, _chain.kept = getattr(_chain, "kept", None), kept  # sync mode runs nested executions in this thread
     try:
-        return _record(run=run, token=token, outcome=outcome, log=log)
+        word = _record(run=run, token=token, outcome=outcome, log=log)
     except DomainError as error:
         if error.code == "stale_lease":
             logger.warning("run %s: result refused, this worker lost the lease", run.pk)
-            return "refused"
+            return "refused", None
         raise
+    finally:
+        _chain.kept = outer
+    # Kept only if the recording committed (it raised otherwise, and the kept run rolled back with it).
+    return word, (kept[0] if kept else None)
 
 
 @contextmanager

@@ -306,12 +306,14 @@ def test_a_fan_in_is_dispatched_once(mission, agent, lead, run_inline):
     assert HistoryEntry.objects.filter(task__key="sink", task__mission=mission, event="task.ready").count() == 1
 
 
-def test_a_run_costs_a_bounded_number_of_queries_whatever_the_chain_length(mission, agent, lead):
+def test_a_run_costs_a_bounded_number_of_queries_whatever_the_chain_length(mission, agent, lead, settings):
     """The hot path (claim, run, record, dispatch the next task) has a fixed query budget per task; the same for
     the first and the last task of a long chain (docs/benchmarks.md lists the statements)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
     from django_q.conf import Conf
+
+    settings.GENESIS_CHAIN_SECONDS = 0  # one run per call, as a worker hands each on through the queue
 
     tasks = make_tasks(mission, agent, {f"t{i}": {} for i in range(30)},
                        edges=[(f"t{i + 1}", f"t{i}") for i in range(29)])
@@ -357,3 +359,79 @@ def test_rejecting_work_of_a_passed_phase_reopens_the_phase_and_checks_it_again(
     assert refresh(b).status == TaskStatus.WAITING_APPROVAL and refresh(c).status == TaskStatus.PENDING
     run_inline(services.task_approve, task=b, actor=lead)
     assert refresh(mission).status == MissionStatus.COMPLETED
+
+
+def _deliveries():
+    """The runs handed to the ORM broker so far (django-q2's queue rows), by run id."""
+    from django_q.models import OrmQ
+
+    return sorted(q.task["args"][0] for q in OrmQ.objects.all())
+
+
+@pytest.fixture
+def worker_mode():
+    """Runs go through django-q2's ORM queue (not sync mode) and are executed here, one delivery at a time."""
+    from django_q.conf import Conf
+
+    sync, Conf.SYNC = Conf.SYNC, False
+    yield
+    Conf.SYNC = sync
+
+
+def test_a_worker_goes_on_with_the_run_its_recording_queued(mission, agent, lead, worker_mode):
+    """One delivery runs a quick chain end to end: each dependent is kept by the worker that finished its
+    prerequisite and claimed at once, never handed through the queue; each task runs exactly once."""
+    tasks = make_tasks(mission, agent, {f"t{i}": {} for i in range(5)},
+                       edges=[(f"t{i + 1}", f"t{i}") for i in range(4)])
+    engine.mission_start(mission=mission, actor=lead)
+    first = engine.pending_runs(mission)
+    assert _deliveries() == first and len(first) == 1
+    assert engine.execute_run(first[0]) == "succeeded"
+    assert refresh(mission).status == MissionStatus.COMPLETED
+    assert _deliveries() == first  # nothing else went through the queue
+    for task in tasks.values():
+        assert list(Run.objects.filter(task=task).values_list("status", flat=True)) == [RunStatus.SUCCEEDED]
+    workers = set(Run.objects.filter(task__mission=mission).values_list("worker", flat=True))
+    assert len(workers) == 1
+
+
+def test_a_fan_out_keeps_one_run_and_queues_the_others(mission, agent, lead, worker_mode):
+    make_tasks(mission, agent, {"root": {}, "a": {}, "b": {}, "c": {}},
+               edges=[("a", "root"), ("b", "root"), ("c", "root")])
+    engine.mission_start(mission=mission, actor=lead)
+    root_run = engine.pending_runs(mission)[0]
+    engine.execute_run(root_run)
+    done = set(Task.objects.filter(mission=mission, status=TaskStatus.DONE).values_list("key", flat=True))
+    assert "root" in done and len(done) == 2  # the root and the one child its worker kept
+    queued = set(Run.objects.filter(task__mission=mission, status=RunStatus.QUEUED).values_list("pk", flat=True))
+    assert len(queued) == 2 and queued <= set(_deliveries())
+
+
+def test_chaining_stops_after_its_window(mission, agent, lead, worker_mode, settings):
+    settings.GENESIS_CHAIN_SECONDS = 0
+    make_tasks(mission, agent, {"a": {}, "b": {}}, edges=[("b", "a")])
+    engine.mission_start(mission=mission, actor=lead)
+    engine.execute_run(engine.pending_runs(mission)[0])
+    assert refresh(Task.objects.get(mission=mission, key="b")).status == TaskStatus.QUEUED
+    b_run = Run.objects.get(task__mission=mission, task__key="b")
+    assert b_run.pk in _deliveries() and b_run.enqueued_at is not None
+
+
+def test_a_kept_run_whose_worker_died_is_handed_on_by_the_sweep(mission, agent, lead, worker_mode, monkeypatch):
+    make_tasks(mission, agent, {"a": {}, "b": {}}, edges=[("b", "a")])
+    engine.mission_start(mission=mission, actor=lead)
+    a_run = engine.pending_runs(mission)[0]
+    claim = engine._claim
+
+    def dies_before_the_kept_run(run_id):
+        if run_id != a_run:
+            raise RuntimeError("the worker died")
+        return claim(run_id)
+
+    monkeypatch.setattr(engine, "_claim", dies_before_the_kept_run)
+    with pytest.raises(RuntimeError):
+        engine.execute_run(a_run)
+    b_run = Run.objects.get(task__mission=mission, task__key="b")
+    assert b_run.status == RunStatus.QUEUED and b_run.enqueued_at is None and b_run.pk not in _deliveries()
+    assert engine.sweep()["enqueued"] == 1
+    assert b_run.pk in _deliveries()
