@@ -67,6 +67,7 @@ class BackfillAgent(BaseAgent):
         target_dir = run_dir(context, "dbt-backfill")
         for index, month in enumerate(months):
             if callable(context.cancelled) and context.cancelled():
+                self._discard_kept(context, plan, stash)
                 return Failed(error=f"Cancelled after {len(results)} of {len(months)} months.", retryable=False)
             started = time.monotonic()
             invocation = plan.invoke(["run"], target_dir=target_dir, write_results=False, variables={
@@ -130,7 +131,12 @@ class BackfillAgent(BaseAgent):
         else:
             log(context, "The months built are not the whole targets (some months left out or failed, undated "
                          "source rows, or a target not split by month): one full run rebuilds them.")
+        BackfillAgent._discard_kept(context, plan, stash)
+        return plan.invoke(["run"], target_dir=run_dir(context, "dbt-final")), "full run"
+
+    @staticmethod
+    def _discard_kept(context: AgentContext, plan, stash: list[str]) -> None:
+        """Drop the months kept on the side (<TARGET>__genesis_backfill) when they will not become the targets."""
         if stash:
             plan.invoke(["run-operation", "genesis_backfill_discard", "--args", json.dumps({"models": stash})],
                         target_dir=run_dir(context, "dbt-swap"), write_results=False)
-        return plan.invoke(["run"], target_dir=run_dir(context, "dbt-final")), "full run"

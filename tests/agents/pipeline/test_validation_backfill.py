@@ -116,6 +116,25 @@ def test_a_full_backfill_leaves_the_months_it_built_as_the_targets(tmp_path, dbt
         assert any("are now the whole targets" in line for line in context.log.lines)
 
 
+def test_a_cancelled_backfill_drops_the_months_it_kept(tmp_path, dbt_dir, bronze_b):
+    from agents.registry import get
+
+    pipeline = Pipeline(tmp_path, bronze_b)
+    assert isinstance(pipeline.run("dbt_build")[0], Succeeded)
+    task = pipeline.task("backfill")
+    context = pipeline.context(task)
+    asked = []
+
+    def cancelled():
+        asked.append(1)
+        return len(asked) > 2  # after two months
+
+    context.cancelled = cancelled
+    outcome = get("backfill")().run(context)
+    assert isinstance(outcome, Failed) and outcome.error == "Cancelled after 2 of 36 months."
+    assert _target_tables(pipeline.target_path) == sorted(t["target_table"] for t in TARGETS)
+
+
 def test_undated_source_rows_make_the_backfill_rebuild_in_full(tmp_path, dbt_dir):
     """A claim with no service date belongs to no month: the months alone would lose it, so a full run follows
     and the kept months are dropped."""
