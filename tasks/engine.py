@@ -531,18 +531,17 @@ class Lease:
         run = self.run
         data = {"worker": _worker_id(), "pid": os.getpid(), "reason": why, "ignored_seconds": round(ignored, 1),
                 "grace_seconds": grace}
+        ignored_text = (f"The agent of attempt {run.attempt} ignored that its run was {why} for {ignored:.1f} s "
+                        f"(grace {grace:g} s); ")
         if self.hard_stop:
-            event = "run.worker_stopped"
-            message = (f"The agent of attempt {run.attempt} ignored that its run was {why} for {ignored:.1f} s "
-                       f"(grace {grace:g} s); its worker {_worker_id()} (pid {os.getpid()}) is stopped so the cluster "
-                       "replaces it.")
-            logger.error("run %s: %s", run.pk, message)
+            event, level = "run.worker_stopped", logging.ERROR
+            message = ignored_text + (f"its worker {_worker_id()} (pid {os.getpid()}) is stopped so the cluster "
+                                      "replaces it.")
         else:
-            event = "run.cancel_ignored"
-            message = (f"The agent of attempt {run.attempt} ignored that its run was {why} for {ignored:.1f} s "
-                       f"(grace {grace:g} s); it runs outside a cluster worker ({_worker_id()}), so it is left to "
-                       "finish and its result will be refused.")
-            logger.warning("run %s: %s", run.pk, message)
+            event, level = "run.cancel_ignored", logging.WARNING
+            message = ignored_text + (f"it runs outside a cluster worker ({_worker_id()}), so it is left to finish "
+                                      "and its result will be refused.")
+        logger.log(level, "run %s: %s", run.pk, message)
         try:
             history_record(mission_id=run.task.mission_id, task=run.task, run=run, event=event, message=message,
                            data=data)
