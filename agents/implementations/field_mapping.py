@@ -12,6 +12,9 @@ from django.conf import settings
 from agents.base import AgentContext, BaseAgent, Failed, NeedsApproval, NeedsInput, Outcome
 from agents.choices import MappingStatus
 from agents.connectors import Adapter, ConnectorError
+from agents.dbt.build import read_partition
+from agents.dbt.spec import target_from_dict
+from agents.dbt.sqlgen import model_sql, render_month
 from agents.implementations.common import (
     artifact_id,
     beat,
@@ -303,10 +306,6 @@ class FieldMappingAgent(BaseAgent):
 def _month_sample(adapter: Adapter, content: dict[str, Any], profile: dict[str, Any]) -> tuple[str, str] | None:
     """The target's model over the latest month of its partition table, and the scope's name; None when the
     table is small enough to read whole or the target has no month partition."""
-    from agents.dbt.build import read_partition
-    from agents.dbt.spec import target_from_dict
-    from agents.dbt.sqlgen import model_sql, render_month
-
     target = target_from_dict(content, sql=content["sql"], dialect=content["dialect"])
     # A monthly grain names its period's date (TABLE.COLUMN); else a date column of the target gives it.
     table, _, column = (content["grain"].get("period") or "").partition(".")
