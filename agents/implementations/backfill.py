@@ -21,7 +21,7 @@ from agents.registry import register
 from genesis.exceptions import DomainError
 
 
-def report_markdown(months: list[MonthResult], targets: list[str]) -> str:
+def report_markdown(months: list[MonthResult], targets: list[str], *, assembled: str = "", undated: int = 0) -> str:
     head = " | ".join(f"{t} expected | {t} built | {t} variance" for t in targets)
     lines = ["# Backfill report", "", f"| month | {head} | seconds |",
              "|---|" + "---:|" * (3 * len(targets) + 1)]
@@ -32,6 +32,11 @@ def report_markdown(months: list[MonthResult], targets: list[str]) -> str:
     bad = [m.month for m in months if not m.ok]
     lines += ["", f"{len(months)} months, {len(bad)} with a variance or an error"
                   + (f": {', '.join(bad)}." if bad else ".")]
+    if assembled == "months":
+        lines += ["", "The months built and checked above are now the targets."]
+    elif assembled:
+        lines += ["", "The targets were rebuilt in one full run after the months"
+                      + (f" ({undated:,} source rows have no date and belong to no month)." if undated else ".")]
     return "\n".join(lines) + "\n"
 
 
@@ -98,8 +103,8 @@ class BackfillAgent(BaseAgent):
             {"target": name, "month": m.month, "rows": m.actual.get(name, 0), "expected": m.expected.get(name, 0)}
             for m in results for name in names
         ])
-        write(context, name="backfill_report.md", kind="report", content=report_markdown(results, names),
-              content_type="text/markdown")
+        write(context, name="backfill_report.md", kind="report", content_type="text/markdown",
+              content=report_markdown(results, names, assembled=assembled, undated=undated))
         bad = failing_months(results)
         outputs = {"months": len(results), "failing_months": bad, "final_rows": totals,
                    "variance": {m.month: m.variance for m in results if not m.ok}}

@@ -114,6 +114,8 @@ def test_a_full_backfill_leaves_the_months_it_built_as_the_targets(tmp_path, dbt
             assert_target_matches(name, read_sqlite_table(pipeline.target_path, name), rows)
         assert _target_tables(pipeline.target_path) == sorted(expected)  # nothing kept on the side
         assert any("are now the whole targets" in line for line in context.log.lines)
+        markdown = Artifact.objects.get(run=context.run, name="backfill_report.md").file.read().decode()
+        assert "The months built and checked above are now the targets." in markdown
 
 
 def test_a_cancelled_backfill_drops_the_months_it_kept(tmp_path, dbt_dir, bronze_b):
@@ -151,6 +153,8 @@ def test_undated_source_rows_make_the_backfill_rebuild_in_full(tmp_path, dbt_dir
     assert isinstance(outcome, Succeeded), outcome
     report = json.loads(Artifact.objects.get(run=context.run, name="backfill_report.json").file.read())
     assert report["assembled_from"] == "full run" and report["undated_source_rows"] == 1
+    markdown = Artifact.objects.get(run=context.run, name="backfill_report.md").file.read().decode()
+    assert "rebuilt in one full run after the months (1 source rows have no date" in markdown
     claim_ids = {r["CLAIM_ID"] for r in read_sqlite_table(pipeline.target_path, "CLAIM_SUMMARY")}
     assert 7 in claim_ids and len(claim_ids) == report["final_rows"]["CLAIM_SUMMARY"]
     assert _target_tables(pipeline.target_path) == sorted(t["target_table"] for t in TARGETS)
