@@ -36,7 +36,7 @@ def report_markdown(months: list[MonthResult], targets: list[str], *, assembled:
         lines += ["", "The months built and checked above are now the targets."]
     elif assembled:
         lines += ["", "The targets were rebuilt in one full run after the months"
-                      + (f" ({undated:,} source rows have no date and belong to no month)." if undated else ".")]
+                      + (f" ({undated:,} source row(s) without a date belong to no month)." if undated else ".")]
     return "\n".join(lines) + "\n"
 
 
