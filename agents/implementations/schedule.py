@@ -48,18 +48,17 @@ class ScheduleAgent(BaseAgent):
         log(context, f"Schedule {schedule.name} ({cron}, from the {origin}); next run {schedule.next_run}.")
         outputs = {"schedule_id": schedule.pk, "schedule": schedule.name, "cron": cron, "cron_from": origin,
                    "func": schedule.func, "next_run": schedule.next_run.isoformat() if schedule.next_run else None}
-        if verify in (True, "full"):
-            # Run it once now, recorded like any refresh: rebuilds and re-checks every target.
-            result, key, what = refresh_run(mission=context.mission, label="first refresh",
-                                            actor=context.agent), "first_refresh", "first refresh"
-        elif verify:
-            # The targets were just built, checked and backfilled at this revision: check what the job needs
-            # (its function, the project compiling against the target, the targets) without rebuilding them.
-            result, key, what = refresh_check(mission=context.mission, func=schedule.func,
-                                              actor=context.agent), "check", "check"
-        else:
-            result = None
-        if result is not None:
+        mode = "full" if verify is True else verify
+        if mode:
+            if mode == "full":
+                # Run it once now, recorded like any refresh: rebuilds and re-checks every target.
+                key, what = "first_refresh", "first refresh"
+                result = refresh_run(mission=context.mission, label=what, actor=context.agent)
+            else:
+                # The targets were just built, checked and backfilled at this revision: check what the job needs
+                # (its function, the project compiling against the target, the targets) without rebuilding them.
+                key, what = "check", "check"
+                result = refresh_check(mission=context.mission, func=schedule.func, actor=context.agent)
             outputs[key] = result.as_dict()
             log(context, f"Schedule {what}: {'ok' if result.ok else result.error} ({result.seconds:.2f} s).")
             if not result.ok:
