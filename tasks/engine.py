@@ -673,7 +673,8 @@ def _execute_one(run_id: int, *, chain_until: float) -> tuple[str, int | None]:
     if lease.timed_out.is_set():
         _refuse_late(run=run, token=token, why="it ran past its timeout")
         return "timeout", None
-    kept: list[int] | None = [] if time.monotonic() < chain_until else None
+    # Only a success starts dependents; a retry's backoff is for the sweep to honour.
+    kept: list[int] | None = [] if isinstance(outcome, Succeeded) and time.monotonic() < chain_until else None
     outer, _chain.kept = getattr(_chain, "kept", None), kept  # sync mode runs nested executions in this thread
     try:
         word = _record(run=run, token=token, outcome=outcome, log=log)

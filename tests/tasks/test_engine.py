@@ -435,3 +435,13 @@ def test_a_kept_run_whose_worker_died_is_handed_on_by_the_sweep(mission, agent, 
     assert b_run.status == RunStatus.QUEUED and b_run.enqueued_at is None and b_run.pk not in _deliveries()
     assert engine.sweep()["enqueued"] == 1
     assert b_run.pk in _deliveries()
+
+
+def test_a_retry_is_not_kept_by_the_worker_but_queued_for_its_backoff(mission, lead, worker_mode):
+    flaky = AgentFactory(name="flaky", kind="noop", config={"fail_attempts": 1})
+    make_tasks(mission, flaky, {"a": {}})
+    engine.mission_start(mission=mission, actor=lead)
+    first = engine.pending_runs(mission)[0]
+    assert engine.execute_run(first) == "failed"
+    retry = Run.objects.get(task__mission=mission, attempt=2)
+    assert retry.status == RunStatus.QUEUED and retry.pk in _deliveries() and retry.enqueued_at is not None
