@@ -14,7 +14,8 @@ How a task runs:
    owner is told.
 4. A worker that has just recorded a run goes on with one run that recording queued (the task's dependent, in a
    chain) instead of handing it through the broker: it keeps that run's id, leaves its ``enqueued_at`` empty (so
-   the sweep hands it on if the worker dies first) and claims it as soon as the recording commits. It does so only
+   the sweep hands it on, a lease's time later, if the worker dies first) and claims it as soon as the recording
+   commits. It does so only
    in the first ``GENESIS_CHAIN_SECONDS`` of a delivery, so long work still goes through the queue and other
    missions' runs are not kept waiting; 0 turns it off.
 5. Cancel and timeout are cooperative first: the lease thread sets ``context.cancelled()``. An agent that is still
@@ -846,7 +847,9 @@ def sweep() -> dict[str, int]:
     due = list(
         Run.objects.filter(status=RunStatus.QUEUED, task__mission__status=MissionStatus.ACTIVE)
         .filter(Q(available_at__isnull=True) | Q(available_at__lte=now))
-        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - stale_after)
+        # Never enqueued: a run its worker kept to claim next (module point 4) is left to it for a lease's time.
+        .filter(Q(enqueued_at__isnull=True, created_at__lt=now - timedelta(seconds=lease_seconds()))
+                | Q(enqueued_at__lt=now - stale_after)
                 | Q(available_at__isnull=False, enqueued_at__lt=F("available_at")))
         .values_list("pk", flat=True)[:500]
     )

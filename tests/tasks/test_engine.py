@@ -1,7 +1,10 @@
 """The engine, driven in-process (django-q2 ``sync`` mode runs each queued run at once, after its commit)."""
 
+from datetime import timedelta
+
 import pytest
 from django.core import mail
+from django.utils import timezone
 
 from genesis.exceptions import DomainError
 from missions.choices import MissionMode, MissionStatus
@@ -433,6 +436,9 @@ def test_a_kept_run_whose_worker_died_is_handed_on_by_the_sweep(mission, agent, 
         engine.execute_run(a_run)
     b_run = Run.objects.get(task__mission=mission, task__key="b")
     assert b_run.status == RunStatus.QUEUED and b_run.enqueued_at is None and b_run.pk not in _deliveries()
+    # Within a lease's time the run is its worker's to claim: a sweep then must not hand it out again.
+    assert engine.sweep()["enqueued"] == 0 and b_run.pk not in _deliveries()
+    Run.objects.filter(pk=b_run.pk).update(created_at=timezone.now() - timedelta(seconds=engine.lease_seconds() + 1))
     assert engine.sweep()["enqueued"] == 1
     assert b_run.pk in _deliveries()
 
