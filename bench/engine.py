@@ -36,15 +36,22 @@ CLK = os.sysconf("SC_CLK_TCK")
 # --- process and CPU helpers ------------------------------------------------------------------------------------
 
 
-def _cpu_ticks(pids: list[int]) -> int:
-    total = 0
+def _cpu_ticks(pids: list[int]) -> dict[int, int]:
+    """utime + stime of each process still alive, by pid."""
+    ticks = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            ticks[pid] = int(fields[11]) + int(fields[12])
         except (FileNotFoundError, ProcessLookupError, IndexError):
             pass
-    return total
+    return ticks
+
+
+def _ticks_between(before: dict[int, int], after: dict[int, int]) -> int:
+    """CPU ticks spent between two readings: each process's growth; one started meanwhile counts whole (a process
+    that ended meanwhile is missing from ``after`` and its last ticks are lost, so this can only undercount)."""
+    return sum(max(ticks - before.get(pid, 0), 0) for pid, ticks in after.items())
 
 
 def _pids_where(test) -> list[int]:
@@ -72,12 +79,15 @@ def _group(pgid: int) -> list[int]:
 def idle_cpu(cluster_pgid: int, seconds: float, db: str) -> tuple[float, float]:
     """% of one core used by the cluster (its process group) and by the database server over ``seconds``."""
     db_names = {"postgres": ("postgres",), "redis": ("postgres", "redis-server"), "sqlite": ()}[db]
-    cluster = _group(cluster_pgid)
-    database = _pids_where(lambda _pid, comm: comm.startswith(db_names)) if db_names else []
-    c0, d0 = _cpu_ticks(cluster), _cpu_ticks(database)
+    def database() -> list[int]:
+        return _pids_where(lambda _pid, comm: comm.startswith(db_names)) if db_names else []
+
+    # Processes come and go (django-q2 recycles a worker after its 500th task; database backends end with their
+    # connections): each reading lists them anew and only per-process growth counts.
+    c0, d0 = _cpu_ticks(_group(cluster_pgid)), _cpu_ticks(database())
     time.sleep(seconds)
-    c1, d1 = _cpu_ticks(cluster), _cpu_ticks(database)
-    return 100 * (c1 - c0) / CLK / seconds, 100 * (d1 - d0) / CLK / seconds
+    c1, d1 = _cpu_ticks(_group(cluster_pgid)), _cpu_ticks(database())
+    return 100 * _ticks_between(c0, c1) / CLK / seconds, 100 * _ticks_between(d0, d1) / CLK / seconds
 
 
 def pct(values: list[float], q: float) -> float:
