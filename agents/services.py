@@ -152,25 +152,29 @@ def connection_register(*, name: str, engine: str, location: str, purpose: str, 
 
 
 @transaction.atomic
+def mapping_spec_approve_with_task(*, task, actor: Actor = None) -> MappingSpecVersion | None:
+    """A person approved ``task``: the spec version it proposed becomes the approved one, if it is still proposed
+    and still its spec's newest. Returns the version approved, or None."""
+    version = (MappingSpecVersion.objects.select_related("spec").filter(task=task, status=MappingStatus.PROPOSED)
+               .order_by("-number").first())
+    if version is None or version.spec.versions.filter(number__gt=version.number).exists():
+        return None
+    return mapping_spec_approve(version=version, actor=actor,
+                                note=f"{version.spec.target_table} mapping spec v{version.number} approved with its "
+                                     f"task {task.key}.")
+
+
 def mapping_specs_sync_approvals(*, mission, actor: Actor = None) -> list[MappingSpecVersion]:
-    """Approve each proposed version whose mapping task a person has approved (the task is done).
-
-    The engine approves tasks, not mapping specs; this brings the specs in line (and is safe to call again).
-    It returns the versions it approved."""
+    """Approve each proposed version whose mapping task is done but was approved before task approval approved
+    its spec (``mapping_spec_approve_with_task``, called as it happens). Safe to call again; returns the versions
+    it approved."""
     from tasks.choices import TaskStatus
+    from tasks.models import Task
 
-    approved = []
-    waiting = MappingSpecVersion.objects.select_related("spec", "task").filter(
-        spec__mission=mission, status=MappingStatus.PROPOSED, task__status=TaskStatus.DONE)
-    for version in waiting:
-        newest = version.spec.versions.order_by("-number").first()
-        if newest.pk != version.pk:
-            continue
-        approved.append(mapping_spec_approve(
-            version=version, actor=actor,
-            note=f"{version.spec.target_table} mapping spec v{version.number} approved with its task "
-                 f"{version.task.key}."))
-    return approved
+    done = Task.objects.filter(pk__in=MappingSpecVersion.objects.filter(
+        spec__mission=mission, status=MappingStatus.PROPOSED, task__status=TaskStatus.DONE).values("task_id")
+    ).order_by("pk")
+    return [version for task in done if (version := mapping_spec_approve_with_task(task=task, actor=actor))]
 
 
 def _passages(text: str, *, csv_rows: bool) -> list[str]:

@@ -180,8 +180,8 @@ def targets_for(mission, config: dict) -> list[TargetSpec]:
         return [target_from_dict(raw) for raw in inline]
     targets = approved_targets(mission)
     if not targets:
-        # The engine approves tasks, not spec versions: bring the specs whose mapping task a person approved in
-        # line (the mapping side's own service, safe to call again), then look again.
+        # Mapping tasks approved before task approval approved their spec version: bring those specs in line
+        # (safe to call again), then look again.
         from agents.services import mapping_specs_sync_approvals
 
         if mapping_specs_sync_approvals(mission=mission):

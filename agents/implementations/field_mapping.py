@@ -269,15 +269,9 @@ class FieldMappingAgent(BaseAgent):
     def approved(self, *, task, run, actor) -> None:
         """The owner approved the proposal: the spec version this task proposed becomes the approved one, in the
         same transaction (the build reads approved versions only)."""
-        from agents.models import MappingSpecVersion
-        from agents.services import mapping_spec_approve
+        from agents.services import mapping_spec_approve_with_task
 
-        version = (MappingSpecVersion.objects.select_related("spec").filter(task=task, status=MappingStatus.PROPOSED)
-                   .order_by("-number").first())
-        if version is not None and not version.spec.versions.filter(number__gt=version.number).exists():
-            mapping_spec_approve(version=version, actor=actor,
-                                 note=f"{version.spec.target_table} mapping spec v{version.number} approved with "
-                                      f"its task {task.key}.")
+        mapping_spec_approve_with_task(task=task, actor=actor)
 
     def _dry_run(self, adapter: Adapter, content: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
         """Run the target's SQL on the source: its rows, a sample, and the grain keys held by more than one row.
