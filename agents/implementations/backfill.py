@@ -15,7 +15,6 @@ from agents.quality.backfill import (
     month_partitioned,
     require_partition,
     source_months,
-    undated_rows,
 )
 from agents.registry import register
 from genesis.exceptions import DomainError
@@ -51,8 +50,7 @@ class BackfillAgent(BaseAgent):
             plan = plan_build(mission=context.mission, config=context.config, connections=context.connections)
             partition = require_partition(plan.project.partition)
             with adapter_for(plan.source) as source:
-                months = source_months(source, partition)
-                undated = undated_rows(source, partition)
+                months, undated = source_months(source, partition)
                 expected, queries = expected_counts(source, plan.targets, partition,
                                                     context.config.get("expected_sql"))
         except DomainError as error:

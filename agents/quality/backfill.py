@@ -10,6 +10,7 @@ may override this per target with ``config["expected_sql"][TARGET]``: a query re
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -48,17 +49,19 @@ def month_expr(adapter, column: str) -> str:
     return f"substr(CAST({adapter.quote(column)} AS TEXT), 1, 7)"
 
 
-def source_months(adapter, partition: Partition) -> list[str]:
+def source_months(adapter, partition: Partition) -> tuple[list[str], int]:
+    """The months of the partition table's history ('YYYY-MM'), and how many of its rows belong to no month (no
+    date, or one that does not start with a year and month): no month rebuild holds those. One pass."""
     expr = month_expr(adapter, partition.column)
-    sql = (f"SELECT DISTINCT {expr} FROM {adapter.quote(partition.table)} "  # noqa: S608 - quoted identifiers
-           f"WHERE {adapter.quote(partition.column)} IS NOT NULL ORDER BY 1")
-    return [row[0] for row in adapter.query(sql, limit=BIG).rows if row[0]]
-
-
-def undated_rows(adapter, partition: Partition) -> int:
-    """Rows of the partition table with no date: no month rebuild holds them."""
-    return int(adapter.scalar(f"SELECT COUNT(*) FROM {adapter.quote(partition.table)} "  # noqa: S608
-                              f"WHERE {adapter.quote(partition.column)} IS NULL"))
+    sql = (f"SELECT {expr}, COUNT(*) FROM {adapter.quote(partition.table)} "  # noqa: S608 - quoted identifiers
+           f"GROUP BY {expr} ORDER BY 1")
+    months, undated = [], 0
+    for month, rows in adapter.query(sql, limit=BIG).rows:
+        if isinstance(month, str) and re.fullmatch(r"\d{4}-\d{2}", month):
+            months.append(month)
+        else:
+            undated += int(rows)
+    return months, undated
 
 
 def month_partitioned(project, targets: list[TargetSpec]) -> list[str]:

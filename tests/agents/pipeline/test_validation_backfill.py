@@ -147,16 +147,17 @@ def test_undated_source_rows_make_the_backfill_rebuild_in_full(tmp_path, dbt_dir
         db.execute("DROP TABLE CLAIMS")
         db.execute("ALTER TABLE CLAIMS_COPY RENAME TO CLAIMS")
         db.execute("UPDATE CLAIMS SET SERVICE_DATE = NULL WHERE CLAIM_ID = 7")
+        db.execute("UPDATE CLAIMS SET SERVICE_DATE = '' WHERE CLAIM_ID = 8")  # no month either
     db.close()
     pipeline = Pipeline(tmp_path, bronze)
     outcome, context = pipeline.run("backfill")
     assert isinstance(outcome, Succeeded), outcome
     report = json.loads(Artifact.objects.get(run=context.run, name="backfill_report.json").file.read())
-    assert report["assembled_from"] == "full run" and report["undated_source_rows"] == 1
+    assert report["assembled_from"] == "full run" and report["undated_source_rows"] == 2
     markdown = Artifact.objects.get(run=context.run, name="backfill_report.md").file.read().decode()
-    assert "rebuilt in one full run after the months (1 source row(s) without a date" in markdown
+    assert "rebuilt in one full run after the months (2 source row(s) without a date" in markdown
     claim_ids = {r["CLAIM_ID"] for r in read_sqlite_table(pipeline.target_path, "CLAIM_SUMMARY")}
-    assert 7 in claim_ids and len(claim_ids) == report["final_rows"]["CLAIM_SUMMARY"]
+    assert {7, 8} <= claim_ids and len(claim_ids) == report["final_rows"]["CLAIM_SUMMARY"]
     assert _target_tables(pipeline.target_path) == sorted(t["target_table"] for t in TARGETS)
 
 
