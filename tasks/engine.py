@@ -44,12 +44,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, F, Max, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from agents import registry
 from agents.base import AgentContext, Failed, NeedsApproval, NeedsInput, Outcome, Succeeded
-from agents.models import Connection
+from agents.models import Agent, Connection
+from genesis import fastsql
 from genesis.exceptions import DomainError
 from missions import services as mission_services
 from missions.choices import MissionMode, MissionStatus
@@ -58,7 +59,7 @@ from tasks import notifications, services
 from tasks.acceptance import evaluate_acceptance, evaluate_success
 from tasks.choices import TASK_FINISHED, PhaseStatus, QuestionStatus, RunStatus, TaskStatus
 from tasks.history import Actor, history_batch, history_record
-from tasks.models import Dependency, HistoryEntry, Question, Run, Task
+from tasks.models import Dependency, HistoryEntry, Phase, Question, Run, Task
 from tasks.phase_gate import WORKABLE, phases_advance
 
 logger = logging.getLogger("genesis.engine")
@@ -203,16 +204,40 @@ def _promote_locked(*, mission: Mission, locked: list[int], actor: Actor = None)
         return []
     # Read after the locks: a parent that finished in a transaction committed meanwhile is seen as finished, so a
     # task whose parents finish at the same moment is promoted by exactly one of them.
-    ready = list(
-        Task.objects.filter(pk__in=locked)
-        .filter(Q(phase__isnull=True) | Q(phase__status__in=WORKABLE))
-        .exclude(_unfinished_parent(OuterRef("pk")))
-        .annotate(last_attempt=Max("runs__attempt"))
-        .only("pk", "mission_id", "key", "owner_agent_id", "owner_user_id")
-    )
+    ready = _ready_among(locked)
     if not ready:
         return []
     return _start_ready(mission=mission, tasks=ready, actor=actor, from_status=TaskStatus.PENDING)
+
+
+def _ready_among(task_ids: list[int]) -> list[Task]:
+    """The tasks among ``task_ids`` whose phase is workable and whose every prerequisite is finished, in the
+    tasks' order, each with its latest attempt number (``last_attempt``). Hand-built (``genesis.fastsql``): it runs
+    at every completion, and the ORM took longer to write this statement than the database to answer it."""
+    t, p, d, r = (model._meta.db_table for model in (Task, Phase, Dependency, Run))
+    ids = ", ".join(["%s"] * len(task_ids))
+    sql = (
+        f"SELECT t.id, t.mission_id, t.key, t.owner_agent_id, t.owner_user_id, "  # noqa: S608
+        f"(SELECT MAX(r.attempt) FROM {r} r WHERE r.task_id = t.id) "
+        f"FROM {t} t LEFT JOIN {p} p ON p.id = t.phase_id "
+        f"WHERE t.id IN ({ids}) AND (t.phase_id IS NULL OR p.status IN ({', '.join(['%s'] * len(WORKABLE))})) "
+        f"AND NOT EXISTS (SELECT 1 FROM {d} d JOIN {t} u ON u.id = d.depends_on_id WHERE d.task_id = t.id "
+        f"AND u.status NOT IN ({', '.join(['%s'] * len(TASK_FINISHED))})) "
+        "ORDER BY t.mission_id, t.position, t.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*task_ids, *sorted(WORKABLE), *sorted(TASK_FINISHED)])
+        rows = cursor.fetchall()
+    # ``from_db`` takes the loaded values in the model's field order.
+    names = ["id", "mission_id", "key", "owner_agent_id", "owner_user_id"]
+    field_order = [f.attname for f in Task._meta.concrete_fields]
+    order = sorted(range(len(names)), key=lambda i: field_order.index(names[i]))
+    ready = []
+    for row in rows:
+        task = Task.from_db(connection.alias, [names[i] for i in order], [row[i] for i in order])
+        task.last_attempt = row[-1]
+        ready.append(task)
+    return ready
 
 
 def _start_ready(*, mission: Mission, tasks: list[Task], actor: Actor = None,
@@ -287,8 +312,14 @@ def _start_dependents(*, task: Task, actor: Actor = None) -> list[int] | None:
     or None when the mission is not active. Reads no history: it may run inside a ``history_batch``."""
     if task.mission.status != MissionStatus.ACTIVE:
         return None
-    # Its pending dependents, found and locked in one statement.
-    pending = _lock_pending(Q(pk__in=Dependency.objects.filter(depends_on_id=task.pk).values("task_id")))
+    # Its pending dependents, found and locked in one statement (hand-built, as in ``_ready_among``).
+    t, d = Task._meta.db_table, Dependency._meta.db_table
+    sql = (f"SELECT t.id FROM {t} t WHERE t.status IN (%s) AND t.id IN "  # noqa: S608
+           f"(SELECT d.task_id FROM {d} d WHERE d.depends_on_id = %s) ORDER BY t.id"
+           + (" FOR UPDATE OF t" if _is_postgres() else ""))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [TaskStatus.PENDING, task.pk])
+        pending = [row[0] for row in cursor.fetchall()]
     _promote_locked(mission=task.mission, locked=pending, actor=actor)
     return pending
 
@@ -550,19 +581,43 @@ class Lease:
             logger.exception("run %s: could not record %s", run.pk, event)
 
 
+def _claim_select_sql(*, lock: bool, skip_locked: bool) -> str:
+    """The run with its task, mission and agent, in one statement (hand-built: ``genesis.fastsql``); on PostgreSQL
+    the run and its task are locked by it (run, then task: the order every path that changes a run's task keeps).
+    """
+    r, t, m, a = (model._meta.db_table for model in (Run, Task, Mission, Agent))
+    sql = (f"SELECT {fastsql.columns(Run, 'r')}, {fastsql.columns(Task, 't')}, {fastsql.columns(Mission, 'm')}, "  # noqa: S608
+           f"{fastsql.columns(Agent, 'a')} FROM {r} r JOIN {t} t ON t.id = r.task_id "
+           f"JOIN {m} m ON m.id = t.mission_id LEFT JOIN {a} a ON a.id = t.owner_agent_id WHERE r.id = %s")
+    if lock:
+        sql += " FOR UPDATE OF r, t" + (" SKIP LOCKED" if skip_locked else "")
+    return sql
+
+
+def _claim_select(run_id: int, *, skip_locked: bool = False) -> Run | None:
+    postgres = _is_postgres()
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_select_sql(lock=postgres, skip_locked=skip_locked and postgres), [run_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    run, at = fastsql.from_row(Run, row)
+    task, at = fastsql.from_row(Task, row, at)
+    mission, at = fastsql.from_row(Mission, row, at)
+    agent, _ = fastsql.from_row(Agent, row, at)
+    task.mission, task.owner_agent, run.task = mission, agent, task
+    return run
+
+
 def _claim(run_id: int) -> tuple[Run, uuid.UUID] | None:
     """Claim a queued run for this worker, or say why not (another holds it, it already ran, its mission waits)."""
     with transaction.atomic(), history_batch():
-        qs = Run.objects.select_related("task__mission", "task__owner_agent")
         run = None
-        # The run and its task are locked in one statement: the claim changes both (run, then task: the order
-        # every path that changes a run's task keeps).
-        of = {"of": ("self", "task")} if _is_postgres() else {}
         if _is_postgres():
-            run = qs.select_for_update(skip_locked=True, **of).filter(pk=run_id).first()
+            run = _claim_select(run_id, skip_locked=True)
         if run is None:
             # Locked by another transaction (a duplicate delivery being claimed, a cancel): wait for it, then look.
-            run = qs.select_for_update(**of).filter(pk=run_id).first()
+            run = _claim_select(run_id)
         if run is None:
             return None  # gone
         task, mission = run.task, run.task.mission

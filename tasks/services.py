@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import mimetypes
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile, File
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from agents import registry
 from agents.models import Agent
+from genesis import fastsql
 from genesis.exceptions import DependencyCycle, DomainError, InvalidTransition
 from genesis.uploads import display_name, sha256_of, validate_upload_size
 from missions.models import Mission
@@ -182,7 +184,11 @@ def task_transition(
             entity="Task", label=locked.key, from_status=current, to_status=to, allowed=sorted(allowed)
         )
     locked.status = to
-    locked.save(update_fields=["status", "updated_at"])
+    # Written only over the status checked above: a caller's ``already_locked`` view that went stale is refused.
+    if not fastsql.save_fields(locked, ["status", "updated_at"], where={"status": current}):
+        locked.status = current
+        raise DomainError(f"Task {locked.key} is no longer {current}: it changed meanwhile.", field="status",
+                          code="stale")
     history_record(
         mission_id=locked.mission_id, task=locked, run=run, event=f"task.{to}", actor=actor,
         from_status=current, to_status=to, message=message, data=data,
@@ -323,12 +329,22 @@ def run_transition(
     a stale worker's late result is refused, and the refusal itself is recorded in history. ``held_token`` is
     the lease the caller holds; ``lease_token`` among ``fields`` sets a new one. ``already_locked`` says the caller
     selected ``run`` FOR UPDATE (with its task and mission) in the current transaction; ``lock_task`` locks the run's
-    task in the same statement (the caller changes the task next: ``task_transition(..., already_locked=True)``)."""
+    task in the same statement (the caller changes the task next: ``task_transition(..., already_locked=True)``,
+    whose write is guarded by the status it read). A lease holder's transition is one conditional UPDATE of the
+    run: the row as the caller knows it, under its token."""
     allowed_fields = {"worker", "lease_token", "lease_expires_at", "heartbeat_at", "log", "result", "error"}
     unknown = set(fields) - allowed_fields
     if unknown:
         raise DomainError(f"Unknown run field(s): {', '.join(sorted(unknown))}.")
     with joined_atomic():
+        if (require_token and held_token is not None and not already_locked
+                and to in RUN_TRANSITIONS.get(run.status, ())):
+            # One conditional UPDATE locks the row, checks the lease and writes; if it finds the run changed (its
+            # lease taken or lost), the locking path below finds out how and records the refusal.
+            applied = _run_apply(run, to=to, actor=actor, message=message, data=data, fields=fields,
+                                 where={"status": run.status, "lease_token": held_token})
+            if applied is not None:
+                return applied
         if already_locked and transaction.get_connection().in_atomic_block:
             locked = run
         else:
@@ -350,13 +366,17 @@ def run_transition(
     )
 
 
-def _run_apply(locked: Run, *, to: str, actor: Actor, message: str, data: dict | None, fields: dict) -> Run:
-    current = locked.status
+def _run_apply(run: Run, *, to: str, actor: Actor, message: str, data: dict | None, fields: dict,
+               where: dict | None = None) -> Run | None:
+    """Check and write the transition of ``run`` (locked by the caller, or guarded by ``where``: field → value the
+    row must still hold; None, with nothing written, if it no longer does) and record it."""
+    current = run.status
     allowed = RUN_TRANSITIONS[current]
     if to not in allowed:
-        raise InvalidTransition(entity="Run", label=f"{locked.task.key}#{locked.attempt}", from_status=current,
+        raise InvalidTransition(entity="Run", label=f"{run.task.key}#{run.attempt}", from_status=current,
                                 to_status=to, allowed=sorted(allowed))
     now = timezone.now()
+    locked = copy.copy(run) if where else run  # the caller's object is left as it was if the guard fails
     locked.status = to
     for field, value in fields.items():
         setattr(locked, field, value)
@@ -369,7 +389,10 @@ def _run_apply(locked: Run, *, to: str, actor: Actor, message: str, data: dict |
         locked.lease_token = None
         locked.lease_expires_at = None
         changed |= {"finished_at", "lease_token", "lease_expires_at"}
-    locked.save(update_fields=sorted(changed))
+    if not fastsql.save_fields(locked, sorted(changed), where=where):
+        if where:
+            return None
+        raise DatabaseError(f"Run {locked.pk} was not found to save.")
     history_record(mission_id=locked.task.mission_id, task=locked.task, run=locked, event=f"run.{to}", actor=actor,
                    from_status=current, to_status=to, message=message, data=data)
     return locked
