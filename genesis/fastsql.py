@@ -74,6 +74,8 @@ def save_fields(obj: Model, names: Iterable[str], *, where: dict[str, Any] | Non
     model = type(obj)
     connection = _connection(model)
     where = where or {}
+    if any(value is None for value in where.values()):
+        raise ValueError("save_fields: a guard compares with =, which NULL never matches.")
     sql, (fields, conditions) = _update_sql(model, connection.alias, tuple(names), tuple(where))
     params = [f.get_db_prep_save(f.pre_save(obj, False), connection=connection) for f in fields]
     params.append(obj.pk)

@@ -140,25 +140,33 @@ def _broker_is_transactional() -> bool:
 _chain = threading.local()
 
 
+def _will_keep_one() -> bool:
+    """Whether this worker is recording a run and keeps none yet: the next ``enqueue_runs`` keeps its first run."""
+    return getattr(_chain, "kept", None) == []
+
+
 def _keep_for_this_worker(run_ids: list[int]) -> list[int]:
     """Keep the first of ``run_ids`` for this worker when it is recording a run and keeps none yet; the rest."""
-    kept = getattr(_chain, "kept", None)
-    if kept is None or kept or not run_ids:
+    if not _will_keep_one() or not run_ids:
         return run_ids
-    kept.append(run_ids[0])
+    _chain.kept.append(run_ids[0])
     return run_ids[1:]
 
 
-def enqueue_runs(run_ids: list[int], *, stamped: bool = False) -> None:
+def enqueue_runs(run_ids: list[int], *, stamped: bool = False, first_held: bool = False) -> None:
     """Hand queued runs to django-q2. With an ORM broker the queue rows commit in the caller's transaction, so a
     run is never created without its queue entry; otherwise (Redis, sync mode) they are sent after the commit.
-    ``stamped``: the runs were created with their ``enqueued_at`` already set. A worker recording a run keeps one
-    of them to run next itself: it is never sent, and its ``enqueued_at`` stays empty for the sweep."""
+    ``stamped``: the runs were created with their ``enqueued_at`` already set (``first_held``: except the first,
+    created for this worker to keep, as ``_will_keep_one`` said). A worker recording a run keeps one of them to run
+    next itself: it is never sent, and its ``enqueued_at`` stays empty for the sweep."""
     if not run_ids:
         return
     ids = _keep_for_this_worker(list(run_ids))
-    if len(ids) < len(run_ids):
+    kept = len(ids) < len(run_ids)
+    if kept and not first_held:
         Run.objects.filter(pk=run_ids[0]).update(enqueued_at=None)
+    elif first_held and not kept:  # not expected: the worker's state cannot change in between; stamp it all the same
+        Run.objects.filter(pk=run_ids[0]).update(enqueued_at=timezone.now())
     if not stamped and ids:
         Run.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
     if not ids:
@@ -249,7 +257,8 @@ def _start_ready(*, mission: Mission, tasks: list[Task], actor: Actor = None,
     became_ready = "All prerequisites are done."
     if agent_tasks:
         with history_batch():  # the runs' and the tasks' entries in one INSERT
-            runs = services.runs_create_bulk(tasks=agent_tasks, actor=actor, enqueue_now=True)
+            hold = _will_keep_one()
+            runs = services.runs_create_bulk(tasks=agent_tasks, actor=actor, enqueue_now=True, hold_first=hold)
             if from_status == TaskStatus.PENDING:
                 services.tasks_transition_bulk(
                     task_ids=[t.pk for t in agent_tasks], from_status=TaskStatus.PENDING, to=TaskStatus.READY,
@@ -259,7 +268,7 @@ def _start_ready(*, mission: Mission, tasks: list[Task], actor: Actor = None,
                 services.tasks_transition_bulk(task_ids=[t.pk for t in agent_tasks], from_status=TaskStatus.READY,
                                                to=TaskStatus.QUEUED, actor=actor, message="Queued for its agent.")
         run_ids = [r.pk for r in runs]
-        enqueue_runs(run_ids, stamped=True)
+        enqueue_runs(run_ids, stamped=True, first_held=hold)
     if person_tasks and from_status == TaskStatus.PENDING:
         services.tasks_transition_bulk(task_ids=[t.pk for t in person_tasks], from_status=TaskStatus.PENDING,
                                        to=TaskStatus.READY, message=became_ready, actor=actor)

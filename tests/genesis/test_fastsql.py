@@ -55,6 +55,8 @@ def test_save_fields_writes_only_over_the_row_it_expects():
     assert Run.objects.get(pk=run.pk).status == RunStatus.RUNNING
     assert fastsql.save_fields(run, ["status"], where={"status": RunStatus.RUNNING, "lease_token": token}) == 1
     assert Run.objects.get(pk=run.pk).status == RunStatus.SUCCEEDED
+    with pytest.raises(ValueError, match="NULL"):
+        fastsql.save_fields(run, ["status"], where={"lease_token": None})
 
 
 def test_save_fields_refreshes_auto_now_fields():
