@@ -225,7 +225,7 @@ def _ready_among(task_ids: list[int]) -> list[Task]:
     t, p, d, r = (model._meta.db_table for model in (Task, Phase, Dependency, Run))
     ids = ", ".join(["%s"] * len(task_ids))
     sql = (
-        f"SELECT t.id, t.mission_id, t.key, t.owner_agent_id, t.owner_user_id, "  # noqa: S608
+        f"SELECT t.id, t.mission_id, t.{connection.ops.quote_name('key')}, t.owner_agent_id, t.owner_user_id, "  # noqa: S608
         f"(SELECT MAX(r.attempt) FROM {r} r WHERE r.task_id = t.id) "
         f"FROM {t} t LEFT JOIN {p} p ON p.id = t.phase_id "
         f"WHERE t.id IN ({ids}) AND (t.phase_id IS NULL OR p.status IN ({', '.join(['%s'] * len(WORKABLE))})) "
