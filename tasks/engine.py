@@ -141,36 +141,20 @@ _chain = threading.local()
 
 
 def _will_keep_one() -> bool:
-    """Whether this worker is recording a run and keeps none yet: the next ``enqueue_runs`` keeps its first run."""
+    """Whether this worker is recording a run and keeps none yet: ``_start_ready`` then keeps the first run it
+    creates (module point 4; the only place that keeps one)."""
     return getattr(_chain, "kept", None) == []
 
 
-def _keep_for_this_worker(run_ids: list[int]) -> list[int]:
-    """Keep the first of ``run_ids`` for this worker when it is recording a run and keeps none yet; the rest."""
-    if not _will_keep_one() or not run_ids:
-        return run_ids
-    _chain.kept.append(run_ids[0])
-    return run_ids[1:]
-
-
-def enqueue_runs(run_ids: list[int], *, stamped: bool = False, first_held: bool = False) -> None:
+def enqueue_runs(run_ids: list[int], *, stamped: bool = False) -> None:
     """Hand queued runs to django-q2. With an ORM broker the queue rows commit in the caller's transaction, so a
     run is never created without its queue entry; otherwise (Redis, sync mode) they are sent after the commit.
-    ``stamped``: the runs were created with their ``enqueued_at`` already set (``first_held``: except the first,
-    created for this worker to keep, as ``_will_keep_one`` said). A worker recording a run keeps one of them to run
-    next itself: it is never sent, and its ``enqueued_at`` stays empty for the sweep."""
+    ``stamped``: the runs were created with their ``enqueued_at`` already set."""
     if not run_ids:
         return
-    ids = _keep_for_this_worker(list(run_ids))
-    kept = len(ids) < len(run_ids)
-    if kept and not first_held:
-        Run.objects.filter(pk=run_ids[0]).update(enqueued_at=None)
-    elif first_held and not kept:  # not expected: the worker's state cannot change in between; stamp it all the same
-        Run.objects.filter(pk=run_ids[0]).update(enqueued_at=timezone.now())
-    if not stamped and ids:
+    ids = list(run_ids)
+    if not stamped:
         Run.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
-    if not ids:
-        return
     if _broker_is_transactional():
         _send(ids)
     else:
@@ -218,6 +202,17 @@ def _promote_locked(*, mission: Mission, locked: list[int], actor: Actor = None)
     return _start_ready(mission=mission, tasks=ready, actor=actor, from_status=TaskStatus.PENDING)
 
 
+def _ready_fields() -> tuple[list[str], list[int]]:
+    """The fields ``_ready_among`` reads, in the model's field order (which ``from_db`` takes), and where each is
+    in its SELECT list."""
+    selected = ["id", "mission_id", "key", "owner_agent_id", "owner_user_id"]
+    names = [f.attname for f in Task._meta.concrete_fields if f.attname in selected]
+    return names, [selected.index(name) for name in names]
+
+
+_READY_FIELDS = _ready_fields()
+
+
 def _ready_among(task_ids: list[int]) -> list[Task]:
     """The tasks among ``task_ids`` whose phase is workable and whose every prerequisite is finished, in the
     tasks' order, each with its latest attempt number (``last_attempt``). Hand-built (``genesis.fastsql``): it runs
@@ -236,13 +231,10 @@ def _ready_among(task_ids: list[int]) -> list[Task]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [*task_ids, *sorted(WORKABLE), *sorted(TASK_FINISHED)])
         rows = cursor.fetchall()
-    # ``from_db`` takes the loaded values in the model's field order.
-    names = ["id", "mission_id", "key", "owner_agent_id", "owner_user_id"]
-    field_order = [f.attname for f in Task._meta.concrete_fields]
-    order = sorted(range(len(names)), key=lambda i: field_order.index(names[i]))
+    names, order = _READY_FIELDS
     ready = []
     for row in rows:
-        task = Task.from_db(connection.alias, [names[i] for i in order], [row[i] for i in order])
+        task = Task.from_db(connection.alias, names, [row[i] for i in order])
         task.last_attempt = row[-1]
         ready.append(task)
     return ready
@@ -268,7 +260,9 @@ def _start_ready(*, mission: Mission, tasks: list[Task], actor: Actor = None,
                 services.tasks_transition_bulk(task_ids=[t.pk for t in agent_tasks], from_status=TaskStatus.READY,
                                                to=TaskStatus.QUEUED, actor=actor, message="Queued for its agent.")
         run_ids = [r.pk for r in runs]
-        enqueue_runs(run_ids, stamped=True, first_held=hold)
+        if hold:  # created unstamped: this worker claims it once the recording commits; the sweep is its backstop
+            _chain.kept.append(run_ids[0])
+        enqueue_runs(run_ids[1:] if hold else run_ids, stamped=True)
     if person_tasks and from_status == TaskStatus.PENDING:
         services.tasks_transition_bulk(task_ids=[t.pk for t in person_tasks], from_status=TaskStatus.PENDING,
                                        to=TaskStatus.READY, message=became_ready, actor=actor)
