@@ -24,6 +24,14 @@ How a task runs:
    fresh worker in its place, so the slot is back within seconds instead of at django-q2's own ``Q_TIMEOUT``. Run
    anywhere else (sync mode, ``run_mission``, a test) the process is never killed: ``run.cancel_ignored`` is
    recorded instead.
+6. One queue message may carry several runs (a wide fan-out is sent as messages of up to ``GENESIS_BATCH_MAX``
+   runs, so django-q2's own work is paid once per message, not per run; small fan-outs stay one run a message so
+   every worker gets some). The worker that takes such a message *holds* its other runs (their
+   ``lease_expires_at``, while still ``queued``, says until when) and runs them one after another, each claimed
+   and recorded exactly like a single run. It gives the rest back to the queue as soon as one of them has run for
+   ``GENESIS_HANDOFF_SECONDS`` (its lease thread does it, so other workers take them up while the long one works)
+   or the delivery is ``GENESIS_CHAIN_SECONDS`` old. If the worker dies, its hold expires and the sweep hands the
+   runs on.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections import deque
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -80,6 +89,22 @@ def heartbeat_seconds() -> float:
 def chain_seconds() -> float:
     """How long into one delivery a worker may still go on with a run its own recording queued."""
     return max(_setting("GENESIS_CHAIN_SECONDS", 2.0), 0.0)
+
+
+def batch_max() -> int:
+    """The most runs one queue message carries (module point 6); 1 sends every run on its own."""
+    return max(int(_setting("GENESIS_BATCH_MAX", 16)), 1)
+
+
+def handoff_seconds() -> float:
+    """How long a run of a several-run delivery may work before the delivery's other runs go back to the queue."""
+    return max(_setting("GENESIS_HANDOFF_SECONDS", 0.5), 0.0)
+
+
+def hold_seconds() -> float:
+    """How long a worker holds the other runs of its delivery: past its chaining window and a lease, so a live
+    worker always reaches them (or hands them back) first; after that the sweep takes them as its worker's loss."""
+    return chain_seconds() + handoff_seconds() + lease_seconds()
 
 
 def cancel_grace_seconds() -> float:
@@ -153,19 +178,32 @@ def enqueue_runs(run_ids: list[int], *, stamped: bool = False) -> None:
     if not run_ids:
         return
     ids = list(run_ids)
-    if not stamped:
-        Run.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
+    if not stamped:  # and no longer held by a worker's delivery (module point 6)
+        Run.objects.filter(pk__in=ids, status=RunStatus.QUEUED).update(enqueued_at=timezone.now(),
+                                                                         lease_expires_at=None)
     if _broker_is_transactional():
         _send(ids)
     else:
         transaction.on_commit(lambda: _send(ids))
 
 
+def _batch_size(count: int) -> int:
+    """Runs per queue message for ``count`` runs sent together: up to ``batch_max()``, and never so many that this
+    cluster's workers would not each get two messages at least (cluster-wide there are more workers, not fewer)."""
+    workers = max(int(settings.Q_CLUSTER.get("workers", 1)), 1)
+    return max(1, min(batch_max(), count // (2 * workers)))
+
+
 def _send(run_ids: list[int]) -> None:
     from django_q.tasks import async_task
 
-    for run_id in run_ids:
-        async_task("tasks.engine.execute_run", run_id, task_name=f"run-{run_id}", save=False)
+    size = _batch_size(len(run_ids))
+    for at in range(0, len(run_ids), size):
+        ids = run_ids[at:at + size]
+        if len(ids) == 1:
+            async_task("tasks.engine.execute_run", ids[0], task_name=f"run-{ids[0]}", save=False)
+        else:
+            async_task("tasks.engine.execute_runs", ids, task_name=f"runs-{ids[0]}-{ids[-1]}", save=False)
 
 
 # --- dispatch -----------------------------------------------------------------------------------------------
@@ -489,9 +527,13 @@ class Lease:
     ``cancel_grace_seconds()`` to return. If it has not, the agent ignores ``cancelled()``: with ``hard_stop`` (a
     cluster worker) the thread records ``run.worker_stopped`` and kills the process; otherwise it records
     ``run.cancel_ignored`` and lets the agent run on. It never stops a worker for a run the worker still holds, and
-    never once the agent has returned (``stop``)."""
+    never once the agent has returned (``stop``).
 
-    def __init__(self, run: Run, token: uuid.UUID, timeout: float, *, hard_stop: bool = False):
+    With a ``delivery`` whose other runs wait, the thread hands them back to the queue once the agent has worked
+    ``handoff_seconds()`` (module point 6)."""
+
+    def __init__(self, run: Run, token: uuid.UUID, timeout: float, *, hard_stop: bool = False,
+                 delivery: _Delivery | None = None):
         self.run = run
         self.run_id = run.pk
         self.token = token
@@ -506,6 +548,8 @@ class Lease:
         self._returning = threading.Lock()
         self._thread = threading.Thread(target=self._beat_loop, name=f"lease-{run.pk}", daemon=True)
         self._used_db = False
+        self._delivery = delivery if delivery is not None and delivery.waiting else None
+        self._hand_back_at = time.monotonic() + handoff_seconds()
 
     def start(self) -> None:
         self._thread.start()
@@ -526,9 +570,29 @@ class Lease:
             self.cancelled.set()
         return bool(held)
 
+    def _hand_back(self) -> None:
+        delivery, self._delivery = self._delivery, None
+        self._used_db = True
+        try:
+            delivery.hand_back(why=f"run {self.run_id} has worked {handoff_seconds():g} s")
+        except Exception:  # they stay held: the sweep hands them on when the hold expires
+            logger.exception("run %s: could not hand its delivery's other runs back", self.run_id)
+
     def _beat_loop(self) -> None:
         try:
-            while not self._stop.wait(min(heartbeat_seconds(), max(self.deadline - time.monotonic(), 0.01))):
+            next_beat = time.monotonic() + heartbeat_seconds()
+            while True:
+                wake = min(next_beat, self.deadline)
+                if self._delivery is not None:
+                    wake = min(wake, self._hand_back_at)
+                if self._stop.wait(max(wake - time.monotonic(), 0.01)):
+                    return
+                now = time.monotonic()
+                if self._delivery is not None and now >= self._hand_back_at:
+                    self._hand_back()
+                if now < next_beat and now < self.deadline:
+                    continue
+                next_beat = now + heartbeat_seconds()
                 self._used_db = True
                 if time.monotonic() >= self.deadline:
                     self.timed_out.set()
@@ -704,25 +768,75 @@ def _run_agent(run: Run, context: AgentContext, log: RunLog) -> Outcome:
     return outcome
 
 
+class _Delivery:
+    """The runs of one queue message not yet taken (module point 6). The worker's main thread takes them one by
+    one; its lease thread may hand all that are left back to the queue meanwhile."""
+
+    def __init__(self, run_ids: list[int]):
+        self._left = deque(run_ids)
+        self._lock = threading.Lock()
+
+    def take(self) -> int | None:
+        with self._lock:
+            return self._left.popleft() if self._left else None
+
+    def hold(self) -> None:
+        """Mark the runs left as this worker's, for ``hold_seconds()``, so the sweep leaves them alone."""
+        with self._lock:
+            ids = list(self._left)
+        if ids:
+            until = timezone.now() + timedelta(seconds=hold_seconds())
+            Run.objects.filter(pk__in=ids, status=RunStatus.QUEUED).update(lease_expires_at=until)
+
+    def hand_back(self, *, why: str) -> int:
+        """Give the runs left back to the queue (as new messages, unheld); returns how many."""
+        with self._lock:
+            ids, self._left = list(self._left), deque()
+        if ids:
+            logger.info("handing %d runs back to the queue: %s", len(ids), why)
+            with transaction.atomic():
+                enqueue_runs(ids)
+        return len(ids)
+
+    @property
+    def waiting(self) -> bool:
+        with self._lock:
+            return bool(self._left)
+
+
 def execute_run(run_id: int) -> str:
     """What a worker runs for a queued run: claim it, run its agent under a lease, record the outcome exactly once;
     then the run its recording kept for this worker, if any (module point 4). Returns a short word for logs and
     tests: the last outcome, or why nothing was done."""
+    return execute_runs([run_id])
+
+
+def execute_runs(run_ids: list[int]) -> str:
+    """What a worker runs for a queue message of several runs (module point 6): each in turn, as ``execute_run``
+    runs one, while the delivery is young and none of them works long; the rest go back to the queue."""
     chain_until = time.monotonic() + chain_seconds()
-    word, kept = _execute_one(run_id, chain_until=chain_until)
-    while kept is not None:
-        word, kept = _execute_one(kept, chain_until=chain_until)
+    delivery = _Delivery(run_ids)
+    run_id = delivery.take()
+    delivery.hold()
+    word = "skipped"
+    while run_id is not None:
+        word, kept = _execute_one(run_id, chain_until=chain_until, delivery=delivery)
+        while kept is not None:
+            word, kept = _execute_one(kept, chain_until=chain_until, delivery=delivery)
+        if delivery.waiting and time.monotonic() >= chain_until:
+            delivery.hand_back(why="the delivery is past its chaining window")
+        run_id = delivery.take()
     return word
 
 
-def _execute_one(run_id: int, *, chain_until: float) -> tuple[str, int | None]:
+def _execute_one(run_id: int, *, chain_until: float, delivery: _Delivery | None = None) -> tuple[str, int | None]:
     claimed = _claim(run_id)
     if claimed is None:
         return "skipped", None
     run, token = claimed
     task = run.task
     log = RunLog(run)
-    lease = Lease(run, token, timeout=float(task.timeout_seconds), hard_stop=in_cluster_worker())
+    lease = Lease(run, token, timeout=float(task.timeout_seconds), hard_stop=in_cluster_worker(), delivery=delivery)
     lease.start()
     try:
         context = _context(run, lease, log)
@@ -908,6 +1022,8 @@ def sweep() -> dict[str, int]:
         # Never enqueued: a run its worker kept to claim next (module point 4) is left to it for a lease's time.
         .filter(Q(enqueued_at__isnull=True, created_at__lt=now - timedelta(seconds=lease_seconds()))
                 | Q(enqueued_at__lt=now - stale_after)
+                # Held by a worker's delivery (module point 6) that never reached it: that worker is gone.
+                | Q(lease_expires_at__lt=now)
                 | Q(available_at__isnull=False, enqueued_at__lt=F("available_at")))
         .values_list("pk", flat=True)[:500]
     )

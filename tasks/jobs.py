@@ -7,7 +7,8 @@ from tasks.models import Notification
 
 
 def execute_run(run_id: int) -> str:
-    """Run one queued attempt (what ``engine.enqueue_runs`` hands to the queue is ``tasks.engine.execute_run``)."""
+    """Run one queued attempt (what ``engine.enqueue_runs`` hands to the queue is ``tasks.engine.execute_run``, or
+    ``tasks.engine.execute_runs`` for a message of several runs)."""
     return engine.execute_run(run_id)
 
 

@@ -368,7 +368,11 @@ def _deliveries():
     """The runs handed to the ORM broker so far (django-q2's queue rows), by run id."""
     from django_q.models import OrmQ
 
-    return sorted(q.task["args"][0] for q in OrmQ.objects.all())
+    runs = []
+    for message in OrmQ.objects.all():
+        carried = message.task["args"][0]  # execute_run(run_id) or execute_runs([run_id, ...])
+        runs += carried if isinstance(carried, list) else [carried]
+    return sorted(runs)
 
 
 @pytest.fixture
@@ -451,3 +455,116 @@ def test_a_retry_is_not_kept_by_the_worker_but_queued_for_its_backoff(mission, l
     assert engine.execute_run(first) == "failed"
     retry = Run.objects.get(task__mission=mission, attempt=2)
     assert retry.status == RunStatus.QUEUED and retry.pk in _deliveries() and retry.enqueued_at is not None
+
+
+# --- several runs to a queue message (engine module point 6) ------------------------------------------------------
+
+
+def _messages():
+    """The queue's messages, each as the list of runs it carries."""
+    from django_q.models import OrmQ
+
+    return [m.task["args"][0] if isinstance(m.task["args"][0], list) else [m.task["args"][0]]
+            for m in OrmQ.objects.order_by("pk")]
+
+
+def _clear_queue():
+    from django_q.models import OrmQ
+
+    OrmQ.objects.all().delete()
+
+
+def test_a_wide_fan_out_goes_to_the_queue_several_runs_a_message(mission, agent, lead, worker_mode):
+    children = {f"c{i}": {} for i in range(40)}
+    make_tasks(mission, agent, {"root": {}, **children}, edges=[(key, "root") for key in children])
+    engine.mission_start(mission=mission, actor=lead)
+    engine.execute_run(engine.pending_runs(mission)[0])
+    # The root's worker kept one child; the other 39 went out 9 a message (two messages at least per worker of
+    # this cluster: 39 // (2 · 2)), not 39 messages.
+    messages = _messages()[1:]  # after the root's own
+    assert [len(m) for m in messages] == [9, 9, 9, 9, 3]
+    queued = set(Run.objects.filter(task__mission=mission, status=RunStatus.QUEUED).values_list("pk", flat=True))
+    assert {run for m in messages for run in m} == queued and len(queued) == 39
+    for message in messages:
+        assert engine.execute_runs(message) == "succeeded"
+    assert refresh(mission).status == MissionStatus.COMPLETED
+    runs = list(Run.objects.filter(task__mission=mission).values_list("task_id", "status"))
+    assert len(runs) == 41 and {status for _, status in runs} == {RunStatus.SUCCEEDED}
+    assert len({task for task, _ in runs}) == 41  # each task exactly once
+    assert not HistoryEntry.objects.filter(mission=mission, event="run.claim_refused").exists()
+
+
+def test_batching_can_be_turned_off_and_small_fan_outs_stay_one_run_a_message(mission, agent, lead, worker_mode,
+                                                                             settings):
+    settings.GENESIS_BATCH_MAX = 1
+    make_tasks(mission, agent, {f"t{i}": {} for i in range(12)})
+    engine.mission_start(mission=mission, actor=lead)
+    assert [len(m) for m in _messages()] == [1] * 12
+    settings.GENESIS_BATCH_MAX = 16
+    assert [engine._batch_size(n) for n in (1, 3, 7, 8, 39, 1000)] == [1, 1, 1, 2, 9, 16]
+
+
+def test_a_delivery_holds_its_other_runs_and_the_sweep_hands_them_on_if_its_worker_dies(
+        mission, agent, lead, worker_mode, monkeypatch):
+    make_tasks(mission, agent, {"a": {}, "b": {}, "c": {}})
+    engine.mission_start(mission=mission, actor=lead)
+    a, b, c = sorted(engine.pending_runs(mission))
+    _clear_queue()
+    claim = engine._claim
+
+    def dies_after_the_first(run_id):
+        if run_id != a:
+            raise RuntimeError("the worker died")
+        return claim(run_id)
+
+    monkeypatch.setattr(engine, "_claim", dies_after_the_first)
+    before = timezone.now()
+    with pytest.raises(RuntimeError):
+        engine.execute_runs([a, b, c])
+    assert refresh(Run.objects.get(pk=a)).status == RunStatus.SUCCEEDED
+    for run in Run.objects.filter(pk__in=[b, c]):
+        assert run.status == RunStatus.QUEUED
+        assert run.lease_expires_at >= before + timedelta(seconds=engine.hold_seconds())  # held by that delivery
+    # While held, the sweep leaves them to their worker; once the hold expires the worker is taken as gone.
+    assert engine.sweep()["enqueued"] == 0 and _deliveries() == []
+    Run.objects.filter(pk__in=[b, c]).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert engine.sweep()["enqueued"] == 2
+    assert _deliveries() == [b, c]
+    assert set(Run.objects.filter(pk__in=[b, c]).values_list("lease_expires_at", flat=True)) == {None}
+    monkeypatch.setattr(engine, "_claim", claim)
+    for message in _messages():
+        engine.execute_runs(message)
+    assert refresh(mission).status == MissionStatus.COMPLETED
+    assert Run.objects.filter(task__mission=mission).count() == 3
+
+
+def test_a_delivery_past_its_chaining_window_hands_the_rest_back(mission, agent, lead, worker_mode, settings):
+    settings.GENESIS_CHAIN_SECONDS = 0
+    make_tasks(mission, agent, {"a": {}, "b": {}, "c": {}})
+    engine.mission_start(mission=mission, actor=lead)
+    a, b, c = sorted(engine.pending_runs(mission))
+    _clear_queue()
+    assert engine.execute_runs([a, b, c]) == "succeeded"
+    assert Run.objects.get(pk=a).status == RunStatus.SUCCEEDED
+    assert _deliveries() == [b, c]
+    for run in Run.objects.filter(pk__in=[b, c]):
+        assert run.status == RunStatus.QUEUED and run.lease_expires_at is None and run.enqueued_at is not None
+
+
+@pytest.mark.django_db(transaction=True)  # the lease thread uses its own connection
+def test_a_long_run_hands_its_delivery_back_while_it_works(mission, agent, lead, worker_mode, settings):
+    """Quick runs must not wait behind a long one while other workers could take them: the long run's lease
+    thread gives them back to the queue after GENESIS_HANDOFF_SECONDS, long before the long run ends."""
+    settings.GENESIS_HANDOFF_SECONDS = 0.1
+    settings.GENESIS_HEARTBEAT_SECONDS = 0.05
+    make_tasks(mission, agent, {"slow": {"sleep_ms": 1500}, "a": {}, "b": {}})
+    engine.mission_start(mission=mission, actor=lead)
+    slow, a, b = sorted(engine.pending_runs(mission))
+    _clear_queue()
+    assert engine.execute_runs([slow, a, b]) == "succeeded"
+    slow_run = Run.objects.get(pk=slow)
+    assert slow_run.status == RunStatus.SUCCEEDED
+    assert _deliveries() == [a, b]  # given back, not run by this worker
+    for run in Run.objects.filter(pk__in=[a, b]):
+        assert run.status == RunStatus.QUEUED and run.lease_expires_at is None
+        assert run.enqueued_at < slow_run.finished_at - timedelta(seconds=1)  # while the slow run still worked

@@ -170,6 +170,33 @@ def test_a_worker_killed_mid_run_is_marked_lost_and_the_task_retried(mission, ag
     assert HistoryEntry.objects.filter(task=tasks["slow"], event="run.retry_scheduled").count() == 1
 
 
+def test_a_worker_killed_holding_a_delivery_of_several_runs_loses_none(mission, agent, lead, clusters, settings):
+    """A queue message may carry several runs (engine module point 6). Its worker dies on the first: the runs it
+    held are handed on by the sweep once the hold expires, each runs exactly once and the mission completes."""
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 1}  # so five runs go out two a message
+    keys = ["crash", "held", "q2", "q3", "q4"]
+    tasks = {key: services.task_create(mission=mission, key=key, title=key, owner_agent=agent,
+                                       config={"crash_attempts": 1} if key == "crash" else {}) for key in keys}
+    engine.mission_start(mission=mission, actor=lead)
+    from django_q.models import OrmQ
+
+    carried = [m.task["args"][0] for m in OrmQ.objects.order_by("pk")]
+    by_task = dict(Run.objects.filter(task__mission=mission).values_list("task__key", "pk"))
+    assert carried[0] == [by_task["crash"], by_task["held"]]
+    clusters(1, workers=1)
+    wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 60, "the mission to complete")
+    assert list(Run.objects.filter(task=tasks["crash"]).order_by("attempt").values_list("status", flat=True)) == [
+        RunStatus.LOST, RunStatus.SUCCEEDED]
+    for key in keys[1:]:
+        assert list(Run.objects.filter(task=tasks[key]).values_list("status", flat=True)) == [RunStatus.SUCCEEDED]
+    assert not HistoryEntry.objects.filter(mission=mission, event="run.claim_refused").exists()
+    runs = {run.task.key: run for run in Run.objects.filter(task__mission=mission, attempt=1).select_related("task")}
+    # "held" waited for its hold to expire (the dead worker's), while the new worker took the other messages.
+    # The clusters' hold: 2 s chaining window + 0.5 s hand-off + 2 s lease.
+    assert (runs["held"].started_at - runs["crash"].started_at).total_seconds() >= 4.0
+    assert runs["held"].started_at > max(runs[key].finished_at for key in ("q2", "q3", "q4"))
+
+
 def test_a_stopped_worker_past_its_lease_has_its_late_result_refused(mission, agent, lead, clusters):
     task = services.task_create(mission=mission, key="slow", title="slow", owner_agent=agent,
                                 config={"sleep_ms": 3000})
