@@ -819,13 +819,21 @@ def execute_runs(run_ids: list[int]) -> str:
     run_id = delivery.take()
     delivery.hold()
     word = "skipped"
-    while run_id is not None:
-        word, kept = _execute_one(run_id, chain_until=chain_until, delivery=delivery)
-        while kept is not None:
-            word, kept = _execute_one(kept, chain_until=chain_until, delivery=delivery)
-        if delivery.waiting and time.monotonic() >= chain_until:
-            delivery.hand_back(why="the delivery is past its chaining window")
-        run_id = delivery.take()
+    try:
+        while run_id is not None:
+            word, kept = _execute_one(run_id, chain_until=chain_until, delivery=delivery)
+            while kept is not None:
+                word, kept = _execute_one(kept, chain_until=chain_until, delivery=delivery)
+            if delivery.waiting and time.monotonic() >= chain_until:
+                delivery.hand_back(why="the delivery is past its chaining window")
+            run_id = delivery.take()
+    except Exception:
+        # This delivery fails (django-q2 records it); the runs it still holds need not wait for their hold to expire.
+        try:
+            delivery.hand_back(why=f"run {run_id} raised")
+        except Exception:
+            logger.exception("could not hand a failed delivery's other runs back; the sweep will")
+        raise
     return word
 
 

@@ -504,6 +504,10 @@ def test_batching_can_be_turned_off_and_small_fan_outs_stay_one_run_a_message(mi
     assert [engine._batch_size(n) for n in (1, 3, 7, 8, 39, 1000)] == [1, 1, 1, 2, 9, 16]
 
 
+class WorkerDied(BaseException):
+    """Stands for the worker process's sudden end: unlike an exception, nothing in the engine catches it."""
+
+
 def test_a_delivery_holds_its_other_runs_and_the_sweep_hands_them_on_if_its_worker_dies(
         mission, agent, lead, worker_mode, monkeypatch):
     make_tasks(mission, agent, {"a": {}, "b": {}, "c": {}})
@@ -514,12 +518,12 @@ def test_a_delivery_holds_its_other_runs_and_the_sweep_hands_them_on_if_its_work
 
     def dies_after_the_first(run_id):
         if run_id != a:
-            raise RuntimeError("the worker died")
+            raise WorkerDied  # as abrupt as SIGKILL: nothing of the worker's runs after it
         return claim(run_id)
 
     monkeypatch.setattr(engine, "_claim", dies_after_the_first)
     before = timezone.now()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(WorkerDied):
         engine.execute_runs([a, b, c])
     assert refresh(Run.objects.get(pk=a)).status == RunStatus.SUCCEEDED
     for run in Run.objects.filter(pk__in=[b, c]):
@@ -536,6 +540,18 @@ def test_a_delivery_holds_its_other_runs_and_the_sweep_hands_them_on_if_its_work
         engine.execute_runs(message)
     assert refresh(mission).status == MissionStatus.COMPLETED
     assert Run.objects.filter(task__mission=mission).count() == 3
+
+
+def test_a_delivery_whose_run_raises_hands_the_rest_back_at_once(mission, agent, lead, worker_mode, monkeypatch):
+    make_tasks(mission, agent, {"a": {}, "b": {}, "c": {}})
+    engine.mission_start(mission=mission, actor=lead)
+    a, b, c = sorted(engine.pending_runs(mission))
+    _clear_queue()
+    monkeypatch.setattr(engine, "_claim", lambda run_id: (_ for _ in ()).throw(RuntimeError("database went away")))
+    with pytest.raises(RuntimeError):
+        engine.execute_runs([a, b, c])
+    assert _deliveries() == [b, c]
+    assert set(Run.objects.filter(pk__in=[b, c]).values_list("lease_expires_at", flat=True)) == {None}
 
 
 def test_a_delivery_past_its_chaining_window_hands_the_rest_back(mission, agent, lead, worker_mode, settings):
