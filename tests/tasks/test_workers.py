@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,29 @@ def test_a_worker_killed_holding_a_delivery_of_several_runs_loses_none(mission, 
     # The clusters' hold: 2 s chaining window + 0.5 s hand-off + 2 s lease.
     assert (runs["held"].started_at - runs["crash"].started_at).total_seconds() >= 4.0
     assert runs["held"].started_at > max(runs[key].finished_at for key in ("q2", "q3", "q4"))
+
+
+def test_quick_runs_of_a_message_do_not_wait_behind_a_long_one(mission, agent, lead, clusters, settings):
+    """The long run's worker gives its message's other runs back after GENESIS_HANDOFF_SECONDS (0.5 s), and the
+    other worker runs them while the long one still works."""
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 1}  # so eight runs go out four a message
+    keys = ["slow"] + [f"q{i}" for i in range(7)]
+    for key in keys:
+        services.task_create(mission=mission, key=key, title=key, owner_agent=agent,
+                             config={"sleep_ms": 4000 if key == "slow" else 100})
+    engine.mission_start(mission=mission, actor=lead)
+    from django_q.models import OrmQ
+
+    by_task = dict(Run.objects.filter(task__mission=mission).values_list("task__key", "pk"))
+    assert [m.task["args"][0] for m in OrmQ.objects.order_by("pk")][0] == [by_task[k] for k in keys[:4]]
+    clusters(1, workers=2)
+    wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 60, "the mission to complete")
+    runs = {run.task.key: run for run in Run.objects.filter(task__mission=mission).select_related("task")}
+    assert len(runs) == 8 and {run.status for run in runs.values()} == {RunStatus.SUCCEEDED}
+    for key in ("q0", "q1", "q2"):  # the slow run's batch-mates
+        assert runs[key].finished_at < runs["slow"].finished_at - timedelta(seconds=1), key
+        assert runs[key].worker != runs["slow"].worker
+    assert not HistoryEntry.objects.filter(mission=mission, event="run.claim_refused").exists()
 
 
 def test_a_stopped_worker_past_its_lease_has_its_late_result_refused(mission, agent, lead, clusters):
