@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 CHROMIUM = os.environ.get("GENESIS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -50,6 +51,10 @@ def browser_context(monkeypatch):
         finally:
             context.close()
             browser.close()
+            # The test's own ORM calls ran inside Playwright's greenlet context, where Django's connection handler
+            # (context-local) holds a connection of its own: close it here, or it outlives the test and keeps the
+            # PostgreSQL test database from being dropped at the end of the session.
+            connections.close_all()
 
 
 def sign_in(context, live_server, username: str, password: str = "pw-for-tests-1"):  # noqa: S107
