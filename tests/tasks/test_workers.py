@@ -56,10 +56,11 @@ def clusters(monkeypatch, tmp_path):
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     }
 
-    def start(n: int = 1, workers: int = 2) -> list[subprocess.Popen]:
+    def start(n: int = 1, workers: int = 2, **extra_env: str) -> list[subprocess.Popen]:
         for _ in range(n):
             started.append(subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env={**env, "Q_WORKERS": str(workers)},
+                [sys.executable, "manage.py", "qcluster"], cwd=ROOT,
+                env={**env, "Q_WORKERS": str(workers), **extra_env},
                 start_new_session=True,
                 stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"cluster-{len(started)}.log", "w"),  # noqa: SIM115
             ))
@@ -219,6 +220,49 @@ def test_quick_runs_of_a_message_do_not_wait_behind_a_long_one(mission, agent, l
         assert runs[key].finished_at < runs["slow"].finished_at - timedelta(seconds=1), key
         assert runs[key].worker != runs["slow"].worker
     assert not HistoryEntry.objects.filter(mission=mission, event="run.claim_refused").exists()
+
+
+REDIS_TEST_URL = "redis://127.0.0.1:6379/8"
+
+
+def test_on_the_redis_broker_a_lost_worker_and_batched_runs_lose_nothing(mission, agent, lead, clusters, settings,
+                                                                        monkeypatch):
+    """With REDIS_URL set, django-q2's Redis broker carries the runs (a message popped is gone, so a dead worker's
+    message is never delivered again: the engine's leases, holds and sweep must recover everything)."""
+    redis = pytest.importorskip("redis")
+    from django_q.conf import Conf
+
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        client.flushdb()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("no Redis at 127.0.0.1:6379 (.ci/run starts one)")
+    # This process enqueues the way a web server with REDIS_URL set does.
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "redis": REDIS_TEST_URL}
+    monkeypatch.setattr(Conf, "REDIS", REDIS_TEST_URL)
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "BROKER_CLASS", "tasks.broker.RedisBroker")
+    keys = ["crash", "a", "b", "c", "d", "e"]
+    tasks = {"root": services.task_create(mission=mission, key="root", title="root", owner_agent=agent),
+             "sink": services.task_create(mission=mission, key="sink", title="sink", owner_agent=agent)}
+    for key in keys:
+        tasks[key] = services.task_create(mission=mission, key=key, title=key, owner_agent=agent,
+                                          config={"crash_attempts": 1} if key == "crash" else {"sleep_ms": 50})
+        services.dependency_add(task=tasks[key], depends_on=tasks["root"])
+        services.dependency_add(task=tasks["sink"], depends_on=tasks[key])
+    clusters(1, workers=1, REDIS_URL=REDIS_TEST_URL)
+    engine.mission_start(mission=mission, actor=lead)
+    wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 60, "the mission to complete")
+    assert list(Run.objects.filter(task=tasks["crash"]).order_by("attempt").values_list("status", flat=True)) == [
+        RunStatus.LOST, RunStatus.SUCCEEDED]
+    for key in ["root", "sink", *keys[1:]]:
+        assert list(Run.objects.filter(task=tasks[key]).values_list("status", flat=True)) == [RunStatus.SUCCEEDED]
+    assert not HistoryEntry.objects.filter(mission=mission, event="run.claim_refused").exists()
+    assert client.llen(f"django_q:{Conf.CLUSTER_NAME}:q") == 0  # nothing left on the queue
+    from django_q.models import OrmQ
+
+    assert not OrmQ.objects.exists()  # nothing went through the database's queue table
+    client.flushdb()
 
 
 def test_a_stopped_worker_past_its_lease_has_its_late_result_refused(mission, agent, lead, clusters):
