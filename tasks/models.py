@@ -149,7 +149,10 @@ class Run(models.Model):
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     worker = models.CharField(max_length=200, blank=True, help_text="Identity of the worker holding it.")
     lease_token = models.UUIDField(null=True, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Running: when the worker's lease ends unless a heartbeat renews it. Queued: until when the "
+                  "worker that took it in a message of several runs holds it (after that the sweep hands it on).")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
