@@ -364,15 +364,18 @@ def test_rejecting_work_of_a_passed_phase_reopens_the_phase_and_checks_it_again(
     assert refresh(mission).status == MissionStatus.COMPLETED
 
 
-def _deliveries():
-    """The runs handed to the ORM broker so far (django-q2's queue rows), by run id."""
+def _messages():
+    """The ORM broker's queue rows so far, in order, each as the run ids it carries (``execute_run(run_id)`` or
+    ``execute_runs([run_id, ...])``)."""
     from django_q.models import OrmQ
 
-    runs = []
-    for message in OrmQ.objects.all():
-        carried = message.task["args"][0]  # execute_run(run_id) or execute_runs([run_id, ...])
-        runs += carried if isinstance(carried, list) else [carried]
-    return sorted(runs)
+    carried = (message.task["args"][0] for message in OrmQ.objects.order_by("pk"))
+    return [runs if isinstance(runs, list) else [runs] for runs in carried]
+
+
+def _deliveries():
+    """The runs handed to the ORM broker so far, by run id."""
+    return sorted(run for message in _messages() for run in message)
 
 
 @pytest.fixture
@@ -458,14 +461,6 @@ def test_a_retry_is_not_kept_by_the_worker_but_queued_for_its_backoff(mission, l
 
 
 # --- several runs to a queue message (engine module point 6) ------------------------------------------------------
-
-
-def _messages():
-    """The queue's messages, each as the list of runs it carries."""
-    from django_q.models import OrmQ
-
-    return [m.task["args"][0] if isinstance(m.task["args"][0], list) else [m.task["args"][0]]
-            for m in OrmQ.objects.order_by("pk")]
 
 
 def _clear_queue():
