@@ -37,6 +37,20 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
 
 
+def env_seconds(name: str, default: float) -> float:
+    """A duration in seconds: a number, zero or more."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ImproperlyConfigured(f"{name} must be a number of seconds, 0 or more, not {raw!r}")
+    return value
+
+
 _RATE = re.compile(r"[0-9]+/[smhd][a-z]*")
 
 

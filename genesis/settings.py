@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from genesis.env import env_bool, env_int, env_list, env_rate, env_secret, env_str
+from genesis.env import env_bool, env_int, env_list, env_rate, env_seconds, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("GENESIS_VAR_DIR", str(BASE_DIR / "var")))
@@ -241,18 +241,18 @@ else:
 
 # The engine (tasks/engine.py): leases, heartbeats, retry backoff and the idle sweep, in seconds.
 GENESIS_LEASE_SECONDS = env_int("GENESIS_LEASE_SECONDS", 30)
-GENESIS_HEARTBEAT_SECONDS = float(env_str("GENESIS_HEARTBEAT_SECONDS", "1"))
+GENESIS_HEARTBEAT_SECONDS = env_seconds("GENESIS_HEARTBEAT_SECONDS", 1)
 # An agent still working this long after its run was cancelled or timed out has its cluster worker stopped (SIGKILL;
 # the cluster spawns a new one) instead of holding the slot until Q_TIMEOUT.
-GENESIS_CANCEL_GRACE_SECONDS = float(env_str("GENESIS_CANCEL_GRACE_SECONDS", "10"))
-GENESIS_CHAIN_SECONDS = float(env_str("GENESIS_CHAIN_SECONDS", "2"))
+GENESIS_CANCEL_GRACE_SECONDS = env_seconds("GENESIS_CANCEL_GRACE_SECONDS", 10)
+GENESIS_CHAIN_SECONDS = env_seconds("GENESIS_CHAIN_SECONDS", 2)
 GENESIS_BATCH_MAX = env_int("GENESIS_BATCH_MAX", 16)
-GENESIS_HANDOFF_SECONDS = float(env_str("GENESIS_HANDOFF_SECONDS", "0.5"))
-GENESIS_RETRY_BACKOFF_SECONDS = float(env_str("GENESIS_RETRY_BACKOFF_SECONDS", "5"))
-GENESIS_RETRY_BACKOFF_MAX_SECONDS = float(env_str("GENESIS_RETRY_BACKOFF_MAX_SECONDS", "300"))
-GENESIS_SWEEP_SECONDS = float(env_str("GENESIS_SWEEP_SECONDS", "5"))
+GENESIS_HANDOFF_SECONDS = env_seconds("GENESIS_HANDOFF_SECONDS", 0.5)
+GENESIS_RETRY_BACKOFF_SECONDS = env_seconds("GENESIS_RETRY_BACKOFF_SECONDS", 5)
+GENESIS_RETRY_BACKOFF_MAX_SECONDS = env_seconds("GENESIS_RETRY_BACKOFF_MAX_SECONDS", 300)
+GENESIS_SWEEP_SECONDS = env_seconds("GENESIS_SWEEP_SECONDS", 5)
 GENESIS_NOTIFY_ATTEMPTS = env_int("GENESIS_NOTIFY_ATTEMPTS", 3)
-GENESIS_NOTIFY_BACKOFF_SECONDS = float(env_str("GENESIS_NOTIFY_BACKOFF_SECONDS", "2"))
+GENESIS_NOTIFY_BACKOFF_SECONDS = env_seconds("GENESIS_NOTIFY_BACKOFF_SECONDS", 2)
 
 LOGGING = {
     "version": 1,

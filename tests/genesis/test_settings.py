@@ -63,3 +63,14 @@ def test_a_malformed_rate_is_named(tmp_path):
                                          "GENESIS_VAR_DIR": str(tmp_path)})
     assert result.returncode != 0
     assert "LOGIN_FAILURE_RATE_USERNAME must be a rate such as 10/min or 50/hour, not '10 per hour'" in result.stderr
+
+
+def test_a_malformed_or_negative_duration_is_named(tmp_path):
+    for raw in ("half a second", "-1", "nan"):
+        result = _manage("check", env_extra={"GENESIS_HANDOFF_SECONDS": raw, "GENESIS_VAR_DIR": str(tmp_path)})
+        assert result.returncode != 0
+        assert f"GENESIS_HANDOFF_SECONDS must be a number of seconds, 0 or more, not {raw!r}" in result.stderr
+    result = _manage("shell", "-c", "from django.conf import settings; print(settings.GENESIS_HANDOFF_SECONDS)",
+                     env_extra={"GENESIS_HANDOFF_SECONDS": "0.25", "GENESIS_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "0.25"
