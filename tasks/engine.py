@@ -287,8 +287,8 @@ def _start_ready(*, mission: Mission, tasks: list[Task], actor: Actor = None,
     became_ready = "All prerequisites are done."
     if agent_tasks:
         with history_batch():  # the runs' and the tasks' entries in one INSERT
-            hold = _will_keep_one()
-            runs = services.runs_create_bulk(tasks=agent_tasks, actor=actor, enqueue_now=True, hold_first=hold)
+            keep = _will_keep_one()
+            runs = services.runs_create_bulk(tasks=agent_tasks, actor=actor, enqueue_now=True, keep_first=keep)
             if from_status == TaskStatus.PENDING:
                 services.tasks_transition_bulk(
                     task_ids=[t.pk for t in agent_tasks], from_status=TaskStatus.PENDING, to=TaskStatus.READY,
@@ -298,9 +298,9 @@ def _start_ready(*, mission: Mission, tasks: list[Task], actor: Actor = None,
                 services.tasks_transition_bulk(task_ids=[t.pk for t in agent_tasks], from_status=TaskStatus.READY,
                                                to=TaskStatus.QUEUED, actor=actor, message="Queued for its agent.")
         run_ids = [r.pk for r in runs]
-        if hold:  # created unstamped: this worker claims it once the recording commits; the sweep is its backstop
+        if keep:  # created unstamped: this worker claims it once the recording commits; the sweep is its backstop
             _chain.kept.append(run_ids[0])
-        enqueue_runs(run_ids[1:] if hold else run_ids, stamped=True)
+        enqueue_runs(run_ids[1:] if keep else run_ids, stamped=True)
     if person_tasks and from_status == TaskStatus.PENDING:
         services.tasks_transition_bulk(task_ids=[t.pk for t in person_tasks], from_status=TaskStatus.PENDING,
                                        to=TaskStatus.READY, message=became_ready, actor=actor)

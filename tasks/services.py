@@ -519,9 +519,9 @@ def tasks_transition_bulk(
 
 @joined_atomic
 def runs_create_bulk(*, tasks: list[Task], actor: Actor = None, available_at=None,
-                     enqueue_now: bool = False, hold_first: bool = False) -> list[Run]:
+                     enqueue_now: bool = False, keep_first: bool = False) -> list[Run]:
     """A new queued attempt for each task (whose rows the caller has locked), with one history row each.
-    ``enqueue_now``: stamped as handed to the queue; ``hold_first``: except the first, which the calling worker
+    ``enqueue_now``: stamped as handed to the queue; ``keep_first``: except the first, which the calling worker
     keeps to run next itself (tasks/engine.py, point 4)."""
     if not tasks:
         return []
@@ -536,7 +536,7 @@ def runs_create_bulk(*, tasks: list[Task], actor: Actor = None, available_at=Non
     now = timezone.now() if enqueue_now else None
     runs = Run.objects.bulk_create([
         Run(task_id=t.pk, attempt=(latest.get(t.pk) or 0) + 1, available_at=available_at,
-            enqueued_at=None if hold_first and i == 0 else now)
+            enqueued_at=None if keep_first and i == 0 else now)
         for i, t in enumerate(tasks)
     ])
     by_task = {t.pk: t for t in tasks}
