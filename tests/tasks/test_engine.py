@@ -13,6 +13,8 @@ from tasks import engine, services
 from tasks.choices import PhaseStatus, QuestionStatus, RunStatus, TaskStatus
 from tasks.models import HistoryEntry, Notification, Question, Run, Task
 from tests.factories import AgentFactory
+from tests.tasks.queue import clear as clear_queue
+from tests.tasks.queue import deliveries, messages
 
 pytestmark = pytest.mark.django_db
 
@@ -364,20 +366,6 @@ def test_rejecting_work_of_a_passed_phase_reopens_the_phase_and_checks_it_again(
     assert refresh(mission).status == MissionStatus.COMPLETED
 
 
-def _messages():
-    """The ORM broker's queue rows so far, in order, each as the run ids it carries (``execute_run(run_id)`` or
-    ``execute_runs([run_id, ...])``)."""
-    from django_q.models import OrmQ
-
-    carried = (message.task["args"][0] for message in OrmQ.objects.order_by("pk"))
-    return [runs if isinstance(runs, list) else [runs] for runs in carried]
-
-
-def _deliveries():
-    """The runs handed to the ORM broker so far, by run id."""
-    return sorted(run for message in _messages() for run in message)
-
-
 @pytest.fixture
 def worker_mode():
     """Runs go through django-q2's ORM queue (not sync mode) and are executed here, one delivery at a time."""
@@ -395,10 +383,10 @@ def test_a_worker_goes_on_with_the_run_its_recording_queued(mission, agent, lead
                        edges=[(f"t{i + 1}", f"t{i}") for i in range(4)])
     engine.mission_start(mission=mission, actor=lead)
     first = engine.pending_runs(mission)
-    assert _deliveries() == first and len(first) == 1
+    assert deliveries() == first and len(first) == 1
     assert engine.execute_run(first[0]) == "succeeded"
     assert refresh(mission).status == MissionStatus.COMPLETED
-    assert _deliveries() == first  # nothing else went through the queue
+    assert deliveries() == first  # nothing else went through the queue
     for task in tasks.values():
         assert list(Run.objects.filter(task=task).values_list("status", flat=True)) == [RunStatus.SUCCEEDED]
     workers = set(Run.objects.filter(task__mission=mission).values_list("worker", flat=True))
@@ -414,7 +402,7 @@ def test_a_fan_out_keeps_one_run_and_queues_the_others(mission, agent, lead, wor
     done = set(Task.objects.filter(mission=mission, status=TaskStatus.DONE).values_list("key", flat=True))
     assert "root" in done and len(done) == 2  # the root and the one child its worker kept
     queued = set(Run.objects.filter(task__mission=mission, status=RunStatus.QUEUED).values_list("pk", flat=True))
-    assert len(queued) == 2 and queued <= set(_deliveries())
+    assert len(queued) == 2 and queued <= set(deliveries())
 
 
 def test_chaining_stops_after_its_window(mission, agent, lead, worker_mode, settings):
@@ -424,7 +412,7 @@ def test_chaining_stops_after_its_window(mission, agent, lead, worker_mode, sett
     engine.execute_run(engine.pending_runs(mission)[0])
     assert refresh(Task.objects.get(mission=mission, key="b")).status == TaskStatus.QUEUED
     b_run = Run.objects.get(task__mission=mission, task__key="b")
-    assert b_run.pk in _deliveries() and b_run.enqueued_at is not None
+    assert b_run.pk in deliveries() and b_run.enqueued_at is not None
 
 
 def test_a_kept_run_whose_worker_died_is_handed_on_by_the_sweep(mission, agent, lead, worker_mode, monkeypatch):
@@ -442,12 +430,12 @@ def test_a_kept_run_whose_worker_died_is_handed_on_by_the_sweep(mission, agent, 
     with pytest.raises(RuntimeError):
         engine.execute_run(a_run)
     b_run = Run.objects.get(task__mission=mission, task__key="b")
-    assert b_run.status == RunStatus.QUEUED and b_run.enqueued_at is None and b_run.pk not in _deliveries()
+    assert b_run.status == RunStatus.QUEUED and b_run.enqueued_at is None and b_run.pk not in deliveries()
     # Within a lease's time the run is its worker's to claim: a sweep then must not hand it out again.
-    assert engine.sweep()["enqueued"] == 0 and b_run.pk not in _deliveries()
+    assert engine.sweep()["enqueued"] == 0 and b_run.pk not in deliveries()
     Run.objects.filter(pk=b_run.pk).update(created_at=timezone.now() - timedelta(seconds=engine.lease_seconds() + 1))
     assert engine.sweep()["enqueued"] == 1
-    assert b_run.pk in _deliveries()
+    assert b_run.pk in deliveries()
 
 
 def test_a_retry_is_not_kept_by_the_worker_but_queued_for_its_backoff(mission, lead, worker_mode):
@@ -457,16 +445,10 @@ def test_a_retry_is_not_kept_by_the_worker_but_queued_for_its_backoff(mission, l
     first = engine.pending_runs(mission)[0]
     assert engine.execute_run(first) == "failed"
     retry = Run.objects.get(task__mission=mission, attempt=2)
-    assert retry.status == RunStatus.QUEUED and retry.pk in _deliveries() and retry.enqueued_at is not None
+    assert retry.status == RunStatus.QUEUED and retry.pk in deliveries() and retry.enqueued_at is not None
 
 
 # --- several runs to a queue message (engine module point 6) ------------------------------------------------------
-
-
-def _clear_queue():
-    from django_q.models import OrmQ
-
-    OrmQ.objects.all().delete()
 
 
 def test_a_wide_fan_out_goes_to_the_queue_several_runs_a_message(mission, agent, lead, worker_mode):
@@ -476,11 +458,11 @@ def test_a_wide_fan_out_goes_to_the_queue_several_runs_a_message(mission, agent,
     engine.execute_run(engine.pending_runs(mission)[0])
     # The root's worker kept one child; the other 39 went out 9 a message (two messages at least per worker of
     # this cluster: 39 // (2 · 2)), not 39 messages.
-    messages = _messages()[1:]  # after the root's own
-    assert [len(m) for m in messages] == [9, 9, 9, 9, 3]
+    sent = messages()[1:]  # after the root's own
+    assert [len(m) for m in sent] == [9, 9, 9, 9, 3]
     queued = set(Run.objects.filter(task__mission=mission, status=RunStatus.QUEUED).values_list("pk", flat=True))
-    assert {run for m in messages for run in m} == queued and len(queued) == 39
-    for message in messages:
+    assert {run for m in sent for run in m} == queued and len(queued) == 39
+    for message in sent:
         assert engine.execute_runs(message) == "succeeded"
     assert refresh(mission).status == MissionStatus.COMPLETED
     runs = list(Run.objects.filter(task__mission=mission).values_list("task_id", "status"))
@@ -494,7 +476,7 @@ def test_batching_can_be_turned_off_and_small_fan_outs_stay_one_run_a_message(mi
     settings.GENESIS_BATCH_MAX = 1
     make_tasks(mission, agent, {f"t{i}": {} for i in range(12)})
     engine.mission_start(mission=mission, actor=lead)
-    assert [len(m) for m in _messages()] == [1] * 12
+    assert [len(m) for m in messages()] == [1] * 12
     settings.GENESIS_BATCH_MAX = 16
     assert [engine._batch_size(n) for n in (1, 3, 7, 8, 39, 1000)] == [1, 1, 1, 2, 9, 16]
 
@@ -508,7 +490,7 @@ def test_a_delivery_holds_its_other_runs_and_the_sweep_hands_them_on_if_its_work
     make_tasks(mission, agent, {"a": {}, "b": {}, "c": {}})
     engine.mission_start(mission=mission, actor=lead)
     a, b, c = sorted(engine.pending_runs(mission))
-    _clear_queue()
+    clear_queue()
     claim = engine._claim
 
     def dies_after_the_first(run_id):
@@ -525,13 +507,13 @@ def test_a_delivery_holds_its_other_runs_and_the_sweep_hands_them_on_if_its_work
         assert run.status == RunStatus.QUEUED
         assert run.lease_expires_at >= before + timedelta(seconds=engine.hold_seconds())  # held by that delivery
     # While held, the sweep leaves them to their worker; once the hold expires the worker is taken as gone.
-    assert engine.sweep()["enqueued"] == 0 and _deliveries() == []
+    assert engine.sweep()["enqueued"] == 0 and deliveries() == []
     Run.objects.filter(pk__in=[b, c]).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert engine.sweep()["enqueued"] == 2
-    assert _deliveries() == [b, c]
+    assert deliveries() == [b, c]
     assert set(Run.objects.filter(pk__in=[b, c]).values_list("lease_expires_at", flat=True)) == {None}
     monkeypatch.setattr(engine, "_claim", claim)
-    for message in _messages():
+    for message in messages():
         engine.execute_runs(message)
     assert refresh(mission).status == MissionStatus.COMPLETED
     assert Run.objects.filter(task__mission=mission).count() == 3
@@ -541,11 +523,11 @@ def test_a_delivery_whose_run_raises_hands_the_rest_back_at_once(mission, agent,
     make_tasks(mission, agent, {"a": {}, "b": {}, "c": {}})
     engine.mission_start(mission=mission, actor=lead)
     a, b, c = sorted(engine.pending_runs(mission))
-    _clear_queue()
+    clear_queue()
     monkeypatch.setattr(engine, "_claim", lambda run_id: (_ for _ in ()).throw(RuntimeError("database went away")))
     with pytest.raises(RuntimeError):
         engine.execute_runs([a, b, c])
-    assert _deliveries() == [b, c]
+    assert deliveries() == [b, c]
     assert set(Run.objects.filter(pk__in=[b, c]).values_list("lease_expires_at", flat=True)) == {None}
 
 
@@ -554,10 +536,10 @@ def test_a_delivery_past_its_chaining_window_hands_the_rest_back(mission, agent,
     make_tasks(mission, agent, {"a": {}, "b": {}, "c": {}})
     engine.mission_start(mission=mission, actor=lead)
     a, b, c = sorted(engine.pending_runs(mission))
-    _clear_queue()
+    clear_queue()
     assert engine.execute_runs([a, b, c]) == "succeeded"
     assert Run.objects.get(pk=a).status == RunStatus.SUCCEEDED
-    assert _deliveries() == [b, c]
+    assert deliveries() == [b, c]
     for run in Run.objects.filter(pk__in=[b, c]):
         assert run.status == RunStatus.QUEUED and run.lease_expires_at is None and run.enqueued_at is not None
 
@@ -571,11 +553,11 @@ def test_a_long_run_hands_its_delivery_back_while_it_works(mission, agent, lead,
     make_tasks(mission, agent, {"slow": {"sleep_ms": 1500}, "a": {}, "b": {}})
     engine.mission_start(mission=mission, actor=lead)
     slow, a, b = sorted(engine.pending_runs(mission))
-    _clear_queue()
+    clear_queue()
     assert engine.execute_runs([slow, a, b]) == "succeeded"
     slow_run = Run.objects.get(pk=slow)
     assert slow_run.status == RunStatus.SUCCEEDED
-    assert _deliveries() == [a, b]  # given back, not run by this worker
+    assert deliveries() == [a, b]  # given back, not run by this worker
     for run in Run.objects.filter(pk__in=[a, b]):
         assert run.status == RunStatus.QUEUED and run.lease_expires_at is None
         assert run.enqueued_at < slow_run.finished_at - timedelta(seconds=1)  # while the slow run still worked

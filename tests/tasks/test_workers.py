@@ -19,6 +19,7 @@ from missions.models import Mission
 from tasks import engine, services
 from tasks.choices import RunStatus, TaskStatus
 from tasks.models import HistoryEntry, Notification, Run, Task
+from tests.tasks.queue import messages
 
 ROOT = Path(__file__).resolve().parents[2]
 GRACE = 1.0  # GENESIS_CANCEL_GRACE_SECONDS of the clusters
@@ -180,9 +181,7 @@ def test_a_worker_killed_holding_a_delivery_of_several_runs_loses_none(mission, 
     tasks = {key: services.task_create(mission=mission, key=key, title=key, owner_agent=agent,
                                        config={"crash_attempts": 1} if key == "crash" else {}) for key in keys}
     engine.mission_start(mission=mission, actor=lead)
-    from django_q.models import OrmQ
-
-    carried = [m.task["args"][0] for m in OrmQ.objects.order_by("pk")]
+    carried = messages()
     by_task = dict(Run.objects.filter(task__mission=mission).values_list("task__key", "pk"))
     assert carried[0] == [by_task["crash"], by_task["held"]]
     clusters(1, workers=1)
@@ -208,10 +207,8 @@ def test_quick_runs_of_a_message_do_not_wait_behind_a_long_one(mission, agent, l
         services.task_create(mission=mission, key=key, title=key, owner_agent=agent,
                              config={"sleep_ms": 4000 if key == "slow" else 100})
     engine.mission_start(mission=mission, actor=lead)
-    from django_q.models import OrmQ
-
     by_task = dict(Run.objects.filter(task__mission=mission).values_list("task__key", "pk"))
-    assert [m.task["args"][0] for m in OrmQ.objects.order_by("pk")][0] == [by_task[k] for k in keys[:4]]
+    assert messages()[0] == [by_task[k] for k in keys[:4]]
     clusters(1, workers=2)
     wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 60, "the mission to complete")
     runs = {run.task.key: run for run in Run.objects.filter(task__mission=mission).select_related("task")}
@@ -259,9 +256,7 @@ def test_on_the_redis_broker_a_lost_worker_and_batched_runs_lose_nothing(mission
         assert list(Run.objects.filter(task=tasks[key]).values_list("status", flat=True)) == [RunStatus.SUCCEEDED]
     assert not HistoryEntry.objects.filter(mission=mission, event="run.claim_refused").exists()
     assert client.llen(f"django_q:{Conf.CLUSTER_NAME}:q") == 0  # nothing left on the queue
-    from django_q.models import OrmQ
-
-    assert not OrmQ.objects.exists()  # nothing went through the database's queue table
+    assert messages() == []  # nothing went through the database's queue table
     client.flushdb()
 
 
