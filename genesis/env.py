@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
@@ -45,8 +46,8 @@ def env_seconds(name: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
         raise ImproperlyConfigured(f"{name} must be a number of seconds, 0 or more, not {raw!r}")
     return value
 
