@@ -27,7 +27,7 @@ class ConnectionForm(forms.ModelForm):
 
     class Meta:
         model = Connection
-        fields = ["name", "engine", "location", "secret", "purpose", "description"]
+        fields = ["name", "engine", "location", "secret", "purpose", "description", "groups", "missions"]
 
     def clean(self):
         data = super().clean()
@@ -47,6 +47,8 @@ class ConnectionAdmin(admin.ModelAdmin):
     list_display = ["name", "engine", "purpose", "shown_location", "has_secret", "updated_at"]
     list_filter = ["engine", "purpose"]
     search_fields = ["name", "description"]
+    # The access list: who may give the connection to a mission, and which missions may run SQL on it.
+    filter_horizontal = ["groups", "missions"]
 
     @admin.display(description="Location")
     def shown_location(self, obj):

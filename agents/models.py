@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -11,15 +11,22 @@ from genesis.uploads import GeneratedName, validate_upload_size
 
 
 def split_password(location: str) -> tuple[str, str]:
-    """Take a password out of a DSN: ``postgres://u:pw@h/db`` gives ``("postgres://u@h/db", "pw")``."""
+    """Take a password out of a DSN, whether in its user part or its query: ``postgres://u:pw@h/db`` and
+    ``postgres://u@h/db?password=pw`` both give ``("postgres://u@h/db", "pw")``."""
     parts = urlsplit(location)
-    if not parts.scheme or parts.password is None:
+    if not parts.scheme:
+        return location, ""
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    in_query = [value for key, value in query if key.lower() == "password"]
+    if parts.password is None and not in_query:
         return location, ""
     host = parts.hostname or ""
     if parts.port:
         host = f"{host}:{parts.port}"
     netloc = f"{parts.username}@{host}" if parts.username else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), parts.password
+    rest = urlencode([(key, value) for key, value in query if key.lower() != "password"])
+    password = parts.password if parts.password is not None else in_query[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path, rest, parts.fragment)), password
 
 
 class Connection(models.Model):
@@ -36,6 +43,17 @@ class Connection(models.Model):
     )
     purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.SOURCE)
     description = models.TextField(blank=True)
+    # The access list: running SQL on a connection is a permission. Agents, checks and previews of a mission run
+    # SQL only through connections granted to that mission; a person may grant a connection to a mission they
+    # launch only if staff or in one of its groups (``agents.access``).
+    missions = models.ManyToManyField(
+        "missions.Mission", blank=True, related_name="connections",
+        help_text="Missions whose agents, checks and previews may run SQL on this connection.",
+    )
+    groups = models.ManyToManyField(
+        "auth.Group", blank=True, related_name="connections",
+        help_text="People in these groups may give this connection to the missions they launch (staff always may).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -52,6 +70,12 @@ class Connection(models.Model):
             self.location, self.secret = location, password
         if self.engine == Engine.POSTGRESQL and not self.location.startswith(("postgres://", "postgresql://")):
             raise ValidationError({"location": "A PostgreSQL connection needs a DSN like postgres://user@host/db."})
+        from agents.connectors.platform import refusal_for
+
+        refusal = refusal_for(self.engine, self.location)
+        if refusal:
+            raise ValidationError({"location": f"This location is refused: {refusal}, which holds every user's "
+                                               "sessions and API tokens and is never a data connection."})
 
     @property
     def has_secret(self) -> bool:

@@ -12,7 +12,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from agents.choices import MAPPING_TRANSITIONS, MappingStatus
-from agents.models import Agent, MappingSpec, MappingSpecVersion
+from agents.models import Agent, Connection, MappingSpec, MappingSpecVersion
 from genesis.exceptions import DomainError, InvalidTransition
 from tasks.history import Actor, history_record
 
@@ -133,11 +133,30 @@ def connection_read_refused(*, mission, connection_name: str, tables: list[str],
 
 
 @transaction.atomic
+def connections_grant(*, mission, connections, actor: Actor = None, reason: str = "") -> list:
+    """Put ``connections`` on the access list of ``mission`` (refused unless ``actor`` may grant each one); records
+    the grant. Returns the connections newly granted."""
+    from agents.access import may_use, require_grant
+
+    connections = list(connections)
+    require_grant(actor, connections)
+    new = [c for c in connections if not may_use(c, mission)]
+    if new:
+        Connection.missions.through.objects.bulk_create(
+            [Connection.missions.through(connection_id=c.pk, mission_id=mission.pk) for c in new],
+            ignore_conflicts=True,
+        )
+        names = ", ".join(c.name for c in new)
+        history_record(mission=mission, event="connection.granted", actor=actor,
+                       message=f"Connection(s) {names} granted to the mission{': ' + reason if reason else ''}.",
+                       data={"connections": [c.name for c in new], "reason": reason})
+    return new
+
+
+@transaction.atomic
 def connection_register(*, name: str, engine: str, location: str, purpose: str, description: str = ""):
     """Create or update a named connection (validated like the admin does: a DSN password goes to the secret)."""
     from django.core.exceptions import ValidationError
-
-    from agents.models import Connection
 
     connection = Connection.objects.filter(name=name).first() or Connection(name=name)
     connection.engine, connection.location, connection.purpose = engine, location, purpose

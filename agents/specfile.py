@@ -265,3 +265,9 @@ def target_spec(spec: dict[str, Any], name: str) -> dict[str, Any]:
             return target
     known = ", ".join(t["name"] for t in spec["targets"]["tables"])
     raise SpecFileError([("targets.tables", f"no target named {name!r} (known: {known})")])
+
+
+def spec_connection_names(spec: dict[str, Any]) -> list[str]:
+    """The connections a (validated) spec file names: its sources' and its targets'."""
+    names = [spec.get("sources", {}).get("connection"), spec.get("targets", {}).get("connection")]
+    return [name for name in names if name]

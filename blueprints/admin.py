@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation, MissionOrigin
+from blueprints.permissions import can_import_blueprints
 from blueprints.selectors import blueprint_list
 from blueprints.services import blueprint_export, blueprint_import, phase_check_rerun, phase_check_waive
 from blueprints.validation import BlueprintInvalid
@@ -79,6 +80,9 @@ class BlueprintAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def has_add_permission(self, request):
+        return can_import_blueprints(request.user)
 
     def add_view(self, request, form_url="", extra_context=None):
         """The add page is an upload: the file is validated and stored as a version, or every problem shown."""

@@ -16,7 +16,15 @@ from typing import Any, ClassVar
 
 from jsonschema import Draft202012Validator
 
-from blueprints.connections import ConnectionProblem, connection_named, count_rows, find_tables, query_value
+from agents.connectors import ConnectorError
+from blueprints.connections import (
+    ConnectionProblem,
+    connection_named,
+    count_rows,
+    evidence_value,
+    find_tables,
+    query_value,
+)
 from tasks.choices import TASK_FINISHED, RunStatus, TaskStatus
 from tasks.models import Artifact, HistoryEntry, Phase, Run, Task
 
@@ -116,6 +124,8 @@ def run_check(criterion: dict[str, Any], context: CheckContext) -> CheckResult:
         return check.evaluate(params, context)
     except (CheckError, ConnectionProblem) as error:
         return CheckResult(False, str(error), {"error": str(error)})
+    except ConnectorError as error:
+        return CheckResult(False, error.message, {"error": error.message, "code": error.code})
     except Exception as error:  # a broken check must not stall a phase: it fails, with its traceback
         return CheckResult(
             False, f"The check raised {type(error).__name__}: {error}",
@@ -256,29 +266,6 @@ def _comparable(value: Any, expected: Any) -> tuple[Any, Any]:
     return value, expected
 
 
-def _single_query(sql: str) -> None:
-    """Refuse anything but exactly one query (the connection is read-only as well)."""
-    import sqlglot
-    from sqlglot import expressions as exp
-
-    try:
-        statements = [s for s in sqlglot.parse(sql) if s is not None]
-    except sqlglot.errors.ParseError:
-        return  # a dialect sqlglot does not know: the read-only connection is the guard
-    if len(statements) != 1:
-        raise CheckError(f"The query must be exactly one statement; it has {len(statements)}.")
-    if not isinstance(statements[0], exp.Query):
-        raise CheckError("The query must be a SELECT (a read): checks never change data.")
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value)
-    except TypeError:
-        return str(value)
-    return value
-
-
 @register_check
 class SqlAssert(Check):
     type = "sql_assert"
@@ -294,19 +281,19 @@ class SqlAssert(Check):
     }
 
     def evaluate(self, params, context):
-        connection = connection_named(params["connection"])
-        _single_query(params["query"])
-        value = query_value(connection, params["query"])
+        connection = connection_named(params["connection"], mission=context.mission)
+        value = query_value(connection, params["query"], mission=context.mission)
         op = params.get("operator", "==")
         left, right = _comparable(value, params["expected"])
         try:
             passed = bool(_OPERATORS[op](left, right))
         except TypeError:
             passed = False
-        evidence = {"connection": connection.name, "query": params["query"], "value": _jsonable(value),
+        shown, cut = evidence_value(value)
+        evidence = {"connection": connection.name, "query": params["query"], "value": shown, **cut,
                     "operator": op, "expected": params["expected"]}
         verdict = "holds" if passed else "does not hold"
-        return CheckResult(passed, f"{value!r} {op} {params['expected']!r} {verdict}.", evidence)
+        return CheckResult(passed, f"{shown!r} {op} {params['expected']!r} {verdict}.", evidence)
 
 
 @register_check
@@ -322,8 +309,8 @@ class TableExists(Check):
     }
 
     def evaluate(self, params, context):
-        connection = connection_named(params["connection"])
-        found = find_tables(connection, params["tables"])
+        connection = connection_named(params["connection"], mission=context.mission)
+        found = find_tables(connection, params["tables"], mission=context.mission)
         missing = [name for name, real in found.items() if real is None]
         evidence = {"connection": connection.name, "found": {k: v for k, v in found.items() if v},
                     "missing": missing}
@@ -352,8 +339,8 @@ class RowCount(Check):
     }
 
     def evaluate(self, params, context):
-        connection = connection_named(params["connection"])
-        count = count_rows(connection, params["table"])
+        connection = connection_named(params["connection"], mission=context.mission)
+        count = count_rows(connection, params["table"], mission=context.mission)
         evidence: dict[str, Any] = {"connection": connection.name, "table": params["table"], "count": count}
         problems = []
         if "min" in params:
@@ -361,17 +348,18 @@ class RowCount(Check):
             if count < params["min"]:
                 problems.append(f"{count} row(s), fewer than {params['min']}")
         if params.get("equals_query"):
-            other = connection_named(params.get("equals_connection") or params["connection"])
-            _single_query(params["equals_query"])
-            expected = query_value(other, params["equals_query"])
+            other = connection_named(params.get("equals_connection") or params["connection"],
+                                     mission=context.mission)
+            expected = query_value(other, params["equals_query"], mission=context.mission)
+            shown, cut = evidence_value(expected)
             evidence.update({"equals_query": params["equals_query"], "equals_connection": other.name,
-                             "expected": _jsonable(expected)})
+                             "expected": shown, **{f"expected_{k}": v for k, v in cut.items()}})
             try:
                 same = int(expected) == count
             except (TypeError, ValueError):
                 same = False
             if not same:
-                problems.append(f"{count} row(s), but the reference query on {other.name} gives {expected!r}")
+                problems.append(f"{count} row(s), but the reference query on {other.name} gives {shown!r}")
         if problems:
             return CheckResult(False, f"{params['table']}: " + "; ".join(problems) + ".", evidence)
         return CheckResult(True, f"{params['table']} has {count} row(s) as required.", evidence)

@@ -14,7 +14,9 @@ from django.db.models import Max
 from django.utils import timezone
 
 from agents import registry
+from agents.access import connection_names_in, require_grant
 from agents.models import Agent, Connection
+from agents.services import connections_grant
 from blueprints.checks import check_types, is_check, params_errors
 from blueprints.choices import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, ROLE_OWNERS, CheckScope, ParamType
 from blueprints.models import ActionTemplate, Blueprint, BlueprintVersion, CheckEvaluation, MissionOrigin, PhaseTemplate
@@ -339,6 +341,9 @@ def blueprint_launch(
 
     Actions owned by ``task_owner`` go to ``task_owner`` (who gets that role), else to the Mission Owner.
     """
+    # The connections the mission will read and write are granted to it here, checked against whoever launches:
+    # a person must be allowed to grant each one; no ``actor`` means the system itself launches (a command).
+    grantor = actor
     actor = actor or owner
     values = resolve_params(version=version, params=params)
     phases = list(version.phases.prefetch_related("actions").order_by("order"))
@@ -359,6 +364,9 @@ def blueprint_launch(
         planned.append((phase, exit_criteria, actions))
     success = substitute(version.success_criteria, values)
     _check_substituted(success, "success_criteria")
+    connections = _connections_used(version=version, values=values, planned=planned, success=success,
+                                    mission_fields=mission_fields)
+    require_grant(grantor, connections, field="params")
 
     fields = dict(mission_fields)
     for param in version.parameters:
@@ -369,11 +377,13 @@ def blueprint_launch(
         fields["scope"] = substitute(version.scope, values)
     mission = mission_create(
         name=name, objective=objective or substitute(version.objective, values), owner=owner, actor=actor,
-        success_criteria=success, mode=mode, **fields,
+        success_criteria=success, mode=mode, grantor=grantor, **fields,
     )
     if task_owner is not None and task_owner.pk != owner.pk:
         membership_set(mission=mission, user=task_owner, role=Role.TASK_OWNER, actor=actor)
     person_for_role = {"mission_owner": owner, "task_owner": task_owner or owner}
+    connections_grant(mission=mission, connections=connections, actor=grantor,
+                      reason=f"used by blueprint {version.blueprint.slug}")
     MissionOrigin.objects.create(mission=mission, blueprint_version=version, params=values)
     history_record(
         mission=mission, event="mission.from_blueprint", actor=actor,
@@ -406,6 +416,31 @@ def blueprint_launch(
             for key in a.depends_on:
                 dependency_add(task=tasks_by_key[a.key], depends_on=tasks_by_key[key], actor=actor)
     return mission
+
+
+def _connections_used(*, version: BlueprintVersion, values: dict[str, Any], planned: list, success: list,
+                      mission_fields: dict[str, Any]) -> list[Connection]:
+    """Every registered connection the launched mission would use: its connection parameters, the connections its
+    checks and task configs name, and those its spec file names."""
+    names = {values[p["name"]] for p in version.parameters
+             if p["type"] == ParamType.CONNECTION and values.get(p["name"])}
+    names |= connection_names_in(success)
+    for _phase, exit_criteria, actions in planned:
+        names |= connection_names_in(exit_criteria)
+        for action, criteria in actions:
+            names |= connection_names_in(criteria) | connection_names_in(substitute(action.config, values))
+    for field in ("source_connection", "target_connection"):
+        if mission_fields.get(field) is not None:
+            names.add(mission_fields[field].name)
+    spec_file = mission_fields.get("spec_file")
+    if spec_file:
+        from agents.specfile import load_spec_text, spec_connection_names
+
+        spec_file.seek(0)
+        names |= set(spec_connection_names(load_spec_text(spec_file.read(), source="the spec file")))
+        spec_file.seek(0)
+    # A name no connection has is left to the check that uses it, which fails saying so.
+    return list(Connection.objects.filter(name__in=names).order_by("name"))
 
 
 def _with_task(criterion: Any, key: str) -> Any:

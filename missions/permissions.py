@@ -46,3 +46,10 @@ def can_act_on_task(user, task) -> bool:
     if user.is_staff or task.owner_user_id == user.pk:
         return True
     return role_of(user, task.mission) == Role.MISSION_OWNER
+
+
+def can_create_missions(user) -> bool:
+    """Creating or launching a new mission, on every surface alike (launch page, API, blueprint launch, admin):
+    staff, or a person given the ``missions.add_mission`` permission (directly or through a group)."""
+    return bool(user.is_authenticated and user.is_active
+                and (user.is_staff or user.has_perm("missions.add_mission")))

@@ -24,6 +24,9 @@ EDITABLE_FIELDS = frozenset(
     }
 )
 
+# "The same as ``actor``", where None already means "the system".
+_ACTOR: Any = object()
+
 _TIMESTAMP_ON_ENTRY = {
     MissionStatus.COMPLETED: "completed_at",
     MissionStatus.CLOSED: "closed_at",
@@ -40,8 +43,11 @@ def mission_create(
     scope: str = "",
     success_criteria: list | None = None,
     mode: str = MissionMode.STEP,
+    grantor: Actor | object = _ACTOR,
     **extra: Any,
 ) -> Mission:
+    """A new draft mission. The connections it names (source, target) are granted to it if ``grantor`` (by default
+    ``actor``) may grant them; no ``actor`` means the system itself creates it (a command), which may."""
     unknown = set(extra) - EDITABLE_FIELDS
     if unknown:
         raise DomainError(f"Unknown mission field(s): {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
@@ -49,16 +55,40 @@ def mission_create(
         name=name, objective=objective, owner=owner, scope=scope,
         success_criteria=success_criteria or [], mode=mode, **extra,
     )
-    return mission_save_new(mission=mission, actor=actor or owner)
+    return mission_save_new(mission=mission, actor=actor or owner, grantor=actor if grantor is _ACTOR else grantor)
+
+
+def _named_connections(*, mission: Mission, grantor: Actor) -> list:
+    """The connections the mission names, each refused (naming its field) unless ``grantor`` may grant it."""
+    from agents.access import require_grant
+
+    named = []
+    for field in ("source_connection", "target_connection"):
+        connection = getattr(mission, field)
+        if connection is not None:
+            require_grant(grantor, [connection], field=field)
+            named.append(connection)
+    return named
+
+
+def _grant_named_connections(*, mission: Mission, grantor: Actor, named: list | None = None) -> None:
+    from agents.services import connections_grant
+
+    named = _named_connections(mission=mission, grantor=grantor) if named is None else named
+    if named:
+        connections_grant(mission=mission, connections=named, actor=grantor, reason="named by the mission")
 
 
 @transaction.atomic
-def mission_save_new(*, mission: Mission, actor: Actor) -> Mission:
+def mission_save_new(*, mission: Mission, actor: Actor, grantor: Actor | object = _ACTOR) -> Mission:
     """Store a new mission (built by ``mission_create`` or a validated admin form) as a draft, give its owner
-    the Mission Owner role, and record its creation."""
+    the Mission Owner role, record its creation and grant it the connections it names (``grantor``, by default
+    ``actor``, must be allowed to)."""
     if mission.pk is not None:
         raise DomainError("This mission is already stored.")
     mission.status = MissionStatus.DRAFT
+    grantor = actor if grantor is _ACTOR else grantor
+    named = _named_connections(mission=mission, grantor=grantor)
     try:
         mission.full_clean()
     except ValidationError as error:
@@ -70,6 +100,7 @@ def mission_save_new(*, mission: Mission, actor: Actor) -> Mission:
         mission=mission, event="mission.created", actor=actor, to_status=mission.status,
         message=f"Mission “{mission.name}” created.", data={"owner": mission.owner.get_username()},
     )
+    _grant_named_connections(mission=mission, grantor=grantor, named=named)
     return mission
 
 
@@ -81,6 +112,11 @@ def mission_update(*, mission: Mission, actor: Actor, **changes: Any) -> Mission
         raise DomainError(f"These fields cannot be edited here: {', '.join(sorted(unknown))}.",
                           field=sorted(unknown)[0])
     locked = Mission.objects.select_for_update().get(pk=mission.pk)
+    for field in {"source_connection", "target_connection"} & set(changes):
+        if changes[field] is not None and changes[field] != getattr(locked, field):
+            from agents.access import require_grant
+
+            require_grant(actor, [changes[field]], field=field)
     changed: dict[str, Any] = {}
     for field, value in changes.items():
         if getattr(locked, field) != value:
@@ -100,6 +136,8 @@ def mission_update(*, mission: Mission, actor: Actor, **changes: Any) -> Mission
         mission=locked, event="mission.updated", actor=actor,
         message="Changed " + ", ".join(sorted(changed)) + ".", data={"changed": changed},
     )
+    if {"source_connection", "target_connection"} & set(changed):
+        _grant_named_connections(mission=locked, grantor=actor)
     return locked
 
 
@@ -113,6 +151,8 @@ def mission_record_edit(*, mission: Mission, actor: Actor, changed_fields: list[
             message="Changed " + ", ".join(sorted(changed_fields)) + ".",
             data={"changed": sorted(changed_fields)},
         )
+        if {"source_connection", "target_connection"} & set(changed_fields):
+            _grant_named_connections(mission=mission, grantor=actor)
 
 
 def _ensure_owner_membership(mission: Mission) -> None:

@@ -24,7 +24,7 @@ from missions import selectors
 from missions import services as mission_services
 from missions.filtersets import MissionFilterSet
 from missions.models import Mission
-from missions.permissions import can_manage, can_work_on, role_of
+from missions.permissions import can_create_missions, can_manage, can_work_on, role_of
 from tasks import selectors as task_selectors
 from tasks.choices import ActorKind, PhaseStatus, TaskStatus
 from tasks.models import Phase
@@ -89,10 +89,7 @@ def _querystring_without_page(request: HttpRequest) -> str:
 
 
 def _can_launch(user) -> bool:
-    """Staff, people allowed to add missions, and people who already own one may launch a mission."""
-    return bool(
-        user.is_staff or user.has_perm("missions.add_mission") or user.memberships.filter(role="mission_owner").exists()
-    )
+    return can_create_missions(user)
 
 
 # --- cockpit -----------------------------------------------------------------------------------------

@@ -728,8 +728,9 @@ def _context(run: Run, lease: Lease, log: RunLog) -> AgentContext:
     wanted = [("source", mission.source_connection_id), ("target", mission.target_connection_id)]
     names = [n for n in (task.config or {}).get("connections", []) if isinstance(n, str)]
     if any(pk for _, pk in wanted) or names:
+        # Only connections granted to the mission (agents.access): the agent cannot even name another one.
         by_pk = {c.pk: c for c in Connection.objects.filter(Q(pk__in=[pk for _, pk in wanted if pk])
-                                                            | Q(name__in=names))}
+                                                            | Q(name__in=names), missions=mission)}
         for role, pk in wanted:
             if pk in by_pk:
                 connections[role] = by_pk[pk]

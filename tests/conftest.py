@@ -1,6 +1,7 @@
-"""Named actors shared by every test: ``lead`` (Mission Owner), ``analyst`` (Task Owner), ``viewer``
-(Stakeholder), ``admin_user`` (staff superuser) and ``agent`` (a data agent). Every cache (throttles, sign-in
-limits) starts empty."""
+"""Named actors shared by every test: ``lead`` (Mission Owner, in the ``Platform leads`` group that may launch
+missions, import blueprints and give the test connections made with ``leads_connection`` to missions), ``analyst``
+(Task Owner), ``viewer`` (Stakeholder), ``outsider`` (signed in, no role, no permission), ``admin_user`` (staff
+superuser) and ``agent`` (a data agent). Every cache (throttles, sign-in limits) starts empty."""
 
 import pytest
 from django.core.cache import caches
@@ -19,9 +20,40 @@ def _clean_caches():
         cache.clear()
 
 
+LEADS = "Platform leads"
+
+
+def leads_group():
+    """The group of data platform leads: they may launch missions and import blueprints."""
+    from django.contrib.auth.models import Group, Permission
+
+    group, created = Group.objects.get_or_create(name=LEADS)
+    if created:
+        group.permissions.add(*Permission.objects.filter(
+            content_type__app_label__in=["missions", "blueprints"],
+            codename__in=["add_mission", "add_blueprintversion"]))
+    return group
+
+
+def leads_connection(**fields):
+    """A connection the platform leads may give to the missions they launch."""
+    from agents.models import Connection
+
+    connection = Connection.objects.create(**fields)
+    connection.groups.add(leads_group())
+    return connection
+
+
 @pytest.fixture
 def lead(db):
-    return UserFactory(username="lead", first_name="Lena", last_name="Lead")
+    user = UserFactory(username="lead", first_name="Lena", last_name="Lead")
+    user.groups.add(leads_group())
+    return user
+
+
+@pytest.fixture
+def outsider(db):
+    return UserFactory(username="outsider", first_name="Otto", last_name="Outsider")
 
 
 @pytest.fixture

@@ -31,13 +31,24 @@ class AgentFactory(factory.django.DjangoModelFactory):
 
 
 class ConnectionFactory(factory.django.DjangoModelFactory):
+    """A connection the platform leads (``tests.conftest.leads_group``) may give to missions; ``leads=False`` makes
+    one that only staff may give."""
+
     class Meta:
         model = Connection
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"CONN_{n}")
     engine = "sqlite"
     location = factory.Sequence(lambda n: f"/tmp/genesis-test-{n}.sqlite3")
     purpose = "source"
+
+    @factory.post_generation
+    def leads(obj, create, extracted, **kwargs):
+        if create and extracted is not False:
+            from tests.conftest import leads_group
+
+            obj.groups.add(leads_group())
 
 
 class MissionFactory(factory.django.DjangoModelFactory):

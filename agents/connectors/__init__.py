@@ -25,8 +25,15 @@ __all__ = [
 ]
 
 
-def adapter_for(connection, *, allowed_tables: Iterable[str] | None = None,
+def adapter_for(connection, *, mission, allowed_tables: Iterable[str] | None = None,
                 on_refused: RefusalHook | None = None) -> Adapter:
+    """The guarded adapter for ``connection``, on behalf of ``mission``: refused (``ConnectionNotAllowed``) unless the
+    connection is granted to the mission. ``mission=None`` is for staff-only tools that act for no mission (testing a
+    connection from the admin); every path that runs SQL for a mission passes it."""
+    if mission is not None:
+        from agents.access import require_use
+
+        require_use(connection, mission)
     try:
         cls = ADAPTERS[connection.engine]
     except KeyError:

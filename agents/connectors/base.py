@@ -15,6 +15,27 @@ from genesis.exceptions import DomainError
 
 DEFAULT_ROW_LIMIT = 1000
 DEFAULT_TIMEOUT_SECONDS = 30.0
+# The longest query text the guard parses (a spec's expression or a check's query is far shorter).
+MAX_QUERY_CHARS = 100_000
+
+# Functions no query of an agent, check or preview may call, whatever the engine: they read or write server files
+# and large objects, run SQL given as text (which the table guard cannot see), reach other databases, change
+# session settings, load code, or act on other sessions.
+DENIED_FUNCTIONS = frozenset({
+    "readfile", "writefile", "edit", "load_extension", "fts3_tokenizer", "zipfile", "sqlar_compress",
+    "sqlar_uncompress", "dblink", "dblink_exec", "dblink_connect", "dblink_send_query", "query_to_xml",
+    "query_to_xmlschema", "query_to_xml_and_xmlschema", "table_to_xml", "table_to_xmlschema",
+    "table_to_xml_and_xmlschema", "cursor_to_xml", "cursor_to_xmlschema", "schema_to_xml", "schema_to_xmlschema",
+    "schema_to_xml_and_xmlschema", "database_to_xml", "database_to_xmlschema", "database_to_xml_and_xmlschema",
+    "ts_stat", "ts_rewrite", "current_setting", "set_config", "lo_import", "lo_export", "txid_current",
+    "read_csv", "read_csv_auto", "read_parquet", "read_json", "read_json_auto", "read_text", "read_blob",
+    "sniff_csv", "parquet_scan", "parquet_metadata", "parquet_schema", "query", "query_table",
+})
+# Prefixes of the same: PostgreSQL's server functions (pg_read_file, pg_ls_dir, pg_sleep, pg_terminate_backend, ...)
+# and large objects (lo_*); SQLite's table-valued pragmas and internal tables.
+DENIED_FUNCTION_PREFIXES = ("pg_", "lo_", "pragma_", "sqlite_", "dblink")
+# Tables of the engines' own catalogs, which hold other sessions' queries, roles and passwords.
+DENIED_TABLE_PREFIXES = ("pg_", "sqlite_")
 
 
 class ConnectorError(DomainError):
@@ -181,18 +202,29 @@ class Adapter:
         raise error
 
     def tables_of(self, sql: str) -> set[str]:
-        """The tables a statement reads, CTE names excluded; refuses anything that is not one SELECT."""
+        """The tables a statement reads, CTE names excluded; refuses anything that is not one plain read: a
+        statement that does not parse, several statements, anything but a SELECT (ATTACH, PRAGMA, COPY, ...), a
+        SELECT that writes (INTO, a data-modifying CTE) or locks, and the functions and catalogs listed above."""
+        if len(sql) > MAX_QUERY_CHARS:
+            self._refuse(QueryRefused(f"The query is {len(sql):,} characters; at most {MAX_QUERY_CHARS:,} are read.",
+                                      sql=sql[:2000]))
         try:
             statements = [s for s in sqlglot.parse(sql, read=self.dialect) if s is not None]
-        except ParseError as error:
-            raise ConnectorError(f"The query does not parse as {self.dialect} SQL: {error}", field="sql",
-                                 code="parse_error") from None
+        except (ParseError, sqlglot.errors.TokenError, RecursionError) as error:
+            self._refuse(QueryRefused(
+                f"Refused: the query does not parse as one {self.dialect} SELECT ({str(error).splitlines()[0][:200]})",
+                sql=sql))
         if len(statements) != 1:
             self._refuse(QueryRefused(f"Exactly one statement is allowed; got {len(statements)}.", sql=sql))
         statement = statements[0]
         if not isinstance(statement, exp.Query):
             self._refuse(QueryRefused(
                 f"Only read-only SELECT queries are allowed; got {statement.key.upper()}.", sql=sql))
+        writes = next(statement.find_all(exp.Into, exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create,
+                                         exp.Drop, exp.Command, exp.Lock), None)
+        if writes is not None:
+            self._refuse(QueryRefused(
+                f"Only plain reads are allowed; the query has {writes.key.upper()} in it.", sql=sql))
         ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
         tables = set()
         for table in statement.find_all(exp.Table):
@@ -207,10 +239,15 @@ class Adapter:
             if table.name.lower() in ctes and not table.db:
                 continue
             tables.add(table.name)
-        for func in statement.find_all(exp.Anonymous):
-            # Table-valued or file functions (pragma_table_info, readfile, pg_read_file, ...) read outside data.
-            if func.name.lower().startswith(("pragma_", "readfile", "writefile", "load_extension", "pg_")):
-                self._refuse(QueryRefused(f"The function {func.name}() is not allowed in agent queries.", sql=sql))
+        for func in statement.find_all(exp.Func):
+            name = (func.name if isinstance(func, exp.Anonymous) else func.sql_name()).lower()
+            if name in DENIED_FUNCTIONS or name.startswith(DENIED_FUNCTION_PREFIXES):
+                self._refuse(QueryRefused(f"The function {name}() is not allowed: queries read tables, never server "
+                                          "files, settings or other databases.", sql=sql))
+        catalog = sorted(t for t in tables if t.lower().startswith(DENIED_TABLE_PREFIXES))
+        if catalog:
+            self._refuse(QueryRefused(f"Refused: {', '.join(catalog)} belong(s) to the database's own catalog.",
+                                      tables=catalog, sql=sql))
         return tables
 
     def query(self, sql: str, *, limit: int = DEFAULT_ROW_LIMIT,
@@ -223,6 +260,12 @@ class Adapter:
         result = self._execute(sql, limit=limit, timeout=timeout)
         result.elapsed_ms = round((time.monotonic() - started) * 1000, 2)
         return result
+
+    def run_internal(self, sql: str, *, limit: int = 1, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> QueryResult:
+        """Run SQL the platform wrote itself (quoted identifiers, no user text): the engine's read-only session,
+        authorizer and timeout apply; the parse-level guard does not (it refuses the schema-qualified names the
+        platform's own introspection needs)."""
+        return self._execute(sql, limit=limit, timeout=timeout)
 
     def scalar(self, sql: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Any:
         rows = self.query(sql, limit=1, timeout=timeout).rows

@@ -24,6 +24,14 @@ class PostgreSQLAdapter(Adapter):
                 field="location", code="unreachable",
             ) from None
         raw.read_only = True
+        from agents.connectors.platform import same_as_platform
+
+        if same_as_platform(raw):
+            raw.close()
+            raise ConnectorError(
+                f"Connection {self.connection.name} reaches the platform's own database, which is never a data "
+                "connection.", field="location", code="platform_database",
+            )
         return raw
 
     def list_tables(self) -> list[str]:

@@ -6,7 +6,34 @@ import sqlite3
 import time
 from pathlib import Path
 
-from agents.connectors.base import Adapter, ColumnInfo, ConnectorError, QueryResult, QueryTimeout
+from agents.connectors.base import (
+    DENIED_FUNCTION_PREFIXES,
+    DENIED_FUNCTIONS,
+    Adapter,
+    ColumnInfo,
+    ConnectorError,
+    QueryResult,
+    QueryTimeout,
+)
+
+# What a statement on a source may do, asked by SQLite itself of every statement it prepares (``set_authorizer``):
+# read tables and call harmless functions. ATTACH, DETACH, writes, schema changes, transactions and every pragma but
+# the adapter's own ``table_info`` are denied before they run, whatever the SQL guard above made of the text.
+_READS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE}
+_PRAGMAS = {"table_info", "table_xinfo"}
+
+
+def _authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:
+    if action in _READS:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_FUNCTION:
+        name = (arg2 or "").lower()
+        if name in DENIED_FUNCTIONS or name.startswith(DENIED_FUNCTION_PREFIXES):
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _PRAGMAS:
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
 
 
 class SQLiteAdapter(Adapter):
@@ -31,6 +58,7 @@ class SQLiteAdapter(Adapter):
             raw = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
             raw.execute("PRAGMA query_only = ON")
             raw.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            raw.set_authorizer(_authorize)
         except sqlite3.DatabaseError as error:
             raise ConnectorError(f"Connection {self.connection.name}: cannot open {path}: {error}",
                                  field="location", code="unreachable") from None
@@ -51,6 +79,12 @@ class SQLiteAdapter(Adapter):
             for cid, name, declared, notnull, _default, pk in rows
         ]
 
+    def _failure(self, error: sqlite3.DatabaseError) -> ConnectorError:
+        if "not authorized" in str(error):
+            return ConnectorError(f"Refused on {self.connection.name}: only reads are allowed ({error}).",
+                                  field="sql", code="query_refused")
+        return ConnectorError(f"The query failed on {self.connection.name}: {error}", field="sql")
+
     def _execute(self, sql: str, *, limit: int, timeout: float) -> QueryResult:
         deadline = time.monotonic() + timeout
         raw = self.raw
@@ -63,9 +97,9 @@ class SQLiteAdapter(Adapter):
         except sqlite3.OperationalError as error:
             if "interrupted" in str(error):
                 raise QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped.") from None
-            raise ConnectorError(f"The query failed on {self.connection.name}: {error}", field="sql") from None
+            raise self._failure(error) from None
         except sqlite3.DatabaseError as error:
-            raise ConnectorError(f"The query failed on {self.connection.name}: {error}", field="sql") from None
+            raise self._failure(error) from None
         finally:
             raw.set_progress_handler(None, 0)
         return QueryResult(columns=columns, rows=rows[:limit], truncated=len(rows) > limit)

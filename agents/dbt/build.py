@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 
+from agents.access import require_use
 from agents.connectors import adapter_for
 from agents.dbt import runner
 from agents.dbt.project import DbtProject, generate_project, profile_for, source_schema_for
@@ -28,6 +29,7 @@ class BuildPlan:
     env: dict[str, str]
     source: Any
     target: Any
+    mission: Any = None
 
     @property
     def targets(self) -> list[TargetSpec]:
@@ -79,8 +81,12 @@ def resolve_connections(*, mission, config: dict, connections: dict) -> tuple[An
         env = Environment.objects.filter(mission=mission, name=environment).select_related("target").first()
         if env is None:
             raise DomainError(f"The mission has no environment named {environment!r}.", field="environment")
+        require_use(source, mission)
+        require_use(env.target, mission)
         return source, env.target
     target = _connection(config.get("target_connection"), connections, mission.target_connection, "target")
+    require_use(source, mission)
+    require_use(target, mission)
     return source, target
 
 
@@ -134,7 +140,7 @@ def plan_build(*, mission, config: dict, connections: dict | None = None) -> Bui
     config = normalized(config)
     targets = targets_for(mission, config)
     source, target = resolve_connections(mission=mission, config=config, connections=connections)
-    with adapter_for(source) as adapter:
+    with adapter_for(source, mission=mission) as adapter:
         bronze, first_columns, partition = read_partition(adapter, targets, config)
     references = infer_references(targets, first_columns, config.get("references"))
     project = generate_project(
@@ -145,7 +151,7 @@ def plan_build(*, mission, config: dict, connections: dict | None = None) -> Bui
     profile, env = profile_for(target=target, source=source)
     project_dir = dbt_root() / f"mission-{mission.pk}" / project.revision[:16]
     return BuildPlan(project=project, project_dir=project_dir, profile=profile, env=env, source=source,
-                     target=target)
+                     target=target, mission=mission)
 
 
 def _tables_read(targets: list[TargetSpec]) -> set[str]:
@@ -172,7 +178,7 @@ def run_dir(context, name: str) -> Path:
 
 
 def target_row_counts(plan: BuildPlan) -> dict[str, int]:
-    with adapter_for(plan.target) as adapter:
+    with adapter_for(plan.target, mission=plan.mission) as adapter:
         return {t.name: int(adapter.scalar(f"SELECT COUNT(*) FROM {adapter.quote(t.name)}"))  # noqa: S608
                 for t in plan.targets}
 

@@ -35,6 +35,16 @@ def environment_set(*, mission, name: str, target: Connection, actor: Actor = No
         raise DomainError(f"Unknown environment {name!r}; choose one of {', '.join(Environment.Name.values)}.",
                           field="name")
     _require_role(mission=mission, actor=actor, roles={Role.MISSION_OWNER}, action="change environments")
+    from agents.access import require_grant, require_use
+    from agents.connectors import ConnectorError
+
+    try:
+        require_use(target, mission)
+    except ConnectorError:
+        require_grant(actor, [target], field="target")
+        from agents.services import connections_grant
+
+        connections_grant(mission=mission, connections=[target], actor=actor, reason=f"environment {name}")
     environment, created = Environment.objects.update_or_create(
         mission=mission, name=name, defaults={"target": target, "description": description})
     history_record(mission=mission, event="environment.created" if created else "environment.updated", actor=actor,

@@ -49,7 +49,7 @@ class BackfillAgent(BaseAgent):
         try:
             plan = plan_build(mission=context.mission, config=context.config, connections=context.connections)
             partition = require_partition(plan.project.partition)
-            with adapter_for(plan.source) as source:
+            with adapter_for(plan.source, mission=plan.mission) as source:
                 months, undated = source_months(source, partition)
                 expected, queries = expected_counts(source, plan.targets, partition,
                                                     context.config.get("expected_sql"))

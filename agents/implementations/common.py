@@ -109,6 +109,7 @@ def open_source(context: AgentContext, spec: dict[str, Any] | None) -> Adapter:
                                 connection_name=connection.name, tables=error.tables, sql=error.sql,
                                 reason=error.message)
 
-    adapter = adapter_for(connection, allowed_tables=allowed_tables(context, spec), on_refused=record)
+    adapter = adapter_for(connection, mission=context.mission, allowed_tables=allowed_tables(context, spec),
+                          on_refused=record)
     adapter.connect()
     return adapter

@@ -69,7 +69,8 @@ class DataQualityAgent(BaseAgent):
             return Failed(error=f"dbt test could not run: {invocation.failure_text()}", retryable=False)
         errored = [n for n in invocation.nodes if n.status == "error"]
         try:
-            results = run_checks(targets=targets, target_connection=plan.target, source_connection=plan.source,
+            results = run_checks(mission=context.mission, targets=targets, target_connection=plan.target,
+                                 source_connection=plan.source,
                                  references=context.config.get("references"))
         except DomainError as error:
             return Failed(error=str(error), retryable=False)

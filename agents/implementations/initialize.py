@@ -66,7 +66,7 @@ class InitializeAgent(BaseAgent):
             check("source connection", False, error.message)
         for name, connection in sorted(connections.items()):
             try:
-                with adapter_for(connection) as adapter:
+                with adapter_for(connection, mission=context.mission) as adapter:
                     adapter.ping()
                     present = adapter.list_tables()
                 check(f"connection {name}", True, f"{connection.engine} reachable ({len(present)} tables)")

@@ -56,7 +56,7 @@ class ValidationAgent(BaseAgent):
         try:
             targets = targets_for(context.mission, context.config)
             connection = validation_connection(context)
-            results = validate(targets=targets, connection=connection)
+            results = validate(mission=context.mission, targets=targets, connection=connection)
         except DomainError as error:
             return Failed(error=str(error), retryable=False)
         write_json(context, "validation.json", "report",

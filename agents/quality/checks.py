@@ -183,10 +183,11 @@ def infer_references(targets: list[TargetSpec], bronze_first_columns: dict[str, 
     return pairs
 
 
-def run_checks(*, targets: list[TargetSpec], target_connection, source_connection,
+def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_connection,
                references: dict[str, str] | None = None) -> list[CheckResult]:
     results: list[CheckResult] = []
-    with adapter_for(target_connection) as target_adapter, adapter_for(source_connection) as source_adapter:
+    with adapter_for(target_connection, mission=mission) as target_adapter, \
+            adapter_for(source_connection, mission=mission) as source_adapter:
         bronze = source_adapter.introspect()
         first_columns = {t.name: t.columns[0].name for t in bronze if t.columns}
         for target in targets:

@@ -71,7 +71,7 @@ def refresh_run(*, mission, label: str = "scheduled refresh", config: dict | Non
         else:
             result.rows = target_row_counts(plan)
             if check_quality:
-                checks = run_checks(targets=plan.targets, target_connection=plan.target,
+                checks = run_checks(mission=mission, targets=plan.targets, target_connection=plan.target,
                                     source_connection=plan.source, references=config.get("references"))
                 _attach(mission, f"refresh-{stamp}-dq_results.json", "report",
                         json.dumps([c.as_dict() for c in checks], indent=2, default=str), actor)

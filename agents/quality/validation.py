@@ -106,6 +106,6 @@ def validate_target(adapter, target: TargetSpec, *, samples: int = 5) -> TableVa
     return result
 
 
-def validate(*, targets: list[TargetSpec], connection) -> list[TableValidation]:
-    with adapter_for(connection) as adapter:
+def validate(*, mission, targets: list[TargetSpec], connection) -> list[TableValidation]:
+    with adapter_for(connection, mission=mission) as adapter:
         return [validate_target(adapter, target) for target in targets]

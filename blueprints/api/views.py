@@ -27,11 +27,13 @@ from blueprints.api.serializers import (
 )
 from blueprints.choices import CheckScope
 from blueprints.models import BlueprintVersion, CheckEvaluation
+from blueprints.permissions import can_import_blueprints
 from blueprints.selectors import blueprint_list, launch_initial_params
 from genesis.api.parsers import FormParser, MultiPartParser
 from genesis.api.permissions import RolePermission
 from genesis.filters import IdFilter, StrictBooleanFilter
 from missions.api.serializers import MissionSerializer
+from missions.permissions import can_create_missions
 from missions.selectors import missions_with_progress, roles_map
 from tasks import engine
 from tasks.api.selectors import restrict_to_visible
@@ -80,6 +82,9 @@ class BlueprintViewSet(ReadOnlyModelViewSet):
     )
     @action(detail=False, methods=["post"], url_path="import", url_name="import", filterset_class=None)
     def import_file(self, request):
+        if not can_import_blueprints(request.user):
+            raise PermissionDenied("Only staff or holders of the 'add blueprint version' permission may import "
+                                   "blueprints.")
         serializer = BlueprintImportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -123,6 +128,8 @@ class BlueprintViewSet(ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"], filterset_class=None)
     def launch(self, request, pk=None):
         blueprint = self.get_object()
+        if not can_create_missions(request.user):
+            raise PermissionDenied("You may not launch missions: it needs staff or the 'add mission' permission.")
         serializer = BlueprintLaunchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

@@ -19,6 +19,7 @@ from missions.api.selectors import missions_for_api
 from missions.api.serializers import MemberRemoveSerializer, MembershipSerializer, MissionSerializer
 from missions.filtersets import MissionFilterSet
 from missions.models import Membership
+from missions.permissions import can_create_missions
 from missions.selectors import missions_with_progress, roles_map
 from tasks import engine
 
@@ -82,6 +83,8 @@ class MissionViewSet(
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
+        if not can_create_missions(request.user):
+            raise PermissionDenied("You may not create missions: it needs staff or the 'add mission' permission.")
         owner = data.pop("owner", None) or request.user
         if owner.pk != request.user.pk and not request.user.is_staff:
             raise PermissionDenied("Only staff may create a mission owned by someone else.")

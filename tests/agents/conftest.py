@@ -118,6 +118,16 @@ def run_agent(db):
     from tasks.models import Task
 
     def _run(kind, *, mission, config, key=None, feedback=(), answers=(), workspace=None, connections=None):
+        # What launching does: the connections the task names (and the mission's own) are granted to the mission.
+        from agents.access import connection_names_in
+        from agents.models import Connection
+
+        named = connection_names_in(config) | {c.name for c in (connections or {}).values()}
+        for connection in Connection.objects.filter(name__in=named):
+            connection.missions.add(mission)
+        for connection in (mission.source_connection, mission.target_connection):
+            if connection is not None:
+                connection.missions.add(mission)
         agent_row, _ = Agent.objects.get_or_create(name=f"{kind}-agent", defaults={"kind": kind})
         key = key or kind.replace("_", "-")
         task = Task.objects.filter(mission=mission, key=key).first() or task_services.task_create(

@@ -24,13 +24,13 @@ def _check_adapter(adapter, *, dialect):
 
 
 def test_sqlite_adapter_introspects_and_queries(demo_small):
-    with adapter_for(sqlite_connection(demo_small), allowed_tables=ALLOWED) as adapter:
+    with adapter_for(sqlite_connection(demo_small), mission=None, allowed_tables=ALLOWED) as adapter:
         _check_adapter(adapter, dialect="sqlite")
 
 
 @pytest.mark.postgres
 def test_postgresql_adapter_introspects_and_queries(pg_schema):
-    with adapter_for(pg_connection(pg_schema), allowed_tables=ALLOWED) as adapter:
+    with adapter_for(pg_connection(pg_schema), mission=None, allowed_tables=ALLOWED) as adapter:
         _check_adapter(adapter, dialect="postgres")
 
 
@@ -42,8 +42,9 @@ def test_postgresql_adapter_introspects_and_queries(pg_schema):
 ])
 def test_a_read_outside_the_allowed_tables_is_refused_and_reported(demo_small, sql):
     seen = []
-    with adapter_for(sqlite_connection(demo_small), allowed_tables=["CLAIMS"], on_refused=seen.append) as adapter:
-        refused = "not among the mission's allowed source tables|names a schema"
+    with adapter_for(sqlite_connection(demo_small), mission=None, allowed_tables=["CLAIMS"],
+                     on_refused=seen.append) as adapter:
+        refused = "not among the mission's allowed source tables|names a schema|database's own catalog"
         with pytest.raises(QueryRefused, match=refused) as caught:
             adapter.query(sql)
     assert seen == [caught.value]
@@ -51,7 +52,7 @@ def test_a_read_outside_the_allowed_tables_is_refused_and_reported(demo_small, s
 
 
 def test_introspecting_a_table_outside_the_list_is_refused(demo_small):
-    with adapter_for(sqlite_connection(demo_small), allowed_tables=["CLAIMS"]) as adapter:
+    with adapter_for(sqlite_connection(demo_small), mission=None, allowed_tables=["CLAIMS"]) as adapter:
         assert [t.name for t in adapter.introspect()] == ["CLAIMS"]
         with pytest.raises(QueryRefused, match="PATIENTS"):
             adapter.introspect(["PATIENTS"])
@@ -62,16 +63,73 @@ def test_introspecting_a_table_outside_the_list_is_refused(demo_small):
     'SELECT 1; DELETE FROM "CLAIMS"', "SELECT * FROM pragma_table_info('CLAIMS')",
 ])
 def test_only_single_read_only_selects_are_allowed(demo_small, sql):
-    with adapter_for(sqlite_connection(demo_small), allowed_tables=ALLOWED) as adapter:
+    with adapter_for(sqlite_connection(demo_small), mission=None, allowed_tables=ALLOWED) as adapter:
         with pytest.raises(QueryRefused):
             adapter.query(sql)
         assert adapter.scalar('SELECT COUNT(*) FROM "CLAIMS"') == 2000
 
 
 def test_sqlite_file_is_opened_read_only(demo_small):
-    with adapter_for(sqlite_connection(demo_small)) as adapter:
-        with pytest.raises(Exception, match="readonly|read-only"):
+    with adapter_for(sqlite_connection(demo_small), mission=None) as adapter:
+        with pytest.raises(Exception, match="readonly|read-only|not authorized"):
             adapter.raw.execute('DELETE FROM "CLAIMS"')
+
+
+# Statements that are not a single plain read, each refused by the guard before anything runs, on every engine.
+NOT_A_READ = [
+    "ATTACH DATABASE '{path}' AS stolen",
+    "DETACH DATABASE main",
+    "PRAGMA query_only = OFF",
+    "PRAGMA writable_schema = ON",
+    "SELECT * INTO copy_of_claims FROM \"CLAIMS\"",
+    "WITH gone AS (DELETE FROM \"CLAIMS\" RETURNING *) SELECT COUNT(*) FROM gone",
+    "SELECT * FROM \"CLAIMS\" FOR UPDATE",
+    "COPY \"CLAIMS\" TO '{path}'",
+    "SELECT pg_read_file('/etc/passwd')",
+    "SELECT pg_catalog.pg_read_binary_file('/etc/passwd')",
+    "SELECT * FROM pg_ls_dir('.')",
+    "SELECT lo_import('/etc/passwd')",
+    "SELECT * FROM dblink('dbname=postgres', 'SELECT key FROM authtoken_token') AS t(k text)",
+    "SELECT query_to_xml('SELECT * FROM authtoken_token', true, true, '')",
+    "SELECT current_setting('data_directory')",
+    "SELECT set_config('default_transaction_read_only', 'off', false)",
+    "SELECT * FROM pg_authid",
+    "SELECT load_extension('/tmp/evil')",
+    "SELECT readfile('/etc/passwd')",
+    "SELECT writefile('{path}', 'x')",
+    "SELECT * FROM sqlite_dbpage",
+    "SELECT ((((((((((1",
+]
+
+
+@pytest.mark.parametrize("sql", NOT_A_READ)
+def test_the_guard_refuses_everything_but_one_plain_read_on_sqlite(demo_small, tmp_path, sql):
+    target = tmp_path / "created-by-the-query.db"
+    with adapter_for(sqlite_connection(demo_small), mission=None) as adapter:
+        with pytest.raises(QueryRefused):
+            adapter.query(sql.format(path=target))
+        assert adapter.scalar('SELECT COUNT(*) FROM "CLAIMS"') == 2000
+    assert not target.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("sql", NOT_A_READ)
+def test_the_guard_refuses_everything_but_one_plain_read_on_postgresql(pg_schema, tmp_path, sql):
+    with adapter_for(pg_connection(pg_schema), mission=None) as adapter:
+        with pytest.raises(QueryRefused):
+            adapter.query(sql.format(path=tmp_path / "x"))
+        assert adapter.scalar('SELECT COUNT(*) FROM "CLAIMS"') == 300
+
+
+def test_sqlite_itself_denies_attach_and_pragmas_the_parser_might_miss(demo_small, tmp_path):
+    """The engine-level authorizer holds even for a statement that reached the driver without the guard."""
+    target = tmp_path / "attached.db"
+    with adapter_for(sqlite_connection(demo_small), mission=None) as adapter:
+        for sql in (f"ATTACH DATABASE '{target}' AS x", "PRAGMA query_only = OFF", "SELECT load_extension('x')"):
+            with pytest.raises(ConnectorError, match="only reads are allowed"):
+                adapter.run_internal(sql)
+        assert adapter.run_internal("SELECT COUNT(*) FROM \"CLAIMS\"").rows == [(2000,)]
+    assert not target.exists()
 
 
 SLOW = ('WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000000) '
@@ -79,14 +137,14 @@ SLOW = ('WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i 
 
 
 def test_sqlite_timeout_stops_a_long_query(demo_small):
-    with adapter_for(sqlite_connection(demo_small)) as adapter:
+    with adapter_for(sqlite_connection(demo_small), mission=None) as adapter:
         with pytest.raises(QueryTimeout, match="longer than 0.2 s"):
             adapter.query(SLOW, timeout=0.2)
 
 
 @pytest.mark.postgres
 def test_postgresql_timeout_and_read_only(pg_schema):
-    with adapter_for(pg_connection(pg_schema)) as adapter:
+    with adapter_for(pg_connection(pg_schema), mission=None) as adapter:
         with pytest.raises(QueryTimeout, match="longer than 0.2 s"):
             adapter.query(SLOW, timeout=0.2)
         with pytest.raises(QueryRefused, match="pg_sleep"):
@@ -99,9 +157,9 @@ def test_postgresql_timeout_and_read_only(pg_schema):
 def test_unreachable_connections_fail_clearly(tmp_path):
     missing = Connection(name="GONE", engine="sqlite", location=str(tmp_path / "nope.sqlite3"))
     with pytest.raises(ConnectorError, match="GONE: the SQLite file .* does not exist"):
-        adapter_for(missing).connect()
+        adapter_for(missing, mission=None).connect()
     down = Connection(name="DOWN", engine="postgresql", location="postgres://postgres@127.0.0.1:1/x")
     with pytest.raises(ConnectorError, match="DOWN: cannot reach PostgreSQL"):
-        adapter_for(down).connect()
+        adapter_for(down, mission=None).connect()
     with pytest.raises(ConnectorError, match="no adapter"):
-        adapter_for(Connection(name="D", engine="duckdb", location="x.duckdb"))
+        adapter_for(Connection(name="D", engine="duckdb", location="x.duckdb"), mission=None)

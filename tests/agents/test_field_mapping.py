@@ -79,7 +79,7 @@ def _check_target(bronze, result, target, renamed=None):
     # The spec's SQL, run on the source, gives what the meanings give when computed independently.
     compute, key = EXPECTED[target]
     want = compute(bronze.data)
-    with adapter_for(result.context.connections.get("x") or _conn(result)) as adapter:
+    with adapter_for(result.context.connections.get("x") or _conn(result), mission=None) as adapter:
         got = adapter.query(version.sql, limit=10**7).rows
     assert len(got) == len(want) == content["dry_run"]["rows"]
     assert content["dry_run"]["duplicate_grain_rows"] == 0
@@ -133,7 +133,7 @@ def test_a_large_source_is_dry_run_over_its_latest_month(request, bronze_name, s
         assert dry["rows"] == want[target] > 0 and dry["duplicate_grain_rows"] == 0
         assert len(dry["sample"]) == 5
         assert f"dry run over month {month}" in result.outcome.summary
-        with adapter_for(_conn(result)) as adapter:
+        with adapter_for(_conn(result), mission=None) as adapter:
             assert len(adapter.query(version.sql, limit=10**7).rows) > want[target]  # the spec reads every month
 
 

@@ -40,7 +40,7 @@ def test_renamed_bronze_is_mapped_right_or_asked_about(tmp_path, seed):
     path = write_sqlite(tmp_path / "variant.sqlite3", generate(claims=300, seed=seed), rename=rename)
     renamed = {key: f"{key.split('.')[0]}.{new}" for key, new in rename.items()}
     spec = load_spec_text(open(SPEC_PATH).read())
-    with adapter_for(sqlite_connection(path)) as adapter:
+    with adapter_for(sqlite_connection(path), mission=None) as adapter:
         catalog = Catalog(profile_source(adapter))
         for target in spec["targets"]["tables"]:
             try:
@@ -59,7 +59,7 @@ def test_renamed_bronze_is_mapped_right_or_asked_about(tmp_path, seed):
 def test_answering_none_leaves_the_column_visibly_unmapped(bronze_opaque):
     spec = load_spec_text(open(SPEC_PATH).read())
     target = spec["targets"]["tables"][0]
-    with adapter_for(sqlite_connection(bronze_opaque.path)) as adapter:
+    with adapter_for(sqlite_connection(bronze_opaque.path), mission=None) as adapter:
         catalog = Catalog(profile_source(adapter))
         with pytest.raises(Ambiguity) as caught:
             TargetMapper(target=target, catalog=catalog, dialect="sqlite").plan()

@@ -31,13 +31,13 @@ def _check_profile(profile, claims):
 
 
 def test_profile_of_the_demo_on_sqlite(demo_small):
-    with adapter_for(sqlite_connection(demo_small), allowed_tables=ALLOWED) as adapter:
+    with adapter_for(sqlite_connection(demo_small), mission=None, allowed_tables=ALLOWED) as adapter:
         _check_profile(profile_source(adapter), 2000)
 
 
 @pytest.mark.postgres
 def test_profile_of_the_demo_on_postgresql(pg_schema):
-    with adapter_for(pg_connection(pg_schema), allowed_tables=ALLOWED) as adapter:
+    with adapter_for(pg_connection(pg_schema), mission=None, allowed_tables=ALLOWED) as adapter:
         _check_profile(profile_source(adapter), 300)
 
 
@@ -51,7 +51,7 @@ def test_foreign_keys_by_values_when_names_differ(tmp_path):
     db.executemany("INSERT INTO ACCOUNTS VALUES (?, ?)", [(i, f"a{i}") for i in range(1, 51)])
     db.executemany("INSERT INTO ORDERS VALUES (?, ?)", [(i, 1 + i % 50) for i in range(1000, 1200)])
     db.commit()
-    with adapter_for(sqlite_connection(path)) as adapter:
+    with adapter_for(sqlite_connection(path), mission=None) as adapter:
         profile = profile_source(adapter)
     assert profile["foreign_keys"] == [{"table": "ORDERS", "column": "BUYER_ID", "ref_table": "ACCOUNTS",
                                         "ref_column": "ID", "by": ["values"], "containment": 1.0,

@@ -5,13 +5,6 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.factories import UserFactory
-
-
-@pytest.fixture
-def outsider(db):
-    return UserFactory(username="outsider")
-
 
 @pytest.fixture
 def as_user():

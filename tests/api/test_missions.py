@@ -9,8 +9,8 @@ from tests.factories import MissionFactory, TaskFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_create_makes_a_draft_owned_by_the_caller_with_history(as_user, analyst):
-    response = as_user(analyst).post("/api/v1/missions/", {
+def test_create_makes_a_draft_owned_by_the_caller_with_history(as_user, lead):
+    response = as_user(lead).post("/api/v1/missions/", {
         "name": "Provider onboarding", "objective": "Provider data lands daily.",
         "success_criteria": ["Rows reconcile", {"check": "all_tasks_done"}], "mode": "continuous",
         "escalation_emails": ["ops@example.com"],
@@ -18,11 +18,11 @@ def test_create_makes_a_draft_owned_by_the_caller_with_history(as_user, analyst)
     assert response.status_code == 201, response.json()
     body = response.json()
     mission = Mission.objects.get(pk=body["id"])
-    assert (mission.owner, mission.status, mission.mode) == (analyst, "draft", "continuous")
+    assert (mission.owner, mission.status, mission.mode) == (lead, "draft", "continuous")
     assert mission.success_criteria == ["Rows reconcile", {"check": "all_tasks_done"}]
-    assert body["owner"] == "analyst" and body["my_role"] == "mission_owner" and body["status"] == "draft"
+    assert body["owner"] == "lead" and body["my_role"] == "mission_owner" and body["status"] == "draft"
     assert body["progress"] == {"done": 0, "total": 0, "percent": 0}
-    assert Membership.objects.get(mission=mission, user=analyst).role == "mission_owner"
+    assert Membership.objects.get(mission=mission, user=lead).role == "mission_owner"
     assert HistoryEntry.objects.get(mission=mission).event == "mission.created"
 
 

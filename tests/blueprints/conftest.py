@@ -7,6 +7,7 @@ import pytest
 
 from agents.models import Connection
 from blueprints.services import blueprint_import
+from tests.conftest import leads_connection
 
 FILES = Path(__file__).resolve().parents[2] / "blueprints" / "files"
 
@@ -42,7 +43,7 @@ def bronze(db, tmp_path):
         "INSERT INTO providers VALUES ('p1'), ('p2')",
         "CREATE TABLE patients (patient_id TEXT)",
     ])
-    return Connection.objects.create(name="BRONZE", engine="sqlite", location=str(path), purpose="source")
+    return leads_connection(name="BRONZE", engine="sqlite", location=str(path), purpose="source")
 
 
 @pytest.fixture
@@ -54,15 +55,45 @@ def warehouse(db, tmp_path):
         "CREATE TABLE provider_summary (provider_id TEXT)",
         "CREATE TABLE patient_summary (patient_id TEXT)",
     ])
-    return Connection.objects.create(name="WAREHOUSE", engine="sqlite", location=str(path), purpose="target")
+    return leads_connection(name="WAREHOUSE", engine="sqlite", location=str(path), purpose="target")
 
 
 @pytest.fixture
 def validation_db(db, tmp_path):
     path = make_sqlite(tmp_path / "validation.sqlite3", ["CREATE TABLE ok (x INTEGER)"])
-    return Connection.objects.create(name="VALIDATION", engine="sqlite", location=str(path), purpose="validation")
+    return leads_connection(name="VALIDATION", engine="sqlite", location=str(path), purpose="validation")
 
 
 @pytest.fixture
 def connections(bronze, warehouse, validation_db):
     return {"source": bronze, "target": warehouse, "validation": validation_db}
+
+
+@pytest.fixture
+def pg_source(db):
+    """A PostgreSQL connection ``PG`` on a scratch schema of the local server's ``test`` database (not the
+    platform's own), holding the same five claim lines as ``bronze``; dropped afterwards."""
+    import uuid
+    from urllib.parse import quote
+
+    import psycopg
+
+    server = "postgresql://postgres@127.0.0.1:5432/test"
+    try:
+        admin = psycopg.connect(server, connect_timeout=3, autocommit=True)
+    except psycopg.OperationalError:
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    schema = f"genesis_chk_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    admin.execute(f'CREATE TABLE "{schema}".claims (claim_id TEXT, line INTEGER, amount REAL)')
+    admin.execute(f"INSERT INTO \"{schema}\".claims VALUES ('c1', 1, 10), ('c1', 2, 5), ('c2', 1, 7), "  # noqa: S608
+                  "('c3', 1, 1), ('c3', 2, 2)")
+    try:
+        connection = Connection.objects.create(
+            name="PG", engine="postgresql", purpose="source",
+            location=f"{server}?options={quote(f'-c search_path={schema}')}")
+        connection.schema = schema
+        yield connection
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()

@@ -5,9 +5,10 @@ import json
 import pytest
 from django.db import connection as django_db
 
+from agents.connectors import QueryRefused
 from agents.models import Connection
 from blueprints.checks import CheckContext, check_types, run_check
-from blueprints.connections import ConnectionProblem, query_value
+from blueprints.connections import query_value
 from tasks.services import artifact_create, phase_create, run_create, run_transition, task_transition
 from tests.factories import TaskFactory
 
@@ -127,78 +128,125 @@ def test_dbt_succeeded_reads_a_run_results_json_artifact_of_the_run(mission, age
     assert result.passed and result.evidence["source"] == "artifact run_results.json v1"
 
 
-def test_table_exists(bronze):
-    result = check("table_exists", {"connection": "BRONZE", "tables": ["CLAIMS", "providers"]}, mission=None)
+@pytest.fixture
+def granted(mission, bronze, warehouse):
+    """The mission may read BRONZE and WAREHOUSE (their access lists name it)."""
+    for connection in (bronze, warehouse):
+        connection.missions.add(mission)
+    return mission
+
+
+def test_table_exists(granted):
+    result = check("table_exists", {"connection": "BRONZE", "tables": ["CLAIMS", "providers"]}, mission=granted)
     assert result.passed and result.evidence["found"] == {"CLAIMS": "claims", "providers": "providers"}
-    result = check("table_exists", {"connection": "BRONZE", "tables": ["claims", "claim_lines"]}, mission=None)
+    result = check("table_exists", {"connection": "BRONZE", "tables": ["claims", "claim_lines"]}, mission=granted)
     assert not result.passed
     assert result.message == "Missing on BRONZE: claim_lines."
     assert result.evidence["missing"] == ["claim_lines"]
-    nowhere = check("table_exists", {"connection": "NOPE", "tables": ["x"]}, mission=None)
+    nowhere = check("table_exists", {"connection": "NOPE", "tables": ["x"]}, mission=granted)
     assert not nowhere.passed and nowhere.message == "No connection is named 'NOPE'."
 
 
-def test_row_count_minimum_and_equal_to_a_query(bronze, warehouse):
-    result = check("row_count", {"connection": "WAREHOUSE", "table": "CLAIM_SUMMARY", "min": 3}, mission=None)
+def test_row_count_minimum_and_equal_to_a_query(granted):
+    result = check("row_count", {"connection": "WAREHOUSE", "table": "CLAIM_SUMMARY", "min": 3}, mission=granted)
     assert result.passed and result.evidence["count"] == 3
-    result = check("row_count", {"connection": "WAREHOUSE", "table": "patient_summary", "min": 1}, mission=None)
+    result = check("row_count", {"connection": "WAREHOUSE", "table": "patient_summary", "min": 1}, mission=granted)
     assert not result.passed and result.message == "patient_summary: 0 row(s), fewer than 1."
     match = {"connection": "WAREHOUSE", "table": "claim_summary", "equals_connection": "BRONZE",
              "equals_query": "SELECT COUNT(DISTINCT claim_id) FROM claims"}
-    result = check("row_count", match, mission=None)
+    result = check("row_count", match, mission=granted)
     assert result.passed and result.evidence["expected"] == 3
     lines = {**match, "equals_query": "SELECT COUNT(*) FROM claims"}
-    result = check("row_count", lines, mission=None)
+    result = check("row_count", lines, mission=granted)
     assert not result.passed
     assert result.message == "claim_summary: 3 row(s), but the reference query on BRONZE gives 5."
-    missing = check("row_count", {"connection": "WAREHOUSE", "table": "nothing", "min": 0}, mission=None)
+    missing = check("row_count", {"connection": "WAREHOUSE", "table": "nothing", "min": 0}, mission=granted)
     assert not missing.passed and missing.message == "Table nothing does not exist on WAREHOUSE."
-    bad = check("row_count", {"connection": "WAREHOUSE", "table": "claim_summary"}, mission=None)
+    bad = check("row_count", {"connection": "WAREHOUSE", "table": "claim_summary"}, mission=granted)
     assert not bad.passed and "needs at least one of: min, equals_query" in bad.message
 
 
-def test_sql_assert(bronze):
+def test_sql_assert(granted):
     base = {"connection": "BRONZE", "query": "SELECT SUM(amount) FROM claims"}
-    result = check("sql_assert", {**base, "expected": 25}, mission=None)
+    result = check("sql_assert", {**base, "expected": 25}, mission=granted)
     assert result.passed and result.evidence["value"] == 25.0 and result.message == "25.0 == 25 holds."
-    result = check("sql_assert", {**base, "operator": ">", "expected": 100}, mission=None)
+    result = check("sql_assert", {**base, "operator": ">", "expected": 100}, mission=granted)
     assert not result.passed and result.message == "25.0 > 100 does not hold."
     text = check("sql_assert", {"connection": "BRONZE", "query": "SELECT min(claim_id) FROM claims",
-                                "expected": "c1"}, mission=None)
+                                "expected": "c1"}, mission=granted)
     assert text.passed
     broken = check("sql_assert", {"connection": "BRONZE", "query": "SELECT nope FROM claims", "expected": 1},
-                   mission=None)
+                   mission=granted)
     assert not broken.passed and "no such column: nope" in broken.message
 
 
-def test_checks_never_write(bronze):
+def test_checks_never_write(granted, bronze):
     two = check("sql_assert", {"connection": "BRONZE", "query": "SELECT 1; DROP TABLE claims", "expected": 1},
-                mission=None)
-    assert not two.passed and two.message == "The query must be exactly one statement; it has 2."
-    write = check("sql_assert", {"connection": "BRONZE", "query": "DELETE FROM claims", "expected": 1}, mission=None)
-    assert not write.passed and write.message == "The query must be a SELECT (a read): checks never change data."
-    with pytest.raises(ConnectionProblem, match="readonly"):
-        query_value(bronze, "INSERT INTO claims VALUES ('c9', 1, 1) RETURNING 1")
-    assert query_value(bronze, "SELECT COUNT(*) FROM claims") == 5
+                mission=granted)
+    assert not two.passed and two.message == "Exactly one statement is allowed; got 2."
+    write = check("sql_assert", {"connection": "BRONZE", "query": "DELETE FROM claims", "expected": 1},
+                  mission=granted)
+    assert not write.passed and write.message == "Only read-only SELECT queries are allowed; got DELETE."
+    with pytest.raises(QueryRefused, match="Only read-only SELECT"):
+        query_value(bronze, "INSERT INTO claims VALUES ('c9', 1, 1) RETURNING 1", mission=granted)
+    assert query_value(bronze, "SELECT COUNT(*) FROM claims", mission=granted) == 5
 
 
-def test_a_missing_sqlite_file_fails_the_check_with_the_reason(db, tmp_path):
-    Connection.objects.create(name="GONE", engine="sqlite", location=str(tmp_path / "gone.sqlite3"))
-    result = check("table_exists", {"connection": "GONE", "tables": ["x"]}, mission=None)
-    assert not result.passed and result.message == f"Connection GONE: no SQLite file at {tmp_path / 'gone.sqlite3'}."
+def test_a_check_reads_only_connections_granted_to_its_mission(mission, bronze, warehouse):
+    bronze.missions.add(mission)
+    params = {"connection": "WAREHOUSE", "query": "SELECT COUNT(*) FROM claim_summary", "expected": 3}
+    refused = check("sql_assert", params, mission=mission)
+    assert not refused.passed
+    assert refused.message.startswith(f"Mission “{mission.name}” may not use connection WAREHOUSE")
+    assert "value" not in refused.evidence
+    for type_, other in (("table_exists", {"tables": ["claim_summary"]}), ("row_count", {"table": "x", "min": 0})):
+        result = check(type_, {"connection": "WAREHOUSE", **other}, mission=mission)
+        assert not result.passed and "may not use connection WAREHOUSE" in result.message
+    assert check("sql_assert", {**params, "connection": "BRONZE", "query": "SELECT COUNT(*) FROM claims",
+                                "expected": 5}, mission=mission).passed
+    no_mission = check("sql_assert", {**params, "connection": "BRONZE"}, mission=None)
+    assert not no_mission.passed and "may not use connection BRONZE" in no_mission.message
+
+
+def test_evidence_is_cut_and_counted_never_a_copy_of_the_data(granted):
+    query = "SELECT group_concat(claim_id || ':' || amount, ',') FROM claims"
+    full = "c1:10.0,c1:5.0,c2:7.0,c3:1.0,c3:2.0"
+    short = check("sql_assert", {"connection": "BRONZE", "query": query, "expected": full}, mission=granted)
+    assert short.passed and short.evidence["value"] == full  # short values are shown whole
+    long_query = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) "
+                  "SELECT group_concat(printf('%05d', i), '') FROM n")
+    long = check("sql_assert", {"connection": "BRONZE", "query": long_query, "expected": "x"}, mission=granted)
+    assert not long.passed
+    assert long.evidence["value_truncated"] is True and long.evidence["value_chars"] == 2500
+    assert len(long.evidence["value"]) == 201 and long.evidence["value"].endswith("…")
+    assert len(long.message) < 300
+
+
+def test_a_missing_sqlite_file_fails_the_check_with_the_reason(mission, tmp_path):
+    gone = Connection.objects.create(name="GONE", engine="sqlite", location=str(tmp_path / "gone.sqlite3"))
+    gone.missions.add(mission)
+    result = check("table_exists", {"connection": "GONE", "tables": ["x"]}, mission=mission)
+    assert not result.passed
+    assert result.message == f"Connection GONE: the SQLite file {tmp_path / 'gone.sqlite3'} does not exist."
 
 
 @pytest.mark.skipif(django_db.vendor != "postgresql", reason="needs the suite to run on PostgreSQL")
-def test_postgresql_connections_are_read_read_only():
+def test_postgresql_connections_are_read_read_only_and_never_the_platforms_own(mission, pg_source):
+    pg_source.missions.add(mission)
+    assert check("table_exists", {"connection": "PG", "tables": ["CLAIMS", f"{pg_source.schema}.claims"]},
+                 mission=mission).passed
+    assert not check("table_exists", {"connection": "PG", "tables": ["nothing_here"]}, mission=mission).passed
+    claims = check("row_count", {"connection": "PG", "table": "claims", "min": 1}, mission=mission)
+    assert claims.passed and claims.evidence["count"] == 5
+    assert check("sql_assert", {"connection": "PG", "query": "SELECT 40 + 2", "expected": 42}, mission=mission).passed
+    with pytest.raises(QueryRefused, match="Only read-only SELECT"):
+        query_value(pg_source, "CREATE TABLE should_not_exist AS SELECT 1", mission=mission)
+    # The platform's own database, under another spelling of its address, is refused when it is opened.
     settings = django_db.settings_dict
-    dsn = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT'] or 5432}/{settings['NAME']}"
-    Connection.objects.create(name="PG", engine="postgresql", location=dsn, secret=settings.get("PASSWORD") or "")
-    assert check("table_exists", {"connection": "PG", "tables": ["AUTH_USER", "public.django_migrations"]},
-                 mission=None).passed
-    assert not check("table_exists", {"connection": "PG", "tables": ["nothing_here"]}, mission=None).passed
-    migrations = check("row_count", {"connection": "PG", "table": "django_migrations", "min": 1}, mission=None)
-    assert migrations.passed and migrations.evidence["count"] > 1
-    assert check("sql_assert", {"connection": "PG", "query": "SELECT 40 + 2", "expected": 42}, mission=None).passed
-    pg = Connection.objects.get(name="PG")
-    with pytest.raises(ConnectionProblem, match="read-only transaction"):
-        query_value(pg, "CREATE TABLE should_not_exist AS SELECT 1")
+    own = Connection.objects.create(
+        name="OWN", engine="postgresql", location=f"postgresql://{settings['USER']}@localhost:"
+        f"{settings['PORT'] or 5432}/{settings['NAME']}?application_name=x", secret=settings.get("PASSWORD") or "")
+    own.missions.add(mission)
+    refused = check("sql_assert", {"connection": "OWN", "query": "SELECT COUNT(*) FROM auth_user", "expected": 0},
+                    mission=mission)
+    assert not refused.passed and "platform's own database" in refused.message

@@ -6,7 +6,6 @@ write."""
 import re
 
 import pytest
-from django.contrib.auth.models import Permission
 
 from blueprints.services import blueprint_import
 from missions import services as mission_services
@@ -14,6 +13,7 @@ from missions.choices import MissionStatus, Role
 from missions.models import Mission
 from tasks import services as task_services
 from tasks.models import HistoryEntry, Task
+from tests.conftest import leads_group
 from tests.factories import ConnectionFactory, UserFactory
 from tests.web.browser import requires_chromium, screenshot, sign_in
 
@@ -57,7 +57,7 @@ phases:
 @pytest.fixture
 def people(transactional_db):
     lead = UserFactory(username="lead", first_name="Lena", last_name="Lead")
-    lead.user_permissions.add(Permission.objects.get(codename="add_mission"))
+    lead.groups.add(leads_group())  # may launch missions and give them the leads' connections
     viewer = UserFactory(username="viewer", first_name="Vic", last_name="Viewer")
     ConnectionFactory(name="HCLS_DEMO_1_SOURCES", purpose="source")
     blueprint_import(text=BLUEPRINT, filename="claim-mapping.yaml", actor=lead)

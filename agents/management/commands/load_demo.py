@@ -17,6 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.core.files import File
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
@@ -32,6 +33,7 @@ VALIDATION = "HCLS_DEMO_1_VALIDATION"
 SPEC_FILE = Path(__file__).resolve().parents[2] / "demo" / "project.yml"
 OWNER, STAKEHOLDER = "demo_owner", "demo_stakeholder"
 BLUEPRINT = "healthcare-data-pipeline"
+DEMO_GROUP = "Healthcare demo owners"
 
 
 class Command(BaseCommand):
@@ -67,18 +69,27 @@ class Command(BaseCommand):
         shutil.copyfile(SPEC_FILE, spec_copy)
 
         try:
-            connection_register(name=SOURCE, engine="sqlite", location=str(source_path), purpose="source",
-                                description=f"Healthcare demo bronze tables ({claims:,} claims, seed {seed}).")
-            connection_register(name=TARGET, engine="sqlite", location=str(target_path), purpose="target",
-                                description="Healthcare demo: where the summary models are built.")
-            connection_register(name=VALIDATION, engine="sqlite", location=str(target_path),
-                                purpose="validation", description="Healthcare demo: validation reads of the models.")
+            registered = [
+                connection_register(name=SOURCE, engine="sqlite", location=str(source_path), purpose="source",
+                                    description=f"Healthcare demo bronze tables ({claims:,} claims, seed {seed})."),
+                connection_register(name=TARGET, engine="sqlite", location=str(target_path), purpose="target",
+                                    description="Healthcare demo: where the summary models are built."),
+                connection_register(name=VALIDATION, engine="sqlite", location=str(target_path), purpose="validation",
+                                    description="Healthcare demo: validation reads of the models."),
+            ]
         except DomainError as error:
             raise CommandError(error.message) from None
         self.stdout.write(f"connections {SOURCE}, {TARGET} and {VALIDATION} registered")
 
         owner = self._user(OWNER, "Demo", "Owner")
         stakeholder = self._user(STAKEHOLDER, "Demo", "Stakeholder")
+        # The demo's Mission Owner may launch missions and give them the demo connections, nothing more.
+        group, _ = Group.objects.get_or_create(name=DEMO_GROUP)
+        group.permissions.add(Permission.objects.get(content_type__app_label="missions", codename="add_mission"))
+        for connection in registered:
+            connection.groups.add(group)
+        owner.groups.add(group)
+        self.stdout.write(f"group “{DEMO_GROUP}”: {OWNER} may launch missions on the demo connections")
 
         if "load_blueprint" in get_commands():
             call_command("load_blueprint", shipped=True, stdout=self.stdout, stderr=self.stderr)

@@ -52,7 +52,9 @@ class Command(BaseCommand):
         try:
             mission = blueprint_launch(
                 version=version, name=options["name"], objective=options["objective"], owner=owner,
-                mode=options["mode"], params=params, actor=owner, task_owner=task_owner,
+                # No actor: the command runs as the system (whoever has the server's shell), which may grant any
+                # connection; history names the owner as the one who launched.
+                mode=options["mode"], params=params, actor=None, task_owner=task_owner,
             )
         except DomainError as error:
             raise CommandError(error.message) from None

@@ -54,8 +54,14 @@ class Pipeline:
         self.target = Connection.objects.create(name=f"TGT_{tmp_path.name}"[:100], engine="sqlite",
                                                 location=str(self.target_path), purpose="target")
         self.mission = MissionFactory(name=name, source_connection=self.source, target_connection=self.target)
+        self.grant(self.source, self.target)
         self.workspace = tmp_path / "workspace"
         self.workspace.mkdir(exist_ok=True)
+
+    def grant(self, *connections):
+        """Put connections on the mission's access list (what a launch by staff does)."""
+        for connection in connections:
+            connection.missions.add(self.mission)
 
     def task(self, kind, key=None, **config):
         agent = AgentFactory(name=f"{kind}_agent", kind=kind)

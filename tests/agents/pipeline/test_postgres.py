@@ -59,6 +59,7 @@ def test_pipeline_on_postgresql(tmp_path, dbt_dir, pg_schemas):
                                                 purpose="source")
     pipeline.target = Connection.objects.create(name="PG_TARGET", engine="postgresql", location=_dsn(target_schema),
                                                 purpose="target")
+    pipeline.grant(pipeline.source, pipeline.target)
     pipeline.mission.source_connection, pipeline.mission.target_connection = pipeline.source, pipeline.target
     pipeline.mission.save(update_fields=["source_connection", "target_connection"])
 

@@ -14,12 +14,12 @@ from django_q.models import Schedule
 from agents.base import Failed, Succeeded
 from agents.dbt import services as dbt_services
 from agents.jobs import refresh_mission
-from agents.models import Connection
 from genesis.exceptions import DomainError
 from missions.choices import Role
 from missions.models import Membership
 from tasks.models import Artifact, HistoryEntry, Notification
 from tests.agents.pipeline.conftest import Pipeline, bronze_with_orphans
+from tests.conftest import leads_connection
 
 pytestmark = pytest.mark.django_db
 
@@ -94,7 +94,7 @@ def test_environments_build_the_project_into_their_own_target_with_permission_ch
         Membership.objects.update_or_create(mission=pipeline.mission, user=user, defaults={"role": role})
     pipeline.task("dbt_build")
     stage_db = tmp_path / "stage.sqlite3"
-    stage = Connection.objects.create(name="HCLS_STAGE", engine="sqlite", location=str(stage_db), purpose="target")
+    stage = leads_connection(name="HCLS_STAGE", engine="sqlite", location=str(stage_db), purpose="target")
     with pytest.raises(DomainError, match="may not change environments"):
         dbt_services.environment_set(mission=pipeline.mission, name="stage", target=stage, actor=analyst)
     env = dbt_services.environment_set(mission=pipeline.mission, name="stage", target=stage, actor=lead)
@@ -125,8 +125,8 @@ def test_an_environment_build_before_any_approved_project_fails_with_a_recorded_
     Membership.objects.update_or_create(mission=pipeline.mission, user=lead, defaults={"role": Role.MISSION_OWNER})
     pipeline.mission.escalation_emails = ["oncall@example.com"]
     pipeline.mission.save(update_fields=["escalation_emails"])
-    stage = Connection.objects.create(name="HCLS_STAGE", engine="sqlite", location=str(tmp_path / "stage.sqlite3"),
-                                      purpose="target")
+    stage = leads_connection(name="HCLS_STAGE", engine="sqlite", location=str(tmp_path / "stage.sqlite3"),
+                                  purpose="target")
     env = dbt_services.environment_set(mission=pipeline.mission, name="stage", target=stage, actor=lead)
 
     result = environment_build_job(env.pk, lead.pk)

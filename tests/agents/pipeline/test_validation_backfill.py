@@ -31,6 +31,7 @@ def test_validation_compares_declared_columns_and_types_with_the_spec(tmp_path, 
     assert isinstance(pipeline.run("dbt_build")[0], Succeeded)
     validation = Connection.objects.create(name="VALIDATION", engine="sqlite", location=str(pipeline.target_path),
                                            purpose="validation")
+    pipeline.grant(validation)
     outcome, context = pipeline.run("validation", validation_connection=validation.name)
     assert isinstance(outcome, Succeeded), outcome
     expected = expected_targets(read_bronze(bronze_b))
@@ -195,7 +196,7 @@ def test_expected_counts_in_one_pass_equal_one_query_per_target(tmp_path, dbt_di
                       connections={pipeline.source.name: pipeline.source, pipeline.target.name: pipeline.target})
     partition = plan.project.partition
     override = {"PROVIDER_SUMMARY": "SELECT '2022-01', 7"}
-    with adapter_for(plan.source) as adapter:
+    with adapter_for(plan.source, mission=plan.mission) as adapter:
         counts, queries = expected_counts(adapter, plan.targets, partition, override)
         columns = [c.name for c in adapter.introspect([partition.table])[0].columns]
         for target in plan.targets:
