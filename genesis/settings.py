@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "agents",
     "tasks",
     "blueprints",
+    "pipeline",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class PipelineConfig(AppConfig):
+    """The data-pipeline agents and their records: ingest, profiling, mapping, dbt builds, quality, spec files."""
+
+    name = "pipeline"
+    default_auto_field = "django.db.models.BigAutoField"
