@@ -2,9 +2,11 @@ from django.apps import AppConfig
 
 
 class AgentsConfig(AppConfig):
+    """The agent framework: agents, connections and their access lists, connectors, the registry."""
+
     name = "agents"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Importing the implementations registers their kinds.
-        from agents import implementations  # noqa: F401
+        # The framework's own trivial agent (tests and hand-made blueprints use it).
+        from agents import noop  # noqa: F401

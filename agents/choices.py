@@ -1,4 +1,4 @@
-"""Connection engines and purposes, and the statuses of a mapping spec version."""
+"""Connection engines and purposes."""
 
 from django.db import models
 
@@ -13,19 +13,3 @@ class Purpose(models.TextChoices):
     SOURCE = "source", "Source"
     TARGET = "target", "Target"
     VALIDATION = "validation", "Validation"
-
-
-class MappingStatus(models.TextChoices):
-    PROPOSED = "proposed", "Proposed"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
-    SUPERSEDED = "superseded", "Superseded"
-
-
-# Allowed moves of a mapping spec version; a new proposal supersedes the open or approved one before it.
-MAPPING_TRANSITIONS: dict[str, frozenset[str]] = {
-    MappingStatus.PROPOSED: frozenset({MappingStatus.APPROVED, MappingStatus.REJECTED, MappingStatus.SUPERSEDED}),
-    MappingStatus.APPROVED: frozenset({MappingStatus.SUPERSEDED}),
-    MappingStatus.REJECTED: frozenset(),
-    MappingStatus.SUPERSEDED: frozenset(),
-}

@@ -6,14 +6,10 @@ class BlueprintsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from agents.implementations.planned import register_planned
         from blueprints.evaluation import evaluate_mission_success, evaluate_phase_exit, evaluate_task_acceptance
         from tasks.acceptance import register_acceptance_evaluator, register_success_evaluator
         from tasks.phase_gate import register_evaluator
 
-        # Agent kinds the shipped blueprints name that no module implements yet. The agents app, listed before
-        # this one, has imported every implementation by now, so a real implementation is never shadowed.
-        register_planned()
         # The check registry answers the phase gate and the acceptance hooks of ``tasks`` (which never imports
         # this app).
         register_evaluator(evaluate_phase_exit)

@@ -434,7 +434,7 @@ def _connections_used(*, version: BlueprintVersion, values: dict[str, Any], plan
             names.add(mission_fields[field].name)
     spec_file = mission_fields.get("spec_file")
     if spec_file:
-        from agents.specfile import load_spec_text, spec_connection_names
+        from pipeline.specfile import load_spec_text, spec_connection_names
 
         spec_file.seek(0)
         names |= set(spec_connection_names(load_spec_text(spec_file.read(), source="the spec file")))

@@ -204,7 +204,7 @@ SPECTACULAR_SETTINGS = {
         "TaskStatusEnum": "tasks.choices.TaskStatus",
         "RunStatusEnum": "tasks.choices.RunStatus",
         "PhaseStatusEnum": "tasks.choices.PhaseStatus",
-        "EnvironmentNameEnum": "agents.models.Environment.Name",
+        "EnvironmentNameEnum": "pipeline.models.Environment.Name",
     },
 }
 

@@ -160,8 +160,8 @@ def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
 
 def _environments(request: HttpRequest, mission: Mission) -> list:
     """The mission's environments (one query), each marked with whether this person may build in it."""
-    from agents.dbt.services import environment_build_roles
-    from agents.selectors import environments_of
+    from pipeline.dbt.services import environment_build_roles
+    from pipeline.selectors import environments_of
 
     role = role_of(request.user, mission)
     environments = list(environments_of(mission=mission))
@@ -218,7 +218,7 @@ def mission_history(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def mission_lineage(request: HttpRequest, pk: int) -> HttpResponse:
     """Each target column of the mission's mapping specs traced back to its bronze source columns."""
-    from agents.selectors import mapping_lineage
+    from pipeline.selectors import mapping_lineage
     from tasks.previews import render_text
 
     mission = mission_for(request, pk)
@@ -330,8 +330,8 @@ def check_waive(request: HttpRequest, mission: Mission, check_pk: int) -> HttpRe
 def environment_build(request: HttpRequest, pk: int, environment_pk: int) -> HttpResponse:
     """Build the mission's dbt project in one of its environments (a background job): 404 for another mission's
     environment, 403 for a stakeholder (and for a Task Owner in prod); the panel again, saying what happened."""
-    from agents.dbt.services import environment_build_request
-    from agents.models import Environment
+    from pipeline.dbt.services import environment_build_request
+    from pipeline.models import Environment
 
     mission = mission_for(request, pk)
     environment = get_object_or_404(Environment.objects.select_related("target"), pk=environment_pk, mission=mission)

@@ -191,9 +191,9 @@ def test_agents_are_registered_for_autocomplete():
 
 def test_the_build_now_action_requests_a_build_per_environment_and_names_each_refusal(
         client_admin, mission, monkeypatch, enqueued, django_capture_on_commit_callbacks):
-    from agents.dbt import services as dbt_services
-    from agents.models import Environment
     from genesis.exceptions import DomainError
+    from pipeline.dbt import services as dbt_services
+    from pipeline.models import Environment
     from tests.factories import ConnectionFactory
 
     dev, stage, prod = (dbt_services.environment_set(mission=mission, name=name, target=ConnectionFactory(), actor=None)

@@ -1,10 +1,8 @@
-"""Connection, agent, mapping spec and environment routes."""
+"""Connection and agent routes."""
 
-from agents.api.views import AgentViewSet, ConnectionViewSet, EnvironmentViewSet, MappingSpecVersionViewSet
+from agents.api.views import AgentViewSet, ConnectionViewSet
 
 routes = [
     ("connections", ConnectionViewSet, "connection"),
     ("agents", AgentViewSet, "agent"),
-    ("mapping-specs", MappingSpecVersionViewSet, "mapping-spec"),
-    ("environments", EnvironmentViewSet, "environment"),
 ]

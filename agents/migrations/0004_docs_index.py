@@ -5,7 +5,7 @@ import genesis.uploads
 from django.db import migrations, models
 
 # Full-text search of passages: an FTS5 index kept in step by triggers on SQLite, and a GIN index on the
-# passage's tsvector on PostgreSQL (agents.selectors.docs_search queries the same expression).
+# passage's tsvector on PostgreSQL (pipeline.selectors.docs_search queries the same expression).
 SQLITE_FTS = [
     "CREATE VIRTUAL TABLE agents_passage_fts USING fts5(text, content='agents_passage', content_rowid='id', "
     "tokenize='porter unicode61')",

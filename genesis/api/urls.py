@@ -10,6 +10,7 @@ from agents.api.urls import routes as agent_routes
 from blueprints.api.urls import routes as blueprint_routes
 from genesis.api.token import ObtainTokenView
 from missions.api.urls import routes as mission_routes
+from pipeline.api.urls import routes as pipeline_routes
 from tasks.api.urls import routes as task_routes
 
 
@@ -18,7 +19,7 @@ class Router(DefaultRouter):
 
 
 router = Router()
-for prefix, viewset, basename in [*mission_routes, *task_routes, *agent_routes, *blueprint_routes]:
+for prefix, viewset, basename in [*mission_routes, *task_routes, *agent_routes, *pipeline_routes, *blueprint_routes]:
     router.register(prefix, viewset, basename=basename)
 
 

@@ -2,7 +2,7 @@ import pytest
 
 from agents.connectors import ConnectorError, QueryRefused, QueryTimeout, adapter_for
 from agents.models import Connection
-from tests.agents.conftest import ALLOWED, pg_connection, sqlite_connection
+from tests.pipeline.conftest import ALLOWED, pg_connection, sqlite_connection
 
 
 def _check_adapter(adapter, *, dialect):

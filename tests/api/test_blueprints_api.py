@@ -4,9 +4,9 @@ mapping spec review."""
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from agents import services as agent_services
 from blueprints.models import Blueprint, CheckEvaluation
 from missions.models import Mission
+from pipeline import services as agent_services
 from tasks.models import HistoryEntry, Phase
 from tasks.phase_gate import phases_advance
 from tests.blueprints.conftest import FILES, bronze, healthcare  # noqa: F401  (fixtures reused here)

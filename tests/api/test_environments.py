@@ -5,8 +5,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from agents.dbt import services as dbt_services
-from agents.models import Environment
+from pipeline.dbt import services as dbt_services
+from pipeline.models import Environment
 from tasks.models import HistoryEntry
 from tests.factories import ConnectionFactory, MissionFactory
 
@@ -163,7 +163,7 @@ def test_a_build_answers_202_records_the_request_and_enqueues_the_job(
     assert body["environment"]["id"] == stage.pk and body["environment"]["target_name"] == "HCLS_STAGE"
     assert body["message"].startswith("Build of the dbt project in stage (HCLS_STAGE) requested")
     assert _events(mission, "environment.build_requested") == [("analyst", {"environment": "stage"})]
-    assert enqueued == [("agents.jobs.environment_build", (stage.pk, analyst.pk),
+    assert enqueued == [("pipeline.jobs.environment_build", (stage.pk, analyst.pk),
                          {"task_name": f"environment-build-{stage.pk}"})]
 
 

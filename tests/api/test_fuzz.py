@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from agents.dbt.services import environment_set
 from genesis.wsgi import application
 from missions.models import Mission
+from pipeline.dbt.services import environment_set
 from tests.factories import ConnectionFactory, TaskFactory
 
 TOKEN = "0123456789abcdef0123456789abcdef01234567"

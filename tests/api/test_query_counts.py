@@ -4,9 +4,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from agents import services as agent_services
 from blueprints.models import CheckEvaluation
 from blueprints.services import blueprint_import
+from pipeline import services as agent_services
 from tasks import services
 from tests.factories import MissionFactory, PhaseFactory, TaskFactory, UserFactory
 

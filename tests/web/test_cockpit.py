@@ -258,7 +258,7 @@ def test_stakeholder_cannot_waive_or_rerun_checks(client_for, failed_check, view
 
 
 def test_lineage_page_traces_each_target_column_to_its_sources(client_for, planned, lead, viewer, outsider):
-    from agents.models import MappingSpec, MappingSpecVersion
+    from pipeline.models import MappingSpec, MappingSpecVersion
 
     spec = MappingSpec.objects.create(mission=planned, target_table="CLAIM_SUMMARY")
     content = {"columns": [{"name": "TOTAL_CHARGE", "sources": [{"table": "CLAIM_DETAILS", "column": "CHARGE_AMOUNT"}],

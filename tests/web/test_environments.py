@@ -9,8 +9,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from agents.dbt import services as dbt_services
-from agents.models import Environment
+from pipeline.dbt import services as dbt_services
+from pipeline.models import Environment
 from tasks.models import HistoryEntry
 from tests.factories import ConnectionFactory, MissionFactory
 
@@ -76,7 +76,7 @@ def test_the_owner_builds_from_the_panel_the_request_is_recorded_and_the_job_enq
             in content)
     assert response["HX-Trigger"] == "genesis:changed"
     assert _requested(mission) == [("lead", {"environment": "stage"})]
-    assert enqueued == [("agents.jobs.environment_build", (stage.pk, lead.pk),
+    assert enqueued == [("pipeline.jobs.environment_build", (stage.pk, lead.pk),
                          {"task_name": f"environment-build-{stage.pk}"})]
 
 

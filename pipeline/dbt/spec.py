@@ -1,0 +1,198 @@
+"""What the dbt, quality, validation and backfill agents need of a target: its columns, types, rules and SQL.
+
+The approved mapping spec versions (``agents.MappingSpecVersion``) are the source of truth; a task's config may
+also carry target specs inline (``config["targets"]``, the same shape), which the tests and ad-hoc runs use.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from genesis.exceptions import DomainError
+
+# Type families: a declared type (from the spec or the database) is compared by family, not by spelling.
+_FAMILIES: list[tuple[str, tuple[str, ...]]] = [
+    ("timestamp", ("TIMESTAMP", "DATETIME")),
+    ("date", ("DATE",)),
+    ("boolean", ("BOOL",)),
+    ("integer", ("INT", "SERIAL")),
+    ("numeric", ("DEC", "NUMERIC", "NUM", "REAL", "FLOA", "DOUB", "MONEY")),
+    ("text", ("CHAR", "TEXT", "CLOB", "STRING", "VARCHAR", "UUID")),
+]
+
+
+def type_family(declared: str) -> str:
+    """``DECIMAL(12,2)`` -> ``numeric``, ``character varying`` -> ``text``, ``BIGINT`` -> ``integer``."""
+    upper = (declared or "").upper()
+    for family, markers in _FAMILIES:
+        if any(marker in upper for marker in markers):
+            return family
+    return "unknown"
+
+
+@dataclass
+class ColumnSpec:
+    """One target column: its type, meaning, constraints and (when known) the source column it comes from."""
+
+    name: str
+    type: str = "TEXT"
+    description: str = ""
+    not_null: bool = False
+    unique: bool = False
+    source_table: str = ""
+    source_column: str = ""
+    references: str = ""  # "TABLE.COLUMN" a value must exist in (referential integrity), when declared
+
+    @property
+    def family(self) -> str:
+        return type_family(self.type)
+
+
+@dataclass
+class TargetSpec:
+    """One target table as the approved mapping spec describes it."""
+
+    name: str
+    sql: str
+    dialect: str = "sqlite"
+    description: str = ""
+    columns: list[ColumnSpec] = field(default_factory=list)
+    grain: list[str] = field(default_factory=list)
+    version: int | None = None
+
+    def column(self, name: str) -> ColumnSpec | None:
+        return next((c for c in self.columns if c.name.upper() == name.upper()), None)
+
+    @property
+    def key_columns(self) -> list[str]:
+        """Columns that must never be null: the grain plus the declared not-null columns."""
+        keys = list(self.grain)
+        keys += [c.name for c in self.columns if c.not_null and c.name not in keys]
+        return keys
+
+
+_CONSTRAINT_WORDS = {"not_null": "not_null", "not null": "not_null", "required": "not_null", "unique": "unique",
+                     "primary_key": "pk", "primary key": "pk", "pk": "pk"}
+
+
+def _constraints(raw: Any) -> set[str]:
+    words: set[str] = set()
+    items = raw if isinstance(raw, list) else [raw] if raw else []
+    for item in items:
+        text = item if isinstance(item, str) else next(iter(item), "") if isinstance(item, dict) else ""
+        word = _CONSTRAINT_WORDS.get(str(text).strip().lower())
+        if word:
+            words.add(word)
+    return words
+
+
+def _references(raw: dict) -> str:
+    for key in ("references", "foreign_key", "relationship"):
+        value = raw.get(key)
+        if isinstance(value, str) and "." in value:
+            return value
+        if isinstance(value, dict) and value.get("table") and value.get("column"):
+            return f"{value['table']}.{value['column']}"
+    for item in raw.get("constraints") or []:
+        if isinstance(item, dict):
+            ref = item.get("references") or item.get("relationships")
+            if isinstance(ref, str) and "." in ref:
+                return ref
+            if isinstance(ref, dict) and ref.get("table") and ref.get("column"):
+                return f"{ref['table']}.{ref['column']}"
+    return ""
+
+
+def column_from_dict(raw: dict) -> ColumnSpec:
+    name = raw.get("name") or raw.get("target_column") or raw.get("column")
+    if not name:
+        raise DomainError(f"A target column has no name: {raw!r}", field="columns")
+    words = _constraints(raw.get("constraints") or raw.get("tests"))
+    source = raw.get("source") if isinstance(raw.get("source"), dict) else {}
+    sources = raw.get("sources") if isinstance(raw.get("sources"), list) else []
+    if not source and len(sources) == 1 and isinstance(sources[0], dict):
+        source = sources[0]  # the mapping spec's single source column (several mean an expression)
+    source_table = raw.get("source_table") or source.get("table") or ""
+    source_column = raw.get("source_column") or source.get("column") or ""
+    if not source_table and isinstance(raw.get("source"), str) and "." in raw["source"]:
+        source_table, source_column = raw["source"].split(".", 1)
+    return ColumnSpec(
+        name=str(name),
+        type=str(raw.get("type") or raw.get("target_type") or raw.get("data_type") or "TEXT"),
+        description=str(raw.get("description") or ""),
+        not_null=bool(raw.get("not_null")) or bool(words & {"not_null", "pk"}) or raw.get("nullable") is False,
+        unique=bool(raw.get("unique")) or bool(words & {"unique", "pk"}),
+        source_table=str(source_table or ""),
+        source_column=str(source_column or ""),
+        references=_references(raw),
+    )
+
+
+def target_from_dict(raw: dict, *, sql: str | None = None, dialect: str | None = None,
+                     version: int | None = None) -> TargetSpec:
+    name = raw.get("target_table") or raw.get("target") or raw.get("name") or raw.get("table")
+    if not name:
+        raise DomainError("A target spec has no table name.", field="target_table")
+    columns = [column_from_dict(c) for c in raw.get("columns") or []]
+    grain = raw.get("grain") or raw.get("unique_key") or raw.get("primary_key") or []
+    if isinstance(grain, dict):  # the mapping spec's {"entity": ..., "columns": [...]}
+        grain = grain.get("columns") or []
+    if isinstance(grain, str):
+        grain = [g.strip() for g in re.split(r"[,\s]+", grain) if g.strip()]
+    if not grain:
+        grain = [c.name for c in columns if c.unique]
+    text = sql if sql is not None else raw.get("sql") or raw.get("select_sql") or ""
+    if not text.strip():
+        raise DomainError(f"The spec of {name} has no SQL for the target.", field="sql")
+    return TargetSpec(
+        name=str(name), sql=text, dialect=dialect or raw.get("dialect") or "sqlite",
+        description=str(raw.get("description") or ""), columns=columns, grain=[str(g) for g in grain],
+        version=version,
+    )
+
+
+def approved_targets(mission) -> list[TargetSpec]:
+    """The mission's approved mapping spec versions as target specs (latest approved version per target)."""
+    from pipeline.choices import MappingStatus
+    from pipeline.models import MappingSpecVersion
+
+    versions = (
+        MappingSpecVersion.objects.filter(spec__mission=mission, status=MappingStatus.APPROVED)
+        .select_related("spec").order_by("spec__target_table", "-number")
+    )
+    seen: dict[str, TargetSpec] = {}
+    for version in versions:
+        table = version.spec.target_table
+        if table in seen:
+            continue
+        content = dict(version.content or {})
+        content.setdefault("target_table", table)
+        seen[table] = target_from_dict(content, sql=version.sql, dialect=version.dialect, version=version.number)
+    return list(seen.values())
+
+
+def targets_for(mission, config: dict) -> list[TargetSpec]:
+    """Inline ``config["targets"]`` when given, otherwise the mission's approved mapping specs."""
+    inline = config.get("targets")
+    if inline:
+        return [target_from_dict(raw) for raw in inline]
+    targets = approved_targets(mission)
+    if not targets:
+        # Mapping tasks approved before task approval approved their spec version: bring those specs in line
+        # (safe to call again), then look again.
+        from pipeline.services import mapping_specs_sync_approvals
+
+        if mapping_specs_sync_approvals(mission=mission):
+            targets = approved_targets(mission)
+    if not targets:
+        raise DomainError(
+            "No approved mapping spec for this mission: approve the mapping specs before building.",
+            code="no_approved_spec",
+        )
+    wanted = config.get("target_tables") or config.get("select")
+    if wanted:
+        upper = {w.upper() for w in wanted}
+        targets = [t for t in targets if t.name.upper() in upper]
+    return targets

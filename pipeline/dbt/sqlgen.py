@@ -1,0 +1,161 @@
+"""Turning a mapping spec's SELECT into a dbt model in the target's dialect (sqlglot does the transpiling).
+
+Bronze tables become ``{{ source('bronze', 'X') }}``; the month-partitioned table (when a partition is declared)
+becomes a subquery filtered by the ``genesis_month_filter`` macro, so one parsed project can rebuild any month.
+The result is cast to the spec's column types, so the built table carries the declared types.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from genesis.exceptions import DomainError
+from pipeline.dbt.spec import TargetSpec, type_family
+
+_SRC = "__genesis_src__"
+_PART = "__genesis_part__"
+_CHILD = "__genesis_child__"
+
+# The SQL type each family is cast to, per dbt target dialect (SQLite keeps dates as ISO text: CAST AS DATE
+# would give them numeric affinity and turn '2023-01-05' into 2023).
+_CASTS = {
+    "sqlite": {"text": "TEXT", "integer": "INTEGER", "numeric": "REAL", "date": "TEXT", "timestamp": "TEXT",
+               "boolean": "INTEGER"},
+    "postgres": {"text": "TEXT", "integer": "BIGINT", "numeric": "NUMERIC", "date": "DATE",
+                 "timestamp": "TIMESTAMP", "boolean": "BOOLEAN"},
+}
+
+
+@dataclass(frozen=True)
+class Partition:
+    """The bronze table and date column (ISO text or date) that split the history into months."""
+
+    table: str
+    column: str
+    key: str = ""  # the partition table's key column
+    # Child tables keyed by it, as (table, column): a month's rebuild reads only their rows of that month's keys.
+    children: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        for value in (self.table, self.column, *(v for pair in self.children for v in pair),
+                      *([self.key] if self.key else [])):
+            if not re.fullmatch(r"\w+", value or ""):
+                raise DomainError(f"The partition names {value!r}, which is not a plain table or column name.",
+                                  field="partition")
+
+
+def cast_type(declared: str, dialect: str) -> str:
+    family = type_family(declared)
+    if dialect == "postgres" and family == "numeric":
+        match = re.search(r"\(\s*(\d+)\s*,\s*(\d+)\s*\)", declared)
+        if match:
+            return f"NUMERIC({match.group(1)},{match.group(2)})"
+    return _CASTS.get(dialect, _CASTS["sqlite"]).get(family, "TEXT")
+
+
+def _dialect_fixes(tree: exp.Expression, dialect: str) -> exp.Expression:
+    def fix(node: exp.Expression) -> exp.Expression:
+        if dialect == "sqlite" and isinstance(node, exp.Substring):
+            args = [node.this, node.args.get("start"), node.args.get("length")]
+            return exp.Anonymous(this="substr", expressions=[a for a in args if a is not None])
+        if dialect == "postgres" and isinstance(node, exp.Round) and node.args.get("decimals") is not None:
+            # PostgreSQL has round(numeric, int) but no round(double precision, int).
+            inner = node.this
+            if not (isinstance(inner, exp.Cast) and inner.to.this == exp.DataType.Type.DECIMAL):
+                node.set("this", exp.cast(inner, exp.DataType.build("NUMERIC")))
+        return node
+
+    return tree.transform(fix)
+
+
+def model_sql(target: TargetSpec, *, dialect: str, bronze_tables: dict[str, str],
+              partition: Partition | None = None) -> str:
+    """The model's SQL for ``dialect`` (``sqlite`` or ``postgres``). ``bronze_tables`` maps upper-case names to
+    the source's actual table names."""
+    try:
+        tree = sqlglot.parse_one(target.sql, read=target.dialect)
+    except ParseError as error:
+        raise DomainError(f"The SQL of {target.name} does not parse as {target.dialect}: {error}",
+                          field="sql", code="parse_error") from None
+    if not isinstance(tree, exp.Query):
+        raise DomainError(f"The SQL of {target.name} is not a SELECT.", field="sql")
+    ctes = {cte.alias_or_name.upper() for cte in tree.find_all(exp.CTE)}
+    used: set[str] = set()
+    for table in list(tree.find_all(exp.Table)):
+        name = table.name.upper()
+        if not name or name in ctes or name not in bronze_tables:
+            continue
+        actual = bronze_tables[name]
+        used.add(actual)
+        child_tables = {c.upper() for c, _ in partition.children} if partition and partition.key else set()
+        prefix = (_PART if partition and actual.upper() == partition.table.upper()
+                  else _CHILD if actual.upper() in child_tables else _SRC)
+        alias = table.alias or table.name
+        replacement = exp.Table(this=exp.to_identifier(prefix + actual, quoted=True))
+        replacement.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+        table.replace(replacement)
+    if not used:
+        raise DomainError(f"The SQL of {target.name} reads none of the bronze tables.", field="sql")
+    if target.columns:
+        casts = [
+            exp.alias_(exp.cast(exp.column(c.name, table="genesis_mapped", quoted=True),
+                                exp.DataType.build(cast_type(c.type, dialect), dialect=dialect)),
+                       c.name, quoted=True)
+            for c in target.columns
+        ]
+        tree = exp.select(*casts).from_(exp.Subquery(this=tree, alias=exp.TableAlias(
+            this=exp.to_identifier("genesis_mapped", quoted=True))))
+    tree = _dialect_fixes(tree, dialect)
+    text = tree.sql(dialect=dialect, identify=True, pretty=True)
+
+    def source(match: re.Match) -> str:
+        return "{{ source('bronze', '" + match.group(1) + "') }}"
+
+    def part(match: re.Match) -> str:
+        column = '"' + partition.column + '"'
+        # Identifiers only: the table matched \w+ and the column was checked by Partition.
+        source_ref = "{{ source('bronze', '" + match.group(1) + "') }}"
+        return "(SELECT * FROM " + source_ref + " WHERE {{ genesis_month_filter('" + column + "') }})"  # noqa: S608
+
+    def child(match: re.Match) -> str:
+        column = next(c for t, c in partition.children if t.upper() == match.group(1).upper())
+        source_ref = "{{ source('bronze', '" + match.group(1) + "') }}"
+        parent = "source('bronze', '" + partition.table + "')"
+        return ("(SELECT * FROM " + source_ref + " WHERE {{ genesis_child_filter('\"" + column + "\"', "  # noqa: S608
+                + parent + ", '\"" + partition.key + "\"', '\"" + partition.column + "\"') }})")
+
+    text = re.sub(r'"' + _SRC + r'(\w+)"', source, text)
+    text = re.sub(r'"' + _CHILD + r'(\w+)"', child, text)
+    return re.sub(r'"' + _PART + r'(\w+)"', part, text) + "\n"
+
+
+def month_filter(column: str, month: str, dialect: str) -> str:
+    """What the ``genesis_month_filter`` macro renders for ``month`` ('YYYY-MM'): a range on the ISO date."""
+    year, number = (int(part) for part in month.split("-"))
+    following = f"{year + 1 if number == 12 else year:04d}-{1 if number == 12 else number + 1:02d}"
+    if dialect == "sqlite":
+        return f"{column} >= '{month}' and {column} < '{following}'"
+    return f"{column} >= '{month}-01' and {column} < '{following}-01'"
+
+
+def render_month(model: str, *, month: str, dialect: str) -> str:
+    """A generated model (``model_sql``) as plain SQL over one month of the source, runnable on the source
+    connection without dbt: what dbt renders from the macros with ``genesis_month`` set."""
+    if not re.fullmatch(r"\d{4}-\d{2}", month):
+        raise DomainError(f"{month!r} is not a month (YYYY-MM).", field="month")
+
+    def child(match: re.Match) -> str:
+        column, parent, key, date = match.groups()
+        return (f'{column} IN (SELECT {key} FROM "{parent}" WHERE '  # noqa: S608 - identifiers checked by Partition
+                f"{month_filter(date, month, dialect)})")
+
+    text = re.sub(r"\{\{ genesis_child_filter\('(\"\w+\")', source\('bronze', '(\w+)'\), '(\"\w+\")', "
+                  r"'(\"\w+\")'\) \}\}", child, model)
+    text = re.sub(r"\{\{ genesis_month_filter\('(\"\w+\")'\) \}\}",
+                  lambda m: month_filter(m.group(1), month, dialect), text)
+    return re.sub(r"\{\{ source\('bronze', '(\w+)'\) \}\}", r'"\1"', text)

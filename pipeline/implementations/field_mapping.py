@@ -1,0 +1,323 @@
+"""Define a target's mapping spec: map every target column onto the source, ask where unsure, propose a
+versioned spec (JSON, SQL, lineage, diff) for the Mission Owner's approval."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django.conf import settings
+
+from agents.base import AgentContext, BaseAgent, Failed, NeedsApproval, NeedsInput, Outcome
+from agents.connectors import Adapter, ConnectorError
+from agents.registry import register
+from genesis.exceptions import DomainError
+from pipeline.choices import MappingStatus
+from pipeline.dbt.build import read_partition
+from pipeline.dbt.spec import target_from_dict
+from pipeline.dbt.sqlgen import model_sql, render_month
+from pipeline.implementations.common import (
+    artifact_id,
+    beat,
+    mission_spec,
+    open_source,
+    say,
+    stop_requested,
+    write,
+)
+from pipeline.implementations.profiling import PROFILE_ARTIFACT
+from pipeline.mapping import Ambiguity, Catalog, MappingProblem, TargetMapper, column_lineage
+from pipeline.profiler import profile_source
+from pipeline.specfile import target_spec
+
+_SENTENCE = re.compile(r"(?<=[.;!?\n])\s+")
+_QUESTION_KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z0-9_.]+?):")
+
+
+def _stored_profile(context: AgentContext, adapter: Adapter, tables: list[str]) -> dict[str, Any] | None:
+    """The mission's latest source profile if it covers this connection and these tables."""
+    from tasks.models import Artifact
+
+    artifact = (Artifact.objects.filter(mission=context.mission, name=PROFILE_ARTIFACT).exclude(file="")
+                .order_by("-created_at", "-pk").first())
+    if artifact is None:
+        return None
+    try:
+        with artifact.file.open("rb") as handle:
+            profile = json.loads(handle.read())
+    except (OSError, ValueError):
+        return None
+    have = {t.upper() for t in profile.get("tables", {})}
+    if profile.get("connection") != adapter.connection.name or not {t.upper() for t in tables} <= have:
+        return None
+    return profile
+
+
+def answers_by_key(context: AgentContext, target: str) -> dict[str, str]:
+    """Answers to this agent's earlier questions about ``target``, keyed by the column (or column.part)."""
+    result: dict[str, str] = {}
+    for item in context.answers:
+        answer = str(item.get("answer") or item.get("text") or "").strip()
+        ctx = item.get("context") or {}
+        column = ctx.get("column") if isinstance(ctx, dict) else None
+        if column and "." in column and column.split(".", 1)[0].upper() == target.upper():
+            key = column.split(".", 1)[1]
+        else:
+            match = _QUESTION_KEY.match(str(item.get("question") or ""))
+            if not match or match[1].upper() != target.upper():
+                continue
+            key = match[2]
+        if answer:
+            result[key.upper()] = answer
+    return result
+
+
+def feedback_overrides(context: AgentContext, target: dict[str, Any], catalog: Catalog
+                       ) -> tuple[dict[str, str], list[str], list[str]]:
+    """Read the reviewer's feedback: a sentence naming one target column and one source column maps that
+    column there. Returns (overrides, columns the feedback questions without naming a source, unread texts)."""
+    names = [c["name"] for c in target["columns"]]
+    overrides: dict[str, str] = {}
+    unclear_columns: list[str] = []
+    unread: list[str] = []
+    for item in context.feedback:
+        text = str(item.get("text") or item.get("feedback") or "").strip()
+        if not text:
+            continue
+        understood = False
+        for sentence in _SENTENCE.split(text):
+            mentioned = [n for n in names if re.search(rf"\b{re.escape(n)}\b", sentence, re.I)]
+            rest = sentence
+            for n in mentioned:
+                rest = re.sub(rf"\b{re.escape(n)}\b", " ", rest, flags=re.I)
+            ref = catalog.find(rest)
+            if len(mentioned) == 1 and ref is not None:
+                overrides[mentioned[0].upper()] = str(ref)
+                understood = True
+            elif mentioned:
+                unclear_columns += [m for m in mentioned if m not in unclear_columns]
+                understood = True
+        if not understood:
+            unread.append(text)
+    return overrides, unclear_columns, unread
+
+
+def docs_hints(context: AgentContext, target: dict[str, Any], catalog: Catalog) -> tuple[str, dict[str, list]]:
+    """Search the mission's docs index (task config ``docs_index``, else the mission's) for each copied target
+    column; the source columns a matching passage names become cited candidates."""
+    from pipeline.models import DocsIndex
+    from pipeline.selectors import docs_search
+
+    name = context.config.get("docs_index") or getattr(context.mission, "docs_index", "") or ""
+    if not name:
+        return "", {}
+    if not DocsIndex.objects.filter(name=name).exists():
+        say(context, f"the docs index {name!r} does not exist; mapping without it")
+        return name, {}
+    hints: dict[str, list] = {}
+    for column in target["columns"]:
+        if column.get("rule"):
+            continue
+        for hit in docs_search(index_name=name, query=column["name"], phrase=True, limit=5):
+            citation = {"index": name, "title": hit["title"], "position": hit["position"], "passage": hit["passage"],
+                        "text": hit["text"][:500]}
+            for ref in catalog.refs_in(hit["text"], skip=column["name"]):
+                hints.setdefault(column["name"].upper(), []).append((ref, citation))
+    return name, hints
+
+
+def spec_markdown(content: dict[str, Any], version: int) -> str:
+    lines = [f"# {content['target']} mapping spec v{version}", "", content.get("description", ""), "",
+             f"Grain: one row per {content['grain']['entity']} ({content['grain']['entity_table']}."
+             f"{content['grain']['entity_key']})"
+             + (f" and month of {content['grain']['period']}" if content["grain"]["period"] else "") + ".", "",
+             "| column | type | source | transformation | confidence |", "|---|---|---|---|---:|"]
+    for col in content["columns"]:
+        sources = ", ".join(f"{s['table']}.{s['column']}" for s in col["sources"]) or "-"
+        lines.append(f"| {col['name']} | {col['target_type']} | {sources} | {col['transformation']} | "
+                     f"{col['confidence']:.2f} |")
+    lines += ["", "## Reasoning", ""]
+    lines += [f"- **{c['name']}**: {c['reasoning'] or '-'}" for c in content["columns"]]
+    cited = [(c["name"], cit) for c in content["columns"] for cit in c.get("citations", [])]
+    if cited:
+        lines += ["", "## Passages cited", ""]
+        lines += [f"- {name}: “{cit['title']}” §{cit['position']}: {cit['text']}" for name, cit in cited]
+    dry = content.get("dry_run", {})
+    lines += ["", "## Dry run", "", f"Over {dry.get('scope', 'all rows')}: {dry.get('rows', '?')} rows; "
+              f"{dry.get('duplicate_grain_rows', '?')} duplicate grain keys.",
+              "", "## SQL", "", "```sql", content["sql"], "```", ""]
+    return "\n".join(lines)
+
+
+@register
+class FieldMappingAgent(BaseAgent):
+    kind = "field_mapping"
+    description = ("Maps each column of a target table onto the profiled source (name, description, type, "
+                   "profile and business rules), asks where unsure, and proposes a versioned mapping spec with "
+                   "its SQL and column lineage for approval.")
+
+    def run(self, context: AgentContext) -> Outcome:
+        from pipeline.selectors import mapping_spec_latest
+        from pipeline.services import mapping_spec_propose, mapping_spec_reject
+
+        target_name = context.config.get("target") or context.config.get("target_table")
+        if not target_name:
+            return Failed(error="The task config names no target (config.target, e.g. CLAIM_SUMMARY).",
+                          retryable=False)
+        try:
+            spec = mission_spec(context)
+            target = target_spec(spec, target_name)
+            adapter = open_source(context, spec)
+        except DomainError as error:
+            return Failed(error=error.message, retryable=False)
+        target_name = target["name"]
+        try:
+            profile = _stored_profile(context, adapter, sorted(adapter.allowed_tables or []))
+            if profile is None:
+                say(context, "no stored profile of this source; profiling it now")
+                profile = profile_source(adapter, cancelled=lambda: stop_requested(context))
+            beat(context)
+            catalog = Catalog(profile, spec["sources"].get("tables"))
+
+            # A review that came back: the proposed version is rejected with its feedback, and the feedback
+            # steers this run (a named source for a named column, or a question when it names no source).
+            latest = mapping_spec_latest(mission=context.mission, target_table=target_name)
+            if context.feedback and latest is not None and latest.status == MappingStatus.PROPOSED:
+                from django.contrib.auth import get_user_model
+
+                last = context.feedback[-1]
+                users = get_user_model()
+                reviewer = users.objects.filter(**{users.USERNAME_FIELD: last.get("by") or ""}).first()
+                mapping_spec_reject(version=latest, actor=reviewer,
+                                    feedback=str(last.get("text") or last.get("feedback") or last))
+            from_feedback, unclear, unread = feedback_overrides(context, target, catalog)
+            overrides = {k.upper(): v for k, v in (context.config.get("overrides") or {}).items()}
+            answers = answers_by_key(context, target_name)
+            for column in unclear:
+                if column.upper() not in answers and column.upper() not in from_feedback:
+                    return NeedsInput(
+                        question=f"{target_name}.{column}: the review's feedback questions this column but names "
+                                 f"no source column. Which source column should {column} use?",
+                        options=[str(r) for r in catalog.words][:12] + ["none"],
+                        context={"column": f"{target_name}.{column}", "reason": "feedback"},
+                    )
+            if unread and "FEEDBACK" not in answers:
+                return NeedsInput(
+                    question=f"{target_name}.FEEDBACK: I could not tell which column this feedback is about: "
+                             f"“{unread[-1]}”. Please answer as COLUMN = TABLE.SOURCE_COLUMN.",
+                    options=[], context={"column": f"{target_name}.FEEDBACK", "reason": "feedback"},
+                )
+            if "FEEDBACK" in answers:
+                extra, _, _ = feedback_overrides(
+                    AgentContext(mission=context.mission, task=context.task, run=context.run, agent=context.agent,
+                                 config={}, connections={}, feedback=[{"text": answers["FEEDBACK"]}]),
+                    target, catalog)
+                from_feedback.update(extra)
+
+            index_name, hints = docs_hints(context, target, catalog)
+            mapper = TargetMapper(target=target, catalog=catalog, dialect=adapter.dialect, answers=answers,
+                                  overrides=overrides, feedback=from_feedback, hints=hints)
+            try:
+                content = mapper.plan()
+            except Ambiguity as question:
+                say(context, f"asking: {question.question}")
+                return NeedsInput(question=question.question, options=question.options, default=question.default,
+                                  context={"column": f"{target_name}.{question.column}", "reason": question.reason})
+            except MappingProblem as problem:
+                return Failed(error=f"{target_name}: {problem}", retryable=False)
+            content["dry_run"] = self._dry_run(adapter, content, profile)
+        except ConnectorError as error:
+            return Failed(error=f"{target_name}: {error.message}", retryable=False)
+        except InterruptedError:
+            return Failed(error="Cancelled while profiling.", retryable=False)
+        finally:
+            adapter.close()
+
+        lineage = column_lineage(content["sql"], dialect=content["dialect"], profile=profile,
+                                 columns=[c["name"] for c in content["columns"]])
+        for column in content["columns"]:
+            column["lineage"] = lineage.get(column["name"], [])
+        content["source"] = {"connection": profile["connection"], "dialect": profile["dialect"],
+                             "tables": sorted(profile["tables"])}
+        content["docs_index"] = index_name or None
+        content["feedback_applied"] = [str(f.get("text") or f.get("feedback") or "") for f in context.feedback]
+        version = mapping_spec_propose(
+            mission=context.mission, target_table=target_name, content=content, sql=content["sql"],
+            dialect=content["dialect"], lineage=lineage, task=context.task, run=context.run, actor=context.agent,
+        )
+        spec_artifact = write(context, name=f"{target_name}.mapping_spec.json", kind="spec", content=content,
+                              content_type="application/json")
+        write(context, name=f"{target_name}.sql", kind="sql", content=content["sql"] + "\n",
+              content_type="application/sql")
+        write(context, name=f"{target_name}.mapping_spec.md", kind="report",
+              content=spec_markdown(content, version.number), content_type="text/markdown")
+        low = [c["name"] for c in content["columns"] if c["confidence"] < 0.7]
+        changed = version.diff.get("changed", {})
+        summary = (f"{target_name} mapping spec v{version.number}: {len(content['columns'])} columns mapped, "
+                   f"dry run over {content['dry_run']['scope']}: {content['dry_run']['rows']} rows, "
+                   f"{content['dry_run']['duplicate_grain_rows']} "
+                   f"duplicate grain keys."
+                   + (f" Lowest confidence: {', '.join(low)}." if low else "")
+                   + (f" Changed since the last version: {', '.join(changed)}." if changed else ""))
+        say(context, summary)
+        return NeedsApproval(summary=summary, outputs={
+            "mapping_spec_id": version.spec_id, "version": version.number, "target": target_name,
+            "rows": content["dry_run"]["rows"], "spec_artifact": artifact_id(spec_artifact),
+        })
+
+    def approved(self, *, task, run, actor) -> None:
+        """The owner approved the proposal: the spec version this task proposed becomes the approved one, in the
+        same transaction (the build reads approved versions only)."""
+        from pipeline.services import mapping_spec_approve_with_task
+
+        mapping_spec_approve_with_task(task=task, actor=actor)
+
+    def _dry_run(self, adapter: Adapter, content: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
+        """Run the target's SQL on the source: its rows, a sample, and the grain keys held by more than one row.
+        Over all rows, or over the latest month when the month-partitioned table is larger than
+        GENESIS_DRY_RUN_FULL_ROWS (the backfill checks every month later)."""
+        sql, scope = content["sql"], "all rows"
+        month = _month_sample(adapter, content, profile)
+        if month is not None:
+            sql, scope = month
+        grain = content["grain"]["columns"]
+        if grain:
+            cols = ", ".join(adapter.quote(c) for c in grain)
+            # One pass: rows per grain key, then their sum and the keys with more than one.
+            rows, duplicates = adapter.query(
+                f"SELECT COALESCE(SUM(n), 0), COALESCE(SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), 0) FROM "  # noqa: S608
+                f"(SELECT {cols}, COUNT(*) AS n FROM ({sql}) AS q GROUP BY {cols}) AS g", limit=1).rows[0]
+        else:
+            rows, duplicates = adapter.scalar(f"SELECT COUNT(*) FROM ({sql}) AS q"), 0  # noqa: S608
+        sample = adapter.query(f"SELECT * FROM ({sql}) AS q", limit=5)  # noqa: S608
+        return {"rows": int(rows), "scope": scope, "columns": sample.columns,
+                "sample": [[v if isinstance(v, int | float | str) or v is None else str(v) for v in row]
+                           for row in sample.rows],
+                "duplicate_grain_rows": int(duplicates), "elapsed_ms": sample.elapsed_ms}
+
+
+def _month_sample(adapter: Adapter, content: dict[str, Any], profile: dict[str, Any]) -> tuple[str, str] | None:
+    """The target's model over the latest month of its partition table, and the scope's name; None when the
+    table is small enough to read whole or the target has no month partition."""
+    target = target_from_dict(content, sql=content["sql"], dialect=content["dialect"])
+    # A monthly grain names its period's date (TABLE.COLUMN); else a date column of the target gives it.
+    table, _, column = (content["grain"].get("period") or "").partition(".")
+    config = {"partition": {"table": table, "column": column}} if table and column else {}
+    try:
+        bronze, _, partition = read_partition(adapter, [target], config)
+    except DomainError:
+        return None  # no usable partition: the dry run reads every row
+    if partition is None:
+        return None
+    table = next((t for name, t in profile["tables"].items() if name.upper() == partition.table.upper()), {})
+    if (table.get("row_count") or 0) <= settings.GENESIS_DRY_RUN_FULL_ROWS:
+        return None
+    latest = adapter.scalar(f"SELECT MAX({adapter.quote(partition.column)}) "  # noqa: S608 - quoted identifiers
+                            f"FROM {adapter.quote(partition.table)}")
+    if latest is None:
+        return None
+    month = str(latest)[:7]
+    model = model_sql(target, dialect=adapter.dialect, bronze_tables=bronze, partition=partition)
+    return (render_month(model, month=month, dialect=adapter.dialect),
+            f"month {month} of {partition.table}.{partition.column} ({table['row_count']:,} rows in all)")

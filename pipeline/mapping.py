@@ -1,0 +1,814 @@
+"""Field mapping: from a target's spec (names, descriptions, types, rules) and a source profile (types, values,
+keys, inferred foreign keys) to a mapping spec and one SELECT for the whole target.
+
+Nothing here knows the demo's column names. Source columns are found by scoring how well their names (with
+common data-engineering abbreviations expanded), their table and any source description explain the target
+column's name, description or rule phrase, weighted by how rare each word is among the source columns and by
+type fit against the profile. Joins follow the inferred foreign keys. A column whose best candidate is weak or
+not clearly ahead of a different one is not guessed: it becomes a question (``Ambiguity``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.lineage import lineage as sqlglot_lineage
+
+from pipeline.specfile import band_bounds
+
+ACCEPT_SCORE = 0.6
+MARGIN = 0.15
+FORMAT = "genesis.mapping-spec/1"
+
+# General abbreviations seen in source systems (not the names of any one dataset).
+ABBREVIATIONS: dict[str, tuple[str, ...]] = {
+    "svc": ("service",), "srv": ("service",), "serv": ("service",), "dt": ("date",), "dte": ("date",),
+    "dx": ("diagnosis",), "diag": ("diagnosis",), "px": ("procedure",), "proc": ("procedure",),
+    "amt": ("amount",), "chg": ("charge",), "chrg": ("charge",), "pd": ("paid",), "pmt": ("payment",),
+    "pt": ("patient",), "pat": ("patient",), "mbr": ("member",), "prov": ("provider",), "prv": ("provider",),
+    "clm": ("claim",), "no": ("number",), "num": ("number",), "nbr": ("number",), "qty": ("quantity",),
+    "cd": ("code",), "desc": ("description",), "dob": ("birth", "date"), "fname": ("first", "name"),
+    "lname": ("last", "name"), "nm": ("name",), "identifier": ("id",), "ident": ("id",), "addr": ("address",),
+    "ins": ("insurance",), "spec": ("specialty",), "stat": ("status",), "sts": ("status",), "typ": ("type",),
+    "tp": ("type",), "yr": ("year",), "mo": ("month",), "mth": ("month",), "ln": ("line",), "dtl": ("detail",),
+    "tot": ("total",), "cnt": ("count",), "dob_dt": ("birth", "date"), "sex": ("gender",), "zip": ("zip",),
+    "postal": ("zip",), "st": ("state",), "bdate": ("birth", "date"), "birthdate": ("birth", "date"),
+}
+STOP_WORDS = frozenset(
+    "a an the of and or for in on at to by its it is be each per one row rows when has have no with from as "
+    "which that this was were given who whose s what where there their them they after before over all any "
+    "same left".split()
+)
+
+
+def _singular(word: str) -> str:
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+def tokens(text: str) -> list[str]:
+    """Words of a name or phrase: split on case and punctuation, abbreviations expanded, singular, no stop
+    words and no bare numbers (``DX1`` -> ``["diagnosis"]``, ``SVC_DT`` -> ``["service", "date"]``)."""
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", text)
+    spaced = re.sub(r"([A-Za-z])(\d)", r"\1 \2", spaced)
+    words: list[str] = []
+    for raw in re.split(r"[^a-z0-9]+", spaced.lower()):
+        if not raw or raw.isdigit() or raw in STOP_WORDS:
+            continue
+        for word in ABBREVIATIONS.get(raw, (raw,)):
+            word = _singular(word)
+            if word not in words:
+                words.append(word)
+    return words
+
+
+def target_category(sql_type: str) -> str:
+    base = re.split(r"[ (]", sql_type.strip().upper())[0]
+    if base in {"INT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT"}:
+        return "integer"
+    if base in {"DECIMAL", "NUMERIC", "REAL", "FLOAT", "DOUBLE", "NUMBER", "MONEY"}:
+        return "decimal"
+    if base == "DATE":
+        return "date"
+    if base in {"TIMESTAMP", "DATETIME"}:
+        return "datetime"
+    if base in {"BOOLEAN", "BOOL"}:
+        return "boolean"
+    return "text"
+
+
+_TYPE_FIT = {
+    "date": {"date": 1.0, "datetime": 0.8, "text": 0.3},
+    "datetime": {"datetime": 1.0, "date": 0.9, "text": 0.3},
+    "integer": {"integer": 1.0, "real": 0.5, "text": 0.3},
+    "decimal": {"real": 1.0, "integer": 0.9, "text": 0.3},
+    "text": {"text": 1.0, "integer": 0.8, "date": 0.5, "datetime": 0.5, "real": 0.5},
+    "boolean": {"boolean": 1.0, "integer": 0.7, "text": 0.5},
+}
+
+
+def type_fit(want: str | None, observed: str) -> float:
+    if want is None or observed == "unknown":
+        return 1.0
+    return _TYPE_FIT.get(want, {}).get(observed, 0.1)
+
+
+class MappingProblem(Exception):
+    """The target cannot be mapped as specified (a structural problem, not a question for a person)."""
+
+
+@dataclass
+class Ambiguity(Exception):
+    """A column needs a person: no candidate is good enough, or two different ones are too close."""
+
+    column: str
+    question: str
+    options: list[str]
+    default: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        return self.question
+
+
+@dataclass(frozen=True)
+class Ref:
+    table: str
+    column: str
+
+    def __str__(self) -> str:
+        return f"{self.table}.{self.column}"
+
+
+@dataclass
+class Candidate:
+    ref: Ref
+    score: float
+    evidence: list[str] = field(default_factory=list)
+
+
+class Catalog:
+    """The profiled source: columns with their words and types, keys, and the foreign-key graph."""
+
+    def __init__(self, profile: dict[str, Any], descriptions: dict[str, Any] | None = None):
+        self.profile = profile
+        self.tables: dict[str, dict[str, Any]] = profile["tables"]
+        descriptions = {k.upper(): v for k, v in (descriptions or {}).items()}
+        self.words: dict[Ref, list[str]] = {}
+        self.desc_words: dict[Ref, list[str]] = {}
+        self.table_words = {t: tokens(t) for t in self.tables}
+        for table, info in self.tables.items():
+            col_desc = {k.upper(): v for k, v in (descriptions.get(table.upper(), {}).get("columns") or {}).items()}
+            for column in info["columns"]:
+                ref = Ref(table, column)
+                self.words[ref] = tokens(column)
+                self.desc_words[ref] = tokens(col_desc.get(column.upper(), ""))
+        df: dict[str, int] = defaultdict(int)
+        for words in self.words.values():
+            for word in set(words):
+                df[word] += 1
+        self.weight = {word: 1 / math.sqrt(n) for word, n in df.items()}
+        self.fks = [(Ref(fk["table"], fk["column"]), Ref(fk["ref_table"], fk["ref_column"]))
+                    for fk in profile.get("foreign_keys", [])]
+
+    def find(self, text: str) -> Ref | None:
+        """A ``TABLE.COLUMN`` (or a column name unique in the source) named in ``text``, case-insensitively."""
+        match = re.search(r"\b([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\b", text)
+        if match:
+            for ref in self.words:
+                if ref.table.upper() == match[1].upper() and ref.column.upper() == match[2].upper():
+                    return ref
+        word_hits = [ref for ref in self.words if re.search(rf"\b{re.escape(ref.column)}\b", text, re.I)]
+        return word_hits[0] if len({r.column.upper() for r in word_hits}) == 1 and len(word_hits) == 1 else None
+
+    def refs_in(self, text: str, *, skip: str = "") -> list[Ref]:
+        """Source columns a text names: ``TABLE.COLUMN`` anywhere, or a column name unique in the source
+        (other than ``skip``, the target column the text is about)."""
+        found: list[Ref] = []
+        by_column: dict[str, list[Ref]] = defaultdict(list)
+        for ref in self.words:
+            by_column[ref.column.upper()].append(ref)
+        for table, column in re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\b", text):
+            for ref in by_column.get(column.upper(), []):
+                if ref.table.upper() == table.upper() and ref not in found:
+                    found.append(ref)
+        for word in re.findall(r"\b[A-Za-z_][A-Za-z0-9_]*\b", text):
+            refs = by_column.get(word.upper(), [])
+            if len(refs) == 1 and word.upper() != skip.upper() and refs[0] not in found:
+                found.append(refs[0])
+        return found
+
+    def info(self, ref: Ref) -> dict[str, Any]:
+        return self.tables[ref.table]["columns"][ref.column]
+
+    def w(self, word: str) -> float:
+        return self.weight.get(word, 1.0)
+
+    def score(self, name_words: list[str], desc_words: list[str], *, refs: list[Ref],
+              want: str | None, exact_name: str | None = None) -> list[Candidate]:
+        query: dict[str, float] = {w: 0.6 for w in desc_words}
+        query.update({w: 1.0 for w in name_words})
+        results = []
+        for ref in refs:
+            col_words = self.words[ref]
+            if not col_words:
+                continue
+            explained = sum(self.w(t) for t in col_words if t in query)
+            coverage = explained / sum(self.w(t) for t in col_words)
+            matched = total = 0.0
+            for word, q_weight in query.items():
+                weight = self.w(word) * q_weight
+                total += weight
+                if word in col_words or word in self.desc_words[ref]:
+                    matched += weight
+                elif word in self.table_words[ref.table]:
+                    matched += 0.5 * weight
+            recall = matched / total if total else 0.0
+            fit = type_fit(want, self.info(ref)["observed_type"])
+            score = (0.55 * coverage + 0.45 * recall) * fit
+            evidence = [f"name words {col_words} explain {coverage:.0%} of the column name",
+                        f"covers {recall:.0%} of the wanted words", f"type fit {fit:.1f}"]
+            if exact_name and ref.column.upper() == exact_name.upper():
+                score = max(score, fit)
+                evidence.insert(0, "same name")
+            results.append(Candidate(ref, round(score, 4), evidence))
+        results.sort(key=lambda c: (-c.score, c.ref.table, c.ref.column))
+        return results
+
+    def equivalent(self, a: Ref, b: Ref) -> bool:
+        """Two columns that hold the same value on joined rows (either side of an inferred foreign key)."""
+        return a == b or (a, b) in self.fks or (b, a) in self.fks
+
+    def fk_from(self, table: str) -> list[tuple[Ref, Ref]]:
+        return [(src, dst) for src, dst in self.fks if src.table == table]
+
+    def fk_to(self, table: str) -> list[tuple[Ref, Ref]]:
+        return [(src, dst) for src, dst in self.fks if dst.table == table]
+
+    def entity(self, phrase: str) -> tuple[str, str]:
+        """The table whose rows are ``phrase`` (e.g. 'claims'), with its key column."""
+        wanted = tokens(phrase)
+        best: list[tuple[float, str]] = []
+        for table, info in self.tables.items():
+            if not info["candidate_keys"]:
+                continue
+            words = self.table_words[table]
+            common = len(set(words) & set(wanted))
+            if common:
+                best.append((common / len(set(words) | set(wanted)), table))
+        best.sort(reverse=True)
+        if not best or (len(best) > 1 and best[0][0] == best[1][0]):
+            options = [t for _, t in best] or sorted(self.tables)
+            raise MappingProblem(f"cannot tell which source table holds one row per {phrase!r} "
+                                 f"(candidates: {', '.join(options)})")
+        table = best[0][1]
+        keys = self.tables[table]["candidate_keys"]
+        entity_words = set(self.table_words[table]) | {"id", "key", "code", "number"}
+        key = next((k for k in keys if set(tokens(k)) <= entity_words), keys[0])
+        return table, key
+
+
+@dataclass
+class Join:
+    alias: str
+    table: str
+    left: Ref  # the column on the already-joined side
+    right: Ref  # the key on this table
+    parent_alias: str
+
+
+@dataclass
+class Child:
+    alias: str
+    table: str
+    fk: Ref  # child column referencing the fact key
+    key: Ref  # the fact key
+    sums: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ColumnPlan:
+    name: str
+    target_type: str
+    description: str
+    constraints: list[str]
+    rule: dict[str, Any] | None
+    kind: str = "direct"  # direct | aggregate | derived
+    expression: str = ""
+    aggregate: bool = False
+    sources: list[Ref] = field(default_factory=list)
+    transformation: str = ""
+    join_path: list[str] = field(default_factory=list)
+    confidence: float = 0.0
+    reasoning: list[str] = field(default_factory=list)
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    decided_by: str = "agent"
+    citations: list[dict[str, Any]] = field(default_factory=list)
+
+
+class TargetMapper:
+    """Maps one target of the spec file onto the profiled source."""
+
+    def __init__(self, *, target: dict[str, Any], catalog: Catalog, dialect: str,
+                 answers: dict[str, str] | None = None, overrides: dict[str, str] | None = None,
+                 feedback: dict[str, str] | None = None,
+                 hints: dict[str, list[tuple[Ref, dict[str, Any]]]] | None = None):
+        self.target = target
+        self.catalog = catalog
+        self.dialect = dialect
+        # Decisions by people, per question key (e.g. "CLAIM_DATE" or "TOTAL_CHARGE.sum"): a TABLE.COLUMN or "none".
+        self.answers = {k.upper(): v for k, v in (answers or {}).items()}
+        self.overrides = {k.upper(): v for k, v in (overrides or {}).items()}
+        self.feedback = {k.upper(): v for k, v in (feedback or {}).items()}
+        # Source columns the mission's documents name for a target column, with the passage that names them.
+        self.hints = {k.upper(): v for k, v in (hints or {}).items()}
+        self.joins: dict[str, Join] = {}
+        self.children: dict[str, Child] = {}
+        self.plans: dict[str, ColumnPlan] = {}
+        self._planning: set[str] = set()
+
+    # --- helpers -----------------------------------------------------------------------------------
+    def q(self, name: str) -> str:
+        return exp.to_identifier(name, quoted=True).sql(dialect=self.dialect)
+
+    def col_sql(self, ref: Ref) -> str:
+        return f"{self.alias_for(ref.table)}.{self.q(ref.column)}"
+
+    def alias_for(self, table: str) -> str:
+        if table == self.fact:
+            return "f"
+        if table in self.joins:
+            return self.joins[table].alias
+        raise MappingProblem(f"{table} is not joined to {self.fact}")
+
+    def _reachable(self) -> dict[str, list[tuple[Ref, Ref]]]:
+        """Tables reachable from the fact table along many-to-one foreign keys, with the path to each."""
+        paths: dict[str, list[tuple[Ref, Ref]]] = {self.fact: []}
+        queue = [self.fact]
+        while queue:
+            table = queue.pop(0)
+            for src, dst in self.catalog.fk_from(table):
+                if dst.table not in paths:
+                    paths[dst.table] = paths[table] + [(src, dst)]
+                    queue.append(dst.table)
+        return paths
+
+    def _ensure_joined(self, table: str) -> list[str]:
+        path = self.paths[table]
+        described = []
+        parent_alias = "f"
+        for src, dst in path:
+            if dst.table not in self.joins:
+                self.joins[dst.table] = Join(alias=f"d{len(self.joins) + 1}", table=dst.table, left=src, right=dst,
+                                             parent_alias=parent_alias)
+            parent_alias = self.joins[dst.table].alias
+            described.append(f"{src} = {dst}")
+        return described
+
+    def _child(self, table: str) -> Child:
+        if table not in self.children:
+            link = next(((s, d) for s, d in self.catalog.fk_to(self.fact) if s.table == table), None)
+            if link is None:
+                raise MappingProblem(f"{table} is neither joined to nor a child of {self.fact}")
+            self.children[table] = Child(alias=f"c{len(self.children) + 1}", table=table, fk=link[0], key=link[1])
+        return self.children[table]
+
+    def _decide(self, key: str, candidates: list[Candidate], *, what: str, prefer=None) -> tuple[Ref | None, str]:
+        """Pick a candidate or raise ``Ambiguity``; a person's answer or a configured override wins."""
+        for source, label in ((self.overrides, "config"), (self.feedback, "feedback"), (self.answers, "answer")):
+            if key.upper() in source:
+                text = source[key.upper()]
+                if text.strip().lower() in {"none", "no source", "unmapped", "null"}:
+                    return None, label
+                ref = self.catalog.find(text)
+                allowed = {c.ref for c in candidates}
+                if ref is None or ref not in allowed:
+                    why = ("names no source column" if ref is None else
+                           f"names {ref}, which one row of {self.target['name']} does not determine (usable: "
+                           f"columns of {self.fact} and the tables it joins to many-to-one"
+                           + (", within the grain" if self.aggregated else "") + ")")
+                    raise Ambiguity(
+                        column=key, reason="answer not usable",
+                        question=f"{self.target['name']}.{key}: the answer {text!r} does not name a usable source "
+                                 f"column for {what}: it {why}. Which one is it?",
+                        options=[str(c.ref) for c in candidates[:5]] + ["none"],
+                        default=str(candidates[0].ref) if candidates else None,
+                    )
+                return ref, label
+        distinct: list[Candidate] = []
+        for cand in candidates:
+            if not any(self.catalog.equivalent(cand.ref, d.ref) for d in distinct):
+                distinct.append(cand)
+        options = [str(c.ref) for c in distinct[:5]] + ["none"]
+        if not distinct or distinct[0].score < ACCEPT_SCORE:
+            best = f" (best: {distinct[0].ref}, score {distinct[0].score:.2f})" if distinct else ""
+            raise Ambiguity(
+                column=key, reason="no good candidate",
+                question=f"{self.target['name']}.{key}: no source column clearly matches {what}{best}. "
+                         f"Which source column should it use?",
+                # No safe guess: an unattended "accept the default" leaves the column unmapped, visibly.
+                options=options, default="none",
+            )
+        top = distinct[0]
+        if len(distinct) > 1 and top.score - distinct[1].score < MARGIN:
+            raise Ambiguity(
+                column=key, reason="ambiguous",
+                question=f"{self.target['name']}.{key}: {distinct[0].ref} (score {top.score:.2f}) and "
+                         f"{distinct[1].ref} (score {distinct[1].score:.2f}) both fit {what}. Which one is it?",
+                options=options, default=options[0],
+            )
+        group = [c.ref for c in candidates if self.catalog.equivalent(c.ref, top.ref)]
+        chosen = prefer(group) if prefer else top.ref
+        return chosen or top.ref, "agent"
+
+    def _record(self, plan: ColumnPlan, key: str, candidates: list[Candidate], ref: Ref | None, decided: str,
+                what: str) -> None:
+        plan.candidates += [{"for": key, "source": str(c.ref), "score": c.score} for c in candidates[:4]]
+        if decided != "agent":
+            plan.decided_by = decided
+            why = {"answer": "the owner answered", "feedback": "the review's feedback says",
+                   "config": "the task config says"}[decided]
+            plan.reasoning.append(f"{what}: {ref or 'no source'}, as {why}.")
+            # A person's choice is certain; a column left without a source is not a mapping at all.
+            plan.confidence = 1.0 if ref is not None and plan.confidence == 0 else plan.confidence
+            if ref is None:
+                plan.confidence = 0.0
+            return
+        top = next(c for c in candidates if c.ref == ref or self.catalog.equivalent(c.ref, ref))
+        others = [c for c in candidates if not self.catalog.equivalent(c.ref, top.ref)]
+        margin = top.score - (others[0].score if others else 0.0)
+        plan.reasoning.append(
+            f"{what}: {ref} (score {top.score:.2f}: {'; '.join(top.evidence)}"
+            + (f"; next different candidate {others[0].ref} at {others[0].score:.2f}" if others else "") + ")."
+        )
+        confidence = round(min(1.0, top.score) * (0.75 + 0.25 * min(1.0, margin / 0.5)), 2)
+        plan.confidence = confidence if plan.confidence == 0 else min(plan.confidence, confidence)
+
+    def _resolve(self, plan: ColumnPlan, key: str, phrase_words: list[str], desc_words: list[str], *,
+                 refs: list[Ref], want: str | None, what: str, exact: str | None = None, prefer=None) -> Ref | None:
+        candidates = self.catalog.score(phrase_words, desc_words, refs=refs, want=want, exact_name=exact)
+        cited: dict[Ref, list[dict[str, Any]]] = defaultdict(list)
+        for hinted, citation in self.hints.get(key.upper(), []):
+            cited[hinted].append(citation)
+        for cand in candidates:
+            if cand.ref in cited and type_fit(want, self.catalog.info(cand.ref)["observed_type"]) >= 0.5:
+                # A passage of the mission's documents maps this column to this source: strong evidence.
+                cand.score = round(min(1.0, max(cand.score, 0.5) + 0.3), 4)
+                first = cited[cand.ref][0]
+                cand.evidence.append(f"cited in “{first['title']}” §{first['position']}")
+        candidates.sort(key=lambda c: (-c.score, c.ref.table, c.ref.column))
+        ref, decided = self._decide(key, candidates, what=what, prefer=prefer)
+        if ref is not None:
+            plan.citations += [c for r, cs in cited.items() if self.catalog.equivalent(r, ref) for c in cs]
+        self._record(plan, key, candidates, ref, decided, what)
+        return ref
+
+    # --- planning ----------------------------------------------------------------------------------
+    def plan(self) -> dict[str, Any]:
+        target = self.target
+        grain = target["grain"]
+        self.entity_table, self.entity_key = self.catalog.entity(grain["entity"])
+        self.period: Ref | None = None
+        self.fact = self.entity_table
+        if "period" in grain:
+            phrase = grain["period"]["month_of"]
+            holder = ColumnPlan(name="(period)", target_type="DATE", description=phrase, constraints=[], rule=None)
+            all_refs = list(self.catalog.words)
+            self.period = self._resolve(holder, "PERIOD", tokens(phrase), [], refs=all_refs, want="date",
+                                        what=f"the period column ({phrase!r})")
+            if self.period is None:
+                raise MappingProblem("the grain's period has no source column")
+            self.period_reasoning = holder.reasoning
+            self.fact = self.period.table
+        self.paths = self._reachable()
+        if self.entity_table not in self.paths:
+            raise MappingProblem(f"{self.entity_table} (one row per {grain['entity']!r}) cannot be reached from "
+                                 f"{self.fact} along the inferred foreign keys")
+        self.aggregated = self.fact != self.entity_table or self.period is not None
+        # Columns one joined row of the fact determines, and the child tables (one-to-many) for aggregates.
+        self.row_refs = [ref for ref in self.catalog.words if ref.table in self.paths]
+        self.child_tables = sorted({s.table for s, _ in self.catalog.fk_to(self.fact)} - set(self.paths))
+        self.child_refs = [ref for ref in self.catalog.words if ref.table in self.child_tables]
+        for column in target["columns"]:
+            self.plans[column["name"].upper()] = ColumnPlan(
+                name=column["name"], target_type=column["type"], description=column.get("description", ""),
+                constraints=column.get("constraints", []), rule=column.get("rule"),
+            )
+        for column in target["columns"]:
+            self._plan_column(self.plans[column["name"].upper()])
+        return self.result()
+
+    def _grain_ok(self, ref: Ref) -> bool:
+        """Whether one value per grain row is guaranteed: the entity's own columns (or tables it points to),
+        or the fact's foreign key to the entity."""
+        if not self.aggregated:
+            return True
+        entity_path = self.paths[self.entity_table]
+        if ref.table == self.entity_table or (self.paths[ref.table][:len(entity_path)] == entity_path
+                                              and ref.table != self.fact):
+            return True
+        return any(src == ref and dst.table == self.entity_table for src, dst in entity_path)
+
+    def _prefer(self, group: list[Ref]) -> Ref:
+        # Equivalent columns: take the one with the shortest join (the fact's own column first).
+        return min(group, key=lambda r: (len(self.paths.get(r.table, [None] * 9)), r.table != self.fact))
+
+    def _plan_column(self, plan: ColumnPlan) -> None:
+        if plan.expression:
+            return
+        self._planning.add(plan.name.upper())
+        try:
+            self._plan_rule(plan)
+        finally:
+            self._planning.discard(plan.name.upper())
+
+    def _plan_rule(self, plan: ColumnPlan) -> None:
+        rule = plan.rule or {}
+        want = target_category(plan.target_type)
+        name = plan.name.upper()
+        kind = next((k for k in rule if k not in {"default", "round"}), None)
+        if kind is None:
+            refs = [r for r in self.row_refs if self._grain_ok(r)] if self.aggregated else self.row_refs
+            ref = self._resolve(plan, name, tokens(plan.name), tokens(plan.description), refs=refs, want=want,
+                                what=f"{plan.name} ({plan.description or 'no description'})", exact=plan.name,
+                                prefer=self._prefer)
+            if ref is None:
+                plan.expression, plan.transformation = f"CAST(NULL AS {self._cast_type(want)})", "no source: NULL"
+                return
+            plan.join_path = self._ensure_joined(ref.table)
+            plan.sources = [ref]
+            plan.expression = self.col_sql(ref)
+            plan.transformation = "copied as is"
+            observed = self.catalog.info(ref)["observed_type"]
+            if want in {"date", "datetime"} and observed in {"date", "datetime"}:
+                plan.transformation = f"copied as is (ISO {observed} text, cast to {plan.target_type} on load)"
+            return
+        handler = getattr(self, f"_rule_{kind}")
+        handler(plan, rule[kind], want)
+        if "default" in rule:
+            default = rule["default"]
+            literal = str(default) if isinstance(default, int | float) else "'" + str(default).replace("'", "''") + "'"
+            plan.expression = f"COALESCE({plan.expression}, {literal})"
+            plan.transformation += f", {default} when missing"
+        if "round" in rule:
+            plan.expression = f"ROUND(CAST({plan.expression} AS NUMERIC), {int(rule['round'])})"
+            plan.transformation += f", rounded to {rule['round']} decimals"
+
+    def _cast_type(self, want: str) -> str:
+        return {"integer": "INTEGER", "decimal": "NUMERIC", "date": "TEXT", "datetime": "TEXT",
+                "boolean": "INTEGER"}.get(want, "TEXT")
+
+    def _phrase(self, plan: ColumnPlan, phrase: str, *, refs: list[Ref], want: str | None, key_suffix: str) -> Ref:
+        ref = self._resolve(plan, f"{plan.name.upper()}.{key_suffix}", tokens(phrase), [], refs=refs, want=want,
+                            what=f"{plan.name}'s {key_suffix} of {phrase!r}", prefer=self._prefer)
+        if ref is None:
+            raise MappingProblem(f"{self.target['name']}.{plan.name}: the owner said {phrase!r} has no source")
+        return ref
+
+    def _measure(self, ref: Ref, func: str, plan: ColumnPlan) -> str:
+        """An aggregate of ``ref`` at the target's grain; child-table columns are pre-summed per fact row."""
+        plan.sources.append(ref)
+        plan.kind = "aggregate"
+        if ref.table in self.paths:
+            plan.join_path += self._ensure_joined(ref.table)
+            if not self.aggregated:
+                return self.col_sql(ref)
+            plan.aggregate = True
+            return f"{func}({self.col_sql(ref)})"
+        child = self._child(ref.table)
+        plan.join_path.append(f"{child.fk} = {child.key} (pre-aggregated per {child.key.column})")
+        if ref.column not in child.sums:
+            child.sums.append(ref.column)
+        inner = f"{child.alias}.{self.q(ref.column)}"
+        if not self.aggregated:
+            return inner
+        plan.aggregate = True
+        return f"{func}({inner})"
+
+    def _rule_sum(self, plan: ColumnPlan, phrase: str, want: str) -> None:
+        ref = self._phrase(plan, phrase, refs=self.row_refs + self.child_refs, want="decimal", key_suffix="sum")
+        plan.expression = self._measure(ref, "SUM", plan)
+        plan.transformation = f"sum of {ref}" + (" over the grain" if self.aggregated else " over the row's lines")
+
+    def _rule_count(self, plan: ColumnPlan, phrase: str, want: str) -> None:
+        table, key = self.catalog.entity(phrase)
+        plan.kind = "aggregate"
+        plan.sources = [Ref(table, key)]
+        if table == self.fact:
+            plan.aggregate = self.aggregated
+            plan.expression = f"COUNT(DISTINCT f.{self.q(key)})" if self.aggregated else "1"
+        elif table in self.child_tables:
+            child = self._child(table)
+            plan.join_path.append(f"{child.fk} = {child.key}")
+            inner = f"COALESCE({child.alias}.{self.q('_ROWS')}, 0)"
+            plan.aggregate = self.aggregated
+            plan.expression = f"SUM({inner})" if self.aggregated else inner
+        else:
+            raise MappingProblem(f"{plan.name}: cannot count {phrase!r} ({table}) at the grain of {self.fact}")
+        plan.transformation = f"count of {table} rows ({key})"
+        plan.confidence = plan.confidence or 0.9
+        plan.reasoning.append(f"{phrase!r} names the table {table} (key {key}); counted per grain row.")
+
+    def _rule_count_distinct(self, plan: ColumnPlan, phrase: str, want: str) -> None:
+        ref = self._phrase(plan, phrase, refs=self.row_refs, want=None, key_suffix="count_distinct")
+        plan.join_path += self._ensure_joined(ref.table)
+        plan.sources, plan.kind, plan.aggregate = [ref], "aggregate", self.aggregated
+        plan.expression = f"COUNT(DISTINCT {self.col_sql(ref)})" if self.aggregated else "1"
+        plan.transformation = f"number of distinct {ref}"
+
+    def _rule_fraction(self, plan: ColumnPlan, spec: dict[str, Any], want: str) -> None:
+        ref = self._phrase(plan, spec["column"], refs=self.row_refs, want="text", key_suffix="fraction")
+        plan.join_path += self._ensure_joined(ref.table)
+        wanted = str(spec["equals"])
+        values = [v for v, _ in self.catalog.info(ref).get("top_values", [])]
+        value = next((v for v in values if str(v).upper() == wanted.upper()), None)
+        if value is None:
+            raise Ambiguity(
+                column=f"{plan.name.upper()}.fraction", reason="value not found",
+                question=f"{self.target['name']}.{plan.name}: {ref} never holds {wanted!r} (its values: "
+                         f"{', '.join(map(str, values)) or 'too many to list'}). Which source column is "
+                         f"{spec['column']!r}?",
+                options=[str(c) for c in self.row_refs if self.catalog.info(c).get("top_values")][:5] + ["none"],
+                default=None,
+            )
+        literal = "'" + str(value).replace("'", "''") + "'" if isinstance(value, str) else str(value)
+        case = f"CASE WHEN {self.col_sql(ref)} = {literal} THEN 1 ELSE 0 END"
+        plan.sources, plan.kind, plan.aggregate = [ref], "aggregate", self.aggregated
+        plan.expression = f"SUM({case}) * 1.0 / COUNT(*)" if self.aggregated else f"{case} * 1.0"
+        plan.transformation = f"share of {self.fact} rows where {ref} = {value!r}"
+        plan.reasoning.append(f"The profile shows {ref} takes the value {value!r}.")
+
+    def _dependency(self, name: str) -> ColumnPlan:
+        other = self.plans[name.upper()]
+        if other.name.upper() in self._planning:
+            raise MappingProblem(f"the rules of {', '.join(sorted(self._planning))} refer to each other in a loop")
+        self._plan_column(other)
+        return other
+
+    def _rule_difference(self, plan: ColumnPlan, names: list[str], want: str) -> None:
+        a, b = (self._dependency(n) for n in names)
+        plan.kind = "derived"
+        plan.expression = f"({a.expression}) - ({b.expression})"
+        plan.aggregate = a.aggregate or b.aggregate
+        plan.sources = a.sources + b.sources
+        plan.join_path = sorted(set(a.join_path + b.join_path))
+        plan.transformation = f"{a.name} − {b.name}"
+        plan.confidence = min(a.confidence or 1.0, b.confidence or 1.0)
+        plan.reasoning.append(f"Derived from the target columns {a.name} and {b.name}.")
+
+    def _rule_concat(self, plan: ColumnPlan, parts: list[dict[str, str]], want: str) -> None:
+        pieces, described = [], []
+        refs = [r for r in self.row_refs if self._grain_ok(r)]
+        for index, part in enumerate(parts):
+            if "literal" in part:
+                pieces.append("'" + part["literal"].replace("'", "''") + "'")
+                described.append(repr(part["literal"]))
+                continue
+            ref = self._phrase(plan, part["column"], refs=refs, want="text", key_suffix=f"concat{index + 1}")
+            plan.join_path += self._ensure_joined(ref.table)
+            plan.sources.append(ref)
+            pieces.append(self.col_sql(ref))
+            described.append(str(ref))
+        plan.kind = "derived"
+        plan.expression = " || ".join(pieces)
+        plan.transformation = "concatenation of " + ", ".join(described)
+
+    def _date_part(self, ref_sql: str, start: int, length: int) -> str:
+        return f"CAST(SUBSTR(CAST({ref_sql} AS TEXT), {start}, {length}) AS INTEGER)"
+
+    def _rule_year_of(self, plan: ColumnPlan, _value: str, want: str) -> None:
+        plan.kind, plan.sources = "derived", [self.period]
+        plan.expression = self._date_part(self.col_sql(self.period), 1, 4)
+        plan.transformation = f"year of {self.period}"
+        plan.confidence = plan.confidence or 0.95
+        plan.reasoning += self.period_reasoning
+
+    def _rule_month_of(self, plan: ColumnPlan, _value: str, want: str) -> None:
+        plan.kind, plan.sources = "derived", [self.period]
+        plan.expression = self._date_part(self.col_sql(self.period), 6, 2)
+        plan.transformation = f"month of {self.period}"
+        plan.confidence = plan.confidence or 0.95
+        plan.reasoning += self.period_reasoning
+
+    def _rule_age_years(self, plan: ColumnPlan, spec: dict[str, str], want: str) -> None:
+        refs = [r for r in self.row_refs if self._grain_ok(r)]
+        birth = self._phrase(plan, spec["birth"], refs=refs, want="date", key_suffix="birth")
+        plan.join_path += self._ensure_joined(birth.table)
+        b, p = self.col_sql(birth), self.col_sql(self.period)
+        by, bm, bd = self._date_part(b, 1, 4), self._date_part(b, 6, 2), self._date_part(b, 9, 2)
+        py, pm = self._date_part(p, 1, 4), self._date_part(p, 6, 2)
+        plan.kind, plan.sources = "derived", [birth, self.period]
+        # Whole years on the first day of the period's month: one less if the birthday is still to come.
+        plan.expression = (f"{py} - {by} - CASE WHEN {bm} > {pm} OR ({bm} = {pm} AND {bd} > 1) "
+                           f"THEN 1 ELSE 0 END")
+        plan.transformation = f"whole years from {birth} to the first day of the month of {self.period}"
+
+    def _rule_bands(self, plan: ColumnPlan, spec: dict[str, Any], want: str) -> None:
+        of = self._dependency(spec["of"])
+        bounds = band_bounds(spec["labels"])
+        age = f"({of.expression})"
+        # Bands are contiguous and ascending (checked with the spec), so each WHEN only needs its upper bound.
+        whens = [f"WHEN {age} IS NULL OR {age} < {bounds[0][0]} THEN NULL"]
+        for label, (_low, high) in zip(spec["labels"], bounds, strict=True):
+            whens.append(f"WHEN {age} <= {high} THEN '{label}'" if high is not None else f"ELSE '{label}'")
+        plan.kind, plan.sources, plan.join_path = "derived", list(of.sources), list(of.join_path)
+        plan.expression = "CASE " + " ".join(whens) + " END"
+        plan.transformation = f"band of {of.name}: " + ", ".join(spec["labels"])
+        plan.confidence = of.confidence
+        plan.reasoning.append(f"Bands of the target column {of.name} as the spec lists them.")
+
+    # --- output ------------------------------------------------------------------------------------
+    def sql(self) -> str:
+        ctes = []
+        for child in self.children.values():
+            cols = [f"{self.q(child.fk.column)}"]
+            cols += [f"SUM({self.q(c)}) AS {self.q(c)}" for c in child.sums]
+            cols.append(f"COUNT(*) AS {self.q('_ROWS')}")
+            ctes.append(f"{self.q(child.alias.upper() + '_' + child.table)} AS (SELECT {', '.join(cols)} "  # noqa: S608
+                        f"FROM {self.q(child.table)} GROUP BY {self.q(child.fk.column)})")
+        select = [f"{plan.expression} AS {self.q(plan.name)}" for plan in self.plans.values()]
+        lines = [("WITH " + ", ".join(ctes) + " ") if ctes else "", "SELECT ", ", ".join(select),
+                 f" FROM {self.q(self.fact)} AS f"]
+        for join in self.joins.values():
+            lines.append(f" LEFT JOIN {self.q(join.table)} AS {join.alias} ON {join.alias}.{self.q(join.right.column)}"
+                         f" = {join.parent_alias}.{self.q(join.left.column)}")
+        for child in self.children.values():
+            lines.append(f" LEFT JOIN {self.q(child.alias.upper() + '_' + child.table)} AS {child.alias} "
+                         f"ON {child.alias}.{self.q(child.fk.column)} = f.{self.q(child.key.column)}")
+        if self.aggregated:
+            groups = [str(i) for i, plan in enumerate(self.plans.values(), 1) if not plan.aggregate]
+            if groups:
+                lines.append(" GROUP BY " + ", ".join(groups))
+        text = "".join(lines)
+        try:
+            parsed = sqlglot.parse_one(text, read=self.dialect)
+        except SqlglotError as error:  # pragma: no cover - our own SQL must parse
+            raise MappingProblem(f"the generated SQL does not parse: {error}") from None
+        if self.dialect == "sqlite":
+            # sqlglot writes SUBSTRING(); older SQLite builds (and dbt-sqlite users) know only SUBSTR().
+            parsed = parsed.transform(lambda node: exp.Anonymous(
+                this="SUBSTR", expressions=[a for a in (node.this, node.args.get("start"), node.args.get("length"))
+                                            if a is not None]) if isinstance(node, exp.Substring) else node)
+        return parsed.sql(dialect=self.dialect, pretty=True)
+
+    def grain_columns(self) -> list[str]:
+        names = []
+        for plan in self.plans.values():
+            rule = plan.rule or {}
+            if "year_of" in rule or "month_of" in rule:
+                names.append(plan.name)
+            elif not rule and plan.sources and any(
+                    self.catalog.equivalent(plan.sources[0], Ref(self.entity_table, self.entity_key))
+                    for _ in [0]):
+                names.append(plan.name)
+        return names
+
+    def result(self) -> dict[str, Any]:
+        sql = self.sql()
+        columns = []
+        for plan in self.plans.values():
+            columns.append({
+                "name": plan.name, "target_type": plan.target_type, "description": plan.description,
+                "constraints": plan.constraints, "kind": plan.kind,
+                "sources": [{"table": r.table, "column": r.column} for r in plan.sources],
+                "expression": plan.expression, "join_path": plan.join_path, "transformation": plan.transformation,
+                "rule": plan.rule, "confidence": round(plan.confidence or 0.0, 2),
+                "reasoning": " ".join(plan.reasoning), "candidates": plan.candidates, "decided_by": plan.decided_by,
+                "citations": plan.citations,
+            })
+        return {
+            "format": FORMAT,
+            "target": self.target["name"],
+            "description": self.target.get("description", ""),
+            "business_rules": self.target.get("business_rules", []),
+            "grain": {
+                "entity": self.target["grain"]["entity"], "entity_table": self.entity_table,
+                "entity_key": self.entity_key, "period": str(self.period) if self.period else None,
+                "columns": self.grain_columns(),
+            },
+            "fact_table": self.fact,
+            "joins": [{"alias": j.alias, "table": j.table, "type": "left", "on": f"{j.left} = {j.right}"}
+                      for j in self.joins.values()],
+            "aggregated_children": [
+                {"alias": c.alias, "table": c.table, "on": f"{c.fk} = {c.key}", "sums": c.sums}
+                for c in self.children.values()
+            ],
+            "columns": columns,
+            "dialect": self.dialect,
+            "sql": sql,
+        }
+
+
+def column_lineage(sql: str, *, dialect: str, profile: dict[str, Any], columns: list[str]) -> dict[str, list[str]]:
+    """For each output column, the source ``TABLE.COLUMN``s sqlglot's lineage traces it to."""
+    schema = {t: {c: (i["declared_type"] or "TEXT") for c, i in info["columns"].items()}
+              for t, info in profile["tables"].items()}
+    names = {(t.lower(), c.lower()): (t, c) for t, info in profile["tables"].items() for c in info["columns"]}
+    result: dict[str, list[str]] = {}
+    for column in columns:
+        try:
+            node = sqlglot_lineage(exp.column(column, quoted=True), sql, schema=schema, dialect=dialect)
+        except (SqlglotError, ValueError, KeyError) as error:
+            result[column] = [f"(lineage unavailable: {error})"]
+            continue
+        leaves = set()
+        for item in node.walk():
+            if item.downstream or not isinstance(item.expression, exp.Table):
+                continue
+            table = item.expression.name
+            col = item.name.split(".")[-1].strip('"')
+            actual = names.get((table.lower(), col.lower()))
+            if actual:
+                leaves.add(f"{actual[0]}.{actual[1]}")
+        result[column] = sorted(leaves)
+    return result

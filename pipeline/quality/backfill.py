@@ -1,0 +1,137 @@
+"""Month-by-month backfill: rebuild the targets for each month of the source's history with the warm dbt runner
+(one parse, one in-process invocation per month), and compare each month's rows with the count the source says
+to expect.
+
+Expected rows of a target for a month = the distinct values of its grain among the partition table's rows of that
+month. Grain columns that come from the partition's date (report year/month) are constant within a month and
+drop out; the others are matched to the partition table's columns by their source column, else by name. A task
+may override this per target with ``config["expected_sql"][TARGET]``: a query returning (month 'YYYY-MM', rows).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from genesis.exceptions import DomainError
+from pipeline.dbt.spec import TargetSpec
+from pipeline.dbt.sqlgen import Partition
+
+BIG = 10_000_000
+
+
+@dataclass
+class MonthResult:
+    """One month of the backfill: per target, the rows expected from the source and the rows built."""
+
+    month: str
+    expected: dict[str, int] = field(default_factory=dict)
+    actual: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    dbt_seconds: float = 0.0  # the dbt invocation, start to end
+    sql_seconds: float = 0.0  # the models' own execution time as dbt measured it
+    error: str = ""
+
+    @property
+    def variance(self) -> dict[str, int]:
+        return {t: self.actual.get(t, 0) - self.expected.get(t, 0) for t in self.expected}
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and all(v == 0 for v in self.variance.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "variance": self.variance, "ok": self.ok}
+
+
+def month_expr(adapter, column: str) -> str:
+    return f"substr(CAST({adapter.quote(column)} AS TEXT), 1, 7)"
+
+
+def source_months(adapter, partition: Partition) -> tuple[list[str], int]:
+    """The months of the partition table's history ('YYYY-MM'), and how many of its rows belong to no month (no
+    date, or one that does not start with a year and month): no month rebuild holds those. One pass."""
+    expr = month_expr(adapter, partition.column)
+    sql = (f"SELECT {expr}, COUNT(*) FROM {adapter.quote(partition.table)} "  # noqa: S608 - quoted identifiers
+           f"GROUP BY {expr} ORDER BY 1")
+    months, undated = [], 0
+    for month, rows in adapter.query(sql, limit=BIG).rows:
+        if isinstance(month, str) and re.fullmatch(r"\d{4}-\d{2}", month):
+            months.append(month)
+        else:
+            undated += int(rows)
+    return months, undated
+
+
+def month_partitioned(project, targets: list[TargetSpec]) -> list[str]:
+    """The targets whose model reads the partition table through the month filter: a month's run builds only that
+    month of them, so the months together are the whole target."""
+    return [t.name for t in targets
+            if "genesis_month_filter(" in project.files.get(f"models/{t.name}.sql", "")]
+
+
+def grain_source_columns(target: TargetSpec, partition: Partition, partition_columns: list[str]) -> list[str]:
+    """The partition table's columns that carry the target's grain within one month."""
+    available = {c.upper(): c for c in partition_columns}
+    columns = []
+    for name in target.grain:
+        spec = target.column(name)
+        source_column = spec.source_column if spec else ""
+        if source_column.upper() == partition.column.upper():
+            continue  # derived from the month itself
+        match = available.get(source_column.upper()) or available.get(name.upper())
+        if match:
+            columns.append(match)
+    return columns
+
+
+def expected_sql(adapter, target: TargetSpec, partition: Partition, partition_columns: list[str]) -> str:
+    expr = month_expr(adapter, partition.column)
+    keys = [adapter.quote(c) for c in grain_source_columns(target, partition, partition_columns)]
+    distinct = ", ".join([f"{expr} AS genesis_month", *keys])
+    return (f"SELECT genesis_month, COUNT(*) FROM (SELECT DISTINCT {distinct} "  # noqa: S608 - quoted identifiers
+            f"FROM {adapter.quote(partition.table)} WHERE {adapter.quote(partition.column)} IS NOT NULL) "
+            f"AS genesis_grain GROUP BY genesis_month")
+
+
+def expected_counts(adapter, targets: list[TargetSpec], partition: Partition,
+                    overrides: dict[str, str] | None = None) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+    """{target: {month: expected rows}} and the SQL used per target. Targets whose grain is at most one column of
+    the partition table within a month are counted together in one pass (distinct values per month, a missing
+    value counting as one, as SELECT DISTINCT counts it); the others, and overrides, one query each."""
+    overrides = {k.upper(): v for k, v in (overrides or {}).items()}
+    columns = [c.name for c in adapter.introspect([partition.table])[0].columns]
+    counts, queries = {}, {}
+    single = {t.name: keys for t in targets if t.name.upper() not in overrides
+              and len(keys := grain_source_columns(t, partition, columns)) <= 1}
+    if single:
+        expr = month_expr(adapter, partition.column)
+        parts = [f"COUNT(DISTINCT {adapter.quote(keys[0])}) + MAX(CASE WHEN {adapter.quote(keys[0])} IS NULL "
+                 f"THEN 1 ELSE 0 END)" if keys else "1" for keys in single.values()]
+        sql = (f"SELECT {expr} AS genesis_month, {', '.join(parts)} "  # noqa: S608 - quoted identifiers
+               f"FROM {adapter.quote(partition.table)} WHERE {adapter.quote(partition.column)} IS NOT NULL "
+               f"GROUP BY {expr}")
+        rows = adapter.query(sql, limit=BIG).rows
+        for index, name in enumerate(single, start=1):
+            queries[name] = sql
+            counts[name] = {str(row[0]): int(row[index]) for row in rows}
+    for target in targets:
+        if target.name in single:
+            continue
+        sql = overrides.get(target.name.upper()) or expected_sql(adapter, target, partition, columns)
+        queries[target.name] = sql
+        counts[target.name] = {str(m): int(n) for m, n in adapter.query(sql, limit=BIG).rows}
+    return counts, queries
+
+
+def failing_months(months: list[MonthResult]) -> list[str]:
+    return [m.month for m in months if not m.ok]
+
+
+def require_partition(partition: Partition | None) -> Partition:
+    if partition is None:
+        raise DomainError(
+            "The backfill needs a month partition: no date-typed target column names its source column; set "
+            "config partition: {table: ..., column: ...}.", field="partition", code="no_partition")
+    return partition

@@ -1,0 +1,33 @@
+from agents.base import Failed, Succeeded
+from agents.models import Connection
+from tasks.models import Artifact
+from tests.pipeline.conftest import SPEC_PATH
+
+
+def test_initialize_checks_tooling_and_creates_the_workspace(mission, run_agent, source_for, demo_small, tmp_path):
+    source = source_for(demo_small)
+    target = Connection.objects.create(name="TARGET_X", engine="sqlite", location=str(demo_small), purpose="target")
+    workspace = tmp_path / "ws" / "mission"
+    result = run_agent("initialize", mission=mission, workspace=workspace,
+                       config={"spec_path": SPEC_PATH, "source_connection": source.name,
+                               "connections": [source.name, target.name, ""]})
+    assert isinstance(result.outcome, Succeeded), result.outcome
+    outputs = result.outcome.outputs
+    assert workspace.is_dir()
+    passed = {c["check"] for c in outputs["checks"] if c["passed"]}
+    assert {"spec file", f"connection {source.name}", "connection TARGET_X", "allowed tables",
+            "dbt-core importable", "dbt-sqlite importable", "dbt-postgres importable", "workspace"} <= passed
+    assert outputs["versions"]["dbt-core"] and outputs["versions"]["sqlglot"] == "30.30.0"
+    assert Artifact.objects.filter(task=result.task, name="initialize_report.json", kind="report").exists()
+
+
+def test_initialize_fails_naming_what_is_missing(mission, run_agent, source_for, demo_small, tmp_path):
+    source = source_for(demo_small)
+    result = run_agent("initialize", mission=mission, workspace=tmp_path / "w",
+                       config={"source_connection": source.name, "allowed_tables": ["CLAIMS", "MEMBERS"],
+                               "connections": ["NOT_REGISTERED"]})
+    assert isinstance(result.outcome, Failed) and not result.outcome.retryable
+    assert "allowed tables: missing on" in result.outcome.error and "MEMBERS" in result.outcome.error
+    assert "connection NOT_REGISTERED: not registered" in result.outcome.error
+    # The report is attached even when a check fails.
+    assert Artifact.objects.filter(task=result.task, name="initialize_report.json").exists()

@@ -1,0 +1,85 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.specfile import SpecFileError, band_bounds, load_spec_text, validate_spec
+
+DEMO = Path(__file__).resolve().parents[2] / "pipeline" / "demo" / "project.yml"
+
+
+@pytest.fixture
+def spec():
+    return yaml.safe_load(DEMO.read_text())
+
+
+def test_the_demo_spec_file_is_valid():
+    spec = load_spec_text(DEMO.read_text())
+    assert [t["name"] for t in spec["targets"]["tables"]] == ["CLAIM_SUMMARY", "PROVIDER_SUMMARY", "PATIENT_SUMMARY"]
+    assert spec["sources"]["allowed_tables"] == ["PATIENTS", "PROVIDERS", "CLAIMS", "CLAIM_DETAILS"]
+
+
+def _errors(data):
+    with pytest.raises(SpecFileError) as caught:
+        validate_spec(data)
+    return dict(caught.value.errors)
+
+
+def test_unknown_key_is_refused_with_its_path(spec):
+    spec["targets"]["tables"][1]["columns"][2]["colour"] = "red"
+    assert _errors(spec) == {"targets.tables[1].columns[2]": "unknown key(s) 'colour'"}
+
+
+def test_wrong_type_and_missing_key(spec):
+    spec["targets"]["tables"][0]["columns"][0]["type"] = 5
+    del spec["sources"]["allowed_tables"]
+    errors = _errors(spec)
+    assert errors["targets.tables[0].columns[0].type"] == "must be of type string, got int"
+    assert errors["sources"] == "'allowed_tables' is required"
+
+
+def test_every_problem_is_listed_not_only_the_first(spec):
+    spec["version"] = 2
+    spec["targets"]["tables"][2]["columns"][3]["rule"]["bands"]["of"] = "not an identifier"
+    assert set(_errors(spec)) == {"version", "targets.tables[2].columns[3].rule.bands.of"}
+
+
+def test_rules_that_name_missing_columns_or_bad_bands(spec):
+    bad = copy.deepcopy(spec)
+    bad["targets"]["tables"][0]["columns"][9]["rule"]["difference"] = ["TOTAL_CHARGE", "NOPE"]
+    bad["targets"]["tables"][2]["columns"][3]["rule"]["bands"]["labels"] = ["0-17", "20-34", "65+"]
+    errors = _errors(bad)
+    assert errors["targets.tables[0].columns[9].rule.difference[1]"] == "'NOPE' is not a column of CLAIM_SUMMARY"
+    assert "does not start right after '0-17'" in errors["targets.tables[2].columns[3].rule.bands.labels"]
+
+
+def test_a_rule_needs_exactly_one_kind_and_a_period_when_it_uses_one(spec):
+    bad = copy.deepcopy(spec)
+    bad["targets"]["tables"][0]["columns"][7]["rule"] = {"sum": "x", "count": "y"}
+    bad["targets"]["tables"][0]["columns"][1]["rule"] = {"year_of": "period"}
+    errors = _errors(bad)
+    assert "exactly one of" in errors["targets.tables[0].columns[7].rule"]
+    assert "has no grain.period" in errors["targets.tables[0].columns[1].rule"]
+
+
+def test_duplicate_columns_and_targets(spec):
+    spec["targets"]["tables"][0]["columns"].append({"name": "claim_id", "type": "INTEGER"})
+    spec["targets"]["tables"].append(copy.deepcopy(spec["targets"]["tables"][1]))
+    errors = _errors(spec)
+    assert errors["targets.tables[0].columns[10].name"] == "duplicate column 'claim_id' in CLAIM_SUMMARY"
+    assert errors["targets.tables[3].name"] == "duplicate target table 'PROVIDER_SUMMARY'"
+
+
+def test_yaml_syntax_errors_name_the_line():
+    with pytest.raises(SpecFileError, match=r"line \d+, column \d+: not valid YAML"):
+        load_spec_text("version: 1\nname: [unclosed\n")
+    with pytest.raises(SpecFileError, match="must be a mapping"):
+        load_spec_text("- just a list")
+
+
+def test_band_bounds():
+    assert band_bounds(["0-17", "18-34", "65+"][:2]) == [(0, 17), (18, 34)]
+    assert band_bounds(["0-17", "18-64", "65+"]) == [(0, 17), (18, 64), (65, None)]
+    with pytest.raises(ValueError, match="only the last"):
+        band_bounds(["0+", "1-2"])
