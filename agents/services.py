@@ -9,7 +9,7 @@ from django.db import transaction
 
 from agents.models import Connection
 from genesis.exceptions import DomainError
-from tasks.history import Actor, history_record
+from history.services import Actor, history_record
 
 
 def connection_read_refused(*, mission, connection_name: str, tables: list[str], sql: str, reason: str,

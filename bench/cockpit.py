@@ -59,8 +59,8 @@ def _measure(tasks: int, runs: int, connection) -> dict:
     from django.urls import reverse
 
     from agents.models import Agent
+    from history.services import history_record
     from missions.services import membership_set, mission_create
-    from tasks.history import history_record
     from tasks.models import Dependency, Phase, Task
     from tests.factories import UserFactory
 

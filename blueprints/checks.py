@@ -25,8 +25,9 @@ from blueprints.connections import (
     find_tables,
     query_value,
 )
+from history.models import HistoryEntry
 from tasks.choices import TASK_FINISHED, RunStatus, TaskStatus
-from tasks.models import Artifact, HistoryEntry, Phase, Run, Task
+from tasks.models import Artifact, Phase, Run, Task
 
 
 @dataclass

@@ -14,8 +14,8 @@ from django.db.models import Max
 from blueprints.checks import CheckContext, CheckResult, criterion_label, is_check, run_check
 from blueprints.choices import CheckScope
 from blueprints.models import CheckEvaluation
+from history.services import Actor, history_record
 from tasks.acceptance import Verdict
-from tasks.history import Actor, history_record
 from tasks.models import Phase
 
 

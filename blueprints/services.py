@@ -22,12 +22,12 @@ from blueprints.choices import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, RO
 from blueprints.models import ActionTemplate, Blueprint, BlueprintVersion, CheckEvaluation, MissionOrigin, PhaseTemplate
 from blueprints.validation import BlueprintError, BlueprintInvalid, format_path, load_text, substitute
 from genesis.exceptions import DomainError
+from history.services import Actor, history_record
 from missions.choices import Role
 from missions.models import Mission
 from missions.permissions import can_manage
 from missions.services import membership_set, mission_create
 from tasks.choices import PhaseStatus
-from tasks.history import Actor, history_record
 from tasks.models import Phase
 from tasks.services import dependency_add, phase_create, phase_transition, task_create
 

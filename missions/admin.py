@@ -5,12 +5,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from genesis.admin_utils import history_table, service_action
+from history.models import HistoryEntry
+from history.services import history_record
 from missions import services
 from missions.choices import Role
 from missions.models import Membership, Mission
 from tasks.choices import TaskStatus
-from tasks.history import history_record
-from tasks.models import Artifact, HistoryEntry, Phase, Task
+from tasks.models import Artifact, Phase, Task
 from tasks.services import task_record_created, task_record_edit
 
 HISTORY_ON_PAGE = 100
@@ -124,7 +125,7 @@ class MissionAdmin(admin.ModelAdmin):
             .select_related("task", "actor_user", "actor_agent")
             .order_by("-created_at", "-id")[:HISTORY_ON_PAGE]
         )
-        link = reverse("admin:tasks_historyentry_changelist") + f"?mission__id__exact={obj.pk}"
+        link = reverse("admin:history_historyentry_changelist") + f"?mission__id__exact={obj.pk}"
         return format_html('{}<p><a href="{}">All history of this mission</a></p>', history_table(entries), link)
 
     def has_delete_permission(self, request, obj=None):

@@ -12,9 +12,9 @@ from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
 from genesis.exceptions import DomainError, InvalidTransition
+from history.services import Actor, history_record
 from missions.choices import MISSION_TRANSITIONS, MissionMode, MissionStatus, Role
 from missions.models import Membership, Mission
-from tasks.history import Actor, history_record
 
 # Fields a person may edit through ``mission_update``; status is never among them.
 EDITABLE_FIELDS = frozenset(

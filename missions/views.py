@@ -20,13 +20,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from genesis.exceptions import DomainError
+from history.choices import ActorKind
 from missions import selectors
 from missions import services as mission_services
 from missions.filtersets import MissionFilterSet
 from missions.models import Mission
 from missions.permissions import can_create_missions, can_manage, can_work_on, role_of
 from tasks import selectors as task_selectors
-from tasks.choices import ActorKind, PhaseStatus, TaskStatus
+from tasks.choices import PhaseStatus, TaskStatus
 from tasks.models import Phase
 
 

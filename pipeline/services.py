@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from agents.models import Agent
 from genesis.exceptions import DomainError, InvalidTransition
+from history.services import Actor, history_record
 from pipeline.choices import MAPPING_TRANSITIONS, MappingStatus
 from pipeline.models import MappingSpec, MappingSpecVersion
-from tasks.history import Actor, history_record
 
 _DIFF_FIELDS = ("sources", "expression", "transformation", "target_type", "join_path", "constraints")
 

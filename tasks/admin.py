@@ -8,8 +8,9 @@ from django.utils.html import format_html
 from genesis.admin_utils import ReadOnlyAdminMixin, history_table
 from genesis.exceptions import DomainError
 from genesis.uploads import validate_upload_size
+from history.models import HistoryEntry
 from tasks import services
-from tasks.models import Artifact, Dependency, HistoryEntry, Notification, Phase, Question, Run, Task
+from tasks.models import Artifact, Dependency, Notification, Phase, Question, Run, Task
 
 
 class DependencyFormSet(BaseInlineFormSet):
@@ -102,7 +103,7 @@ class TaskAdmin(admin.ModelAdmin):
             .select_related("task", "actor_user", "actor_agent")
             .order_by("-created_at", "-id")[:100]
         )
-        link = reverse("admin:tasks_historyentry_changelist") + f"?task__id__exact={obj.pk}"
+        link = reverse("admin:history_historyentry_changelist") + f"?task__id__exact={obj.pk}"
         return format_html('{}<p><a href="{}">All history of this task</a></p>', history_table(entries), link)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -249,24 +250,6 @@ class ArtifactAdmin(admin.ModelAdmin):
         except DomainError as error:
             raise ValidationError({error.field or "__all__": error.message}) from None
         obj.__dict__.update(created.__dict__)
-
-
-@admin.register(HistoryEntry)
-class HistoryEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "mission", "task", "event", "status_change", "actor_display", "message"]
-    list_filter = ["actor_kind", "mission"]
-    list_select_related = ["mission", "task", "actor_user", "actor_agent"]
-    search_fields = ["event", "message", "task__key", "mission__name"]
-    date_hierarchy = "created_at"
-    readonly_fields = [f.name for f in HistoryEntry._meta.fields]
-
-    @admin.display(description="Status")
-    def status_change(self, obj):
-        return f"{obj.from_status} → {obj.to_status}" if obj.from_status or obj.to_status else ""
-
-    @admin.display(description="Actor")
-    def actor_display(self, obj):
-        return obj.actor_label
 
 
 @admin.register(Question)

@@ -66,12 +66,6 @@ class ArtifactKind(models.TextChoices):
     LINK = "link", "Link"
 
 
-class ActorKind(models.TextChoices):
-    USER = "user", "User"
-    AGENT = "agent", "Agent"
-    SYSTEM = "system", "System"
-
-
 T = TaskStatus
 TASK_TRANSITIONS: dict[str, frozenset[str]] = {
     T.PENDING: frozenset({T.READY, T.CANCELLED, T.SKIPPED}),

@@ -61,14 +61,15 @@ from agents.base import AgentContext, Failed, NeedsApproval, NeedsInput, Outcome
 from agents.models import Agent, Connection
 from genesis import fastsql
 from genesis.exceptions import DomainError
+from history.models import HistoryEntry
+from history.services import Actor, history_batch, history_record
 from missions import services as mission_services
 from missions.choices import MissionMode, MissionStatus
 from missions.models import Mission
 from tasks import notifications, services
 from tasks.acceptance import evaluate_acceptance, evaluate_success
 from tasks.choices import TASK_FINISHED, PhaseStatus, QuestionStatus, RunStatus, TaskStatus
-from tasks.history import Actor, history_batch, history_record
-from tasks.models import Dependency, HistoryEntry, Phase, Question, Run, Task
+from tasks.models import Dependency, Phase, Question, Run, Task
 from tasks.phase_gate import WORKABLE, phases_advance
 
 logger = logging.getLogger("genesis.engine")

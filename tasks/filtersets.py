@@ -10,8 +10,10 @@ from django.apps import apps
 from django.db.models import Q
 
 from genesis.filters import DateTimeRangeFilter, IdFilter
-from tasks.choices import ActorKind, ArtifactKind, PhaseStatus, QuestionStatus, RunStatus, TaskStatus
-from tasks.models import Artifact, Dependency, HistoryEntry, Phase, Run, Task
+from history.choices import ActorKind
+from history.models import HistoryEntry
+from tasks.choices import ArtifactKind, PhaseStatus, QuestionStatus, RunStatus, TaskStatus
+from tasks.models import Artifact, Dependency, Phase, Run, Task
 
 
 class TaskFilterSet(django_filters.FilterSet):

@@ -6,9 +6,9 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from genesis.records import ImmutableQuerySet
 from genesis.uploads import GeneratedName, validate_upload_size
 from tasks.choices import (
-    ActorKind,
     ArtifactKind,
     NotificationChannel,
     NotificationStatus,
@@ -183,18 +183,6 @@ class Run(models.Model):
         return f"{self.task.key} attempt {self.attempt}"
 
 
-class ImmutableQuerySet(models.QuerySet):
-    """Refuses bulk updates and deletes: the rows are a record, not a working copy."""
-
-    def update(self, **kwargs):
-        raise PermissionError(f"{self.model.__name__} rows are append-only; they cannot be updated.")
-
-    def delete(self):
-        raise PermissionError(f"{self.model.__name__} rows are append-only; they cannot be deleted.")
-
-    _raw_delete = delete
-
-
 class Artifact(models.Model):
     """An output of a mission (SQL, spec, log, report, data or link), optionally of a task and run."""
 
@@ -243,60 +231,6 @@ class Artifact(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Artifacts are kept: a mission's outputs cannot be deleted.")
-
-
-class HistoryEntry(models.Model):
-    """One append-only record of something that happened to a mission, task or run, and who did it."""
-
-    mission = models.ForeignKey("missions.Mission", on_delete=models.PROTECT, related_name="history")
-    task = models.ForeignKey(Task, null=True, blank=True, on_delete=models.PROTECT, related_name="history")
-    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.PROTECT, related_name="history")
-    actor_kind = models.CharField(max_length=8, choices=ActorKind.choices, default=ActorKind.SYSTEM)
-    actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    actor_agent = models.ForeignKey(
-        "agents.Agent", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    event = models.CharField(max_length=64)
-    from_status = models.CharField(max_length=20, blank=True)
-    to_status = models.CharField(max_length=20, blank=True)
-    message = models.TextField(blank=True)
-    data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    objects = ImmutableQuerySet.as_manager()
-
-    class Meta:
-        verbose_name_plural = "history entries"
-        ordering = ["created_at", "id"]
-        indexes = [
-            models.Index(fields=["mission", "created_at"], name="history_mission_time_idx"),
-            models.Index(fields=["task", "created_at"], name="history_task_time_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise PermissionError("History is append-only: an entry cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("History is append-only: an entry cannot be deleted.")
-
-    @property
-    def actor(self):
-        return self.actor_user or self.actor_agent
-
-    @property
-    def actor_label(self) -> str:
-        if self.actor_kind == ActorKind.USER and self.actor_user_id:
-            return self.actor_user.get_username()
-        if self.actor_kind == ActorKind.AGENT and self.actor_agent_id:
-            return self.actor_agent.name
-        return "system"
 
 
 class Question(models.Model):

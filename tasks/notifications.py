@@ -16,8 +16,8 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 
+from history.services import history_record
 from tasks.choices import NotificationChannel, NotificationStatus
-from tasks.history import history_record
 from tasks.models import Notification
 
 logger = logging.getLogger("genesis.notifications")

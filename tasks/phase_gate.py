@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from history.services import Actor
 from tasks.choices import TASK_FINISHED, PhaseStatus
-from tasks.history import Actor
 from tasks.models import Phase, Task
 from tasks.services import phase_transition
 

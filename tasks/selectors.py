@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from django.apps import apps
 from django.db.models import Q, QuerySet
 
+from history.models import HistoryEntry
 from tasks.choices import TaskStatus
-from tasks.models import Artifact, Dependency, HistoryEntry, Phase, Run, Task
+from tasks.models import Artifact, Dependency, Phase, Run, Task
 
 T = TaskStatus
 

@@ -18,6 +18,8 @@ from agents.models import Agent
 from genesis import fastsql
 from genesis.exceptions import DependencyCycle, DomainError, InvalidTransition
 from genesis.uploads import display_name, sha256_of, validate_upload_size
+from history.models import HistoryEntry
+from history.services import Actor, actor_fields, history_add, history_record
 from missions.models import Mission
 from tasks.choices import (
     PHASE_TRANSITIONS,
@@ -31,8 +33,7 @@ from tasks.choices import (
     TaskStatus,
 )
 from tasks.graph import cycle_keys, find_cycle, mission_edges
-from tasks.history import Actor, actor_fields, history_add, history_record
-from tasks.models import Artifact, Dependency, HistoryEntry, Notification, Phase, Question, Run, Task
+from tasks.models import Artifact, Dependency, Notification, Phase, Question, Run, Task
 
 TASK_EDITABLE_FIELDS = frozenset(
     {

@@ -7,9 +7,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from agents.models import Connection
+from history.models import HistoryEntry
+from history.services import history_record
 from missions.models import Mission
-from tasks.history import history_record
-from tasks.models import Artifact, Dependency, HistoryEntry, Run, Task
+from tasks.models import Artifact, Dependency, Run, Task
 from tasks.services import artifact_create, dependency_add, phase_create, run_create
 from tests.factories import AgentFactory, MissionFactory, TaskFactory, UserFactory
 

@@ -22,7 +22,7 @@ from django.db.models import Max
 from django.http import HttpResponse
 from django.utils.cache import patch_vary_headers
 
-from tasks.models import HistoryEntry
+from history.models import HistoryEntry
 
 CACHE_ALIAS = "api"
 

@@ -7,9 +7,9 @@ from django.utils import timezone
 
 from agents.models import Connection
 from genesis.exceptions import DomainError
+from history.services import Actor, history_record
 from missions.choices import Role
 from pipeline.models import Environment
-from tasks.history import Actor, history_record
 
 REFRESH_FUNC = "pipeline.jobs.refresh_mission"
 DEFAULT_CRON = "0 2 * * *"  # daily at 02:00

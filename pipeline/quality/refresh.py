@@ -15,10 +15,10 @@ from typing import Any
 from django.utils import timezone
 
 from genesis.exceptions import DomainError
+from history.services import history_record
 from pipeline.dbt.build import dbt_root, plan_build, target_row_counts
 from pipeline.quality.checks import run_checks
 from tasks import services as task_services
-from tasks.history import history_record
 
 
 @dataclass

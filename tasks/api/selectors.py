@@ -6,8 +6,9 @@ from __future__ import annotations
 from django.apps import apps
 from django.db.models import Prefetch, QuerySet
 
+from history.models import HistoryEntry
 from missions.models import Membership
-from tasks.models import Artifact, Dependency, HistoryEntry, Phase, Run, Task
+from tasks.models import Artifact, Dependency, Phase, Run, Task
 
 
 def restrict_to_visible(queryset: QuerySet, user, mission_path: str) -> QuerySet:

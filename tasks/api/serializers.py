@@ -11,10 +11,11 @@ from rest_framework.reverse import reverse
 
 from agents.models import Agent
 from genesis.api.fields import TEXT_MAX, CriteriaField, IdRelatedField, NameRelatedField, ObjectField
+from history.models import HistoryEntry
 from missions.models import Mission
 from tasks.api import selectors
 from tasks.choices import ArtifactKind
-from tasks.models import Artifact, Dependency, HistoryEntry, Phase, Question, Run, Task, validate_criteria_list
+from tasks.models import Artifact, Dependency, Phase, Question, Run, Task, validate_criteria_list
 
 
 def _user(request):

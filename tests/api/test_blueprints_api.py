@@ -5,9 +5,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from blueprints.models import Blueprint, CheckEvaluation
+from history.models import HistoryEntry
 from missions.models import Mission
 from pipeline import services as agent_services
-from tasks.models import HistoryEntry, Phase
+from tasks.models import Phase
 from tasks.phase_gate import phases_advance
 from tests.blueprints.conftest import FILES, bronze, healthcare  # noqa: F401  (fixtures reused here)
 from tests.blueprints.test_phase_gate import GATED, finish

@@ -5,9 +5,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from history.models import HistoryEntry
 from pipeline.dbt import services as dbt_services
 from pipeline.models import Environment
-from tasks.models import HistoryEntry
 from tests.factories import ConnectionFactory, MissionFactory
 
 pytestmark = pytest.mark.django_db

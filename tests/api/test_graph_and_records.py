@@ -2,8 +2,9 @@
 
 import pytest
 
+from history.models import HistoryEntry
 from tasks import services
-from tasks.models import Dependency, HistoryEntry
+from tasks.models import Dependency
 from tests.factories import MissionFactory, PhaseFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db

@@ -2,8 +2,8 @@
 
 import pytest
 
+from history.models import HistoryEntry
 from missions.models import Membership, Mission
-from tasks.models import HistoryEntry
 from tests.factories import MissionFactory, TaskFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -14,8 +14,8 @@ from django.db import connection as django_db
 from agents.models import Connection
 from blueprints.models import Blueprint, CheckEvaluation
 from blueprints.services import blueprint_import
+from history.models import HistoryEntry
 from missions.models import Mission
-from tasks.models import HistoryEntry
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -2,8 +2,9 @@
 
 import pytest
 
+from history.models import HistoryEntry
 from tasks import services
-from tasks.models import HistoryEntry, Task
+from tasks.models import Task
 from tests.factories import MissionFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db

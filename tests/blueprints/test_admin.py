@@ -7,7 +7,8 @@ from django.urls import reverse
 
 from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation
 from blueprints.services import blueprint_launch
-from tasks.models import HistoryEntry, Phase
+from history.models import HistoryEntry
+from tasks.models import Phase
 from tasks.phase_gate import phases_advance
 from tasks.services import task_transition
 from tests.blueprints.conftest import FILES, load_shipped

@@ -11,8 +11,9 @@ from blueprints.models import MissionOrigin
 from blueprints.selectors import launch_initial_params
 from blueprints.services import blueprint_launch
 from genesis.exceptions import DomainError
+from history.models import HistoryEntry
 from missions.models import Mission
-from tasks.models import Dependency, HistoryEntry, Phase, Task
+from tasks.models import Dependency, Phase, Task
 from tests.blueprints.conftest import load_shipped
 from tests.factories import UserFactory
 

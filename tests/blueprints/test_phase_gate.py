@@ -8,8 +8,9 @@ import pytest
 from blueprints.models import CheckEvaluation
 from blueprints.services import blueprint_import, blueprint_launch, phase_check_rerun, phase_check_waive
 from genesis.exceptions import DomainError
+from history.models import HistoryEntry
 from tasks.acceptance import evaluate_acceptance, evaluate_success
-from tasks.models import HistoryEntry, Phase
+from tasks.models import Phase
 from tasks.phase_gate import phases_advance
 from tasks.services import artifact_create, run_create, run_transition, task_transition
 

@@ -8,9 +8,10 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from genesis import fastsql
+from history.models import HistoryEntry
 from tasks import engine, services
 from tasks.choices import RunStatus, TaskStatus
-from tasks.models import HistoryEntry, Run, Task
+from tasks.models import Run, Task
 from tests.factories import AgentFactory, MissionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,11 +1,11 @@
 import pytest
 
 from genesis.exceptions import DomainError, InvalidTransition
+from history.models import HistoryEntry
 from missions import services
 from missions.choices import MISSION_TRANSITIONS, MissionStatus, Role
 from missions.models import Membership, Mission
 from missions.permissions import can_manage, can_view, can_work_on, role_of
-from tasks.models import HistoryEntry
 from tests.factories import MissionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

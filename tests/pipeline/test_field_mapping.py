@@ -9,8 +9,9 @@ import pytest
 
 from agents.base import Failed, NeedsApproval, NeedsInput
 from agents.connectors import adapter_for
+from history.models import HistoryEntry
 from pipeline.models import MappingSpecVersion
-from tasks.models import Artifact, HistoryEntry
+from tasks.models import Artifact
 from tests.pipeline import expected
 from tests.pipeline.conftest import SPEC_PATH
 

@@ -1,10 +1,10 @@
 import pytest
 
 from genesis.exceptions import DomainError, InvalidTransition
+from history.models import HistoryEntry
 from pipeline.models import MappingSpecVersion
 from pipeline.selectors import mapping_spec_approved, mapping_specs_approved, mapping_specs_waiting
 from pipeline.services import mapping_spec_approve, mapping_spec_diff, mapping_spec_propose, mapping_spec_reject
-from tasks.models import HistoryEntry
 
 
 def _content(source="CLAIMS.SERVICE_DATE"):
@@ -91,8 +91,8 @@ def test_sync_approves_the_versions_whose_task_was_approved(mission, lead):
 def test_approving_the_mapping_task_approves_its_spec_version_at_once(mission, lead):
     """Task approval and spec approval happen in one transaction: the approved version is the one the task
     proposed, by the person who approved the task."""
+    from history.models import HistoryEntry
     from tasks import services as task_services
-    from tasks.models import HistoryEntry
     from tests.factories import AgentFactory, TaskFactory
 
     agent = AgentFactory(name="mapper", kind="field_mapping")

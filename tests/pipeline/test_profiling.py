@@ -4,9 +4,10 @@ import pytest
 
 from agents.base import Failed, Succeeded
 from agents.connectors import QueryRefused, adapter_for
+from history.models import HistoryEntry
 from pipeline.implementations.common import open_source
 from pipeline.profiler import observed_type, profile_source
-from tasks.models import Artifact, HistoryEntry
+from tasks.models import Artifact
 from tests.pipeline.conftest import ALLOWED, SPEC_PATH, pg_connection, sqlite_connection
 
 

@@ -5,7 +5,8 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from genesis.exceptions import DomainError
-from tasks.models import Artifact, HistoryEntry
+from history.models import HistoryEntry
+from tasks.models import Artifact
 from tasks.services import artifact_create
 from tests.factories import TaskFactory
 

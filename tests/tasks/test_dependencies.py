@@ -3,8 +3,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from genesis.exceptions import DependencyCycle, DomainError
+from history.models import HistoryEntry
 from tasks import services
-from tasks.models import Dependency, HistoryEntry, Task
+from tasks.models import Dependency, Task
 from tests.factories import MissionFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db

@@ -7,11 +7,12 @@ from django.core import mail
 from django.utils import timezone
 
 from genesis.exceptions import DomainError
+from history.models import HistoryEntry
 from missions.choices import MissionMode, MissionStatus
 from missions.models import Mission
 from tasks import engine, services
 from tasks.choices import PhaseStatus, QuestionStatus, RunStatus, TaskStatus
-from tasks.models import HistoryEntry, Notification, Question, Run, Task
+from tasks.models import Notification, Question, Run, Task
 from tests.factories import AgentFactory
 from tests.tasks.queue import clear as clear_queue
 from tests.tasks.queue import deliveries, messages

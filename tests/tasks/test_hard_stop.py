@@ -10,9 +10,10 @@ import time
 import pytest
 from django_q.signals import pre_execute
 
+from history.models import HistoryEntry
 from tasks import engine, services
 from tasks.choices import RunStatus, TaskStatus
-from tasks.models import HistoryEntry, Run, Task
+from tasks.models import Run, Task
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the lease thread uses its own connection
 

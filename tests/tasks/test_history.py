@@ -1,8 +1,8 @@
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from tasks.history import history_record
-from tasks.models import HistoryEntry
+from history.models import HistoryEntry
+from history.services import history_record
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +47,7 @@ def test_postgresql_refuses_update_and_delete_in_sql(entry):
 def test_a_batch_inserts_its_entries_in_order_with_one_statement_when_it_ends(mission, lead):
     from django.test.utils import CaptureQueriesContext
 
-    from tasks.history import history_batch
+    from history.services import history_batch
 
     with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
         with history_batch():
@@ -62,7 +62,7 @@ def test_a_batch_inserts_its_entries_in_order_with_one_statement_when_it_ends(mi
 
 
 def test_a_batch_that_raises_writes_nothing(mission):
-    from tasks.history import history_batch
+    from history.services import history_batch
 
     with pytest.raises(ValueError), transaction.atomic(), history_batch():
         history_record(mission=mission, event="lost")

@@ -3,16 +3,10 @@ import uuid
 import pytest
 
 from genesis.exceptions import DomainError, InvalidTransition
+from history.models import HistoryEntry
 from tasks import services
-from tasks.choices import (
-    PHASE_TRANSITIONS,
-    RUN_TRANSITIONS,
-    TASK_TRANSITIONS,
-    PhaseStatus,
-    RunStatus,
-    TaskStatus,
-)
-from tasks.models import HistoryEntry, Phase, Run, Task
+from tasks.choices import PHASE_TRANSITIONS, RUN_TRANSITIONS, TASK_TRANSITIONS, PhaseStatus, RunStatus, TaskStatus
+from tasks.models import Phase, Run, Task
 from tests.factories import PhaseFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from history.models import HistoryEntry
 from missions import services as mission_services
 from missions.choices import MissionStatus
 from missions.models import Mission
 from tasks import engine, services
 from tasks.choices import RunStatus, TaskStatus
-from tasks.models import HistoryEntry, Notification, Run, Task
+from tasks.models import Notification, Run, Task
 from tests.tasks.queue import messages
 
 ROOT = Path(__file__).resolve().parents[2]

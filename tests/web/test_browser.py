@@ -8,11 +8,12 @@ import re
 import pytest
 
 from blueprints.services import blueprint_import
+from history.models import HistoryEntry
 from missions import services as mission_services
 from missions.choices import MissionStatus, Role
 from missions.models import Mission
 from tasks import services as task_services
-from tasks.models import HistoryEntry, Task
+from tasks.models import Task
 from tests.conftest import leads_group
 from tests.factories import ConnectionFactory, UserFactory
 from tests.web.browser import requires_chromium, screenshot, sign_in

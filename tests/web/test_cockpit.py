@@ -6,12 +6,13 @@ import re
 import pytest
 from django.urls import reverse
 
+from history.models import HistoryEntry
+from history.services import history_record
 from missions import services as mission_services
 from missions.choices import MissionStatus
 from tasks import services as task_services
 from tasks.choices import TaskStatus
-from tasks.history import history_record
-from tasks.models import HistoryEntry, Task
+from tasks.models import Task
 from tests.factories import MissionFactory, PhaseFactory, TaskFactory
 from tests.web.conftest import build_mission_graph
 

@@ -3,12 +3,13 @@
 import pytest
 from django.urls import reverse
 
+from history.models import HistoryEntry
 from missions import services as mission_services
 from missions.choices import Role
 from tasks import engine
 from tasks import services as task_services
 from tasks.choices import QuestionStatus, TaskStatus
-from tasks.models import HistoryEntry, Question, Run, Task
+from tasks.models import Question, Run, Task
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}

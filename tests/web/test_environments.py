@@ -9,9 +9,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from history.models import HistoryEntry
 from pipeline.dbt import services as dbt_services
 from pipeline.models import Environment
-from tasks.models import HistoryEntry
 from tests.factories import ConnectionFactory, MissionFactory
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,8 @@ from missions.choices import Role
 from missions.models import Membership
 from pipeline.dbt import services as dbt_services
 from pipeline.jobs import refresh_mission
-from tasks.models import Artifact, HistoryEntry, Notification
+from tasks.models import Artifact, Notification
+from history.models import HistoryEntry
 from tests.pipeline.build.conftest import Pipeline, bronze_with_orphans
 from tests.conftest import leads_connection
 

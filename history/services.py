@@ -5,17 +5,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from agents.models import Agent
 from genesis import fastsql
-from tasks.choices import ActorKind
-from tasks.models import HistoryEntry
+from history.choices import ActorKind
+from history.models import HistoryEntry
 
-Actor = AbstractBaseUser | Agent | None
+if TYPE_CHECKING:
+    from agents.models import Agent
+
+# Who acts: a person, an agent (an ``agents.Agent`` row: history sits below the agent framework, so it knows agents
+# by their model, not by import) or the system (None).
+Actor: TypeAlias = "AbstractBaseUser | Agent | None"
 
 _batch = threading.local()
 
@@ -55,9 +59,11 @@ def actor_fields(actor: Actor) -> dict[str, Any]:
     """The history columns that name who acted: a person, an agent, or the system (``None``)."""
     if actor is None or (isinstance(actor, AbstractBaseUser) and not actor.is_authenticated):
         return {"actor_kind": ActorKind.SYSTEM}
-    if isinstance(actor, Agent):
+    if isinstance(actor, AbstractBaseUser):
+        return {"actor_kind": ActorKind.USER, "actor_user": actor}
+    if isinstance(actor, HistoryEntry.actor_agent.field.related_model):
         return {"actor_kind": ActorKind.AGENT, "actor_agent": actor}
-    return {"actor_kind": ActorKind.USER, "actor_user": actor}
+    raise TypeError(f"{actor!r} cannot act in history: a person, an agent or None (the system).")
 
 
 def history_record(
