@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import yaml
 from jsonschema import Draft202012Validator
 
+from genesis.documents import DocumentInvalid, load_yaml
 from genesis.exceptions import DomainError
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -239,12 +239,12 @@ def validate_spec(data: Any, *, source: str = "spec file") -> dict[str, Any]:
 
 
 def load_spec_text(text: str | bytes, *, source: str = "spec file") -> dict[str, Any]:
+    """Read a spec file with the one strict loader (genesis/documents.py: duplicate keys refused by line, dates kept
+    as text, the size, alias, depth and node limits) and validate it."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise SpecFileError([(where, f"not valid YAML: {getattr(error, 'problem', error)}")], source=source) from None
+        data = load_yaml(text, filename=source)
+    except DocumentInvalid as error:
+        raise SpecFileError(error.problems, source=source) from None
     if not isinstance(data, dict):
         raise SpecFileError([("", "the document must be a mapping with version, name, sources and targets")],
                             source=source)

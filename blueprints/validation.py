@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from jsonschema import Draft202012Validator
 
 from blueprints.choices import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, ROLE_OWNERS, ParamType
+from genesis.documents import DocumentInvalid, load_yaml
 from genesis.exceptions import DomainError
 
 Path = list[str | int]
@@ -125,52 +125,14 @@ class BlueprintInvalid(DomainError):
 # --- YAML -----------------------------------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """Safe YAML that refuses duplicate keys and keeps dates as text (blueprints are JSON-shaped)."""
-
-    duplicate_errors: list[BlueprintError]
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict[Any, int] = {}
-        for key_node, _value in node.value:
-            key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            if isinstance(key, list | dict):
-                continue
-            if key in seen:
-                self.duplicate_errors.append(BlueprintError(
-                    f"line {line}", f"duplicate key {key!r} in one mapping (first on line {seen[key]})"
-                ))
-            else:
-                seen[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-
-_StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def parse_yaml(text: str, filename: str) -> Any:
+    """The file's data, read by the one strict loader (genesis/documents.py: duplicate keys, dates kept as text,
+    and the size, alias, depth and node limits), with text the database cannot store refused by path."""
     try:
-        # The reader checks the characters as it is built, so building it belongs inside the try too.
-        loader = _StrictLoader(text)
-    except yaml.YAMLError as error:
-        raise BlueprintInvalid(filename, [BlueprintError("(file)", f"not valid YAML: {error}")]) from None
-    loader.duplicate_errors = []
-    try:
-        data = loader.get_single_data()
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise BlueprintInvalid(filename, [BlueprintError(where, f"not valid YAML: {error.problem}")]) from None
-    except yaml.YAMLError as error:
-        raise BlueprintInvalid(filename, [BlueprintError("(file)", f"not valid YAML: {error}")]) from None
-    finally:
-        loader.dispose()
-    if loader.duplicate_errors:
-        raise BlueprintInvalid(filename, loader.duplicate_errors)
+        data = load_yaml(text, filename=filename)
+    except DocumentInvalid as error:
+        raise BlueprintInvalid(filename, [BlueprintError(where, message) for where, message in error.problems]) \
+            from None
     unstorable = list(_unstorable_text(data, ""))
     if unstorable:
         raise BlueprintInvalid(filename, unstorable)

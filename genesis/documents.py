@@ -1,0 +1,172 @@
+"""Documents read from users: the one strict YAML loader.
+
+Blueprint files (blueprints/validation.py) and spec files (agents/specfile.py) are both read by ``load_yaml``:
+safe YAML that refuses duplicate keys and keeps dates as text (both formats are JSON-shaped), and that refuses,
+naming the file, the limit and the figure, a document that would hold a worker:
+
+1. more than ``GENESIS_YAML_MAX_BYTES`` of text (checked before parsing);
+2. more than ``GENESIS_YAML_MAX_ALIASES`` aliases (``*name``);
+3. lists and mappings nested more than ``GENESIS_YAML_MAX_DEPTH`` levels deep, aliases followed;
+4. more than ``GENESIS_YAML_MAX_NODES`` nodes once every alias is followed.
+
+The last three are counted while the document is composed, each alias adding the size and height of the node it
+names, which are known when that node is finished: nothing is expanded to be counted. A "billion laughs" file
+(ten lists, each naming the one before ten times) is refused in milliseconds, before its last lines are read, and
+a recursive walk of the data (schema validation, placeholders, JSON encoding) never meets more than the limits
+allow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from django.conf import settings
+from yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
+
+from genesis.exceptions import DomainError
+
+# --- YAML -----------------------------------------------------------------------------------------------------
+
+
+class DocumentInvalid(DomainError):
+    """A document the loader refused; ``problems`` lists ``(where, message)``, ``where`` a line or ``(file)``."""
+
+    def __init__(self, filename: str, problems: list[tuple[str, str]]):
+        self.filename = filename
+        self.problems = problems
+        super().__init__(f"{filename}: " + "; ".join(f"{where}: {message}" for where, message in problems),
+                         field="file", code="invalid_document")
+
+
+class DocumentTooLarge(DocumentInvalid):
+    """A document past one of the loader's limits: ``setting`` names it, ``limit`` is its value and ``figure`` what
+    the document has (for aliases, nodes and depth: where counting stopped, at the first step past the limit)."""
+
+    def __init__(self, filename: str, where: str, *, setting: str, limit: int, figure: int, what: str):
+        self.setting, self.limit, self.figure = setting, limit, figure
+        super().__init__(filename, [(where, f"{what}, over the limit of {limit:,} ({setting})")])
+
+
+def _where(mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses duplicate keys, keeps dates as text and counts what it composes (see the module)."""
+
+    def __init__(self, stream, filename: str):
+        super().__init__(stream)
+        self.filename = filename
+        self.duplicate_keys: list[tuple[int, str]] = []
+        self.aliases = 0
+        self.nodes = 0
+        # For each list or mapping being composed, the deepest level reached inside it so far; for each finished
+        # node, its size (nodes, aliases followed) and height (levels of lists and mappings): what an alias adds.
+        self.open: list[int] = []
+        self.sizes: dict[yaml.Node, int] = {}
+        self.heights: dict[yaml.Node, int] = {}
+
+    def _refuse(self, mark, **limit):
+        raise DocumentTooLarge(self.filename, _where(mark), **limit)
+
+    def _reach(self, level: int, mark) -> None:
+        if level > settings.GENESIS_YAML_MAX_DEPTH:
+            self._refuse(mark, setting="GENESIS_YAML_MAX_DEPTH", limit=settings.GENESIS_YAML_MAX_DEPTH, figure=level,
+                         what=f"lists and mappings nested {level:,} levels deep")
+        if self.open and level > self.open[-1]:
+            self.open[-1] = level
+
+    def _count(self, nodes: int, mark) -> None:
+        self.nodes += nodes
+        if self.nodes > settings.GENESIS_YAML_MAX_NODES:
+            self._refuse(mark, setting="GENESIS_YAML_MAX_NODES", limit=settings.GENESIS_YAML_MAX_NODES,
+                         figure=self.nodes,
+                         what=f"{self.nodes:,} nodes by here once aliases are followed")
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, AliasEvent):
+            target = self.anchors.get(event.anchor)
+            if target is not None:  # an undefined alias is the composer's own error
+                self.aliases += 1
+                if self.aliases > settings.GENESIS_YAML_MAX_ALIASES:
+                    self._refuse(event.start_mark, setting="GENESIS_YAML_MAX_ALIASES",
+                                 limit=settings.GENESIS_YAML_MAX_ALIASES, figure=self.aliases,
+                                 what=f"{self.aliases:,} aliases (*name) by here")
+                if target not in self.sizes:
+                    raise yaml.composer.ComposerError(
+                        None, None, f"the alias *{event.anchor} is inside the node it names (a recursive document)",
+                        event.start_mark)
+                self._reach(len(self.open) + self.heights[target], event.start_mark)
+                self._count(self.sizes[target], event.start_mark)
+            return super().compose_node(parent, index)
+        nodes_before = self.nodes
+        self._count(1, event.start_mark)
+        if not isinstance(event, SequenceStartEvent | MappingStartEvent):
+            node = super().compose_node(parent, index)
+            self.sizes[node], self.heights[node] = 1, 0
+            return node
+        level = len(self.open) + 1
+        self._reach(level, event.start_mark)
+        self.open.append(level)
+        node = super().compose_node(parent, index)
+        deepest = self.open.pop()
+        if self.open and deepest > self.open[-1]:
+            self.open[-1] = deepest
+        self.sizes[node], self.heights[node] = self.nodes - nodes_before, deepest - level + 1
+        return node
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # a list, mapping or set as a key: not JSON-shaped, and refused by every schema
+                continue
+            if first is None:
+                seen[key] = line
+            else:
+                self.duplicate_keys.append((line, f"duplicate key {key!r} in one mapping (first on line {first})"))
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node):
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError as error:  # more digits than Python converts (sys.get_int_max_str_digits)
+            raise yaml.constructor.ConstructorError(None, None, f"not a usable whole number ({error})",
+                                                    node.start_mark) from None
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_yaml(text: str | bytes, *, filename: str) -> Any:
+    """One YAML document, read strictly (see the module). Raises ``DocumentInvalid`` with every duplicate key or
+    the first syntax error by line, or ``DocumentTooLarge`` naming the limit passed."""
+    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
+    if size > settings.GENESIS_YAML_MAX_BYTES:
+        raise DocumentTooLarge(filename, "(file)", setting="GENESIS_YAML_MAX_BYTES",
+                               limit=settings.GENESIS_YAML_MAX_BYTES, figure=size, what=f"the file is {size:,} bytes")
+    try:
+        # The reader checks the characters as it is built, so building it belongs inside the try too.
+        loader = _StrictLoader(text, filename)
+    except yaml.YAMLError as error:
+        raise DocumentInvalid(filename, [("(file)", f"not valid YAML: {error}")]) from None
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as error:
+        raise DocumentInvalid(filename, [(_where(error.problem_mark), f"not valid YAML: {error.problem}")]) from None
+    except yaml.YAMLError as error:
+        raise DocumentInvalid(filename, [("(file)", f"not valid YAML: {error}")]) from None
+    finally:
+        loader.dispose()
+    if loader.duplicate_keys:
+        raise DocumentInvalid(filename, [(f"line {line}", message) for line, message in sorted(loader.duplicate_keys)])
+    return data
