@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from jsonschema import Draft202012Validator
 
 from blueprints.connections import ConnectionProblem, connection_named, count_rows, find_tables, query_value
+from genesis.documents import schema_problems
 from tasks.choices import TASK_FINISHED, RunStatus, TaskStatus
 from tasks.models import Artifact, HistoryEntry, Phase, Run, Task
 
@@ -91,8 +92,6 @@ def get_check(check_type: str) -> type[Check]:
 
 def params_errors(check_type: str, params: Any) -> list[tuple[list[str | int], str]]:
     """Every problem with ``params`` for this check type, as (path inside params, message)."""
-    from blueprints.validation import schema_problems
-
     return schema_problems(get_check(check_type).params_schema, params)
 
 

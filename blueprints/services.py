@@ -18,7 +18,8 @@ from agents.models import Agent, Connection
 from blueprints.checks import check_types, is_check, params_errors
 from blueprints.choices import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, ROLE_OWNERS, CheckScope, ParamType
 from blueprints.models import ActionTemplate, Blueprint, BlueprintVersion, CheckEvaluation, MissionOrigin, PhaseTemplate
-from blueprints.validation import BlueprintError, BlueprintInvalid, format_path, load_text, substitute
+from blueprints.validation import BlueprintError, BlueprintInvalid, load_text, substitute
+from genesis.documents import format_path
 from genesis.exceptions import DomainError
 from missions.choices import Role
 from missions.models import Mission

@@ -1,4 +1,4 @@
-"""Documents read from users: the one strict YAML loader.
+"""Documents read from users: the one strict YAML loader, and schema problems with their paths.
 
 Blueprint files (blueprints/validation.py) and spec files (agents/specfile.py) are both read by ``load_yaml``:
 safe YAML that refuses duplicate keys and keeps dates as text (both formats are JSON-shaped), and that refuses,
@@ -22,9 +22,13 @@ from typing import Any
 
 import yaml
 from django.conf import settings
+from jsonschema import Draft202012Validator, ValidationError
 from yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
 
 from genesis.exceptions import DomainError
+
+Path = list[str | int]
+
 
 # --- YAML -----------------------------------------------------------------------------------------------------
 
@@ -170,3 +174,81 @@ def load_yaml(text: str | bytes, *, filename: str) -> Any:
     if loader.duplicate_keys:
         raise DocumentInvalid(filename, [(f"line {line}", message) for line, message in sorted(loader.duplicate_keys)])
     return data
+
+
+# --- schema problems and their paths --------------------------------------------------------------------------
+
+
+def format_path(path: Path, *, top: str = "(top level)") -> str:
+    """``["phases", 2, "actions", 0]`` as ``phases[2].actions[0]``; the empty path as ``top``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or top
+
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number",
+               type(None): "null"}
+
+
+def json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+class SchemaWording:
+    """The words ``schema_problems`` gives each kind of problem. A file format that has always put some of them its
+    own way (spec files, agents/specfile.py) overrides those methods; the walk, paths and order stay one."""
+
+    def unknown_keys(self, path: Path, unknown: list, allowed: list[str]) -> list[tuple[Path, str]]:
+        return [(path + [key], f"unknown key (allowed here: {', '.join(allowed)})") for key in unknown]
+
+    def missing_keys(self, path: Path, missing: list[str]) -> list[tuple[Path, str]]:
+        return [(path + [key], "required key is missing") for key in missing]
+
+    def wrong_type(self, expected: str | list[str], value: Any) -> str:
+        wanted = " or ".join(expected) if isinstance(expected, list) else expected
+        return f"wrong type: expected {wanted}, got {json_type(value)}"
+
+    def not_allowed(self, value: Any, choices: list) -> str:
+        return f"{value!r} is not allowed; choose one of: {', '.join(map(str, choices))}"
+
+    def wrong_form(self, value: Any, pattern: str) -> str:
+        return f"{value!r} has the wrong form (expected {pattern})"
+
+    def other(self, error: ValidationError) -> str:
+        if error.validator == "minItems" and error.validator_value == 1:
+            return "must not be empty"
+        if error.validator == "anyOf" and all(set(sub) == {"required"} for sub in error.validator_value):
+            options = [" and ".join(sub["required"]) for sub in error.validator_value]
+            return f"needs at least one of: {', '.join(options)}"
+        return error.message
+
+
+def _document_order(path: Path) -> list[tuple[int, Any]]:
+    """List items in order, keys alphabetically (a key that is not text, e.g. YAML's ``null:``, by its text)."""
+    return [(0, part) if isinstance(part, int) else (1, str(part)) for part in path]
+
+
+def schema_problems(schema: dict[str, Any], instance: Any, *,
+                    wording: SchemaWording | None = None) -> list[tuple[Path, str]]:
+    """Every way ``instance`` breaks ``schema``, as (path, readable message), in document order, each once."""
+    wording = wording or SchemaWording()
+    problems: list[tuple[Path, str]] = []
+    for error in Draft202012Validator(schema).iter_errors(instance):
+        path: Path = list(error.absolute_path)
+        validator, expected = error.validator, error.validator_value
+        if validator == "additionalProperties":
+            known = error.schema.get("properties", {})
+            problems += wording.unknown_keys(path, [key for key in error.instance if key not in known], sorted(known))
+        elif validator == "required":
+            problems += wording.missing_keys(path, [key for key in expected if key not in error.instance])
+        elif validator == "type":
+            problems.append((path, wording.wrong_type(expected, error.instance)))
+        elif validator == "enum":
+            problems.append((path, wording.not_allowed(error.instance, expected)))
+        elif validator == "pattern":
+            problems.append((path, wording.wrong_form(error.instance, expected)))
+        else:
+            problems.append((path, wording.other(error)))
+    unique = list({(tuple(path), message): (path, message) for path, message in problems}.values())
+    return sorted(unique, key=lambda item: _document_order(item[0]))

@@ -280,3 +280,9 @@ def test_a_billion_laughs_is_refused_by_the_command_in_well_under_a_second(tmp_p
 def test_twenty_thousand_levels_are_refused_naming_the_depth_limit(text):
     [line] = problems(text, "deep.yaml")
     assert line.endswith(": lists and mappings nested 65 levels deep, over the limit of 64 (GENESIS_YAML_MAX_DEPTH)")
+
+
+def test_keys_that_are_not_text_are_named_not_a_crash():
+    # YAML makes null and a number keys: the problems are sorted by path, which used to compare them with text.
+    lines = problems(GOOD.replace("name: Tiny\n", "name: Tiny\n~: 1\n2.5: 2\n"))
+    assert [line.split(": unknown key")[0] for line in lines] == ["bp.yaml: 2.5", "bp.yaml: None"]

@@ -1,11 +1,11 @@
 """The one strict YAML loader (genesis/documents.py): documents that would hold a worker or crash it are refused
-fast, naming the file, the limit and the figure."""
+fast, naming the file, the limit and the figure; and the schema problems both file formats report."""
 
 import time
 
 import pytest
 
-from genesis.documents import DocumentInvalid, DocumentTooLarge, load_yaml
+from genesis.documents import DocumentInvalid, DocumentTooLarge, SchemaWording, load_yaml, schema_problems
 from tests.documents import billion_laughs, deep_block_yaml, deep_flow_yaml
 
 
@@ -125,3 +125,27 @@ def test_a_number_longer_than_python_converts_is_a_named_error():
 def test_a_set_as_a_key_is_refused_not_a_type_error():
     error = _refused("? !!set {a: null}\n: 1\n")
     assert error.problems[0][1].startswith("not valid YAML: found unhashable key")
+
+
+# --- schema problems --------------------------------------------------------------------------------------------
+
+def test_schema_problems_come_in_document_order_whatever_the_keys():
+    schema = {"type": "object", "additionalProperties": False, "properties": {
+        "items": {"type": "array", "items": {"type": "string"}}}}
+    # YAML can make keys that are not text (null, numbers): they are named, not a TypeError while sorting.
+    instance = {"items": ["a"] * 2 + [1] * 9, None: 1, 2.5: 0, "zed": 0}
+    problems = schema_problems(schema, instance)
+    assert [path for path, _message in problems] == [
+        [2.5], [None], ["items", 2], ["items", 3], ["items", 4], ["items", 5], ["items", 6], ["items", 7],
+        ["items", 8], ["items", 9], ["items", 10], ["zed"]]
+    assert problems[2][1] == "wrong type: expected string, got integer"
+
+
+def test_a_file_format_may_reword_schema_problems():
+    class Terse(SchemaWording):
+        def wrong_type(self, expected, value):
+            return f"not {expected}"
+
+    schema = {"type": "object", "required": ["a", "b"], "properties": {"a": {"type": "string"}}}
+    assert schema_problems(schema, {"a": 1}, wording=Terse()) == [(["a"], "not string"),
+                                                                  (["b"], "required key is missing")]
