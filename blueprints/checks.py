@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from jsonschema import Draft202012Validator
 
 from blueprints.connections import ConnectionProblem, connection_named, count_rows, find_tables, query_value
-from genesis.documents import schema_problems
+from genesis.documents import loads_json, schema_problems
 from tasks.choices import TASK_FINISHED, RunStatus, TaskStatus
 from tasks.models import Artifact, HistoryEntry, Phase, Run, Task
 
@@ -392,7 +392,7 @@ def _dbt_results_of(run: Run) -> tuple[dict[str, Any] | None, str]:
     if artifact is not None:
         with artifact.file.open("rb") as handle:
             try:
-                return json.loads(handle.read().decode()), f"artifact {artifact.name} v{artifact.version}"
+                return loads_json(handle.read().decode()), f"artifact {artifact.name} v{artifact.version}"
             except (UnicodeDecodeError, json.JSONDecodeError) as error:
                 raise CheckError(f"{artifact.name} of run {run.pk} is not valid JSON: {error}") from None
     return None, ""

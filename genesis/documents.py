@@ -1,4 +1,5 @@
-"""Documents read from users: the one strict YAML loader, and schema problems with their paths.
+"""Documents read from users: the one strict YAML loader, JSON with a nesting limit, and schema problems with
+their paths.
 
 Blueprint files (blueprints/validation.py) and spec files (agents/specfile.py) are both read by ``load_yaml``:
 safe YAML that refuses duplicate keys and keeps dates as text (both formats are JSON-shaped), and that refuses,
@@ -14,10 +15,16 @@ names, which are known when that node is finished: nothing is expanded to be cou
 (ten lists, each naming the one before ten times) is refused in milliseconds, before its last lines are read, and
 a recursive walk of the data (schema validation, placeholders, JSON encoding) never meets more than the limits
 allow.
+
+JSON from requests and forms is decoded with ``LimitedJSONDecoder``: text nested more than
+``GENESIS_JSON_MAX_DEPTH`` levels deep raises ``JSONTooDeep``, found by a scan of the text before the (recursive)
+decoder starts. It is a ``json.JSONDecodeError``, so every existing "not valid JSON" answer covers it.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import yaml
@@ -174,6 +181,52 @@ def load_yaml(text: str | bytes, *, filename: str) -> Any:
     if loader.duplicate_keys:
         raise DocumentInvalid(filename, [(f"line {line}", message) for line, message in sorted(loader.duplicate_keys)])
     return data
+
+
+# --- JSON -----------------------------------------------------------------------------------------------------
+
+# A string (skipped whole, escapes included; an unterminated one runs to the end) or a bracket.
+_JSON_PIECE = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
+_OPENING, _CLOSING = frozenset("[{"), frozenset("]}")
+
+
+class JSONTooDeep(json.JSONDecodeError):
+    """JSON whose lists and objects nest more than ``GENESIS_JSON_MAX_DEPTH`` levels deep; ``pos`` is where."""
+
+    def __init__(self, doc: str, pos: int, limit: int):
+        self.limit = limit
+        super().__init__(f"lists and objects nested more than {limit:,} levels deep (GENESIS_JSON_MAX_DEPTH)",
+                         doc, pos)
+
+
+def check_json_depth(text: str) -> None:
+    """Raise ``JSONTooDeep`` if the JSON text nests deeper than the limit. Linear in the text, never recursive."""
+    limit = settings.GENESIS_JSON_MAX_DEPTH
+    if text.count("[") + text.count("{") <= limit:
+        return
+    depth = 0
+    for match in _JSON_PIECE.finditer(text):
+        piece = match.group()
+        if piece in _OPENING:
+            depth += 1
+            if depth > limit:
+                raise JSONTooDeep(text, match.start(), limit)
+        elif piece in _CLOSING:
+            depth -= 1
+
+
+class LimitedJSONDecoder(json.JSONDecoder):
+    """``json.JSONDecoder`` that refuses text nested deeper than ``GENESIS_JSON_MAX_DEPTH`` before decoding it
+    (give it as ``cls=`` or ``decoder=``, as Django's and DRF's JSON fields take one)."""
+
+    def decode(self, s, *args, **kwargs):
+        check_json_depth(s)
+        return super().decode(s, *args, **kwargs)
+
+
+def loads_json(text: str | bytes, **kwargs) -> Any:
+    """``json.loads`` with the nesting limit: ``JSONTooDeep`` (a ``ValueError``) when nested too deep."""
+    return json.loads(text, cls=LimitedJSONDecoder, **kwargs)
 
 
 # --- schema problems and their paths --------------------------------------------------------------------------

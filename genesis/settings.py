@@ -119,6 +119,8 @@ GENESIS_YAML_MAX_BYTES = env_int("GENESIS_YAML_MAX_BYTES", 1024 * 1024, minimum=
 GENESIS_YAML_MAX_ALIASES = env_int("GENESIS_YAML_MAX_ALIASES", 100, minimum=0)
 GENESIS_YAML_MAX_DEPTH = env_int("GENESIS_YAML_MAX_DEPTH", 64, minimum=1, maximum=200)
 GENESIS_YAML_MAX_NODES = env_int("GENESIS_YAML_MAX_NODES", 50_000, minimum=1)
+# JSON in request bodies and JSON form fields: lists and objects nested deeper than this are refused (a 400).
+GENESIS_JSON_MAX_DEPTH = env_int("GENESIS_JSON_MAX_DEPTH", 64, minimum=1, maximum=200)
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
@@ -166,7 +168,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "genesis.api.errors.exception_handler",
     # Form and multipart bodies are read like JSON: no "empty means absent", a repeated field is a list.
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "genesis.api.parsers.JSONParser",
         "genesis.api.parsers.FormParser",
         "genesis.api.parsers.MultiPartParser",
     ],

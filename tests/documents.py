@@ -26,3 +26,8 @@ def deep_flow_yaml(levels: int) -> str:
 def deep_block_yaml(levels: int) -> str:
     """``- - - ... 1``: lists nested ``levels`` deep in block style, on one line."""
     return "- " * levels + "1\n"
+
+
+def deep_json(levels: int) -> str:
+    """``{"a": [[[...]]]}``: an object holding lists nested ``levels`` deep."""
+    return '{"a": ' + "[" * levels + "]" * levels + "}"

@@ -11,7 +11,14 @@ from blueprints.models import Blueprint, CheckEvaluation
 from missions.models import Mission
 from tasks.models import HistoryEntry, Phase
 from tasks.phase_gate import phases_advance
-from tests.blueprints.conftest import FILES, bronze, healthcare  # noqa: F401  (fixtures reused here)
+from tests.blueprints.conftest import (  # noqa: F401  (fixtures reused here)
+    FILES,
+    bronze,
+    connections,
+    healthcare,
+    validation_db,
+    warehouse,
+)
 from tests.blueprints.test_phase_gate import GATED, finish
 from tests.documents import billion_laughs_blueprint, deep_block_yaml, deep_flow_yaml
 from tests.factories import ConnectionFactory
@@ -189,3 +196,13 @@ def test_yaml_nested_twenty_thousand_levels_is_a_400_naming_the_depth_limit(as_u
     [problem] = body["errors"]["file"]
     assert problem.startswith("deep.yaml: line 1, column ")
     assert problem.endswith(": lists and mappings nested 65 levels deep, over the limit of 64 (GENESIS_YAML_MAX_DEPTH)")
+
+
+def test_a_list_parameter_given_as_json_text_nested_too_deep_is_a_400(as_user, lead, healthcare,  # noqa: F811
+                                                                       connections):  # noqa: F811
+    url = f"/api/v1/blueprints/{healthcare.blueprint_id}/launch/"
+    response = as_user(lead).post(url, {"name": "X", "params": {"source_tables": "[" * 5_000 + "]" * 5_000}})
+    assert response.status_code == 400
+    [message] = response.json()["errors"]["params.source_tables"]
+    assert message.startswith("Parameter source_tables: '[[[") and message.endswith("]]]' is not a JSON list.")
+    assert Mission.objects.count() == 0

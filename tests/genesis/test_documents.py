@@ -1,12 +1,22 @@
-"""The one strict YAML loader (genesis/documents.py): documents that would hold a worker or crash it are refused
-fast, naming the file, the limit and the figure; and the schema problems both file formats report."""
+"""The one strict YAML loader and the JSON nesting limit (genesis/documents.py): documents that would hold a worker
+or crash it are refused fast, naming the file, the limit and the figure."""
 
+import json
 import time
 
 import pytest
 
-from genesis.documents import DocumentInvalid, DocumentTooLarge, SchemaWording, load_yaml, schema_problems
-from tests.documents import billion_laughs, deep_block_yaml, deep_flow_yaml
+from genesis.documents import (
+    DocumentInvalid,
+    DocumentTooLarge,
+    JSONTooDeep,
+    LimitedJSONDecoder,
+    SchemaWording,
+    load_yaml,
+    loads_json,
+    schema_problems,
+)
+from tests.documents import billion_laughs, deep_block_yaml, deep_flow_yaml, deep_json
 
 
 def _refused(text, filename="doc.yaml") -> DocumentInvalid:
@@ -125,6 +135,26 @@ def test_a_number_longer_than_python_converts_is_a_named_error():
 def test_a_set_as_a_key_is_refused_not_a_type_error():
     error = _refused("? !!set {a: null}\n: 1\n")
     assert error.problems[0][1].startswith("not valid YAML: found unhashable key")
+
+
+# --- JSON -------------------------------------------------------------------------------------------------------
+
+def test_json_nested_past_the_limit_is_refused_before_decoding():
+    with pytest.raises(JSONTooDeep) as caught:
+        loads_json(deep_json(5_000))
+    error = caught.value
+    assert isinstance(error, json.JSONDecodeError)  # every "not valid JSON" answer covers it
+    assert (error.limit, error.pos) == (64, 69)  # the object and 63 lists are the first 64 levels
+    assert str(error) == "lists and objects nested more than 64 levels deep (GENESIS_JSON_MAX_DEPTH): line 1 " \
+                         "column 70 (char 69)"
+
+
+def test_json_at_the_limit_and_brackets_inside_strings_are_fine():
+    assert loads_json("[" * 64 + "]" * 64) is not None
+    text = json.dumps({"a": "[" * 1000, "b": ['{"\\' * 300, {"c": "]" * 10}]})
+    assert loads_json(text) == json.loads(text)
+    with pytest.raises(JSONTooDeep):
+        json.loads("[" * 65 + "]" * 65, cls=LimitedJSONDecoder)  # as Django's and DRF's JSON fields use it
 
 
 # --- schema problems --------------------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ def test_a_malformed_or_negative_duration_is_named(tmp_path):
 def test_a_document_limit_that_would_defeat_itself_is_named(tmp_path):
     # Nesting deeper than 200 levels would meet Python's recursion limit again; none of the limits can be negative.
     for name, raw, wanted in [("GENESIS_YAML_MAX_DEPTH", "5000", "from 1 to 200"),
+                              ("GENESIS_JSON_MAX_DEPTH", "0", "from 1 to 200"),
                               ("GENESIS_YAML_MAX_ALIASES", "-1", "from 0 up"),
                               ("GENESIS_YAML_MAX_NODES", "lots", "from 1 up")]:
         result = _manage("check", env_extra={name: raw, "GENESIS_VAR_DIR": str(tmp_path)})
