@@ -110,6 +110,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = min(GENESIS_MAX_UPLOAD_BYTES, 2_621_440)
 GENESIS_DRY_RUN_FULL_ROWS = env_int("GENESIS_DRY_RUN_FULL_ROWS", 200_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 FILE_UPLOAD_PERMISSIONS = 0o640
+# Every multipart body (admin, pages, API) is checked against GENESIS_MAX_UPLOAD_BYTES before a byte of it is read.
+FILE_UPLOAD_HANDLERS = [
+    "genesis.uploads.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # Blueprint and spec files (genesis/documents.py): YAML past any of these limits is refused, naming the limit, before
 # it can hold a worker. The shipped files have at most 10 KB, 571 nodes, 9 levels of nesting and no aliases; YAML is

@@ -1,5 +1,8 @@
-"""Documents that held or crashed a web worker before the limits of genesis/documents.py, shared by the tests of every
-path that reads them."""
+"""Inputs that held or crashed a web worker before the limits of genesis/documents.py and genesis/uploads.py, shared
+by the tests of every path that reads them: YAML and JSON documents, and request bodies that must not be read."""
+
+GIB = 1024**3
+MULTIPART = "multipart/form-data; boundary=x"
 
 BLUEPRINT_HEAD = ("slug: laughs\nname: Laughs\nphases:\n- name: One\n  actions:\n  - key: a\n    title: A\n"
                   "    owner: noop\n    config:\n")
@@ -31,3 +34,18 @@ def deep_block_yaml(levels: int) -> str:
 def deep_json(levels: int) -> str:
     """``{"a": [[[...]]]}``: an object holding lists nested ``levels`` deep."""
     return '{"a": ' + "[" * levels + "]" * levels + "}"
+
+
+class UnreadBody:
+    """A request body (``wsgi.input``) that fails the test if any of it is read."""
+
+    def read(self, *args, **kwargs):
+        raise AssertionError("the request body was read")
+
+    readline = read
+
+
+def claiming(size: int) -> dict:
+    """Request META for a body that claims ``size`` bytes and fails the test if it is read (pass it to
+    ``client.generic`` with a non-empty body and ``content_type=MULTIPART``)."""
+    return {"CONTENT_LENGTH": str(size), "wsgi.input": UnreadBody()}

@@ -5,6 +5,7 @@ import pytest
 from django import forms
 from django.contrib import admin
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 
 from agents.models import Connection
@@ -13,6 +14,7 @@ from missions.models import Mission
 from tasks.history import history_record
 from tasks.models import Artifact, Dependency, HistoryEntry, Run, Task
 from tasks.services import artifact_create, dependency_add, phase_create, run_create
+from tests.documents import GIB, MULTIPART, claiming
 from tests.factories import AgentFactory, MissionFactory, TaskFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -226,7 +228,7 @@ def test_the_build_now_action_requests_a_build_per_environment_and_names_each_re
     assert [args[0] for _, args, _ in enqueued] == [dev.pk]
 
 
-# --- what an admin form reads: JSON with the nesting limit ---------------------------------------------------------
+# --- what an admin form reads: JSON with the nesting limit, uploads within the size limit ---------------------------
 
 def test_json_nested_too_deep_in_an_admin_field_is_a_form_error_not_a_500(client_admin, populated):
     task = Task.objects.get(key="profile")
@@ -254,3 +256,16 @@ def test_every_json_field_of_an_admin_form_reads_with_the_nesting_limit(rf, admi
                       for name, field in form.base_fields.items()
                       if isinstance(field, forms.JSONField) and field.decoder is not LimitedJSONDecoder]
     assert unlimited == []
+
+
+def test_a_spec_file_upload_claiming_two_gigabytes_is_refused_before_its_body_is_read(admin_user, settings, caplog):
+    # As in production: the CSRF check reads the form before the admin does, so the limit acts before that read.
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    client.get(_url(Mission, "add"))
+    response = client.generic("POST", _url(Mission, "add"), b"--x--\r\n", content_type=MULTIPART,
+                              **claiming(2 * GIB), HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+    assert response.status_code == 400
+    assert [record.getMessage() for record in caplog.records if record.name.startswith("django.security")] == [
+        f"The upload is 2,147,483,648 bytes; the limit is {settings.GENESIS_MAX_UPLOAD_BYTES:,} bytes."]
+    assert not Mission.objects.exists()

@@ -1,4 +1,4 @@
-"""Request parsers: a form or multipart body means what the same JSON body means, and JSON cannot be nested too deep.
+"""Request parsers: a form or multipart body means what the same JSON body means, and no body can hold a worker.
 
 DRF reads a form body (a ``QueryDict``) with HTML-form conventions: an empty value stands for "absent" or null, a
 missing boolean is false, and a field sent twice silently keeps its last value. An API client that sends
@@ -6,8 +6,9 @@ missing boolean is false, and a field sent twice silently keeps its last value. 
 so. These parsers hand the serializers a plain dict instead, as the JSON parser does: a field sent once is its text,
 a field sent several times is a list (refused by a field that takes one value), and an empty text is empty.
 
-JSON nested deeper than GENESIS_JSON_MAX_DEPTH is a 400 naming the limit, never a RecursionError
-(genesis/documents.py). JSON and form bodies are bounded by DATA_UPLOAD_MAX_MEMORY_SIZE (Django).
+Limits: a multipart body whose Content-Length is over the upload limit is refused before it is read
+(genesis/uploads.py), and JSON nested deeper than GENESIS_JSON_MAX_DEPTH is a 400 naming the limit, never a
+RecursionError (genesis/documents.py). JSON and form bodies are bounded by DATA_UPLOAD_MAX_MEMORY_SIZE (Django).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.utils.json import strict_constant
 
 from genesis.documents import JSONTooDeep, loads_json
+from genesis.uploads import refuse_oversized_upload
 
 
 class FormText(str):
@@ -76,6 +78,7 @@ class MultiPartParser(parsers.MultiPartParser):
     def parse(self, stream, media_type=None, parser_context=None):
         parser_context = parser_context or {}
         request = parser_context["request"]
+        refuse_oversized_upload(request.META)  # before any of the body is read, even the small ones read whole below
         encoding = parsers.get_encoding(parser_context)
         meta = request.META.copy()
         meta["CONTENT_TYPE"] = media_type

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import django_filters
-from django.conf import settings
 from django.http import FileResponse, HttpResponseRedirect
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -258,10 +257,6 @@ class QuestionViewSet(ReadOnlyModelViewSet):
 
 # --- artifacts ----------------------------------------------------------------------------------------------------
 
-# Multipart framing around the file: an upload whose body exceeds the limit by more than this is refused unread.
-_UPLOAD_OVERHEAD = 64 * 1024
-
-
 @extend_schema_view(
     list=extend_schema(summary="Outputs of the missions the caller can see."),
     retrieve=extend_schema(summary="One artifact's metadata (see download for its content)."),
@@ -279,11 +274,7 @@ class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         return selectors.artifacts_visible(self.request.user)
 
     def create(self, request, *args, **kwargs):
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > settings.GENESIS_MAX_UPLOAD_BYTES + _UPLOAD_OVERHEAD:
-            raise ValidationError({"file": [
-                f"The upload is {int(length):,} bytes; the limit is {settings.GENESIS_MAX_UPLOAD_BYTES:,} bytes."
-            ]}, code="file_too_large")
+        # A body over the upload limit was refused unread by the multipart parser (genesis/uploads.py).
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

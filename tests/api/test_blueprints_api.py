@@ -20,7 +20,7 @@ from tests.blueprints.conftest import (  # noqa: F401  (fixtures reused here)
     warehouse,
 )
 from tests.blueprints.test_phase_gate import GATED, finish
-from tests.documents import billion_laughs_blueprint, deep_block_yaml, deep_flow_yaml
+from tests.documents import GIB, MULTIPART, billion_laughs_blueprint, claiming, deep_block_yaml, deep_flow_yaml
 from tests.factories import ConnectionFactory
 
 pytestmark = pytest.mark.django_db
@@ -172,7 +172,7 @@ def test_mapping_specs_are_approved_or_rejected_by_the_mission_owner(as_user, le
     assert again.status_code == 409
 
 
-# --- files that held a worker (genesis/documents.py) ----------------------------------------------------------------
+# --- files that held a worker (genesis/documents.py, genesis/uploads.py) --------------------------------------------
 
 def test_a_billion_laughs_is_refused_in_well_under_a_second_naming_the_limit(as_user, admin_user):
     started = time.perf_counter()
@@ -196,6 +196,24 @@ def test_yaml_nested_twenty_thousand_levels_is_a_400_naming_the_depth_limit(as_u
     [problem] = body["errors"]["file"]
     assert problem.startswith("deep.yaml: line 1, column ")
     assert problem.endswith(": lists and mappings nested 65 levels deep, over the limit of 64 (GENESIS_YAML_MAX_DEPTH)")
+
+
+def test_an_upload_claiming_two_gigabytes_is_refused_before_its_body_is_read(as_user, admin_user, settings):
+    response = as_user(admin_user).generic("POST", "/api/v1/blueprints/import/", b"--x--\r\n", content_type=MULTIPART,
+                                           **claiming(2 * GIB))
+    assert response.status_code == 400
+    message = f"The upload is 2,147,483,648 bytes; the limit is {settings.GENESIS_MAX_UPLOAD_BYTES:,} bytes."
+    assert response.json() == {"code": "file_too_large", "detail": message, "errors": {"file": [message]}}
+
+
+def test_a_blueprint_file_over_the_upload_limit_is_refused(as_user, admin_user, settings):
+    padded = HEALTHCARE + "#" * settings.GENESIS_MAX_UPLOAD_BYTES + "\n"  # a valid blueprint, too large
+    upload = SimpleUploadedFile("hdp.yaml", padded.encode(), "application/yaml")
+    response = as_user(admin_user).post("/api/v1/blueprints/import/", {"file": upload}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"file": [
+        f"The file is {len(padded.encode()):,} bytes; the limit is {settings.GENESIS_MAX_UPLOAD_BYTES:,} bytes."]}
+    assert not Blueprint.objects.exists()
 
 
 def test_a_list_parameter_given_as_json_text_nested_too_deep_is_a_400(as_user, lead, healthcare,  # noqa: F811
