@@ -12,7 +12,7 @@ from agents.models import (
     MappingSpecVersion,
     split_password,
 )
-from genesis.admin_utils import service_action
+from genesis.admin_utils import JSON_FORMFIELDS, service_action
 from genesis.exceptions import DomainError
 
 
@@ -61,6 +61,7 @@ class ConnectionAdmin(admin.ModelAdmin):
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FORMFIELDS
     list_display = ["name", "kind", "enabled", "created_at"]
     list_filter = ["enabled", "kind"]
     search_fields = ["name", "kind", "description"]

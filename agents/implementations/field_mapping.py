@@ -3,7 +3,6 @@ versioned spec (JSON, SQL, lineage, diff) for the Mission Owner's approval."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -29,6 +28,7 @@ from agents.mapping import Ambiguity, Catalog, MappingProblem, TargetMapper, col
 from agents.profiler import profile_source
 from agents.registry import register
 from agents.specfile import target_spec
+from genesis.documents import loads_json
 from genesis.exceptions import DomainError
 
 _SENTENCE = re.compile(r"(?<=[.;!?\n])\s+")
@@ -45,7 +45,7 @@ def _stored_profile(context: AgentContext, adapter: Adapter, tables: list[str]) 
         return None
     try:
         with artifact.file.open("rb") as handle:
-            profile = json.loads(handle.read())
+            profile = loads_json(handle.read())
     except (OSError, ValueError):
         return None
     have = {t.upper() for t in profile.get("tables", {})}
