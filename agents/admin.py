@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin
 
 from agents.models import Agent, Connection, split_password
+from genesis.admin_utils import JSON_FORMFIELDS
 
 
 class ConnectionForm(forms.ModelForm):
@@ -49,6 +50,7 @@ class ConnectionAdmin(admin.ModelAdmin):
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FORMFIELDS
     list_display = ["name", "kind", "enabled", "created_at"]
     list_filter = ["enabled", "kind"]
     search_fields = ["name", "kind", "description"]

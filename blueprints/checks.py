@@ -25,6 +25,7 @@ from blueprints.connections import (
     find_tables,
     query_value,
 )
+from genesis.documents import loads_json, schema_problems
 from history.models import HistoryEntry
 from tasks.choices import TASK_FINISHED, RunStatus, TaskStatus
 from tasks.models import Artifact, Phase, Run, Task
@@ -100,8 +101,6 @@ def get_check(check_type: str) -> type[Check]:
 
 def params_errors(check_type: str, params: Any) -> list[tuple[list[str | int], str]]:
     """Every problem with ``params`` for this check type, as (path inside params, message)."""
-    from blueprints.validation import schema_problems
-
     return schema_problems(get_check(check_type).params_schema, params)
 
 
@@ -382,7 +381,7 @@ def _dbt_results_of(run: Run) -> tuple[dict[str, Any] | None, str]:
     if artifact is not None:
         with artifact.file.open("rb") as handle:
             try:
-                return json.loads(handle.read().decode()), f"artifact {artifact.name} v{artifact.version}"
+                return loads_json(handle.read().decode()), f"artifact {artifact.name} v{artifact.version}"
             except (UnicodeDecodeError, json.JSONDecodeError) as error:
                 raise CheckError(f"{artifact.name} of run {run.pk} is not valid JSON: {error}") from None
     return None, ""

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 from django import forms
@@ -11,6 +10,7 @@ from django import forms
 from agents.models import Connection
 from blueprints.choices import ParamType
 from blueprints.models import BlueprintVersion
+from genesis.documents import loads_json
 from missions.choices import MissionMode
 
 PARAM_PREFIX = "param__"
@@ -115,7 +115,7 @@ class LaunchForm(forms.Form):
             value = self.cleaned_data.get(PARAM_PREFIX + name)
             if isinstance(value, str) and value.strip().startswith("["):
                 try:
-                    value = json.loads(value)
+                    value = loads_json(value)
                 except ValueError:
                     pass
             values[name] = value

@@ -20,7 +20,8 @@ from agents.services import connections_grant
 from blueprints.checks import check_types, is_check, params_errors
 from blueprints.choices import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, ROLE_OWNERS, CheckScope, ParamType
 from blueprints.models import ActionTemplate, Blueprint, BlueprintVersion, CheckEvaluation, MissionOrigin, PhaseTemplate
-from blueprints.validation import BlueprintError, BlueprintInvalid, format_path, load_text, substitute
+from blueprints.validation import BlueprintError, BlueprintInvalid, load_text, substitute
+from genesis.documents import format_path, loads_json
 from genesis.exceptions import DomainError
 from history.services import Actor, history_record
 from missions.choices import Role
@@ -241,7 +242,7 @@ def _coerce(param: dict[str, Any], value: Any) -> Any:
             text = value.strip()
             if text.startswith("["):
                 try:
-                    value = json.loads(text)
+                    value = loads_json(text)
                 except json.JSONDecodeError:
                     raise DomainError(f"Parameter {name}: {text!r} is not a JSON list.", field=field) from None
             else:

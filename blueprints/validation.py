@@ -12,13 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from jsonschema import Draft202012Validator
 
 from blueprints.choices import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, ROLE_OWNERS, ParamType
+from genesis.documents import DocumentInvalid, Path, format_path, json_type, load_yaml, schema_problems
 from genesis.exceptions import DomainError
-
-Path = list[str | int]
 
 # --- the file format ------------------------------------------------------------------------------------
 
@@ -89,13 +87,6 @@ Draft202012Validator.check_schema(BLUEPRINT_SCHEMA)
 # --- errors ---------------------------------------------------------------------------------------------
 
 
-def format_path(path: Path) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
-
-
 @dataclass(frozen=True)
 class BlueprintError:
     """One problem in a blueprint file: where (a path like ``phases[0].actions[1].owner``) and what."""
@@ -125,52 +116,14 @@ class BlueprintInvalid(DomainError):
 # --- YAML -----------------------------------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """Safe YAML that refuses duplicate keys and keeps dates as text (blueprints are JSON-shaped)."""
-
-    duplicate_errors: list[BlueprintError]
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict[Any, int] = {}
-        for key_node, _value in node.value:
-            key = self.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
-            if isinstance(key, list | dict):
-                continue
-            if key in seen:
-                self.duplicate_errors.append(BlueprintError(
-                    f"line {line}", f"duplicate key {key!r} in one mapping (first on line {seen[key]})"
-                ))
-            else:
-                seen[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-
-_StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def parse_yaml(text: str, filename: str) -> Any:
+    """The file's data, read by the one strict loader (genesis/documents.py: duplicate keys, dates kept as text,
+    and the size, alias, depth and node limits), with text the database cannot store refused by path."""
     try:
-        # The reader checks the characters as it is built, so building it belongs inside the try too.
-        loader = _StrictLoader(text)
-    except yaml.YAMLError as error:
-        raise BlueprintInvalid(filename, [BlueprintError("(file)", f"not valid YAML: {error}")]) from None
-    loader.duplicate_errors = []
-    try:
-        data = loader.get_single_data()
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise BlueprintInvalid(filename, [BlueprintError(where, f"not valid YAML: {error.problem}")]) from None
-    except yaml.YAMLError as error:
-        raise BlueprintInvalid(filename, [BlueprintError("(file)", f"not valid YAML: {error}")]) from None
-    finally:
-        loader.dispose()
-    if loader.duplicate_errors:
-        raise BlueprintInvalid(filename, loader.duplicate_errors)
+        data = load_yaml(text, filename=filename)
+    except DocumentInvalid as error:
+        raise BlueprintInvalid(filename, [BlueprintError(where, message) for where, message in error.problems]) \
+            from None
     unstorable = list(_unstorable_text(data, ""))
     if unstorable:
         raise BlueprintInvalid(filename, unstorable)
@@ -198,49 +151,6 @@ def _unstorable_text(value: Any, path: str):
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _unstorable_text(item, f"{path}[{index}]")
-
-
-# --- schema problems ------------------------------------------------------------------------------------
-
-_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number",
-               type(None): "null"}
-
-
-def _json_type(value: Any) -> str:
-    return _JSON_TYPES.get(type(value), type(value).__name__)
-
-
-def schema_problems(schema: dict[str, Any], instance: Any) -> list[tuple[Path, str]]:
-    """Every way ``instance`` breaks ``schema``, as (path, readable message), in document order."""
-    problems: list[tuple[Path, str]] = []
-    for error in Draft202012Validator(schema).iter_errors(instance):
-        path: Path = list(error.absolute_path)
-        validator, expected = error.validator, error.validator_value
-        if validator == "additionalProperties":
-            allowed = sorted(error.schema.get("properties", {}))
-            for key in error.instance:
-                if key not in error.schema.get("properties", {}):
-                    problems.append((path + [key], f"unknown key (allowed here: {', '.join(allowed)})"))
-        elif validator == "required":
-            missing = [key for key in expected if key not in error.instance]
-            problems.extend((path + [key], "required key is missing") for key in missing)
-        elif validator == "type":
-            wanted = " or ".join(expected) if isinstance(expected, list) else expected
-            problems.append((path, f"wrong type: expected {wanted}, got {_json_type(error.instance)}"))
-        elif validator == "enum":
-            problems.append((path, f"{error.instance!r} is not allowed; choose one of: "
-                                   f"{', '.join(map(str, expected))}"))
-        elif validator == "pattern":
-            problems.append((path, f"{error.instance!r} has the wrong form (expected {expected})"))
-        elif validator == "minItems" and expected == 1:
-            problems.append((path, "must not be empty"))
-        elif validator == "anyOf" and all(set(sub) == {"required"} for sub in expected):
-            options = [" and ".join(sub["required"]) for sub in expected]
-            problems.append((path, f"needs at least one of: {', '.join(options)}"))
-        else:
-            problems.append((path, error.message))
-    problems.sort(key=lambda item: [(0, p) if isinstance(p, int) else (1, p) for p in item[0]])
-    return problems
 
 
 # --- parameters and placeholders ------------------------------------------------------------------------
@@ -456,7 +366,7 @@ def _semantic_errors(data: dict[str, Any], out: _Collector) -> None:
         if "default" in param and ptype in ParamType.values and param["default"] is not None \
                 and not value_fits(ptype, param["default"]):
             out.add(["parameters", i, "default"],
-                    f"wrong type: parameter {name!r} is a {ptype}, the default is a {_json_type(param['default'])}")
+                    f"wrong type: parameter {name!r} is a {ptype}, the default is a {json_type(param['default'])}")
         if param.get("purpose") and ptype != ParamType.CONNECTION:
             out.add(["parameters", i, "purpose"], "only a connection parameter has a purpose")
     samples = {

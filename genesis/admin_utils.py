@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.utils.html import format_html, format_html_join
 
+from genesis.documents import LimitedJSONDecoder
 from genesis.exceptions import DomainError
+
+# ``formfield_overrides`` of every admin that edits a JSON field: its text is read with the nesting limit
+# (genesis/documents.py), so JSON nested too deep is "Enter a valid JSON", not a RecursionError (a 500).
+JSON_FORMFIELDS = {models.JSONField: {"decoder": LimitedJSONDecoder}}
 
 
 def service_action(service: Callable, *, description: str, verb: str, keyword: str = "mission",

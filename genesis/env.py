@@ -28,14 +28,22 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false, yes/no), not {raw!r}")
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """A whole number; with ``minimum``/``maximum``, one in that range (a limit that would defeat itself is refused
+    at start-up, not met as a failure later)."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+        value = None
+    if value is None or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = (f" from {minimum:,} to {maximum:,}" if minimum is not None and maximum is not None
+                  else f" from {minimum:,} up" if minimum is not None
+                  else f" up to {maximum:,}" if maximum is not None else "")
+        raise ImproperlyConfigured(f"{name} must be a whole number{bounds}, not {raw!r}")
+    return value
 
 
 def env_seconds(name: str, default: float) -> float:

@@ -112,6 +112,23 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = min(GENESIS_MAX_UPLOAD_BYTES, 2_621_440)
 GENESIS_DRY_RUN_FULL_ROWS = env_int("GENESIS_DRY_RUN_FULL_ROWS", 200_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 FILE_UPLOAD_PERMISSIONS = 0o640
+# Every multipart body (admin, pages, API) is checked against GENESIS_MAX_UPLOAD_BYTES before a byte of it is read.
+FILE_UPLOAD_HANDLERS = [
+    "genesis.uploads.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+
+# Blueprint and spec files (genesis/documents.py): YAML past any of these limits is refused, naming the limit, before
+# it can hold a worker. The shipped files have at most 10 KB, 571 nodes, 9 levels of nesting and no aliases; YAML is
+# read at about 25,000 nodes a second, so the largest document within the limits takes about 2 s. The depths stay far
+# below Python's recursion limit, which every recursive walk of the data (schemas, JSON encoding) shares.
+GENESIS_YAML_MAX_BYTES = env_int("GENESIS_YAML_MAX_BYTES", 1024 * 1024, minimum=1)
+GENESIS_YAML_MAX_ALIASES = env_int("GENESIS_YAML_MAX_ALIASES", 100, minimum=0)
+GENESIS_YAML_MAX_DEPTH = env_int("GENESIS_YAML_MAX_DEPTH", 64, minimum=1, maximum=200)
+GENESIS_YAML_MAX_NODES = env_int("GENESIS_YAML_MAX_NODES", 50_000, minimum=1)
+# JSON in request bodies and JSON form fields: lists and objects nested deeper than this are refused (a 400).
+GENESIS_JSON_MAX_DEPTH = env_int("GENESIS_JSON_MAX_DEPTH", 64, minimum=1, maximum=200)
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
@@ -159,7 +176,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "genesis.api.errors.exception_handler",
     # Form and multipart bodies are read like JSON: no "empty means absent", a repeated field is a list.
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "genesis.api.parsers.JSONParser",
         "genesis.api.parsers.FormParser",
         "genesis.api.parsers.MultiPartParser",
     ],

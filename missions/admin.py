@@ -4,7 +4,7 @@ from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html
 
-from genesis.admin_utils import history_table, service_action
+from genesis.admin_utils import JSON_FORMFIELDS, history_table, service_action
 from history.models import HistoryEntry
 from history.services import history_record
 from missions import services
@@ -83,6 +83,7 @@ class ArtifactInline(admin.TabularInline):
 
 @admin.register(Mission)
 class MissionAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FORMFIELDS
     list_display = ["name", "status", "mode", "owner", "progress", "created_at"]
     list_filter = ["status", "mode", "owner"]
     list_select_related = ["owner"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import yaml
 from jsonschema import Draft202012Validator
 
+from genesis.documents import DocumentInvalid, Path, SchemaWording, format_path, load_yaml, schema_problems
 from genesis.exceptions import DomainError
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -135,7 +135,7 @@ SPEC_SCHEMA = {
     },
 }
 
-_VALIDATOR = Draft202012Validator(SPEC_SCHEMA)
+Draft202012Validator.check_schema(SPEC_SCHEMA)
 _BAND = re.compile(r"^(\d+)-(\d+)$|^(\d+)\+$")
 
 
@@ -149,26 +149,29 @@ class SpecFileError(DomainError):
                          code="invalid_spec")
 
 
-def format_path(parts) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+class _SpecWording(SchemaWording):
+    """Spec files word schema problems as they always have: unknown and missing keys named at their mapping."""
+
+    def unknown_keys(self, path: Path, unknown: list, allowed: list[str]) -> list[tuple[Path, str]]:
+        return [(path, f"unknown key(s) {', '.join(repr(key) for key in sorted(unknown, key=str))}")]
+
+    def missing_keys(self, path: Path, missing: list[str]) -> list[tuple[Path, str]]:
+        return [(path, f"{key!r} is required") for key in missing]
+
+    def wrong_type(self, expected, value) -> str:
+        return f"must be of type {expected}, got {type(value).__name__}"
+
+    def not_allowed(self, value, choices) -> str:
+        return f"must be one of {', '.join(map(repr, choices))}, got {value!r}"
+
+    def wrong_form(self, value, pattern) -> str:
+        return f"{value!r} does not match the expected form {pattern}"
+
+    def other(self, error) -> str:
+        return error.message
 
 
-def _schema_message(error) -> str:
-    if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"unknown key(s) {', '.join(map(repr, extra))}"
-    if error.validator == "required":
-        return error.message.replace("is a required property", "is required")
-    if error.validator == "type":
-        return f"must be of type {error.validator_value}, got {type(error.instance).__name__}"
-    if error.validator == "enum":
-        return f"must be one of {', '.join(map(repr, error.validator_value))}, got {error.instance!r}"
-    if error.validator == "pattern":
-        return f"{error.instance!r} does not match the expected form {error.validator_value}"
-    return error.message
+_WORDING = _SpecWording()
 
 
 def band_bounds(labels: list[str]) -> list[tuple[int, int | None]]:
@@ -229,8 +232,8 @@ def _semantic_errors(spec: dict[str, Any]) -> list[tuple[str, str]]:
 
 def validate_spec(data: Any, *, source: str = "spec file") -> dict[str, Any]:
     """Return ``data`` if it is a valid spec; otherwise raise ``SpecFileError`` naming every bad path."""
-    errors = [(format_path(e.absolute_path), _schema_message(e))
-              for e in sorted(_VALIDATOR.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))]
+    errors = [(format_path(path, top=""), message)
+              for path, message in schema_problems(SPEC_SCHEMA, data, wording=_WORDING)]
     if not errors:
         errors = _semantic_errors(data)
     if errors:
@@ -239,12 +242,12 @@ def validate_spec(data: Any, *, source: str = "spec file") -> dict[str, Any]:
 
 
 def load_spec_text(text: str | bytes, *, source: str = "spec file") -> dict[str, Any]:
+    """Read a spec file with the one strict loader (genesis/documents.py: duplicate keys refused by line, dates kept
+    as text, the size, alias, depth and node limits) and validate it."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise SpecFileError([(where, f"not valid YAML: {getattr(error, 'problem', error)}")], source=source) from None
+        data = load_yaml(text, filename=source)
+    except DocumentInvalid as error:
+        raise SpecFileError(error.problems, source=source) from None
     if not isinstance(data, dict):
         raise SpecFileError([("", "the document must be a mapping with version, name, sources and targets")],
                             source=source)

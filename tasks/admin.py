@@ -5,7 +5,7 @@ from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html
 
-from genesis.admin_utils import ReadOnlyAdminMixin, history_table
+from genesis.admin_utils import JSON_FORMFIELDS, ReadOnlyAdminMixin, history_table
 from genesis.exceptions import DomainError
 from genesis.uploads import validate_upload_size
 from history.models import HistoryEntry
@@ -76,6 +76,7 @@ class TaskArtifactInline(admin.TabularInline):
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FORMFIELDS
     list_display = ["key", "title", "mission", "phase", "status", "owner_display", "updated_at"]
     list_filter = ["status", "mission", "owner_agent", "owner_user"]
     list_select_related = ["mission", "phase", "owner_user", "owner_agent"]
@@ -163,6 +164,7 @@ class DependencyAdmin(admin.ModelAdmin):
 
 @admin.register(Phase)
 class PhaseAdmin(admin.ModelAdmin):
+    formfield_overrides = JSON_FORMFIELDS
     list_display = ["name", "order", "mission", "status"]
     list_filter = ["status", "mission"]
     list_select_related = ["mission"]

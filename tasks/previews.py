@@ -16,6 +16,8 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import JsonLexer, SqlLexer, YamlLexer
 
+from genesis.documents import JSONTooDeep, loads_json
+
 PREVIEW_BYTES = 512 * 1024
 MAX_ROWS = 200
 _markdown = MarkdownIt("commonmark", {"html": False}).enable("table")  # raw HTML is escaped, never passed on
@@ -86,7 +88,9 @@ def render_text(*, name: str, text: str, content_type: str = "", kind: str = "",
                        truncated=truncated or len(rows) > MAX_ROWS + 1)
     if mode == "json":
         try:
-            data = json.loads(text)
+            data = loads_json(text)
+        except JSONTooDeep as error:
+            return Preview("text", html=escape(text), truncated=truncated, note=f"Not shown as JSON: {error.msg}.")
         except ValueError:
             return Preview("text", html=escape(text), truncated=truncated, note="Not valid JSON (shown as text).")
         for candidate in (data, data.get("rows") if isinstance(data, dict) else None):

@@ -357,13 +357,13 @@ def success_state(mission) -> list[dict]:
 def row_counts_chart(artifact, *, width: int = 560, height: int = 140) -> list[dict]:
     """Bars for the dashboard's row-count chart from a ``row_counts.json`` artifact (records with target, month
     and rows): per target, one bar per month, scaled to the target's largest month. Empty if unreadable."""
-    import json
+    from genesis.documents import loads_json
 
     if artifact is None or not artifact.file:
         return []
     try:
         with artifact.file.open("rb") as handle:
-            records = json.loads(handle.read(1024 * 1024).decode("utf-8"))
+            records = loads_json(handle.read(1024 * 1024).decode("utf-8"))
     except (OSError, ValueError):
         return []
     if isinstance(records, dict):

@@ -2,16 +2,20 @@
 through the services (history written, cycles refused with their path)."""
 
 import pytest
+from django import forms
 from django.contrib import admin
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 
 from agents.models import Connection
+from genesis.documents import LimitedJSONDecoder
 from history.models import HistoryEntry
 from history.services import history_record
 from missions.models import Mission
 from tasks.models import Artifact, Dependency, Run, Task
 from tasks.services import artifact_create, dependency_add, phase_create, run_create
+from tests.documents import GIB, MULTIPART, claiming
 from tests.factories import AgentFactory, MissionFactory, TaskFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -223,3 +227,46 @@ def test_the_build_now_action_requests_a_build_per_environment_and_names_each_re
     assert "Requested a build in 1 environment(s)." in content
     assert "Production is frozen until the audit is over." in content
     assert [args[0] for _, args, _ in enqueued] == [dev.pk]
+
+
+# --- what an admin form reads: JSON with the nesting limit, uploads within the size limit ---------------------------
+
+def test_json_nested_too_deep_in_an_admin_field_is_a_form_error_not_a_500(client_admin, populated):
+    task = Task.objects.get(key="profile")
+    page = client_admin.get(_url(Task, "change", task.pk))
+    data = {name: value for name, value in page.context["adminform"].form.initial.items() if value is not None}
+    data.update({"mission": task.mission_id, "owner_agent": task.owner_agent_id, "phase": task.phase_id,
+                 "acceptance_criteria": "[]", "config": "[" * 5_000 + "]" * 5_000, "depends_on": []})
+    response = client_admin.post(_url(Task, "change", task.pk), data)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["config"] == ["Enter a valid JSON."]
+    task.refresh_from_db()
+    assert task.config == {}
+
+
+def test_every_json_field_of_an_admin_form_reads_with_the_nesting_limit(rf, admin_user):
+    request = rf.get("/")
+    request.user = admin_user
+    unlimited = []
+    for model, model_admin in admin.site._registry.items():
+        if model._meta.app_label not in {"missions", "tasks", "agents", "blueprints"}:
+            continue
+        form_classes = [model_admin.get_form(request)] + [
+            inline.get_formset(request).form for inline in model_admin.get_inline_instances(request)]
+        unlimited += [f"{model._meta.label}: {form.__name__}.{name}" for form in form_classes
+                      for name, field in form.base_fields.items()
+                      if isinstance(field, forms.JSONField) and field.decoder is not LimitedJSONDecoder]
+    assert unlimited == []
+
+
+def test_a_spec_file_upload_claiming_two_gigabytes_is_refused_before_its_body_is_read(admin_user, settings, caplog):
+    # As in production: the CSRF check reads the form before the admin does, so the limit acts before that read.
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    client.get(_url(Mission, "add"))
+    response = client.generic("POST", _url(Mission, "add"), b"--x--\r\n", content_type=MULTIPART,
+                              **claiming(2 * GIB), HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+    assert response.status_code == 400
+    assert [record.getMessage() for record in caplog.records if record.name.startswith("django.security")] == [
+        f"The upload is 2,147,483,648 bytes; the limit is {settings.GENESIS_MAX_UPLOAD_BYTES:,} bytes."]
+    assert not Mission.objects.exists()

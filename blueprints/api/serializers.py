@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation
 from genesis.api.fields import TEXT_MAX, NameRelatedField, ObjectField
+from genesis.uploads import validate_upload_size
 from missions.choices import MissionMode
 
 
@@ -43,7 +45,9 @@ class BlueprintDetailSerializer(BlueprintSerializer):
 
 
 class BlueprintImportSerializer(serializers.Serializer):
-    file = serializers.FileField(required=False, help_text="The blueprint YAML file (multipart).")
+    file = serializers.FileField(required=False, validators=[validate_upload_size], help_text=(
+        f"The blueprint YAML file (multipart); at most GENESIS_MAX_UPLOAD_BYTES ({settings.GENESIS_MAX_UPLOAD_BYTES:,} "
+        f"bytes here) and GENESIS_YAML_MAX_BYTES ({settings.GENESIS_YAML_MAX_BYTES:,})."))
     text = serializers.CharField(required=False, max_length=1_000_000, help_text="Or the YAML as text.")
     filename = serializers.CharField(required=False, max_length=255, default="upload.yaml")
 

@@ -11,7 +11,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.viewsets import ReadOnlyModelViewSet
 
@@ -29,7 +28,7 @@ from blueprints.choices import CheckScope
 from blueprints.models import BlueprintVersion, CheckEvaluation
 from blueprints.permissions import can_import_blueprints
 from blueprints.selectors import blueprint_list, launch_initial_params
-from genesis.api.parsers import FormParser, MultiPartParser
+from genesis.api.parsers import FormParser, JSONParser, MultiPartParser
 from genesis.api.permissions import RolePermission
 from genesis.filters import IdFilter, StrictBooleanFilter
 from missions.api.serializers import MissionSerializer

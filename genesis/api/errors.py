@@ -26,6 +26,7 @@ from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from genesis.exceptions import DependencyCycle, DomainError, InvalidTransition
+from genesis.uploads import UploadTooLarge
 
 logger = logging.getLogger("genesis.api")
 
@@ -57,10 +58,12 @@ def _field_errors(data) -> dict:
     return {"non_field_errors": [data]}
 
 
-def _unreadable_request(exc: SuspiciousOperation) -> exceptions.ParseError:
+def _unreadable_request(exc: SuspiciousOperation) -> exceptions.APIException:
     """Django refuses a request body it will not read (too big, too many fields) with an exception that would
     otherwise become its HTML "Bad Request" page: the API answers the same 400 in its own format."""
     logging.getLogger(f"django.security.{exc.__class__.__name__}").warning("API request refused: %s", exc)
+    if isinstance(exc, UploadTooLarge):
+        return DomainAPIError(DomainError(exc.message, field="file", code="file_too_large"))
     if isinstance(exc, RequestDataTooBig):
         return exceptions.ParseError(
             f"The request body is larger than the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes this server reads "

@@ -9,6 +9,8 @@ import re
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from genesis.documents import JSONTooDeep, loads_json
+
 # Long free text (objectives, descriptions, feedback) has a bound, so a huge string is refused, not stored.
 TEXT_MAX = 20_000
 
@@ -37,6 +39,13 @@ class CleanJSONField(serializers.JSONField):
     shape_message = ""
 
     def to_internal_value(self, data):
+        if getattr(data, "is_json_string", False):  # form text (genesis/api/parsers.py), read with the depth limit
+            try:
+                data = loads_json(data)
+            except JSONTooDeep as error:
+                self.fail_with(f"The JSON has {error.msg}.")
+            except ValueError:
+                self.fail("invalid")
         value = super().to_internal_value(data)
         if self.shape is not None and not isinstance(value, self.shape):
             self.fail_with(self.shape_message)

@@ -1,14 +1,19 @@
-"""Request parsers: a form or multipart body means what the same JSON body means.
+"""Request parsers: a form or multipart body means what the same JSON body means, and no body can hold a worker.
 
 DRF reads a form body (a ``QueryDict``) with HTML-form conventions: an empty value stands for "absent" or null, a
 missing boolean is false, and a field sent twice silently keeps its last value. An API client that sends
 ``owner=`` or ``target_connection=7&target_connection=`` has sent something the schema does not allow, and is told
 so. These parsers hand the serializers a plain dict instead, as the JSON parser does: a field sent once is its text,
 a field sent several times is a list (refused by a field that takes one value), and an empty text is empty.
+
+Limits: a multipart body whose Content-Length is over the upload limit is refused before it is read
+(genesis/uploads.py), and JSON nested deeper than GENESIS_JSON_MAX_DEPTH is a 400 naming the limit, never a
+RecursionError (genesis/documents.py). JSON and form bodies are bounded by DATA_UPLOAD_MAX_MEMORY_SIZE (Django).
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 
@@ -18,6 +23,10 @@ from django.http.multipartparser import MultiPartParserError
 from django.utils.http import parse_header_parameters
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
+from rest_framework.utils.json import strict_constant
+
+from genesis.documents import JSONTooDeep, loads_json
+from genesis.uploads import refuse_oversized_upload
 
 
 class FormText(str):
@@ -35,6 +44,20 @@ def _plain(multi, wrap=FormText) -> dict:
 
 def _keep(upload):
     return upload
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser with the nesting limit (``loads_json``)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        encoding = parsers.get_encoding(parser_context or {})
+        try:
+            text = codecs.getreader(encoding)(stream).read()
+            return loads_json(text, parse_constant=strict_constant if self.strict else None)
+        except JSONTooDeep as exc:
+            raise ParseError(f"The JSON body has {exc.msg}.", code="too_deep") from None
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
 
 
 class FormParser(parsers.FormParser):
@@ -55,6 +78,7 @@ class MultiPartParser(parsers.MultiPartParser):
     def parse(self, stream, media_type=None, parser_context=None):
         parser_context = parser_context or {}
         request = parser_context["request"]
+        refuse_oversized_upload(request.META)  # before any of the body is read, even the small ones read whole below
         encoding = parsers.get_encoding(parser_context)
         meta = request.META.copy()
         meta["CONTENT_TYPE"] = media_type

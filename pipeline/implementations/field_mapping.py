@@ -3,7 +3,6 @@ versioned spec (JSON, SQL, lineage, diff) for the Mission Owner's approval."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -12,6 +11,7 @@ from django.conf import settings
 from agents.base import AgentContext, BaseAgent, Failed, NeedsApproval, NeedsInput, Outcome
 from agents.connectors import Adapter, ConnectorError
 from agents.registry import register
+from genesis.documents import loads_json
 from genesis.exceptions import DomainError
 from pipeline.choices import MappingStatus
 from pipeline.dbt.build import read_partition
@@ -45,7 +45,7 @@ def _stored_profile(context: AgentContext, adapter: Adapter, tables: list[str]) 
         return None
     try:
         with artifact.file.open("rb") as handle:
-            profile = json.loads(handle.read())
+            profile = loads_json(handle.read())
     except (OSError, ValueError):
         return None
     have = {t.upper() for t in profile.get("tables", {})}

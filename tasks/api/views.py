@@ -4,19 +4,17 @@
 from __future__ import annotations
 
 import django_filters
-from django.conf import settings
 from django.http import FileResponse, HttpResponseRedirect
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet, ReadOnlyModelViewSet
 
 from genesis.api.caching import CachedListMixin
-from genesis.api.parsers import FormParser, MultiPartParser
+from genesis.api.parsers import FormParser, JSONParser, MultiPartParser
 from genesis.api.permissions import RolePermission, require
 from tasks import services
 from tasks.api import selectors
@@ -259,10 +257,6 @@ class QuestionViewSet(ReadOnlyModelViewSet):
 
 # --- artifacts ----------------------------------------------------------------------------------------------------
 
-# Multipart framing around the file: an upload whose body exceeds the limit by more than this is refused unread.
-_UPLOAD_OVERHEAD = 64 * 1024
-
-
 @extend_schema_view(
     list=extend_schema(summary="Outputs of the missions the caller can see."),
     retrieve=extend_schema(summary="One artifact's metadata (see download for its content)."),
@@ -280,11 +274,7 @@ class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         return selectors.artifacts_visible(self.request.user)
 
     def create(self, request, *args, **kwargs):
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > settings.GENESIS_MAX_UPLOAD_BYTES + _UPLOAD_OVERHEAD:
-            raise ValidationError({"file": [
-                f"The upload is {int(length):,} bytes; the limit is {settings.GENESIS_MAX_UPLOAD_BYTES:,} bytes."
-            ]}, code="file_too_large")
+        # A body over the upload limit was refused unread by the multipart parser (genesis/uploads.py).
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

@@ -1,6 +1,8 @@
 """Blueprints over the API (import, export, launch), exit-check results with waivers, phase re-checks, and
 mapping spec review."""
 
+import time
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -10,8 +12,16 @@ from missions.models import Mission
 from pipeline import services as agent_services
 from tasks.models import Phase
 from tasks.phase_gate import phases_advance
-from tests.blueprints.conftest import FILES, bronze, healthcare  # noqa: F401  (fixtures reused here)
+from tests.blueprints.conftest import (  # noqa: F401  (fixtures reused here)
+    FILES,
+    bronze,
+    connections,
+    healthcare,
+    validation_db,
+    warehouse,
+)
 from tests.blueprints.test_phase_gate import GATED, finish
+from tests.documents import GIB, MULTIPART, billion_laughs_blueprint, claiming, deep_block_yaml, deep_flow_yaml
 from tests.factories import ConnectionFactory
 
 pytestmark = pytest.mark.django_db
@@ -161,3 +171,57 @@ def test_mapping_specs_are_approved_or_rejected_by_the_mission_owner(as_user, le
     assert (approved.json()["status"], approved.json()["decided_by"]) == ("approved", "lead")
     again = as_user(lead).post(f"/api/v1/mapping-specs/{version.pk}/approve/")
     assert again.status_code == 409
+
+
+# --- files that held a worker (genesis/documents.py, genesis/uploads.py) --------------------------------------------
+
+def test_a_billion_laughs_is_refused_in_well_under_a_second_naming_the_limit(as_user, admin_user):
+    started = time.perf_counter()
+    response = as_user(admin_user).post("/api/v1/blueprints/import/",
+                                        {"text": billion_laughs_blueprint(), "filename": "laughs.yaml"})
+    elapsed = time.perf_counter() - started
+    assert elapsed < 2, f"took {elapsed:.2f} s"
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"file": [
+        "laughs.yaml: line 14, column 31: 56,815 nodes by here once aliases are followed, over the limit of 50,000 "
+        "(GENESIS_YAML_MAX_NODES)"]}
+    assert not Blueprint.objects.exists()
+
+
+@pytest.mark.parametrize("text", [deep_flow_yaml(20_000), deep_block_yaml(20_000)])
+def test_yaml_nested_twenty_thousand_levels_is_a_400_naming_the_depth_limit(as_user, admin_user, text):
+    response = as_user(admin_user).post("/api/v1/blueprints/import/", {"text": text, "filename": "deep.yaml"})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid_blueprint"
+    [problem] = body["errors"]["file"]
+    assert problem.startswith("deep.yaml: line 1, column ")
+    assert problem.endswith(": lists and mappings nested 65 levels deep, over the limit of 64 (GENESIS_YAML_MAX_DEPTH)")
+
+
+def test_an_upload_claiming_two_gigabytes_is_refused_before_its_body_is_read(as_user, admin_user, settings):
+    response = as_user(admin_user).generic("POST", "/api/v1/blueprints/import/", b"--x--\r\n", content_type=MULTIPART,
+                                           **claiming(2 * GIB))
+    assert response.status_code == 400
+    message = f"The upload is 2,147,483,648 bytes; the limit is {settings.GENESIS_MAX_UPLOAD_BYTES:,} bytes."
+    assert response.json() == {"code": "file_too_large", "detail": message, "errors": {"file": [message]}}
+
+
+def test_a_blueprint_file_over_the_upload_limit_is_refused(as_user, admin_user, settings):
+    padded = HEALTHCARE + "#" * settings.GENESIS_MAX_UPLOAD_BYTES + "\n"  # a valid blueprint, too large
+    upload = SimpleUploadedFile("hdp.yaml", padded.encode(), "application/yaml")
+    response = as_user(admin_user).post("/api/v1/blueprints/import/", {"file": upload}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"file": [
+        f"The file is {len(padded.encode()):,} bytes; the limit is {settings.GENESIS_MAX_UPLOAD_BYTES:,} bytes."]}
+    assert not Blueprint.objects.exists()
+
+
+def test_a_list_parameter_given_as_json_text_nested_too_deep_is_a_400(as_user, lead, healthcare,  # noqa: F811
+                                                                       connections):  # noqa: F811
+    url = f"/api/v1/blueprints/{healthcare.blueprint_id}/launch/"
+    response = as_user(lead).post(url, {"name": "X", "params": {"source_tables": "[" * 5_000 + "]" * 5_000}})
+    assert response.status_code == 400
+    [message] = response.json()["errors"]["params.source_tables"]
+    assert message.startswith("Parameter source_tables: '[[[") and message.endswith("]]]' is not a JSON list.")
+    assert Mission.objects.count() == 0

@@ -11,6 +11,7 @@ from rest_framework.authtoken.models import Token
 from blueprints.models import Blueprint
 from missions.models import Mission
 from tasks.models import Task
+from tests.documents import deep_json
 from tests.factories import ConnectionFactory
 
 pytestmark = pytest.mark.django_db
@@ -279,3 +280,33 @@ def test_a_blueprint_whose_yaml_escapes_make_a_lone_surrogate_is_a_400(client, m
     body = _json_error(response)
     assert body["code"] == "invalid_blueprint"
     assert body["errors"]["file"][0].startswith("x.yaml: (top level): a key contains a NUL character or a lone")
+
+
+# --- JSON nested too deep: a RecursionError (a 500) before the nesting limit (genesis/documents.py) ----------------
+
+DEEP = "lists and objects nested more than 64 levels deep (GENESIS_JSON_MAX_DEPTH)"
+
+
+def test_a_json_body_nested_five_thousand_levels_is_a_400_naming_the_limit(client, mission, agent):
+    response = client.generic("POST", "/api/v1/tasks/", deep_json(5_000), content_type="application/json")
+    assert _json_error(response) == {"code": "too_deep", "detail": f"The JSON body has {DEEP}.", "errors": {}}
+    # The limit itself is read: the body, config and the 62 lists of its value are 64 levels.
+    config = {"a": json.loads("[" * 62 + "]" * 62)}
+    body = {"mission": mission.pk, "key": "k", "title": "t", "owner_agent": "NoopAgent", "config": config}
+    assert client.post("/api/v1/tasks/", body, format="json").status_code == 201
+    assert list(Task.objects.values_list("key", "config")) == [("k", config)]
+    config["a"] = [config["a"]]
+    assert _json_error(client.post("/api/v1/tasks/", {**body, "key": "k2"}, format="json"))["code"] == "too_deep"
+
+
+@pytest.mark.parametrize("media_type", ["form", "multipart"])
+def test_json_form_text_nested_too_deep_is_refused_by_its_field(client, media_type):
+    criteria = "[" * 5_000 + "]" * 5_000
+    if media_type == "form":
+        response = client.generic("POST", "/api/v1/missions/", f"name=n&objective=o&success_criteria={criteria}",
+                                  content_type=FORM)
+    else:
+        response = client.post("/api/v1/missions/", {"name": "n", "objective": "o", "success_criteria": criteria},
+                               format="multipart")
+    assert _json_error(response)["errors"] == {"success_criteria": [f"The JSON has {DEEP}."]}
+    assert not Mission.objects.exists()

@@ -3,6 +3,7 @@ the waive page and the re-run action, bounded queries on the changelists."""
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 
 from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation
@@ -12,6 +13,7 @@ from tasks.models import Phase
 from tasks.phase_gate import phases_advance
 from tasks.services import task_transition
 from tests.blueprints.conftest import FILES, load_shipped
+from tests.documents import GIB, MULTIPART, claiming
 
 pytestmark = pytest.mark.django_db
 
@@ -133,3 +135,17 @@ def test_changelists_run_a_bounded_number_of_queries(client_admin, connections, 
     with django_assert_max_num_queries(15):
         response = client_admin.get(reverse(url))
     assert response.status_code == 200
+
+
+def test_an_upload_claiming_two_gigabytes_is_refused_before_its_body_is_read(admin_user, settings, caplog):
+    # As in production: the CSRF check reads the form before the page does, so the limit must act before that read.
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    url = reverse("admin:blueprints_blueprint_add")
+    client.get(url)
+    response = client.generic("POST", url, b"--x--\r\n", content_type=MULTIPART, **claiming(2 * GIB),
+                              HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+    assert response.status_code == 400
+    assert [record.getMessage() for record in caplog.records if record.name.startswith("django.security")] == [
+        f"The upload is 2,147,483,648 bytes; the limit is {settings.GENESIS_MAX_UPLOAD_BYTES:,} bytes."]
+    assert not Blueprint.objects.exists()

@@ -1,6 +1,7 @@
 """A blueprint file is refused whole, with every problem named by file, path and what is wrong."""
 
 import textwrap
+import time
 
 import pytest
 from django.core.management import call_command
@@ -10,6 +11,7 @@ from agents.models import Agent
 from blueprints.models import ActionTemplate, Blueprint, BlueprintVersion, PhaseTemplate
 from blueprints.services import blueprint_import
 from blueprints.validation import BlueprintInvalid, load_text, substitute
+from tests.documents import billion_laughs_blueprint, deep_block_yaml, deep_flow_yaml
 
 pytestmark = pytest.mark.django_db
 
@@ -246,3 +248,41 @@ def test_escapes_that_make_text_the_database_cannot_hold_are_refused_by_path(tex
     assert error.value.lines()[0].startswith(f"odd.yaml: {where}")
     assert "cannot be stored" in error.value.message
     error.value.message.encode("utf-8")  # the message itself is plain text
+
+
+# --- files that held or crashed a worker (the loader's limits, genesis/documents.py) --------------------------------
+
+LAUGHS = ("laughs.yaml: line 14, column 31: 56,815 nodes by here once aliases are followed, over the limit of 50,000 "
+          "(GENESIS_YAML_MAX_NODES)")
+
+
+def test_a_billion_laughs_is_refused_by_the_service_in_well_under_a_second():
+    started = time.perf_counter()
+    with pytest.raises(BlueprintInvalid) as caught:
+        blueprint_import(text=billion_laughs_blueprint(), filename="laughs.yaml")
+    assert time.perf_counter() - started < 2
+    assert caught.value.lines() == [LAUGHS]
+    assert not Blueprint.objects.exists()
+
+
+def test_a_billion_laughs_is_refused_by_the_command_in_well_under_a_second(tmp_path, capsys):
+    path = tmp_path / "laughs.yaml"
+    path.write_text(billion_laughs_blueprint())
+    started = time.perf_counter()
+    with pytest.raises(CommandError, match="1 problem"):
+        call_command("load_blueprint", str(path))
+    assert time.perf_counter() - started < 2
+    assert capsys.readouterr().err.strip() == LAUGHS.replace("laughs.yaml", str(path))
+    assert not Blueprint.objects.exists()
+
+
+@pytest.mark.parametrize("text", [deep_flow_yaml(20_000), deep_block_yaml(20_000)])
+def test_twenty_thousand_levels_are_refused_naming_the_depth_limit(text):
+    [line] = problems(text, "deep.yaml")
+    assert line.endswith(": lists and mappings nested 65 levels deep, over the limit of 64 (GENESIS_YAML_MAX_DEPTH)")
+
+
+def test_keys_that_are_not_text_are_named_not_a_crash():
+    # YAML makes null and a number keys: the problems are sorted by path, which used to compare them with text.
+    lines = problems(GOOD.replace("name: Tiny\n", "name: Tiny\n~: 1\n2.5: 2\n"))
+    assert [line.split(": unknown key")[0] for line in lines] == ["bp.yaml: 2.5", "bp.yaml: None"]

@@ -74,3 +74,19 @@ def test_a_malformed_or_negative_duration_is_named(tmp_path):
                      env_extra={"GENESIS_HANDOFF_SECONDS": "0.25", "GENESIS_VAR_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "0.25"
+
+
+def test_a_document_limit_that_would_defeat_itself_is_named(tmp_path):
+    # Nesting deeper than 200 levels would meet Python's recursion limit again; none of the limits can be negative.
+    for name, raw, wanted in [("GENESIS_YAML_MAX_DEPTH", "5000", "from 1 to 200"),
+                              ("GENESIS_JSON_MAX_DEPTH", "0", "from 1 to 200"),
+                              ("GENESIS_YAML_MAX_ALIASES", "-1", "from 0 up"),
+                              ("GENESIS_YAML_MAX_NODES", "lots", "from 1 up")]:
+        result = _manage("check", env_extra={name: raw, "GENESIS_VAR_DIR": str(tmp_path)})
+        assert result.returncode != 0
+        assert f"{name} must be a whole number {wanted}, not {raw!r}" in result.stderr
+    result = _manage("shell", "-c", "from django.conf import settings; print(settings.GENESIS_YAML_MAX_DEPTH)",
+                     env_extra={"GENESIS_YAML_MAX_DEPTH": "200", "GENESIS_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "200"
+

@@ -1,10 +1,12 @@
 import copy
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pipeline.specfile import SpecFileError, band_bounds, load_spec_text, validate_spec
+from tests.documents import billion_laughs, deep_block_yaml, deep_flow_yaml
 
 DEMO = Path(__file__).resolve().parents[2] / "pipeline" / "demo" / "project.yml"
 
@@ -83,3 +85,48 @@ def test_band_bounds():
     assert band_bounds(["0-17", "18-64", "65+"]) == [(0, 17), (18, 64), (65, None)]
     with pytest.raises(ValueError, match="only the last"):
         band_bounds(["0+", "1-2"])
+
+
+# --- the one strict loader (genesis/documents.py), as for blueprint files -------------------------------------------
+
+def test_a_duplicate_key_is_refused_naming_the_key_and_its_lines():
+    text = DEMO.read_text().replace("name: ", "name: first\nname: ", 1)
+    with pytest.raises(SpecFileError) as caught:
+        load_spec_text(text, source="project.yml")
+    line = text.splitlines().index("name: first") + 2
+    assert caught.value.errors == [(f"line {line}", f"duplicate key 'name' in one mapping (first on line {line - 1})")]
+    assert str(caught.value) == f"project.yml is invalid: line {line}: duplicate key 'name' in one mapping (first on " \
+                                f"line {line - 1})"
+
+
+def test_a_billion_laughs_is_refused_in_well_under_a_second():
+    started = time.perf_counter()
+    with pytest.raises(SpecFileError) as caught:
+        load_spec_text(billion_laughs(), source="project.yml")
+    assert time.perf_counter() - started < 2
+    assert caught.value.errors == [("line 5, column 25", "56,795 nodes by here once aliases are followed, over the "
+                                                         "limit of 50,000 (GENESIS_YAML_MAX_NODES)")]
+
+
+@pytest.mark.parametrize("text", [deep_flow_yaml(20_000), deep_block_yaml(20_000)])
+def test_twenty_thousand_levels_are_refused_naming_the_depth_limit(text):
+    with pytest.raises(SpecFileError) as caught:
+        load_spec_text(text.encode(), source="project.yml")
+    [(where, message)] = caught.value.errors
+    assert where.startswith("line 1, column ")
+    assert message == "lists and mappings nested 65 levels deep, over the limit of 64 (GENESIS_YAML_MAX_DEPTH)"
+
+
+def test_a_spec_file_over_the_size_limit_is_refused_before_it_is_read(settings):
+    settings.GENESIS_YAML_MAX_BYTES = 1000
+    with pytest.raises(SpecFileError) as caught:
+        load_spec_text(DEMO.read_bytes(), source="project.yml")
+    size = len(DEMO.read_bytes())
+    assert caught.value.errors == [("(file)", f"the file is {size:,} bytes, over the limit of 1,000 "
+                                              "(GENESIS_YAML_MAX_BYTES)")]
+
+
+def test_dates_are_kept_as_text_as_in_blueprint_files():
+    # Read as a date before, which the schema then refused ("must be of type string, got date").
+    text = DEMO.read_text().replace("name: Healthcare Data Pipeline", "name: 2024-01-31", 1)
+    assert load_spec_text(text)["name"] == "2024-01-31"

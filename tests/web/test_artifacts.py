@@ -64,3 +64,12 @@ def test_cockpit_lists_artifacts_with_preview_and_download_links(client_for, mis
     content = client_for(lead).get(reverse("missions:cockpit", args=[mission.pk])).content.decode()
     assert reverse("tasks:artifact", args=[artifact.pk]) in content
     assert reverse("tasks:artifact_download", args=[artifact.pk]) in content
+
+
+def test_json_nested_too_deep_is_shown_as_text_with_the_reason(client_for, mission, lead):
+    # Decoding it used to raise RecursionError: the artifact page was a 500.
+    artifact = _artifact(mission, lead, "deep.json", "[" * 5_000 + "]" * 5_000, kind="data")
+    response = client_for(lead).get(reverse("tasks:artifact", args=[artifact.pk]))
+    assert response.status_code == 200
+    assert "Not shown as JSON: lists and objects nested more than 64 levels deep (GENESIS_JSON_MAX_DEPTH)." in \
+        response.content.decode()
