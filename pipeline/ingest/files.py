@@ -71,35 +71,19 @@ def files_resolve(paths: Iterable[str | os.PathLike], *, root: Path | None, max_
     found: dict[Path, str] = {}
     skipped: list[str] = []
     for text in given:
-        path = _resolved(text, base)
-        if path.is_dir():
-            entries = sorted(path.iterdir(), key=lambda p: p.name)
-            loadable = []
-            for entry in entries:
-                shown = str(Path(text) / entry.name)
-                if entry.name.startswith("."):
-                    continue
-                if entry.is_dir():
-                    skipped.append(f"{shown}/ (a folder: name it to load its files)")
-                elif not entry.is_file() or entry.suffix.lower() not in FORMATS:
-                    skipped.append(f"{shown} (not {_known()})")
-                else:
-                    loadable.append((_resolved(shown, base), shown))
-            if not loadable:
-                raise IngestError(f"{text}: the folder holds no {_known()} file.", field="paths", file=text)
-            for resolved, shown in loadable:
-                found.setdefault(resolved, shown)
-        elif path.is_file():
-            if path.suffix.lower() not in FORMATS:
-                raise IngestError(f"{text}: the format is not known from the extension {path.suffix or '(none)'}; "
-                                  f"ingest reads {_known()} files.", field="paths", file=text)
-            found.setdefault(path, text)
-        else:
-            raise IngestError(f"{text}: no such file or folder.", field="paths", file=text)
+        try:
+            _expand(text, base, found, skipped)
+        except OSError as error:  # an unreadable folder: permissions, a link to nowhere, ...
+            raise IngestError(f"{text}: {error.strerror or error}.", field="paths", file=text) from None
     if len(found) > max_files:
         raise IngestError(f"{len(found)} files to load; at most {max_files} are loaded at once "
                           "(GENESIS_INGEST_MAX_FILES).", field="paths")
-    files = [_source_file(path, shown, max_bytes=max_bytes) for path, shown in found.items()]
+    files = []
+    for path, shown in found.items():
+        try:
+            files.append(_source_file(path, shown, max_bytes=max_bytes))
+        except OSError as error:
+            raise IngestError(f"{shown}: {error.strerror or error}.", field="paths", file=shown) from None
     by_table: dict[str, list[str]] = {}
     for file in files:
         by_table.setdefault(file.table, []).append(file.shown)
@@ -108,6 +92,37 @@ def files_resolve(paths: Iterable[str | os.PathLike], *, root: Path | None, max_
     if clashes:
         raise IngestError(f"One table per file: {'; '.join(clashes)}. Rename or move one of them.", field="paths")
     return files, skipped
+
+
+def _expand(text: str, base: Path | None, found: dict[Path, str], skipped: list[str]) -> None:
+    """Add the file ``text`` names, or the loadable files of the folder it names, to ``found`` (resolved path ->
+    the name as given)."""
+    path = _resolved(text, base)
+    if path.is_dir():
+        entries = sorted(path.iterdir(), key=lambda p: p.name)
+        loadable = []
+        for entry in entries:
+            shown = str(Path(text) / entry.name)
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                skipped.append(f"{shown}/ (a folder: name it to load its files)")
+            elif not entry.is_file() or entry.suffix.lower() not in FORMATS:
+                skipped.append(f"{shown} (not {_known()})")
+            else:
+                loadable.append((_resolved(shown, base), shown))
+        if not loadable:
+            raise IngestError(f"{text}: the folder holds no {_known()} file.", field="paths", file=text)
+        for resolved, shown in loadable:
+            found.setdefault(resolved, shown)
+    elif path.is_file():
+        suffix = Path(text).suffix
+        if suffix.lower() not in FORMATS:
+            raise IngestError(f"{text}: the format is not known from the extension {suffix or '(none)'}; "
+                              f"ingest reads {_known()} files.", field="paths", file=text)
+        found.setdefault(path, text)
+    else:
+        raise IngestError(f"{text}: no such file or folder.", field="paths", file=text)
 
 
 def _known() -> str:
@@ -126,14 +141,17 @@ def _resolved(text: str, base: Path | None) -> Path:
 
 
 def _source_file(path: Path, shown: str, *, max_bytes: int) -> SourceFile:
-    if GLOB_CHARACTERS & set(path.name):
-        raise IngestError(f"{shown}: a file name with any of {' '.join(sorted(GLOB_CHARACTERS))} is not read (DuckDB "
-                          "would take it for a pattern of several files); rename the file.", field="paths", file=shown)
+    """``path`` (resolved) is what is read; the format and the table come from the name as given (a link's own)."""
+    if GLOB_CHARACTERS & set(str(path)):
+        raise IngestError(f"{shown}: a path with any of {' '.join(sorted(GLOB_CHARACTERS))} in it is not read (DuckDB "
+                          "would take it for a pattern of several files); rename the file or its folder.",
+                          field="paths", file=shown)
     size = path.stat().st_size
     if size == 0:
         raise IngestError(f"{shown}: the file is empty.", field="paths", file=shown)
     if size > max_bytes:
         raise IngestError(f"{shown}: the file is {size:,} bytes; at most {max_bytes:,} are loaded "
                           "(GENESIS_INGEST_MAX_FILE_BYTES).", field="paths", file=shown)
-    return SourceFile(path=path, shown=shown, format=FORMATS[path.suffix.lower()], table=table_name_for(path),
+    given = Path(shown)
+    return SourceFile(path=path, shown=shown, format=FORMATS[given.suffix.lower()], table=table_name_for(given),
                       size=size)

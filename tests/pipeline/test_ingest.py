@@ -419,7 +419,7 @@ def test_a_malformed_line_within_the_sniffers_sample_is_refused_by_its_number(ta
     ("missing.csv", "no such file or folder"),
     ("notes.txt", "the format is not known from the extension .txt"),
     ("empty.csv", "the file is empty"),
-    ("a[1].csv", "a file name with any of * ? [ ] { } is not read"),
+    ("a[1].csv", "a path with any of * ? [ ] { } in it is not read"),
 ])
 def test_files_that_cannot_be_loaded_are_refused_naming_them(target, tmp_path, given, why):
     (tmp_path / "notes.txt").write_text("hello")

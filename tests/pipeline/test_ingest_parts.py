@@ -56,6 +56,33 @@ def test_each_duckdb_type_lands_as_a_declared_type_and_a_value_the_driver_binds(
     assert tuple(vars(landing_for(duck_type, "postgresql")).values()) == postgresql
 
 
+def test_a_link_loads_into_the_table_named_after_the_link_not_its_target(tmp_path):
+    from pipeline.ingest.files import files_resolve
+
+    claims_csv(tmp_path / "exports" / "export_2024_v3.csv")
+    (tmp_path / "claims.csv").symlink_to(tmp_path / "exports" / "export_2024_v3.csv")
+
+    files, _skipped = files_resolve([tmp_path / "claims.csv"], root=None, max_files=10, max_bytes=10_000)
+
+    assert [(f.table, f.path) for f in files] == [("claims", tmp_path / "exports" / "export_2024_v3.csv")]
+
+
+def test_an_unreadable_folder_is_refused_naming_it(tmp_path, monkeypatch):
+    from pipeline.ingest.files import files_resolve
+
+    (tmp_path / "locked").mkdir()
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "iterdir", denied)
+
+    with pytest.raises(IngestError) as caught:
+        files_resolve([tmp_path / "locked"], root=None, max_files=10, max_bytes=10_000)
+
+    assert caught.value.message == f"{tmp_path / 'locked'}: Permission denied."
+
+
 # --- DuckDB: offline and sandboxed ------------------------------------------------------------------------------
 
 
