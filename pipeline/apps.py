@@ -6,3 +6,7 @@ class PipelineConfig(AppConfig):
 
     name = "pipeline"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Importing an agent's module registers its kind.
+        from pipeline.ingest import agent  # noqa: F401
