@@ -5,6 +5,8 @@ Every change writes a history entry in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db import transaction
 
 from agents.models import Connection
@@ -44,10 +46,19 @@ def connections_grant(*, mission, connections, actor: Actor = None, reason: str 
 
 
 @transaction.atomic
-def connection_register(*, name: str, engine: str, location: str, purpose: str, description: str = ""):
-    """Create or update a named connection (validated like the admin does: a DSN password goes to the secret)."""
+def connection_register(*, name: str, engine: str, location: str, purpose: str, description: str = "",
+                        groups: Iterable[str] | None = None):
+    """Create or update a named connection (validated like the admin does: a DSN password goes to the secret).
+    ``groups``: the names of the groups whose members may give it to missions, replacing its list (None: unchanged);
+    a name no group has is refused and nothing is saved."""
+    from django.contrib.auth.models import Group
     from django.core.exceptions import ValidationError
 
+    wanted = None if groups is None else list(dict.fromkeys(groups))
+    found = list(Group.objects.filter(name__in=wanted)) if wanted else []
+    missing = sorted(set(wanted or ()) - {group.name for group in found})
+    if missing:
+        raise DomainError(f"groups: no group is named {', '.join(map(repr, missing))}.", field="groups")
     connection = Connection.objects.filter(name=name).first() or Connection(name=name)
     connection.engine, connection.location, connection.purpose = engine, location, purpose
     connection.description = description
@@ -57,4 +68,6 @@ def connection_register(*, name: str, engine: str, location: str, purpose: str, 
         field, errors = next(iter(error.message_dict.items()))
         raise DomainError(f"{field}: {' '.join(errors)}", field=field) from None
     connection.save()
+    if wanted is not None:
+        connection.groups.set(found)
     return connection

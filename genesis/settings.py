@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from genesis.env import env_bool, env_int, env_list, env_rate, env_seconds, env_secret, env_str
 
@@ -111,6 +112,16 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = min(GENESIS_MAX_UPLOAD_BYTES, 2_621_440)
 # A mapping's dry run reads every row up to this many rows of the month-partitioned table, else its latest month.
 GENESIS_DRY_RUN_FULL_ROWS = env_int("GENESIS_DRY_RUN_FULL_ROWS", 200_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
+
+# Ingest (pipeline/ingest/): a mission's ingest task reads files only under GENESIS_INGEST_ROOT (the ingest command
+# reads any path it is given); every file and its columns are bounded before anything is loaded.
+GENESIS_INGEST_ROOT = Path(env_str("GENESIS_INGEST_ROOT", str(VAR_DIR / "ingest")))
+GENESIS_INGEST_MAX_FILE_BYTES = env_int("GENESIS_INGEST_MAX_FILE_BYTES", 1024**3)
+GENESIS_INGEST_MAX_COLUMNS = env_int("GENESIS_INGEST_MAX_COLUMNS", 500)
+GENESIS_INGEST_MAX_FILES = env_int("GENESIS_INGEST_MAX_FILES", 200)
+for _name in ("GENESIS_INGEST_MAX_FILE_BYTES", "GENESIS_INGEST_MAX_COLUMNS", "GENESIS_INGEST_MAX_FILES"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1, not {globals()[_name]}")
 FILE_UPLOAD_PERMISSIONS = 0o640
 # Every multipart body (admin, pages, API) is checked against GENESIS_MAX_UPLOAD_BYTES before a byte of it is read.
 FILE_UPLOAD_HANDLERS = [

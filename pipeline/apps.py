@@ -10,3 +10,4 @@ class PipelineConfig(AppConfig):
     def ready(self) -> None:
         # Importing the implementations registers their kinds.
         from pipeline import implementations  # noqa: F401
+        from pipeline.ingest import agent  # noqa: F401
