@@ -156,8 +156,10 @@ def child(backend: str, workers: int, idle_seconds: float, out: Path) -> None:
     from missions.choices import MissionMode, MissionStatus
     from missions.models import Mission
     from missions.services import mission_create
-    from tasks import engine
+    from tasks import runtime
     from tasks.models import Dependency, Run, Task
+    from workflows import driver
+    from workflows import missions as mission_workflows
 
     user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"email": "bench@example.com"})
     agent, _ = Agent.objects.get_or_create(name="BenchNoop", defaults={"kind": "noop"})
@@ -201,11 +203,11 @@ def child(backend: str, workers: int, idle_seconds: float, out: Path) -> None:
     cluster = start_cluster(backend_env(backend, tmp) | dict(os.environ), workers, tmp / "cluster.log")
     try:
         warm = make("warm-up", "chain", 10)
-        engine.mission_start(mission=warm, actor=user)
+        mission_workflows.mission_launch(mission=warm, actor=user)
         wait_done(warm)
         for n in (50, 200):
             mission = make(f"chain {n}", "chain", n)
-            engine.mission_start(mission=mission, actor=user)
+            mission_workflows.mission_launch(mission=mission, actor=user)
             wait_done(mission)
             mission.refresh_from_db()
             hops = chain_hops(mission)
@@ -215,7 +217,7 @@ def child(backend: str, workers: int, idle_seconds: float, out: Path) -> None:
                 "end_to_end": (runs[-1]["finished_at"] - mission.launched_at).total_seconds(),
             }
         fan = make("fan 1000", "fan", 1000)
-        engine.mission_start(mission=fan, actor=user)
+        mission_workflows.mission_launch(mission=fan, actor=user)
         wait_done(fan)
         runs = runs_of(fan)
         first = min(r["result"]["started"] for r in runs)
@@ -224,7 +226,7 @@ def child(backend: str, workers: int, idle_seconds: float, out: Path) -> None:
         launches = []
         for i in range(20):
             mission = make(f"launch {i}", "chain", 1)
-            engine.mission_start(mission=mission, actor=user)
+            mission_workflows.mission_launch(mission=mission, actor=user)
             wait_done(mission)
             mission.refresh_from_db()
             started = Run.objects.get(task__mission=mission).result["started"]
@@ -282,16 +284,16 @@ def child(backend: str, workers: int, idle_seconds: float, out: Path) -> None:
             counted[0] += 1
             return execute(sql, params, many, context)
 
-        engine.mission_start(mission=mission, actor=user)  # launch counted apart: it is once per mission
+        mission_workflows.mission_launch(mission=mission, actor=user)  # launch counted apart: it is once per mission
         spent = 0.0
         while True:
-            pending = engine.pending_runs(mission)  # the driver's own query, not counted
+            pending = driver.pending_runs(mission)  # the driver's own query, not counted
             if not pending:
                 break
             with connection.execute_wrapper(count):
                 started = time.perf_counter()
                 for run_id in pending:
-                    engine.execute_run(run_id)
+                    runtime.execute_run(run_id)
                 spent += time.perf_counter() - started
         total = Task.objects.filter(mission=mission).count()
         per_task[f"{shape} of {total}"] = counted[0] / total

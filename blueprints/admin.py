@@ -17,12 +17,13 @@ from django.utils.html import format_html, format_html_join
 from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation, MissionOrigin
 from blueprints.permissions import can_import_blueprints
 from blueprints.selectors import blueprint_list
-from blueprints.services import blueprint_export, blueprint_import, phase_check_rerun, phase_check_waive
+from blueprints.services import blueprint_export, blueprint_import
 from blueprints.validation import BlueprintInvalid
 from genesis.admin_utils import ReadOnlyAdminMixin
 from genesis.exceptions import DomainError
 from genesis.uploads import validate_upload_size
 from tasks.models import Phase
+from workflows.checks import check_waive, phase_recheck
 
 
 def _pre(value) -> str:
@@ -274,7 +275,7 @@ class CheckEvaluationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         form = WaiveForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                phase_check_waive(result=evaluation, actor=request.user, reason=form.cleaned_data["reason"])
+                check_waive(result=evaluation, actor=request.user, reason=form.cleaned_data["reason"])
             except DomainError as error:
                 form.add_error("reason" if error.field == "reason" else None, error.message)
             else:
@@ -292,7 +293,7 @@ class CheckEvaluationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         phase_ids = sorted(set(queryset.exclude(phase=None).values_list("phase_id", flat=True)))
         for phase in Phase.objects.filter(pk__in=phase_ids).select_related("mission"):
             try:
-                advance = phase_check_rerun(phase=phase, actor=request.user)
+                advance = phase_recheck(phase=phase, actor=request.user)
             except DomainError as error:
                 self.message_user(request, error.message, messages.ERROR)
                 continue

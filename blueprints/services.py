@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import yaml
@@ -26,11 +27,8 @@ from genesis.exceptions import DomainError
 from history.services import Actor, history_record
 from missions.choices import Role
 from missions.models import Mission
-from missions.permissions import can_manage
 from missions.services import membership_set, mission_create
-from tasks.choices import PhaseStatus
-from tasks.models import Phase
-from tasks.services import dependency_add, phase_create, phase_transition, task_create
+from tasks.services import dependency_add, phase_create, task_create
 
 # --- import and export ----------------------------------------------------------------------------------
 
@@ -335,10 +333,13 @@ def blueprint_launch(
     params: dict[str, Any] | None = None,
     actor: Actor = None,
     task_owner: AbstractBaseUser | None = None,
+    connections: Iterable[str] = (),
     **mission_fields: Any,
 ) -> Mission:
     """Create a draft mission from a blueprint version: phases, tasks with owners and acceptance criteria,
-    and dependencies, all or nothing. It does not start execution (``tasks.engine.mission_start`` does).
+    and dependencies, all or nothing; the connections it uses (its parameters, its checks' and configs', and the
+    names in ``connections``, e.g. its spec file's) granted to it. It does not start execution
+    (``workflows.missions.mission_launch`` does).
 
     Actions owned by ``task_owner`` go to ``task_owner`` (who gets that role), else to the Mission Owner.
     """
@@ -366,7 +367,7 @@ def blueprint_launch(
     success = substitute(version.success_criteria, values)
     _check_substituted(success, "success_criteria")
     connections = _connections_used(version=version, values=values, planned=planned, success=success,
-                                    mission_fields=mission_fields)
+                                    mission_fields=mission_fields, also=connections)
     require_grant(grantor, connections, field="params")
 
     fields = dict(mission_fields)
@@ -420,9 +421,9 @@ def blueprint_launch(
 
 
 def _connections_used(*, version: BlueprintVersion, values: dict[str, Any], planned: list, success: list,
-                      mission_fields: dict[str, Any]) -> list[Connection]:
+                      mission_fields: dict[str, Any], also: Iterable[str]) -> list[Connection]:
     """Every registered connection the launched mission would use: its connection parameters, the connections its
-    checks and task configs name, and those its spec file names."""
+    checks and task configs name, and ``also`` (e.g. those its spec file names)."""
     names = {values[p["name"]] for p in version.parameters
              if p["type"] == ParamType.CONNECTION and values.get(p["name"])}
     names |= connection_names_in(success)
@@ -433,13 +434,7 @@ def _connections_used(*, version: BlueprintVersion, values: dict[str, Any], plan
     for field in ("source_connection", "target_connection"):
         if mission_fields.get(field) is not None:
             names.add(mission_fields[field].name)
-    spec_file = mission_fields.get("spec_file")
-    if spec_file:
-        from pipeline.specfile import load_spec_text, spec_connection_names
-
-        spec_file.seek(0)
-        names |= set(spec_connection_names(load_spec_text(spec_file.read(), source="the spec file")))
-        spec_file.seek(0)
+    names |= set(also)
     # A name no connection has is left to the check that uses it, which fails saying so.
     return list(Connection.objects.filter(name__in=names).order_by("name"))
 
@@ -454,27 +449,18 @@ def _with_task(criterion: Any, key: str) -> Any:
     return criterion
 
 
-# --- waivers and re-runs --------------------------------------------------------------------------------
-
-
-def _require_owner(actor: Actor, mission: Mission, what: str) -> None:
-    if not isinstance(actor, AbstractBaseUser) or not can_manage(actor, mission):
-        raise DomainError(f"Only the Mission Owner of “{mission.name}” can {what}.", field="actor", code="forbidden")
+# --- waivers ----------------------------------------------------------------------------------------------
 
 
 @transaction.atomic
-def phase_check_waive(*, result: CheckEvaluation, actor: Actor, reason: str) -> CheckEvaluation:
-    """The Mission Owner accepts a failed exit check with a reason. When every failure of the phase's latest
-    evaluation is waived, the phase is waived and the next phase opens."""
-    from tasks.phase_gate import phases_advance
-
+def check_evaluation_waive(*, result: CheckEvaluation, actor: Actor, reason: str) -> bool:
+    """Record a waiver (with its reason) on a failed exit check of a phase's latest evaluation. Returns whether the
+    phase still has failures nobody waived. Who may waive, and what follows, is the workflow's (``workflows``)."""
     reason = (reason or "").strip()
     if not reason:
         raise DomainError("A waiver needs a reason.", field="reason")
     evaluation = (CheckEvaluation.objects.select_for_update(of=("self",)).select_related("phase", "mission")
                   .get(pk=result.pk))
-    mission = evaluation.mission
-    _require_owner(actor, mission, "waive a check")
     if evaluation.scope != CheckScope.EXIT or evaluation.phase_id is None:
         raise DomainError("Only a phase's exit checks can be waived.", field="result")
     if evaluation.passed:
@@ -490,43 +476,12 @@ def phase_check_waive(*, result: CheckEvaluation, actor: Actor, reason: str) -> 
     evaluation.waiver_reason = reason
     evaluation.save(update_fields=["waived_at", "waived_by", "waiver_reason"])
     history_record(
-        mission=mission, event="check.waived", actor=actor,
+        mission=evaluation.mission, event="check.waived", actor=actor,
         message=f"Exit check {evaluation.description or evaluation.check_type} of {phase.name} waived: {reason}",
         data={"evaluation": evaluation.pk, "phase": phase.pk, "type": evaluation.check_type, "reason": reason,
               "failure": evaluation.message},
     )
-    open_failures = CheckEvaluation.objects.filter(
+    result.waived_at, result.waived_by, result.waiver_reason = evaluation.waived_at, actor, reason
+    return CheckEvaluation.objects.filter(
         phase=phase, round=latest_round, passed=False, waived_at__isnull=True
     ).exists()
-    if not open_failures and phase.status == PhaseStatus.FAILED:
-        phase_transition(phase=phase, to=PhaseStatus.WAIVED, actor=actor,
-                         message=f"Every failed exit check of {phase.name} is waived.")
-        advance = phases_advance(mission=mission, actor=actor)
-        # A waiver is a phase boundary like a pass: in step mode the mission pauses there too.
-        _go_on(advance, mission=mission, actor=actor, left=[phase, *advance.passed], how="waived")
-    result.waived_at, result.waived_by, result.waiver_reason = evaluation.waived_at, actor, reason
-    return evaluation
-
-
-def phase_check_rerun(*, phase: Phase, actor: Actor):
-    """The Mission Owner runs a failed phase's exit checks again; if they pass (or are waived) it moves on."""
-    from tasks.phase_gate import phase_recheck
-
-    _require_owner(actor, phase.mission, "re-run a phase's checks")
-    if phase.status not in {PhaseStatus.FAILED, PhaseStatus.PASSED, PhaseStatus.WAIVED}:
-        raise DomainError(f"Phase {phase.name} is {phase.status}: its checks run when its tasks are done.",
-                          field="phase")
-    advance = phase_recheck(phase=phase, actor=actor)
-    phase.refresh_from_db(fields=["status"])
-    left = [phase] if phase.status == PhaseStatus.PASSED else []
-    return _go_on(advance, mission=phase.mission, actor=actor, left=[*left, *advance.passed], how="passed")
-
-
-def _go_on(advance, *, mission: Mission, actor: Actor, left, how: str):
-    """The Mission Owner's waiver or re-run let the mission go on: in step mode it pauses at the boundary, otherwise
-    the tasks the opened phase made ready start now (instead of waiting for the periodic sweep)."""
-    from tasks.engine import phase_boundary_crossed
-
-    phase_boundary_crossed(mission=Mission.objects.get(pk=mission.pk), left=left, opened=advance.opened,
-                           how=how, actor=actor)
-    return advance

@@ -10,11 +10,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from blueprints import selectors
-from blueprints import services as blueprint_services
 from blueprints.forms import PARAM_PREFIX, LaunchForm, objective_warning
 from blueprints.models import BlueprintVersion
 from genesis.exceptions import DomainError
-from missions.views import _can_launch, is_fragment, page_login_required
+from genesis.htmx import is_fragment
+from missions.views import _can_launch, page_login_required
+from workflows.missions import mission_create_from_blueprint
 
 
 def _latest_versions():
@@ -51,15 +52,11 @@ def mission_launch(request: HttpRequest) -> HttpResponse:
         form = LaunchForm(request.POST, versions=versions, version=version, initial_params=initial_params)
         if form.is_valid():
             try:
-                mission = blueprint_services.blueprint_launch(
+                mission = mission_create_from_blueprint(
                     version=form.cleaned_data["version"], name=form.cleaned_data["name"],
                     objective=form.cleaned_data["objective"], owner=request.user, mode=form.cleaned_data["mode"],
-                    params=form.params(), actor=request.user,
+                    params=form.params(), actor=request.user, start=form.cleaned_data["start_now"],
                 )
-                if form.cleaned_data["start_now"]:
-                    from tasks import engine
-
-                    engine.mission_start(mission=mission, actor=request.user)
             except DomainError as error:
                 field = (error.field or "").replace("params.", PARAM_PREFIX)
                 form.add_error(field if field in form.fields else None, error.message)

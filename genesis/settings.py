@@ -242,7 +242,7 @@ REDIS_URL = env_str("REDIS_URL")
 Q_CLUSTER = {
     "name": "genesis",
     "workers": env_int("Q_WORKERS", 2),
-    # Above a task's default timeout (3600 s) plus the cancel grace and the chaining window (tasks/engine.py), so
+    # Above a task's default timeout (3600 s) plus the cancel grace and the chaining window (``tasks``), so
     # the engine's own timeout acts first; retry above it, so django-q2 never re-delivers a message still running.
     "timeout": env_int("Q_TIMEOUT", 3660),
     "retry": env_int("Q_RETRY", 3760),
@@ -269,7 +269,7 @@ else:
             else "tasks.broker.SqliteWakeBroker"
         )
 
-# The engine (tasks/engine.py): leases, heartbeats, retry backoff and the idle sweep, in seconds.
+# The engine (``tasks``): leases, heartbeats, retry backoff and the idle sweep, in seconds.
 GENESIS_LEASE_SECONDS = env_int("GENESIS_LEASE_SECONDS", 30)
 GENESIS_HEARTBEAT_SECONDS = env_seconds("GENESIS_HEARTBEAT_SECONDS", 1)
 # An agent still working this long after its run was cancelled or timed out has its cluster worker stopped (SIGKILL;

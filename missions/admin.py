@@ -13,6 +13,7 @@ from missions.models import Membership, Mission
 from tasks.choices import TaskStatus
 from tasks.models import Artifact, Phase, Task
 from tasks.services import task_record_created, task_record_edit
+from workflows import missions as mission_workflows
 
 HISTORY_ON_PAGE = 100
 
@@ -101,10 +102,12 @@ class MissionAdmin(admin.ModelAdmin):
         ("History", {"fields": ["history_timeline"]}),
     ]
     actions = [
-        service_action(services.mission_launch, description="Launch selected missions", verb="Launched"),
-        service_action(services.mission_pause, description="Pause selected missions", verb="Paused"),
-        service_action(services.mission_resume, description="Resume selected missions", verb="Resumed"),
-        service_action(services.mission_cancel, description="Cancel selected missions", verb="Cancelled"),
+        service_action(mission_workflows.mission_launch, description="Launch selected missions", verb="Launched"),
+        service_action(mission_workflows.mission_pause, description="Pause selected missions", verb="Paused"),
+        service_action(mission_workflows.mission_resume, description="Resume selected missions", verb="Resumed"),
+        service_action(mission_workflows.mission_cancel, description="Cancel selected missions", verb="Cancelled"),
+        service_action(mission_workflows.mission_close, description="Close (sign off) selected missions",
+                       verb="Closed"),
     ]
 
     def get_queryset(self, request):

@@ -9,7 +9,7 @@ urlpatterns = [
     path("missions/<int:pk>/", views.mission_cockpit, name="cockpit"),
     path("missions/<int:pk>/history/", views.mission_history, name="history"),
     path("missions/<int:pk>/lineage/", views.mission_lineage, name="lineage"),
-    re_path(r"^missions/(?P<pk>[0-9]+)/(?P<action>launch|pause|resume|cancel)/$", views.mission_control,
+    re_path(r"^missions/(?P<pk>[0-9]+)/(?P<action>launch|pause|resume|cancel|close)/$", views.mission_control,
             name="control"),
     path("missions/<int:pk>/phases/<int:phase_pk>/recheck/", views.phase_recheck, name="recheck"),
     path("missions/<int:pk>/checks/<int:check_pk>/waive/", views.check_waive, name="waive"),

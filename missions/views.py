@@ -14,30 +14,31 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from blueprints.models import CheckEvaluation
 from genesis.exceptions import DomainError
+from genesis.htmx import go_to, is_fragment
 from history.choices import ActorKind
 from missions import selectors
-from missions import services as mission_services
 from missions.filtersets import MissionFilterSet
 from missions.models import Mission
 from missions.permissions import can_create_missions, can_manage, can_work_on, role_of
+from pipeline.models import Environment
 from tasks import selectors as task_selectors
 from tasks.choices import PhaseStatus, TaskStatus
 from tasks.models import Phase
+from workflows import checks as check_workflows
+from workflows import environments as environment_workflows
+from workflows import missions as mission_workflows
 
 
 def page_login_required(view):
     """``login_required`` pointing at the people's sign-in page (the admin keeps its own)."""
     return login_required(view, login_url="login")
-
-
-def is_fragment(request: HttpRequest) -> bool:
-    return bool(request.htmx and not request.htmx.boosted)
 
 
 def mission_for(request: HttpRequest, pk: int) -> Mission:
@@ -149,7 +150,7 @@ def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
             "more_decisions": len(approvals) > DECISIONS_SHOWN or len(questions) > DECISIONS_SHOWN,
         }
     if part == "phases":
-        return {"phases": task_selectors.phases_with_checks(mission), "waive_enabled": _waive_service() is not None}
+        return {"phases": task_selectors.phases_with_checks(mission), "waive_enabled": True}
     if part == "artifacts":
         return {"artifacts": list(task_selectors.mission_artifacts(mission)[:50])}
     if part == "recent-history":
@@ -231,96 +232,66 @@ def mission_lineage(request: HttpRequest, pk: int) -> HttpResponse:
 
 # --- Mission Owner controls --------------------------------------------------------------------------
 
-def _engine_call(action: str):
-    """The engine's wrapper for a mission control when the engine is installed, else the mission service."""
-    try:
-        from tasks import engine
-    except ImportError:
-        engine = None
-    names = {"launch": "mission_start", "pause": "mission_pause", "resume": "mission_resume",
-             "cancel": "mission_cancel"}
-    if engine is not None and hasattr(engine, names[action]):
-        return getattr(engine, names[action])
-    return getattr(mission_services, {"launch": "mission_launch"}.get(action, names[action]))
+CONTROLS = {
+    "launch": (mission_workflows.mission_launch, "Mission launched."),
+    "pause": (mission_workflows.mission_pause, "Mission paused."),
+    "resume": (mission_workflows.mission_resume, "Mission resumed."),
+    "cancel": (mission_workflows.mission_cancel, "Mission cancelled."),
+    "close": (mission_workflows.mission_close, "Mission closed: signed off."),
+}
 
 
 @page_login_required
 @require_POST
 @manager_required
 def mission_control(request: HttpRequest, mission: Mission, action: str) -> HttpResponse:
-    if action not in {"launch", "pause", "resume", "cancel"}:
+    if action not in CONTROLS:
         raise PermissionDenied("Unknown action.")
+    verb, done = CONTROLS[action]
     try:
-        _engine_call(action)(mission=mission, actor=request.user)
+        verb(mission=mission, actor=request.user)
     except DomainError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, {"launch": "Mission launched.", "pause": "Mission paused.",
-                                   "resume": "Mission resumed.", "cancel": "Mission cancelled."}[action])
-    url = reverse("missions:cockpit", args=[mission.pk])
-    if request.htmx:
-        response = HttpResponse(status=204)
-        response["HX-Location"] = url
-        return response
-    return redirect(url)
-
-
-def _waive_service():
-    from blueprints import services as blueprint_services
-
-    return blueprint_services.phase_check_waive
-
-
-def _back_to_cockpit(request: HttpRequest, mission: Mission) -> HttpResponse:
-    url = reverse("missions:cockpit", args=[mission.pk])
-    if request.htmx:
-        response = HttpResponse(status=204)
-        response["HX-Location"] = url
-        return response
-    return redirect(url)
+        messages.success(request, done)
+    return go_to(request, reverse("missions:cockpit", args=[mission.pk]))
 
 
 @page_login_required
 @require_POST
 @manager_required
 def phase_recheck(request: HttpRequest, mission: Mission, phase_pk: int) -> HttpResponse:
-    from blueprints.services import phase_check_rerun
-
     phase = get_object_or_404(Phase, pk=phase_pk, mission=mission)
     if phase.status != PhaseStatus.FAILED:
         messages.error(request, f"Phase {phase.name} is {phase.get_status_display().lower()}; only a failed phase's "
                                 "checks can be re-run.")
-        return _back_to_cockpit(request, mission)
+        return go_to(request, reverse("missions:cockpit", args=[mission.pk]))
     try:
-        phase_check_rerun(phase=phase, actor=request.user)
+        check_workflows.phase_recheck(phase=phase, actor=request.user)
     except DomainError as error:
         messages.error(request, error.message)
     else:
         phase.refresh_from_db(fields=["status"])
         messages.success(request, f"Checks of {phase.name} re-run: {phase.get_status_display().lower()}.")
-    return _back_to_cockpit(request, mission)
+    return go_to(request, reverse("missions:cockpit", args=[mission.pk]))
 
 
 @page_login_required
 @require_POST
 @manager_required
 def check_waive(request: HttpRequest, mission: Mission, check_pk: int) -> HttpResponse:
-    waive = _waive_service()
-    model = task_selectors.check_model()
-    if waive is None or model is None:
-        raise Http404("Checks cannot be waived here.")
-    result = get_object_or_404(model, pk=check_pk, mission=mission)
+    result = get_object_or_404(CheckEvaluation, pk=check_pk, mission=mission)
     reason = request.POST.get("reason", "").strip()
     if not reason:
         messages.error(request, "reason: say why this check may be waived.")
-        return _back_to_cockpit(request, mission)
+        return go_to(request, reverse("missions:cockpit", args=[mission.pk]))
     try:
-        waive(result=result, actor=request.user, reason=reason[:2000])
+        check_workflows.check_waive(result=result, actor=request.user, reason=reason[:2000])
     except DomainError as error:
         messages.error(request, error.message)
     else:
         messages.success(request, "Check waived; the reason is recorded in the history.")
-    return _back_to_cockpit(request, mission)
+    return go_to(request, reverse("missions:cockpit", args=[mission.pk]))
 
 
 # --- environments -----------------------------------------------------------------------------------
@@ -331,9 +302,6 @@ def check_waive(request: HttpRequest, mission: Mission, check_pk: int) -> HttpRe
 def environment_build(request: HttpRequest, pk: int, environment_pk: int) -> HttpResponse:
     """Build the mission's dbt project in one of its environments (a background job): 404 for another mission's
     environment, 403 for a stakeholder (and for a Task Owner in prod); the panel again, saying what happened."""
-    from pipeline.dbt.services import environment_build_request
-    from pipeline.models import Environment
-
     mission = mission_for(request, pk)
     environment = get_object_or_404(Environment.objects.select_related("target"), pk=environment_pk, mission=mission)
     environment.mission = mission
@@ -341,7 +309,7 @@ def environment_build(request: HttpRequest, pk: int, environment_pk: int) -> Htt
         raise PermissionDenied("Only the Mission Owner or a Task Owner can build in an environment.")
     message, error = "", None
     try:
-        environment_build_request(environment=environment, actor=request.user)
+        environment_workflows.environment_build(environment=environment, actor=request.user)
     except DomainError as refused:
         if refused.code == "permission_denied":
             raise PermissionDenied(refused.message) from None

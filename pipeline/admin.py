@@ -4,8 +4,9 @@ from django.contrib import admin, messages
 
 from genesis.admin_utils import service_action
 from genesis.exceptions import DomainError
-from pipeline.dbt.services import environment_build_request, environment_set
+from pipeline.dbt.services import environment_set
 from pipeline.models import DocsIndex, Environment, IndexedDocument, MappingSpec, MappingSpecVersion
+from workflows.environments import environment_build
 
 
 @admin.register(Environment)
@@ -20,7 +21,7 @@ class EnvironmentAdmin(admin.ModelAdmin):
     search_fields = ["mission__name", "target__name"]
 
     actions = [
-        service_action(environment_build_request, keyword="environment", noun="environment(s)",
+        service_action(environment_build, keyword="environment", noun="environment(s)",
                        name="action_build_now", verb="Requested a build in",
                        description="Build the dbt project in this environment now"),
     ]

@@ -5,12 +5,13 @@ from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html
 
-from genesis.admin_utils import JSON_FORMFIELDS, ReadOnlyAdminMixin, history_table
+from genesis.admin_utils import JSON_FORMFIELDS, ReadOnlyAdminMixin, history_table, service_action
 from genesis.exceptions import DomainError
 from genesis.uploads import validate_upload_size
 from history.models import HistoryEntry
 from tasks import services
 from tasks.models import Artifact, Dependency, Notification, Phase, Question, Run, Task
+from workflows import tasks as task_workflows
 
 
 class DependencyFormSet(BaseInlineFormSet):
@@ -89,6 +90,15 @@ class TaskAdmin(admin.ModelAdmin):
         ("Owner (exactly one)", {"fields": ["owner_user", "owner_agent"]}),
         ("Execution", {"fields": ["config", "max_attempts", "timeout_seconds", "position"]}),
         ("History", {"fields": ["created_at", "updated_at", "history_timeline"]}),
+    ]
+
+    actions = [
+        service_action(task_workflows.task_approve, keyword="task", noun="task(s)",
+                       description="Approve selected tasks", verb="Approved"),
+        service_action(task_workflows.task_retry, keyword="task", noun="task(s)", description="Retry selected tasks",
+                       verb="Retried"),
+        service_action(task_workflows.task_cancel, keyword="task", noun="task(s)", description="Cancel selected tasks",
+                       verb="Cancelled"),
     ]
 
     @admin.display(description="Owner")

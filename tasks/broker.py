@@ -8,7 +8,7 @@
   A one-second fallback poll stays (a few cheap queries a second at most when idle).
 - ``RedisBroker``: django-q2's Redis broker already waits in a blocking pop; this adds the idle sweep.
 
-Every broker runs ``tasks.engine.sweep`` at most every ``GENESIS_SWEEP_SECONDS`` while idle, so a lost lease is
+Every broker runs ``tasks.recovery.sweep`` at most every ``GENESIS_SWEEP_SECONDS`` while idle, so a lost lease is
 noticed within seconds; the django-q2 schedule ``genesis-sweep`` is the once-a-minute backstop.
 """
 
@@ -45,7 +45,7 @@ class _IdleSweep:
             return
         self._last_sweep = time.monotonic()
         try:
-            from tasks.engine import sweep
+            from tasks.recovery import sweep
 
             counts = sweep()
             if any(counts.values()):

@@ -48,6 +48,18 @@ def find_cycle(
     return None
 
 
+def descendants(edges: dict[int, list[int]], start: int) -> set[int]:
+    """Every node reachable from ``start`` along ``edges`` (``start`` itself excluded unless on a loop)."""
+    seen: set[int] = set()
+    queue = deque(edges.get(start, ()))
+    while queue:
+        node = queue.popleft()
+        if node not in seen:
+            seen.add(node)
+            queue.extend(edges.get(node, ()))
+    return seen
+
+
 def cycle_keys(path_ids: Iterable[int]) -> list[str]:
     ids = list(path_ids)
     keys = dict(Task.objects.filter(id__in=set(ids)).values_list("id", "key"))

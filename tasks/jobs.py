@@ -1,20 +1,25 @@
-"""Background jobs run by django-q2 workers: thin functions that take ids and call the engine or a service."""
+"""Background jobs run by django-q2 workers: thin functions that take ids and call the engine or a service. The
+queue messages name these paths (``tasks.queue``), so they stay put when the engine's modules move."""
 
 from __future__ import annotations
 
-from tasks import engine
+from tasks import recovery, runtime
 from tasks.models import Notification
 
 
 def execute_run(run_id: int) -> str:
-    """Run one queued attempt (what ``engine.enqueue_runs`` hands to the queue is ``tasks.engine.execute_run``, or
-    ``tasks.engine.execute_runs`` for a message of several runs)."""
-    return engine.execute_run(run_id)
+    """Run one queued attempt (``tasks.runtime.execute_runs``)."""
+    return runtime.execute_run(run_id)
+
+
+def execute_runs(run_ids: list[int]) -> str:
+    """Run the attempts of a queue message that carries several (``tasks`` point 6)."""
+    return runtime.execute_runs(run_ids)
 
 
 def sweep() -> dict[str, int]:
     """The periodic recovery sweep (a django-q2 schedule, and the idle loop of the Genesis brokers)."""
-    return engine.sweep()
+    return recovery.sweep()
 
 
 def notification_send(notification_id: int) -> bool:

@@ -71,8 +71,9 @@ def phases_advance(*, mission, actor: Actor = None) -> Advance:
     return result
 
 
-def phase_recheck(*, phase: Phase, actor: Actor = None) -> Advance:
-    """Run a failed phase's exit criteria again (the Mission Owner asked), then move on if they pass."""
+def recheck_exit_criteria(*, phase: Phase, actor: Actor = None) -> Advance:
+    """Run a phase's exit criteria again, then move on if they pass (the verb, with its permission and what follows
+    a pass, is ``workflows.checks.phase_recheck``)."""
     with transaction.atomic():
         phase_transition(phase=phase, to=PhaseStatus.CHECKING, actor=actor, message="Checks re-run.")
         passed = evaluate_exit_criteria(phase, actor)

@@ -13,8 +13,6 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from agents import registry
-from agents.models import Agent
 from genesis import fastsql
 from genesis.exceptions import DependencyCycle, DomainError, InvalidTransition
 from genesis.uploads import display_name, sha256_of, validate_upload_size
@@ -32,7 +30,7 @@ from tasks.choices import (
     RunStatus,
     TaskStatus,
 )
-from tasks.graph import cycle_keys, find_cycle, mission_edges
+from tasks.graph import cycle_keys, descendants, find_cycle, mission_edges
 from tasks.models import Artifact, Dependency, Notification, Phase, Question, Run, Task
 
 TASK_EDITABLE_FIELDS = frozenset(
@@ -523,7 +521,7 @@ def runs_create_bulk(*, tasks: list[Task], actor: Actor = None, available_at=Non
                      enqueue_now: bool = False, keep_first: bool = False) -> list[Run]:
     """A new queued attempt for each task (whose rows the caller has locked), with one history row each.
     ``enqueue_now``: stamped as handed to the queue; ``keep_first``: except the first, which the calling worker
-    keeps to run next itself (tasks/engine.py, point 4)."""
+    keeps to run next itself (``tasks`` point 4)."""
     if not tasks:
         return []
     if all(hasattr(t, "last_attempt") for t in tasks):  # the caller read them already (annotated)
@@ -551,63 +549,36 @@ def runs_create_bulk(*, tasks: list[Task], actor: Actor = None, available_at=Non
     return runs
 
 
-# --- people in the loop: approve, reject, retry, cancel, answer ----------------------------------------------
+# --- several rows at once, for the verbs: stopping live work, re-opening what a rejection invalidates ---------
 
 
-def _require_person(*, task: Task, actor: Actor, verb: str) -> None:
-    from missions.permissions import can_act_on_task
-
-    if actor is None or isinstance(actor, Agent) or not can_act_on_task(actor, task):
-        who = getattr(actor, "get_username", lambda: "the system")()
-        raise DomainError(f"{who} may not {verb} task {task.key}: only its owner or the Mission Owner may.",
-                          field="actor", code="forbidden")
-
-
-def _waiting_run(task: Task) -> Run | None:
+def task_waiting_run(task: Task) -> Run | None:
+    """The task's run waiting for a person (locked), if any."""
     return task.runs.select_for_update().filter(status=RunStatus.WAITING).order_by("-attempt").first()
 
 
-@transaction.atomic
-def task_approve(*, task: Task, actor: Actor, note: str = "") -> Task:
-    """A person accepts the task's work (an agent's proposal, or their own task): it is done, the mission moves on."""
-    task = Task.objects.select_for_update(of=("self",)).select_related("mission", "owner_agent").get(pk=task.pk)
-    _require_person(task=task, actor=actor, verb="approve")
-    if task.status != TaskStatus.WAITING_APPROVAL:
-        raise DomainError(f"Task {task.key} is {task.status}; only a task waiting for approval can be approved.",
-                          field="status", code="invalid_transition")
-    run = _waiting_run(task)
-    if run is not None:
-        run_transition(run=run, to=RunStatus.SUCCEEDED, actor=actor, message=note or "Approved.")
-    history_record(mission=task.mission, task=task, run=run, event="task.approved", actor=actor,
-                   message=note or "Approved.", data={"note": note})
-    task_transition(task=task, to=TaskStatus.DONE, actor=actor, run=run, message=note or "Approved.")
-    if task.owner_agent_id and registry.is_registered(task.owner_agent.kind):
-        registry.get(task.owner_agent.kind)().approved(task=task, run=run, actor=actor)
-    from tasks import engine
-
-    engine.after_task_done(task=task, actor=actor)
-    return task
+def task_stop_live_work(*, task: Task, actor: Actor, reason: str) -> None:
+    """Cancel a task's live or waiting run and its open questions (a worker still running it is refused later)."""
+    for run in task.runs.select_for_update().filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING,
+                                                                  RunStatus.WAITING]):
+        run_transition(run=run, to=RunStatus.CANCELLED, actor=actor, message=reason)
+    for question in task.questions.select_for_update().filter(status=QuestionStatus.OPEN):
+        question_transition(question=question, to=QuestionStatus.CANCELLED, actor=actor, message=reason)
 
 
-def _reopen_downstream(*, task: Task, actor: Actor, reason: str) -> list[str]:
+def tasks_reopen_downstream(*, task: Task, actor: Actor, reason: str) -> list[str]:
     """Every task downstream of ``task`` goes back to pending (live work cancelled); returns their keys."""
     children: dict[int, list[int]] = {}
     for child, parent in Dependency.objects.filter(task__mission_id=task.mission_id).values_list(
         "task_id", "depends_on_id"
     ):
         children.setdefault(parent, []).append(child)
-    seen: set[int] = set()
-    stack = list(children.get(task.pk, []))
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack.extend(children.get(node, []))
+    seen = descendants(children, task.pk)
     reopened = []
     for child in Task.objects.select_for_update().filter(pk__in=seen).order_by("position", "id"):
         if child.status == TaskStatus.PENDING:
             continue
-        _stop_live_work(task=child, actor=actor, reason=reason)
+        task_stop_live_work(task=child, actor=actor, reason=reason)
         if TaskStatus.PENDING not in TASK_TRANSITIONS[child.status]:
             if TaskStatus.READY not in TASK_TRANSITIONS[child.status]:
                 continue
@@ -618,7 +589,7 @@ def _reopen_downstream(*, task: Task, actor: Actor, reason: str) -> list[str]:
     return reopened
 
 
-def _reopen_phases(*, mission: Mission, keys: list[str], actor: Actor, reason: str) -> None:
+def phases_reopen(*, mission: Mission, keys: list[str], actor: Actor, reason: str) -> None:
     """Phases already left (passed, waived, failed) that hold re-opened work open again: their exit criteria are
     evaluated afresh when their tasks are done, instead of a pass that no longer describes the work."""
     phases = Phase.objects.filter(mission=mission, tasks__key__in=keys).exclude(
@@ -626,102 +597,6 @@ def _reopen_phases(*, mission: Mission, keys: list[str], actor: Actor, reason: s
     for phase in phases:
         phase_transition(phase=phase, to=PhaseStatus.OPEN, actor=actor, message=reason,
                          data={"reopened_by": keys[0]})
-
-
-def _stop_live_work(*, task: Task, actor: Actor, reason: str) -> None:
-    """Cancel a task's live or waiting run and its open questions (a worker still running it is refused later)."""
-    for run in task.runs.select_for_update().filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING,
-                                                                  RunStatus.WAITING]):
-        run_transition(run=run, to=RunStatus.CANCELLED, actor=actor, message=reason)
-    for question in task.questions.select_for_update().filter(status=QuestionStatus.OPEN):
-        question_transition(question=question, to=QuestionStatus.CANCELLED, actor=actor, message=reason)
-
-
-def _reopen_mission(*, mission: Mission, actor: Actor, reason: str) -> None:
-    from missions.choices import MissionStatus
-    from missions.services import mission_transition
-
-    current = Mission.objects.values_list("status", flat=True).get(pk=mission.pk)
-    if current in {MissionStatus.COMPLETED, MissionStatus.FAILED}:
-        mission_transition(mission=mission, to=MissionStatus.ACTIVE, actor=actor, message=reason)
-
-
-def _rerun(*, task: Task, actor: Actor, message: str) -> Run | None:
-    """Start the task again as a new attempt (agent), or put it back in its owner's inbox (person)."""
-    from tasks import engine
-
-    task.attempt_base = (task.runs.aggregate(m=Max("attempt"))["m"] or 0)
-    task.save(update_fields=["attempt_base"])
-    if task.owned_by_agent:
-        if TaskStatus.QUEUED not in TASK_TRANSITIONS[task.status]:
-            task_transition(task=task, to=TaskStatus.READY, actor=actor, message=message)
-        run = run_create(task=task, actor=actor)
-        task_transition(task=task, to=TaskStatus.QUEUED, actor=actor, run=run, message=message)
-        engine.enqueue_runs([run.pk])
-        return run
-    if task.status != TaskStatus.READY:
-        task_transition(task=task, to=TaskStatus.READY, actor=actor, message=message)
-    task_transition(task=task, to=TaskStatus.WAITING_APPROVAL, actor=actor, message=message)
-    return None
-
-
-@transaction.atomic
-def task_reject(*, task: Task, actor: Actor, feedback: str) -> Task:
-    """A person rejects the task's work with written feedback: it runs again as a new attempt with the feedback in
-    its context, and the finished work downstream of it re-opens. The mission is not restarted."""
-    feedback = (feedback or "").strip()
-    if not feedback:
-        raise DomainError("Feedback is required: say what is wrong so the next attempt can fix it.",
-                          field="feedback", code="required")
-    task = Task.objects.select_for_update(of=("self",)).select_related("mission", "owner_agent").get(pk=task.pk)
-    _require_person(task=task, actor=actor, verb="reject")
-    if task.status not in {TaskStatus.WAITING_APPROVAL, TaskStatus.DONE}:
-        raise DomainError(f"Task {task.key} is {task.status}; only work waiting for approval or done can be "
-                          "rejected.", field="status", code="invalid_transition")
-    run = _waiting_run(task)
-    if run is not None:
-        run_transition(run=run, to=RunStatus.REJECTED, actor=actor, message=feedback)
-    history_record(mission=task.mission, task=task, run=run, event="task.rejected", actor=actor,
-                   message=feedback, data={"feedback": feedback})
-    reason = f"Re-opened: upstream task {task.key} was rejected ({feedback})."
-    reopened = _reopen_downstream(task=task, actor=actor, reason=reason)
-    _reopen_phases(mission=task.mission, keys=[task.key, *reopened], actor=actor,
-                   reason=f"Task {task.key} was rejected: the phase's exit criteria are checked again once its "
-                          "tasks are done.")
-    _reopen_mission(mission=task.mission, actor=actor, reason=f"Task {task.key} was rejected; work resumes.")
-    _rerun(task=task, actor=actor, message=f"Rejected: {feedback}")
-    if reopened:
-        history_record(mission=task.mission, task=task, event="task.downstream_reopened", actor=actor,
-                       message=f"Re-opened downstream of {task.key}: {', '.join(reopened)}.",
-                       data={"reopened": reopened})
-    return task
-
-
-@transaction.atomic
-def task_retry(*, task: Task, actor: Actor) -> Task:
-    """A person retries a failed (or cancelled) task: a new attempt with a fresh attempt budget."""
-    task = Task.objects.select_for_update(of=("self",)).select_related("mission").get(pk=task.pk)
-    _require_person(task=task, actor=actor, verb="retry")
-    if task.status not in {TaskStatus.FAILED, TaskStatus.CANCELLED}:
-        raise DomainError(f"Task {task.key} is {task.status}; only a failed or cancelled task can be retried.",
-                          field="status", code="invalid_transition")
-    _reopen_mission(mission=task.mission, actor=actor, reason=f"Task {task.key} is retried.")
-    if task.status == TaskStatus.CANCELLED:
-        task_transition(task=task, to=TaskStatus.READY, actor=actor, message="Retried.")
-    _rerun(task=task, actor=actor, message="Retried by a person.")
-    return task
-
-
-@transaction.atomic
-def task_cancel(*, task: Task, actor: Actor, reason: str = "") -> Task:
-    """Stop a task: its live run is cancelled (the worker sees it at its next heartbeat and stops), questions close."""
-    task = Task.objects.select_for_update(of=("self",)).select_related("mission").get(pk=task.pk)
-    if actor is not None:
-        _require_person(task=task, actor=actor, verb="cancel")
-    reason = reason or "Cancelled."
-    _stop_live_work(task=task, actor=actor, reason=reason)
-    task_transition(task=task, to=TaskStatus.CANCELLED, actor=actor, message=reason)
-    return task
 
 
 # --- questions -------------------------------------------------------------------------------------------------
@@ -760,40 +635,6 @@ def question_transition(*, question: Question, to: str, actor: Actor = None, mes
                    data={"question": locked.pk, **({"answer": fields["answer"]} if "answer" in fields else {})})
     question.status = to
     return locked
-
-
-@transaction.atomic
-def question_answer(*, question: Question, actor: Actor, answer: str) -> Question:
-    """A person answers an agent's question: the task runs again as a new attempt with the answer in context."""
-    question = Question.objects.select_for_update(of=("self",)).select_related("task__mission").get(pk=question.pk)
-    task = question.task
-    answer = "" if answer is None else str(answer).strip()
-    if not answer:
-        raise DomainError("An answer is required.", field="answer", code="required")
-    if question.options and answer not in question.options:
-        raise DomainError(f"Choose one of the offered answers: {', '.join(question.options)}.", field="answer",
-                          code="invalid_choice")
-    from missions.permissions import can_act_on_task
-
-    if actor is None or isinstance(actor, Agent) or not (
-        actor.pk == question.addressed_to_id or can_act_on_task(actor, task)
-    ):
-        raise DomainError("Only the person asked, the task's owner or the Mission Owner may answer.",
-                          field="actor", code="forbidden")
-    if question.status != QuestionStatus.OPEN:
-        raise DomainError(f"This question is already {question.status}.", field="status", code="invalid_transition")
-    question_transition(question=question, to=QuestionStatus.ANSWERED, actor=actor, message=answer,
-                        answer=answer, answered_by=actor, answered_at=timezone.now())
-    locked_task = Task.objects.select_for_update(of=("self",)).select_related("mission").get(pk=task.pk)
-    if question.run_id:
-        run = Run.objects.get(pk=question.run_id)
-        if run.status == RunStatus.WAITING:
-            run_transition(run=run, to=RunStatus.ANSWERED, actor=actor, message=answer)
-    if locked_task.status == TaskStatus.WAITING_INPUT and not locked_task.questions.filter(
-        status=QuestionStatus.OPEN
-    ).exists():
-        _rerun(task=locked_task, actor=actor, message=f"Answered: {answer}")
-    return question
 
 
 # --- notifications ----------------------------------------------------------------------------------------------

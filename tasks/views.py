@@ -15,14 +15,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from genesis.exceptions import DomainError
+from genesis.htmx import go_to, is_fragment
 from missions.models import Mission
 from missions.permissions import can_act_on_task, can_view
-from missions.views import is_fragment, page_login_required
+from missions.views import page_login_required
 from tasks import selectors
-from tasks import services as task_services
 from tasks.forms import AnswerForm, RejectForm
 from tasks.models import Artifact, Run, Task
 from tasks.previews import artifact_preview
+from workflows import tasks as task_workflows
 
 CHANGED = "genesis:changed"  # the event the board, the counters and the inbox listen to
 
@@ -91,7 +92,7 @@ def task_approve(request: HttpRequest, pk: int) -> HttpResponse:
         raise PermissionDenied("Only the task's owner or the Mission Owner can approve it.")
     note = request.POST.get("feedback", "").strip()[:2000]  # a note typed in the feedback box goes with it
     try:
-        task_services.task_approve(task=task, actor=request.user, note=note)
+        task_workflows.task_approve(task=task, actor=request.user, note=note)
     except DomainError as error:
         return _decision_response(request, task, error=error)
     task.refresh_from_db(fields=["status"])
@@ -109,7 +110,7 @@ def task_reject(request: HttpRequest, pk: int) -> HttpResponse:
         error = DomainError(" ".join(form.errors.get("feedback", ["Feedback is required."])), field="feedback")
         return _decision_response(request, task, error=error, form=form)
     try:
-        task_services.task_reject(task=task, actor=request.user, feedback=form.cleaned_data["feedback"])
+        task_workflows.task_reject(task=task, actor=request.user, feedback=form.cleaned_data["feedback"])
     except DomainError as error:
         return _decision_response(request, task, error=error, form=form)
     task.refresh_from_db(fields=["status"])
@@ -123,17 +124,13 @@ def task_retry(request: HttpRequest, pk: int) -> HttpResponse:
     if not can_act_on_task(request.user, task):
         raise PermissionDenied("Only the task's owner or the Mission Owner can retry it.")
     try:
-        task_services.task_retry(task=task, actor=request.user)
+        task_workflows.task_retry(task=task, actor=request.user)
     except DomainError as error:
         from django.contrib import messages
 
         messages.error(request, error.message)
-    url = reverse("tasks:detail", args=[task.pk])
-    if request.htmx:
-        response = HttpResponse(status=204)
-        response["HX-Location"] = url
-        return _changed(response)
-    return redirect(url)
+    response = go_to(request, reverse("tasks:detail", args=[task.pk]))
+    return _changed(response) if request.htmx else response
 
 
 def _question_for(request: HttpRequest, pk: int):
@@ -158,7 +155,7 @@ def question_answer(request: HttpRequest, pk: int) -> HttpResponse:
     error = None
     if form.is_valid():
         try:
-            task_services.question_answer(question=question, actor=request.user, answer=form.cleaned_data["answer"])
+            task_workflows.question_answer(question=question, actor=request.user, answer=form.cleaned_data["answer"])
             question.refresh_from_db()
         except DomainError as exc:
             error = exc

@@ -34,8 +34,9 @@ from genesis.filters import IdFilter, StrictBooleanFilter
 from missions.api.serializers import MissionSerializer
 from missions.permissions import can_create_missions
 from missions.selectors import missions_with_progress, roles_map
-from tasks import engine
 from tasks.api.selectors import restrict_to_visible
+from workflows import checks as check_workflows
+from workflows import missions as mission_workflows
 
 
 class BlueprintFilterSet(django_filters.FilterSet):
@@ -136,13 +137,12 @@ class BlueprintViewSet(ReadOnlyModelViewSet):
         if owner.pk != request.user.pk and not request.user.is_staff:
             raise PermissionDenied("Only staff may launch a mission owned by someone else.")
         version = self._version(blueprint, data.get("version"))
-        mission = services.blueprint_launch(
+        mission = mission_workflows.mission_create_from_blueprint(
             version=version, name=data["name"], objective=data["objective"], owner=owner, mode=data["mode"],
             # Like the launch form and command: defaults and context (e.g. the only source connection) first.
             params={**launch_initial_params(version=version), **data["params"]}, actor=request.user,
+            start=data["start"],
         )
-        if data["start"]:
-            engine.mission_start(mission=mission, actor=request.user)
         mission.refresh_from_db()
         missions_with_progress([mission])
         context = {**self.get_serializer_context(), "roles": roles_map(request.user, [mission])}
@@ -186,6 +186,6 @@ class CheckEvaluationViewSet(ReadOnlyModelViewSet):
         evaluation = self.get_object()
         serializer = WaiveSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.phase_check_waive(result=evaluation, actor=request.user, reason=serializer.validated_data["reason"])
+        check_workflows.check_waive(result=evaluation, actor=request.user, reason=serializer.validated_data["reason"])
         fresh = self.get_queryset().get(pk=evaluation.pk)
         return Response(CheckEvaluationSerializer(fresh, context=self.get_serializer_context()).data)

@@ -21,7 +21,7 @@ from missions.filtersets import MissionFilterSet
 from missions.models import Membership
 from missions.permissions import can_create_missions
 from missions.selectors import missions_with_progress, roles_map
-from tasks import engine
+from workflows import missions as mission_workflows
 
 
 class MissionAPIFilterSet(MissionFilterSet):
@@ -115,27 +115,27 @@ class MissionViewSet(
     @_verb_schema("Launch a draft mission: it becomes active and its ready tasks are dispatched.", request=None)
     @action(detail=True, methods=["post"])
     def launch(self, request, pk=None):
-        return self._verb(request, engine.mission_start)
+        return self._verb(request, mission_workflows.mission_launch)
 
     @_verb_schema("Pause an active mission (no new work starts).")
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
-        return self._verb(request, engine.mission_pause, ReasonSerializer, reason="reason")
+        return self._verb(request, mission_workflows.mission_pause, ReasonSerializer, reason="reason")
 
     @_verb_schema("Resume a paused mission.", request=None)
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
-        return self._verb(request, engine.mission_resume)
+        return self._verb(request, mission_workflows.mission_resume)
 
     @_verb_schema("Cancel a mission and its live work.")
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        return self._verb(request, engine.mission_cancel, ReasonSerializer, reason="reason")
+        return self._verb(request, mission_workflows.mission_cancel, ReasonSerializer, reason="reason")
 
     @_verb_schema("Sign off a completed mission (closes it).", request=NoteSerializer)
     @action(detail=True, methods=["post"])
     def close(self, request, pk=None):
-        return self._verb(request, services.mission_close, NoteSerializer, note="note")
+        return self._verb(request, mission_workflows.mission_close, NoteSerializer, note="note")
 
     # --- members ------------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from pipeline.dbt import services as dbt_services
 from pipeline.filtersets import EnvironmentFilterSet, MappingSpecVersionFilterSet
 from pipeline.models import Environment, MappingSpecVersion
 from tasks.api.selectors import restrict_to_visible
+from workflows.environments import environment_build
 
 
 @extend_schema_view(
@@ -107,7 +108,7 @@ class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
     @action(detail=True, methods=["post"], filterset_class=None)
     def build(self, request, pk=None):
         environment = self.get_object()
-        dbt_services.environment_build_request(environment=environment, actor=request.user)
+        environment_build(environment=environment, actor=request.user)
         body = {"environment": environment,
                 "message": f"Build of the dbt project in {environment.name} ({environment.target.name}) requested; "
                            "it runs in the background and its outcome is recorded in the mission's history."}

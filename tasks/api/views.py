@@ -41,7 +41,8 @@ from tasks.filtersets import (
     RunFilterSet,
     TaskFilterSet,
 )
-from tasks.phase_gate import phase_recheck
+from workflows import checks as check_workflows
+from workflows import tasks as task_workflows
 
 
 def ordered(filterset: type, *fields: str) -> type:
@@ -115,25 +116,25 @@ class TaskViewSet(
                    request=ApproveSerializer, responses={200: TaskSerializer})
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        return self._verb(request, services.task_approve, ApproveSerializer, note="note")
+        return self._verb(request, task_workflows.task_approve, ApproveSerializer, note="note")
 
     @extend_schema(summary="Reject the work with feedback: it runs again with the feedback, downstream re-opens.",
                    request=RejectSerializer, responses={200: TaskSerializer})
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
-        return self._verb(request, services.task_reject, RejectSerializer, feedback="feedback")
+        return self._verb(request, task_workflows.task_reject, RejectSerializer, feedback="feedback")
 
     @extend_schema(summary="Retry a failed or cancelled task as a new attempt.", request=None,
                    responses={200: TaskSerializer})
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
-        return self._verb(request, services.task_retry)
+        return self._verb(request, task_workflows.task_retry)
 
     @extend_schema(summary="Cancel a task and stop its live work.", request=CancelSerializer,
                    responses={200: TaskSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        return self._verb(request, services.task_cancel, CancelSerializer, reason="reason")
+        return self._verb(request, task_workflows.task_cancel, CancelSerializer, reason="reason")
 
 
 # --- dependencies ------------------------------------------------------------------------------------------------
@@ -223,7 +224,7 @@ class PhaseViewSet(ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"], filterset_class=None)
     def recheck(self, request, pk=None):
         phase = self.get_object()
-        phase_recheck(phase=phase, actor=request.user)
+        check_workflows.phase_recheck(phase=phase, actor=request.user)
         return Response(PhaseSerializer(self.get_queryset().get(pk=phase.pk)).data)
 
 
@@ -250,7 +251,8 @@ class QuestionViewSet(ReadOnlyModelViewSet):
         question = self.get_object()
         serializer = AnswerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.question_answer(question=question, actor=request.user, answer=serializer.validated_data["answer"])
+        task_workflows.question_answer(question=question, actor=request.user,
+                                       answer=serializer.validated_data["answer"])
         fresh = self.get_queryset().get(pk=question.pk)
         return Response(QuestionSerializer(fresh, context=self.get_serializer_context()).data)
 

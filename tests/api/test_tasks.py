@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def approval_task(mission, analyst):
     """A task owned by the analyst, waiting for approval in an active mission."""
-    from missions.services import mission_launch
+    from workflows.missions import mission_launch
 
     mission_launch(mission=mission, actor=None)
     task = TaskFactory(mission=mission, key="review", owner_user=analyst, owner_agent=None)

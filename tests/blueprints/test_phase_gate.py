@@ -6,13 +6,14 @@ import textwrap
 import pytest
 
 from blueprints.models import CheckEvaluation
-from blueprints.services import blueprint_import, blueprint_launch, phase_check_rerun, phase_check_waive
+from blueprints.services import blueprint_import, blueprint_launch
 from genesis.exceptions import DomainError
 from history.models import HistoryEntry
 from tasks.acceptance import evaluate_acceptance, evaluate_success
 from tasks.models import Phase
 from tasks.phase_gate import phases_advance
 from tasks.services import artifact_create, run_create, run_transition, task_transition
+from workflows.checks import check_waive, phase_recheck
 
 pytestmark = pytest.mark.django_db
 
@@ -80,7 +81,7 @@ def test_a_phase_whose_checks_fail_holds_back_later_phases(hc_mission, lead):
     for key, name in (("map_claim_summary", "CLAIM_SUMMARY.yml"), ("map_provider_summary", "PROVIDER_SUMMARY.yml"),
                       ("map_patient_summary", "PATIENT_SUMMARY.yml")):
         artifact_create(mission=mission, task=tasks[key], kind="spec", name=name, file=b"columns: []")
-    advance = phase_check_rerun(phase=Phase.objects.get(mission=mission, order=2), actor=lead)
+    advance = phase_recheck(phase=Phase.objects.get(mission=mission, order=2), actor=lead)
     assert [p.name for p in advance.opened] == ["Build"]
     assert phase_states(mission) == ["passed", "passed", "open", "pending", "pending"]
     assert CheckEvaluation.objects.filter(phase__order=2, round=2, passed=True).count() == 2
@@ -119,7 +120,7 @@ def test_a_waiver_is_recorded_and_lets_the_mission_go_on(gated, lead):
     failed = CheckEvaluation.objects.get(mission=gated, passed=False)
     assert failed.evidence == {"connection": "BRONZE", "query": "SELECT COUNT(*) FROM claims", "value": 5,
                                "operator": ">=", "expected": 100}
-    phase_check_waive(result=failed, actor=lead, reason="Test extract: 5 claims is expected here.")
+    check_waive(result=failed, actor=lead, reason="Test extract: 5 claims is expected here.")
     failed.refresh_from_db()
     assert failed.waived and failed.waived_by == lead and failed.outcome == "failed (waived)"
     assert failed.waiver_reason == "Test extract: 5 claims is expected here."
@@ -128,7 +129,7 @@ def test_a_waiver_is_recorded_and_lets_the_mission_go_on(gated, lead):
     assert entry.actor_user == lead and entry.data["reason"] == "Test extract: 5 claims is expected here."
     assert "Enough claims loaded" in entry.message
     # Re-running keeps the waiver: the same failure is shown as waived, the phase stays passable.
-    phase_check_rerun(phase=Phase.objects.get(mission=gated, order=1), actor=lead)
+    phase_recheck(phase=Phase.objects.get(mission=gated, order=1), actor=lead)
     latest = CheckEvaluation.objects.filter(mission=gated, check_type="sql_assert").order_by("-round").first()
     assert latest.round == 2 and not latest.passed and latest.waived
     assert HistoryEntry.objects.filter(mission=gated, event="check.failed_waived").count() == 1
@@ -138,15 +139,15 @@ def test_a_waiver_is_recorded_and_lets_the_mission_go_on(gated, lead):
 def test_only_the_mission_owner_waives_and_only_with_a_reason(gated, lead, analyst):
     failed = CheckEvaluation.objects.get(mission=gated, passed=False)
     with pytest.raises(DomainError, match="Only the Mission Owner"):
-        phase_check_waive(result=failed, actor=analyst, reason="Looks fine to me")
+        check_waive(result=failed, actor=analyst, reason="Looks fine to me")
     with pytest.raises(DomainError, match="needs a reason") as caught:
-        phase_check_waive(result=failed, actor=lead, reason="  ")
+        check_waive(result=failed, actor=lead, reason="  ")
     assert caught.value.field == "reason"
     passed = CheckEvaluation.objects.get(mission=gated, passed=True)
     with pytest.raises(DomainError, match="nothing to waive"):
-        phase_check_waive(result=passed, actor=lead, reason="x")
+        check_waive(result=passed, actor=lead, reason="x")
     with pytest.raises(DomainError, match="Only the Mission Owner"):
-        phase_check_rerun(phase=failed.phase, actor=analyst)
+        phase_recheck(phase=failed.phase, actor=analyst)
     failed.refresh_from_db()
     assert not failed.waived and phase_states(gated) == ["failed", "pending"]
     assert not HistoryEntry.objects.filter(event="check.waived").exists()
@@ -154,9 +155,9 @@ def test_only_the_mission_owner_waives_and_only_with_a_reason(gated, lead, analy
 
 def test_an_older_result_cannot_be_waived_after_a_re_run(gated, lead):
     first = CheckEvaluation.objects.get(mission=gated, passed=False)
-    phase_check_rerun(phase=first.phase, actor=lead)
+    phase_recheck(phase=first.phase, actor=lead)
     with pytest.raises(DomainError, match="waive the latest result"):
-        phase_check_waive(result=first, actor=lead, reason="old")
+        check_waive(result=first, actor=lead, reason="old")
 
 
 def test_a_task_whose_acceptance_checks_fail_is_not_accepted(hc_mission):
@@ -201,7 +202,7 @@ def test_a_mission_succeeds_only_when_its_success_checks_pass(hc_mission, lead):
 
 def launched_with_a_failed_phase(lead, mode: str):
     """The gated blueprint launched (active) in ``mode``: its Load phase's exit check has failed."""
-    from missions.services import mission_launch
+    from workflows.missions import mission_launch
 
     version = blueprint_import(text=GATED, filename="gated.yaml")
     mission = blueprint_launch(version=version, name="Gated", objective="Claims are loaded.", owner=lead,
@@ -218,7 +219,7 @@ def test_after_a_waiver_the_tasks_of_the_opened_phase_start(bronze, lead, django
     use = mission.tasks.get(key="use")
     assert use.status == "pending"
     with django_capture_on_commit_callbacks(execute=False):
-        phase_check_waive(result=CheckEvaluation.objects.get(mission=mission, passed=False), actor=lead,
+        check_waive(result=CheckEvaluation.objects.get(mission=mission, passed=False), actor=lead,
                           reason="Small extract")
     use.refresh_from_db()
     assert use.status in {"ready", "queued"} and use.runs.count() == 1
@@ -226,11 +227,11 @@ def test_after_a_waiver_the_tasks_of_the_opened_phase_start(bronze, lead, django
 
 def test_in_step_mode_a_waiver_pauses_the_mission_at_the_boundary_until_the_owner_resumes(
         bronze, lead, django_capture_on_commit_callbacks):
-    from tasks import engine
+    from workflows import missions as mission_workflows
 
     mission = launched_with_a_failed_phase(lead, "step")
     with django_capture_on_commit_callbacks(execute=False):
-        phase_check_waive(result=CheckEvaluation.objects.get(mission=mission, passed=False), actor=lead,
+        check_waive(result=CheckEvaluation.objects.get(mission=mission, passed=False), actor=lead,
                           reason="Small extract")
     mission.refresh_from_db()
     use = mission.tasks.get(key="use")
@@ -238,6 +239,6 @@ def test_in_step_mode_a_waiver_pauses_the_mission_at_the_boundary_until_the_owne
     pause = HistoryEntry.objects.filter(mission=mission, event="mission.paused").latest("id")
     assert "phase Load waived" in pause.message
     with django_capture_on_commit_callbacks(execute=False):
-        engine.mission_resume(mission=mission, actor=lead)
+        mission_workflows.mission_resume(mission=mission, actor=lead)
     use.refresh_from_db()
     assert use.status in {"ready", "queued"} and use.runs.count() == 1

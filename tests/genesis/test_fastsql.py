@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from genesis import fastsql
 from history.models import HistoryEntry
-from tasks import engine, services
+from tasks import runtime, services
 from tasks.choices import RunStatus, TaskStatus
 from tasks.models import Run, Task
 from tests.factories import AgentFactory, MissionFactory, UserFactory
@@ -78,7 +78,7 @@ def test_the_claims_joined_read_equals_the_orms(with_agent):
                                 owner_user=None if with_agent else owner, config={"k": ["v"]})
     run = Run.objects.create(task=task, attempt=1, lease_token=uuid.uuid4(), heartbeat_at=timezone.now(),
                              result={"x": 1.5})
-    read = engine._claim_select(run.pk)
+    read = runtime._claim_select(run.pk)
     orm = Run.objects.select_related("task__mission", "task__owner_agent").get(pk=run.pk)
     assert model_to_dict(read) == model_to_dict(orm)
     assert (read.lease_token, read.heartbeat_at, read.created_at) == (orm.lease_token, orm.heartbeat_at,
@@ -90,4 +90,4 @@ def test_the_claims_joined_read_equals_the_orms(with_agent):
         assert model_to_dict(read.task.owner_agent) == model_to_dict(orm.task.owner_agent)
     else:
         assert read.task.owner_agent is None
-    assert engine._claim_select(run.pk + 1000) is None
+    assert runtime._claim_select(run.pk + 1000) is None

@@ -7,6 +7,7 @@ from missions.choices import MISSION_TRANSITIONS, MissionStatus, Role
 from missions.models import Membership, Mission
 from missions.permissions import can_manage, can_view, can_work_on, role_of
 from tests.factories import MissionFactory, UserFactory
+from workflows import missions as mission_workflows
 
 pytestmark = pytest.mark.django_db
 
@@ -57,11 +58,11 @@ def test_every_transition_is_allowed_or_refused_by_the_table(lead, start, to):
 
 
 def test_lifecycle_sets_timestamps_and_one_history_entry_per_change(mission, lead):
-    services.mission_launch(mission=mission, actor=lead)
-    services.mission_pause(mission=mission, actor=lead, reason="Waiting for the source owner")
-    services.mission_resume(mission=mission, actor=lead)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
+    mission_workflows.mission_pause(mission=mission, actor=lead, reason="Waiting for the source owner")
+    mission_workflows.mission_resume(mission=mission, actor=lead)
     services.mission_transition(mission=mission, to=MissionStatus.COMPLETED, actor=lead)
-    services.mission_close(mission=mission, actor=lead, note="Looks right.")
+    mission_workflows.mission_close(mission=mission, actor=lead, note="Looks right.")
     mission.refresh_from_db()
     assert mission.launched_at and mission.completed_at and mission.closed_at
     events = list(
@@ -76,7 +77,7 @@ def test_lifecycle_sets_timestamps_and_one_history_entry_per_change(mission, lea
 
 def test_resume_of_a_mission_that_is_not_paused_is_refused(mission, lead):
     with pytest.raises(DomainError, match="Only a paused mission can be resumed"):
-        services.mission_resume(mission=mission, actor=lead)
+        mission_workflows.mission_resume(mission=mission, actor=lead)
 
 
 def test_update_records_changed_fields_and_refuses_status(mission, lead):

@@ -5,6 +5,7 @@ from history.models import HistoryEntry
 from pipeline.models import MappingSpecVersion
 from pipeline.selectors import mapping_spec_approved, mapping_specs_approved, mapping_specs_waiting
 from pipeline.services import mapping_spec_approve, mapping_spec_diff, mapping_spec_propose, mapping_spec_reject
+from workflows import tasks as task_workflows
 
 
 def _content(source="CLAIMS.SERVICE_DATE"):
@@ -102,7 +103,7 @@ def test_approving_the_mapping_task_approves_its_spec_version_at_once(mission, l
     version.save(update_fields=["task"])
     for step in ("ready", "queued", "running", "waiting_approval"):
         task_services.task_transition(task=task, to=step)
-    task_services.task_approve(task=task, actor=lead, note="Looks right.")
+    task_workflows.task_approve(task=task, actor=lead, note="Looks right.")
     version.refresh_from_db()
     assert version.status == "approved"
     assert mapping_spec_approved(mission=mission, target_table="CLAIM_SUMMARY").pk == version.pk

@@ -11,9 +11,11 @@ import pytest
 from django_q.signals import pre_execute
 
 from history.models import HistoryEntry
-from tasks import engine, services
+from tasks import runtime, services
 from tasks.choices import RunStatus, TaskStatus
 from tasks.models import Run, Task
+from workflows import missions as mission_workflows
+from workflows import tasks as task_workflows
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the lease thread uses its own connection
 
@@ -22,7 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)  # the lease thread uses it
 def kills(monkeypatch):
     """Records the hard stops the engine orders, instead of killing the test process."""
     calls = []
-    monkeypatch.setattr(engine, "_kill_this_worker", lambda: calls.append(os.getpid()))
+    monkeypatch.setattr(runtime, "_kill_this_worker", lambda: calls.append(os.getpid()))
     return calls
 
 
@@ -45,9 +47,9 @@ def wait_for(predicate, timeout: float = 5.0):
 def claimed_run(mission, agent, lead, enqueued, **fields):
     """A run of a one-task mission, claimed by this process (the queue is not run)."""
     task = services.task_create(mission=mission, key="work", title="work", owner_agent=agent, **fields)
-    engine.mission_start(mission=mission, actor=lead)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
     run = Run.objects.get(task=task)
-    claimed = engine._claim(run.pk)
+    claimed = runtime._claim(run.pk)
     assert claimed is not None
     return claimed
 
@@ -61,26 +63,26 @@ def entries(run, event):
 
 def test_only_a_task_a_broker_delivered_to_a_worker_process_counts_as_in_a_cluster_worker(monkeypatch):
     pre_execute.send(sender="django_q", func=None, task={"id": "x", "sync": True})
-    assert engine.in_cluster_worker() is False  # sync mode: the caller's process
+    assert runtime.in_cluster_worker() is False  # sync mode: the caller's process
     pre_execute.send(sender="django_q", func=None, task={"id": "y"})
-    assert engine.in_cluster_worker() is False  # delivered, but this is a main process (never killed)
+    assert runtime.in_cluster_worker() is False  # delivered, but this is a main process (never killed)
     monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())
-    assert engine.in_cluster_worker() is True  # delivered to a child of the cluster's sentinel
+    assert runtime.in_cluster_worker() is True  # delivered to a child of the cluster's sentinel
     pre_execute.send(sender="django_q", func=None, task={"id": "z", "sync": True})
-    assert engine.in_cluster_worker() is False
+    assert runtime.in_cluster_worker() is False
 
 
 def test_a_run_in_sync_mode_is_not_in_a_cluster_worker(mission, agent, lead, monkeypatch):
     seen = []
-    real = engine.Lease
+    real = runtime.Lease
 
     def lease(*args, **kwargs):
         seen.append(kwargs["hard_stop"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "Lease", lease)
+    monkeypatch.setattr(runtime, "Lease", lease)
     services.task_create(mission=mission, key="a", title="a", owner_agent=agent, config={})
-    engine.mission_start(mission=mission, actor=lead)  # sync mode: django-q2 runs the run in this process
+    mission_workflows.mission_launch(mission=mission, actor=lead)  # sync mode: django-q2 runs the run in this process
     assert seen == [False]
     assert Task.objects.get(mission=mission).status == TaskStatus.DONE
 
@@ -91,9 +93,9 @@ def test_a_run_in_sync_mode_is_not_in_a_cluster_worker(mission, agent, lead, mon
 def test_a_worker_whose_agent_ignores_a_cancel_past_the_grace_period_is_stopped(
         mission, agent, lead, enqueued, kills, fast):
     run, token = claimed_run(mission, agent, lead, enqueued)
-    lease = engine.Lease(run, token, timeout=60, hard_stop=True)
+    lease = runtime.Lease(run, token, timeout=60, hard_stop=True)
     lease.start()
-    services.task_cancel(task=run.task, actor=lead, reason="Not needed")
+    task_workflows.task_cancel(task=run.task, actor=lead, reason="Not needed")
     try:
         assert wait_for(lambda: kills), "the worker was not stopped"
     finally:
@@ -103,21 +105,21 @@ def test_a_worker_whose_agent_ignores_a_cancel_past_the_grace_period_is_stopped(
     (stopped,) = entries(run, "run.worker_stopped")
     assert stopped.data["reason"] == "cancelled"
     assert stopped.data["pid"] == os.getpid()
-    assert stopped.data["worker"] == engine._worker_id()
+    assert stopped.data["worker"] == runtime._worker_id()
     assert stopped.data["ignored_seconds"] >= 0.3
     assert "ignored that its run was cancelled" in stopped.message
     assert Run.objects.get(pk=run.pk).status == RunStatus.CANCELLED
     # The killed worker's queue message (an ORM broker delivers it again after Q_RETRY) cannot run it again.
-    assert engine.execute_run(run.pk) == "skipped"
+    assert runtime.execute_run(run.pk) == "skipped"
     assert len(entries(run, "run.claim_refused")) == 1
 
 
 def test_an_agent_that_returns_within_the_grace_period_keeps_its_worker(mission, agent, lead, enqueued, kills, fast):
     run, token = claimed_run(mission, agent, lead, enqueued)
     fast.GENESIS_CANCEL_GRACE_SECONDS = 2
-    lease = engine.Lease(run, token, timeout=60, hard_stop=True)
+    lease = runtime.Lease(run, token, timeout=60, hard_stop=True)
     lease.start()
-    services.task_cancel(task=run.task, actor=lead, reason="Not needed")
+    task_workflows.task_cancel(task=run.task, actor=lead, reason="Not needed")
     assert wait_for(lease.cancelled.is_set)
     time.sleep(0.2)  # the agent takes a moment to wind down, well within the grace period
     lease.stop()
@@ -128,7 +130,7 @@ def test_an_agent_that_returns_within_the_grace_period_keeps_its_worker(mission,
 def test_a_run_the_worker_still_holds_never_stops_it(mission, agent, lead, enqueued, kills, fast):
     run, token = claimed_run(mission, agent, lead, enqueued)
     fast.GENESIS_CANCEL_GRACE_SECONDS = 0
-    lease = engine.Lease(run, token, timeout=60, hard_stop=True)
+    lease = runtime.Lease(run, token, timeout=60, hard_stop=True)
     lease.start()
     time.sleep(0.5)  # ten heartbeats
     lease.stop()
@@ -140,7 +142,7 @@ def test_a_run_the_worker_still_holds_never_stops_it(mission, agent, lead, enque
 
 def test_a_timed_out_run_whose_agent_ignores_it_stops_the_worker(mission, agent, lead, enqueued, kills, fast):
     run, token = claimed_run(mission, agent, lead, enqueued, max_attempts=1)
-    lease = engine.Lease(run, token, timeout=0.2, hard_stop=True)
+    lease = runtime.Lease(run, token, timeout=0.2, hard_stop=True)
     lease.start()
     try:
         assert wait_for(lambda: kills), "the worker was not stopped"
@@ -151,7 +153,7 @@ def test_a_timed_out_run_whose_agent_ignores_it_stops_the_worker(mission, agent,
     assert stopped.data["reason"] == "timed out"
     assert Run.objects.get(pk=run.pk).status == RunStatus.FAILED
     assert Task.objects.get(pk=run.task_id).status == TaskStatus.FAILED
-    assert engine.execute_run(run.pk) == "skipped"
+    assert runtime.execute_run(run.pk) == "skipped"
     assert len(entries(run, "run.claim_refused")) == 1
 
 
@@ -162,10 +164,10 @@ def test_outside_a_cluster_worker_an_agent_that_ignores_its_timeout_is_recorded_
         mission, agent, lead, enqueued, kills, fast):
     task = services.task_create(mission=mission, key="stuck", title="stuck", owner_agent=agent, timeout_seconds=1,
                                 max_attempts=1, config={"sleep_ms": 2000, "ignore_cancel": True})
-    engine.mission_start(mission=mission, actor=lead)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
     run = Run.objects.get(task=task)
     started = time.monotonic()
-    assert engine.execute_run(run.pk) == "timeout"
+    assert runtime.execute_run(run.pk) == "timeout"
     assert time.monotonic() - started >= 2  # it slept its full time: it ignored the timeout
     assert kills == []
     assert not entries(run, "run.worker_stopped")
@@ -179,12 +181,12 @@ def test_outside_a_cluster_worker_an_agent_that_ignores_its_timeout_is_recorded_
 
 def test_in_a_cluster_worker_an_agent_that_ignores_its_timeout_has_its_worker_stopped(
         mission, agent, lead, enqueued, kills, fast, monkeypatch):
-    monkeypatch.setattr(engine, "in_cluster_worker", lambda: True)
+    monkeypatch.setattr(runtime, "in_cluster_worker", lambda: True)
     task = services.task_create(mission=mission, key="stuck", title="stuck", owner_agent=agent, timeout_seconds=1,
                                 max_attempts=1, config={"sleep_ms": 2000, "ignore_cancel": True})
-    engine.mission_start(mission=mission, actor=lead)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
     run = Run.objects.get(task=task)
-    engine.execute_run(run.pk)
+    runtime.execute_run(run.pk)
     assert kills == [os.getpid()]
     (stopped,) = entries(run, "run.worker_stopped")
     assert stopped.data["reason"] == "timed out"
@@ -193,13 +195,13 @@ def test_in_a_cluster_worker_an_agent_that_ignores_its_timeout_has_its_worker_st
 
 def test_in_a_cluster_worker_an_agent_that_honours_its_timeout_keeps_its_worker(
         mission, agent, lead, enqueued, kills, fast, monkeypatch):
-    monkeypatch.setattr(engine, "in_cluster_worker", lambda: True)
+    monkeypatch.setattr(runtime, "in_cluster_worker", lambda: True)
     task = services.task_create(mission=mission, key="slow", title="slow", owner_agent=agent, timeout_seconds=1,
                                 max_attempts=1, config={"sleep_ms": 5000})
-    engine.mission_start(mission=mission, actor=lead)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
     run = Run.objects.get(task=task)
     started = time.monotonic()
-    assert engine.execute_run(run.pk) == "timeout"
+    assert runtime.execute_run(run.pk) == "timeout"
     assert time.monotonic() - started < 2
     assert kills == []
     assert not HistoryEntry.objects.filter(run=run, event__in=["run.worker_stopped", "run.cancel_ignored"]).exists()
@@ -208,5 +210,5 @@ def test_in_a_cluster_worker_an_agent_that_honours_its_timeout_keeps_its_worker(
 def test_the_real_hard_stop_is_a_sigkill_of_this_process(monkeypatch):
     sent = []
     monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append((pid, sig)))
-    engine._kill_this_worker()
+    runtime._kill_this_worker()
     assert sent == [(os.getpid(), signal.SIGKILL)]

@@ -17,10 +17,12 @@ from history.models import HistoryEntry
 from missions import services as mission_services
 from missions.choices import MissionStatus
 from missions.models import Mission
-from tasks import engine, services
+from tasks import services
 from tasks.choices import RunStatus, TaskStatus
 from tasks.models import Notification, Run, Task
 from tests.tasks.queue import messages
+from workflows import missions as mission_workflows
+from workflows import tasks as task_workflows
 
 ROOT = Path(__file__).resolve().parents[2]
 GRACE = 1.0  # GENESIS_CANCEL_GRACE_SECONDS of the clusters
@@ -141,7 +143,7 @@ def build_graph(mission, agent, sleep_ms: int = 0) -> list[Task]:
 def test_two_clusters_run_every_task_of_200_exactly_once(mission, agent, lead, clusters):
     build_graph(mission, agent)
     clusters(2)
-    engine.mission_start(mission=mission, actor=lead)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
     wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 120, "the mission to complete")
     runs = list(Run.objects.filter(task__mission=mission).values("task_id", "status", "started_at", "finished_at",
                                                                    "worker"))
@@ -162,7 +164,7 @@ def test_a_worker_killed_mid_run_is_marked_lost_and_the_task_retried(mission, ag
              for key in ("slow", "after")}
     services.dependency_add(task=tasks["after"], depends_on=tasks["slow"])
     clusters(1)
-    engine.mission_start(mission=mission, actor=lead)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
     run = wait_for(lambda: Run.objects.filter(task=tasks["slow"], status=RunStatus.RUNNING).first(), 30,
                    "the slow task to run")
     os.kill(int(run.worker.rsplit(":", 1)[1]), signal.SIGKILL)
@@ -181,7 +183,7 @@ def test_a_worker_killed_holding_a_delivery_of_several_runs_loses_none(mission, 
     keys = ["crash", "held", "q2", "q3", "q4"]
     tasks = {key: services.task_create(mission=mission, key=key, title=key, owner_agent=agent,
                                        config={"crash_attempts": 1} if key == "crash" else {}) for key in keys}
-    engine.mission_start(mission=mission, actor=lead)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
     carried = messages()
     by_task = dict(Run.objects.filter(task__mission=mission).values_list("task__key", "pk"))
     assert carried[0] == [by_task["crash"], by_task["held"]]
@@ -207,7 +209,7 @@ def test_quick_runs_of_a_message_do_not_wait_behind_a_long_one(mission, agent, l
     for key in keys:
         services.task_create(mission=mission, key=key, title=key, owner_agent=agent,
                              config={"sleep_ms": 4000 if key == "slow" else 100})
-    engine.mission_start(mission=mission, actor=lead)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
     by_task = dict(Run.objects.filter(task__mission=mission).values_list("task__key", "pk"))
     assert messages()[0] == [by_task[k] for k in keys[:4]]
     clusters(1, workers=2)
@@ -249,7 +251,7 @@ def test_on_the_redis_broker_a_lost_worker_and_batched_runs_lose_nothing(mission
         services.dependency_add(task=tasks[key], depends_on=tasks["root"])
         services.dependency_add(task=tasks["sink"], depends_on=tasks[key])
     clusters(1, workers=1, REDIS_URL=REDIS_TEST_URL)
-    engine.mission_start(mission=mission, actor=lead)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
     wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 60, "the mission to complete")
     assert list(Run.objects.filter(task=tasks["crash"]).order_by("attempt").values_list("status", flat=True)) == [
         RunStatus.LOST, RunStatus.SUCCEEDED]
@@ -265,7 +267,7 @@ def test_a_stopped_worker_past_its_lease_has_its_late_result_refused(mission, ag
     task = services.task_create(mission=mission, key="slow", title="slow", owner_agent=agent,
                                 config={"sleep_ms": 3000})
     clusters(2)
-    engine.mission_start(mission=mission, actor=lead)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
     first = wait_for(lambda: Run.objects.filter(task=task, status=RunStatus.RUNNING).first(), 30, "the run")
     pid = int(first.worker.rsplit(":", 1)[1])
     os.kill(pid, signal.SIGSTOP)
@@ -287,7 +289,7 @@ def test_a_task_that_always_crashes_stops_at_max_attempts_and_the_owner_is_told(
     task = services.task_create(mission=mission, key="crash", title="crash", owner_agent=agent, max_attempts=2,
                                 config={"crash_always": True})
     clusters(1)
-    engine.mission_start(mission=mission, actor=lead)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
     wait_for(lambda: mission_status(mission) == MissionStatus.FAILED, 60, "the mission to fail")
     runs = list(Run.objects.filter(task=task).order_by("attempt").values_list("status", flat=True))
     assert runs == [RunStatus.LOST, RunStatus.LOST]
@@ -300,10 +302,10 @@ def test_cancel_stops_running_work_promptly(mission, agent, lead, clusters):
     task = services.task_create(mission=mission, key="long", title="long", owner_agent=agent,
                                 config={"sleep_ms": 60000})
     clusters(1)
-    engine.mission_start(mission=mission, actor=lead)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
     run = wait_for(lambda: Run.objects.filter(task=task, status=RunStatus.RUNNING).first(), 30, "the run")
     cancelled_at = time.monotonic()
-    services.task_cancel(task=task, actor=lead, reason="Not needed")
+    task_workflows.task_cancel(task=task, actor=lead, reason="Not needed")
     refusal = wait_for(lambda: HistoryEntry.objects.filter(run=run, event="run.stale_result_refused").first(), 10,
                        "the agent to stop")
     assert time.monotonic() - cancelled_at < 5
@@ -336,7 +338,7 @@ def queued_behind(lead, agent, name: str) -> Task:
     other = mission_services.mission_create(name=name, objective="Another outcome, waiting for a worker.",
                                             owner=lead)
     task = services.task_create(mission=other, key="quick", title="quick", owner_agent=agent, config={})
-    engine.mission_start(mission=other, actor=lead)
+    mission_workflows.mission_launch(mission=other, actor=lead)
     return task
 
 
@@ -347,7 +349,7 @@ def test_a_worker_whose_agent_ignores_a_cancel_or_timeout_is_stopped_and_replace
                                  timeout_seconds=2 if stop == "timeout" else 3600,
                                  config={"sleep_ms": 120000, "ignore_cancel": True})
     (cluster,) = clusters(1, workers=1)
-    engine.mission_start(mission=mission, actor=lead)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
     run = wait_for(lambda: Run.objects.filter(task=stuck, status=RunStatus.RUNNING).first(), 30, "the run")
     pid = worker_pid(run)
     quick = queued_behind(lead, agent, "Other mission")
@@ -355,7 +357,7 @@ def test_a_worker_whose_agent_ignores_a_cancel_or_timeout_is_stopped_and_replace
     assert Run.objects.get(task=quick).status == RunStatus.QUEUED  # the only worker is busy
     stopped_at = time.monotonic()
     if stop == "cancel":
-        services.task_cancel(task=stuck, actor=lead, reason="Not needed")
+        task_workflows.task_cancel(task=stuck, actor=lead, reason="Not needed")
     entry = wait_for(lambda: HistoryEntry.objects.filter(run=run, event="run.worker_stopped").first(),
                      GRACE + 10, "the worker to be stopped")
     wait_for(lambda: not alive(pid), 10, "the worker process to end")
@@ -387,11 +389,11 @@ def test_a_worker_whose_agent_honours_a_cancel_or_timeout_is_kept(mission, agent
     slow = services.task_create(mission=mission, key="slow", title="slow", owner_agent=agent, max_attempts=1,
                                 timeout_seconds=2 if stop == "timeout" else 3600, config={"sleep_ms": 60000})
     clusters(1, workers=1)
-    engine.mission_start(mission=mission, actor=lead)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
     run = wait_for(lambda: Run.objects.filter(task=slow, status=RunStatus.RUNNING).first(), 30, "the run")
     pid = worker_pid(run)
     if stop == "cancel":
-        services.task_cancel(task=slow, actor=lead, reason="Not needed")
+        task_workflows.task_cancel(task=slow, actor=lead, reason="Not needed")
     wait_for(lambda: HistoryEntry.objects.filter(run=run, event="run.stale_result_refused").exists(), 10,
              "the agent to stop")
     time.sleep(GRACE + 1)

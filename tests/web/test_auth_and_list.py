@@ -9,6 +9,7 @@ from tasks.choices import TaskStatus
 from tasks.models import Task
 from tests.factories import MissionFactory, UserFactory
 from tests.web.conftest import build_mission_graph
+from workflows import missions as mission_workflows
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +65,7 @@ def test_list_shows_status_owner_role_and_progress_per_phase(client_for, lead, a
 def test_filters_by_status_and_searches_name_and_objective(client_for, lead):
     draft = MissionFactory(owner=lead, name="Draft claims work")
     active = MissionFactory(owner=lead, name="Active provider work", objective="Providers reconcile monthly.")
-    mission_services.mission_launch(mission=active, actor=lead)
+    mission_workflows.mission_launch(mission=active, actor=lead)
     client = client_for(lead)
     content = client.get(reverse("missions:list"), {"status": "active"}).content.decode()
     assert active.name in content and draft.name not in content

@@ -8,13 +8,13 @@ from django.urls import reverse
 
 from history.models import HistoryEntry
 from history.services import history_record
-from missions import services as mission_services
 from missions.choices import MissionStatus
 from tasks import services as task_services
 from tasks.choices import TaskStatus
 from tasks.models import Task
 from tests.factories import MissionFactory, PhaseFactory, TaskFactory
 from tests.web.conftest import build_mission_graph
+from workflows import missions as mission_workflows
 
 pytestmark = pytest.mark.django_db
 
@@ -212,7 +212,7 @@ def test_task_page_of_another_mission_is_404(client_for, outsider):
 
 
 def test_launching_a_mission_moves_the_status_badge(client_for, planned, lead):
-    mission_services.mission_launch(mission=planned, actor=lead)
+    mission_workflows.mission_launch(mission=planned, actor=lead)
     content = client_for(lead).get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
     assert ">Mission active<" in content and "Pause</button>" in content
 

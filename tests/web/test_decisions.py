@@ -6,10 +6,11 @@ from django.urls import reverse
 from history.models import HistoryEntry
 from missions import services as mission_services
 from missions.choices import Role
-from tasks import engine
+from tasks import dispatch
 from tasks import services as task_services
 from tasks.choices import QuestionStatus, TaskStatus
 from tasks.models import Question, Run, Task
+from workflows import missions as mission_workflows
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -32,7 +33,7 @@ def proposing(mission, agent, lead, inline):
     task = task_services.task_create(mission=mission, key="map_claims", title="Define CLAIM_SUMMARY mapping",
                                      owner_agent=agent, config={"needs_approval": "Mapping of 11 columns.",
                                                                 "artifact": "CLAIM_ID <- claims.claim_id"})
-    inline(engine.mission_start, mission=mission, actor=lead)
+    inline(mission_workflows.mission_launch, mission=mission, actor=lead)
     task.refresh_from_db()
     assert task.status == TaskStatus.WAITING_APPROVAL
     return task
@@ -46,9 +47,9 @@ def asking(mission, agent, lead, inline):
                                                                 "default": "DIAGNOSIS_CODE"})
     mission.refresh_from_db()
     if mission.status == "active":  # already started by another fixture: dispatch the new task
-        inline(engine.dispatch_ready, mission_id=mission.pk, actor=lead)
+        inline(dispatch.dispatch_ready, mission_id=mission.pk, actor=lead)
     else:
-        inline(engine.mission_start, mission=mission, actor=lead)
+        inline(mission_workflows.mission_launch, mission=mission, actor=lead)
     return Question.objects.get(task=task)
 
 
@@ -161,7 +162,7 @@ def test_a_person_owned_task_waits_in_its_owners_inbox_and_is_approved_there(cli
                                                                                inline):
     mission_services.membership_set(mission=mission, user=analyst, role=Role.TASK_OWNER, actor=lead)
     task = task_services.task_create(mission=mission, key="review", title="Review specs", owner_user=analyst)
-    inline(engine.mission_start, mission=mission, actor=lead)
+    inline(mission_workflows.mission_launch, mission=mission, actor=lead)
     task.refresh_from_db()
     assert task.status == TaskStatus.WAITING_APPROVAL
     client = client_for(analyst)

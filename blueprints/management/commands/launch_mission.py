@@ -6,9 +6,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from blueprints.models import BlueprintVersion
 from blueprints.selectors import blueprint_version_get
-from blueprints.services import blueprint_launch
 from genesis.exceptions import DomainError
 from missions.choices import MissionMode
+from workflows.missions import mission_create_from_blueprint
 
 
 class Command(BaseCommand):
@@ -50,7 +50,7 @@ class Command(BaseCommand):
         except users.DoesNotExist as error:
             raise CommandError(f"No such user: {error}") from None
         try:
-            mission = blueprint_launch(
+            mission = mission_create_from_blueprint(
                 version=version, name=options["name"], objective=options["objective"], owner=owner,
                 # No actor: the command runs as the system (whoever has the server's shell), which may grant any
                 # connection; history names the owner as the one who launched.

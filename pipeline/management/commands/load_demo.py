@@ -116,9 +116,9 @@ class Command(BaseCommand):
     def _launch(self, owner, stakeholder, mode: str):
         from blueprints.models import BlueprintVersion
         from blueprints.selectors import blueprint_version_get
-        from blueprints.services import blueprint_launch
         from missions.choices import Role
         from missions.services import membership_set
+        from workflows.missions import mission_create_from_blueprint
 
         try:
             version = blueprint_version_get(slug=BLUEPRINT, number=None)
@@ -128,9 +128,9 @@ class Command(BaseCommand):
                   "source_tables": ["PATIENTS", "PROVIDERS", "CLAIMS", "CLAIM_DETAILS"], "claims_table": "CLAIMS"}
         try:
             with SPEC_FILE.open("rb") as handle:
-                mission = blueprint_launch(version=version, name="Healthcare Data Pipeline (demo)", objective="",
-                                           owner=owner, mode=mode, params=params, actor=owner,
-                                           spec_file=File(handle, name="project.yml"))
+                mission = mission_create_from_blueprint(
+                    version=version, name="Healthcare Data Pipeline (demo)", objective="", owner=owner, mode=mode,
+                    params=params, actor=owner, spec_file=File(handle, name="project.yml"))
             membership_set(mission=mission, user=stakeholder, role=Role.STAKEHOLDER, actor=owner)
         except DomainError as error:
             raise CommandError(error.message) from None

@@ -1,7 +1,7 @@
 """Drive a mission headless: ``manage.py run_mission MISSION --wait [--timeout S] [--auto-approve]``.
 
 This process works as one more worker: it launches a draft mission, then claims and runs the mission's queued
-runs through ``tasks.engine.execute_run`` (the same code the cluster workers run; if clusters serve the database
+runs through ``tasks.runtime.execute_run`` (the same code the cluster workers run; if clusters serve the database
 too, the run ledger's claims keep every attempt to one worker) and sweeps for lost leases. It stops when the
 mission ends, or waits for a person (unless ``--auto-approve``: it then approves and answers with the proposed
 default as the Mission Owner), or at the timeout. It prints tasks, runs and artifacts, and exits non-zero if the
@@ -17,8 +17,10 @@ from django.db.models import Count
 
 from missions.choices import MissionStatus
 from missions.models import Mission
-from tasks import engine
+from tasks import recovery, runtime
 from tasks.models import Artifact, Run, Task
+from workflows import driver
+from workflows.missions import mission_launch, mission_resume
 
 ENDED = {MissionStatus.COMPLETED, MissionStatus.CLOSED, MissionStatus.FAILED, MissionStatus.CANCELLED}
 
@@ -36,7 +38,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         mission = self._mission(options["mission"])
         if mission.status == MissionStatus.DRAFT:
-            engine.mission_start(mission=mission, actor=mission.owner)
+            mission_launch(mission=mission, actor=mission.owner)
             self.stdout.write(f"Launched “{mission.name}”.")
         deadline = time.monotonic() + options["timeout"]
         timed_out = False
@@ -46,19 +48,19 @@ class Command(BaseCommand):
                 break
             progressed = False
             if mission.status == MissionStatus.ACTIVE:
-                for run_id in engine.pending_runs(mission):
-                    engine.execute_run(run_id)
+                for run_id in driver.pending_runs(mission):
+                    runtime.execute_run(run_id)
                     progressed = True
             if options["auto_approve"]:
-                if mission.status == MissionStatus.PAUSED and not engine.phases_blocked(mission):
-                    engine.mission_resume(mission=mission, actor=mission.owner)
+                if mission.status == MissionStatus.PAUSED and not driver.phases_blocked(mission):
+                    mission_resume(mission=mission, actor=mission.owner)
                     progressed = True
-                progressed |= engine.auto_decide(mission) > 0
+                progressed |= driver.auto_decide(mission) > 0
             if not progressed:
-                engine.sweep()
+                recovery.sweep()
                 mission.refresh_from_db()
-                waiting = mission.status == MissionStatus.PAUSED or engine.waiting_on_people(mission) \
-                    or engine.phases_blocked(mission)
+                waiting = mission.status == MissionStatus.PAUSED or driver.waiting_on_people(mission) \
+                    or driver.phases_blocked(mission)
                 live = Run.objects.filter(task__mission=mission, status__in=["queued", "running"]).exists()
                 if not options["wait"] or (waiting and not live and not options["auto_approve"]):
                     break

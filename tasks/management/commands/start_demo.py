@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand
 
 from missions.choices import MissionStatus
 from missions.models import Mission
-from tasks.engine import mission_start
+from workflows.missions import mission_launch
 
 DEMO_NAME = "Healthcare Data Pipeline (demo)"
 
@@ -30,7 +30,7 @@ class Command(BaseCommand):
                          stdout=self.stdout, stderr=self.stderr)
             mission = Mission.objects.filter(name=DEMO_NAME).order_by("-id").get()
         if mission.status == MissionStatus.DRAFT:
-            mission_start(mission=mission, actor=mission.owner)
+            mission_launch(mission=mission, actor=mission.owner)
             self.stdout.write(f"mission {mission.pk} started in {mission.mode} mode")
         self.stdout.write(
             f"demo mission {mission.pk} “{mission.name}” is {mission.status}: http://127.0.0.1:8000/missions/"

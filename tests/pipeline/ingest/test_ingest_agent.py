@@ -10,10 +10,10 @@ import pytest
 from agents import registry
 from agents.base import AgentContext, Failed, Succeeded
 from blueprints.services import blueprint_import, blueprint_launch
-from tasks import engine
 from tasks.choices import TaskStatus
 from tasks.models import Artifact, Run
 from tests.pipeline.ingest.conftest import MEMBERS, claims_csv, numbered_csv, write_json_array
+from workflows import missions as mission_workflows
 
 pytestmark = pytest.mark.django_db
 
@@ -133,7 +133,7 @@ def test_an_ingest_step_of_a_blueprint_runs_through_the_engine_and_loads_the_fil
                                params={"files_connection": "MY_FILES", "folder": "march"})
     assert list(target.connection.missions.all()) == [mission]  # launching granted the connection
 
-    engine.mission_start(mission=mission, actor=lead)  # sync mode: the run happens here
+    mission_workflows.mission_launch(mission=mission, actor=lead)  # sync mode: the run happens here
 
     task = mission.tasks.get(key="land")
     assert task.status == TaskStatus.DONE

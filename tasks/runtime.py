@@ -1,0 +1,544 @@
+"""The worker runtime: claim a queued run, run its agent under a lease, record the outcome exactly once, retry or
+fail (``tasks`` points 2, 3, 5 and 6)."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections import deque
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from agents import registry
+from agents.base import AgentContext, Failed, NeedsApproval, NeedsInput, Outcome, Succeeded
+from agents.models import Agent, Connection
+from genesis import fastsql
+from genesis.exceptions import DomainError
+from history.models import HistoryEntry
+from history.services import history_batch, history_record
+from missions.choices import MissionStatus
+from missions.models import Mission
+from tasks import notifications, services
+from tasks.acceptance import evaluate_acceptance
+from tasks.choices import QuestionStatus, RunStatus, TaskStatus
+from tasks.dispatch import _after_task_done_finish, _is_postgres, _retry_or_fail, _start_dependents, keeping_next
+from tasks.models import Question, Run, Task
+from tasks.queue import enqueue_runs
+from tasks.timing import (
+    cancel_grace_seconds,
+    chain_seconds,
+    handoff_seconds,
+    heartbeat_seconds,
+    hold_seconds,
+    lease_seconds,
+)
+
+logger = logging.getLogger("genesis.engine")
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+# Whether the task being executed in this thread was delivered by a broker to a django-q2 cluster worker. Set from
+# django-q2's ``pre_execute`` signal (connected in tasks/apps.py), which its worker loop sends before every task;
+# in sync mode that same loop runs in the caller's process, and the task then says ``sync``.
+_delivery = threading.local()
+
+def note_delivery(sender=None, task=None, **kwargs) -> None:
+    """django-q2's ``pre_execute`` receiver: remember how the task about to run was delivered."""
+    _delivery.by_cluster = not (task or {}).get("sync", False)
+
+def in_cluster_worker() -> bool:
+    """True in a django-q2 cluster's worker process running a task the broker delivered: ending this process costs
+    nothing but a slot the cluster's sentinel refills. False in sync mode, ``run_mission``, the web server and tests
+    that call ``execute_run`` directly (all of them a main process, which must never be killed)."""
+    return bool(getattr(_delivery, "by_cluster", False)) and multiprocessing.parent_process() is not None
+
+def _kill_this_worker() -> None:
+    """End this worker process at once, as a dying machine would (no cleanup can hang on the stuck agent)."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+class RunLog:
+    """A logger an agent writes to; the lines become the run's log (and go to the worker's log too)."""
+
+    def __init__(self, run: Run):
+        self.lines: list[str] = []
+        self._prefix = f"run {run.pk} ({run.task.key}#{run.attempt})"
+
+    def _write(self, level: str, message: str, *args: Any) -> None:
+        text = message % args if args else str(message)
+        self.lines.append(f"{timezone.now():%H:%M:%S.%f} {level} {text}")
+        logger.log(getattr(logging, level, logging.INFO), "%s: %s", self._prefix, text)
+
+    def debug(self, message, *args):
+        self._write("DEBUG", message, *args)
+
+    def info(self, message, *args):
+        self._write("INFO", message, *args)
+
+    def warning(self, message, *args):
+        self._write("WARNING", message, *args)
+
+    def error(self, message, *args):
+        self._write("ERROR", message, *args)
+
+    def exception(self, message, *args):
+        self._write("ERROR", message, *args)
+        self.lines.append(traceback.format_exc())
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+class Lease:
+    """The lease a worker holds on a run, renewed by a background thread that also enforces the timeout and notices
+    cancellation (the run is no longer ``running`` under this token).
+
+    Once the run was taken from this worker (cancelled, timed out, or lost), the thread gives the agent
+    ``cancel_grace_seconds()`` to return. If it has not, the agent ignores ``cancelled()``: with ``hard_stop`` (a
+    cluster worker) the thread records ``run.worker_stopped`` and kills the process; otherwise it records
+    ``run.cancel_ignored`` and lets the agent run on. It never stops a worker for a run the worker still holds, and
+    never once the agent has returned (``stop``).
+
+    With a ``delivery`` whose other runs wait, the thread hands them back to the queue once the agent has worked
+    ``handoff_seconds()`` (``tasks`` point 6)."""
+
+    def __init__(self, run: Run, token: uuid.UUID, timeout: float, *, hard_stop: bool = False,
+                 delivery: _Delivery | None = None):
+        self.run = run
+        self.run_id = run.pk
+        self.token = token
+        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        self.hard_stop = hard_stop
+        self.cancelled = threading.Event()
+        self.timed_out = threading.Event()
+        self._stop = threading.Event()
+        # Held while deciding to stop the worker, and by ``stop``: once the agent has returned there is no hard stop,
+        # and once a hard stop is decided, a returning agent waits for it.
+        self._returning = threading.Lock()
+        self._thread = threading.Thread(target=self._beat_loop, name=f"lease-{run.pk}", daemon=True)
+        self._used_db = False
+        self._delivery = delivery if delivery is not None and delivery.waiting else None
+        self._hand_back_at = time.monotonic() + handoff_seconds()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """The agent has returned."""
+        with self._returning:
+            self._stop.set()
+        self._thread.join()
+
+    def renew(self) -> bool:
+        """Renew the lease; False (and ``cancelled`` set) when this worker no longer holds the run."""
+        now = timezone.now()
+        held = Run.objects.filter(pk=self.run_id, lease_token=self.token, status=RunStatus.RUNNING).update(
+            heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_seconds())
+        )
+        if not held:
+            self.cancelled.set()
+        return bool(held)
+
+    def _hand_back(self) -> None:
+        delivery, self._delivery = self._delivery, None
+        self._used_db = True
+        try:
+            delivery.hand_back(why=f"run {self.run_id} has worked {handoff_seconds():g} s")
+        except Exception:  # they stay held: the sweep hands them on when the hold expires
+            logger.exception("run %s: could not hand its delivery's other runs back", self.run_id)
+
+    def _beat_loop(self) -> None:
+        try:
+            next_beat = time.monotonic() + heartbeat_seconds()
+            while True:
+                wake = min(next_beat, self.deadline)
+                if self._delivery is not None:
+                    wake = min(wake, self._hand_back_at)
+                if self._stop.wait(max(wake - time.monotonic(), 0.01)):
+                    return
+                now = time.monotonic()
+                if self._delivery is not None and now >= self._hand_back_at:
+                    self._hand_back()
+                if now < next_beat and now < self.deadline:
+                    continue
+                next_beat = now + heartbeat_seconds()
+                self._used_db = True
+                if time.monotonic() >= self.deadline:
+                    self.timed_out.set()
+                    self.cancelled.set()
+                    _fail_run(run_id=self.run_id, token=self.token, retryable=True, kind="timeout",
+                              error=f"Timed out after {self.timeout:g} s.", log="")
+                    self._enforce(why="timed out")
+                    return
+                if not self.renew():
+                    status = Run.objects.filter(pk=self.run_id).values_list("status", flat=True).first()
+                    self._enforce(why="cancelled" if status == RunStatus.CANCELLED else f"no longer held ({status})")
+                    return
+        except Exception:  # the agent's outcome is still recorded (or refused) by the main thread
+            logger.exception("lease thread of run %s failed", self.run_id)
+        finally:
+            if self._used_db:
+                connection.close()
+
+    def _enforce(self, *, why: str) -> None:
+        """The run is no longer this worker's (``why``): wait out the grace period for the agent to return, then
+        stop the worker (or, outside a cluster worker, record that the agent ignored it)."""
+        noticed = time.monotonic()
+        grace = cancel_grace_seconds()
+        if self._stop.wait(grace):
+            return  # the agent returned in time
+        with self._returning:
+            if self._stop.is_set():
+                return  # it returned just now
+        # Decided: from here on a returning agent waits in ``stop`` (joining this thread) for the end of the process.
+        self._note_ignored(why=why, ignored=time.monotonic() - noticed, grace=grace)
+        if self.hard_stop:
+            _kill_this_worker()
+
+    def _note_ignored(self, *, why: str, ignored: float, grace: float) -> None:
+        run = self.run
+        data = {"worker": _worker_id(), "pid": os.getpid(), "reason": why, "ignored_seconds": round(ignored, 1),
+                "grace_seconds": grace}
+        ignored_text = (f"The agent of attempt {run.attempt} ignored that its run was {why} for {ignored:.1f} s "
+                        f"(grace {grace:g} s); ")
+        if self.hard_stop:
+            event, level = "run.worker_stopped", logging.ERROR
+            message = ignored_text + (f"its worker {_worker_id()} (pid {os.getpid()}) is stopped so the cluster "
+                                      "replaces it.")
+        else:
+            event, level = "run.cancel_ignored", logging.WARNING
+            message = ignored_text + (f"it runs outside a cluster worker ({_worker_id()}), so it is left to finish "
+                                      "and its result will be refused.")
+        logger.log(level, "run %s: %s", run.pk, message)
+        try:
+            history_record(mission_id=run.task.mission_id, task=run.task, run=run, event=event, message=message,
+                           data=data)
+        except Exception:  # the worker is stopped all the same: the decision was made on the run's recorded state
+            logger.exception("run %s: could not record %s", run.pk, event)
+
+def _claim_select_sql(*, lock: bool, skip_locked: bool) -> str:
+    """The run with its task, mission and agent, in one statement (hand-built: ``genesis.fastsql``); on PostgreSQL
+    the run and its task are locked by it (run, then task: the order every path that changes a run's task keeps).
+    """
+    r, t, m, a = (model._meta.db_table for model in (Run, Task, Mission, Agent))
+    sql = (f"SELECT {fastsql.columns(Run, 'r')}, {fastsql.columns(Task, 't')}, {fastsql.columns(Mission, 'm')}, "  # noqa: S608
+           f"{fastsql.columns(Agent, 'a')} FROM {r} r JOIN {t} t ON t.id = r.task_id "
+           f"JOIN {m} m ON m.id = t.mission_id LEFT JOIN {a} a ON a.id = t.owner_agent_id WHERE r.id = %s")
+    if lock:
+        sql += " FOR UPDATE OF r, t" + (" SKIP LOCKED" if skip_locked else "")
+    return sql
+
+def _claim_select(run_id: int, *, skip_locked: bool = False) -> Run | None:
+    postgres = _is_postgres()
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_select_sql(lock=postgres, skip_locked=skip_locked and postgres), [run_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    run, at = fastsql.from_row(Run, row)
+    task, at = fastsql.from_row(Task, row, at)
+    mission, at = fastsql.from_row(Mission, row, at)
+    agent, _ = fastsql.from_row(Agent, row, at)
+    task.mission, task.owner_agent, run.task = mission, agent, task
+    return run
+
+def _claim(run_id: int) -> tuple[Run, uuid.UUID] | None:
+    """Claim a queued run for this worker, or say why not (another holds it, it already ran, its mission waits)."""
+    with transaction.atomic(), history_batch():
+        run = None
+        if _is_postgres():
+            run = _claim_select(run_id, skip_locked=True)
+        if run is None:
+            # Locked by another transaction (a duplicate delivery being claimed, a cancel): wait for it, then look.
+            run = _claim_select(run_id)
+        if run is None:
+            return None  # gone
+        task, mission = run.task, run.task.mission
+        if run.status != RunStatus.QUEUED:
+            history_record(mission=mission, task=task, run=run, event="run.claim_refused", from_status=run.status,
+                           message=f"Attempt {run.attempt} was delivered again while {run.status}; not run twice.",
+                           data={"worker": _worker_id()})
+            return None
+        if mission.status != MissionStatus.ACTIVE:
+            return None  # paused or stopped: the run stays queued; resume hands it on again
+        now = timezone.now()
+        if run.available_at and run.available_at > now:
+            return None  # backing off: the sweep hands it on when it is due
+        token = uuid.uuid4()
+        services.run_transition(
+            run=run, to=RunStatus.RUNNING, worker=_worker_id(), lease_token=token, already_locked=True,
+            lease_expires_at=now + timedelta(seconds=lease_seconds()), heartbeat_at=now,
+            message=f"Claimed by {_worker_id()}.",
+        )
+        services.task_transition(task=task, to=TaskStatus.RUNNING, expected=TaskStatus.QUEUED, run=run,
+                                 already_locked=True)
+        return run, token
+
+def _context(run: Run, lease: Lease, log: RunLog) -> AgentContext:
+    task, mission = run.task, run.task.mission
+    feedback: list[dict] = []
+    answers: list[dict] = []
+    if run.attempt > 1:
+        feedback = [
+            {"feedback": e.data.get("feedback", e.message), "at": e.created_at.isoformat(), "by": e.actor_label}
+            for e in HistoryEntry.objects.filter(task=task, event="task.rejected").select_related("actor_user")
+        ]
+        answers = [
+            {"question": q.text, "answer": q.answer, "by": q.answered_by.get_username() if q.answered_by else "",
+             "context": q.context}
+            for q in Question.objects.filter(task=task, status=QuestionStatus.ANSWERED)
+            .select_related("answered_by").order_by("answered_at")
+        ]
+    connections: dict[str, Connection] = {}
+    wanted = [("source", mission.source_connection_id), ("target", mission.target_connection_id)]
+    names = [n for n in (task.config or {}).get("connections", []) if isinstance(n, str)]
+    if any(pk for _, pk in wanted) or names:
+        # Only connections granted to the mission (agents.access): the agent cannot even name another one.
+        by_pk = {c.pk: c for c in Connection.objects.filter(Q(pk__in=[pk for _, pk in wanted if pk])
+                                                            | Q(name__in=names), missions=mission)}
+        for role, pk in wanted:
+            if pk in by_pk:
+                connections[role] = by_pk[pk]
+        for c in by_pk.values():
+            connections.setdefault(c.name, c)
+
+    def write_artifact(*, name: str, kind: str, content, content_type: str = ""):
+        if not Run.objects.filter(pk=run.pk, lease_token=lease.token, status=RunStatus.RUNNING).exists():
+            raise DomainError("This worker no longer holds the run; the artifact was not stored.", code="stale_lease")
+        return services.artifact_create(mission=mission, task=task, run=run, kind=kind, name=name, file=content,
+                                        content_type=content_type, actor=task.owner_agent)
+
+    workspace = Path(settings.VAR_DIR) / "runs" / str(run.pk)
+    return AgentContext(
+        mission=mission, task=task, run=run, agent=task.owner_agent, config={**(task.owner_agent.config or {}),
+                                                                            **(task.config or {})},
+        connections=connections, feedback=feedback, answers=answers, write_artifact=write_artifact, log=log,
+        heartbeat=lease.renew, cancelled=lease.cancelled.is_set, workspace=workspace,
+    )
+
+def _run_agent(run: Run, context: AgentContext, log: RunLog) -> Outcome:
+    agent = run.task.owner_agent
+    try:
+        if not agent.enabled:
+            return Failed(error=f"Agent {agent.name} is disabled.", retryable=False)
+        implementation = registry.get(agent.kind)()
+        outcome = implementation.run(context)
+    except registry.UnknownAgentKind as error:
+        return Failed(error=str(error), retryable=False)
+    except Exception as error:
+        log.lines.append(traceback.format_exc())
+        return Failed(error=f"{type(error).__name__}: {error}", retryable=True)
+    if not isinstance(outcome, Succeeded | NeedsInput | NeedsApproval | Failed):
+        return Failed(error=f"Agent {agent.kind} answered {type(outcome).__name__}, not an outcome.", retryable=False)
+    return outcome
+
+class _Delivery:
+    """The runs of one queue message not yet taken (``tasks`` point 6). The worker's main thread takes them one by
+    one; its lease thread may hand all that are left back to the queue meanwhile."""
+
+    def __init__(self, run_ids: list[int]):
+        self._left = deque(run_ids)
+        self._lock = threading.Lock()
+
+    def take(self) -> int | None:
+        with self._lock:
+            return self._left.popleft() if self._left else None
+
+    def hold(self) -> None:
+        """Mark the runs left as this worker's, for ``hold_seconds()``, so the sweep leaves them alone."""
+        with self._lock:
+            ids = list(self._left)
+        if ids:
+            until = timezone.now() + timedelta(seconds=hold_seconds())
+            Run.objects.filter(pk__in=ids, status=RunStatus.QUEUED).update(lease_expires_at=until)
+
+    def hand_back(self, *, why: str) -> int:
+        """Give the runs left back to the queue (as new messages, unheld); returns how many."""
+        with self._lock:
+            ids, self._left = list(self._left), deque()
+        if ids:
+            logger.info("handing %d runs back to the queue: %s", len(ids), why)
+            with transaction.atomic():
+                enqueue_runs(ids)
+        return len(ids)
+
+    @property
+    def waiting(self) -> bool:
+        with self._lock:
+            return bool(self._left)
+
+def execute_run(run_id: int) -> str:
+    """What a worker runs for a queued run: claim it, run its agent under a lease, record the outcome exactly once;
+    then the run its recording kept for this worker, if any (``tasks`` point 4). Returns a short word for logs and
+    tests: the last outcome, or why nothing was done."""
+    return execute_runs([run_id])
+
+def execute_runs(run_ids: list[int]) -> str:
+    """What a worker runs for a queue message of several runs (``tasks`` point 6): each in turn, as ``execute_run``
+    runs one, while the delivery is young and none of them works long; the rest go back to the queue."""
+    chain_until = time.monotonic() + chain_seconds()
+    delivery = _Delivery(run_ids)
+    run_id = delivery.take()
+    delivery.hold()
+    word = "skipped"
+    try:
+        while run_id is not None:
+            word, kept = _execute_one(run_id, chain_until=chain_until, delivery=delivery)
+            while kept is not None:
+                word, kept = _execute_one(kept, chain_until=chain_until, delivery=delivery)
+            if delivery.waiting and time.monotonic() >= chain_until:
+                delivery.hand_back(why="the delivery is past its chaining window")
+            run_id = delivery.take()
+    except Exception:
+        # This delivery fails (django-q2 records it); the runs it still holds need not wait for their hold to expire.
+        try:
+            delivery.hand_back(why=f"run {run_id} raised")
+        except Exception:
+            logger.exception("could not hand a failed delivery's other runs back; the sweep will")
+        raise
+    return word
+
+def _execute_one(run_id: int, *, chain_until: float, delivery: _Delivery | None = None) -> tuple[str, int | None]:
+    claimed = _claim(run_id)
+    if claimed is None:
+        return "skipped", None
+    run, token = claimed
+    task = run.task
+    log = RunLog(run)
+    lease = Lease(run, token, timeout=float(task.timeout_seconds), hard_stop=in_cluster_worker(), delivery=delivery)
+    lease.start()
+    try:
+        context = _context(run, lease, log)
+        outcome = _run_agent(run, context, log)
+    finally:
+        lease.stop()
+    if lease.timed_out.is_set():
+        _refuse_late(run=run, token=token, why="it ran past its timeout")
+        return "timeout", None
+    # Only a success starts dependents; a retry's backoff is for the sweep to honour.
+    try:
+        with keeping_next(isinstance(outcome, Succeeded) and time.monotonic() < chain_until) as kept:
+            word = _record(run=run, token=token, outcome=outcome, log=log)
+    except DomainError as error:
+        if error.code == "stale_lease":
+            logger.warning("run %s: result refused, this worker lost the lease", run.pk)
+            return "refused", None
+        raise
+    # Kept only if the recording committed (it raised otherwise, and the kept run rolled back with it).
+    return word, (kept[0] if kept else None)
+
+@contextmanager
+def _as_lease_holder(run: Run):
+    """A transaction for recording an outcome; if this worker no longer holds the lease, everything in it is
+    rolled back and the refusal itself is recorded (outside it, so it stays)."""
+    try:
+        with transaction.atomic():
+            yield
+    except DomainError as error:
+        if error.code == "stale_lease":
+            history_record(
+                mission=run.task.mission, task=run.task, run=run, event="run.stale_result_refused",
+                message=f"A worker without the current lease tried to record attempt {run.attempt}; refused.",
+                data={"worker": _worker_id()},
+            )
+        raise
+
+def _refuse_late(*, run: Run, token, why: str) -> None:
+    history_record(mission=run.task.mission, task=run.task, run=run, event="run.stale_result_refused",
+                   message=f"The agent of attempt {run.attempt} returned after {why}; its result was not recorded.",
+                   data={"worker": _worker_id()})
+
+def _record(*, run: Run, token, outcome: Outcome, log: RunLog) -> str:
+    task, mission, agent = run.task, run.task.mission, run.task.owner_agent
+    if isinstance(outcome, Succeeded):
+        verdict = evaluate_acceptance(task=task, run=run, actor=agent)
+        if not verdict.passed:
+            failures = "; ".join(f"{r.get('name')}: {r.get('message')}" for r in verdict.failures)
+            _fail_run(run_id=run.pk, token=token, retryable=True, kind="acceptance", log=log.text,
+                      error=f"Acceptance checks failed: {failures}",
+                      result={**outcome.outputs, "checks": verdict.results})
+            return "failed"
+        with _as_lease_holder(run):
+            # The run's and the task's entries, and those of the dependents it starts, in one INSERT.
+            with history_batch():
+                done = services.run_transition(
+                    run=run, to=RunStatus.SUCCEEDED, held_token=token, require_token=True, actor=agent,
+                    message=outcome.summary or "Succeeded.", log=log.text, lock_task=True,
+                    result={**outcome.outputs, **({"checks": verdict.results} if verdict.results else {})},
+                )
+                services.task_transition(task=done.task, to=TaskStatus.DONE, expected=TaskStatus.RUNNING, run=done,
+                                         actor=agent, message=outcome.summary or "Done.", already_locked=True)
+                pending = _start_dependents(task=done.task, actor=agent)
+            # Exit checks and success criteria read history back: after the batch is written.
+            _after_task_done_finish(task=done.task, pending=pending, actor=agent)
+        return "succeeded"
+    if isinstance(outcome, NeedsApproval):
+        with _as_lease_holder(run):
+            waiting = services.run_transition(
+                run=run, to=RunStatus.WAITING, held_token=token, require_token=True, actor=agent, log=log.text,
+                message=outcome.summary, result={**outcome.outputs, "summary": outcome.summary},
+            )
+            services.task_transition(task=task, to=TaskStatus.WAITING_APPROVAL, expected=TaskStatus.RUNNING,
+                                     run=waiting, actor=agent, message=outcome.summary)
+            notifications.notify(
+                mission=mission, task=task, event="task.waiting_approval", person=mission.owner,
+                subject=f"[{mission.name}] Approval needed: {task.key}",
+                body=f"{agent.name} proposes for task {task.key}: {outcome.summary}\nApprove it, or reject it with "
+                     "feedback.",
+            )
+        return "waiting_approval"
+    if isinstance(outcome, NeedsInput):
+        with _as_lease_holder(run):
+            waiting = services.run_transition(
+                run=run, to=RunStatus.WAITING, held_token=token, require_token=True, actor=agent, log=log.text,
+                message=f"Asked: {outcome.question}", result={"question": outcome.question},
+            )
+            services.task_transition(task=task, to=TaskStatus.WAITING_INPUT, expected=TaskStatus.RUNNING,
+                                     run=waiting, actor=agent, message=f"Waiting for an answer: {outcome.question}")
+            person = task.owner_user or mission.owner
+            services.question_create(task=task, run=waiting, addressed_to=person, text=outcome.question,
+                                     options=outcome.options, default=outcome.default, context=outcome.context,
+                                     actor=agent)
+            notifications.notify(
+                mission=mission, task=task, event="question.asked", person=person,
+                subject=f"[{mission.name}] Question on {task.key}",
+                body=f"{agent.name} asks: {outcome.question}"
+                     + (f"\nOptions: {', '.join(map(str, outcome.options))}" if outcome.options else ""),
+            )
+        return "waiting_input"
+    _fail_run(run_id=run.pk, token=token, retryable=outcome.retryable, kind="error", error=outcome.error,
+              log=log.text, result=outcome.outputs)
+    return "failed"
+
+def _fail_run(*, run_id: int, token, retryable: bool, kind: str, error: str, log: str,
+              result: dict | None = None) -> bool:
+    """Record a failed attempt (only the lease holder may) and retry the task or fail it."""
+    run = Run.objects.select_related("task__mission", "task__owner_agent").get(pk=run_id)
+    try:
+        with _as_lease_holder(run):
+            failed = services.run_transition(
+                run=run, to=RunStatus.FAILED, held_token=token, require_token=True, actor=run.task.owner_agent,
+                message=error, error=error, log=log, result={**(result or {}), "failure": kind},
+            )
+            _retry_or_fail(task=run.task, run=failed, retryable=retryable, reason=error)
+    except DomainError as refused:
+        if refused.code != "stale_lease":
+            raise
+        return False
+    return True

@@ -1,0 +1,138 @@
+"""People in the loop: approve, reject, retry, cancel a task; answer an agent's question.
+
+A person approves or rejects an agent's proposal (or their own task); a rejection re-runs the task with the
+feedback in its context and re-opens the finished work downstream of it, without restarting the mission.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from agents import registry
+from agents.models import Agent
+from genesis.exceptions import DomainError
+from history.services import Actor, history_record
+from missions.permissions import can_act_on_task
+from tasks import services
+from tasks.choices import QuestionStatus, RunStatus, TaskStatus
+from tasks.dispatch import after_task_done, mission_reopen, task_rerun
+from tasks.models import Question, Run, Task
+
+
+def _require_person(*, task: Task, actor: Actor, verb: str) -> None:
+    if actor is None or isinstance(actor, Agent) or not can_act_on_task(actor, task):
+        who = getattr(actor, "get_username", lambda: "the system")()
+        raise DomainError(f"{who} may not {verb} task {task.key}: only its owner or the Mission Owner may.",
+                          field="actor", code="forbidden")
+
+
+@transaction.atomic
+def task_approve(*, task: Task, actor: Actor, note: str = "") -> Task:
+    """A person accepts the task's work (an agent's proposal, or their own task): it is done, the mission moves on."""
+    task = Task.objects.select_for_update(of=("self",)).select_related("mission", "owner_agent").get(pk=task.pk)
+    _require_person(task=task, actor=actor, verb="approve")
+    if task.status != TaskStatus.WAITING_APPROVAL:
+        raise DomainError(f"Task {task.key} is {task.status}; only a task waiting for approval can be approved.",
+                          field="status", code="invalid_transition")
+    run = services.task_waiting_run(task)
+    if run is not None:
+        services.run_transition(run=run, to=RunStatus.SUCCEEDED, actor=actor, message=note or "Approved.")
+    history_record(mission=task.mission, task=task, run=run, event="task.approved", actor=actor,
+                   message=note or "Approved.", data={"note": note})
+    services.task_transition(task=task, to=TaskStatus.DONE, actor=actor, run=run, message=note or "Approved.")
+    if task.owner_agent_id and registry.is_registered(task.owner_agent.kind):
+        registry.get(task.owner_agent.kind)().approved(task=task, run=run, actor=actor)
+    after_task_done(task=task, actor=actor)
+    return task
+
+
+@transaction.atomic
+def task_reject(*, task: Task, actor: Actor, feedback: str) -> Task:
+    """A person rejects the task's work with written feedback: it runs again as a new attempt with the feedback in
+    its context, and the finished work downstream of it re-opens. The mission is not restarted."""
+    feedback = (feedback or "").strip()
+    if not feedback:
+        raise DomainError("Feedback is required: say what is wrong so the next attempt can fix it.",
+                          field="feedback", code="required")
+    task = Task.objects.select_for_update(of=("self",)).select_related("mission", "owner_agent").get(pk=task.pk)
+    _require_person(task=task, actor=actor, verb="reject")
+    if task.status not in {TaskStatus.WAITING_APPROVAL, TaskStatus.DONE}:
+        raise DomainError(f"Task {task.key} is {task.status}; only work waiting for approval or done can be "
+                          "rejected.", field="status", code="invalid_transition")
+    run = services.task_waiting_run(task)
+    if run is not None:
+        services.run_transition(run=run, to=RunStatus.REJECTED, actor=actor, message=feedback)
+    history_record(mission=task.mission, task=task, run=run, event="task.rejected", actor=actor,
+                   message=feedback, data={"feedback": feedback})
+    reason = f"Re-opened: upstream task {task.key} was rejected ({feedback})."
+    reopened = services.tasks_reopen_downstream(task=task, actor=actor, reason=reason)
+    services.phases_reopen(mission=task.mission, keys=[task.key, *reopened], actor=actor,
+                           reason=f"Task {task.key} was rejected: the phase's exit criteria are checked again once "
+                                  "its tasks are done.")
+    mission_reopen(mission=task.mission, actor=actor, reason=f"Task {task.key} was rejected; work resumes.")
+    task_rerun(task=task, actor=actor, message=f"Rejected: {feedback}")
+    if reopened:
+        history_record(mission=task.mission, task=task, event="task.downstream_reopened", actor=actor,
+                       message=f"Re-opened downstream of {task.key}: {', '.join(reopened)}.",
+                       data={"reopened": reopened})
+    return task
+
+
+@transaction.atomic
+def task_retry(*, task: Task, actor: Actor) -> Task:
+    """A person retries a failed (or cancelled) task: a new attempt with a fresh attempt budget."""
+    task = Task.objects.select_for_update(of=("self",)).select_related("mission").get(pk=task.pk)
+    _require_person(task=task, actor=actor, verb="retry")
+    if task.status not in {TaskStatus.FAILED, TaskStatus.CANCELLED}:
+        raise DomainError(f"Task {task.key} is {task.status}; only a failed or cancelled task can be retried.",
+                          field="status", code="invalid_transition")
+    mission_reopen(mission=task.mission, actor=actor, reason=f"Task {task.key} is retried.")
+    if task.status == TaskStatus.CANCELLED:
+        services.task_transition(task=task, to=TaskStatus.READY, actor=actor, message="Retried.")
+    task_rerun(task=task, actor=actor, message="Retried by a person.")
+    return task
+
+
+@transaction.atomic
+def task_cancel(*, task: Task, actor: Actor, reason: str = "") -> Task:
+    """Stop a task: its live run is cancelled (the worker sees it at its next heartbeat and stops), questions close."""
+    task = Task.objects.select_for_update(of=("self",)).select_related("mission").get(pk=task.pk)
+    if actor is not None:
+        _require_person(task=task, actor=actor, verb="cancel")
+    reason = reason or "Cancelled."
+    services.task_stop_live_work(task=task, actor=actor, reason=reason)
+    services.task_transition(task=task, to=TaskStatus.CANCELLED, actor=actor, message=reason)
+    return task
+
+
+@transaction.atomic
+def question_answer(*, question: Question, actor: Actor, answer: str) -> Question:
+    """A person answers an agent's question: the task runs again as a new attempt with the answer in context."""
+    question = Question.objects.select_for_update(of=("self",)).select_related("task__mission").get(pk=question.pk)
+    task = question.task
+    answer = "" if answer is None else str(answer).strip()
+    if not answer:
+        raise DomainError("An answer is required.", field="answer", code="required")
+    if question.options and answer not in question.options:
+        raise DomainError(f"Choose one of the offered answers: {', '.join(question.options)}.", field="answer",
+                          code="invalid_choice")
+    if actor is None or isinstance(actor, Agent) or not (
+        actor.pk == question.addressed_to_id or can_act_on_task(actor, task)
+    ):
+        raise DomainError("Only the person asked, the task's owner or the Mission Owner may answer.",
+                          field="actor", code="forbidden")
+    if question.status != QuestionStatus.OPEN:
+        raise DomainError(f"This question is already {question.status}.", field="status", code="invalid_transition")
+    services.question_transition(question=question, to=QuestionStatus.ANSWERED, actor=actor, message=answer,
+                                 answer=answer, answered_by=actor, answered_at=timezone.now())
+    locked_task = Task.objects.select_for_update(of=("self",)).select_related("mission").get(pk=task.pk)
+    if question.run_id:
+        run = Run.objects.get(pk=question.run_id)
+        if run.status == RunStatus.WAITING:
+            services.run_transition(run=run, to=RunStatus.ANSWERED, actor=actor, message=answer)
+    if locked_task.status == TaskStatus.WAITING_INPUT and not locked_task.questions.filter(
+        status=QuestionStatus.OPEN
+    ).exists():
+        task_rerun(task=locked_task, actor=actor, message=f"Answered: {answer}")
+    return question
