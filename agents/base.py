@@ -7,6 +7,7 @@ status itself (the engine does, through the task services).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -38,6 +39,11 @@ class AgentContext:
     heartbeat: Any = None
     cancelled: Any = None
     workspace: Any = None  # a pathlib.Path the agent may write scratch files to
+    # What the mission recorded so far, read through the engine: the content of the mission's newest artifact with a
+    # name (None if there is none), and every attempt of the mission's tasks in order, as
+    # ``{"task", "attempt", "status", "log", "error"}``.
+    read_artifact: Callable[[str], bytes | None] | None = None
+    mission_runs: Callable[[], list[dict[str, Any]]] | None = None
 
 
 @dataclass

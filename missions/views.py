@@ -68,7 +68,7 @@ def mission_list(request: HttpRequest) -> HttpResponse:
     filterset = MissionFilterSet(request.GET or None, queryset=selectors.missions_visible(request.user))
     paginator = Paginator(filterset.qs, 25)
     page = paginator.get_page(request.GET.get("page"))
-    missions = selectors.missions_with_progress(list(page.object_list))
+    missions = task_selectors.missions_with_progress(list(page.object_list))
     roles = selectors.roles_map(request.user, missions)
     for mission in missions:
         mission.my_role = roles.get(mission.pk)
@@ -351,7 +351,7 @@ def my_work(request: HttpRequest) -> HttpResponse:
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Read-only: the missions the person follows as a stakeholder, their progress, check results, row counts
     and deliverables. A fixed number of queries whatever the number of missions."""
-    missions = selectors.missions_with_progress(list(selectors.missions_followed(request.user)))
+    missions = task_selectors.missions_with_progress(list(selectors.missions_followed(request.user)))
     ids = [m.pk for m in missions]
     phases = task_selectors.phases_for_missions(ids)
     checks = task_selectors.checks_for_missions(ids)

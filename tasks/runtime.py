@@ -3,6 +3,7 @@ fail (``tasks`` points 2, 3, 5 and 6)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
@@ -32,7 +33,7 @@ from history.models import HistoryEntry
 from history.services import history_batch, history_record
 from missions.choices import MissionStatus
 from missions.models import Mission
-from tasks import notifications, services
+from tasks import notifications, selectors, services
 from tasks.acceptance import evaluate_acceptance
 from tasks.choices import QuestionStatus, RunStatus, TaskStatus
 from tasks.dispatch import _after_task_done_finish, _is_postgres, _retry_or_fail, _start_dependents, keeping_next
@@ -330,6 +331,8 @@ def _context(run: Run, lease: Lease, log: RunLog) -> AgentContext:
                                                                             **(task.config or {})},
         connections=connections, feedback=feedback, answers=answers, write_artifact=write_artifact, log=log,
         heartbeat=lease.renew, cancelled=lease.cancelled.is_set, workspace=workspace,
+        read_artifact=functools.partial(selectors.artifact_content_latest, mission=mission),
+        mission_runs=functools.partial(selectors.mission_runs, mission=mission),
     )
 
 def _run_agent(run: Run, context: AgentContext, log: RunLog) -> Outcome:

@@ -3,14 +3,15 @@ costs a fixed number of queries whatever the size of the mission."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from django.apps import apps
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from history.models import HistoryEntry
-from tasks.choices import TaskStatus
+from missions.models import Mission
+from tasks.choices import TASK_FINISHED, TaskStatus
 from tasks.models import Artifact, Dependency, Phase, Run, Task
 
 T = TaskStatus
@@ -389,3 +390,87 @@ def row_counts_chart(artifact, *, width: int = 560, height: int = 140) -> list[d
         charts.append({"target": target, "bars": bars, "width": width, "height": height, "total": sum(
             rows for _, rows in points), "first": points[0][0], "last": points[-1][0]})
     return charts
+
+
+# --- progress of missions (the lists' bars) -------------------------------------------------------------
+
+
+@dataclass
+class PhaseProgress:
+    """Tasks finished out of all tasks in one phase of a mission (or in the tasks without a phase)."""
+
+    name: str
+    order: int
+    done: int = 0
+    total: int = 0
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 0
+
+
+@dataclass
+class MissionProgress:
+    phases: list[PhaseProgress] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return sum(p.done for p in self.phases)
+
+    @property
+    def total(self) -> int:
+        return sum(p.total for p in self.phases)
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 0
+
+
+def mission_progress_map(mission_ids: list[int]) -> dict[int, MissionProgress]:
+    """Per mission, tasks finished per phase: one grouped query whatever the number of missions or tasks."""
+    rows = (
+        Task.objects.filter(mission_id__in=mission_ids)
+        .values("mission_id", "phase_id", "phase__order", "phase__name")
+        .annotate(total=Count("id"), done=Count("id", filter=Q(status__in=TASK_FINISHED)))
+        .order_by("mission_id", "phase__order")
+    )
+    progress: dict[int, MissionProgress] = defaultdict(MissionProgress)
+    for row in rows:
+        name = row["phase__name"] or "Tasks"
+        order = row["phase__order"] if row["phase__order"] is not None else 10**6
+        progress[row["mission_id"]].phases.append(
+            PhaseProgress(name=name, order=order, done=row["done"], total=row["total"])
+        )
+    for item in progress.values():
+        item.phases.sort(key=lambda p: p.order)
+    return progress
+
+
+def missions_with_progress(missions: list[Mission]) -> list[Mission]:
+    """Attach ``progress`` (a MissionProgress) to each mission of a page."""
+    progress = mission_progress_map([m.pk for m in missions])
+    for mission in missions:
+        mission.progress = progress.get(mission.pk, MissionProgress())
+    return missions
+
+
+# --- what an agent may read of its mission (through its AgentContext) ------------------------------------------
+
+
+def artifact_content_latest(name: str, *, mission) -> bytes | None:
+    """The content of the mission's newest stored artifact called ``name``, or None."""
+    artifact = (Artifact.objects.filter(mission=mission, name=name).exclude(file="")
+                .order_by("-created_at", "-id").first())
+    if artifact is None:
+        return None
+    with artifact.file.open("rb") as handle:
+        return handle.read()
+
+
+def mission_runs(*, mission) -> list[dict]:
+    """Every attempt of the mission's tasks, in task order: task key, attempt, status, log and error."""
+    return [
+        {"task": key, "attempt": attempt, "status": status, "log": log, "error": error}
+        for key, attempt, status, log, error in Run.objects.filter(task__mission=mission)
+        .order_by("task__position", "task_id", "attempt").values_list("task__key", "attempt", "status", "log", "error")
+    ]

@@ -20,7 +20,8 @@ from missions.api.serializers import MemberRemoveSerializer, MembershipSerialize
 from missions.filtersets import MissionFilterSet
 from missions.models import Membership
 from missions.permissions import can_create_missions
-from missions.selectors import missions_with_progress, roles_map
+from missions.selectors import roles_map
+from tasks.selectors import missions_with_progress
 from workflows import missions as mission_workflows
 
 

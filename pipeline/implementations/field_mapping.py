@@ -37,16 +37,12 @@ _QUESTION_KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z0-9_.]+?):")
 
 def _stored_profile(context: AgentContext, adapter: Adapter, tables: list[str]) -> dict[str, Any] | None:
     """The mission's latest source profile if it covers this connection and these tables."""
-    from tasks.models import Artifact
-
-    artifact = (Artifact.objects.filter(mission=context.mission, name=PROFILE_ARTIFACT).exclude(file="")
-                .order_by("-created_at", "-pk").first())
-    if artifact is None:
+    content = context.read_artifact(PROFILE_ARTIFACT) if context.read_artifact else None
+    if content is None:
         return None
     try:
-        with artifact.file.open("rb") as handle:
-            profile = loads_json(handle.read())
-    except (OSError, ValueError):
+        profile = loads_json(content)
+    except ValueError:
         return None
     have = {t.upper() for t in profile.get("tables", {})}
     if profile.get("connection") != adapter.connection.name or not {t.upper() for t in tables} <= have:

@@ -11,29 +11,15 @@ from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
 from agents.registry import register
 from genesis.exceptions import DomainError
 from pipeline.dbt.build import plan_build, target_row_counts, write
-from tasks.models import Artifact, Run
 
 
-def _latest(mission, name: str) -> Artifact | None:
-    return (Artifact.objects.filter(mission=mission, name=name).exclude(file="")
-            .order_by("-created_at", "-id").first())
-
-
-def _read(artifact: Artifact | None) -> bytes | None:
-    if artifact is None:
-        return None
-    with artifact.file.open("rb") as handle:
-        return handle.read()
-
-
-def run_logs(mission) -> str:
-    runs = (Run.objects.filter(task__mission=mission).select_related("task").order_by("task__position", "attempt"))
+def run_logs(context: AgentContext) -> str:
     chunks = []
-    for run in runs:
-        chunks.append(f"===== {run.task.key} attempt {run.attempt}: {run.status} =====")
-        chunks.append((run.log or "(no log)").rstrip())
-        if run.error:
-            chunks.append(f"error: {run.error}")
+    for run in context.mission_runs():
+        chunks.append(f"===== {run['task']} attempt {run['attempt']}: {run['status']} =====")
+        chunks.append((run["log"] or "(no log)").rstrip())
+        if run["error"]:
+            chunks.append(f"error: {run['error']}")
         chunks.append("")
     return "\n".join(chunks) + "\n"
 
@@ -88,12 +74,12 @@ class HandoffAgent(BaseAgent):
         bundle: dict[str, bytes] = {
             "mapping_specs.json": json.dumps(specs, indent=2, default=str).encode(),
             "dbt_project.zip": plan.project.zip_bytes(),
-            "run_logs.txt": run_logs(mission).encode(),
+            "run_logs.txt": run_logs(context).encode(),
         }
         found = {"mapping_specs.json": True, "dbt_project.zip": True, "run_logs.txt": True}
         for name in ("dq_queries.sql", "dq_report.md", "validation_report.md", "backfill_report.md",
                      "backfill_report.json"):
-            content = _read(_latest(mission, name))
+            content = context.read_artifact(name)
             found[name] = content is not None
             if content is not None:
                 bundle[name] = content

@@ -108,11 +108,13 @@ class AgentRun:
 def run_agent(db):
     """Run an agent kind once on a task of ``mission`` through an AgentContext built the way the engine builds
     it (artifacts through ``artifact_create``), without the engine."""
+    import functools
     import logging
 
     from agents import registry
     from agents.base import AgentContext, Failed, NeedsApproval, NeedsInput, Succeeded
     from agents.models import Agent
+    from tasks import selectors as task_selectors
     from tasks import services as task_services
     from tasks.choices import RunStatus
     from tasks.models import Task
@@ -144,6 +146,8 @@ def run_agent(db):
             feedback=list(feedback), answers=list(answers), write_artifact=write_artifact,
             log=logging.getLogger(f"tests.agents.{kind}"), heartbeat=lambda: None, cancelled=lambda: False,
             workspace=workspace,
+            read_artifact=functools.partial(task_selectors.artifact_content_latest, mission=mission),
+            mission_runs=functools.partial(task_selectors.mission_runs, mission=mission),
         )
         outcome = registry.get(kind)().run(context)
         final = {Succeeded: RunStatus.SUCCEEDED, Failed: RunStatus.FAILED, NeedsInput: RunStatus.WAITING,

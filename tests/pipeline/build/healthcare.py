@@ -4,11 +4,14 @@ AgentContext builder for running agents without the engine."""
 
 from __future__ import annotations
 
+import functools
+
 import sqlite3
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from tasks import selectors as task_selectors
 from agents.base import AgentContext
 from tasks import services as task_services
 
@@ -257,6 +260,9 @@ def make_context(*, mission, task, config=None, connections=None, workspace=None
         mission=mission, task=task, run=run, agent=task.owner_agent, config=config or {},
         connections=connections or {}, write_artifact=write_artifact, log=log,
         heartbeat=lambda: None, cancelled=lambda: False, workspace=workspace,
+        # What the engine gives every agent (tasks.runtime._context): the mission's records, read for it.
+        read_artifact=functools.partial(task_selectors.artifact_content_latest, mission=mission),
+        mission_runs=functools.partial(task_selectors.mission_runs, mission=mission),
     )
     context.lines = log.lines
     return context
