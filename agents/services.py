@@ -65,8 +65,7 @@ def connection_register(*, name: str, engine: str, location: str, purpose: str, 
     try:
         connection.full_clean()
     except ValidationError as error:
-        field, errors = next(iter(error.message_dict.items()))
-        raise DomainError(f"{field}: {' '.join(errors)}", field=field) from None
+        raise DomainError.from_validation(error) from None
     connection.save()
     if wanted is not None:
         connection.groups.set(found)

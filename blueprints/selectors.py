@@ -11,6 +11,8 @@ from django.db.models import Count, OuterRef, QuerySet, Subquery
 from agents.models import Connection
 from blueprints.choices import ParamType
 from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation
+from tasks import selectors as task_selectors
+from tasks.models import Phase
 
 
 def blueprint_list() -> QuerySet[Blueprint]:
@@ -108,3 +110,84 @@ def blueprints_suggested_for(objective: str, *, limit: int = 5) -> list[Suggesti
         suggestions.append(Suggestion(version.blueprint, version, round(score, 3), sorted(matched)))
     suggestions.sort(key=lambda s: (-s.score, s.blueprint.slug))
     return suggestions[:limit]
+
+
+# --- check results of phases and missions, as the pages show them ---------------------------------------------
+
+OUTCOME_LABELS = {"passed": "Passed", "failed": "Failed", "waived": "Failed, waived", "none": "Not checked yet"}
+
+
+def _decorate_check(check) -> None:
+    import json
+
+    check.state = "passed" if check.passed else ("waived" if check.waived_at else "failed")
+    check.state_label = OUTCOME_LABELS[check.state]
+    evidence = check.evidence
+    check.evidence_text = json.dumps(evidence, indent=2, ensure_ascii=False, default=str) if evidence else ""
+
+
+def _latest_round(evaluations, key) -> dict:
+    """Keep, for each group (a phase, or the mission), only the evaluations of its latest round."""
+    latest: dict = {}
+    for check in evaluations:
+        group = key(check)
+        best = latest.get(group)
+        if best is None or check.round > best[0]:
+            latest[group] = (check.round, [check])
+        elif check.round == best[0]:
+            best[1].append(check)
+    return {group: sorted(items, key=lambda c: c.criterion_index) for group, (_, items) in latest.items()}
+
+
+def phases_with_checks(mission) -> list[Phase]:
+    """The mission's phases, each with ``checks``: its exit criteria's latest results, evidence and waivers."""
+    phases = task_selectors.mission_phases(mission)
+    by_phase: dict = {}
+    if phases:
+        evaluations = CheckEvaluation.objects.filter(mission=mission, scope="exit").select_related("waived_by")
+        by_phase = _latest_round(evaluations, key=lambda c: c.phase_id)
+    for phase in phases:
+        phase.checks = by_phase.get(phase.pk, [])
+        for check in phase.checks:
+            _decorate_check(check)
+    return phases
+
+
+def checks_for_missions(mission_ids: list[int], scope: str = "exit") -> dict[int, list]:
+    """Latest check results of several missions (the dashboard's data-quality results), one query."""
+    if not mission_ids:
+        return {}
+    evaluations = (CheckEvaluation.objects.filter(mission_id__in=mission_ids, scope=scope)
+                   .select_related("phase", "waived_by"))
+    latest = _latest_round(evaluations, key=lambda c: (c.mission_id, c.phase_id))
+    grouped: dict[int, list] = {}
+    for (mission_id, _), checks in sorted(latest.items(), key=lambda kv: (kv[0][0], kv[1][0].phase.order
+                                                                         if kv[1][0].phase_id else 0)):
+        for check in checks:
+            _decorate_check(check)
+            grouped.setdefault(mission_id, []).append(check)
+    return grouped
+
+
+def success_state(mission) -> list[dict]:
+    """Each success criterion with the state of its latest check (a plain statement has none)."""
+    latest: dict[int, object] = {}
+    if any(isinstance(c, dict) for c in mission.success_criteria or []):
+        evaluations = CheckEvaluation.objects.filter(mission=mission, scope="success")
+        for check in _latest_round(evaluations, key=lambda c: 0).get(0, []):
+            _decorate_check(check)
+            latest[check.criterion_index] = check
+    items = []
+    for index, criterion in enumerate(mission.success_criteria or []):
+        if isinstance(criterion, dict):
+            text = criterion.get("description") or criterion.get("name") or criterion.get("type") or str(criterion)
+        else:
+            text = str(criterion)
+        check = latest.get(index)
+        items.append({
+            "text": text,
+            "outcome": check.state if check else "",
+            "outcome_label": check.state_label if check else "",
+            "message": check.message if check else "",
+        })
+    return items

@@ -120,61 +120,54 @@ def _export_criterion(item: Any) -> Any:
     return out
 
 
+def _set(doc: dict[str, Any], key: str, value: Any, *, unless: Any = None) -> None:
+    """Put ``value`` in the exported document unless it is empty or the default (``unless``)."""
+    if value and value != unless:
+        doc[key] = value
+
+
+def _export_parameter(p: dict[str, Any]) -> dict[str, Any]:
+    item: dict[str, Any] = {"name": p["name"], "type": p["type"]}
+    if "default" in p:
+        item["default"] = p["default"]
+    _set(item, "help", p.get("help"))
+    if p.get("required", "default" not in p) != ("default" not in p):
+        item["required"] = p["required"]
+    _set(item, "purpose", p.get("purpose"))
+    return item
+
+
+def _export_action(a: ActionTemplate) -> dict[str, Any]:
+    action: dict[str, Any] = {"key": a.key, "title": a.title}
+    _set(action, "description", a.description)
+    action["owner"] = a.owner
+    _set(action, "depends_on", list(a.depends_on))
+    _set(action, "acceptance_criteria", [_export_criterion(c) for c in a.acceptance_criteria])
+    _set(action, "config", a.config)
+    _set(action, "timeout", a.timeout_seconds, unless=DEFAULT_TIMEOUT_SECONDS)
+    _set(action, "max_attempts", a.max_attempts, unless=DEFAULT_MAX_ATTEMPTS)
+    return action
+
+
+def _export_phase(phase: PhaseTemplate) -> dict[str, Any]:
+    item: dict[str, Any] = {"name": phase.name}
+    _set(item, "description", phase.description)
+    item["actions"] = [_export_action(a) for a in phase.actions.all()]
+    _set(item, "exit_criteria", [_export_criterion(c) for c in phase.exit_criteria])
+    return item
+
+
 def blueprint_document(*, blueprint_version: BlueprintVersion) -> dict[str, Any]:
     """The version as a blueprint document, built from the stored rows, defaults left out."""
     v = blueprint_version
     doc: dict[str, Any] = {"slug": v.blueprint.slug, "name": v.name, "version": v.number}
-    if v.description:
-        doc["description"] = v.description
-    if v.tags:
-        doc["tags"] = list(v.tags)
-    if v.parameters:
-        params = []
-        for p in v.parameters:
-            item: dict[str, Any] = {"name": p["name"], "type": p["type"]}
-            if "default" in p:
-                item["default"] = p["default"]
-            if p.get("help"):
-                item["help"] = p["help"]
-            if p.get("required", "default" not in p) != ("default" not in p):
-                item["required"] = p["required"]
-            if p.get("purpose"):
-                item["purpose"] = p["purpose"]
-            params.append(item)
-        doc["parameters"] = params
-    if v.objective:
-        doc["objective"] = v.objective
-    if v.scope:
-        doc["scope"] = v.scope
-    if v.success_criteria:
-        doc["success_criteria"] = [_export_criterion(c) for c in v.success_criteria]
-    phases = []
-    for phase in v.phases.prefetch_related("actions").order_by("order"):
-        item = {"name": phase.name}
-        if phase.description:
-            item["description"] = phase.description
-        actions = []
-        for a in phase.actions.all():
-            action: dict[str, Any] = {"key": a.key, "title": a.title}
-            if a.description:
-                action["description"] = a.description
-            action["owner"] = a.owner
-            if a.depends_on:
-                action["depends_on"] = list(a.depends_on)
-            if a.acceptance_criteria:
-                action["acceptance_criteria"] = [_export_criterion(c) for c in a.acceptance_criteria]
-            if a.config:
-                action["config"] = a.config
-            if a.timeout_seconds != DEFAULT_TIMEOUT_SECONDS:
-                action["timeout"] = a.timeout_seconds
-            if a.max_attempts != DEFAULT_MAX_ATTEMPTS:
-                action["max_attempts"] = a.max_attempts
-            actions.append(action)
-        item["actions"] = actions
-        if phase.exit_criteria:
-            item["exit_criteria"] = [_export_criterion(c) for c in phase.exit_criteria]
-        phases.append(item)
-    doc["phases"] = phases
+    _set(doc, "description", v.description)
+    _set(doc, "tags", list(v.tags))
+    _set(doc, "parameters", [_export_parameter(p) for p in v.parameters])
+    _set(doc, "objective", v.objective)
+    _set(doc, "scope", v.scope)
+    _set(doc, "success_criteria", [_export_criterion(c) for c in v.success_criteria])
+    doc["phases"] = [_export_phase(phase) for phase in v.phases.prefetch_related("actions").order_by("order")]
     return doc
 
 
@@ -204,59 +197,80 @@ _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off"}
 
 
+def _as_text(name: str, field: str, value: Any) -> str:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise DomainError(f"Parameter {name} must be text.", field=field)
+    return str(value)
+
+
+def _as_integer(name: str, field: str, value: Any) -> int:
+    try:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+        return int(value)
+    except (TypeError, ValueError):
+        raise DomainError(f"Parameter {name} must be a whole number, not {value!r}.", field=field) from None
+
+
+def _as_number(name: str, field: str, value: Any) -> int | float:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DomainError(f"Parameter {name} must be a number, not {value!r}.", field=field) from None
+    return int(number) if number.is_integer() and not (isinstance(value, str) and "." in value) else number
+
+
+def _as_boolean(name: str, field: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() in _TRUE:
+        return True
+    if str(value).strip().lower() in _FALSE:
+        return False
+    raise DomainError(f"Parameter {name} must be yes or no (true/false), not {value!r}.", field=field)
+
+
+def _as_list(name: str, field: str, value: Any) -> list:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = loads_json(text)
+            except json.JSONDecodeError:
+                raise DomainError(f"Parameter {name}: {text!r} is not a JSON list.", field=field) from None
+        else:
+            value = [part.strip() for part in text.split(",") if part.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str | int | float) for v in value):
+        raise DomainError(f"Parameter {name} must be a list of values.", field=field)
+    return value
+
+
+def _as_connection(name: str, field: str, value: Any) -> str:
+    if isinstance(value, Connection):
+        return value.name
+    if not isinstance(value, str) or not Connection.objects.filter(name=value).exists():
+        known = ", ".join(Connection.objects.order_by("name").values_list("name", flat=True)) or "none"
+        raise DomainError(f"Parameter {name}: no connection is named {value!r} (connections: {known}).",
+                          field=field)
+    return value
+
+
+_COERCE = {
+    ParamType.STRING: _as_text, ParamType.TEXT: _as_text, ParamType.INTEGER: _as_integer,
+    ParamType.NUMBER: _as_number, ParamType.BOOLEAN: _as_boolean, ParamType.LIST: _as_list,
+    ParamType.CONNECTION: _as_connection,
+}
+
+
 def _coerce(param: dict[str, Any], value: Any) -> Any:
     """A given parameter value in its declared type (text from a form or the command line is converted)."""
     ptype, name = param["type"], param["name"]
-    field = f"params.{name}"
-    if ptype in (ParamType.STRING, ParamType.TEXT):
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise DomainError(f"Parameter {name} must be text.", field=field)
-        return str(value)
-    if ptype == ParamType.INTEGER:
-        try:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        except (TypeError, ValueError):
-            raise DomainError(f"Parameter {name} must be a whole number, not {value!r}.", field=field) from None
-    if ptype == ParamType.NUMBER:
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            number = float(value)
-        except (TypeError, ValueError):
-            raise DomainError(f"Parameter {name} must be a number, not {value!r}.", field=field) from None
-        return int(number) if number.is_integer() and not (isinstance(value, str) and "." in value) else number
-    if ptype == ParamType.BOOLEAN:
-        if isinstance(value, bool):
-            return value
-        if str(value).strip().lower() in _TRUE:
-            return True
-        if str(value).strip().lower() in _FALSE:
-            return False
-        raise DomainError(f"Parameter {name} must be yes or no (true/false), not {value!r}.", field=field)
-    if ptype == ParamType.LIST:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                try:
-                    value = loads_json(text)
-                except json.JSONDecodeError:
-                    raise DomainError(f"Parameter {name}: {text!r} is not a JSON list.", field=field) from None
-            else:
-                value = [part.strip() for part in text.split(",") if part.strip()]
-        if not isinstance(value, list) or not all(isinstance(v, str | int | float) for v in value):
-            raise DomainError(f"Parameter {name} must be a list of values.", field=field)
-        return value
-    if ptype == ParamType.CONNECTION:
-        if isinstance(value, Connection):
-            return value.name
-        if not isinstance(value, str) or not Connection.objects.filter(name=value).exists():
-            known = ", ".join(Connection.objects.order_by("name").values_list("name", flat=True)) or "none"
-            raise DomainError(f"Parameter {name}: no connection is named {value!r} (connections: {known}).",
-                              field=field)
-        return value
-    raise DomainError(f"Parameter {name} has an unknown type {ptype!r}.", field=field)  # pragma: no cover
+    coerce = _COERCE.get(ptype)
+    if coerce is None:  # pragma: no cover - the blueprint's schema allows only the types above
+        raise DomainError(f"Parameter {name} has an unknown type {ptype!r}.", field=f"params.{name}")
+    return coerce(name, f"params.{name}", value)
 
 
 def resolve_params(*, version: BlueprintVersion, params: dict[str, Any] | None) -> dict[str, Any]:

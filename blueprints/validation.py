@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 from blueprints.choices import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, ROLE_OWNERS, ParamType
 from genesis.documents import DocumentInvalid, Path, format_path, json_type, load_yaml, schema_problems
 from genesis.exceptions import DomainError
+from genesis.graphs import loops
 
 # --- the file format ------------------------------------------------------------------------------------
 
@@ -323,36 +324,18 @@ def _check_criterion(criterion: Any, path: Path, samples: dict[str, Any], keys: 
                 out.add(where, f"no action has key {key!r}")
 
 
-def _find_cycles(edges: dict[str, list[str]]) -> list[tuple[str, str, list[str]]]:
-    """Each loop once, as (action, the dependency that closes it, the loop's keys along 'depends on')."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-    found: list[tuple[str, str, list[str]]] = []
-
-    def visit(node: str) -> None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in edges.get(node, []):
-            if nxt not in edges:
-                continue
-            if state.get(nxt) == 1:
-                loop = stack[stack.index(nxt):] + [nxt]
-                found.append((node, nxt, loop))
-            elif nxt not in state:
-                visit(nxt)
-        stack.pop()
-        state[node] = 2
-
-    for node in edges:
-        if node not in state:
-            visit(node)
-    return found
+def _actions(data: dict[str, Any]):
+    """Every (phase index, action index, action) of the document that is a mapping."""
+    for p, phase in _items(data.get("phases")):
+        if isinstance(phase, dict):
+            for a, action in _items(phase.get("actions")):
+                if isinstance(action, dict):
+                    yield p, a, action
 
 
-def _semantic_errors(data: dict[str, Any], out: _Collector) -> None:
-    from agents import registry
-
-    # parameters
+def _check_parameters(data: dict[str, Any], out: _Collector) -> dict[str, Any]:
+    """Unique names, defaults of the declared type, purposes only on connections; returns a sample value for each
+    parameter, to check the criteria with their placeholders filled in."""
     declared: dict[str, dict[str, Any]] = {}
     for i, param in _items(data.get("parameters")):
         if not isinstance(param, dict) or not isinstance(param.get("name"), str):
@@ -369,86 +352,97 @@ def _semantic_errors(data: dict[str, Any], out: _Collector) -> None:
                     f"wrong type: parameter {name!r} is a {ptype}, the default is a {json_type(param['default'])}")
         if param.get("purpose") and ptype != ParamType.CONNECTION:
             out.add(["parameters", i, "purpose"], "only a connection parameter has a purpose")
-    samples = {
+    body = {k: v for k, v in data.items() if k != "parameters"}
+    _check_placeholders(body, [], set(declared), out)
+    return {
         name: p["default"] if p.get("type") in ParamType.values and p.get("default") is not None
         and value_fits(p["type"], p["default"]) else _SAMPLES.get(p.get("type"), "sample")
         for name, p in declared.items()
     }
-    body = {k: v for k, v in data.items() if k != "parameters"}
-    _check_placeholders(body, [], set(declared), out)
 
-    # actions: unique keys, owners
-    where: dict[str, tuple[int, Path]] = {}  # key -> (phase index, path of its key)
-    edges: dict[str, list[str]] = {}
-    dep_paths: dict[tuple[str, str], Path] = {}
+
+def _check_actions(data: dict[str, Any], out: _Collector) -> dict[str, tuple[int, Path]]:
+    """Unique keys and known owners; returns each key's phase index and the path of its key."""
+    from agents import registry
+
+    where: dict[str, tuple[int, Path]] = {}
     roles_and_kinds = None
-    for p, phase in _items(data.get("phases")):
-        if not isinstance(phase, dict):
-            continue
-        for a, action in _items(phase.get("actions")):
-            if not isinstance(action, dict):
-                continue
-            path: Path = ["phases", p, "actions", a]
-            key = action.get("key")
-            if isinstance(key, str):
-                if key in where:
-                    out.add(path + ["key"], f"duplicate action key {key!r} (first at {format_path(where[key][1])})")
-                else:
-                    where[key] = (p, path + ["key"])
-                    edges[key] = []
-            owner = action.get("owner")
-            if isinstance(owner, str) and owner not in ROLE_OWNERS and not registry.is_registered(owner):
-                if roles_and_kinds is None:
-                    roles_and_kinds = ", ".join(sorted(registry.kinds()))
-                out.add(path + ["owner"], f"unknown agent kind {owner!r} (agent kinds: {roles_and_kinds}; "
-                                          f"roles: {', '.join(sorted(ROLE_OWNERS))})")
-    keys = set(where)
+    for p, a, action in _actions(data):
+        path: Path = ["phases", p, "actions", a]
+        key = action.get("key")
+        if isinstance(key, str):
+            if key in where:
+                out.add(path + ["key"], f"duplicate action key {key!r} (first at {format_path(where[key][1])})")
+            else:
+                where[key] = (p, path + ["key"])
+        owner = action.get("owner")
+        if isinstance(owner, str) and owner not in ROLE_OWNERS and not registry.is_registered(owner):
+            roles_and_kinds = roles_and_kinds or ", ".join(sorted(registry.kinds()))
+            out.add(path + ["owner"], f"unknown agent kind {owner!r} (agent kinds: {roles_and_kinds}; "
+                                      f"roles: {', '.join(sorted(ROLE_OWNERS))})")
+    return where
 
-    # dependencies
-    for p, phase in _items(data.get("phases")):
-        if not isinstance(phase, dict):
-            continue
-        for a, action in _items(phase.get("actions")):
-            if not isinstance(action, dict) or not isinstance(action.get("key"), str):
-                continue
-            key = action["key"]
-            listed: set[str] = set()
-            for d, dep in _items(action.get("depends_on")):
-                path = ["phases", p, "actions", a, "depends_on", d]
-                if not isinstance(dep, str):
-                    continue
-                if dep in listed:
-                    out.add(path, f"{dep!r} is listed twice")
-                    continue
-                listed.add(dep)
-                if dep == key:
-                    out.add(path, "an action cannot depend on itself")
-                elif dep not in where:
-                    out.add(path, f"depends on {dep!r}, which is no action of this blueprint")
-                elif where[dep][0] > p:
-                    later = data["phases"][where[dep][0]]
-                    out.add(path, f"depends on {dep!r} of a later phase ({later.get('name')!r}); an action may "
-                                  "only wait for actions of its own or earlier phases")
-                elif where.get(key, (None, path))[1] == ["phases", p, "actions", a, "key"]:
-                    edges[key].append(dep)
-                    dep_paths[(key, dep)] = path
-    for node, dep, loop in _find_cycles(edges):
-        out.add(dep_paths[(node, dep)], f"dependency cycle: {' → '.join(loop)}")
 
-    # criteria
-    for p, phase in _items(data.get("phases")):
-        if not isinstance(phase, dict):
+def _dependency_problem(data: dict[str, Any], where: dict[str, tuple[int, Path]], key: str, dep: str,
+                        p: int) -> str | None:
+    if dep == key:
+        return "an action cannot depend on itself"
+    if dep not in where:
+        return f"depends on {dep!r}, which is no action of this blueprint"
+    if where[dep][0] > p:
+        later = data["phases"][where[dep][0]]
+        return (f"depends on {dep!r} of a later phase ({later.get('name')!r}); an action may only wait for actions "
+                "of its own or earlier phases")
+    return None
+
+
+def _check_dependencies(data: dict[str, Any], where: dict[str, tuple[int, Path]], out: _Collector) -> None:
+    """Each dependency names an earlier-or-same-phase action once, and none closes a loop."""
+    edges: dict[str, list[str]] = {key: [] for key in where}
+    dep_paths: dict[tuple[str, str], Path] = {}
+    for p, a, action in _actions(data):
+        key = action.get("key")
+        if not isinstance(key, str):
             continue
-        for c, criterion in _items(phase.get("exit_criteria")):
-            _check_criterion(criterion, ["phases", p, "exit_criteria", c], samples, keys, out)
-        for a, action in _items(phase.get("actions")):
-            if not isinstance(action, dict):
+        listed: set[str] = set()
+        for d, dep in _items(action.get("depends_on")):
+            path = ["phases", p, "actions", a, "depends_on", d]
+            if not isinstance(dep, str):
                 continue
-            for c, criterion in _items(action.get("acceptance_criteria")):
-                _check_criterion(criterion, ["phases", p, "actions", a, "acceptance_criteria", c], samples, keys,
-                                 out, own_key=action.get("key") if isinstance(action.get("key"), str) else None)
+            if dep in listed:
+                out.add(path, f"{dep!r} is listed twice")
+                continue
+            listed.add(dep)
+            problem = _dependency_problem(data, where, key, dep, p)
+            if problem:
+                out.add(path, problem)
+            elif where.get(key, (None, path))[1] == ["phases", p, "actions", a, "key"]:
+                edges[key].append(dep)
+                dep_paths[(key, dep)] = path
+    for loop in loops(edges):
+        out.add(dep_paths[(loop[-2], loop[0])], f"dependency cycle: {' → '.join(loop)}")
+
+
+def _check_criteria(data: dict[str, Any], samples: dict[str, Any], keys: set[str], out: _Collector) -> None:
+    for p, phase in _items(data.get("phases")):
+        if isinstance(phase, dict):
+            for c, criterion in _items(phase.get("exit_criteria")):
+                _check_criterion(criterion, ["phases", p, "exit_criteria", c], samples, keys, out)
+    for p, a, action in _actions(data):
+        own_key = action.get("key") if isinstance(action.get("key"), str) else None
+        for c, criterion in _items(action.get("acceptance_criteria")):
+            _check_criterion(criterion, ["phases", p, "actions", a, "acceptance_criteria", c], samples, keys, out,
+                             own_key=own_key)
     for c, criterion in _items(data.get("success_criteria")):
         _check_criterion(criterion, ["success_criteria", c], samples, keys, out)
+
+
+def _semantic_errors(data: dict[str, Any], out: _Collector) -> None:
+    """What the schema cannot say: parameters, action keys and owners, dependencies and loops, check params."""
+    samples = _check_parameters(data, out)
+    where = _check_actions(data, out)
+    _check_dependencies(data, where, out)
+    _check_criteria(data, samples, set(where), out)
 
 
 def validate_document(data: Any, filename: str) -> dict[str, Any]:

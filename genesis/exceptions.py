@@ -12,6 +12,15 @@ class DomainError(Exception):
         self.field = field
         self.code = code
 
+    @classmethod
+    def from_validation(cls, error) -> DomainError:
+        """A model's ``ValidationError`` (from ``full_clean``) as a refusal naming its first field."""
+        if hasattr(error, "error_dict"):
+            field, errors = next(iter(error.error_dict.items()))
+            text = " ".join(message for e in errors for message in e.messages)
+            return cls(f"{field}: {text}", field=field if field != "__all__" else None)
+        return cls(" ".join(error.messages))
+
 
 class InvalidTransition(DomainError):
     """A status change that the entity's transition table does not allow."""

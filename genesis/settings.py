@@ -283,6 +283,9 @@ GENESIS_RETRY_BACKOFF_MAX_SECONDS = env_seconds("GENESIS_RETRY_BACKOFF_MAX_SECON
 GENESIS_SWEEP_SECONDS = env_seconds("GENESIS_SWEEP_SECONDS", 5)
 GENESIS_NOTIFY_ATTEMPTS = env_int("GENESIS_NOTIFY_ATTEMPTS", 3)
 GENESIS_NOTIFY_BACKOFF_SECONDS = env_seconds("GENESIS_NOTIFY_BACKOFF_SECONDS", 2)
+GENESIS_WEBHOOK_TIMEOUT = env_seconds("GENESIS_WEBHOOK_TIMEOUT", 10)
+# Where the dbt projects generated for missions (and their builds' artifacts) live.
+GENESIS_DBT_DIR = Path(env_str("GENESIS_DBT_DIR", str(VAR_DIR / "dbt")))
 
 LOGGING = {
     "version": 1,

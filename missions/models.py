@@ -28,14 +28,21 @@ def validate_email_list(value) -> None:
             raise ValidationError(f"{address!r} is not a valid email address.") from None
 
 
+def restrict_to_visible(queryset: models.QuerySet, user, mission_path: str) -> models.QuerySet:
+    """The one visibility rule, for missions and every row that belongs to one (``mission_path`` leads from the
+    row to its mission's id): staff see all, others what belongs to missions they hold a role in. A semi-join on the
+    user's memberships: no row repeats, no DISTINCT, so counting and paging stay cheap."""
+    if not user.is_authenticated:
+        return queryset.none()
+    if user.is_staff:
+        return queryset
+    return queryset.filter(**{f"{mission_path}__in": Membership.objects.filter(user=user).values("mission_id")})
+
+
 class MissionQuerySet(models.QuerySet):
     def visible_to(self, user) -> MissionQuerySet:
-        """Missions the user may read: staff see all, others those they hold a role in."""
-        if not user.is_authenticated:
-            return self.none()
-        if user.is_staff:
-            return self
-        return self.filter(memberships__user=user).distinct()
+        """Missions the user may read: staff see all, others those they hold a role in (``restrict_to_visible``)."""
+        return restrict_to_visible(self, user, "pk")
 
 
 class Mission(models.Model):

@@ -92,8 +92,7 @@ def mission_save_new(*, mission: Mission, actor: Actor, grantor: Actor | object 
     try:
         mission.full_clean()
     except ValidationError as error:
-        field, errors = next(iter(error.message_dict.items()))
-        raise DomainError(f"{field}: {' '.join(errors)}", field=field) from None
+        raise DomainError.from_validation(error) from None
     mission.save()
     Membership.objects.create(mission=mission, user=mission.owner, role=Role.MISSION_OWNER)
     history_record(
@@ -127,8 +126,7 @@ def mission_update(*, mission: Mission, actor: Actor, **changes: Any) -> Mission
     try:
         locked.full_clean()
     except ValidationError as error:
-        field, errors = next(iter(error.message_dict.items()))
-        raise DomainError(f"{field}: {' '.join(errors)}", field=field) from None
+        raise DomainError.from_validation(error) from None
     locked.save()
     if "owner" in changed:
         _ensure_owner_membership(locked)

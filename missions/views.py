@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from blueprints import selectors as blueprint_selectors
 from blueprints.models import CheckEvaluation
 from genesis.exceptions import DomainError
 from genesis.htmx import go_to, is_fragment
@@ -130,7 +131,7 @@ def mission_cockpit(request: HttpRequest, pk: int) -> HttpResponse:
     for part in COCKPIT_FRAGMENTS:
         context.update(_cockpit_part(request, mission, part))
     board = context["board"]
-    context["success"] = task_selectors.success_state(mission)
+    context["success"] = blueprint_selectors.success_state(mission)
     context["status_choices"] = TaskStatus.choices
     context["graph"] = task_selectors.mission_graph(board, task_selectors.mission_edges(mission))
     return render(request, "missions/cockpit.html", context)
@@ -150,7 +151,7 @@ def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
             "more_decisions": len(approvals) > DECISIONS_SHOWN or len(questions) > DECISIONS_SHOWN,
         }
     if part == "phases":
-        return {"phases": task_selectors.phases_with_checks(mission), "waive_enabled": True}
+        return {"phases": blueprint_selectors.phases_with_checks(mission), "waive_enabled": True}
     if part == "artifacts":
         return {"artifacts": list(task_selectors.mission_artifacts(mission)[:50])}
     if part == "recent-history":
@@ -354,7 +355,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     missions = task_selectors.missions_with_progress(list(selectors.missions_followed(request.user)))
     ids = [m.pk for m in missions]
     phases = task_selectors.phases_for_missions(ids)
-    checks = task_selectors.checks_for_missions(ids)
+    checks = blueprint_selectors.checks_for_missions(ids)
     artifacts = task_selectors.artifacts_for_missions(ids)
     for mission in missions:
         mission.dash_phases = phases.get(mission.pk, [])

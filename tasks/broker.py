@@ -40,7 +40,7 @@ class _IdleSweep:
     _last_sweep = 0.0
 
     def _sweep_if_due(self) -> None:
-        every = float(getattr(settings, "GENESIS_SWEEP_SECONDS", 5.0))
+        every = float(settings.GENESIS_SWEEP_SECONDS)
         if every <= 0 or time.monotonic() - self._last_sweep < every:
             return
         self._last_sweep = time.monotonic()
@@ -55,7 +55,7 @@ class _IdleSweep:
             connections[Conf.ORM].close()
 
     def _wait_time(self) -> float:
-        every = float(getattr(settings, "GENESIS_SWEEP_SECONDS", 5.0))
+        every = float(settings.GENESIS_SWEEP_SECONDS)
         left = every - (time.monotonic() - self._last_sweep) if every > 0 else IDLE_WAIT
         return max(0.01, min(IDLE_WAIT, left))
 

@@ -6,14 +6,13 @@ matches nothing (no "does not exist" answer that would reveal which ids exist)."
 from __future__ import annotations
 
 import django_filters
-from django.apps import apps
 from django.db.models import Q
 
 from genesis.filters import DateTimeRangeFilter, IdFilter
 from history.choices import ActorKind
 from history.models import HistoryEntry
 from tasks.choices import ArtifactKind, PhaseStatus, QuestionStatus, RunStatus, TaskStatus
-from tasks.models import Artifact, Dependency, Phase, Run, Task
+from tasks.models import Artifact, Dependency, Phase, Question, Run, Task
 
 
 class TaskFilterSet(django_filters.FilterSet):
@@ -106,5 +105,5 @@ class QuestionFilterSet(django_filters.FilterSet):
     created = DateTimeRangeFilter(field_name="created_at")
 
     class Meta:
-        model = apps.get_model("tasks", "Question")
+        model = Question
         fields = ["mission", "task", "status", "addressed_to", "created"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable
 
+from genesis.graphs import path_between
 from tasks.models import Dependency, Task
 
 
@@ -17,47 +18,12 @@ def mission_edges(mission_id: int) -> dict[int, list[int]]:
     return edges
 
 
-def find_cycle(
-    edges: dict[int, list[int]], task_id: int, depends_on_id: int
-) -> list[int] | None:
-    """If ``task_id`` depending on ``depends_on_id`` closes a loop, the loop as ids starting at ``task_id``.
-
-    A breadth-first walk from ``depends_on_id`` along "depends on" edges: the edge closes a loop exactly
-    when that walk reaches ``task_id``. The walk visits each node once, so it is linear in the part of the
-    graph reachable from the new edge, never quadratic.
-    """
-    if task_id == depends_on_id:
-        return [task_id, task_id]
-    parent: dict[int, int | None] = {depends_on_id: None}
-    queue = deque([depends_on_id])
-    while queue:
-        node = queue.popleft()
-        for nxt in edges.get(node, ()):
-            if nxt in parent:
-                continue
-            parent[nxt] = node
-            if nxt == task_id:
-                chain = [nxt]
-                step = node
-                while step is not None:
-                    chain.append(step)
-                    step = parent[step]
-                # chain runs task_id <- ... <- depends_on_id; the loop reads task → depends_on → ... → task
-                return [task_id, *reversed(chain[1:]), task_id]
-            queue.append(nxt)
-    return None
-
-
-def descendants(edges: dict[int, list[int]], start: int) -> set[int]:
-    """Every node reachable from ``start`` along ``edges`` (``start`` itself excluded unless on a loop)."""
-    seen: set[int] = set()
-    queue = deque(edges.get(start, ()))
-    while queue:
-        node = queue.popleft()
-        if node not in seen:
-            seen.add(node)
-            queue.extend(edges.get(node, ()))
-    return seen
+def find_cycle(edges: dict[int, list[int]], task_id: int, depends_on_id: int) -> list[int] | None:
+    """If ``task_id`` depending on ``depends_on_id`` closes a loop, the loop as ids starting at ``task_id``: the loop
+    exists exactly when ``task_id`` is reachable from ``depends_on_id`` (one walk over the part of the graph reachable
+    from the new edge, never the whole mission)."""
+    path = path_between(edges, depends_on_id, task_id)
+    return None if path is None else [task_id, *path]
 
 
 def cycle_keys(path_ids: Iterable[int]) -> list[str]:

@@ -69,7 +69,7 @@ def deliver(notification: Notification) -> None:
     )
     if not notification.target.startswith(("http://", "https://")):
         raise ValueError("The webhook URL must be http(s).")
-    with urllib.request.urlopen(request, timeout=getattr(settings, "GENESIS_WEBHOOK_TIMEOUT", 10)) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=settings.GENESIS_WEBHOOK_TIMEOUT) as response:  # noqa: S310
         if response.status >= 300:
             raise OSError(f"webhook answered HTTP {response.status}")
 
@@ -78,8 +78,8 @@ def send_with_retries(notification: Notification) -> bool:
     """Try up to GENESIS_NOTIFY_ATTEMPTS times with growing pauses; every attempt's result is recorded."""
     from tasks.services import notification_transition
 
-    attempts = int(getattr(settings, "GENESIS_NOTIFY_ATTEMPTS", 3))
-    pause = float(getattr(settings, "GENESIS_NOTIFY_BACKOFF_SECONDS", 2.0))
+    attempts = int(settings.GENESIS_NOTIFY_ATTEMPTS)
+    pause = float(settings.GENESIS_NOTIFY_BACKOFF_SECONDS)
     for attempt in range(1, attempts + 1):
         try:
             deliver(notification)

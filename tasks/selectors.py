@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from django.apps import apps
 from django.db.models import Count, Q, QuerySet
 
 from history.models import HistoryEntry
 from missions.models import Mission
 from tasks.choices import TASK_FINISHED, TaskStatus
-from tasks.models import Artifact, Dependency, Phase, Run, Task
+from tasks.models import Artifact, Dependency, Phase, Question, Run, Task
 
 T = TaskStatus
 
@@ -41,14 +40,6 @@ HISTORY_KINDS: list[tuple[str, str]] = [
 ]
 # Events that make up a replay: what ran and what people decided, in order.
 REPLAY_PREFIXES = ("run.", "task.", "question.", "phase.", "mission.", "check.")
-
-
-def question_model():
-    """The engine's Question model, when the engine is installed (it lands with issue 5)."""
-    try:
-        return apps.get_model("tasks", "Question")
-    except LookupError:
-        return None
 
 
 class BoardTask:
@@ -195,10 +186,7 @@ def artifacts_of_runs(run_ids: list[int]) -> dict[int, list[Artifact]]:
 
 def open_questions(*, mission=None, user=None, limit: int | None = None) -> list:
     """Open questions of a mission, or addressed to a user, with their task and mission."""
-    question = question_model()
-    if question is None:
-        return []
-    qs = question.objects.filter(status="open").select_related("task", "mission", "addressed_to")
+    qs = Question.objects.filter(status="open").select_related("task", "mission", "addressed_to")
     if mission is not None:
         qs = qs.filter(mission=mission)
     if user is not None:
@@ -262,97 +250,6 @@ def phases_for_missions(mission_ids: list[int]) -> dict[int, list[Phase]]:
     for phase in Phase.objects.filter(mission_id__in=mission_ids).order_by("mission_id", "order"):
         grouped.setdefault(phase.mission_id, []).append(phase)
     return grouped
-
-
-# --- check results (stored by the blueprints app's check registry, read here through the app registry so that
-# ``tasks`` does not import ``blueprints``) -------------------------------------------------------------------
-
-OUTCOME_LABELS = {"passed": "Passed", "failed": "Failed", "waived": "Failed, waived", "none": "Not checked yet"}
-
-
-def check_model():
-    try:
-        return apps.get_model("blueprints", "CheckEvaluation")
-    except LookupError:
-        return None
-
-
-def _decorate_check(check) -> None:
-    import json
-
-    check.state = "passed" if check.passed else ("waived" if check.waived_at else "failed")
-    check.state_label = OUTCOME_LABELS[check.state]
-    evidence = check.evidence
-    check.evidence_text = json.dumps(evidence, indent=2, ensure_ascii=False, default=str) if evidence else ""
-
-
-def _latest_round(evaluations, key) -> dict:
-    """Keep, for each group (a phase, or the mission), only the evaluations of its latest round."""
-    latest: dict = {}
-    for check in evaluations:
-        group = key(check)
-        best = latest.get(group)
-        if best is None or check.round > best[0]:
-            latest[group] = (check.round, [check])
-        elif check.round == best[0]:
-            best[1].append(check)
-    return {group: sorted(items, key=lambda c: c.criterion_index) for group, (_, items) in latest.items()}
-
-
-def phases_with_checks(mission) -> list[Phase]:
-    """The mission's phases, each with ``checks``: its exit criteria's latest results, evidence and waivers."""
-    phases = mission_phases(mission)
-    model = check_model()
-    by_phase: dict = {}
-    if model is not None and phases:
-        evaluations = model.objects.filter(mission=mission, scope="exit").select_related("waived_by")
-        by_phase = _latest_round(evaluations, key=lambda c: c.phase_id)
-    for phase in phases:
-        phase.checks = by_phase.get(phase.pk, [])
-        for check in phase.checks:
-            _decorate_check(check)
-    return phases
-
-
-def checks_for_missions(mission_ids: list[int], scope: str = "exit") -> dict[int, list]:
-    """Latest check results of several missions (the dashboard's data-quality results), one query."""
-    model = check_model()
-    if model is None or not mission_ids:
-        return {}
-    evaluations = model.objects.filter(mission_id__in=mission_ids, scope=scope).select_related("phase", "waived_by")
-    latest = _latest_round(evaluations, key=lambda c: (c.mission_id, c.phase_id))
-    grouped: dict[int, list] = {}
-    for (mission_id, _), checks in sorted(latest.items(), key=lambda kv: (kv[0][0], kv[1][0].phase.order
-                                                                         if kv[1][0].phase_id else 0)):
-        for check in checks:
-            _decorate_check(check)
-            grouped.setdefault(mission_id, []).append(check)
-    return grouped
-
-
-def success_state(mission) -> list[dict]:
-    """Each success criterion with the state of its latest check (a plain statement has none)."""
-    model = check_model()
-    latest: dict[int, object] = {}
-    if model is not None and any(isinstance(c, dict) for c in mission.success_criteria or []):
-        evaluations = model.objects.filter(mission=mission, scope="success")
-        for check in _latest_round(evaluations, key=lambda c: 0).get(0, []):
-            _decorate_check(check)
-            latest[check.criterion_index] = check
-    items = []
-    for index, criterion in enumerate(mission.success_criteria or []):
-        if isinstance(criterion, dict):
-            text = criterion.get("description") or criterion.get("name") or criterion.get("type") or str(criterion)
-        else:
-            text = str(criterion)
-        check = latest.get(index)
-        items.append({
-            "text": text,
-            "outcome": check.state if check else "",
-            "outcome_label": check.state_label if check else "",
-            "message": check.message if check else "",
-        })
-    return items
 
 
 def row_counts_chart(artifact, *, width: int = 560, height: int = 140) -> list[dict]:

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from genesis import fastsql
 from genesis.exceptions import DependencyCycle, DomainError, InvalidTransition
+from genesis.graphs import reachable
 from genesis.uploads import display_name, sha256_of, validate_upload_size
 from history.models import HistoryEntry
 from history.services import Actor, actor_fields, history_add, history_record
@@ -30,7 +31,7 @@ from tasks.choices import (
     RunStatus,
     TaskStatus,
 )
-from tasks.graph import cycle_keys, descendants, find_cycle, mission_edges
+from tasks.graph import cycle_keys, find_cycle, mission_edges
 from tasks.models import Artifact, Dependency, Notification, Phase, Question, Run, Task
 
 TASK_EDITABLE_FIELDS = frozenset(
@@ -69,14 +70,6 @@ class _JoinedAtomic:
         return False
 
 
-def _validation_to_domain(error: ValidationError) -> DomainError:
-    if hasattr(error, "error_dict"):
-        field, errors = next(iter(error.error_dict.items()))
-        text = " ".join(message for e in errors for message in e.messages)
-        return DomainError(f"{field}: {text}", field=field if field != "__all__" else None)
-    return DomainError(" ".join(error.messages))
-
-
 # --- tasks -------------------------------------------------------------------------------------------
 
 
@@ -100,7 +93,7 @@ def task_create(
     try:
         task.full_clean()
     except ValidationError as error:
-        raise _validation_to_domain(error) from None
+        raise DomainError.from_validation(error) from None
     task.save()
     task_record_created(task=task, actor=actor)
     return task
@@ -141,7 +134,7 @@ def task_update(*, task: Task, actor: Actor, **changes: Any) -> Task:
     try:
         locked.full_clean()
     except ValidationError as error:
-        raise _validation_to_domain(error) from None
+        raise DomainError.from_validation(error) from None
     locked.save()
     task_record_edit(task=locked, actor=actor, changed_fields=changed)
     return locked
@@ -451,7 +444,7 @@ def artifact_create(
     try:
         artifact.full_clean(exclude=["file"])
     except ValidationError as error:
-        raise _validation_to_domain(error) from None
+        raise DomainError.from_validation(error) from None
     if file is not None:
         artifact.file.save(getattr(file, "name", None) or name, file, save=False)
         # If the row is not stored after all, the file must not linger on disk.
@@ -573,7 +566,7 @@ def tasks_reopen_downstream(*, task: Task, actor: Actor, reason: str) -> list[st
         "task_id", "depends_on_id"
     ):
         children.setdefault(parent, []).append(child)
-    seen = descendants(children, task.pk)
+    seen = reachable(children, task.pk)
     reopened = []
     for child in Task.objects.select_for_update().filter(pk__in=seen).order_by("position", "id"):
         if child.status == TaskStatus.PENDING:

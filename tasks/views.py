@@ -21,7 +21,7 @@ from missions.permissions import can_act_on_task, can_view
 from missions.views import page_login_required
 from tasks import selectors
 from tasks.forms import AnswerForm, RejectForm
-from tasks.models import Artifact, Run, Task
+from tasks.models import Artifact, Question, Run, Task
 from tasks.previews import artifact_preview
 from workflows import tasks as task_workflows
 
@@ -134,11 +134,8 @@ def task_retry(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _question_for(request: HttpRequest, pk: int):
-    model = selectors.question_model()
-    if model is None:
-        raise Http404
     return get_object_or_404(
-        model.objects.select_related("task__mission", "mission", "addressed_to").filter(
+        Question.objects.select_related("task__mission", "mission", "addressed_to").filter(
             mission__in=Mission.objects.visible_to(request.user)
         ),
         pk=pk,

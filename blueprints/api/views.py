@@ -32,9 +32,9 @@ from genesis.api.parsers import FormParser, JSONParser, MultiPartParser
 from genesis.api.permissions import RolePermission
 from genesis.filters import IdFilter, StrictBooleanFilter
 from missions.api.serializers import MissionSerializer
+from missions.models import restrict_to_visible
 from missions.permissions import can_create_missions
 from missions.selectors import roles_map
-from tasks.api.selectors import restrict_to_visible
 from tasks.selectors import missions_with_progress
 from workflows import checks as check_workflows
 from workflows import missions as mission_workflows

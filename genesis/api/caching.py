@@ -33,7 +33,7 @@ def history_version() -> int:
 
 
 def _lifetime() -> int:
-    return int(getattr(settings, "GENESIS_API_LIST_CACHE_SECONDS", 5))
+    return int(settings.GENESIS_API_LIST_CACHE_SECONDS)
 
 
 class CachedListMixin:

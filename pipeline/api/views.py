@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet, ReadOnlyModelViewSet
 
 from genesis.api.permissions import RolePermission, require
+from missions.models import restrict_to_visible
 from pipeline import selectors, services
 from pipeline.api.serializers import (
     EnvironmentBuildSerializer,
@@ -21,7 +22,6 @@ from pipeline.api.serializers import (
 from pipeline.dbt import services as dbt_services
 from pipeline.filtersets import EnvironmentFilterSet, MappingSpecVersionFilterSet
 from pipeline.models import Environment, MappingSpecVersion
-from tasks.api.selectors import restrict_to_visible
 from workflows.environments import environment_build
 
 

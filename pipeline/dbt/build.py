@@ -42,7 +42,7 @@ class BuildPlan:
 
 
 def dbt_root() -> Path:
-    return Path(getattr(settings, "GENESIS_DBT_DIR", settings.VAR_DIR / "dbt"))
+    return Path(settings.GENESIS_DBT_DIR)
 
 
 def _connection(name: str | None, connections: dict, fallback, what: str):

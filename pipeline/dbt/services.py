@@ -9,6 +9,7 @@ from agents.models import Connection
 from genesis.exceptions import DomainError
 from history.services import Actor, history_record
 from missions.choices import Role
+from missions.permissions import role_of
 from pipeline.models import Environment
 
 REFRESH_FUNC = "pipeline.jobs.refresh_mission"
@@ -20,10 +21,7 @@ def _require_role(*, mission, actor, roles: set[str], action: str) -> None:
         return  # the system (a job, the engine)
     if getattr(actor, "is_staff", False):
         return
-    from missions.models import Membership
-
-    role = Membership.objects.filter(mission=mission, user=actor).values_list("role", flat=True).first()
-    if role not in roles:
+    if role_of(actor, mission) not in roles:
         raise DomainError(f"{actor} may not {action} on “{mission}”: it needs the role "
                           f"{' or '.join(sorted(roles))}.", code="permission_denied")
 

@@ -3,21 +3,11 @@ fetches the related rows its serializer reads, so a page costs the same number o
 
 from __future__ import annotations
 
-from django.apps import apps
 from django.db.models import Prefetch, QuerySet
 
 from history.models import HistoryEntry
-from missions.models import Membership
-from tasks.models import Artifact, Dependency, Phase, Run, Task
-
-
-def restrict_to_visible(queryset: QuerySet, user, mission_path: str) -> QuerySet:
-    if not user.is_authenticated:
-        return queryset.none()
-    if user.is_staff:
-        return queryset
-    # A semi-join on the caller's memberships: no row repeats, no DISTINCT needed.
-    return queryset.filter(**{f"{mission_path}__in": Membership.objects.filter(user=user).values("mission_id")})
+from missions.models import restrict_to_visible
+from tasks.models import Artifact, Dependency, Phase, Question, Run, Task
 
 
 def tasks_visible(user) -> QuerySet[Task]:
@@ -50,6 +40,5 @@ def phases_visible(user) -> QuerySet[Phase]:
 
 
 def questions_visible(user) -> QuerySet:
-    question = apps.get_model("tasks", "Question")
-    queryset = question.objects.select_related("task", "addressed_to", "answered_by")
+    queryset = Question.objects.select_related("task", "addressed_to", "answered_by")
     return restrict_to_visible(queryset, user, "mission")
