@@ -34,7 +34,7 @@ PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
 MISSIONS, TASKS_PER_MISSION, APPROVAL_MISSIONS = 1000, 100, 200
 TOKEN = "bench0api0token0000000000000000000000000"  # noqa: S105 (a throw-away bench database)
-SECTION = "## REST API (issue 8)"
+SECTION = "## REST API"
 
 
 def env(cache_seconds: int = 5) -> dict[str, str]:

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTION = "## Execution engine (issue 5)"
+SECTION = "## Execution engine"
 PG = "postgres://postgres@127.0.0.1:5432"
 BENCH_DB = "genesis_bench_engine"
 REDIS = "redis://127.0.0.1:6379/7"

@@ -108,7 +108,7 @@ def run_size(claims: int, seed: int) -> dict:
 
 
 def markdown(results: list[dict]) -> str:
-    lines = [START, "## Pipeline: the Healthcare Data Pipeline mission headless (issue 7)", "",
+    lines = [START, "## Pipeline: the Healthcare Data Pipeline mission headless", "",
              f"`python -m bench.pipeline`, {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
              f"Python {platform.python_version()}, SQLite source and target, run on {time.strftime('%Y-%m-%d')}; "
              "the 1-minute load average at the start and end of each size is shown (other work on the two cores "

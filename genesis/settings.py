@@ -173,7 +173,7 @@ CACHES = {
 }
 GENESIS_API_LIST_CACHE_SECONDS = env_int("GENESIS_API_LIST_CACHE_SECONDS", 5)
 
-# REST API (issue 8): token auth first so an anonymous request gets 401 with a WWW-Authenticate header.
+# REST API: token auth first so an anonymous request gets 401 with a WWW-Authenticate header.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "genesis.api.auth.LoggedTokenAuthentication",

@@ -13,8 +13,8 @@ from genesis.login import LoginView
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="missions:list", permanent=False)),
     path("admin/", admin.site.urls),
-    path("api/", include("genesis.api.urls")),  # REST API (issue 8): /api/v1/, /api/schema/, /api/docs/
-    # Pages (issue 9): sign-in for people (failed attempts limited, genesis/login.py), then missions, cockpit,
+    path("api/", include("genesis.api.urls")),  # REST API: /api/v1/, /api/schema/, /api/docs/
+    # Pages: sign-in for people (failed attempts limited, genesis/login.py), then missions, cockpit,
     # my work, dashboard.
     path("login/", LoginView.as_view(next_page="missions:list"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),

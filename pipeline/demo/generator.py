@@ -1,6 +1,6 @@
 """The healthcare demo's bronze data: deterministic for a seed, realistic enough to map and validate.
 
-The bronze schema is a contract other code and datasets rely on (see issue 6)::
+The bronze schema is a contract other code and datasets rely on (its meaning: docs/spec-file.md)::
 
     PATIENTS(PATIENT_ID, FIRST_NAME, LAST_NAME, BIRTH_DATE 'YYYY-MM-DD', GENDER, ZIP_CODE, INSURANCE_TYPE)
     PROVIDERS(PROVIDER_ID, PROVIDER_NAME, SPECIALTY, NPI, STATE)

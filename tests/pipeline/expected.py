@@ -1,5 +1,5 @@
 """The healthcare targets computed straight from the generated rows, in plain Python, independently of the
-mapping agent's SQL: what each target column means, per issue 6."""
+mapping agent's SQL: what each target column means, per the demo spec file."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The field-mapping agent on generated bronze data: every target column mapped as issue 6 defines it (checked
+"""The field-mapping agent on generated bronze data: every target column mapped as the demo spec file defines it (checked
 column by column and against an independent computation), questions where unsure, answers and feedback used,
 versions with diffs."""
 
@@ -17,7 +17,7 @@ from tests.pipeline.conftest import SPEC_PATH
 
 TARGETS = ["CLAIM_SUMMARY", "PROVIDER_SUMMARY", "PATIENT_SUMMARY"]
 
-# What each target column must come from: (kind, source columns) per the meanings in issue 6. A set means
+# What each target column must come from: (kind, source columns) per the meanings in the demo spec file. A set means
 # either side of an inferred foreign key (the same value on joined rows).
 MEANINGS = {
     "CLAIM_SUMMARY": {

@@ -1,4 +1,4 @@
-"""The healthcare targets written by hand from their meanings in issue 6 (the dbt tests' stand-in for approved
+"""The healthcare targets written by hand from their meanings in the demo spec file (the dbt tests' stand-in for approved
 mapping specs), an independent computation of what they must hold (plain Python over the bronze rows), and an
 AgentContext builder for running agents without the engine."""
 
