@@ -1,4 +1,4 @@
-"""The field-mapping agent on generated bronze data: every target column mapped as the demo spec file defines it (checked
+"""The field-mapping agent on generated bronze data: every target column mapped as its spec defines it (checked
 column by column and against an independent computation), questions where unsure, answers and feedback used,
 versions with diffs."""
 
