@@ -22,55 +22,11 @@ from sqlglot.errors import SqlglotError
 from sqlglot.lineage import lineage as sqlglot_lineage
 
 from pipeline.specfile import band_bounds
+from pipeline.words import tokens
 
 ACCEPT_SCORE = 0.6
 MARGIN = 0.15
 FORMAT = "genesis.mapping-spec/1"
-
-# General abbreviations seen in source systems (not the names of any one dataset).
-ABBREVIATIONS: dict[str, tuple[str, ...]] = {
-    "svc": ("service",), "srv": ("service",), "serv": ("service",), "dt": ("date",), "dte": ("date",),
-    "dx": ("diagnosis",), "diag": ("diagnosis",), "px": ("procedure",), "proc": ("procedure",),
-    "amt": ("amount",), "chg": ("charge",), "chrg": ("charge",), "pd": ("paid",), "pmt": ("payment",),
-    "pt": ("patient",), "pat": ("patient",), "mbr": ("member",), "prov": ("provider",), "prv": ("provider",),
-    "clm": ("claim",), "no": ("number",), "num": ("number",), "nbr": ("number",), "qty": ("quantity",),
-    "cd": ("code",), "desc": ("description",), "dob": ("birth", "date"), "fname": ("first", "name"),
-    "lname": ("last", "name"), "nm": ("name",), "identifier": ("id",), "ident": ("id",), "addr": ("address",),
-    "ins": ("insurance",), "spec": ("specialty",), "stat": ("status",), "sts": ("status",), "typ": ("type",),
-    "tp": ("type",), "yr": ("year",), "mo": ("month",), "mth": ("month",), "ln": ("line",), "dtl": ("detail",),
-    "tot": ("total",), "cnt": ("count",), "dob_dt": ("birth", "date"), "sex": ("gender",), "zip": ("zip",),
-    "postal": ("zip",), "st": ("state",), "bdate": ("birth", "date"), "birthdate": ("birth", "date"),
-}
-STOP_WORDS = frozenset(
-    "a an the of and or for in on at to by its it is be each per one row rows when has have no with from as "
-    "which that this was were given who whose s what where there their them they after before over all any "
-    "same left".split()
-)
-
-
-def _singular(word: str) -> str:
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
-        return word[:-1]
-    return word
-
-
-def tokens(text: str) -> list[str]:
-    """Words of a name or phrase: split on case and punctuation, abbreviations expanded, singular, no stop
-    words and no bare numbers (``DX1`` -> ``["diagnosis"]``, ``SVC_DT`` -> ``["service", "date"]``)."""
-    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", text)
-    spaced = re.sub(r"([A-Za-z])(\d)", r"\1 \2", spaced)
-    words: list[str] = []
-    for raw in re.split(r"[^a-z0-9]+", spaced.lower()):
-        if not raw or raw.isdigit() or raw in STOP_WORDS:
-            continue
-        for word in ABBREVIATIONS.get(raw, (raw,)):
-            word = _singular(word)
-            if word not in words:
-                words.append(word)
-    return words
-
 
 def target_category(sql_type: str) -> str:
     base = re.split(r"[ (]", sql_type.strip().upper())[0]
@@ -219,7 +175,9 @@ class Catalog:
             evidence = [f"name words {col_words} explain {coverage:.0%} of the column name",
                         f"covers {recall:.0%} of the wanted words", f"type fit {fit:.1f}"]
             if exact_name and ref.column.upper() == exact_name.upper():
-                score = max(score, fit)
+                # The same name is strong evidence whatever the type: a type that does not fit is a question of its
+                # own (keep the source's values, or cast them), never a reason to drop the match.
+                score = max(score, fit if fit >= 0.5 else 0.95)
                 evidence.insert(0, "same name")
             results.append(Candidate(ref, round(score, 4), evidence))
         results.sort(key=lambda c: (-c.score, c.ref.table, c.ref.column))
@@ -294,6 +252,8 @@ class ColumnPlan:
     candidates: list[dict[str, Any]] = field(default_factory=list)
     decided_by: str = "agent"
     citations: list[dict[str, Any]] = field(default_factory=list)
+    # Casts a person chose for values of another type: the dry run refuses one that would lose any value.
+    casts: list[dict[str, str]] = field(default_factory=list)
 
 
 class TargetMapper:
@@ -532,6 +492,8 @@ class TargetMapper:
             observed = self.catalog.info(ref)["observed_type"]
             if want in {"date", "datetime"} and observed in {"date", "datetime"}:
                 plan.transformation = f"copied as is (ISO {observed} text, cast to {plan.target_type} on load)"
+            if type_fit(want, observed) < 0.5:
+                self._type_decision(plan, ref, want, observed)
             return
         handler = getattr(self, f"_rule_{kind}")
         handler(plan, rule[kind], want)
@@ -543,6 +505,35 @@ class TargetMapper:
         if "round" in rule:
             plan.expression = f"ROUND(CAST({plan.expression} AS NUMERIC), {int(rule['round'])})"
             plan.transformation += f", rounded to {rule['round']} decimals"
+
+    def _type_decision(self, plan: ColumnPlan, ref: Ref, want: str, observed: str) -> None:
+        """The source column holds values of another type than the spec declares: a person says whether to keep
+        them as they are (the target column takes the source's type) or to cast them (refused later if the cast
+        would lose a value). Never decided by the agent, never a reason to drop the column."""
+        key = f"{plan.name.upper()}.TYPE"
+        kept_type = {"text": "TEXT", "integer": "INTEGER", "real": "NUMERIC", "date": "DATE",
+                     "datetime": "TIMESTAMP", "boolean": "BOOLEAN"}.get(observed, "TEXT")
+        keep, cast = f"keep {kept_type}", f"cast to {plan.target_type}"
+        answer = next((source[key] for source in (self.overrides, self.feedback, self.answers) if key in source), None)
+        if answer is None:
+            samples = ", ".join(repr(v) for v in self.catalog.info(ref).get("samples", [])[:3])
+            raise Ambiguity(
+                column=f"{plan.name}.type", reason="type mismatch",
+                question=f"{self.target['name']}.{plan.name}: {ref} has the same name but holds {observed} values "
+                         f"({samples}) where the spec declares {plan.target_type}. Keep its values as "
+                         f"{kept_type}, or cast them to {plan.target_type} (refused if any value would be lost)?",
+                options=[keep, cast], default=keep,
+            )
+        if answer.strip().lower().startswith("cast") and want in {"integer", "decimal"}:
+            plan.expression = f"CAST({plan.expression} AS {self._cast_type(want)})"
+            plan.transformation = f"cast from {observed} to {plan.target_type}, as the owner answered"
+            plan.casts.append({"table": ref.table, "column": ref.column, "to": want})
+        else:
+            declared, plan.target_type = plan.target_type, kept_type
+            plan.transformation = (f"copied as is, kept as {kept_type} (the spec declares {declared}), as the "
+                                   "owner answered")
+        plan.decided_by = "answer"
+        plan.reasoning.append(f"Type: {plan.transformation}.")
 
     def _cast_type(self, want: str) -> str:
         return {"integer": "INTEGER", "decimal": "NUMERIC", "date": "TEXT", "datetime": "TEXT",
@@ -764,7 +755,7 @@ class TargetMapper:
                 "expression": plan.expression, "join_path": plan.join_path, "transformation": plan.transformation,
                 "rule": plan.rule, "confidence": round(plan.confidence or 0.0, 2),
                 "reasoning": " ".join(plan.reasoning), "candidates": plan.candidates, "decided_by": plan.decided_by,
-                "citations": plan.citations,
+                "citations": plan.citations, **({"casts": plan.casts} if plan.casts else {}),
             })
         return {
             "format": FORMAT,

@@ -1,5 +1,6 @@
 """Source profiling: per table and column the declared and observed types, null and distinct counts, min/max,
-samples, frequent values, candidate keys, and foreign keys inferred by name and by value containment."""
+samples, frequent values, candidate keys, and foreign keys inferred from evidence (values, types, names,
+cardinality) or declared by the spec file."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from agents.connectors import Adapter, TableInfo
+from pipeline.words import tokens
 
 SAMPLE_ROWS = 1000
 TOP_VALUES_MAX_DISTINCT = 20
@@ -72,18 +74,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _tokens(name: str) -> list[str]:
-    return [t for t in re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()) if t]
-
-
-def _singular(word: str) -> str:
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
-        return word[:-1]
-    return word
-
-
 def profile_table(adapter: Adapter, table: TableInfo) -> dict[str, Any]:
     q = adapter.quote
     name = q(table.name)
@@ -120,61 +110,119 @@ def profile_table(adapter: Adapter, table: TableInfo) -> dict[str, Any]:
     return {"row_count": table.row_count, "columns": columns, "candidate_keys": keys}
 
 
-def _name_match(column: str, ref_table: str, ref_column: str) -> bool:
-    col, ref = _tokens(column), _tokens(ref_column)
-    if col == ref:
-        return True
-    entity = [_singular(t) for t in _tokens(ref_table)]
-    # PATIENTS.ID referenced as PATIENT_ID.
-    return col == entity + ref or col == [_singular(t) for t in entity] + ref
+# Key words that name no entity by themselves: ``ORDERS.ID`` and ``CUSTOMERS.ID`` share a name, not a meaning.
+GENERIC_KEY_WORDS = frozenset({"id", "key", "code", "number", "pk", "uuid", "guid"})
 
 
-def infer_foreign_keys(adapter: Adapter, tables: dict[str, Any]) -> list[dict[str, Any]]:
+def name_evidence(column: str, ref_table: str, ref_key: str) -> str | None:
+    """How a column's name says it refers to ``ref_table.ref_key``, or None. ``CUSTOMER_ID``, ``CUSTOMERID`` and
+    ``customer`` name the customers; ``REFERRING_PROVIDER_ID`` names a provider in a role; ``NPI`` matches a key
+    named ``NPI``. A bare ``ID`` matching another table's ``ID`` is no evidence at all."""
+    col, key, entity = tokens(column), tokens(ref_key), tokens(ref_table)
+    if not col or not entity:
+        return None
+    if key and key[: len(entity)] == entity:  # the key already names its entity (CLAIM_ID of CLAIMS)
+        key_entity = key
+    else:
+        key_entity = entity + [w for w in key if w not in entity]
+    if col == key_entity or (set(key) <= GENERIC_KEY_WORDS and col == entity):
+        return f"names {ref_table}"
+    if len(col) > len(key_entity) and col[-len(key_entity):] == key_entity:
+        return f"names {ref_table} in a role ({' '.join(col[: -len(key_entity)])})"
+    if col == key and not set(key) <= GENERIC_KEY_WORDS:
+        return f"same key name as {ref_table}.{ref_key}"
+    return None
+
+
+def _containment(adapter: Adapter, table: str, column: str, ref_table: str, ref_key: str, distinct: int) -> tuple:
+    """Share of the column's distinct values found in the referenced key, and the orphan count (one query over the
+    full columns: sampling would hide the few orphans that matter)."""
     q = adapter.quote
+    orphans = adapter.scalar(
+        f"SELECT COUNT(*) FROM (SELECT DISTINCT {q(column)} AS v FROM {q(table)} "  # noqa: S608
+        f"WHERE {q(column)} IS NOT NULL) AS x WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {q(ref_table)} AS r WHERE r.{q(ref_key)} = x.v)"
+    )
+    return round(1 - orphans / distinct, 4), int(orphans)
+
+
+def _fk_candidates(tables: dict[str, Any], table: str, column: str) -> list[tuple[str, str, str | None]]:
+    """Keys of other tables ``table.column`` may refer to, with the name evidence for each (None: values only)."""
+    tinfo, cinfo = tables[table], tables[table]["columns"][column]
+    if cinfo["distinct"] == 0 or cinfo["observed_type"] not in ("integer", "text"):
+        return []
     found = []
+    for ref_table, rinfo in tables.items():
+        if ref_table == table:
+            continue
+        for key in rinfo["candidate_keys"]:
+            if rinfo["columns"][key]["observed_type"] != cinfo["observed_type"]:
+                continue
+            evidence = name_evidence(column, ref_table, key)
+            if evidence is None:
+                # Without a name saying so, only a column that looks like a reference and is not its own
+                # table's key may point elsewhere, and never to more distinct values than the key has.
+                if column in tinfo["candidate_keys"] or not set(tokens(column)) & GENERIC_KEY_WORDS:
+                    continue
+                if cinfo["distinct"] > rinfo["columns"][key]["distinct"]:
+                    continue
+            found.append((ref_table, key, evidence))
+    return found
+
+
+def infer_foreign_keys(adapter: Adapter, tables: dict[str, Any],
+                       declared: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Foreign keys from evidence: the values (containment over the full columns), the types, the names (run-together
+    names split) and the cardinality; never the names alone. Relationships the spec file declares come first.
+    A column whose values fit several keys with no name to tell them apart gets none: it is listed under
+    ``ambiguous`` for the mapping agent to ask about, never guessed."""
+    result: list[dict[str, Any]] = []
+    taken: set[tuple[str, str]] = set()
+    for item in declared or []:
+        table, column, ref_table, ref_key = item["table"], item["column"], item["ref_table"], item["ref_column"]
+        distinct = tables.get(table, {}).get("columns", {}).get(column, {}).get("distinct", 0)
+        containment, orphans = (_containment(adapter, table, column, ref_table, ref_key, distinct)
+                                if distinct else (1.0, 0))
+        result.append({"table": table, "column": column, "ref_table": ref_table, "ref_column": ref_key,
+                       "by": ["declared"], "evidence": ["declared in the spec file"], "containment": containment,
+                       "orphan_values": orphans})
+        taken.add((table, column))
+    ambiguous = []
     for table, tinfo in tables.items():
         for column, cinfo in tinfo["columns"].items():
-            if cinfo["distinct"] == 0:
+            if (table, column) in taken:
                 continue
-            for ref_table, rinfo in tables.items():
-                if ref_table == table:
+            fits = []
+            for ref_table, key, named in _fk_candidates(tables, table, column):
+                containment, orphans = _containment(adapter, table, column, ref_table, key, cinfo["distinct"])
+                if containment < FK_MIN_CONTAINMENT:
                     continue
-                for key in rinfo["candidate_keys"]:
-                    kinfo = rinfo["columns"][key]
-                    if kinfo["observed_type"] != cinfo["observed_type"] or cinfo["observed_type"] not in (
-                            "integer", "text"):
-                        continue
-                    by_name = _name_match(column, ref_table, key)
-                    if column in tinfo["candidate_keys"] and not by_name:
-                        continue
-                    if not by_name and not ("id" in _tokens(column) and cinfo["distinct"] <= kinfo["distinct"]):
-                        continue
-                    orphans = adapter.scalar(
-                        f"SELECT COUNT(*) FROM (SELECT DISTINCT {q(column)} AS v FROM {q(table)} "  # noqa: S608
-                        f"WHERE {q(column)} IS NOT NULL) AS x WHERE NOT EXISTS "
-                        f"(SELECT 1 FROM {q(ref_table)} AS r WHERE r.{q(key)} = x.v)"
-                    )
-                    containment = round(1 - orphans / cinfo["distinct"], 4)
-                    if containment >= FK_MIN_CONTAINMENT:
-                        found.append({
-                            "table": table, "column": column, "ref_table": ref_table, "ref_column": key,
-                            "by": ["name", "values"] if by_name else ["values"], "containment": containment,
-                            "orphan_values": orphans,
-                        })
-    # A column contained in several keys: keep the name match, then the best containment.
-    best: dict[tuple[str, str], dict[str, Any]] = {}
-    for fk in found:
-        slot = (fk["table"], fk["column"])
-        rank = (len(fk["by"]), fk["containment"])
-        if slot not in best or rank > (len(best[slot]["by"]), best[slot]["containment"]):
-            best[slot] = fk
-    return sorted(best.values(), key=lambda fk: (fk["table"], fk["column"]))
+                unique = cinfo["distinct"] == tinfo["row_count"] and cinfo["nulls"] == 0
+                evidence = [f"{containment:.1%} of its {cinfo['distinct']:,} distinct values are {ref_table}.{key}",
+                            f"both {cinfo['observed_type']}",
+                            "one row per value (one-to-one)" if unique else
+                            f"{tinfo['row_count'] / max(cinfo['distinct'], 1):.1f} rows per value (many-to-one)"]
+                if named:
+                    evidence.insert(0, f"the name {named}")
+                fits.append({"table": table, "column": column, "ref_table": ref_table, "ref_column": key,
+                             "by": ["name", "values"] if named else ["values"], "evidence": evidence,
+                             "containment": containment, "orphan_values": orphans})
+            named = [f for f in fits if "name" in f["by"]]
+            if len(named) == 1 or (len(fits) == 1 and not named):
+                result.append((named or fits)[0])
+            elif fits:
+                ambiguous.append({"table": table, "column": column,
+                                  "candidates": [f"{f['ref_table']}.{f['ref_column']}" for f in fits]})
+    result.sort(key=lambda fk: (fk["table"], fk["column"]))
+    return result, ambiguous
 
 
 def profile_source(adapter: Adapter, *, tables: list[str] | None = None,
                    progress: Callable[[str], None] | None = None,
-                   cancelled: Callable[[], bool] | None = None) -> dict[str, Any]:
-    """Profile the given (default: all allowed) tables of the adapter's connection."""
+                   cancelled: Callable[[], bool] | None = None,
+                   relationships: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """Profile the given (default: all allowed) tables of the adapter's connection; ``relationships`` are the
+    foreign keys the spec file declares."""
     profile_tables: dict[str, Any] = {}
     for info in adapter.introspect(tables):
         if cancelled and cancelled():
@@ -182,13 +230,15 @@ def profile_source(adapter: Adapter, *, tables: list[str] | None = None,
         if progress:
             progress(f"profiling {info.name} ({info.row_count} rows, {len(info.columns)} columns)")
         profile_tables[info.name] = profile_table(adapter, info)
+    foreign_keys, ambiguous = infer_foreign_keys(adapter, profile_tables, relationships)
     return {
         "connection": adapter.connection.name,
         "engine": adapter.engine,
         "dialect": adapter.dialect,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "tables": profile_tables,
-        "foreign_keys": infer_foreign_keys(adapter, profile_tables),
+        "foreign_keys": foreign_keys,
+        "ambiguous_foreign_keys": ambiguous,
     }
 
 
@@ -212,5 +262,8 @@ def profile_markdown(profile: dict[str, Any]) -> str:
     for fk in profile["foreign_keys"]:
         lines.append(f"- {fk['table']}.{fk['column']} → {fk['ref_table']}.{fk['ref_column']} "
                      f"(by {' and '.join(fk['by'])}; {fk['containment']:.2%} of values found, "
-                     f"{fk['orphan_values']} orphan values)")
+                     f"{fk['orphan_values']} orphan values): " + "; ".join(fk.get("evidence", [])))
+    for item in profile.get("ambiguous_foreign_keys", []):
+        lines.append(f"- {item['table']}.{item['column']}: its values fit {', '.join(item['candidates'])}, and "
+                     "nothing tells which: asked, not guessed")
     return "\n".join(lines) + "\n"

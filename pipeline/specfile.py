@@ -92,6 +92,9 @@ TARGET_SCHEMA = {
     },
 }
 
+_REF = r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*"
+RELATIONSHIP = rf"^\s*{_REF}\s*->\s*{_REF}\s*$"
+
 SPEC_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -118,6 +121,11 @@ SPEC_SCHEMA = {
                             "columns": {"type": "object", "additionalProperties": {"type": "string"}},
                         },
                     },
+                },
+                # Known foreign keys, child first: "ORDERS.CUSTOMER_ID -> CUSTOMERS.ID".
+                "relationships": {
+                    "type": "array", "uniqueItems": True,
+                    "items": {"type": "string", "pattern": RELATIONSHIP},
                 },
             },
         },
@@ -193,8 +201,25 @@ def band_bounds(labels: list[str]) -> list[tuple[int, int | None]]:
     return bounds
 
 
+def relationships(spec: dict[str, Any] | None) -> list[dict[str, str]]:
+    """The foreign keys the spec declares, as ``{"table", "column", "ref_table", "ref_column"}``."""
+    found = []
+    for text in ((spec or {}).get("sources") or {}).get("relationships") or []:
+        child, parent = (part.strip() for part in text.split("->"))
+        (table, column), (ref_table, ref_column) = child.split("."), parent.split(".")
+        found.append({"table": table, "column": column, "ref_table": ref_table, "ref_column": ref_column})
+    return found
+
+
+def _relationship_errors(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    allowed = {t.upper() for t in spec["sources"]["allowed_tables"]}
+    return [(f"sources.relationships[{index}]", f"{table} is not among sources.allowed_tables")
+            for index, relationship in enumerate(relationships(spec))
+            for table in (relationship["table"], relationship["ref_table"]) if table.upper() not in allowed]
+
+
 def _semantic_errors(spec: dict[str, Any]) -> list[tuple[str, str]]:
-    errors: list[tuple[str, str]] = []
+    errors: list[tuple[str, str]] = _relationship_errors(spec)
     seen_targets: set[str] = set()
     for t_index, target in enumerate(spec["targets"]["tables"]):
         t_path = f"targets.tables[{t_index}]"

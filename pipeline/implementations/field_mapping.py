@@ -29,7 +29,7 @@ from pipeline.implementations.common import (
 from pipeline.implementations.profiling import PROFILE_ARTIFACT
 from pipeline.mapping import Ambiguity, Catalog, MappingProblem, TargetMapper, column_lineage
 from pipeline.profiler import profile_source
-from pipeline.specfile import target_spec
+from pipeline.specfile import relationships, target_spec
 
 _SENTENCE = re.compile(r"(?<=[.;!?\n])\s+")
 _QUESTION_KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z0-9_.]+?):")
@@ -172,7 +172,8 @@ class FieldMappingAgent(BaseAgent):
             profile = _stored_profile(context, adapter, sorted(adapter.allowed_tables or []))
             if profile is None:
                 say(context, "no stored profile of this source; profiling it now")
-                profile = profile_source(adapter, cancelled=lambda: stop_requested(context))
+                profile = profile_source(adapter, cancelled=lambda: stop_requested(context),
+                                         relationships=relationships(spec))
             beat(context)
             catalog = Catalog(profile, spec["sources"].get("tables"))
 
@@ -223,6 +224,10 @@ class FieldMappingAgent(BaseAgent):
             except MappingProblem as problem:
                 return Failed(error=f"{target_name}: {problem}", retryable=False)
             content["dry_run"] = self._dry_run(adapter, content, profile)
+            refusal = _refusal(adapter, content, target_name)
+            if refusal is not None:
+                say(context, f"refused: {getattr(refusal, 'question', None) or refusal.error}")
+                return refusal
         except ConnectorError as error:
             return Failed(error=f"{target_name}: {error.message}", retryable=False)
         except InterruptedError:
@@ -291,6 +296,48 @@ class FieldMappingAgent(BaseAgent):
                 "sample": [[v if isinstance(v, int | float | str) or v is None else str(v) for v in row]
                            for row in sample.rows],
                 "duplicate_grain_rows": int(duplicates), "elapsed_ms": sample.elapsed_ms}
+
+
+def _lossy_values(adapter: Adapter, table: str, column: str, to: str) -> tuple[int, list[Any]]:
+    """How many non-null values of ``table.column`` a cast to ``to`` (integer or decimal) would lose or change, and
+    a few of them."""
+    c, t = adapter.quote(column), adapter.quote(table)
+    text = f"TRIM(CAST({c} AS TEXT))"
+    if adapter.engine == "postgresql":
+        pattern = r"^[+-]?\d+$" if to == "integer" else r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+        where = f"{c} IS NOT NULL AND {text} !~ '{pattern}'"
+    elif to == "integer":
+        where = f"{c} IS NOT NULL AND CAST(CAST({c} AS INTEGER) AS TEXT) <> {text}"
+    else:
+        where = f"{c} IS NOT NULL AND ({text} = '' OR {text} GLOB '*[^0-9.eE+-]*')"
+    count = int(adapter.run_internal(f"SELECT COUNT(*) FROM {t} WHERE {where}").rows[0][0])  # noqa: S608
+    examples = [row[0] for row in adapter.run_internal(f"SELECT {c} FROM {t} WHERE {where}", limit=3).rows]  # noqa: S608
+    return count, examples
+
+
+def _refusal(adapter: Adapter, content: dict[str, Any], target: str) -> Outcome | None:
+    """What the dry run shows must not be proposed: a cast a person chose that would lose values (asked again), or
+    a grain key on several rows (a join multiplies rows: refused, naming the joins)."""
+    for column in content["columns"]:
+        for cast in column.get("casts", []):
+            lost, examples = _lossy_values(adapter, cast["table"], cast["column"], cast["to"])
+            if lost:
+                return NeedsInput(
+                    question=f"{target}.{column['name']}: casting {cast['table']}.{cast['column']} to "
+                             f"{column['target_type']} would lose {lost:,} values (e.g. "
+                             f"{', '.join(map(repr, examples))}), so the cast is refused. Keep its values as they "
+                             "are?",
+                    options=["keep TEXT"], default="keep TEXT",
+                    context={"column": f"{target}.{column['name']}.type", "reason": "lossy cast"},
+                )
+    duplicates = content["dry_run"]["duplicate_grain_rows"]
+    if duplicates:
+        joins = "; ".join(j["on"] for j in content["joins"]) or "none"
+        return Failed(error=f"{target}: {duplicates:,} grain keys ({', '.join(content['grain']['columns'])}) fall "
+                            f"on more than one row: a join multiplies rows (joins: {joins}). Declare the right "
+                            "relationship in the spec file's sources.relationships, or answer the relationship "
+                            "question, and map again.", retryable=False)
+    return None
 
 
 def _month_sample(adapter: Adapter, content: dict[str, Any], profile: dict[str, Any]) -> tuple[str, str] | None:

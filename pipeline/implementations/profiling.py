@@ -7,6 +7,7 @@ from agents.registry import register
 from genesis.exceptions import DomainError
 from pipeline.implementations.common import artifact_id, beat, mission_spec, open_source, say, stop_requested, write
 from pipeline.profiler import profile_markdown, profile_source
+from pipeline.specfile import relationships
 
 PROFILE_ARTIFACT = "source_profile.json"
 REPORT_ARTIFACT = "source_profile.md"
@@ -29,7 +30,8 @@ class ProfilingAgent(BaseAgent):
                 say(context, message)
                 beat(context)
 
-            profile = profile_source(adapter, progress=progress, cancelled=lambda: stop_requested(context))
+            profile = profile_source(adapter, progress=progress, cancelled=lambda: stop_requested(context),
+                                     relationships=relationships(spec))
         except InterruptedError:
             return Failed(error="Cancelled while profiling.", retryable=False)
         except DomainError as error:

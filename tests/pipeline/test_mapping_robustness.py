@@ -8,9 +8,10 @@ import pytest
 
 from agents.connectors import adapter_for
 from pipeline.demo.generator import SCHEMA, generate, write_sqlite
-from pipeline.mapping import Ambiguity, Catalog, TargetMapper, tokens
+from pipeline.mapping import Ambiguity, Catalog, TargetMapper
 from pipeline.profiler import profile_source
 from pipeline.specfile import load_spec_text
+from pipeline.words import tokens
 from tests.pipeline.conftest import SPEC_PATH, sqlite_connection
 from tests.pipeline.test_field_mapping import MEANINGS
 

@@ -56,7 +56,9 @@ def test_foreign_keys_by_values_when_names_differ(tmp_path):
         profile = profile_source(adapter)
     assert profile["foreign_keys"] == [{"table": "ORDERS", "column": "BUYER_ID", "ref_table": "ACCOUNTS",
                                         "ref_column": "ID", "by": ["values"], "containment": 1.0,
-                                        "orphan_values": 0}]
+                                        "orphan_values": 0, "evidence": [
+                                            "100.0% of its 50 distinct values are ACCOUNTS.ID", "both integer",
+                                            "4.0 rows per value (many-to-one)"]}]
 
 
 def test_observed_types():
