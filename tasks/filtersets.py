@@ -17,10 +17,11 @@ from tasks.models import Artifact, Dependency, Phase, Run, Task
 
 
 class TaskFilterSet(django_filters.FilterSet):
-    """Tasks by mission, status, owner (a person's username or an agent's name), phase and dates."""
+    """Tasks by mission, key, status, owner (a person's username or an agent's name), phase and dates."""
 
     q = django_filters.CharFilter(method="search", label="Search", max_length=200)
     mission = IdFilter(field_name="mission_id", label="Mission id")
+    key = django_filters.CharFilter(field_name="key", max_length=64, label="Key (exact; unique within a mission)")
     status = django_filters.MultipleChoiceFilter(choices=TaskStatus.choices, label="Status")
     owner = django_filters.CharFilter(field_name="owner_user__username", label="Owner (username)", max_length=150)
     agent = django_filters.CharFilter(field_name="owner_agent__name", label="Agent (name)", max_length=100)
@@ -30,7 +31,7 @@ class TaskFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = Task
-        fields = ["q", "mission", "status", "owner", "agent", "phase", "created", "updated"]
+        fields = ["q", "mission", "key", "status", "owner", "agent", "phase", "created", "updated"]
 
     def search(self, queryset, name, value):
         value = value.strip()

@@ -8,10 +8,11 @@ from rest_framework.viewsets import ModelViewSet
 from agents.api.serializers import AgentSerializer, ConnectionSerializer
 from agents.filtersets import AgentFilterSet, ConnectionFilterSet
 from agents.models import Agent, Connection
+from genesis.api.filters import KnownQueryParametersMixin
 from genesis.api.permissions import StaffWritesPermission
 
 
-class _ValidatedModelViewSet(ModelViewSet):
+class _ValidatedModelViewSet(KnownQueryParametersMixin, ModelViewSet):
     """Writes go through the model's own validation (``full_clean``), so the API and the admin agree."""
 
     permission_classes = [StaffWritesPermission]

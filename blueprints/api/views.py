@@ -11,6 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.viewsets import ReadOnlyModelViewSet
 
@@ -28,6 +29,7 @@ from blueprints.choices import CheckScope
 from blueprints.models import BlueprintVersion, CheckEvaluation
 from blueprints.permissions import can_import_blueprints
 from blueprints.selectors import blueprint_list, launch_initial_params
+from genesis.api.filters import KnownQueryParametersMixin
 from genesis.api.parsers import FormParser, JSONParser, MultiPartParser
 from genesis.api.permissions import RolePermission
 from genesis.filters import IdFilter, StrictBooleanFilter
@@ -39,19 +41,31 @@ from tasks.api.selectors import restrict_to_visible
 
 
 class BlueprintFilterSet(django_filters.FilterSet):
-    slug = django_filters.CharFilter(max_length=100)
-    q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=200)
+    slug = django_filters.CharFilter(max_length=100, label="Slug (exact)")
+    q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=200,
+                                  label="Search in the name")
+
+
+# A blueprint is addressed by id or by slug: the path parameter is text.
+BLUEPRINT_ID = OpenApiParameter(
+    "id", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=r"^[a-z0-9][a-z0-9_-]*$",
+    description="The blueprint's id (all digits) or its slug, e.g. `healthcare-data-pipeline`.",
+)
 
 
 @extend_schema_view(
     list=extend_schema(summary="Blueprints: reusable phases, actions and exit criteria."),
-    retrieve=extend_schema(summary="One blueprint, its versions and the latest version's parameters."),
+    retrieve=extend_schema(summary="One blueprint, its versions and the latest version's parameters.",
+                           parameters=[BLUEPRINT_ID]),
+    export=extend_schema(parameters=[BLUEPRINT_ID]),
+    launch=extend_schema(parameters=[BLUEPRINT_ID]),
 )
-class BlueprintViewSet(ReadOnlyModelViewSet):
+class BlueprintViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
     permission_classes = [RolePermission]
     filterset_class = BlueprintFilterSet
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     write_rules = {"launch": "authenticated"}
+    query_parameters = {"export": ("version",)}
 
     def get_queryset(self):
         queryset = blueprint_list()
@@ -62,6 +76,14 @@ class BlueprintViewSet(ReadOnlyModelViewSet):
 
     def get_serializer_class(self):
         return BlueprintDetailSerializer if self.action == "retrieve" else BlueprintSerializer
+
+    def get_object(self):
+        """A blueprint by id or by slug (``/blueprints/healthcare-data-pipeline/``): all digits is an id."""
+        value = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        lookup = {"pk": int(value)} if value.isascii() and value.isdigit() and len(value) <= 18 else {"slug": value}
+        blueprint = get_object_or_404(self.filter_queryset(self.get_queryset()), **lookup)
+        self.check_object_permissions(self.request, blueprint)
+        return blueprint
 
     def permission_target(self, obj, rule):
         return obj
@@ -166,7 +188,7 @@ class CheckEvaluationFilterSet(django_filters.FilterSet):
     list=extend_schema(summary="Results of exit, acceptance and success checks, with their evidence."),
     retrieve=extend_schema(summary="One check result."),
 )
-class CheckEvaluationViewSet(ReadOnlyModelViewSet):
+class CheckEvaluationViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
     serializer_class = CheckEvaluationSerializer
     permission_classes = [RolePermission]
     filterset_class = CheckEvaluationFilterSet

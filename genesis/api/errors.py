@@ -116,7 +116,10 @@ def exception_handler(exc, context):
             body["path"] = error.path
     elif isinstance(exc, exceptions.ValidationError):
         errors = _field_errors(response.data)
-        body = {"code": "invalid", "detail": _summary(errors), "errors": errors}
+        # A refusal with its own code and wording (unknown query parameters) says so; the rest is "invalid".
+        body = {"code": getattr(exc, "body_code", "invalid"),
+                "detail": getattr(exc, "body_detail", None) or _summary(errors), "errors": errors,
+                **getattr(exc, "body_extra", {})}
     else:
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
         codes = exc.get_codes()

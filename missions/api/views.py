@@ -12,6 +12,7 @@ from rest_framework.viewsets import GenericViewSet
 
 from genesis.api.caching import CachedListMixin
 from genesis.api.fields import NoteSerializer, ReasonSerializer
+from genesis.api.filters import KnownQueryParametersMixin
 from genesis.api.permissions import RolePermission
 from genesis.filters import DateTimeRangeFilter
 from missions import services
@@ -29,6 +30,7 @@ class MissionAPIFilterSet(MissionFilterSet):
 
     # The pages' owner filter looks the username up as a model choice; a text filter refuses NUL bytes first.
     owner = django_filters.CharFilter(field_name="owner__username", max_length=150, label="Owner (username)")
+    name = django_filters.CharFilter(field_name="name", max_length=200, label="Name (exact; q searches)")
     created = DateTimeRangeFilter(field_name="created_at")
     launched = DateTimeRangeFilter(field_name="launched_at")
     ordering = django_filters.OrderingFilter(
@@ -37,7 +39,7 @@ class MissionAPIFilterSet(MissionFilterSet):
     )
 
     class Meta(MissionFilterSet.Meta):
-        fields = [*MissionFilterSet.Meta.fields, "created", "launched", "ordering"]
+        fields = [*MissionFilterSet.Meta.fields, "name", "created", "launched", "ordering"]
 
 
 def _verb_schema(summary: str, request=ReasonSerializer):
@@ -51,8 +53,8 @@ def _verb_schema(summary: str, request=ReasonSerializer):
     partial_update=extend_schema(summary="Edit a mission's descriptive fields (Mission Owner)."),
 )
 class MissionViewSet(
-    CachedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
-    GenericViewSet,
+    KnownQueryParametersMixin, CachedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin, mixins.UpdateModelMixin, GenericViewSet,
 ):
     serializer_class = MissionSerializer
     permission_classes = [RolePermission]

@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet, ReadOnlyModelViewSet
 
+from genesis.api.filters import KnownQueryParametersMixin
 from genesis.api.permissions import RolePermission, require
 from pipeline import selectors, services
 from pipeline.api.serializers import (
@@ -28,7 +29,7 @@ from tasks.api.selectors import restrict_to_visible
     list=extend_schema(summary="Versions of the missions' mapping specs (one spec per target table)."),
     retrieve=extend_schema(summary="One mapping spec version: column mappings, SQL, lineage and diff."),
 )
-class MappingSpecVersionViewSet(ReadOnlyModelViewSet):
+class MappingSpecVersionViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
     serializer_class = MappingSpecVersionSerializer
     permission_classes = [RolePermission]
     filterset_class = MappingSpecVersionFilterSet
@@ -66,7 +67,10 @@ class MappingSpecVersionViewSet(ReadOnlyModelViewSet):
                                "connection each builds the mission's dbt project into, and what was last built there."),
     retrieve=extend_schema(summary="One environment: its target connection, last build time and dbt revision."),
 )
-class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, GenericViewSet):
+class EnvironmentViewSet(
+    KnownQueryParametersMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    GenericViewSet,
+):
     serializer_class = EnvironmentSerializer
     permission_classes = [RolePermission]
     filterset_class = EnvironmentFilterSet

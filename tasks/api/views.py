@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet, ReadOnlyModelViewSet
 
 from genesis.api.caching import CachedListMixin
+from genesis.api.filters import KnownQueryParametersMixin
 from genesis.api.parsers import FormParser, JSONParser, MultiPartParser
 from genesis.api.permissions import RolePermission, require
 from tasks import services
@@ -63,8 +64,8 @@ def ordered(filterset: type, *fields: str) -> type:
     partial_update=extend_schema(summary="Edit a task's definition (Mission Owner); its status moves only by verbs."),
 )
 class TaskViewSet(
-    CachedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
-    GenericViewSet,
+    KnownQueryParametersMixin, CachedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin, mixins.UpdateModelMixin, GenericViewSet,
 ):
     serializer_class = TaskSerializer
     permission_classes = [RolePermission]
@@ -145,8 +146,8 @@ class TaskViewSet(
     destroy=extend_schema(summary="Remove an edge (Mission Owner)."),
 )
 class DependencyViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
-    GenericViewSet,
+    KnownQueryParametersMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.DestroyModelMixin, GenericViewSet,
 ):
     serializer_class = DependencySerializer
     permission_classes = [RolePermission]
@@ -178,7 +179,7 @@ class DependencyViewSet(
     list=extend_schema(summary="Attempts at executing tasks (without their logs)."),
     retrieve=extend_schema(summary="One attempt, with its log."),
 )
-class RunViewSet(ReadOnlyModelViewSet):
+class RunViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
     permission_classes = [RolePermission]
     filterset_class = ordered(RunFilterSet, "id", "created_at", "attempt", "finished_at")
 
@@ -194,7 +195,7 @@ class RunViewSet(ReadOnlyModelViewSet):
     list=extend_schema(summary="What happened, who did it, and when (append-only)."),
     retrieve=extend_schema(summary="One history entry."),
 )
-class HistoryViewSet(ReadOnlyModelViewSet):
+class HistoryViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
     serializer_class = HistoryEntrySerializer
     permission_classes = [RolePermission]
     filterset_class = ordered(HistoryFilterSet, "created_at", "id")
@@ -207,7 +208,7 @@ class HistoryViewSet(ReadOnlyModelViewSet):
     list=extend_schema(summary="Phases of the missions the caller can see, with their status."),
     retrieve=extend_schema(summary="One phase and its exit criteria."),
 )
-class PhaseViewSet(ReadOnlyModelViewSet):
+class PhaseViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
     serializer_class = PhaseSerializer
     permission_classes = [RolePermission]
     filterset_class = ordered(PhaseFilterSet, "order", "id")
@@ -234,7 +235,7 @@ class PhaseViewSet(ReadOnlyModelViewSet):
     list=extend_schema(summary="Questions agents asked people, in the missions the caller can see."),
     retrieve=extend_schema(summary="One question, its options and its answer."),
 )
-class QuestionViewSet(ReadOnlyModelViewSet):
+class QuestionViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
     serializer_class = QuestionSerializer
     permission_classes = [RolePermission]
     filterset_class = ordered(QuestionFilterSet, "created_at", "id")
@@ -264,7 +265,10 @@ class QuestionViewSet(ReadOnlyModelViewSet):
         summary="Store an output: a file (multipart, size-limited) or a URL. A same-named one becomes a new version.",
     ),
 )
-class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, GenericViewSet):
+class ArtifactViewSet(
+    KnownQueryParametersMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    GenericViewSet,
+):
     serializer_class = ArtifactSerializer
     permission_classes = [RolePermission]
     parser_classes = [MultiPartParser, FormParser, JSONParser]
