@@ -177,6 +177,7 @@ GENESIS_API_LIST_CACHE_SECONDS = env_int("GENESIS_API_LIST_CACHE_SECONDS", 5)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "genesis.api.auth.LoggedTokenAuthentication",
+        "genesis.api.auth.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -221,7 +222,8 @@ CACHES["limits"] = (
 SPECTACULAR_SETTINGS = {
     "TITLE": "Genesis API",
     "DESCRIPTION": "Missions, tasks, runs, artifacts and the workflow verbs that move them. "
-    "Authenticate with `Authorization: Token <key>` (POST /api/v1/auth/token/ or `manage.py issue_token`).",
+    "Authenticate with `Authorization: Bearer <key>` or `Authorization: Token <key>` (the key from "
+    "POST /api/v1/auth/token/ or `manage.py issue_token`).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,

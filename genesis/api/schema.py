@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
 from genesis.api.errors import ErrorSerializer
 
 _ERRORS = {
     "400": "Invalid input: field errors keyed by field.",
-    "401": "Not authenticated: send `Authorization: Token <key>` or log in.",
+    "401": "Not authenticated: send `Authorization: Bearer <key>` (or `Token <key>`), or sign in.",
     "403": "Authenticated, but your role in this mission does not allow it (stakeholders never write).",
     "404": "No such object, or it belongs to a mission you cannot see.",
     "409": "Refused by the current state: the transition is not allowed from here (which and why are named).",
@@ -31,3 +32,14 @@ class GenesisAutoSchema(AutoSchema):
                 body["description"] = description
                 responses[code] = body
         return responses
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """``Authorization: Bearer <key>`` in the schema, beside drf-spectacular's ``tokenAuth`` (``Token <key>``)."""
+
+    target_class = "genesis.api.auth.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer",
+                "description": "The API token (POST /api/v1/auth/token/) as `Authorization: Bearer <key>`."}

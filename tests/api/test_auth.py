@@ -27,6 +27,30 @@ def test_a_token_authenticates_and_lists_the_callers_missions(as_user, lead, mis
     assert [m["name"] for m in response.json()["results"]] == ["Healthcare Data Pipeline"]
 
 
+def test_a_bearer_token_authenticates_like_a_token(lead, mission):
+    token = Token.objects.create(user=lead)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+    response = client.get("/api/v1/missions/")
+    assert response.status_code == 200
+    assert [(m["id"], m["my_role"]) for m in response.json()["results"]] == [(mission.pk, "mission_owner")]
+    client.credentials(HTTP_AUTHORIZATION=f"bearer {token.key}")  # the scheme is case-insensitive (RFC 9110)
+    assert client.get("/api/v1/missions/").status_code == 200
+
+
+def test_a_bad_bearer_token_is_refused_and_counts_towards_the_address_limit(caplog):
+    from django.core.cache import caches
+
+    client = APIClient(REMOTE_ADDR="192.0.2.8")
+    client.credentials(HTTP_AUTHORIZATION="Bearer not-a-real-token")
+    with caplog.at_level(logging.WARNING, logger="genesis.auth"):
+        response = client.get("/api/v1/missions/")
+    assert response.status_code == 401
+    assert response.json() == {"code": "authentication_failed", "detail": "Invalid token.", "errors": {}}
+    assert len(caches["limits"].get("throttle_auth_failures_192.0.2.8")) == 1
+    assert any("token authentication failed" in r.getMessage() for r in caplog.records)
+
+
 def test_a_bad_token_is_refused_and_logged(caplog):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")

@@ -15,9 +15,12 @@ def schema():
     return yaml.safe_load(response.content)
 
 
-def test_the_schema_is_openapi_3_with_token_auth(schema):
+def test_the_schema_is_openapi_3_with_token_and_bearer_auth(schema):
     assert schema["openapi"].startswith("3.")
-    assert schema["components"]["securitySchemes"]["tokenAuth"]["type"] == "apiKey"
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["tokenAuth"]["type"] == "apiKey"
+    assert (schemes["bearerAuth"]["type"], schemes["bearerAuth"]["scheme"]) == ("http", "bearer")
+    assert {"bearerAuth": []} in schema["paths"]["/api/v1/missions/"]["get"]["security"]
 
 
 def test_every_resource_and_verb_is_in_the_schema(schema):
