@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import Throttled
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.throttling import ScopedRateThrottle
 
 from genesis.api.errors import ErrorSerializer
@@ -28,7 +28,13 @@ class LimitedAuthTokenSerializer(AuthTokenSerializer):
         limit = LoginLimit(self.context.get("request"), attrs.get("username"))
         if limit.blocked():
             raise Throttled(wait=limit.retry_after, detail=limit.message)
-        return super().validate(attrs)
+        try:
+            return super().validate(attrs)
+        except serializers.ValidationError as error:
+            # Wrong credentials are not malformed input: 401, like any refused authentication.
+            if error.get_codes() == ["authorization"]:
+                raise AuthenticationFailed(str(error.detail[0])) from None
+            raise
 
 
 class SharedScopedRateThrottle(ScopedRateThrottle):
@@ -49,8 +55,12 @@ class ObtainTokenView(ObtainAuthToken):
         operation_id="auth_token_create",
         tags=["auth"],
         request=AuthTokenRequestSerializer,
-        responses={200: TokenResponseSerializer, 400: ErrorSerializer, 429: ErrorSerializer},
+        responses={200: TokenResponseSerializer, 400: ErrorSerializer, 401: ErrorSerializer, 429: ErrorSerializer},
         auth=[],
     )
     def post(self, request, *args, **kwargs):
         return super().post(request, *args, **kwargs)
+
+    def get_authenticate_header(self, request):
+        # DRF answers an authentication failure without a challenge as 403; this endpoint's is a 401.
+        return "Token"

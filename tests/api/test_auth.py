@@ -81,18 +81,26 @@ def test_the_token_endpoint_trades_a_password_for_the_users_token(lead):
     assert response.json() == {"token": Token.objects.get(user=lead).key}
 
 
-def test_a_wrong_password_is_refused_logged_and_rate_limited(lead, caplog):
+def test_a_wrong_password_is_a_401_in_the_error_format_logged_and_rate_limited(lead, caplog):
     client = APIClient()
     with caplog.at_level(logging.WARNING, logger="genesis.auth"):
         first = client.post("/api/v1/auth/token/", {"username": "lead", "password": "wrong"})
-    assert first.status_code == 400
-    assert first.json()["errors"]["non_field_errors"] == ["Unable to log in with provided credentials."]
+    assert first.status_code == 401
+    assert first.json() == {"code": "authentication_failed", "detail": "Unable to log in with provided credentials.",
+                            "errors": {}}
+    assert first["WWW-Authenticate"] == "Token"
     assert any("Login failed for 'lead'" in r.getMessage() for r in caplog.records)
     codes = [client.post("/api/v1/auth/token/", {"username": "lead", "password": "wrong"}).status_code
              for _ in range(12)]
-    assert codes[:9] == [400] * 9
+    assert codes[:9] == [401] * 9
     assert set(codes[9:]) == {429}
     assert not Token.objects.filter(user=lead).exists()
+
+
+def test_a_token_request_without_a_password_is_still_a_400_naming_the_field(lead):
+    response = APIClient().post("/api/v1/auth/token/", {"username": "lead"})
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"password": ["This field is required."]}
 
 
 def test_session_authentication_works_for_the_browser_and_enforces_csrf(lead, mission):

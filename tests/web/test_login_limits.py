@@ -109,7 +109,7 @@ def test_one_count_for_the_site_the_admin_and_the_token_endpoint(client, lead):
     _sign_in(client, SITE, "lead", "wrong")
     _sign_in(client, ADMIN, "lead", "wrong")
     api = APIClient(REMOTE_ADDR="192.0.2.1")
-    assert api.post("/api/v1/auth/token/", {"username": "lead", "password": "wrong"}).status_code == 400
+    assert api.post("/api/v1/auth/token/", {"username": "lead", "password": "wrong"}).status_code == 401
     with mock.patch.object(ModelBackend, "authenticate", autospec=True) as backend:
         refused = api.post("/api/v1/auth/token/", {"username": "lead", "password": PASSWORD})
     backend.assert_not_called()
