@@ -82,12 +82,16 @@ class HistoryFilterSet(django_filters.FilterSet):
         field_name="event", lookup_expr="startswith", max_length=64, label="Event (prefix, e.g. task. or run.lost)"
     )
     actor_kind = django_filters.ChoiceFilter(choices=ActorKind.choices, label="Actor kind")
-    actor = django_filters.CharFilter(field_name="actor_user__username", max_length=150, label="Actor (username)")
+    actor = django_filters.CharFilter(method="by_actor", max_length=150,
+                                      label="Actor (a person's username or an agent's name)")
     created = DateTimeRangeFilter(field_name="created_at")
 
     class Meta:
         model = HistoryEntry
         fields = ["mission", "task", "run", "event", "actor_kind", "actor", "created"]
+
+    def by_actor(self, queryset, name, value):
+        return queryset.filter(Q(actor_user__username=value) | Q(actor_agent__name=value))
 
 
 class PhaseFilterSet(django_filters.FilterSet):
