@@ -40,6 +40,16 @@ class TaskFilterSet(django_filters.FilterSet):
         return queryset.filter(Q(key__icontains=value) | Q(title__icontains=value))
 
 
+class TodoFilterSet(TaskFilterSet):
+    """The task filters as the ``todos`` alias names them: ``project`` for the mission."""
+
+    mission = None
+    project = IdFilter(field_name="mission_id", label="Project id")
+
+    class Meta(TaskFilterSet.Meta):
+        fields = ["project" if name == "mission" else name for name in TaskFilterSet.Meta.fields]
+
+
 class DependencyFilterSet(django_filters.FilterSet):
     mission = IdFilter(field_name="task__mission_id", label="Mission id")
     task = IdFilter(field_name="task_id", label="Task id (the one that waits)")

@@ -55,12 +55,26 @@ class TaskSerializer(serializers.ModelSerializer):
         super().__init__(*args, **kwargs)
         user = _user(self.context.get("request"))
         if user is not None and user.is_authenticated:
-            # Only missions and phases the caller can see: another mission's id is "does not exist".
-            self.fields["mission"].queryset = Mission.objects.visible_to(user)
-            self.fields["phase"].queryset = selectors.phases_visible(user)
+            # Only missions and phases the caller can see: another mission's id is "does not exist". Found by source:
+            # the todos alias calls the mission field "project".
+            by_source = {field.source: field for field in self.fields.values()}
+            by_source["mission"].queryset = Mission.objects.visible_to(user)
+            by_source["phase"].queryset = selectors.phases_visible(user)
 
     def get_depends_on(self, obj) -> list[int]:
         return [edge.depends_on_id for edge in obj.dependency_links.all()]
+
+
+class TodoSerializer(TaskSerializer):
+    """A task as the ``todos`` alias shows it: what the tasks call its mission is its project, in and out."""
+
+    mission = None
+    project = IdRelatedField(source="mission", queryset=Mission.objects.none(),
+                             help_text="The id of the project (a mission) the todo belongs to.")
+    depends_on = serializers.SerializerMethodField(help_text="Ids of the todos this one waits for.")
+
+    class Meta(TaskSerializer.Meta):
+        fields = ["project" if name == "mission" else name for name in TaskSerializer.Meta.fields]
 
 
 class DependencySerializer(serializers.ModelSerializer):

@@ -32,6 +32,7 @@ from tasks.api.serializers import (
     RunDetailSerializer,
     RunSerializer,
     TaskSerializer,
+    TodoSerializer,
 )
 from tasks.filtersets import (
     ArtifactFilterSet,
@@ -41,6 +42,7 @@ from tasks.filtersets import (
     QuestionFilterSet,
     RunFilterSet,
     TaskFilterSet,
+    TodoFilterSet,
 )
 from tasks.phase_gate import phase_recheck
 
@@ -72,6 +74,7 @@ class TaskViewSet(
     filterset_class = ordered(TaskFilterSet, "position", "created_at", "updated_at", "key", "status", "id")
     http_method_names = ["get", "post", "patch", "head", "options"]
     write_rules = {"approve": "task", "reject": "task", "retry": "task", "cancel": "task"}
+    nouns = {"task": "task", "mission": "mission"}
 
     def get_queryset(self):
         return selectors.tasks_visible(self.request.user)
@@ -81,7 +84,7 @@ class TaskViewSet(
 
     def _render(self, task, status_code=status.HTTP_200_OK):
         fresh = self.get_queryset().get(pk=task.pk)
-        return Response(TaskSerializer(fresh, context=self.get_serializer_context()).data, status=status_code)
+        return Response(self.get_serializer(fresh).data, status=status_code)
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
@@ -98,7 +101,8 @@ class TaskViewSet(
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         if "mission" in data and data.pop("mission").pk != task.mission_id:
-            raise ValidationError({"mission": ["A task cannot move to another mission."]})
+            field = self.nouns["mission"]
+            raise ValidationError({field: [f"A {self.nouns['task']} cannot move to another {field}."]})
         task = services.task_update(task=task, actor=request.user, **data)
         return self._render(task)
 
@@ -113,28 +117,35 @@ class TaskViewSet(
         return self._render(task)
 
     @extend_schema(summary="Approve work waiting for approval: the task is done and the mission moves on.",
-                   request=ApproveSerializer, responses={200: TaskSerializer})
+                   request=ApproveSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         return self._verb(request, services.task_approve, ApproveSerializer, note="note")
 
     @extend_schema(summary="Reject the work with feedback: it runs again with the feedback, downstream re-opens.",
-                   request=RejectSerializer, responses={200: TaskSerializer})
+                   request=RejectSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         return self._verb(request, services.task_reject, RejectSerializer, feedback="feedback")
 
-    @extend_schema(summary="Retry a failed or cancelled task as a new attempt.", request=None,
-                   responses={200: TaskSerializer})
+    @extend_schema(summary="Retry a failed or cancelled task as a new attempt.", request=None)
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         return self._verb(request, services.task_retry)
 
-    @extend_schema(summary="Cancel a task and stop its live work.", request=CancelSerializer,
-                   responses={200: TaskSerializer})
+    @extend_schema(summary="Cancel a task and stop its live work.", request=CancelSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         return self._verb(request, services.task_cancel, CancelSerializer, reason="reason")
+
+
+class TodoViewSet(TaskViewSet):
+    """Tasks as ``todos``, for tools that call a task a todo and a mission a project: the same tasks and verbs,
+    with ``project`` where the tasks say ``mission`` (in bodies, responses, filters and errors)."""
+
+    serializer_class = TodoSerializer
+    filterset_class = ordered(TodoFilterSet, "position", "created_at", "updated_at", "key", "status", "id")
+    nouns = {"task": "todo", "mission": "project"}
 
 
 # --- dependencies ------------------------------------------------------------------------------------------------
