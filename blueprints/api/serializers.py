@@ -7,12 +7,14 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation
-from genesis.api.fields import TEXT_MAX, NameRelatedField, ObjectField
+from genesis.api.fields import TEXT_MAX, FileNameField, NameRelatedField, ObjectField
 from genesis.uploads import validate_upload_size
 from missions.choices import MissionMode
 
 
 class BlueprintVersionSummarySerializer(serializers.ModelSerializer):
+    source_name = FileNameField(read_only=True, help_text="The name of the file the version was loaded from.")
+
     class Meta:
         model = BlueprintVersion
         fields = ["number", "name", "source_name", "created_at"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
 
 from genesis.api.errors import ErrorSerializer
@@ -43,3 +43,15 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer",
                 "description": "The API token (POST /api/v1/auth/token/) as `Authorization: Bearer <key>`."}
+
+
+class StaffOnlyFieldScheme(OpenApiSerializerFieldExtension):
+    """A staff-only field is text when sent, and text or null when read (null for everyone but staff)."""
+
+    target_class = "genesis.api.fields.StaffOnlyCharField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if direction == "response":
+            schema["nullable"] = True
+        return schema
