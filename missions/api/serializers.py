@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.reverse import reverse
 
 from agents.models import Connection
 from genesis.api.fields import TEXT_MAX, CriteriaField, EmailListField, NameRelatedField
@@ -35,7 +36,9 @@ class MissionSerializer(serializers.ModelSerializer):
         slug_field="name", queryset=Connection.objects.all(), required=False, allow_null=True,
         help_text="The connection (by name) the mission's targets are built into.",
     )
-    spec_file = serializers.SerializerMethodField(help_text="Download URL of the spec file, if any.")
+    spec_file = serializers.SerializerMethodField(
+        help_text="Where to download the spec file (GET /api/v1/missions/{id}/spec-file/, for those who may read the "
+                  "mission), or null when there is none.")
     progress = serializers.SerializerMethodField()
     my_role = serializers.SerializerMethodField(help_text="The caller's role in this mission, if any.")
 
@@ -48,8 +51,11 @@ class MissionSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["status", "created_at", "updated_at", "launched_at", "completed_at", "closed_at"]
 
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
     def get_spec_file(self, obj) -> str | None:
-        return obj.spec_file.url if obj.spec_file else None
+        if not obj.spec_file:
+            return None
+        return reverse("mission-spec-file", kwargs={"pk": obj.pk}, request=self.context.get("request"))
 
     @extend_schema_field(ProgressSerializer(allow_null=True))
     def get_progress(self, obj):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import django_filters
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
@@ -23,6 +24,7 @@ from missions.models import Membership
 from missions.permissions import can_create_missions
 from missions.selectors import missions_with_progress, roles_map
 from tasks import engine
+from tasks.media import file_response, spec_file_name
 
 
 class MissionAPIFilterSet(MissionFilterSet):
@@ -138,6 +140,20 @@ class MissionViewSet(
     @action(detail=True, methods=["post"])
     def close(self, request, pk=None):
         return self._verb(request, services.mission_close, NoteSerializer, note="note")
+
+    # --- the spec file ------------------------------------------------------------------------------------
+
+    @extend_schema(
+        summary="Download the mission's spec file.",
+        responses={(200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="The file.")},
+    )
+    @action(detail=True, methods=["get"], url_path="spec-file", url_name="spec-file", filterset_class=None,
+            pagination_class=None)
+    def spec_file(self, request, pk=None):
+        mission = self.get_object()
+        if not mission.spec_file:
+            raise NotFound("This mission has no spec file.")
+        return file_response(mission.spec_file, filename=spec_file_name(mission))
 
     # --- members ------------------------------------------------------------------------------------------
 
