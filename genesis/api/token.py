@@ -15,7 +15,7 @@ from genesis.login_limits import LoginLimit, limits_cache
 
 
 class TokenResponseSerializer(serializers.Serializer):
-    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`.")
+    token = serializers.CharField(help_text="Send it as `Authorization: Bearer <token>` (or `Token <token>`).")
 
 
 class AuthTokenRequestSerializer(serializers.Serializer):
@@ -54,6 +54,15 @@ class ObtainTokenView(ObtainAuthToken):
     @extend_schema(
         operation_id="auth_token_create",
         tags=["auth"],
+        summary="Get your API token",
+        description="Trade your username and password for your API token, then send it as `Authorization: Bearer "
+                    "<token>` (or `Token <token>`). The same token comes back until an administrator rotates it."
+                    "\n\n"
+                    "**Who:** anyone with an account; no token needed.\n\n"
+                    "**Errors:** 400 when the username or password is missing; 401 when they do not match; 429 when "
+                    "this address asks too often, or after repeated failed sign-ins for this username or from this "
+                    "address, until the wait named in `Retry-After` has passed (the password is not checked "
+                    "before).",
         request=AuthTokenRequestSerializer,
         responses={200: TokenResponseSerializer, 400: ErrorSerializer, 401: ErrorSerializer, 429: ErrorSerializer},
         auth=[],
