@@ -204,11 +204,18 @@ REST_FRAMEWORK = {
 }
 
 # Sign-in limits (genesis/login_limits.py): failed password checks per client address and per username, whether on
-# the site, the admin or the token endpoint. Past either, the next attempt answers 429 without checking the password.
+# the site, the admin or the token endpoint. A rate's count of failures comes free and failures are forgiven at that
+# rate; past the free ones each attempt waits after the last failure LOGIN_DELAY_SECONDS, doubled for every further
+# failure up to LOGIN_DELAY_MAX_SECONDS (429 without checking the password until then; the right password after).
 GENESIS_LOGIN_FAILURE_RATES = {
     "address": env_rate("LOGIN_FAILURE_RATE_ADDRESS", "50/hour"),
     "username": env_rate("LOGIN_FAILURE_RATE_USERNAME", "10/hour"),
 }
+GENESIS_LOGIN_DELAY_SECONDS = env_int("LOGIN_DELAY_SECONDS", 2, minimum=1)
+GENESIS_LOGIN_DELAY_MAX_SECONDS = env_int("LOGIN_DELAY_MAX_SECONDS", 900, minimum=1)
+if GENESIS_LOGIN_DELAY_MAX_SECONDS < GENESIS_LOGIN_DELAY_SECONDS:
+    raise ImproperlyConfigured(f"LOGIN_DELAY_MAX_SECONDS ({GENESIS_LOGIN_DELAY_MAX_SECONDS}) must be at least "
+                               f"LOGIN_DELAY_SECONDS ({GENESIS_LOGIN_DELAY_SECONDS})")
 # The "limits" cache keeps those counts and the API's throttles. Every web worker process must share it: gunicorn
 # runs several, and local memory would give each worker its own counts (every limit multiplied by the number of
 # workers). Redis when REDIS_URL is set (shared by every machine); otherwise files under var/cache/, shared by the

@@ -1,5 +1,5 @@
 """POST /api/v1/auth/token/: a username and password for the user's API token, rate-limited per address, and
-refused without checking once the address or the username has too many failed sign-ins (genesis.login_limits)."""
+refused without checking while the address or the username must wait after failed sign-ins (genesis.login_limits)."""
 
 from __future__ import annotations
 
@@ -29,12 +29,14 @@ class LimitedAuthTokenSerializer(AuthTokenSerializer):
         if limit.blocked():
             raise Throttled(wait=limit.retry_after, detail=limit.message)
         try:
-            return super().validate(attrs)
+            attrs = super().validate(attrs)
         except serializers.ValidationError as error:
             # Wrong credentials are not malformed input: 401, like any refused authentication.
             if error.get_codes() == ["authorization"]:
                 raise AuthenticationFailed(str(error.detail[0])) from None
             raise
+        limit.record_success()  # the site and the admin do this on user_logged_in; a token request logs no one in
+        return attrs
 
 
 class SharedScopedRateThrottle(ScopedRateThrottle):
