@@ -825,6 +825,7 @@ def notification_transition(*, notification: Notification, to: str, error: str =
 
 # --- artifacts: finished missions --------------------------------------------------------------------------------
 
+
 def artifact_refusal(mission: Mission) -> str | None:
     """Why ``mission`` takes no new artifact now, or None: a completed, closed or cancelled mission's record is done
     (completed work re-opens only through a rejection, which makes the mission active again). The status is read
