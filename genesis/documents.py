@@ -1,7 +1,7 @@
 """Documents read from users: the one strict YAML loader, JSON with a nesting limit, and schema problems with
 their paths.
 
-Blueprint files (blueprints/validation.py) and spec files (agents/specfile.py) are both read by ``load_yaml``:
+Blueprint files (blueprints/validation.py) and spec files (pipeline/specfile.py) are both read by ``load_yaml``:
 safe YAML that refuses duplicate keys and keeps dates as text (both formats are JSON-shaped), and that refuses,
 naming the file, the limit and the figure, a document that would hold a worker:
 
@@ -250,7 +250,7 @@ def json_type(value: Any) -> str:
 
 class SchemaWording:
     """The words ``schema_problems`` gives each kind of problem. A file format that has always put some of them its
-    own way (spec files, agents/specfile.py) overrides those methods; the walk, paths and order stay one."""
+    own way (spec files, pipeline/specfile.py) overrides those methods; the walk, paths and order stay one."""
 
     def unknown_keys(self, path: Path, unknown: list, allowed: list[str]) -> list[tuple[Path, str]]:
         return [(path + [key], f"unknown key (allowed here: {', '.join(allowed)})") for key in unknown]

@@ -1,6 +1,6 @@
 """Sign-in for people, on the site (``/login/``) and in the admin (``/admin/login/``): Django's LoginView with the
-failed-sign-in limits of ``genesis.login_limits``. Past a limit the page answers 429 with the reason, and the
-password is not checked."""
+failed-sign-in limits of ``genesis.login_limits``. While an attempt must wait the page answers 429 with the reason
+and the wait, and the password is not checked."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ class LimitedLoginMixin:
     limit: LoginLimit | None = None
 
     def clean(self):
-        limit = LoginLimit(self.request, self.cleaned_data.get("username"))
-        if limit.blocked():
-            self.limit = limit
-            raise ValidationError(limit.message, code="too_many_attempts")
+        # Only an attempt that would check a password is held back (or lets one through past a wait).
+        if self.cleaned_data.get("username") is not None and self.cleaned_data.get("password"):
+            limit = LoginLimit(self.request, self.cleaned_data.get("username"))
+            if limit.blocked():
+                self.limit = limit
+                raise ValidationError(limit.message, code="too_many_attempts")
         return super().clean()
 
 

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "genesis.middleware.RefuseNulQueryMiddleware",  # a NUL in a query parameter: 400 naming it, on every page
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -177,6 +178,7 @@ GENESIS_API_LIST_CACHE_SECONDS = env_int("GENESIS_API_LIST_CACHE_SECONDS", 5)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "genesis.api.auth.LoggedTokenAuthentication",
+        "genesis.api.auth.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -202,11 +204,18 @@ REST_FRAMEWORK = {
 }
 
 # Sign-in limits (genesis/login_limits.py): failed password checks per client address and per username, whether on
-# the site, the admin or the token endpoint. Past either, the next attempt answers 429 without checking the password.
+# the site, the admin or the token endpoint. A rate's count of failures comes free and failures are forgiven at that
+# rate; past the free ones each attempt waits after the last failure LOGIN_DELAY_SECONDS, doubled for every further
+# failure up to LOGIN_DELAY_MAX_SECONDS (429 without checking the password until then; the right password after).
 GENESIS_LOGIN_FAILURE_RATES = {
     "address": env_rate("LOGIN_FAILURE_RATE_ADDRESS", "50/hour"),
     "username": env_rate("LOGIN_FAILURE_RATE_USERNAME", "10/hour"),
 }
+GENESIS_LOGIN_DELAY_SECONDS = env_int("LOGIN_DELAY_SECONDS", 2, minimum=1)
+GENESIS_LOGIN_DELAY_MAX_SECONDS = env_int("LOGIN_DELAY_MAX_SECONDS", 900, minimum=1)
+if GENESIS_LOGIN_DELAY_MAX_SECONDS < GENESIS_LOGIN_DELAY_SECONDS:
+    raise ImproperlyConfigured(f"LOGIN_DELAY_MAX_SECONDS ({GENESIS_LOGIN_DELAY_MAX_SECONDS}) must be at least "
+                               f"LOGIN_DELAY_SECONDS ({GENESIS_LOGIN_DELAY_SECONDS})")
 # The "limits" cache keeps those counts and the API's throttles. Every web worker process must share it: gunicorn
 # runs several, and local memory would give each worker its own counts (every limit multiplied by the number of
 # workers). Redis when REDIS_URL is set (shared by every machine); otherwise files under var/cache/, shared by the
@@ -221,13 +230,34 @@ CACHES["limits"] = (
 SPECTACULAR_SETTINGS = {
     "TITLE": "Genesis API",
     "DESCRIPTION": "Missions, tasks, runs, artifacts and the workflow verbs that move them. "
-    "Authenticate with `Authorization: Token <key>` (POST /api/v1/auth/token/ or `manage.py issue_token`).",
+    "Authenticate with `Authorization: Bearer <key>` or `Authorization: Token <key>` (the key from "
+    "POST /api/v1/auth/token/ or `manage.py issue_token`).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One tag per resource (genesis/api/schema.py tags each operation with the resource of its path), in this order.
+    "TAGS": [
+        {"name": "auth", "description": "Your API token."},
+        {"name": "missions", "description": "Outcomes a data team wants, their members and workflow verbs."},
+        {"name": "projects", "description": "Missions, for tools that call them projects."},
+        {"name": "tasks", "description": "The steps of a mission, each owned by a person or an agent."},
+        {"name": "todos", "description": "Tasks, for tools that call them todos (and their mission a project)."},
+        {"name": "dependencies", "description": "Which task waits for which."},
+        {"name": "runs", "description": "Attempts at tasks, with their logs."},
+        {"name": "artifacts", "description": "Outputs of missions: files and links, versioned."},
+        {"name": "history", "description": "What happened, who did it, and when."},
+        {"name": "phases", "description": "The stages of a mission and their exit criteria."},
+        {"name": "questions", "description": "Questions agents ask people, and their answers."},
+        {"name": "check-results", "description": "Results of exit, acceptance and success checks, and waivers."},
+        {"name": "blueprints", "description": "Reusable mission templates: import, export, launch."},
+        {"name": "connections", "description": "The named databases agents read from and build into."},
+        {"name": "agents", "description": "The data agents that can own tasks."},
+        {"name": "mapping-specs", "description": "Proposed column mappings per target table, approved or rejected."},
+        {"name": "environments", "description": "dev, test, stage and prod targets of a mission's dbt project."},
+    ],
     "ENUM_NAME_OVERRIDES": {
         "MissionStatusEnum": "missions.choices.MissionStatus",
         "TaskStatusEnum": "tasks.choices.TaskStatus",

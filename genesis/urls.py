@@ -7,6 +7,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from genesis.login import LoginView
+from tasks.media import media_file
 
 # admin.site is genesis.login.GenesisAdminSite (genesis/apps.py): titles and the sign-in limits.
 
@@ -23,7 +24,5 @@ urlpatterns = [
     path("", include("blueprints.urls")),
 ]
 
-if settings.DEBUG:
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# Stored files are never public, not even in development: each is served to those who may read its mission.
+urlpatterns.append(path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", media_file, name="media"))

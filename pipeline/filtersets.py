@@ -22,7 +22,7 @@ class MappingSpecVersionFilterSet(django_filters.FilterSet):
 class EnvironmentFilterSet(django_filters.FilterSet):
     mission = IdFilter(field_name="mission_id", label="Mission id")
     name = django_filters.MultipleChoiceFilter(choices=Environment.Name.choices)
-    target = IdFilter(field_name="target_id", label="Target connection id")
+    target = django_filters.CharFilter(field_name="target__name", max_length=100, label="Target connection (name)")
 
     class Meta:
         model = Environment

@@ -224,6 +224,8 @@ class ArtifactForm(forms.ModelForm):
         task, mission = data.get("task"), data.get("mission")
         if task and mission and task.mission_id != mission.pk:
             self.add_error("task", "The task belongs to another mission.")
+        if mission and (refusal := services.artifact_refusal(mission)):
+            self.add_error("mission", refusal)
         return data
 
     def _post_clean(self):

@@ -16,10 +16,11 @@ from tasks.models import Artifact, Dependency, Phase, Question, Run, Task
 
 
 class TaskFilterSet(django_filters.FilterSet):
-    """Tasks by mission, status, owner (a person's username or an agent's name), phase and dates."""
+    """Tasks by mission, key, status, owner (a person's username or an agent's name), phase and dates."""
 
     q = django_filters.CharFilter(method="search", label="Search", max_length=200)
     mission = IdFilter(field_name="mission_id", label="Mission id")
+    key = django_filters.CharFilter(field_name="key", max_length=64, label="Key (exact; unique within a mission)")
     status = django_filters.MultipleChoiceFilter(choices=TaskStatus.choices, label="Status")
     owner = django_filters.CharFilter(field_name="owner_user__username", label="Owner (username)", max_length=150)
     agent = django_filters.CharFilter(field_name="owner_agent__name", label="Agent (name)", max_length=100)
@@ -29,13 +30,23 @@ class TaskFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = Task
-        fields = ["q", "mission", "status", "owner", "agent", "phase", "created", "updated"]
+        fields = ["q", "mission", "key", "status", "owner", "agent", "phase", "created", "updated"]
 
     def search(self, queryset, name, value):
         value = value.strip()
         if not value:
             return queryset
         return queryset.filter(Q(key__icontains=value) | Q(title__icontains=value))
+
+
+class TodoFilterSet(TaskFilterSet):
+    """The task filters as the ``todos`` alias names them: ``project`` for the mission."""
+
+    mission = None
+    project = IdFilter(field_name="mission_id", label="Project id")
+
+    class Meta(TaskFilterSet.Meta):
+        fields = ["project" if name == "mission" else name for name in TaskFilterSet.Meta.fields]
 
 
 class DependencyFilterSet(django_filters.FilterSet):
@@ -80,12 +91,16 @@ class HistoryFilterSet(django_filters.FilterSet):
         field_name="event", lookup_expr="startswith", max_length=64, label="Event (prefix, e.g. task. or run.lost)"
     )
     actor_kind = django_filters.ChoiceFilter(choices=ActorKind.choices, label="Actor kind")
-    actor = django_filters.CharFilter(field_name="actor_user__username", max_length=150, label="Actor (username)")
+    actor = django_filters.CharFilter(method="by_actor", max_length=150,
+                                      label="Actor (a person's username or an agent's name)")
     created = DateTimeRangeFilter(field_name="created_at")
 
     class Meta:
         model = HistoryEntry
         fields = ["mission", "task", "run", "event", "actor_kind", "actor", "created"]
+
+    def by_actor(self, queryset, name, value):
+        return queryset.filter(Q(actor_user__username=value) | Q(actor_agent__name=value))
 
 
 class PhaseFilterSet(django_filters.FilterSet):

@@ -405,9 +405,12 @@ def artifact_create(
     run: Run | None = None,
     actor: Actor = None,
     content_type: str = "",
+    on_finished_mission: bool = False,
 ) -> Artifact:
     """Store an output. Files go under a generated name with their sha256; a same-named artifact of the same
-    task becomes a new version, the old one stays as it was."""
+    task becomes a new version, the old one stays as it was. A completed, closed or cancelled mission takes no new
+    output (409, naming its status), except the reports of what keeps running after it (``on_finished_mission``:
+    the scheduled refresh and environment builds)."""
     if kind not in ArtifactKind.values:
         raise DomainError(f"Unknown artifact kind {kind!r}; choose one of {', '.join(ArtifactKind.values)}.",
                           field="kind")
@@ -419,6 +422,8 @@ def artifact_create(
         raise DomainError("The run must be a run of the artifact's task.", field="run")
     name = display_name(name)
     Mission.objects.select_for_update().filter(pk=mission.pk).first()
+    if not on_finished_mission:
+        _refuse_output_to_finished_mission(mission)
     version = (
         Artifact.objects.filter(mission=mission, task=task, name=name).aggregate(m=Max("version"))["m"] or 0
     ) + 1
@@ -650,3 +655,25 @@ def notification_transition(*, notification: Notification, to: str, error: str =
         data={"notification": locked.pk, "attempt": locked.attempts, "channel": locked.channel},
     )
     return locked
+
+
+# --- artifacts: finished missions --------------------------------------------------------------------------------
+
+
+def artifact_refusal(mission: Mission) -> str | None:
+    """Why ``mission`` takes no new artifact now, or None: a completed, closed or cancelled mission's record is done
+    (completed work re-opens only through a rejection, which makes the mission active again). The status is read
+    from the database, not from the object passed."""
+    from missions.choices import MissionStatus
+
+    status = Mission.objects.filter(pk=mission.pk).values_list("status", flat=True).first()
+    if status not in {MissionStatus.COMPLETED, MissionStatus.CLOSED, MissionStatus.CANCELLED}:
+        return None
+    return (f"Mission “{mission.name}” is {status}: it takes no new artifacts (re-open completed work by rejecting "
+            "it, which makes the mission active again).")
+
+
+def _refuse_output_to_finished_mission(mission: Mission) -> None:
+    reason = artifact_refusal(mission)
+    if reason:
+        raise DomainError(reason, field="mission", code="mission_finished")

@@ -101,3 +101,35 @@ def enqueued(monkeypatch):
     calls = []
     monkeypatch.setattr(django_q.tasks, "async_task", lambda func, *args, **kwargs: calls.append((func, args, kwargs)))
     return calls
+
+
+class FakeClock:
+    """A clock that moves only when told: ``advance(seconds)``."""
+
+    def __init__(self):
+        self.now = 1_800_000_000.0
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds: float):
+        self.now += seconds
+
+
+@pytest.fixture
+def sign_in_clock(monkeypatch):
+    """The sign-in limits' clock (genesis.login_limits.clock), faked: waits pass without sleeping."""
+    from genesis import login_limits
+
+    fake = FakeClock()
+    monkeypatch.setattr(login_limits, "clock", fake)
+    return fake
+
+
+@pytest.fixture
+def small_sign_in_limits(settings):
+    """Three failures per username and five per address come free (forgiven at that rate per hour); then 2 s,
+    doubled per failure, at most 60 s."""
+    settings.GENESIS_LOGIN_FAILURE_RATES = {"username": "3/hour", "address": "5/hour"}
+    settings.GENESIS_LOGIN_DELAY_SECONDS = 2
+    settings.GENESIS_LOGIN_DELAY_MAX_SECONDS = 60

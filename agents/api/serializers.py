@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from agents.models import Agent, Connection
-from genesis.api.fields import TEXT_MAX, ObjectField
+from genesis.api.fields import TEXT_MAX, ObjectField, StaffOnlyCharField
 
 
 class ConnectionSerializer(serializers.ModelSerializer):
@@ -14,6 +14,11 @@ class ConnectionSerializer(serializers.ModelSerializer):
         help_text="Password or token; stored, never shown back (see has_secret).",
     )
     has_secret = serializers.BooleanField(read_only=True)
+    location = StaffOnlyCharField(
+        max_length=500,
+        help_text="Where the database is: a SQLite file on the server or a PostgreSQL DSN without its password. Staff "
+                  "only: everyone else reads null.",
+    )
     description = serializers.CharField(max_length=TEXT_MAX, required=False, allow_blank=True)
 
     class Meta:

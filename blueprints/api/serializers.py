@@ -7,12 +7,14 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation
-from genesis.api.fields import TEXT_MAX, NameRelatedField, ObjectField
+from genesis.api.fields import TEXT_MAX, FileNameField, NameRelatedField, ObjectField
 from genesis.uploads import validate_upload_size
 from missions.choices import MissionMode
 
 
 class BlueprintVersionSummarySerializer(serializers.ModelSerializer):
+    source_name = FileNameField(read_only=True, help_text="The name of the file the version was loaded from.")
+
     class Meta:
         model = BlueprintVersion
         fields = ["number", "name", "source_name", "created_at"]
@@ -70,14 +72,15 @@ class BlueprintLaunchSerializer(serializers.Serializer):
     objective = serializers.CharField(max_length=TEXT_MAX, required=False, allow_blank=True, default="",
                                       help_text="Defaults to the blueprint's objective, with the parameters put in.")
     owner = NameRelatedField(slug_field="username", queryset=get_user_model().objects.all(),
-                                         required=False, help_text="The Mission Owner; defaults to the caller.")
+                             required=False, help_text="The Mission Owner (by username); defaults to the caller.")
     mode = serializers.ChoiceField(choices=MissionMode.choices, default=MissionMode.STEP)
     params = ObjectField(required=False, default=dict, help_text="Parameter values by name.")
     start = serializers.BooleanField(default=False, help_text="Also launch the mission (dispatch its ready tasks).")
 
 
 class CheckEvaluationSerializer(serializers.ModelSerializer):
-    waived_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    waived_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                             help_text="Who waived the failure (by username).")
     waived = serializers.SerializerMethodField()
 
     class Meta:

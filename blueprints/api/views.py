@@ -11,6 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.viewsets import ReadOnlyModelViewSet
 
@@ -28,6 +29,7 @@ from blueprints.choices import CheckScope
 from blueprints.models import BlueprintVersion, CheckEvaluation
 from blueprints.permissions import can_import_blueprints
 from blueprints.selectors import blueprint_list, launch_initial_params
+from genesis.api.filters import KnownQueryParametersMixin
 from genesis.api.parsers import FormParser, JSONParser, MultiPartParser
 from genesis.api.permissions import RolePermission
 from genesis.filters import IdFilter, StrictBooleanFilter
@@ -41,19 +43,43 @@ from workflows import missions as mission_workflows
 
 
 class BlueprintFilterSet(django_filters.FilterSet):
-    slug = django_filters.CharFilter(max_length=100)
-    q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=200)
+    slug = django_filters.CharFilter(max_length=100, label="Slug (exact)")
+    q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", max_length=200,
+                                  label="Search in the name")
+
+
+# A blueprint is addressed by id or by slug: the path parameter is text.
+BLUEPRINT_ID = OpenApiParameter(
+    "id", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=r"^[a-z0-9][a-z0-9_-]*$",
+    description="The blueprint's id (all digits) or its slug, e.g. `healthcare-data-pipeline`.",
+)
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Blueprints: reusable phases, actions and exit criteria."),
-    retrieve=extend_schema(summary="One blueprint, its versions and the latest version's parameters."),
+    list=extend_schema(
+        summary="List blueprints",
+        description="Reusable mission templates (phases, actions with owners, acceptance and exit criteria), by "
+                    "slug, with their latest version and how many missions use them. Find one by `slug`; `q` "
+                    "searches the name.\n\n"
+                    "**Who:** anyone signed in.\n\n"
+                    "**Errors:** 400 names a query parameter that is unknown or malformed.",
+    ),
+    retrieve=extend_schema(
+        summary="Read a blueprint",
+        description="One blueprint, addressed by id or slug: its versions (newest first, each with the name of the "
+                    "file it was loaded from) and the parameters its latest version asks for at launch.\n\n"
+                    "**Who:** anyone signed in.\n\n"
+                    "**Errors:** 404 when no blueprint has this id or slug.",
+        parameters=[BLUEPRINT_ID]),
+    export=extend_schema(parameters=[BLUEPRINT_ID]),
+    launch=extend_schema(parameters=[BLUEPRINT_ID]),
 )
-class BlueprintViewSet(ReadOnlyModelViewSet):
+class BlueprintViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
     permission_classes = [RolePermission]
     filterset_class = BlueprintFilterSet
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     write_rules = {"launch": "authenticated"}
+    query_parameters = {"export": ("version",)}
 
     def get_queryset(self):
         queryset = blueprint_list()
@@ -64,6 +90,14 @@ class BlueprintViewSet(ReadOnlyModelViewSet):
 
     def get_serializer_class(self):
         return BlueprintDetailSerializer if self.action == "retrieve" else BlueprintSerializer
+
+    def get_object(self):
+        """A blueprint by id or by slug (``/blueprints/healthcare-data-pipeline/``): all digits is an id."""
+        value = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        lookup = {"pk": int(value)} if value.isascii() and value.isdigit() and len(value) <= 18 else {"slug": value}
+        blueprint = get_object_or_404(self.filter_queryset(self.get_queryset()), **lookup)
+        self.check_object_permissions(self.request, blueprint)
+        return blueprint
 
     def permission_target(self, obj, rule):
         return obj
@@ -76,8 +110,13 @@ class BlueprintViewSet(ReadOnlyModelViewSet):
         return version
 
     @extend_schema(
-        summary="Load a blueprint file (YAML, as a multipart file or as text). Changed content makes a new "
-                "version; a refused file stores nothing and every problem is listed under 'file'.",
+        summary="Import a blueprint",
+        description="Load a blueprint file (YAML), as a multipart `file` or as `text`. A new slug makes a new "
+                    "blueprint; changed content of a known slug makes its next version; the same content again "
+                    "stores nothing (`created` is false).\n\n"
+                    "**Who:** staff, or people with the permission to add blueprint versions; others get 403.\n\n"
+                    "**Errors:** 400 lists every problem of a refused file under `file` (with where in the file), "
+                    "and nothing is stored; a file over the size or YAML limits is refused naming the limit.",
         request={"multipart/form-data": BlueprintImportSerializer, "application/json": BlueprintImportSerializer},
         responses={201: BlueprintImportResultSerializer},
     )
@@ -103,7 +142,12 @@ class BlueprintViewSet(ReadOnlyModelViewSet):
         return Response(BlueprintImportResultSerializer(version).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        summary="The blueprint version as YAML (importing it again gives the same version).",
+        summary="Export a blueprint",
+        description="A blueprint version as a YAML file (the latest unless `version` says which); importing it "
+                    "again gives the same version.\n\n"
+                    "**Who:** anyone signed in.\n\n"
+                    "**Errors:** 400 when `version` is not a whole number; 404 when there is no such blueprint or "
+                    "version.",
         parameters=[OpenApiParameter("version", OpenApiTypes.INT, description="Defaults to the latest.")],
         responses={(200, "application/yaml"): OpenApiResponse(OpenApiTypes.STR, description="The YAML file.")},
     )
@@ -122,8 +166,16 @@ class BlueprintViewSet(ReadOnlyModelViewSet):
         return response
 
     @extend_schema(
-        summary="Create a mission from a blueprint version: phases, tasks with owners and acceptance criteria, "
-                "and dependencies in one step (draft, or launched with start=true).",
+        summary="Launch a mission from a blueprint",
+        description="Create a mission from a blueprint version in one step: its phases, its tasks with their owners "
+                    "and acceptance criteria, and their dependencies. The mission is a draft, or launched at once "
+                    "with `start: true`. `params` fill the blueprint's parameters (connections by name); you become "
+                    "the Mission Owner unless `owner` names someone else.\n\n"
+                    "**Who:** staff, or people with the permission to add missions; naming another owner needs "
+                    "staff.\n\n"
+                    "**Errors:** 400 names each field or parameter at fault (`params.<name>`: a missing or unknown "
+                    "parameter, a connection you may not give); 403 when you may not launch missions; 404 when "
+                    "there is no such blueprint or version.",
         request=BlueprintLaunchSerializer, responses={201: MissionSerializer},
     )
     @action(detail=True, methods=["post"], filterset_class=None)
@@ -164,10 +216,23 @@ class CheckEvaluationFilterSet(django_filters.FilterSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Results of exit, acceptance and success checks, with their evidence."),
-    retrieve=extend_schema(summary="One check result."),
+    list=extend_schema(
+        summary="List check results",
+        description="Results of your missions' checks (a phase's exit criteria, a task's acceptance criteria, the "
+                    "mission's success criteria), newest first, with their evidence and any waiver. Filter by "
+                    "`mission`, `phase`, `task`, `scope` and `passed`.\n\n"
+                    "**Who:** anyone signed in; you see your missions' results.\n\n"
+                    "**Errors:** 400 names a query parameter that is unknown or malformed.",
+    ),
+    retrieve=extend_schema(
+        summary="Read a check result",
+        description="One check result: what was checked, whether it passed, its evidence, and who waived it and "
+                    "why.\n\n"
+                    "**Who:** anyone with a role in the mission, and staff.\n\n"
+                    "**Errors:** 404 when there is no such result or it belongs to a mission you hold no role in.",
+    ),
 )
-class CheckEvaluationViewSet(ReadOnlyModelViewSet):
+class CheckEvaluationViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
     serializer_class = CheckEvaluationSerializer
     permission_classes = [RolePermission]
     filterset_class = CheckEvaluationFilterSet
@@ -179,9 +244,14 @@ class CheckEvaluationViewSet(ReadOnlyModelViewSet):
     def permission_target(self, evaluation, rule):
         return evaluation.mission
 
-    @extend_schema(summary="Waive a failed exit check with a reason (Mission Owner); when every failure of the "
-                           "phase is waived the next phase opens.",
-                   request=WaiveSerializer, responses={200: CheckEvaluationSerializer})
+    @extend_schema(
+        summary="Waive a failed check",
+        description="Accept a failed exit check of a phase, with a `reason` that is recorded; when every failure of "
+                    "the phase is waived (or passes) the next phase opens.\n\n"
+                    "**Who:** the Mission Owner, and staff; others with a role get 403.\n\n"
+                    "**Errors:** 400 when the reason is missing, the check passed, it is not an exit check, it was "
+                    "waived already, or the phase's checks ran again since (waive the latest result).",
+        request=WaiveSerializer, responses={200: CheckEvaluationSerializer})
     @action(detail=True, methods=["post"], filterset_class=None)
     def waive(self, request, pk=None):
         evaluation = self.get_object()

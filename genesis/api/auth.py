@@ -1,5 +1,6 @@
-"""API authentication: tokens (issued in the admin, by ``manage.py issue_token`` or by POST /api/v1/auth/token/)
-and browser sessions. Failed attempts are logged, and an address that keeps failing is throttled.
+"""API authentication: tokens (issued in the admin, by ``manage.py issue_token`` or by POST /api/v1/auth/token/),
+sent as ``Authorization: Token <key>`` or ``Authorization: Bearer <key>``, and browser sessions. Failed attempts
+are logged, and an address that keeps failing is throttled.
 
 Loaded by DRF's settings while ``rest_framework.views`` imports: nothing here may import views."""
 
@@ -38,3 +39,9 @@ class LoggedTokenAuthentication(TokenAuthentication):
             guard.record_failure()
             logger.warning("API token authentication failed from %s: %s", client_address(request), error.detail)
             raise
+
+
+class BearerTokenAuthentication(LoggedTokenAuthentication):
+    """The same token as ``Authorization: Bearer <key>``, the spelling most HTTP clients and tools use."""
+
+    keyword = "Bearer"

@@ -31,7 +31,8 @@ from genesis.uploads import UploadTooLarge
 logger = logging.getLogger("genesis.api")
 
 # Domain error codes that mean "the state changed or does not allow this", not "your input is wrong".
-CONFLICT_CODES = frozenset({"invalid_transition", "stale", "stale_lease", "run_active", "duplicate", "conflict"})
+CONFLICT_CODES = frozenset({"invalid_transition", "stale", "stale_lease", "run_active", "duplicate", "conflict",
+                            "mission_finished"})
 # A service that checks the actor's role itself refuses with this code: the API answers 403.
 FORBIDDEN_CODES = frozenset({"forbidden", "permission_denied"})
 
@@ -116,7 +117,10 @@ def exception_handler(exc, context):
             body["path"] = error.path
     elif isinstance(exc, exceptions.ValidationError):
         errors = _field_errors(response.data)
-        body = {"code": "invalid", "detail": _summary(errors), "errors": errors}
+        # A refusal with its own code and wording (unknown query parameters) says so; the rest is "invalid".
+        body = {"code": getattr(exc, "body_code", "invalid"),
+                "detail": getattr(exc, "body_detail", None) or _summary(errors), "errors": errors,
+                **getattr(exc, "body_extra", {})}
     else:
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
         codes = exc.get_codes()

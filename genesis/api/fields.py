@@ -138,3 +138,28 @@ class NameRelatedField(_NoBlankMixin, serializers.SlugRelatedField):
         if not isinstance(data, str) or "\x00" in data or len(data) > 200:
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+def file_name_only(path: str) -> str:
+    """The last part of a file path, whichever separator it uses: the server's folders are not the caller's
+    business."""
+    return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+class FileNameField(serializers.CharField):
+    """A stored file path, shown as its file name only (``healthcare-data-pipeline.yaml``, not the folder it was
+    loaded from on the server)."""
+
+    def to_representation(self, value):
+        return file_name_only(str(value))
+
+
+class StaffOnlyCharField(serializers.CharField):
+    """Text only staff read (a connection's location: a SQLite file path is a path on the server, a DSN names a
+    host); everyone else reads null. The schema says so (genesis/api/schema.py)."""
+
+    def get_attribute(self, instance):
+        request = self.context.get("request")
+        if request is None or not getattr(request.user, "is_staff", False):
+            return None
+        return super().get_attribute(instance)

@@ -1,5 +1,9 @@
-"""django-filter for the API, strict: a filter given with an empty value (or a list with an empty item) is refused
-(400) unless it is free text, and an error is keyed by the query parameter the client sent.
+"""django-filter for the API, strict: a query parameter the operation does not know is refused (400) instead of
+ignored, a filter given with an empty value (or a list with an empty item) is refused unless it is free text, and
+an error is keyed by the query parameter the client sent.
+
+A client that misspells a filter (``?key=`` where the list had no such filter) would otherwise get the unfiltered
+list and act on the wrong object: every GET names what it does not know and lists what it does.
 
 The pages share these FilterSets and submit empty form fields meaning "any"; an API client that sends
 ``created_before=`` or ``mission=`` has sent something malformed, and is told so instead of being ignored. A range
@@ -14,8 +18,72 @@ from django_filters.filters import BaseCSVFilter
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.widgets import SuffixedMultiWidget
 from rest_framework.exceptions import ValidationError
+from rest_framework.settings import api_settings
 
 _RANGE_SUFFIXES = ("_after", "_before", "_min", "_max")
+
+
+def filter_parameters(filterset_class) -> list[str]:
+    """The query parameters a FilterSet reads: a range filter (``created``) is read from its suffixed ends."""
+    names = []
+    for name, declared in filterset_class.base_filters.items():
+        widget = declared.field.widget
+        if isinstance(widget, SuffixedMultiWidget):
+            names += [widget.suffixed(name, suffix) for suffix in widget.suffixes]
+        else:
+            names.append(name)
+    return names
+
+
+def known_query_parameters(view) -> list[str]:
+    """What a GET of this view's action reads from the query string: a list its filters and pages, any action
+    the parameters it declares in ``query_parameters``, and every operation DRF's ``format`` override."""
+    action = getattr(view, "action", None)
+    known = list(getattr(view, "query_parameters", {}).get(action, ()))
+    if action == "list":
+        filterset_class = getattr(view, "filterset_class", None)
+        if filterset_class is not None:
+            known += filter_parameters(filterset_class)
+        paginator = getattr(view, "paginator", None)
+        if paginator is not None:
+            known += [paginator.page_query_param, paginator.page_size_query_param]
+    if api_settings.URL_FORMAT_OVERRIDE:
+        known.append(api_settings.URL_FORMAT_OVERRIDE)
+    return sorted(set(known) - {None})
+
+
+class UnknownQueryParameters(ValidationError):
+    """Query parameters the operation does not read: a 400 with code ``unknown_parameter``, each named under
+    ``errors`` and the known ones listed (``known``)."""
+
+    body_code = "unknown_parameter"
+
+    def __init__(self, unknown: list[str], known: list[str]):
+        listed = ", ".join(known)
+        super().__init__({name: [f"Unknown query parameter. This operation reads: {listed}."] for name in unknown})
+        self.body_extra = {"known": known}
+        self.body_detail = (f"Unknown query parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. "
+                            f"This operation reads: {listed}.")
+
+
+def refuse_unknown_query_parameters(request, view) -> None:
+    if request.method not in ("GET", "HEAD"):
+        return
+    known = known_query_parameters(view)
+    unknown = [name for name in request.query_params if name not in known]
+    if unknown:
+        raise UnknownQueryParameters(unknown, known)
+
+
+class KnownQueryParametersMixin:
+    """For every API view: a GET with a query parameter the operation does not read is a 400, before any work.
+    An action that reads parameters of its own names them in ``query_parameters = {action: (name, ...)}``."""
+
+    query_parameters: dict[str, tuple[str, ...]] = {}
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        refuse_unknown_query_parameters(request, self)
 
 
 class StrictFilterBackend(DjangoFilterBackend):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.reverse import reverse
 
 from agents.models import Connection
-from genesis.api.fields import TEXT_MAX, CriteriaField, EmailListField, IdRelatedField, NameRelatedField
+from genesis.api.fields import TEXT_MAX, CriteriaField, EmailListField, NameRelatedField
 from missions.choices import Role
 from missions.models import Membership, Mission, validate_email_list, validate_success_criteria
 
@@ -21,19 +22,23 @@ class ProgressSerializer(serializers.Serializer):
 class MissionSerializer(serializers.ModelSerializer):
     owner = NameRelatedField(
         slug_field="username", queryset=get_user_model().objects.all(), required=False,
-        help_text="The Mission Owner's username; defaults to the caller.",
+        help_text="The Mission Owner (by username); defaults to the caller.",
     )
     objective = serializers.CharField(max_length=TEXT_MAX)
     scope = serializers.CharField(max_length=TEXT_MAX, required=False, allow_blank=True)
     success_criteria = CriteriaField(required=False, validators=[validate_success_criteria])
     escalation_emails = EmailListField(required=False, validators=[validate_email_list])
-    source_connection = IdRelatedField(
-        queryset=Connection.objects.all(), required=False, allow_null=True
+    source_connection = NameRelatedField(
+        slug_field="name", queryset=Connection.objects.all(), required=False, allow_null=True,
+        help_text="The connection (by name) the mission's sources are read from.",
     )
-    target_connection = IdRelatedField(
-        queryset=Connection.objects.all(), required=False, allow_null=True
+    target_connection = NameRelatedField(
+        slug_field="name", queryset=Connection.objects.all(), required=False, allow_null=True,
+        help_text="The connection (by name) the mission's targets are built into.",
     )
-    spec_file = serializers.SerializerMethodField(help_text="Download URL of the spec file, if any.")
+    spec_file = serializers.SerializerMethodField(
+        help_text="Where to download the spec file (GET /api/v1/missions/{id}/spec-file/, for those who may read the "
+                  "mission), or null when there is none.")
     progress = serializers.SerializerMethodField()
     my_role = serializers.SerializerMethodField(help_text="The caller's role in this mission, if any.")
 
@@ -46,8 +51,11 @@ class MissionSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["status", "created_at", "updated_at", "launched_at", "completed_at", "closed_at"]
 
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
     def get_spec_file(self, obj) -> str | None:
-        return obj.spec_file.url if obj.spec_file else None
+        if not obj.spec_file:
+            return None
+        return reverse("mission-spec-file", kwargs={"pk": obj.pk}, request=self.context.get("request"))
 
     @extend_schema_field(ProgressSerializer(allow_null=True))
     def get_progress(self, obj):
@@ -64,7 +72,8 @@ class MissionSerializer(serializers.ModelSerializer):
 
 
 class MembershipSerializer(serializers.ModelSerializer):
-    user = NameRelatedField(slug_field="username", queryset=get_user_model().objects.all())
+    user = NameRelatedField(slug_field="username", queryset=get_user_model().objects.all(),
+                            help_text="The person (by username).")
     role = serializers.ChoiceField(choices=Role.choices)
 
     class Meta:
@@ -74,4 +83,5 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 
 class MemberRemoveSerializer(serializers.Serializer):
-    user = NameRelatedField(slug_field="username", queryset=get_user_model().objects.all())
+    user = NameRelatedField(slug_field="username", queryset=get_user_model().objects.all(),
+                            help_text="The person (by username).")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import django_filters
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from genesis.api.caching import CachedListMixin
 from genesis.api.fields import NoteSerializer, ReasonSerializer
+from genesis.api.filters import KnownQueryParametersMixin
 from genesis.api.permissions import RolePermission
 from genesis.filters import DateTimeRangeFilter
 from missions import services
@@ -21,6 +23,7 @@ from missions.filtersets import MissionFilterSet
 from missions.models import Membership
 from missions.permissions import can_create_missions
 from missions.selectors import roles_map
+from tasks.media import file_response, spec_file_name
 from tasks.selectors import missions_with_progress
 from workflows import missions as mission_workflows
 
@@ -30,6 +33,7 @@ class MissionAPIFilterSet(MissionFilterSet):
 
     # The pages' owner filter looks the username up as a model choice; a text filter refuses NUL bytes first.
     owner = django_filters.CharFilter(field_name="owner__username", max_length=150, label="Owner (username)")
+    name = django_filters.CharFilter(field_name="name", max_length=200, label="Name (exact; q searches)")
     created = DateTimeRangeFilter(field_name="created_at")
     launched = DateTimeRangeFilter(field_name="launched_at")
     ordering = django_filters.OrderingFilter(
@@ -38,22 +42,57 @@ class MissionAPIFilterSet(MissionFilterSet):
     )
 
     class Meta(MissionFilterSet.Meta):
-        fields = [*MissionFilterSet.Meta.fields, "created", "launched", "ordering"]
+        fields = [*MissionFilterSet.Meta.fields, "name", "created", "launched", "ordering"]
 
 
-def _verb_schema(summary: str, request=ReasonSerializer):
-    return extend_schema(summary=summary, request=request, responses={200: MissionSerializer})
+def _verb_schema(summary: str, description: str, request=ReasonSerializer):
+    return extend_schema(summary=summary, description=description, request=request,
+                         responses={200: MissionSerializer})
+
+
+_OWNER_VERB = ("**Who:** the Mission Owner (or staff). Task Owners and stakeholders get 403; a mission you cannot "
+               "see is 404.")
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Missions the caller can see (staff: all)."),
-    retrieve=extend_schema(summary="One mission, with its progress and the caller's role."),
-    create=extend_schema(summary="Create a draft mission; the caller (or the named owner) becomes its Mission Owner."),
-    partial_update=extend_schema(summary="Edit a mission's descriptive fields (Mission Owner)."),
+    list=extend_schema(
+        summary="List missions",
+        description="The missions you hold a role in (staff: every mission), newest first unless `ordering` says "
+                    "otherwise, each with its progress (tasks done of all) and your role in it (`my_role`). Filter "
+                    "by `status`, exact `name`, `q` (words in the name or objective), `mode`, `owner` (a username) "
+                    "and creation or launch dates.\n\n"
+                    "**Who:** anyone signed in; you see only your missions.\n\n"
+                    "**Errors:** 400 names a query parameter that is unknown or malformed.",
+    ),
+    retrieve=extend_schema(
+        summary="Read a mission",
+        description="One mission: its objective, scope, success criteria, owner, status, connections, spec file "
+                    "download URL, progress and your role in it.\n\n"
+                    "**Who:** anyone with a role in the mission, and staff.\n\n"
+                    "**Errors:** 404 when there is no such mission or you hold no role in it.",
+    ),
+    create=extend_schema(
+        summary="Create a mission",
+        description="A new mission in `draft`. You become its Mission Owner, or the person named in `owner`. The "
+                    "connections it names are given to the mission if you may give them (they are listed with "
+                    "their groups in the admin). Add tasks, then launch it.\n\n"
+                    "**Who:** staff, or people with the permission to add missions; naming someone else as owner "
+                    "needs staff.\n\n"
+                    "**Errors:** 400 names each field at fault (an unknown username or connection name, a "
+                    "connection you may not give); 403 when you may not create missions.",
+    ),
+    partial_update=extend_schema(
+        summary="Edit a mission",
+        description="Change a mission's name, objective, scope, success criteria, mode, connections, escalation "
+                    "contacts or owner. Its status changes only through the verbs (launch, pause, resume, cancel, "
+                    "close); the change is recorded in the mission's history.\n\n"
+                    f"{_OWNER_VERB}\n\n"
+                    "**Errors:** 400 names each field at fault.",
+    ),
 )
 class MissionViewSet(
-    CachedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
-    GenericViewSet,
+    KnownQueryParametersMixin, CachedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin, mixins.UpdateModelMixin, GenericViewSet,
 ):
     serializer_class = MissionSerializer
     permission_classes = [RolePermission]
@@ -113,39 +152,81 @@ class MissionViewSet(
         mission = function(mission=mission, actor=request.user, **arguments)
         return Response(self._render(mission, many=False).data)
 
-    @_verb_schema("Launch a draft mission: it becomes active and its ready tasks are dispatched.", request=None)
+    @_verb_schema("Launch a mission",
+                  "Start a `draft` mission: it becomes `active` and every task whose prerequisites are done is handed "
+                  f"to a worker (agents) or waits for its person.\n\n{_OWNER_VERB}\n\n"
+                  "**Errors:** 409 when the mission is not a draft (the answer names its status and the allowed "
+                  "moves).", request=None)
     @action(detail=True, methods=["post"])
     def launch(self, request, pk=None):
         return self._verb(request, mission_workflows.mission_launch)
 
-    @_verb_schema("Pause an active mission (no new work starts).")
+    @_verb_schema("Pause a mission",
+                  "Pause an `active` mission: no new task starts; running work finishes. An optional `reason` is "
+                  f"recorded.\n\n{_OWNER_VERB}\n\n"
+                  "**Errors:** 409 when the mission is not active.")
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
         return self._verb(request, mission_workflows.mission_pause, ReasonSerializer, reason="reason")
 
-    @_verb_schema("Resume a paused mission.", request=None)
+    @_verb_schema("Resume a mission",
+                  "Resume a `paused` mission: it is `active` again and its ready tasks start (in step mode, also "
+                  f"after a phase boundary).\n\n{_OWNER_VERB}\n\n"
+                  "**Errors:** 409 when the mission is not paused.", request=None)
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         return self._verb(request, mission_workflows.mission_resume)
 
-    @_verb_schema("Cancel a mission and its live work.")
+    @_verb_schema("Cancel a mission",
+                  "Cancel a draft, active, paused or failed mission: its unfinished tasks are cancelled and running "
+                  f"work is told to stop. This cannot be undone.\n\n{_OWNER_VERB}\n\n"
+                  "**Errors:** 409 when the mission is already completed, closed or cancelled.")
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         return self._verb(request, mission_workflows.mission_cancel, ReasonSerializer, reason="reason")
 
-    @_verb_schema("Sign off a completed mission (closes it).", request=NoteSerializer)
+    @_verb_schema("Close a mission",
+                  "Sign off a `completed` (or `failed`) mission: it becomes `closed`, its record final. An optional "
+                  f"`note` is recorded.\n\n{_OWNER_VERB}\n\n"
+                  "**Errors:** 409 when the mission is not completed or failed.", request=NoteSerializer)
     @action(detail=True, methods=["post"])
     def close(self, request, pk=None):
         return self._verb(request, mission_workflows.mission_close, NoteSerializer, note="note")
 
+    # --- the spec file ------------------------------------------------------------------------------------
+
+    @extend_schema(
+        summary="Download a mission's spec file",
+        description="The mission's spec file (sources, targets, mappings and checks) as an attachment; the mission's "
+                    "`spec_file` field links here.\n\n"
+                    "**Who:** anyone with a role in the mission, and staff.\n\n"
+                    "**Errors:** 404 when there is no such mission, you hold no role in it, or it has no spec file.",
+        responses={(200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="The file.")},
+    )
+    @action(detail=True, methods=["get"], url_path="spec-file", url_name="spec-file", filterset_class=None,
+            pagination_class=None)
+    def spec_file(self, request, pk=None):
+        mission = self.get_object()
+        if not mission.spec_file:
+            raise NotFound("This mission has no spec file.")
+        return file_response(mission.spec_file, filename=spec_file_name(mission))
+
     # --- members ------------------------------------------------------------------------------------------
 
     @extend_schema(
-        methods=["GET"], summary="Who holds which role in this mission.", request=None,
-        responses={200: MembershipSerializer(many=True)},
+        methods=["GET"], summary="List a mission's members",
+        description="Who holds which role in the mission (`mission_owner`, `task_owner`, `stakeholder`), by "
+                    "username.\n\n"
+                    "**Who:** anyone with a role in the mission, and staff.\n\n"
+                    "**Errors:** 404 when there is no such mission or you hold no role in it.",
+        request=None, responses={200: MembershipSerializer(many=True)},
     )
     @extend_schema(
-        methods=["POST"], summary="Give a person a role in this mission (Mission Owner).",
+        methods=["POST"], summary="Give a person a role",
+        description="Give a person (by username) a role in the mission, or change the role they hold. The Mission "
+                    "Owner keeps `mission_owner`: change the mission's owner to hand it over.\n\n"
+                    f"{_OWNER_VERB}\n\n"
+                    "**Errors:** 400 for an unknown username or role, or a role the owner cannot take.",
         request=MembershipSerializer, responses={200: MembershipSerializer},
     )
     @action(detail=True, methods=["get", "post"], pagination_class=None, filterset_class=None)
@@ -160,8 +241,11 @@ class MissionViewSet(
         return Response(MembershipSerializer(membership).data)
 
     @extend_schema(
-        summary="Take a person's role in this mission away (Mission Owner).", request=MemberRemoveSerializer,
-        responses={204: OpenApiResponse(description="Removed.")},
+        summary="Take a person's role away",
+        description="The person (by username) no longer holds a role in the mission and no longer sees it.\n\n"
+                    f"{_OWNER_VERB}\n\n"
+                    "**Errors:** 400 for an unknown username, or for the Mission Owner (change the owner first).",
+        request=MemberRemoveSerializer, responses={204: OpenApiResponse(description="Removed.")},
     )
     @action(detail=True, methods=["post"], url_path="members/remove", filterset_class=None)
     def remove_member(self, request, pk=None):

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.models import Connection
-from genesis.api.fields import TEXT_MAX, IdRelatedField
+from genesis.api.fields import TEXT_MAX, IdRelatedField, NameRelatedField
 from missions.models import Mission
 from pipeline.models import Environment, MappingSpecVersion
 
@@ -14,8 +14,10 @@ from pipeline.models import Environment, MappingSpecVersion
 class MappingSpecVersionSerializer(serializers.ModelSerializer):
     mission = serializers.IntegerField(source="spec.mission_id", read_only=True)
     target_table = serializers.CharField(source="spec.target_table", read_only=True)
-    created_by_agent = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by_agent = serializers.SlugRelatedField(slug_field="name", read_only=True,
+                                                    help_text="The agent (by name) that proposed this version.")
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                              help_text="Who approved or rejected it (by username).")
 
     class Meta:
         model = MappingSpecVersion
@@ -45,15 +47,13 @@ class EnvironmentNameField(serializers.CharField):
 class EnvironmentSerializer(serializers.ModelSerializer):
     mission = IdRelatedField(queryset=Mission.objects.none())
     name = EnvironmentNameField()
-    target = IdRelatedField(queryset=Connection.objects.all(),
-                            help_text="The connection (by id) the mission's dbt project builds into here.")
-    target_name = serializers.CharField(source="target.name", read_only=True)
+    target = NameRelatedField(slug_field="name", queryset=Connection.objects.all(),
+                              help_text="The connection (by name) the mission's dbt project builds into here.")
     description = serializers.CharField(max_length=TEXT_MAX, required=False, allow_blank=True, default="")
 
     class Meta:
         model = Environment
-        fields = ["id", "mission", "name", "target", "target_name", "description", "last_built_at", "last_revision",
-                  "created_at"]
+        fields = ["id", "mission", "name", "target", "description", "last_built_at", "last_revision", "created_at"]
         read_only_fields = ["last_built_at", "last_revision", "created_at"]
         validators = []  # posting a name the mission already has changes that environment (environment_set)
 

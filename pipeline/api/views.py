@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet, ReadOnlyModelViewSet
 
+from genesis.api.filters import KnownQueryParametersMixin
 from genesis.api.permissions import RolePermission, require
 from missions.models import restrict_to_visible
 from pipeline import selectors, services
@@ -26,10 +27,23 @@ from workflows.environments import environment_build
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Versions of the missions' mapping specs (one spec per target table)."),
-    retrieve=extend_schema(summary="One mapping spec version: column mappings, SQL, lineage and diff."),
+    list=extend_schema(
+        summary="List mapping specs",
+        description="The versions of your missions' mapping specs (one spec per target table): proposed by the "
+                    "mapping agent, then approved, rejected or superseded. Filter by `mission`, `target_table` and "
+                    "`status`.\n\n"
+                    "**Who:** anyone signed in; you see your missions' specs.\n\n"
+                    "**Errors:** 400 names a query parameter that is unknown or malformed.",
+    ),
+    retrieve=extend_schema(
+        summary="Read a mapping spec version",
+        description="One version: its column mappings, SQL, lineage, the diff from the version before, and the "
+                    "feedback it was rejected with.\n\n"
+                    "**Who:** anyone with a role in the mission, and staff.\n\n"
+                    "**Errors:** 404 when there is no such version or it belongs to a mission you hold no role in.",
+    ),
 )
-class MappingSpecVersionViewSet(ReadOnlyModelViewSet):
+class MappingSpecVersionViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
     serializer_class = MappingSpecVersionSerializer
     permission_classes = [RolePermission]
     filterset_class = MappingSpecVersionFilterSet
@@ -49,25 +63,51 @@ class MappingSpecVersionViewSet(ReadOnlyModelViewSet):
         fresh = self.get_queryset().get(pk=version.pk)
         return Response(MappingSpecVersionSerializer(fresh, context=self.get_serializer_context()).data)
 
-    @extend_schema(summary="Approve this version (Mission Owner); later steps use it.",
-                   request=MappingApproveSerializer, responses={200: MappingSpecVersionSerializer})
+    @extend_schema(
+        summary="Approve a mapping spec version",
+        description="Accept this version: the later steps (the dbt build, checks) use it, and an earlier approved "
+                    "version of the same spec is superseded. An optional `note` is recorded.\n\n"
+                    "**Who:** the Mission Owner, and staff; others with a role get 403.\n\n"
+                    "**Errors:** 409 when the version's status does not allow it (the answer names it).",
+        request=MappingApproveSerializer, responses={200: MappingSpecVersionSerializer})
     @action(detail=True, methods=["post"], filterset_class=None)
     def approve(self, request, pk=None):
         return self._decide(request, services.mapping_spec_approve, MappingApproveSerializer, "note")
 
-    @extend_schema(summary="Reject this version with feedback (Mission Owner); the mapping re-runs with it.",
-                   request=MappingRejectSerializer, responses={200: MappingSpecVersionSerializer})
+    @extend_schema(
+        summary="Reject a mapping spec version",
+        description="Refuse this version with `feedback` saying what is wrong: the mapping agent runs again with "
+                    "it and proposes a new version.\n\n"
+                    "**Who:** the Mission Owner, and staff; others with a role get 403.\n\n"
+                    "**Errors:** 400 when the feedback is missing or blank; 409 when the version's status does not "
+                    "allow it.",
+        request=MappingRejectSerializer, responses={200: MappingSpecVersionSerializer})
     @action(detail=True, methods=["post"], filterset_class=None)
     def reject(self, request, pk=None):
         return self._decide(request, services.mapping_spec_reject, MappingRejectSerializer, "feedback")
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Environments (dev, test, stage, prod) of the missions the caller can see: the target "
-                               "connection each builds the mission's dbt project into, and what was last built there."),
-    retrieve=extend_schema(summary="One environment: its target connection, last build time and dbt revision."),
+    list=extend_schema(
+        summary="List environments",
+        description="Your missions' environments (dev, test, stage, prod): the target connection (by name) each "
+                    "builds the mission's dbt project into, and when and which revision was last built there. Filter "
+                    "by `mission`, `name` and `target`.\n\n"
+                    "**Who:** anyone signed in; you see your missions' environments.\n\n"
+                    "**Errors:** 400 names a query parameter that is unknown or malformed.",
+    ),
+    retrieve=extend_schema(
+        summary="Read an environment",
+        description="One environment: its target connection, last build time and dbt revision.\n\n"
+                    "**Who:** anyone with a role in the mission, and staff.\n\n"
+                    "**Errors:** 404 when there is no such environment or it belongs to a mission you hold no role "
+                    "in.",
+    ),
 )
-class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, GenericViewSet):
+class EnvironmentViewSet(
+    KnownQueryParametersMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    GenericViewSet,
+):
     serializer_class = EnvironmentSerializer
     permission_classes = [RolePermission]
     filterset_class = EnvironmentFilterSet
@@ -82,8 +122,13 @@ class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
         return environment.mission
 
     @extend_schema(
-        summary="Define the mission's environment (Mission Owner): its name and the connection it builds into. "
-                "Posting a name the mission already has changes that environment (200) instead of adding one (201).",
+        summary="Define an environment",
+        description="Give a mission an environment (`dev`, `test`, `stage` or `prod`) and the connection (by name) "
+                    "it builds into: 201 for a new one; posting a name the mission already has changes that "
+                    "environment and answers 200. The connection is given to the mission if you may give it.\n\n"
+                    "**Who:** the Mission Owner, and staff; others with a role get 403.\n\n"
+                    "**Errors:** 400 names each field at fault (another environment name, an unknown connection or "
+                    "one you may not give, a mission you cannot see).",
         request=EnvironmentSerializer, responses={201: EnvironmentSerializer, 200: EnvironmentSerializer},
     )
     def create(self, request, *args, **kwargs):
@@ -100,9 +145,14 @@ class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
                         status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED)
 
     @extend_schema(
-        summary="Build the mission's approved dbt project in this environment's target, as a background job "
-                "(Mission Owner or Task Owner; prod: Mission Owner). The request is recorded in the mission's "
-                "history; the build's outcome follows there (refresh.succeeded or refresh.failed).",
+        summary="Build into an environment",
+        description="Build the mission's approved dbt project into this environment's target, as a background job: "
+                    "the answer (202) means queued, not done. The request is recorded in the mission's history, and "
+                    "the outcome follows there (`refresh.succeeded` or `refresh.failed`).\n\n"
+                    "**Who:** the Mission Owner or a Task Owner, and staff; in `prod`, the Mission Owner only. "
+                    "Stakeholders get 403.\n\n"
+                    "**Errors:** 403 as above; 404 when there is no such environment or you hold no role in its "
+                    "mission.",
         request=None, responses={202: EnvironmentBuildSerializer},
     )
     @action(detail=True, methods=["post"], filterset_class=None)

@@ -133,7 +133,9 @@ def refresh_check(*, mission, func: str, actor=None) -> RefreshResult:
 
 def _attach(mission, name: str, kind: str, content: str, actor) -> None:
     try:
-        task_services.artifact_create(mission=mission, kind=kind, name=name, file=content, actor=actor)
+        # A refresh keeps running after the mission is completed or closed, and records its reports there.
+        task_services.artifact_create(mission=mission, kind=kind, name=name, file=content, actor=actor,
+                                      on_finished_mission=True)
     except DomainError as error:
         if error.code != "file_too_large":
             raise

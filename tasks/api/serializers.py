@@ -11,6 +11,7 @@ from rest_framework.reverse import reverse
 
 from agents.models import Agent
 from genesis.api.fields import TEXT_MAX, CriteriaField, IdRelatedField, NameRelatedField, ObjectField
+from history.choices import ActorKind
 from history.models import HistoryEntry
 from missions.models import Mission
 from tasks.api import selectors
@@ -30,7 +31,7 @@ class TaskSerializer(serializers.ModelSerializer):
     config = ObjectField(required=False)
     owner_user = NameRelatedField(
         slug_field="username", queryset=get_user_model().objects.all(), required=False, allow_null=True,
-        help_text="The person who owns the task (exactly one of owner_user and owner_agent).",
+        help_text="The person (by username) who owns the task: exactly one of owner_user and owner_agent.",
     )
     owner_agent = NameRelatedField(
         slug_field="name", queryset=Agent.objects.all(), required=False, allow_null=True,
@@ -54,12 +55,26 @@ class TaskSerializer(serializers.ModelSerializer):
         super().__init__(*args, **kwargs)
         user = _user(self.context.get("request"))
         if user is not None and user.is_authenticated:
-            # Only missions and phases the caller can see: another mission's id is "does not exist".
-            self.fields["mission"].queryset = Mission.objects.visible_to(user)
-            self.fields["phase"].queryset = selectors.phases_visible(user)
+            # Only missions and phases the caller can see: another mission's id is "does not exist". Found by source:
+            # the todos alias calls the mission field "project".
+            by_source = {field.source: field for field in self.fields.values()}
+            by_source["mission"].queryset = Mission.objects.visible_to(user)
+            by_source["phase"].queryset = selectors.phases_visible(user)
 
     def get_depends_on(self, obj) -> list[int]:
         return [edge.depends_on_id for edge in obj.dependency_links.all()]
+
+
+class TodoSerializer(TaskSerializer):
+    """A task as the ``todos`` alias shows it: what the tasks call its mission is its project, in and out."""
+
+    mission = None
+    project = IdRelatedField(source="mission", queryset=Mission.objects.none(),
+                             help_text="The id of the project (a mission) the todo belongs to.")
+    depends_on = serializers.SerializerMethodField(help_text="Ids of the todos this one waits for.")
+
+    class Meta(TaskSerializer.Meta):
+        fields = ["project" if name == "mission" else name for name in TaskSerializer.Meta.fields]
 
 
 class DependencySerializer(serializers.ModelSerializer):
@@ -103,6 +118,10 @@ class RunDetailSerializer(RunSerializer):
         read_only_fields = fields
 
 
+def _actor_kind(user_id, agent_id) -> str:
+    return ActorKind.USER if user_id else ActorKind.AGENT if agent_id else ActorKind.SYSTEM
+
+
 def _actor_label(user, agent) -> str | None:
     if user is not None:
         return user.get_username()
@@ -123,14 +142,16 @@ class ArtifactSerializer(serializers.ModelSerializer):
         "bytes here). Give a file or a url, exactly one.",
     )
     url = serializers.URLField(required=False, allow_blank=True, max_length=1000)
-    created_by = serializers.SerializerMethodField()
+    created_by = serializers.SerializerMethodField(
+        help_text="Who stored it: a person's username or an agent's name (see created_by_kind); null for the system.")
+    created_by_kind = serializers.SerializerMethodField(help_text="user, agent or system.")
     download_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Artifact
         fields = [
             "id", "mission", "task", "run", "kind", "name", "version", "file", "url", "sha256", "size",
-            "content_type", "created_by", "created_at", "download_url",
+            "content_type", "created_by", "created_by_kind", "created_at", "download_url",
         ]
         read_only_fields = ["version", "sha256", "size", "content_type", "created_at"]
         validators = []
@@ -146,6 +167,9 @@ class ArtifactSerializer(serializers.ModelSerializer):
     def get_created_by(self, obj) -> str | None:
         return _actor_label(obj.created_by_user, obj.created_by_agent)
 
+    def get_created_by_kind(self, obj) -> str:
+        return _actor_kind(obj.created_by_user_id, obj.created_by_agent_id)
+
     @extend_schema_field(OpenApiTypes.URI)
     def get_download_url(self, obj):
         if not obj.file:
@@ -154,7 +178,8 @@ class ArtifactSerializer(serializers.ModelSerializer):
 
 
 class HistoryEntrySerializer(serializers.ModelSerializer):
-    actor = serializers.SerializerMethodField(help_text="Username, agent name, or null for the system.")
+    actor = serializers.SerializerMethodField(
+        help_text="Who did it: a person's username or an agent's name (see actor_kind); null for the system.")
     task_key = serializers.SerializerMethodField()
 
     class Meta:
@@ -180,8 +205,10 @@ class PhaseSerializer(serializers.ModelSerializer):
 
 
 class QuestionSerializer(serializers.ModelSerializer):
-    addressed_to = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    answered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    addressed_to = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                                help_text="The person asked (by username).")
+    answered_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                               help_text="Who answered (by username).")
     task_key = serializers.CharField(source="task.key", read_only=True)
 
     class Meta:

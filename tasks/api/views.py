@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet, ReadOnlyModelViewSet
 
 from genesis.api.caching import CachedListMixin
+from genesis.api.filters import KnownQueryParametersMixin
 from genesis.api.parsers import FormParser, JSONParser, MultiPartParser
 from genesis.api.permissions import RolePermission, require
 from tasks import services
@@ -31,6 +32,7 @@ from tasks.api.serializers import (
     RunDetailSerializer,
     RunSerializer,
     TaskSerializer,
+    TodoSerializer,
 )
 from tasks.filtersets import (
     ArtifactFilterSet,
@@ -40,6 +42,7 @@ from tasks.filtersets import (
     QuestionFilterSet,
     RunFilterSet,
     TaskFilterSet,
+    TodoFilterSet,
 )
 from workflows import checks as check_workflows
 from workflows import tasks as task_workflows
@@ -57,21 +60,55 @@ def ordered(filterset: type, *fields: str) -> type:
 # --- tasks -------------------------------------------------------------------------------------------------------
 
 
+_READERS = "**Who:** anyone with a role in the mission, and staff."
+_NOT_FOUND = "**Errors:** 404 when there is no such object or it belongs to a mission you hold no role in."
+_LIST_ERRORS = "**Errors:** 400 names a query parameter that is unknown or malformed."
+_TASK_VERB = ("**Who:** the task's own owner (a person) or the Mission Owner, and staff. Stakeholders get 403; a task "
+              "of a mission you cannot see is 404.")
+
+
 @extend_schema_view(
-    list=extend_schema(summary="Tasks of the missions the caller can see."),
-    retrieve=extend_schema(summary="One task, with the ids of the tasks it waits for."),
-    create=extend_schema(summary="Add a task to a mission (Mission Owner)."),
-    partial_update=extend_schema(summary="Edit a task's definition (Mission Owner); its status moves only by verbs."),
+    list=extend_schema(
+        summary="List tasks",
+        description="The tasks of your missions (staff: every mission), in their mission's order. Find one by "
+                    "`mission` and `key`; filter by `status`, `owner` (a username), `agent` (an agent's name), "
+                    "`phase`, `q` (words in the key or title) and dates.\n\n"
+                    "**Who:** anyone signed in; you see the tasks of the missions you hold a role in.\n\n"
+                    f"{_LIST_ERRORS}",
+    ),
+    retrieve=extend_schema(
+        summary="Read a task",
+        description="One task: its definition, owner (a person or an agent), status and the ids of the tasks it "
+                    f"waits for (`depends_on`).\n\n{_READERS}\n\n{_NOT_FOUND}",
+    ),
+    create=extend_schema(
+        summary="Add a task",
+        description="Add a task to a mission, owned by exactly one person (`owner_user`, a username) or agent "
+                    "(`owner_agent`, its name). Its key is unique within the mission. It starts `pending`; make it "
+                    "wait for others with `POST /api/v1/dependencies/`.\n\n"
+                    "**Who:** the Mission Owner, and staff.\n\n"
+                    "**Errors:** 400 names each field at fault (a key the mission already has, two owners or none, "
+                    "a mission you cannot see); 403 when you are not the Mission Owner.",
+    ),
+    partial_update=extend_schema(
+        summary="Edit a task",
+        description="Change a task's definition (title, description, acceptance criteria, owner, configuration, "
+                    "limits, position). Its status changes only through the verbs (approve, reject, retry, cancel) "
+                    "and a task stays in its mission.\n\n"
+                    "**Who:** the Mission Owner, and staff.\n\n"
+                    "**Errors:** 400 names each field at fault; 403 when you are not the Mission Owner.",
+    ),
 )
 class TaskViewSet(
-    CachedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
-    GenericViewSet,
+    KnownQueryParametersMixin, CachedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin, mixins.UpdateModelMixin, GenericViewSet,
 ):
     serializer_class = TaskSerializer
     permission_classes = [RolePermission]
     filterset_class = ordered(TaskFilterSet, "position", "created_at", "updated_at", "key", "status", "id")
     http_method_names = ["get", "post", "patch", "head", "options"]
     write_rules = {"approve": "task", "reject": "task", "retry": "task", "cancel": "task"}
+    nouns = {"task": "task", "mission": "mission"}
 
     def get_queryset(self):
         return selectors.tasks_visible(self.request.user)
@@ -81,7 +118,7 @@ class TaskViewSet(
 
     def _render(self, task, status_code=status.HTTP_200_OK):
         fresh = self.get_queryset().get(pk=task.pk)
-        return Response(TaskSerializer(fresh, context=self.get_serializer_context()).data, status=status_code)
+        return Response(self.get_serializer(fresh).data, status=status_code)
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
@@ -98,7 +135,8 @@ class TaskViewSet(
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         if "mission" in data and data.pop("mission").pk != task.mission_id:
-            raise ValidationError({"mission": ["A task cannot move to another mission."]})
+            field = self.nouns["mission"]
+            raise ValidationError({field: [f"A {self.nouns['task']} cannot move to another {field}."]})
         task = services.task_update(task=task, actor=request.user, **data)
         return self._render(task)
 
@@ -112,42 +150,91 @@ class TaskViewSet(
         function(task=task, actor=request.user, **arguments)
         return self._render(task)
 
-    @extend_schema(summary="Approve work waiting for approval: the task is done and the mission moves on.",
-                   request=ApproveSerializer, responses={200: TaskSerializer})
+    @extend_schema(
+        summary="Approve a task's work",
+        description="Accept the work of a task `waiting_approval` (a person's task, or an agent's proposal): the task "
+                    "is `done`, an optional `note` is recorded, and the tasks waiting for it may start.\n\n"
+                    f"{_TASK_VERB}\n\n"
+                    "**Errors:** 409 when the task is not waiting for approval (the answer says its status).",
+        request=ApproveSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         return self._verb(request, task_workflows.task_approve, ApproveSerializer, note="note")
 
-    @extend_schema(summary="Reject the work with feedback: it runs again with the feedback, downstream re-opens.",
-                   request=RejectSerializer, responses={200: TaskSerializer})
+    @extend_schema(
+        summary="Reject a task's work",
+        description="Send back the work of a task waiting for approval or done, with `feedback` saying what is "
+                    "wrong: the task runs again with the feedback in its context, and finished work that depended "
+                    f"on it re-opens.\n\n{_TASK_VERB}\n\n"
+                    "**Errors:** 400 when `feedback` is missing or blank; 409 when the task is neither waiting for "
+                    "approval nor done.",
+        request=RejectSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         return self._verb(request, task_workflows.task_reject, RejectSerializer, feedback="feedback")
 
-    @extend_schema(summary="Retry a failed or cancelled task as a new attempt.", request=None,
-                   responses={200: TaskSerializer})
+    @extend_schema(
+        summary="Retry a task",
+        description="Run a `failed` or `cancelled` task again, as a new attempt.\n\n"
+                    f"{_TASK_VERB}\n\n"
+                    "**Errors:** 409 when the task is neither failed nor cancelled.",
+        request=None)
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         return self._verb(request, task_workflows.task_retry)
 
-    @extend_schema(summary="Cancel a task and stop its live work.", request=CancelSerializer,
-                   responses={200: TaskSerializer})
+    @extend_schema(
+        summary="Cancel a task",
+        description="Cancel a task that is not finished: a running attempt is told to stop. An optional `reason` is "
+                    f"recorded; retry brings the task back.\n\n{_TASK_VERB}\n\n"
+                    "**Errors:** 409 when the task is already finished.",
+        request=CancelSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         return self._verb(request, task_workflows.task_cancel, CancelSerializer, reason="reason")
+
+
+class TodoViewSet(TaskViewSet):
+    """Tasks as ``todos``, for tools that call a task a todo and a mission a project: the same tasks and verbs,
+    with ``project`` where the tasks say ``mission`` (in bodies, responses, filters and errors)."""
+
+    serializer_class = TodoSerializer
+    filterset_class = ordered(TodoFilterSet, "position", "created_at", "updated_at", "key", "status", "id")
+    nouns = {"task": "todo", "mission": "project"}
 
 
 # --- dependencies ------------------------------------------------------------------------------------------------
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Edges of the task graphs the caller can see."),
-    create=extend_schema(summary="Make a task wait for another (Mission Owner). A cycle is refused with its path."),
-    destroy=extend_schema(summary="Remove an edge (Mission Owner)."),
+    list=extend_schema(
+        summary="List dependencies",
+        description="The edges of your missions' task graphs: `task` waits for `depends_on` (ids, with their keys). "
+                    "Filter by `mission`, `task` or `depends_on`.\n\n"
+                    f"**Who:** anyone signed in; you see your missions' edges.\n\n{_LIST_ERRORS}",
+    ),
+    retrieve=extend_schema(
+        summary="Read a dependency",
+        description=f"One edge of a task graph.\n\n{_READERS}\n\n{_NOT_FOUND}",
+    ),
+    create=extend_schema(
+        summary="Make a task wait for another",
+        description="`task` waits until `depends_on` is done; both belong to the same mission.\n\n"
+                    "**Who:** the Mission Owner, and staff.\n\n"
+                    "**Errors:** 400 when the edge would close a cycle (code `cycle`, with its `path` of task keys) "
+                    "or the tasks are in different missions; 409 when the edge exists already; 403 when you are "
+                    "not the Mission Owner.",
+    ),
+    destroy=extend_schema(
+        summary="Remove a dependency",
+        description="`task` no longer waits for `depends_on`; it may become ready at once.\n\n"
+                    f"**Who:** the Mission Owner, and staff.\n\n{_NOT_FOUND} 403 when you are not the Mission "
+                    "Owner.",
+    ),
 )
 class DependencyViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
-    GenericViewSet,
+    KnownQueryParametersMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.DestroyModelMixin, GenericViewSet,
 ):
     serializer_class = DependencySerializer
     permission_classes = [RolePermission]
@@ -176,10 +263,18 @@ class DependencyViewSet(
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Attempts at executing tasks (without their logs)."),
-    retrieve=extend_schema(summary="One attempt, with its log."),
+    list=extend_schema(
+        summary="List runs",
+        description="Attempts at your missions' tasks: status, worker, lease, times, error and result (the log is "
+                    "in the single run). Filter by `mission`, `task`, `status` and creation date.\n\n"
+                    f"**Who:** anyone signed in; you see your missions' runs.\n\n{_LIST_ERRORS}",
+    ),
+    retrieve=extend_schema(
+        summary="Read a run",
+        description=f"One attempt at a task, with its log.\n\n{_READERS}\n\n{_NOT_FOUND}",
+    ),
 )
-class RunViewSet(ReadOnlyModelViewSet):
+class RunViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
     permission_classes = [RolePermission]
     filterset_class = ordered(RunFilterSet, "id", "created_at", "attempt", "finished_at")
 
@@ -192,10 +287,19 @@ class RunViewSet(ReadOnlyModelViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="What happened, who did it, and when (append-only)."),
-    retrieve=extend_schema(summary="One history entry."),
+    list=extend_schema(
+        summary="List history",
+        description="What happened in your missions, who did it (a person's username or an agent's name, with "
+                    "`actor_kind`) and when, oldest first; entries are never changed or removed. Filter by "
+                    "`mission`, `task`, `run`, `event` (a prefix such as `task.`), `actor`, `actor_kind` and "
+                    f"date.\n\n**Who:** anyone signed in; you see your missions' history.\n\n{_LIST_ERRORS}",
+    ),
+    retrieve=extend_schema(
+        summary="Read a history entry",
+        description=f"One recorded change.\n\n{_READERS}\n\n{_NOT_FOUND}",
+    ),
 )
-class HistoryViewSet(ReadOnlyModelViewSet):
+class HistoryViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
     serializer_class = HistoryEntrySerializer
     permission_classes = [RolePermission]
     filterset_class = ordered(HistoryFilterSet, "created_at", "id")
@@ -205,10 +309,19 @@ class HistoryViewSet(ReadOnlyModelViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Phases of the missions the caller can see, with their status."),
-    retrieve=extend_schema(summary="One phase and its exit criteria."),
+    list=extend_schema(
+        summary="List phases",
+        description="The stages of your missions in order, with their status and exit criteria. Filter by "
+                    f"`mission` and `status`.\n\n**Who:** anyone signed in; you see your missions' phases.\n\n"
+                    f"{_LIST_ERRORS}",
+    ),
+    retrieve=extend_schema(
+        summary="Read a phase",
+        description="One phase: its status and the exit criteria that must pass before the next phase opens (their "
+                    f"results are under check-results).\n\n{_READERS}\n\n{_NOT_FOUND}",
+    ),
 )
-class PhaseViewSet(ReadOnlyModelViewSet):
+class PhaseViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
     serializer_class = PhaseSerializer
     permission_classes = [RolePermission]
     filterset_class = ordered(PhaseFilterSet, "order", "id")
@@ -219,8 +332,15 @@ class PhaseViewSet(ReadOnlyModelViewSet):
     def permission_target(self, phase, rule):
         return phase.mission
 
-    @extend_schema(summary="Run a phase's exit checks again (Mission Owner); if they pass, the next phase opens.",
-                   request=None, responses={200: PhaseSerializer})
+    @extend_schema(
+        summary="Re-check a phase",
+        description="Run the phase's exit checks again, for example after fixing the data: when they pass (or every "
+                    "failure is waived) the phase is done and the next one opens. The results are under "
+                    "check-results.\n\n"
+                    "**Who:** the Mission Owner, and staff. Others with a role get 403.\n\n"
+                    "**Errors:** 409 when the phase's status does not allow it, e.g. a phase not reached yet "
+                    "(`pending`): the answer names the status and the allowed moves.",
+        request=None, responses={200: PhaseSerializer})
     @action(detail=True, methods=["post"], filterset_class=None)
     def recheck(self, request, pk=None):
         phase = self.get_object()
@@ -232,10 +352,19 @@ class PhaseViewSet(ReadOnlyModelViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Questions agents asked people, in the missions the caller can see."),
-    retrieve=extend_schema(summary="One question, its options and its answer."),
+    list=extend_schema(
+        summary="List questions",
+        description="Questions agents asked people in your missions, open or answered. Filter by `mission`, `task`, "
+                    "`status`, `addressed_to` (a username) and date.\n\n"
+                    f"**Who:** anyone signed in; you see your missions' questions.\n\n{_LIST_ERRORS}",
+    ),
+    retrieve=extend_schema(
+        summary="Read a question",
+        description="One question: its text, the options offered, its default, the context the agent gave, and the "
+                    f"answer once given.\n\n{_READERS}\n\n{_NOT_FOUND}",
+    ),
 )
-class QuestionViewSet(ReadOnlyModelViewSet):
+class QuestionViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
     serializer_class = QuestionSerializer
     permission_classes = [RolePermission]
     filterset_class = ordered(QuestionFilterSet, "created_at", "id")
@@ -244,8 +373,14 @@ class QuestionViewSet(ReadOnlyModelViewSet):
     def get_queryset(self):
         return selectors.questions_visible(self.request.user)
 
-    @extend_schema(summary="Answer the question: the task runs again with the answer in its context.",
-                   request=AnswerSerializer, responses={200: QuestionSerializer})
+    @extend_schema(
+        summary="Answer a question",
+        description="Answer an open question: the task that asked runs again with the answer in its context. When "
+                    "the question offers options, the answer is one of them.\n\n"
+                    "**Who:** the person asked, the task's owner or the Mission Owner, and staff; others get 403.\n\n"
+                    "**Errors:** 400 when the answer is empty or not one of the options; 409 when the question is "
+                    "already answered or cancelled.",
+        request=AnswerSerializer, responses={200: QuestionSerializer})
     @action(detail=True, methods=["post"])
     def answer(self, request, pk=None):
         question = self.get_object()
@@ -260,13 +395,33 @@ class QuestionViewSet(ReadOnlyModelViewSet):
 # --- artifacts ----------------------------------------------------------------------------------------------------
 
 @extend_schema_view(
-    list=extend_schema(summary="Outputs of the missions the caller can see."),
-    retrieve=extend_schema(summary="One artifact's metadata (see download for its content)."),
+    list=extend_schema(
+        summary="List artifacts",
+        description="The outputs of your missions (SQL, specs, docs, logs, reports, data, links), newest version "
+                    "first per name, with who stored them and where to download them. Filter by `mission`, `task`, "
+                    "`run`, `kind`, `name` (contains) and date.\n\n"
+                    f"**Who:** anyone signed in; you see your missions' artifacts.\n\n{_LIST_ERRORS}",
+    ),
+    retrieve=extend_schema(
+        summary="Read an artifact",
+        description="One artifact's description: kind, name, version, size, sha256, content type, who stored it "
+                    f"and its `download_url`.\n\n{_READERS}\n\n{_NOT_FOUND}",
+    ),
     create=extend_schema(
-        summary="Store an output: a file (multipart, size-limited) or a URL. A same-named one becomes a new version.",
+        summary="Store an artifact",
+        description="Store an output of a mission, optionally of one of its tasks: a file (multipart, within the "
+                    "upload size limit) or a URL, exactly one. An artifact of the same name and task becomes a new "
+                    "version; stored versions never change.\n\n"
+                    "**Who:** the Mission Owner and Task Owners, and staff; stakeholders get 403.\n\n"
+                    "**Errors:** 400 names each field at fault (a file over the size limit, both a file and a URL, a "
+                    "task of another mission); 409 when the mission is completed, closed or cancelled (code "
+                    "`mission_finished`, naming its status).",
     ),
 )
-class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, GenericViewSet):
+class ArtifactViewSet(
+    KnownQueryParametersMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    GenericViewSet,
+):
     serializer_class = ArtifactSerializer
     permission_classes = [RolePermission]
     parser_classes = [MultiPartParser, FormParser, JSONParser]
@@ -295,7 +450,9 @@ class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
                         status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        summary="The artifact's content, as an attachment (a link artifact redirects to its URL).",
+        summary="Download an artifact",
+        description="The artifact's content as an attachment, under its name; a link artifact answers 302 to its "
+                    f"URL.\n\n{_READERS}\n\n{_NOT_FOUND}",
         responses={
             (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="The file."),
             302: OpenApiResponse(description="A link artifact: Location is its URL."),

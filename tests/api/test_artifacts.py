@@ -107,3 +107,54 @@ def test_an_upload_claiming_two_gigabytes_is_refused_unread_even_with_a_session(
     message = f"The upload is 2,147,483,648 bytes; the limit is {settings.GENESIS_MAX_UPLOAD_BYTES:,} bytes."
     assert response.json() == {"code": "file_too_large", "detail": message, "errors": {"file": [message]}}
     assert Artifact.objects.count() == 0
+
+
+# --- a finished mission takes no new artifact ----------------------------------------------------------------------
+
+
+def _finish(mission, status):
+    from missions.services import mission_transition
+
+    path = {"completed": ["active", "completed"], "closed": ["active", "completed", "closed"],
+            "cancelled": ["cancelled"]}[status]
+    for step in path:
+        mission = mission_transition(mission=mission, to=step)
+    return mission
+
+
+@pytest.mark.parametrize("status", ["completed", "closed", "cancelled"])
+def test_an_upload_to_a_finished_mission_is_a_409_naming_its_status(as_user, lead, mission, status):
+    _finish(mission, status)
+    response = _upload(as_user(lead), mission)
+    assert response.status_code == 409
+    body = response.json()
+    assert body["code"] == "mission_finished"
+    assert body["detail"].startswith(f"Mission “Healthcare Data Pipeline” is {status}: it takes no new artifacts")
+    assert list(body["errors"]) == ["mission"]
+    link = as_user(lead).post("/api/v1/artifacts/", {"mission": mission.pk, "kind": "link", "name": "Docs",
+                                                     "url": "https://example.com/docs"})
+    assert link.status_code == 409
+    assert not Artifact.objects.filter(mission=mission).exists()
+
+
+def test_an_active_mission_still_takes_uploads_and_a_refresh_still_records_on_a_closed_one(as_user, lead, mission):
+    from missions.services import mission_transition
+    from tasks import services
+
+    mission_transition(mission=mission, to="active")
+    assert _upload(as_user(lead), mission).status_code == 201
+    for status in ("completed", "closed"):
+        mission_transition(mission=mission, to=status)
+    report = services.artifact_create(mission=mission, kind="report", name="refresh-run_results.json",
+                                      file=b"{}", on_finished_mission=True)
+    assert report.version == 1 and report.mission.status == "closed"
+
+
+def test_the_admin_refuses_an_artifact_for_a_finished_mission_on_the_mission_field(client, admin_user, mission):
+    _finish(mission, "cancelled")
+    client.force_login(admin_user)
+    response = client.post("/admin/tasks/artifact/add/", {
+        "mission": mission.pk, "kind": "link", "name": "Docs", "url": "https://example.com/docs"})
+    assert response.status_code == 200  # the form again, with the reason
+    assert "is cancelled: it takes no new artifacts" in response.content.decode()
+    assert not Artifact.objects.exists()

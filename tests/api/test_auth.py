@@ -27,6 +27,30 @@ def test_a_token_authenticates_and_lists_the_callers_missions(as_user, lead, mis
     assert [m["name"] for m in response.json()["results"]] == ["Healthcare Data Pipeline"]
 
 
+def test_a_bearer_token_authenticates_like_a_token(lead, mission):
+    token = Token.objects.create(user=lead)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+    response = client.get("/api/v1/missions/")
+    assert response.status_code == 200
+    assert [(m["id"], m["my_role"]) for m in response.json()["results"]] == [(mission.pk, "mission_owner")]
+    client.credentials(HTTP_AUTHORIZATION=f"bearer {token.key}")  # the scheme is case-insensitive (RFC 9110)
+    assert client.get("/api/v1/missions/").status_code == 200
+
+
+def test_a_bad_bearer_token_is_refused_and_counts_towards_the_address_limit(caplog):
+    from django.core.cache import caches
+
+    client = APIClient(REMOTE_ADDR="192.0.2.8")
+    client.credentials(HTTP_AUTHORIZATION="Bearer not-a-real-token")
+    with caplog.at_level(logging.WARNING, logger="genesis.auth"):
+        response = client.get("/api/v1/missions/")
+    assert response.status_code == 401
+    assert response.json() == {"code": "authentication_failed", "detail": "Invalid token.", "errors": {}}
+    assert len(caches["limits"].get("throttle_auth_failures_192.0.2.8")) == 1
+    assert any("token authentication failed" in r.getMessage() for r in caplog.records)
+
+
 def test_a_bad_token_is_refused_and_logged(caplog):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
@@ -57,18 +81,26 @@ def test_the_token_endpoint_trades_a_password_for_the_users_token(lead):
     assert response.json() == {"token": Token.objects.get(user=lead).key}
 
 
-def test_a_wrong_password_is_refused_logged_and_rate_limited(lead, caplog):
+def test_a_wrong_password_is_a_401_in_the_error_format_logged_and_rate_limited(lead, caplog):
     client = APIClient()
     with caplog.at_level(logging.WARNING, logger="genesis.auth"):
         first = client.post("/api/v1/auth/token/", {"username": "lead", "password": "wrong"})
-    assert first.status_code == 400
-    assert first.json()["errors"]["non_field_errors"] == ["Unable to log in with provided credentials."]
+    assert first.status_code == 401
+    assert first.json() == {"code": "authentication_failed", "detail": "Unable to log in with provided credentials.",
+                            "errors": {}}
+    assert first["WWW-Authenticate"] == "Token"
     assert any("Login failed for 'lead'" in r.getMessage() for r in caplog.records)
     codes = [client.post("/api/v1/auth/token/", {"username": "lead", "password": "wrong"}).status_code
              for _ in range(12)]
-    assert codes[:9] == [400] * 9
+    assert codes[:9] == [401] * 9
     assert set(codes[9:]) == {429}
     assert not Token.objects.filter(user=lead).exists()
+
+
+def test_a_token_request_without_a_password_is_still_a_400_naming_the_field(lead):
+    response = APIClient().post("/api/v1/auth/token/", {"username": "lead"})
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"password": ["This field is required."]}
 
 
 def test_session_authentication_works_for_the_browser_and_enforces_csrf(lead, mission):

@@ -40,30 +40,29 @@ def _events(mission, event):
 
 def test_the_mission_owner_defines_an_environment_and_changes_it_by_name(as_user, lead, mission, target):
     client = as_user(lead)
-    response = client.post("/api/v1/environments/", {"mission": mission.pk, "name": "stage", "target": target.pk,
+    response = client.post("/api/v1/environments/", {"mission": mission.pk, "name": "stage", "target": "HCLS_STAGE",
                                                      "description": "Pre-production"}, format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert {k: body[k] for k in ("mission", "name", "target", "target_name", "description", "last_built_at",
-                                 "last_revision")} == {
-        "mission": mission.pk, "name": "stage", "target": target.pk, "target_name": "HCLS_STAGE",
-        "description": "Pre-production", "last_built_at": None, "last_revision": ""}
+    assert {k: body[k] for k in ("mission", "name", "target", "description", "last_built_at", "last_revision")} == {
+        "mission": mission.pk, "name": "stage", "target": "HCLS_STAGE", "description": "Pre-production",
+        "last_built_at": None, "last_revision": ""}
     environment = Environment.objects.get(pk=body["id"])
     assert (environment.mission_id, environment.name, environment.target_id) == (mission.pk, "stage", target.pk)
     assert _events(mission, "environment.created") == [("lead", {"environment": "stage", "target": "HCLS_STAGE"})]
 
-    other = ConnectionFactory(name="HCLS_STAGE_2")
-    again = client.post("/api/v1/environments/", {"mission": mission.pk, "name": "stage", "target": other.pk},
+    ConnectionFactory(name="HCLS_STAGE_2")
+    again = client.post("/api/v1/environments/", {"mission": mission.pk, "name": "stage", "target": "HCLS_STAGE_2"},
                         format="json")
     assert again.status_code == 200, again.json()
-    assert again.json()["id"] == body["id"] and again.json()["target_name"] == "HCLS_STAGE_2"
+    assert again.json()["id"] == body["id"] and again.json()["target"] == "HCLS_STAGE_2"
     assert Environment.objects.filter(mission=mission).count() == 1
     assert _events(mission, "environment.updated") == [("lead", {"environment": "stage", "target": "HCLS_STAGE_2"})]
 
 
 def test_an_unknown_environment_name_is_a_400_naming_the_field(as_user, lead, mission, target):
     response = as_user(lead).post("/api/v1/environments/", {"mission": mission.pk, "name": "qa",
-                                                            "target": target.pk}, format="json")
+                                                            "target": target.name}, format="json")
     assert response.status_code == 400
     assert response.json() == {
         "code": "invalid",
@@ -74,7 +73,7 @@ def test_an_unknown_environment_name_is_a_400_naming_the_field(as_user, lead, mi
 
 
 def test_only_the_mission_owner_or_staff_define_environments(as_user, actors, mission, target):
-    payload = {"mission": mission.pk, "name": "dev", "target": target.pk}
+    payload = {"mission": mission.pk, "name": "dev", "target": target.name}
     for name in ("analyst", "viewer"):
         response = as_user(actors[name]).post("/api/v1/environments/", payload, format="json")
         assert response.status_code == 403, name
@@ -90,9 +89,10 @@ def test_only_the_mission_owner_or_staff_define_environments(as_user, actors, mi
 
 
 def test_an_unknown_target_connection_is_a_400_naming_it(as_user, lead, mission):
-    response = as_user(lead).post("/api/v1/environments/", {"mission": mission.pk, "name": "dev", "target": 999999},
+    response = as_user(lead).post("/api/v1/environments/", {"mission": mission.pk, "name": "dev", "target": "NOPE"},
                                   format="json")
-    assert response.status_code == 400 and list(response.json()["errors"]) == ["target"]
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"target": ["Object with name=NOPE does not exist."]}
 
 
 # --- read ---------------------------------------------------------------------------------------------------------
@@ -106,7 +106,7 @@ def test_the_list_shows_only_environments_of_missions_the_caller_can_see(as_user
     for name in ("lead", "analyst", "viewer"):
         rows = as_user(actors[name]).get("/api/v1/environments/").json()["results"]
         # dev → stage → prod: the order a project is promoted in.
-        assert [(r["name"], r["target_name"]) for r in rows] == [
+        assert [(r["name"], r["target"]) for r in rows] == [
             ("dev", "HCLS_DEV"), ("stage", "HCLS_STAGE"), ("prod", "HCLS_PROD")], name
     assert as_user(actors["outsider"]).get("/api/v1/environments/").json()["count"] == 0
     staff = as_user(actors["staff"]).get("/api/v1/environments/").json()
@@ -160,7 +160,7 @@ def test_a_build_answers_202_records_the_request_and_enqueues_the_job(
         response = as_user(analyst).post(f"/api/v1/environments/{stage.pk}/build/")
     assert response.status_code == 202, response.json()
     body = response.json()
-    assert body["environment"]["id"] == stage.pk and body["environment"]["target_name"] == "HCLS_STAGE"
+    assert body["environment"]["id"] == stage.pk and body["environment"]["target"] == "HCLS_STAGE"
     assert body["message"].startswith("Build of the dbt project in stage (HCLS_STAGE) requested")
     assert _events(mission, "environment.build_requested") == [("analyst", {"environment": "stage"})]
     assert enqueued == [("pipeline.jobs.environment_build", (stage.pk, analyst.pk),

@@ -50,12 +50,19 @@ def test_the_schema_says_an_owner_is_a_non_empty_name(client):
     assert owner["type"] == "string" and owner["minLength"] == 1 and not owner.get("nullable")
 
 
-def test_an_empty_id_is_not_read_as_null(client):
+def test_an_empty_id_is_not_read_as_null(client, mission, agent):
+    task = {"mission": mission.pk, "key": "k", "title": "t", "owner_agent": "NoopAgent"}
+    response = client.post("/api/v1/tasks/", {**task, "phase": ""}, format="json")
+    assert _json_error(response)["errors"] == {"phase": ["An empty value is not an id: give a whole number from 1 up."]}
+    # null itself is still null
+    created = client.post("/api/v1/tasks/", {**task, "phase": None}, format="json")
+    assert created.status_code == 201 and created.json()["phase"] is None
+
+
+def test_an_empty_name_is_not_read_as_null(client):
     response = client.post("/api/v1/missions/", {"name": "n", "objective": "o", "target_connection": ""},
                            format="json")
-    assert _json_error(response)["errors"] == {
-        "target_connection": ["An empty value is not an id: give a whole number from 1 up."]}
-    # null itself is still null
+    assert _json_error(response)["errors"] == {"target_connection": ["This field may not be blank."]}
     created = client.post("/api/v1/missions/", {"name": "n", "objective": "o", "target_connection": None},
                           format="json")
     assert created.status_code == 201 and created.json()["target_connection"] is None
@@ -73,7 +80,7 @@ def test_an_empty_task_owner_is_refused_not_read_as_no_owner(client, mission, ag
 def test_a_field_sent_twice_in_a_form_is_refused_not_its_last_value_kept(client):
     source = ConnectionFactory()
     response = client.generic(
-        "POST", "/api/v1/missions/", f"name=n&objective=o&target_connection=abc&target_connection={source.pk}",
+        "POST", "/api/v1/missions/", f"name=n&objective=o&target_connection=abc&target_connection={source.name}",
         content_type=FORM)
     assert list(_json_error(response)["errors"]) == ["target_connection"]
     twice = client.generic("POST", "/api/v1/missions/", "name=a&name=b&objective=o", content_type=FORM)
@@ -248,9 +255,8 @@ def test_a_lone_surrogate_in_a_json_field_is_refused(client, mission, agent, con
 
 @pytest.mark.parametrize("value", ["\u00b2", "\u0661\u0662", "1\u00b2"])
 def test_an_id_in_digits_of_another_script_is_400_not_500(client, value):
-    response = client.post("/api/v1/missions/", {"name": "n", "objective": "o", "source_connection": value},
-                           format="json")
-    assert list(_json_error(response)["errors"]) == ["source_connection"]
+    response = client.post("/api/v1/dependencies/", {"task": value, "depends_on": value}, format="json")
+    assert set(_json_error(response)["errors"]) == {"task", "depends_on"}
     listed = client.get("/api/v1/tasks/", {"mission": value})
     assert list(_json_error(listed)["errors"]) == ["mission"]
 

@@ -136,10 +136,65 @@ def test_cancel_and_retry(as_user, lead, mission, analyst):
     assert HistoryEntry.objects.filter(task=task, event="task.cancelled", message="Not needed").exists()
 
 
-def test_todos_is_the_same_resource_as_tasks(as_user, lead, mission, agent):
+def test_todos_are_the_tasks_with_project_where_tasks_say_mission(as_user, lead, mission, agent):
     task = TaskFactory(mission=mission, owner_agent=agent)
     client = as_user(lead)
-    assert client.get(f"/api/v1/todos/{task.pk}/").json() == client.get(f"/api/v1/tasks/{task.pk}/").json()
+    as_task = client.get(f"/api/v1/tasks/{task.pk}/").json()
+    as_todo = client.get(f"/api/v1/todos/{task.pk}/").json()
+    assert "mission" not in as_todo and as_todo["project"] == mission.pk
+    assert as_todo == {("project" if name == "mission" else name): value for name, value in as_task.items()}
+    assert list(as_todo) == ["project" if name == "mission" else name for name in as_task]  # same order
+    listed = client.get("/api/v1/todos/", {"project": mission.pk}).json()["results"]
+    assert [(t["id"], t["project"]) for t in listed] == [(task.pk, mission.pk)]
+    # The todos list reads project, not mission: the tasks' word is an unknown parameter there.
+    wrong_word = client.get("/api/v1/todos/", {"mission": mission.pk})
+    assert wrong_word.status_code == 400 and list(wrong_word.json()["errors"]) == ["mission"]
+    assert "project" in wrong_word.json()["known"]
+
+
+def test_a_todo_is_added_to_a_project_and_errors_name_the_project(as_user, lead, mission, agent):
+    client = as_user(lead)
+    created = client.post("/api/v1/todos/", {"project": mission.pk, "key": "inventory", "title": "Inventory",
+                                             "owner_agent": "NoopAgent"})
+    assert created.status_code == 201, created.json()
+    assert created.json()["project"] == mission.pk and "mission" not in created.json()
+    assert Task.objects.get(pk=created.json()["id"]).mission == mission
+    missing = client.post("/api/v1/todos/", {"key": "x", "title": "X", "owner_agent": "NoopAgent"})
+    assert missing.json()["errors"] == {"project": ["This field is required."]}
+    hidden = MissionFactory()
+    refused = client.post("/api/v1/todos/", {"project": hidden.pk, "key": "x", "title": "X",
+                                             "owner_agent": "NoopAgent"})
+    assert refused.json()["errors"] == {"project": [f'Invalid pk "{hidden.pk}" - object does not exist.']}
+    moved = client.patch(f"/api/v1/todos/{created.json()['id']}/", {"project": MissionFactory(owner=lead).pk})
+    assert moved.status_code == 400
+    assert moved.json()["errors"] == {"project": ["A todo cannot move to another project."]}
+    assert not Task.objects.filter(key="x").exists()
+
+
+def test_a_todo_verb_answers_with_the_todo(as_user, analyst, approval_task):
+    response = as_user(analyst).post(f"/api/v1/todos/{approval_task.pk}/approve/", {"note": "ok"})
+    assert response.status_code == 200, response.json()
+    assert (response.json()["status"], response.json()["project"]) == ("done", approval_task.mission_id)
+    assert "mission" not in response.json()
+
+
+def test_the_schema_documents_todos_with_project_and_tasks_with_mission():
+    import yaml
+    from rest_framework.test import APIClient
+
+    schema = yaml.safe_load(APIClient().get("/api/schema/").content)
+    components = schema["components"]["schemas"]
+    assert "project" in components["Todo"]["properties"] and "mission" not in components["Todo"]["properties"]
+    assert "project" in components["TodoRequest"]["required"]
+    assert "mission" in components["Task"]["properties"]
+    for path, item in schema["paths"].items():
+        if path.startswith("/api/v1/todos/"):
+            for method, operation in item.items():
+                response = operation["responses"].get("200") or operation["responses"].get("201")
+                ref = str(response["content"]["application/json"]["schema"])
+                assert "Todo" in ref and "Task" not in ref, (method, path, ref)
+                names = [p["name"] for p in operation.get("parameters", [])]
+                assert "mission" not in names, (method, path)
 
 
 def test_filters_by_mission_status_owner_and_agent(as_user, lead, mission, analyst, agent):

@@ -90,3 +90,10 @@ def test_a_document_limit_that_would_defeat_itself_is_named(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "200"
 
+
+
+def test_a_sign_in_delay_cap_below_the_first_delay_is_named(tmp_path):
+    result = _manage("check", env_extra={"LOGIN_DELAY_SECONDS": "10", "LOGIN_DELAY_MAX_SECONDS": "5",
+                                         "GENESIS_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "LOGIN_DELAY_MAX_SECONDS (5) must be at least LOGIN_DELAY_SECONDS (10)" in result.stderr
