@@ -145,3 +145,16 @@ def sentence(key: str, kind: str = "") -> str:
     if kind == "status":
         return status_words(key)
     return CHECKS.get(key) or EVENTS.get(key) or words(key)
+
+
+def percent(value) -> str:
+    """A confidence as a whole percentage: 0.9 and 90 both read "90%"; "" when there is none."""
+    if value is None or value == "":
+        return ""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if 0 <= number <= 1:
+        number *= 100
+    return f"{round(number)}%"

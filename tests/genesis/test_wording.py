@@ -35,3 +35,23 @@ def test_the_template_filter_shows_words_never_keys():
     assert shown == ("All tasks in scope are done | Notification sent | waiting for an answer | "
                      "The table holds the expected number of rows")
     assert "_" not in shown
+
+
+@pytest.mark.parametrize(("value", "shown"), [(0.9, "90%"), (0.855, "86%"), (1, "100%"), (0, "0%"), (72, "72%"),
+                                              (None, ""), ("n/a", "n/a")])
+def test_confidence_reads_as_one_percent_format(value, shown):
+    assert Template("{% load wording %}{{ value|percent }}").render(Context({"value": value})) == shown
+
+
+def test_a_mapping_rule_reads_as_a_sentence():
+    from pipeline.rule_words import rule_sentence
+
+    assert rule_sentence({"sum": "charge amount", "round": 2}) == "Sum of charge amount, rounded to 2 decimals"
+    assert rule_sentence({"fraction": {"column": "claim status", "equals": "DENIED"}, "default": 0}) == \
+        "Share of rows where claim status is DENIED, 0 when missing"
+    assert rule_sentence({"difference": ["TOTAL_CHARGE", "TOTAL_PAID"]}) == "TOTAL_CHARGE minus TOTAL_PAID"
+    assert rule_sentence({"concat": [{"column": "first name"}, {"literal": " "}, {"column": "last name"}]}) == \
+        "Joined text of first name + “ ” + last name"
+    assert rule_sentence({"month_of": "period"}) == "Month of the period"
+    assert rule_sentence({"median": {"of": "paid amount"}}) == "Median: of paid amount"
+    assert rule_sentence({}) == "" and rule_sentence(None) == ""

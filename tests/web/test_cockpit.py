@@ -281,13 +281,17 @@ def test_lineage_page_traces_each_target_column_to_its_sources(client_for, plann
 
     spec = MappingSpec.objects.create(mission=planned, target_table="CLAIM_SUMMARY")
     content = {"columns": [{"name": "TOTAL_CHARGE", "sources": [{"table": "CLAIM_DETAILS", "column": "CHARGE_AMOUNT"}],
-                            "transformation": "sum per claim, 0 when no lines", "confidence": 0.9}]}
+                            "transformation": "sum per claim, 0 when no lines", "confidence": 0.9,
+                            "rule": {"sum": "charge amount", "round": 2}}]}
     MappingSpecVersion.objects.create(spec=spec, number=1, content=content, dialect="sqlite",
                                       sql="SELECT c.CLAIM_ID FROM CLAIMS c",
                                       lineage={"CLAIM_ID": ["CLAIMS.CLAIM_ID"],
                                                "TOTAL_CHARGE": ["CLAIM_DETAILS.CHARGE_AMOUNT"]})
     url = reverse("missions:lineage", args=[planned.pk])
     page = client_for(viewer).get(url).content.decode()
+    assert "Rule in the spec: Sum of charge amount, rounded to 2 " \
+        "decimals." in page and ">90%<" in page
+    assert "{&#x27;sum&#x27;" not in page and "'round'" not in page and ">0.9<" not in page
     assert "CLAIM_SUMMARY" in page and "<code>CLAIMS.CLAIM_ID</code>" in page
     assert "<code>CLAIM_DETAILS.CHARGE_AMOUNT</code>" in page and "sum per claim, 0 when no lines" in page
     assert '<span class="k">SELECT</span>' in page
