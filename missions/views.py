@@ -70,6 +70,7 @@ def mission_list(request: HttpRequest) -> HttpResponse:
     paginator = Paginator(filterset.qs, 25)
     page = paginator.get_page(request.GET.get("page"))
     missions = task_selectors.missions_with_progress(list(page.object_list))
+    task_selectors.missions_with_attention(missions, user=request.user)
     roles = selectors.roles_map(request.user, missions)
     for mission in missions:
         mission.my_role = roles.get(mission.pk)

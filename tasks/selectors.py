@@ -7,11 +7,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
 from history.models import HistoryEntry
 from missions.models import Mission
-from tasks.choices import TASK_FINISHED, TaskStatus
+from tasks.choices import TASK_FINISHED, PhaseStatus, QuestionStatus, TaskStatus
 from tasks.models import Artifact, Dependency, Phase, Question, Run, Task
 
 if TYPE_CHECKING:
@@ -358,6 +358,49 @@ def missions_with_progress(missions: list[Mission]) -> list[Mission]:
     progress = mission_progress_map([m.pk for m in missions])
     for mission in missions:
         mission.progress = progress.get(mission.pk, MissionProgress())  # type: ignore[attr-defined]  # shown by the page
+    return missions
+
+
+@dataclass
+class MissionAttention:
+    """What the missions list flags for one mission and one reader: decisions waiting (for this person, and
+    for anyone), the phases whose exit checks failed (the gate blocks later phases), and the last activity."""
+
+    yours: int = 0
+    waiting: int = 0
+    failed_phases: list[str] = field(default_factory=list)
+    last_activity: object = None
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.failed_phases)
+
+
+def missions_with_attention(missions: list[Mission], *, user) -> list[Mission]:
+    """Attach ``attention`` (a MissionAttention) to each mission of a page, in four grouped queries whatever the
+    number of missions or tasks. A decision is "yours" as on My work: an approval of a task you own or of an
+    agent's task on a mission you own, or an open question addressed to you."""
+    ids = [m.pk for m in missions]
+    attention: dict[int, MissionAttention] = defaultdict(MissionAttention)
+    yours_approval = Q(owner_user=user) | Q(owner_agent__isnull=False, mission__owner=user)
+    for row in (Task.objects.filter(mission_id__in=ids, status=TaskStatus.WAITING_APPROVAL).values("mission_id")
+                .annotate(waiting=Count("id"), yours=Count("id", filter=yours_approval)).order_by()):
+        item = attention[row["mission_id"]]
+        item.waiting += row["waiting"]
+        item.yours += row["yours"]
+    for row in (Question.objects.filter(mission_id__in=ids, status=QuestionStatus.OPEN).values("mission_id")
+                .annotate(waiting=Count("id"), yours=Count("id", filter=Q(addressed_to=user))).order_by()):
+        item = attention[row["mission_id"]]
+        item.waiting += row["waiting"]
+        item.yours += row["yours"]
+    for mission_id, name in (Phase.objects.filter(mission_id__in=ids, status=PhaseStatus.FAILED)
+                             .order_by("mission_id", "order").values_list("mission_id", "name")):
+        attention[mission_id].failed_phases.append(name)
+    for row in (HistoryEntry.objects.filter(mission_id__in=ids).values("mission_id")
+                .annotate(last=Max("created_at")).order_by()):
+        attention[row["mission_id"]].last_activity = row["last"]
+    for mission in missions:
+        mission.attention = attention.get(mission.pk, MissionAttention())
     return missions
 
 
