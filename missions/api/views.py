@@ -203,7 +203,8 @@ class MissionViewSet(
     @extend_schema(
         methods=["GET"], summary="List a mission's sign-offs",
         description="Every stakeholder sign-off given on the mission, newest first.\n\n"
-                    "**Who:** anyone with a role in the mission, and staff.",
+                    "**Who:** anyone with a role in the mission, and staff.\n\n"
+                    "**Errors:** 404 when there is no such mission or you hold no role in it.",
         request=None, responses={200: SignoffSerializer(many=True)},
     )
     @extend_schema(
