@@ -5,7 +5,7 @@ import pytest
 
 from history.models import HistoryEntry
 from missions import services as mission_services
-from missions.choices import MissionStatus, Role
+from missions.choices import MissionStatus
 from missions.models import Membership, Mission, MissionSignoff
 
 pytestmark = pytest.mark.django_db
