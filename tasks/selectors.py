@@ -376,7 +376,7 @@ class MissionAttention:
         return bool(self.failed_phases)
 
 
-def missions_with_attention(missions: list[Mission], *, user) -> list[Mission]:
+def missions_with_attention(missions: list[Mission], *, user: User) -> list[Mission]:
     """Attach ``attention`` (a MissionAttention) to each mission of a page, in four grouped queries whatever the
     number of missions or tasks. A decision is "yours" as on My work: an approval of a task you own or of an
     agent's task on a mission you own, or an open question addressed to you."""
@@ -400,7 +400,7 @@ def missions_with_attention(missions: list[Mission], *, user) -> list[Mission]:
                 .annotate(last=Max("created_at")).order_by()):
         attention[row["mission_id"]].last_activity = row["last"]
     for mission in missions:
-        mission.attention = attention.get(mission.pk, MissionAttention())
+        mission.attention = attention.get(mission.pk, MissionAttention())  # type: ignore[attr-defined]
     return missions
 
 
