@@ -169,6 +169,8 @@ class ApprovalCard:
     first_version: bool = False
     dry_run: dict[str, Any] | None = None
     questions: list[Question] = field(default_factory=list)  # about the target but no column of the table
+    # A person's review task proposes no spec itself: the newest version of each of its mission's specs.
+    mission_specs: list[MappingSpecVersion] = field(default_factory=list)
 
     @property
     def pk(self) -> int:
@@ -221,39 +223,75 @@ def _dry_run(content: dict[str, Any]) -> dict[str, Any] | None:
             "columns": dry.get("columns") or [], "sample": (dry.get("sample") or [])[:5]}
 
 
+def _versions_for_cards(tasks: list[Task]) -> tuple[dict[int, MappingSpecVersion], dict[tuple[int, int], Any]]:
+    """The newest spec version each task proposed (one query) and the version before each (one query)."""
+    latest: dict[int, MappingSpecVersion] = {}
+    for version in (MappingSpecVersion.objects.select_related("spec").filter(task__in=tasks)
+                    .order_by("task_id", "-number")):
+        latest.setdefault(version.task_id, version)
+    if not latest:
+        return latest, {}
+    wanted = Q(pk__in=[])
+    for version in latest.values():
+        wanted |= Q(spec_id=version.spec_id, number=version.number - 1)
+    previous = {(v.spec_id, v.number): v for v in MappingSpecVersion.objects.filter(wanted).only(
+        "id", "spec_id", "number", "content")}
+    return latest, previous
+
+
+def _specs_of_missions(mission_ids: set[int]) -> dict[int, list[MappingSpecVersion]]:
+    """The newest version of each mapping spec of these missions, with its dry run (one query)."""
+    specs: dict[int, list[MappingSpecVersion]] = {}
+    if not mission_ids:
+        return specs
+    seen: set[int] = set()
+    for version in (MappingSpecVersion.objects.select_related("spec").filter(spec__mission_id__in=mission_ids)
+                    .order_by("spec__mission_id", "spec__target_table", "-number")):
+        if version.spec_id not in seen:
+            seen.add(version.spec_id)
+            version.dry_run = _dry_run(version.content or {})
+            specs.setdefault(version.spec.mission_id, []).append(version)
+    return specs
+
+
+def _place_questions(card: ApprovalCard, questions: list[Question]) -> None:
+    """Each open question about the card's target on its column's row, or on the card when it names no column
+    of the table (or was asked by the card's task)."""
+    by_column = {row.column.upper(): row for row in card.rows}
+    target = card.version.spec.target_table.upper() if card.version else None
+    for question in questions:
+        if question.mission_id != card.task.mission_id:
+            continue
+        table, _, column = str((question.context or {}).get("column") or "").upper().partition(".")
+        column = column.split(".")[0]
+        if target and table == target and column in by_column:
+            by_column[column].questions.append(question)
+        elif (target and table == target) or question.task_id == card.task.pk:
+            card.questions.append(question)
+
+
 def approval_cards(tasks: list[Task], *, user: Any) -> list[ApprovalCard]:
     """The cards of tasks waiting for approval, as ``user`` sees them. Whatever the number of tasks, four queries:
     the person's roles in the tasks' missions, the newest spec version each task proposed, the versions before
-    those, and the open questions of the missions."""
+    those, and the open questions of the missions; a fifth when a person's task (a review) is among them, for the
+    newest version of each spec of its mission."""
     from missions.permissions import can_act_on_task
     from missions.selectors import roles_map
 
     if not tasks:
         return []
-    missions = list({task.mission_id: task.mission for task in tasks}.values())
-    roles = roles_map(user, missions) if user.is_authenticated else {}
+    missions = {task.mission_id: task.mission for task in tasks}
+    roles = roles_map(user, list(missions.values())) if user.is_authenticated else {}
     for task in tasks:  # the role read once per mission, for the one permission rule
-        cache = task.mission.__dict__.setdefault("_role_cache", {})
-        cache.setdefault(user.pk, roles.get(task.mission_id))
-
-    latest: dict[int, MappingSpecVersion] = {}
-    for version in (MappingSpecVersion.objects.select_related("spec").filter(task__in=tasks)
-                    .order_by("task_id", "-number")):
-        latest.setdefault(version.task_id, version)
-    previous: dict[tuple[int, int], MappingSpecVersion] = {}
-    wanted = Q(pk__in=[])
-    for version in latest.values():
-        wanted |= Q(spec_id=version.spec_id, number=version.number - 1)
-    if latest:
-        previous = {(v.spec_id, v.number): v for v in MappingSpecVersion.objects.filter(wanted).only(
-            "id", "spec_id", "number", "content")}
-    questions = list(Question.objects.filter(mission_id__in=[m.pk for m in missions], status=QuestionStatus.OPEN)
+        task.mission.__dict__.setdefault("_role_cache", {}).setdefault(user.pk, roles.get(task.mission_id))
+    latest, previous = _versions_for_cards(tasks)
+    questions = list(Question.objects.filter(mission_id__in=list(missions), status=QuestionStatus.OPEN)
                      .select_related("task", "addressed_to").order_by("created_at", "id"))
-    by_mission = {mission.pk: mission for mission in missions}
     for question in questions:
-        question.task.mission = by_mission[question.mission_id]
+        question.task.mission = missions[question.mission_id]
         question.can_answer = bool(user.is_authenticated and (
             question.addressed_to_id == user.pk or can_act_on_task(user, question.task)))
+    specs_of = _specs_of_missions({t.mission_id for t in tasks if t.pk not in latest and t.owner_user_id})
 
     cards = []
     for task in tasks:
@@ -266,18 +304,8 @@ def approval_cards(tasks: list[Task], *, user: Any) -> list[ApprovalCard]:
             card.rows = _spec_rows(content)
             card.first_version, card.diff = _diff_columns(before.content if before else None, content)
             card.dry_run = _dry_run(content)
-            by_column = {row.column.upper(): row for row in card.rows}
-            target = version.spec.target_table.upper()
-            for question in questions:
-                if question.mission_id != task.mission_id:
-                    continue
-                about = str((question.context or {}).get("column") or "").upper()
-                table, _, column = about.partition(".")
-                if table == target and column.split(".")[0] in by_column:
-                    by_column[column.split(".")[0]].questions.append(question)
-                elif table == target or question.task_id == task.pk:
-                    card.questions.append(question)
-        else:
-            card.questions = [q for q in questions if q.task_id == task.pk]
+        elif task.owner_user_id:
+            card.mission_specs = specs_of.get(task.mission_id, [])
+        _place_questions(card, questions)
         cards.append(card)
     return cards

@@ -116,7 +116,13 @@ def test_cards_cost_the_same_queries_for_one_or_several(mission, lead, django_as
     TaskFactory(mission=mission, key="review", owner_agent=None, owner_user=lead, status="waiting_approval")
     tasks = approvals_waiting(mission=mission)
     assert len(tasks) == 7
-    with django_assert_num_queries(4):  # roles, newest versions, the versions before them, open questions
+    # roles, newest versions, the versions before them, open questions, and the specs the review task reviews
+    with django_assert_num_queries(5):
         cards = approval_cards(tasks, user=lead)
     assert [len(c.diff) for c in cards] == [1] * 6 + [0]
+    assert [(v.spec.target_table, v.number) for v in cards[-1].mission_specs] == [
+        ("A", 2), ("B", 2), ("C", 2), ("CLAIM_SUMMARY", 2), ("PATIENT_SUMMARY", 2), ("PROVIDER_SUMMARY", 2)]
+    assert cards[-1].mission_specs[0].dry_run["rows"] == 470 and cards[0].mission_specs == []
+    with django_assert_num_queries(4):  # without a review task among them
+        approval_cards(tasks[:6], user=lead)
     assert all(c.rows[2].questions for c in cards[:6])

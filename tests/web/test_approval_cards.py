@@ -205,3 +205,12 @@ def test_cockpit_and_my_work_queries_do_not_grow_with_the_cards(client_for, miss
     assert (count(cockpit), count(my_work)) == two
     with django_assert_max_num_queries(40):
         client.get(cockpit)
+
+
+def test_the_review_task_card_lists_the_missions_specs(client_for, card_task, mission, lead):
+    review = TaskFactory(mission=mission, key="review_mapping_specs", title="Review and approve mapping specs",
+                         owner_agent=None, owner_user=lead, status=TaskStatus.WAITING_APPROVAL)
+    content = client_for(lead).get(reverse("missions:cockpit", args=[mission.pk])).content.decode()
+    assert f'id="approval-{review.pk}"' in content
+    assert "The mission's mapping specs under review" in content
+    assert '<th scope="row">PROVIDER_SUMMARY</th><td>v2</td>' in content
