@@ -227,12 +227,12 @@ def approve_all(request: HttpRequest) -> HttpResponse:
         except DomainError as error:
             refused.append((task.key, error.message))
         else:
-            approved.append(task.key)
+            approved.append((task.key, task.pk))
     if not is_fragment(request):
         from django.contrib import messages
 
         if approved:
-            messages.success(request, f"Approved: {', '.join(approved)}.")
+            messages.success(request, f"Approved: {', '.join(key for key, _ in approved)}.")
         for key, reason in refused:
             messages.error(request, f"{key} not approved: {reason}")
         return redirect(_next_url(request, reverse("missions:my_work")))

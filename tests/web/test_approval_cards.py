@@ -141,6 +141,9 @@ def test_approve_all_approves_each_and_reports_the_refused(client_for, mission, 
     assert "<strong>map_done</strong>: Task map_done is done; only a task waiting for approval can be approved." in (
         content)
     assert f"<strong>#{foreign.pk}</strong>: no such task waiting for you." in content
+    # The approved cards leave the page at once (out of band); the refused stay.
+    assert f'<div id="approval-{first.pk}" hx-swap-oob="delete">' in content
+    assert f'id="approval-{done.pk}"' not in content
     assert dict(Task.objects.filter(pk__in=[first.pk, second.pk]).values_list("key", "status")) == {
         "map_claim_summary": "done", "map_patient_summary": "done"}
     assert HistoryEntry.objects.filter(event="task.approved", actor_user=lead).count() == 2

@@ -66,6 +66,7 @@ def test_approve_all_shown_asks_once_and_approves_two_cards(browser_context, liv
     page.locator("#approve-all-report").get_by_text(
         "Approved (2): map_claim_summary, map_patient_summary.").wait_for()
     assert len(dialogs) == 1 and "map_claim_summary, map_patient_summary" in dialogs[0]
+    assert page.locator(f"#approval-{first.pk}, #approval-{second.pk}").count() == 0  # gone at once
     assert dict(Task.objects.filter(pk__in=[first.pk, second.pk]).values_list("key", "status")) == {
         "map_claim_summary": "done", "map_patient_summary": "done"}
     # The panel refreshes itself: the cards are gone, the report stays.
