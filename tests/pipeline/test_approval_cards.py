@@ -3,6 +3,7 @@ questions per column, who may decide, and a fixed number of queries whatever the
 
 import pytest
 
+from pipeline.models import MappingSpecVersion
 from pipeline.selectors import approval_cards
 from pipeline.services import mapping_spec_diff
 from tasks.models import Question
@@ -126,3 +127,31 @@ def test_cards_cost_the_same_queries_for_one_or_several(mission, lead, django_as
     with django_assert_num_queries(4):  # without a review task among them
         approval_cards(tasks[:6], user=lead)
     assert all(c.rows[2].questions for c in cards[:6])
+
+
+def test_the_real_agent_a_join_added_first_does_not_report_columns_the_last_version_had(
+        mission, run_agent, source_for, bronze_small, lead):
+    """The field-mapping agent on the demo's bronze data: v2 takes CLAIM_TYPE from PATIENTS (joined as d1); the
+    review then questions PATIENT_ID and is answered PROVIDERS.PROVIDER_ID, so v3 joins PROVIDERS first and PATIENTS
+    moves to d2. CLAIM_TYPE still reads PATIENTS.INSURANCE_TYPE: only PATIENT_ID changed."""
+    from tests.pipeline.conftest import SPEC_PATH
+
+    source = source_for(bronze_small.path)
+    config = {"target": "CLAIM_SUMMARY", "spec_path": SPEC_PATH, "source_connection": source.name}
+    run_agent("field_mapping", mission=mission, config=config, key="map")
+    feedback = [{"feedback": "CLAIM_TYPE should be the patient's plan, PATIENTS.INSURANCE_TYPE.", "by": "lead"}]
+    run_agent("field_mapping", mission=mission, config=config, key="map", feedback=feedback)
+    feedback.append({"feedback": "PATIENT_ID looks wrong.", "by": "lead"})
+    asked = run_agent("field_mapping", mission=mission, config=config, key="map", feedback=feedback)
+    last = run_agent("field_mapping", mission=mission, config=config, key="map", feedback=feedback,
+                     answers=[{"question": asked.outcome.question, "answer": "PROVIDERS.PROVIDER_ID"}])
+    assert last.outcome.outputs["version"] == 3
+    v2, v3 = (MappingSpecVersion.objects.get(number=n) for n in (2, 3))
+    claim_type = [{c["name"]: c for c in v["columns"]}["CLAIM_TYPE"]["expression"] for v in (v2.content, v3.content)]
+    assert claim_type == ['d1."INSURANCE_TYPE"', 'd2."INSURANCE_TYPE"']  # the alias moved...
+    card = approval_cards([last.task], user=lead)[0]
+    assert card.version == v3 and card.previous_number == 2
+    assert [(d.column, d.kind) for d in card.diff] == [("PATIENT_ID", "changed")]  # ...but CLAIM_TYPE is unchanged
+    assert card.diff[0].changes[0] == ("source", "CLAIMS.PATIENT_ID", "PROVIDERS.PROVIDER_ID")
+    assert list(v3.diff["changed"]) == ["PATIENT_ID"]
+    assert card.dry_run["rows"] == v3.content["dry_run"]["rows"] > 0
