@@ -217,3 +217,14 @@ def test_the_review_task_card_lists_the_missions_specs(client_for, card_task, mi
     assert f'id="approval-{review.pk}"' in content
     assert "The mission's mapping specs under review" in content
     assert '<th scope="row">PROVIDER_SUMMARY</th><td>v2</td>' in content
+
+
+def test_cards_keep_the_pages_accessible(client_for, card_task, npi_question, lead):
+    from tests.web.test_accessibility import headings, unlabelled_inputs
+
+    for url in (reverse("missions:cockpit", args=[card_task.mission_id]), reverse("missions:my_work")):
+        content = client_for(lead).get(url).content.decode()
+        levels = headings(content)
+        assert levels.count(1) == 1 and all(b - a <= 1 for a, b in zip(levels, levels[1:], strict=False)), levels
+        assert unlabelled_inputs(content) == []
+        assert "<h4>Changes since v1</h4>" in content and 'scope="row">NPI<br>' in content
