@@ -190,9 +190,10 @@ def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
         # The cockpit shows the first few decisions; "My work" and the board list them all.
         approvals = task_selectors.approvals_waiting(mission=mission, limit=DECISIONS_SHOWN + 1)
         questions = task_selectors.open_questions(mission=mission, limit=DECISIONS_SHOWN + 1)
+        cards = _cards(request, approvals[:DECISIONS_SHOWN])
         return {
-            "approvals": approvals[:DECISIONS_SHOWN],
-            "questions": questions[:DECISIONS_SHOWN],
+            **cards,
+            "questions": _not_on_cards(questions[:DECISIONS_SHOWN], cards["cards"]),
             "more_decisions": len(approvals) > DECISIONS_SHOWN or len(questions) > DECISIONS_SHOWN,
         }
     if part == "phases":
@@ -204,6 +205,21 @@ def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
     if part == "environments":
         return {"environments": _environments(request, mission)}
     return {}
+
+
+def _cards(request: HttpRequest, approvals: list) -> dict:
+    """Approval cards of the tasks shown (the spec, its diff, the dry run, the questions about it), and the ones this
+    person may decide, which "Approve all shown" approves."""
+    from pipeline.selectors import approval_cards
+
+    cards = approval_cards(approvals, user=request.user)
+    return {"cards": cards, "decidable_cards": [c for c in cards if c.can_decide]}
+
+
+def _not_on_cards(questions: list, cards: list) -> list:
+    """The questions not already asked on an approval card (each is answered in one place)."""
+    shown = {q.pk for card in cards for q in card.open_questions}
+    return [q for q in questions if q.pk not in shown]
 
 
 def _environments(request: HttpRequest, mission: Mission) -> list:
@@ -403,9 +419,10 @@ def environment_build(request: HttpRequest, pk: int, environment_pk: int) -> Htt
 @page_login_required
 @require_GET
 def my_work(request: HttpRequest) -> HttpResponse:
+    cards = _cards(request, task_selectors.approvals_waiting(user=request.user))
     context = {
-        "approvals": task_selectors.approvals_waiting(user=request.user),
-        "questions": task_selectors.open_questions(user=request.user),
+        **cards,
+        "questions": _not_on_cards(task_selectors.open_questions(user=request.user), cards["cards"]),
         "assigned": task_selectors.tasks_assigned(request.user),
     }
     template = "missions/htmx/my_work_items.html" if is_fragment(request) else "missions/my_work.html"

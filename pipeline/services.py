@@ -16,6 +16,7 @@ from genesis.exceptions import DomainError, InvalidTransition
 from history.services import Actor, history_record
 from pipeline.choices import MAPPING_TRANSITIONS, MappingStatus
 from pipeline.models import MappingSpec, MappingSpecVersion
+from pipeline.specdiff import changed_fields, table_aliases
 
 if TYPE_CHECKING:
     from missions.models import Mission
@@ -32,10 +33,14 @@ def mapping_spec_diff(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[s
                 "changed": {}, "sql_changed": True}
     before = {c["name"]: c for c in old.get("columns", [])}
     after = {c["name"]: c for c in new.get("columns", [])}
+    old_aliases, new_aliases = table_aliases(old), table_aliases(new)
+    dialect = new.get("dialect") or old.get("dialect")
     changed = {}
     for name in before.keys() & after.keys():
-        fields = {f: {"from": before[name].get(f), "to": after[name].get(f)}
-                  for f in _DIFF_FIELDS if before[name].get(f) != after[name].get(f)}
+        # An expression whose aliases moved (a join added before its table) but reads the same columns is unchanged.
+        real = changed_fields(before[name], after[name], old_aliases=old_aliases, new_aliases=new_aliases,
+                              dialect=dialect)
+        fields = {f: {"from": before[name].get(f), "to": after[name].get(f)} for f in _DIFF_FIELDS if f in real}
         if fields:
             changed[name] = fields
     return {
