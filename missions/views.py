@@ -350,13 +350,17 @@ def my_work(request: HttpRequest) -> HttpResponse:
 @page_login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """Read-only: the missions the person follows as a stakeholder, their progress, check results, row counts
-    and deliverables. A fixed number of queries whatever the number of missions."""
+    """Read-only: the missions the person follows as a stakeholder, their progress, check results, per-target data
+    quality and reconciliation, freshness and deliverables. A fixed number of queries whatever the number of
+    missions."""
+    from pipeline import reports
+
     missions = task_selectors.missions_with_progress(list(selectors.missions_followed(request.user)))
     ids = [m.pk for m in missions]
     phases = task_selectors.phases_for_missions(ids)
     checks = blueprint_selectors.checks_for_missions(ids)
     artifacts = task_selectors.artifacts_for_missions(ids)
+    outcomes = reports.mission_reports(ids)
     for mission in missions:
         mission.dash_phases = phases.get(mission.pk, [])
         by_phase: dict[int, list] = {}
@@ -364,12 +368,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             by_phase.setdefault(check.phase_id, []).append(check)
         for phase in mission.dash_phases:
             phase.dash_checks = by_phase.get(phase.pk, [])
-        mission.recent_artifacts = [a for a in artifacts if a.mission_id == mission.pk][:10]
-        mission.row_counts = task_selectors.row_counts_chart(
-            next((a for a in artifacts if a.mission_id == mission.pk and a.name == ROW_COUNTS_ARTIFACT), None)
-        )
+        mission.deliverables = reports.deliverables([a for a in artifacts if a.mission_id == mission.pk])
+        mission.reports = outcomes[mission.pk]
+        mission.charts = [t.chart(f"rows-chart-{mission.pk}-{i}")
+                          for i, t in enumerate(mission.reports.reconciliation) if t.months]
     return render(request, "missions/dashboard.html", {"missions": missions})
-
-
-# The dashboard's chart reads the newest artifact of this name: JSON records {"target", "month", "rows"}.
-ROW_COUNTS_ARTIFACT = "row_counts.json"

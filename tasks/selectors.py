@@ -252,43 +252,6 @@ def phases_for_missions(mission_ids: list[int]) -> dict[int, list[Phase]]:
     return grouped
 
 
-def row_counts_chart(artifact, *, width: int = 560, height: int = 140) -> list[dict]:
-    """Bars for the dashboard's row-count chart from a ``row_counts.json`` artifact (records with target, month
-    and rows): per target, one bar per month, scaled to the target's largest month. Empty if unreadable."""
-    from genesis.documents import loads_json
-
-    if artifact is None or not artifact.file:
-        return []
-    try:
-        with artifact.file.open("rb") as handle:
-            records = loads_json(handle.read(1024 * 1024).decode("utf-8"))
-    except (OSError, ValueError):
-        return []
-    if isinstance(records, dict):
-        records = records.get("rows", [])
-    series: dict[str, list[tuple[str, int]]] = {}
-    for record in records if isinstance(records, list) else []:
-        if not isinstance(record, dict):
-            continue
-        try:
-            series.setdefault(str(record["target"]), []).append((str(record["month"]), int(record["rows"])))
-        except (KeyError, TypeError, ValueError):
-            continue
-    charts = []
-    for target, points in sorted(series.items()):
-        points.sort()
-        top = max(rows for _, rows in points) or 1
-        step = width / max(len(points), 1)
-        bars = [
-            {"x": round(i * step + 1, 1), "w": round(max(step - 2, 1), 1), "h": round(rows / top * (height - 20), 1),
-             "y": round(height - rows / top * (height - 20), 1), "month": month, "rows": rows}
-            for i, (month, rows) in enumerate(points)
-        ]
-        charts.append({"target": target, "bars": bars, "width": width, "height": height, "total": sum(
-            rows for _, rows in points), "first": points[0][0], "last": points[-1][0]})
-    return charts
-
-
 # --- progress of missions (the lists' bars) -------------------------------------------------------------
 
 

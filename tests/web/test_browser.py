@@ -159,15 +159,36 @@ def test_stakeholder_sees_a_read_only_dashboard_and_is_refused_a_write(browser_c
     for to in ("ready", "waiting_approval"):
         task_services.task_transition(task=task, to=to, actor=lead)
     task_services.artifact_create(
-        mission=mission, kind="report", name="row_counts.json", actor=lead,
-        file='[{"target": "PROVIDER_SUMMARY", "month": "2024-01", "rows": 120},'
-             ' {"target": "PROVIDER_SUMMARY", "month": "2024-02", "rows": 131}]')
+        mission=mission, kind="data", name="row_counts.json", actor=lead,
+        file='[{"target": "PROVIDER_SUMMARY", "month": "2024-01", "rows": 120, "expected": 120},'
+             ' {"target": "PROVIDER_SUMMARY", "month": "2024-02", "rows": 131, "expected": 134},'
+             ' {"target": "PROVIDER_SUMMARY", "month": "2024-03", "rows": 127, "expected": 127}]')
+    task_services.artifact_create(
+        mission=mission, kind="report", name="dq_results.json", actor=lead,
+        file='[{"check": "not_null", "target": "PROVIDER_SUMMARY", "column": "NPI", "passed": true},'
+             ' {"check": "grain", "target": "PROVIDER_SUMMARY", "column": "", "passed": false, "failing_rows": 4,'
+             ' "detail": "4 duplicated key(s)"}]')
 
     page = sign_in(browser_context, live_server, "viewer")
     page.get_by_role("link", name="Dashboard").click()
     page.get_by_role("heading", name="Provider summary").wait_for()
-    page.get_by_text("PROVIDER_SUMMARY: 251 rows, 2024-01 to 2024-02").wait_for()
+    page.get_by_text("PROVIDER_SUMMARY: 378 rows, 2024-01 to 2024-03").wait_for()
+    page.get_by_text("grain on PROVIDER_SUMMARY: 4 failing rows (4 duplicated key(s))").wait_for()
+    page.get_by_text("2024-02: 131 built, 134 in the source (-3)").wait_for()
+    # Chart.js drew the chart: titled axes, the months as labels, the values in the data and in the tooltip.
+    page.wait_for_function("() => window.genesisCharts && Object.keys(window.genesisCharts).length === 1")
     screenshot(page, "dashboard")
+    chart = page.evaluate("""() => { const c = Object.values(window.genesisCharts)[0];
+        const x = c.scales.x, y = c.scales.y;
+        c.tooltip.setActiveElements([{datasetIndex: 0, index: 1}], {x: 0, y: 0}); c.update();
+        return {x: x.options.title.text, y: y.options.title.text, ticks: x.ticks.map((t, i) => x.getLabelForValue(i)),
+                yticks: y.ticks.map(t => t.label), data: c.data.datasets.map(d => [d.label, d.data]),
+                tooltip: c.tooltip.body.map(b => b.lines.join(" ")), width: c.width, height: c.height}; }""")
+    assert chart["x"] == "Month" and chart["y"] == "Rows"
+    assert chart["ticks"] == ["2024-01", "2024-02", "2024-03"] and "120" in chart["yticks"]
+    assert chart["data"] == [["Rows built", [120, 131, 127]], ["Rows in the source", [120, 134, 127]]]
+    assert any("Rows built: 131" in line for line in chart["tooltip"])
+    assert chart["width"] > 300 and chart["height"] > 150
     forms = page.locator("main form[method=post]")
     assert forms.count() == 0 and page.locator("main button").count() == 0
     page.get_by_role("link", name="Provider summary").click()
