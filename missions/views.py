@@ -133,7 +133,9 @@ def mission_cockpit(request: HttpRequest, pk: int) -> HttpResponse:
     board = context["board"]
     context["success"] = blueprint_selectors.success_state(mission)
     context["status_choices"] = TaskStatus.choices
-    context["graph"] = task_selectors.mission_graph(board, task_selectors.mission_edges(mission))
+    context["graph"] = task_selectors.mission_graph(board, task_selectors.mission_edges(mission),
+                                                    task_selectors.task_run_times(mission),
+                                                    context["phases"])
     return render(request, "missions/cockpit.html", context)
 
 
@@ -210,6 +212,10 @@ def mission_history(request: HttpRequest, pk: int) -> HttpResponse:
         "replay": replay,
         "querystring": _querystring_without_page(request),
     }
+    if replay and not is_fragment(request):
+        from tasks.timeline import mission_timeline
+
+        context["timeline"] = mission_timeline(mission)
     template = "missions/htmx/history_list.html" if is_fragment(request) else "missions/history.html"
     return render(request, template, context)
 

@@ -121,15 +121,62 @@ def mission_edges(mission) -> list[tuple[int, int]]:
     return list(Dependency.objects.filter(task__mission=mission).values_list("task_id", "depends_on_id"))
 
 
-def mission_graph(board: Board, edges: list[tuple[int, int]]) -> dict:
-    """Nodes and edges for the task-graph picture (laid out in the browser by dagre)."""
+def task_run_times(mission) -> dict[int, float]:
+    """Seconds each task of the mission has run, all attempts added (a running attempt up to now), in one query."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    seconds: dict[int, float] = defaultdict(float)
+    runs = Run.objects.filter(task__mission=mission, started_at__isnull=False).values_list(
+        "task_id", "started_at", "finished_at")
+    for task_id, started, finished in runs:
+        seconds[task_id] += max(((finished or now) - started).total_seconds(), 0.0)
+    return dict(seconds)
+
+
+def duration_text(seconds: float | None) -> str:
+    """A run time as a person reads it: "4.2 s", "2 min 03 s", "1 h 02 min"."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def mission_graph(board: Board, edges: list[tuple[int, int]], run_times: dict[int, float] | None = None,
+                  phases: list[Phase] | None = None) -> dict:
+    """Nodes and edges for the task-graph picture (laid out in the browser by dagre): each task with its status and
+    run time, inside its phase; the critical path (the chain of dependencies with the most run time, see
+    ``genesis.graphs.critical_path``) marked on its nodes and edges and summed."""
+    from genesis.graphs import critical_path
+
+    run_times = run_times or {}
+    tasks = [t for column in board.columns for t in column.tasks]
+    depends: dict[int, list[int]] = {t.pk: [] for t in tasks}
+    for task, dep in edges:
+        depends.setdefault(task, []).append(dep)
+    path = critical_path(depends, run_times)
+    on_path = set(path)
+    path_edges = set(zip(path, path[1:], strict=False))
+    keys = {t.pk: t.key for t in tasks}
     nodes = [
-        {"id": str(t.pk), "key": t.key, "title": t.title, "status": t.status, "status_label": t.status_label}
-        for column in board.columns for t in column.tasks
+        {"id": str(t.pk), "key": t.key, "title": t.title, "status": t.status, "status_label": t.status_label,
+         "duration": duration_text(run_times.get(t.pk)), "critical": t.pk in on_path,
+         "phase": f"phase-{t.phase_id}" if t.phase_id else ""}
+        for t in tasks
     ]
+    used = {t.phase_id for t in tasks if t.phase_id}
     return {
         "nodes": nodes,
-        "edges": [{"source": str(dep), "target": str(task)} for task, dep in edges],
+        "edges": [{"source": str(dep), "target": str(task), "critical": (dep, task) in path_edges}
+                  for task, dep in edges],
+        "phases": [{"id": f"phase-{p.pk}", "label": f"{p.order}. {p.name}"} for p in phases or [] if p.pk in used],
+        "critical": {"keys": [keys[pk] for pk in path if pk in keys],
+                     "duration": duration_text(sum(run_times.get(pk, 0.0) for pk in path))},
     }
 
 
