@@ -176,7 +176,7 @@ def mission_graph(board: Board, edges: list[tuple[int, int]], run_times: dict[in
                   for task, dep in edges],
         "phases": [{"id": f"phase-{p.pk}", "label": f"{p.order}. {p.name}"} for p in phases or [] if p.pk in used],
         "critical": {"keys": [keys[pk] for pk in path if pk in keys],
-                     "duration": duration_text(sum(run_times.get(pk, 0.0) for pk in path))},
+                     "duration": duration_text(total) if (total := sum(run_times.get(pk, 0.0) for pk in path)) else ""},
     }
 
 

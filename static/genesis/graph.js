@@ -15,14 +15,16 @@
     waiting_approval: "Waiting for approval", done: "Done", failed: "Failed", cancelled: "Cancelled", skipped: "Skipped"
   };
   var FONT = 13, CHAR = 7.4, MAX_HEIGHT = 900, MIN_HEIGHT = 140, PAD = 16;
+  // Boxes per phase make dagre's layout several times slower: a larger graph names the phase in each box instead.
+  var PHASE_BOXES_UP_TO = 150;
 
   function readJson(id) {
     var node = document.getElementById(id);
     return node ? JSON.parse(node.textContent) : null;
   }
 
-  function label(key, statusLabel, duration) {
-    return key + "\n" + statusLabel + (duration ? " · " + duration : "");
+  function label(key, statusLabel, duration, phase) {
+    return (phase ? phase + "\n" : "") + key + "\n" + statusLabel + (duration ? " · " + duration : "");
   }
 
   function sized(text) {
@@ -37,15 +39,17 @@
     if (!container || !data || typeof cytoscape === "undefined") { return; }
     var dagre = typeof cytoscapeDagre !== "undefined";
     if (dagre) { cytoscape.use(cytoscapeDagre); }
-    var elements = [];
+    var elements = [], boxes = dagre && data.nodes.length <= PHASE_BOXES_UP_TO, phaseNames = {};
     (data.phases || []).forEach(function (p) {
-      elements.push({ data: { id: p.id, label: p.label, phase: true } });
+      phaseNames[p.id] = p.label;
+      if (boxes) { elements.push({ data: { id: p.id, label: p.label, phase: true } }); }
     });
     data.nodes.forEach(function (n) {
-      var text = label(n.key, n.status_label, n.duration), size = sized(text);
+      var text = label(n.key, n.status_label, n.duration, boxes ? "" : phaseNames[n.phase]), size = sized(text);
       var node = { data: { id: n.id, key: n.key, title: n.title, status: n.status, duration: n.duration,
                            label: text, w: size.w, h: size.h }, classes: n.critical ? "critical" : "" };
-      if (n.phase && dagre) { node.data.parent = n.phase; }
+      if (n.phase && boxes) { node.data.parent = n.phase; }
+      if (!boxes) { node.data.phaseLabel = phaseNames[n.phase] || ""; }
       elements.push(node);
     });
     data.edges.forEach(function (e, i) {
@@ -90,7 +94,8 @@
           var node = cy.getElementById(id);
           if (node.nonempty() && node.data("status") !== statuses[id]) {
             node.data("status", statuses[id]);
-            node.data("label", label(node.data("key"), LABELS[statuses[id]] || statuses[id], node.data("duration")));
+            node.data("label", label(node.data("key"), LABELS[statuses[id]] || statuses[id], node.data("duration"),
+                                     node.data("phaseLabel")));
           }
         });
       });

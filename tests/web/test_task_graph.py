@@ -84,3 +84,11 @@ def test_graph_of_a_500_task_mission_with_runs_keeps_the_query_count_flat(client
         graph = graph_of(content)
         assert len(graph["critical"]["keys"]) == size  # one chain: every task is on it
     assert counts[0] == counts[1]
+
+
+def test_before_anything_ran_the_critical_path_is_the_longest_chain(client_for, lead, agent):
+    mission = MissionFactory(owner=lead)
+    build_mission_graph(mission, tasks=3, phases=1, agent=agent)
+    content = client_for(lead).get(reverse("missions:cockpit", args=[mission.pk])).content.decode()
+    assert graph_of(content)["critical"] == {"keys": ["t0000", "t0001", "t0002"], "duration": ""}
+    assert "the longest chain of dependencies; none of its tasks has run yet" in content
