@@ -127,7 +127,8 @@ def mission_cockpit(request: HttpRequest, pk: int) -> HttpResponse:
     context["live_version"] = selectors.newest_history_id(mission.pk)
     board = context["board"]
     context["status_choices"] = TaskStatus.choices
-    context["graph"] = task_selectors.mission_graph(board, task_selectors.mission_edges(mission))
+    context["graph"] = task_selectors.mission_graph(board, task_selectors.mission_edges(mission),
+                                                    task_selectors.task_run_times(mission), context["phases"])
     return render(request, "missions/cockpit.html", context)
 
 
@@ -271,6 +272,10 @@ def mission_history(request: HttpRequest, pk: int) -> HttpResponse:
         "replay": replay,
         "querystring": _querystring_without_page(request),
     }
+    if replay and not is_fragment(request):
+        from tasks.timeline import mission_timeline
+
+        context["timeline"] = mission_timeline(mission)
     template = "missions/htmx/history_list.html" if is_fragment(request) else "missions/history.html"
     return render(request, template, context)
 
@@ -432,13 +437,17 @@ def my_work(request: HttpRequest) -> HttpResponse:
 @page_login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """Read-only: the missions the person follows as a stakeholder, their progress, check results, row counts
-    and deliverables. A fixed number of queries whatever the number of missions."""
+    """Read-only: the missions the person follows as a stakeholder, their progress, check results, per-target data
+    quality and reconciliation, freshness and deliverables. A fixed number of queries whatever the number of
+    missions."""
+    from pipeline import reports
+
     missions = task_selectors.missions_with_progress(list(selectors.missions_followed(request.user)))
     ids = [m.pk for m in missions]
     phases = task_selectors.phases_for_missions(ids)
     checks = blueprint_selectors.checks_for_missions(ids)
     artifacts = task_selectors.artifacts_for_missions(ids)
+    outcomes = reports.mission_reports(ids)
     for mission in missions:
         mission.dash_phases = phases.get(mission.pk, [])
         by_phase: dict[int, list] = {}
@@ -446,10 +455,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             by_phase.setdefault(check.phase_id, []).append(check)
         for phase in mission.dash_phases:
             phase.dash_checks = by_phase.get(phase.pk, [])
-        mission.recent_artifacts = [a for a in artifacts if a.mission_id == mission.pk][:10]
-        mission.row_counts = task_selectors.row_counts_chart(
-            next((a for a in artifacts if a.mission_id == mission.pk and a.name == ROW_COUNTS_ARTIFACT), None)
-        )
+        mission.deliverables = reports.deliverables([a for a in artifacts if a.mission_id == mission.pk])
+        mission.reports = outcomes[mission.pk]
+        mission.charts = [t.chart(f"rows-chart-{mission.pk}-{i}")
+                          for i, t in enumerate(mission.reports.reconciliation) if t.months]
     _attach_signoffs(missions, user=request.user)
     return render(request, "missions/dashboard.html", {"missions": missions, "signoff_decisions": SignoffDecision})
 
@@ -469,6 +478,3 @@ def _attach_signoffs(missions: list[Mission], *, user=None) -> None:
             mission.signoff_open = mission.status in SIGNOFF_STATUSES
             mission.my_signoff_required = user.get_username() in mission.signoffs_required
 
-
-# The dashboard's chart reads the newest artifact of this name: JSON records {"target", "month", "rows"}.
-ROW_COUNTS_ARTIFACT = "row_counts.json"

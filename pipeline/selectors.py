@@ -232,7 +232,8 @@ def _versions_for_cards(tasks: list[Task]) -> tuple[dict[int, MappingSpecVersion
     latest: dict[int, MappingSpecVersion] = {}
     for version in (MappingSpecVersion.objects.select_related("spec").filter(task__in=tasks)
                     .order_by("task_id", "-number")):
-        latest.setdefault(version.task_id, version)
+        if version.task_id is not None:
+            latest.setdefault(version.task_id, version)
     if not latest:
         return latest, {}
     wanted = Q(pk__in=[])
@@ -253,7 +254,7 @@ def _specs_of_missions(mission_ids: set[int]) -> dict[int, list[MappingSpecVersi
                     .order_by("spec__mission_id", "spec__target_table", "-number")):
         if version.spec_id not in seen:
             seen.add(version.spec_id)
-            version.dry_run = _dry_run(version.content or {})
+            version.dry_run = _dry_run(version.content or {})  # type: ignore[attr-defined]
             specs.setdefault(version.spec.mission_id, []).append(version)
     return specs
 
@@ -293,7 +294,7 @@ def approval_cards(tasks: list[Task], *, user: Any) -> list[ApprovalCard]:
                      .select_related("task", "addressed_to").order_by("created_at", "id"))
     for question in questions:
         question.task.mission = missions[question.mission_id]
-        question.can_answer = bool(user.is_authenticated and (
+        question.can_answer = bool(user.is_authenticated and (  # type: ignore[attr-defined]
             question.addressed_to_id == user.pk or can_act_on_task(user, question.task)))
     specs_of = _specs_of_missions({t.mission_id for t in tasks if t.pk not in latest and t.owner_user_id})
 
