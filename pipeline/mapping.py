@@ -254,6 +254,9 @@ class ColumnPlan:
     citations: list[dict[str, Any]] = field(default_factory=list)
     # Casts a person chose for values of another type: the dry run refuses one that would lose any value.
     casts: list[dict[str, str]] = field(default_factory=list)
+    # A summed or counted measure, for reconciliation: the source table it aggregates and the expression over that
+    # table's own columns (the target's total of this column must equal the table's total of the expression).
+    measure: dict[str, Any] | None = None
 
 
 class TargetMapper:
@@ -505,6 +508,8 @@ class TargetMapper:
         if "round" in rule:
             plan.expression = f"ROUND(CAST({plan.expression} AS NUMERIC), {int(rule['round'])})"
             plan.transformation += f", rounded to {rule['round']} decimals"
+            if plan.measure is not None:
+                plan.measure["round"] = int(rule["round"])
 
     def _type_decision(self, plan: ColumnPlan, ref: Ref, want: str, observed: str) -> None:
         """The source column holds values of another type than the spec declares: a person says whether to keep
@@ -550,6 +555,9 @@ class TargetMapper:
         """An aggregate of ``ref`` at the target's grain; child-table columns are pre-summed per fact row."""
         plan.sources.append(ref)
         plan.kind = "aggregate"
+        if func == "SUM":
+            plan.measure = {"function": "sum", "table": ref.table, "expression": self.q(ref.column),
+                            "describe": str(ref)}
         if ref.table in self.paths:
             plan.join_path += self._ensure_joined(ref.table)
             if not self.aggregated:
@@ -575,6 +583,7 @@ class TargetMapper:
         table, key = self.catalog.entity(phrase)
         plan.kind = "aggregate"
         plan.sources = [Ref(table, key)]
+        plan.measure = {"function": "count", "table": table, "expression": self.q(key), "describe": f"rows ({key})"}
         if table == self.fact:
             plan.aggregate = self.aggregated
             plan.expression = f"COUNT(DISTINCT f.{self.q(key)})" if self.aggregated else "1"
@@ -756,6 +765,7 @@ class TargetMapper:
                 "rule": plan.rule, "confidence": round(plan.confidence or 0.0, 2),
                 "reasoning": " ".join(plan.reasoning), "candidates": plan.candidates, "decided_by": plan.decided_by,
                 "citations": plan.citations, **({"casts": plan.casts} if plan.casts else {}),
+                **({"measure": plan.measure} if plan.measure else {}),
             })
         return {
             "format": FORMAT,
