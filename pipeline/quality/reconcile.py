@@ -55,7 +55,7 @@ def reconcile(target_adapter, source_adapter, target: TargetSpec) -> list[CheckR
         if measure.get("round") is not None:
             tolerance += 0.5 * 10 ** -int(measure["round"]) * int(rows or 0)
         passed = abs(got - want) <= tolerance
-        what = f"{measure['function']} of {measure['table']}: {measure.get('describe') or measure['expression']}"
+        what = measure.get("describe") or f"{measure['function'].upper()}({measure['expression']})"
         detail = (f"target total {got:,.6g} equals the source total {want:,.6g} ({what})" if passed else
                   f"target total {got:,.6g} but source total {want:,.6g} ({what}): the target "
                   f"{'misses' if got < want else 'repeats'} source rows; a join on the wrong key does this")

@@ -63,7 +63,7 @@ def test_the_measures_of_a_right_mapping_reconcile(tmp_path):
     content = mapped(source, ORDERS_PAID)
     measures = {c["name"]: c.get("measure") for c in content["columns"]}
     assert measures["AMOUNT_PAID"] == {"function": "sum", "table": "payments", "expression": '"amount"',
-                                       "describe": "payments.amount"}
+                                       "describe": 'SUM("payments"."amount")'}
     assert measures["PAYMENT_COUNT"]["function"] == "count" and measures["ORDER_ID"] is None
     results = checks(source, content, tmp_path)
     assert set(results) == {"AMOUNT_PAID", "PAYMENT_COUNT"}
@@ -82,6 +82,6 @@ def test_a_join_on_a_coincident_id_fails_reconciliation_naming_both_totals(tmp_p
     right = sum(p["amount"] for p in source.tables["payments"])
     wrongly = sum(p["amount"] for p in source.tables["payments"] if p["id"] <= len(source.tables["orders"]))
     assert paid.describe() == (
-        f"reconcile on ORDER_PAYMENTS.AMOUNT_PAID: target total {wrongly:,} but source total {right:,} (sum of "
-        "payments: payments.amount): the target misses source rows; a join on the wrong key does this")
+        f"reconcile on ORDER_PAYMENTS.AMOUNT_PAID: target total {wrongly:,} but source total {right:,} "
+        '(SUM("payments"."amount")): the target misses source rows; a join on the wrong key does this')
     assert not results["PAYMENT_COUNT"].passed
