@@ -283,6 +283,8 @@ class ColumnPlan:
     measure: dict[str, Any] | None = None
     # A SQL expression over source columns the spec gives for the column (instead of a rule).
     spec_expression: str = ""
+    # Where the column's SQL text was written (a spec path, or the answer's key), for errors the dry run finds.
+    origin: str = ""
 
 
 class TargetMapper:
@@ -644,6 +646,7 @@ class TargetMapper:
         joins many-to-one) aggregate at the grain; aggregates over tables on the many side are computed per fact
         key along their foreign-key path (a CTE) and combined; a bare column must be one value per target row."""
         # Held in a parenthesis so that the top node can be replaced like any other (the holder is dropped below).
+        plan.origin = plan.origin or path
         holder = exp.Paren(this=parse_expression(text, dialect=self.dialect, path=path))
         tree = holder.this
         refs: dict[int, Ref] = {}
@@ -955,9 +958,15 @@ class TargetMapper:
         plan.reasoning.append(f"Bands of the target column {of.name} as the spec lists them.")
 
     # --- output ------------------------------------------------------------------------------------
-    def sql(self) -> str:
+    def sql(self, only: str | None = None) -> str:
+        """The target's SELECT; with ``only``, the SELECT of that one column (the dry run uses it to name the
+        column whose SQL fails)."""
+        plans = [p for p in self.plans.values() if only is None or p.name.upper() == only.upper()]
         ctes = []
-        for child in self.children.values():
+        children = [c for c in self.children.values()
+                    if only is None or any(f'"{c.alias}".' in p.expression or f"{c.alias}." in p.expression
+                                           for p in plans)]
+        for child in children:
             # The child's rows, joined up its foreign-key path (each join on the upper table's key, so no row is
             # repeated), grouped by the column that holds the fact's key.
             joins, alias = [], "t0"
@@ -967,20 +976,22 @@ class TargetMapper:
                 alias = f"t{index}"
             key = f"{alias}.{self.q(child.fk.column)}"
             cols = [f"{key} AS {self.q('_KEY')}"]
-            cols += [f"{sql} AS {self.q(name)}" for name, sql in child.measures.items()]
+            used = "".join(p.expression for p in plans)
+            cols += [f"{sql} AS {self.q(name)}" for name, sql in child.measures.items()
+                     if only is None or re.search(rf'"?{child.alias}"?\."?{name}\b', used)]
             ctes.append(f"{self.q(child.alias.upper() + '_' + child.table)} AS (SELECT {', '.join(cols)} "  # noqa: S608
                         f"FROM {self.q(child.table)} AS t0{''.join(joins)} GROUP BY {key})")
-        select = [f"{plan.expression} AS {self.q(plan.name)}" for plan in self.plans.values()]
+        select = [f"{plan.expression} AS {self.q(plan.name)}" for plan in plans]
         lines = [("WITH " + ", ".join(ctes) + " ") if ctes else "", "SELECT ", ", ".join(select),
                  f" FROM {self.q(self.fact)} AS f"]
         for join in self.joins.values():
             lines.append(f" LEFT JOIN {self.q(join.table)} AS {join.alias} ON {join.alias}.{self.q(join.right.column)}"
                          f" = {join.parent_alias}.{self.q(join.left.column)}")
-        for child in self.children.values():
+        for child in children:
             lines.append(f" LEFT JOIN {self.q(child.alias.upper() + '_' + child.table)} AS {child.alias} "
                          f"ON {child.alias}.{self.q('_KEY')} = f.{self.q(child.key.column)}")
         if self.aggregated:
-            groups = [str(i) for i, plan in enumerate(self.plans.values(), 1) if not plan.aggregate]
+            groups = [str(i) for i, plan in enumerate(plans, 1) if not plan.aggregate]
             if groups:
                 lines.append(" GROUP BY " + ", ".join(groups))
         text = "".join(lines)
@@ -1020,6 +1031,7 @@ class TargetMapper:
                 "reasoning": " ".join(plan.reasoning), "candidates": plan.candidates, "decided_by": plan.decided_by,
                 "citations": plan.citations, **({"casts": plan.casts} if plan.casts else {}),
                 **({"measure": plan.measure} if plan.measure else {}),
+                **({"origin": plan.origin} if plan.origin else {}),
             })
         return {
             "format": FORMAT,

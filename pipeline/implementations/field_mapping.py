@@ -17,6 +17,7 @@ from pipeline.choices import MappingStatus
 from pipeline.dbt.build import read_partition
 from pipeline.dbt.spec import target_from_dict
 from pipeline.dbt.sqlgen import model_sql, render_month
+from pipeline.expressions import ExpressionError
 from pipeline.implementations.common import (
     artifact_id,
     beat,
@@ -215,19 +216,9 @@ class FieldMappingAgent(BaseAgent):
             index_name, hints = docs_hints(context, target, catalog)
             mapper = TargetMapper(target=target, catalog=catalog, dialect=adapter.dialect, answers=answers,
                                   overrides=overrides, feedback=from_feedback, hints=hints)
-            try:
-                content = mapper.plan()
-            except Ambiguity as question:
-                say(context, f"asking: {question.question}")
-                return NeedsInput(question=question.question, options=question.options, default=question.default,
-                                  context={"column": f"{target_name}.{question.column}", "reason": question.reason})
-            except MappingProblem as problem:
-                return Failed(error=f"{target_name}: {problem}", retryable=False)
-            content["dry_run"] = self._dry_run(adapter, content, profile)
-            refusal = _refusal(adapter, content, target_name)
-            if refusal is not None:
-                say(context, f"refused: {getattr(refusal, 'question', None) or refusal.error}")
-                return refusal
+            content, stop = self._plan(context, adapter, mapper, profile, target_name, catalog)
+            if stop is not None:
+                return stop
         except ConnectorError as error:
             return Failed(error=f"{target_name}: {error.message}", retryable=False)
         except InterruptedError:
@@ -267,6 +258,33 @@ class FieldMappingAgent(BaseAgent):
             "rows": content["dry_run"]["rows"], "spec_artifact": artifact_id(spec_artifact),
         })
 
+    def _plan(self, context: AgentContext, adapter: Adapter, mapper: TargetMapper, profile: dict[str, Any],
+              target_name: str, catalog: Catalog) -> tuple[dict[str, Any], Outcome | None]:
+        """Map the target and dry-run its SQL: the content, or the outcome that stops here (a question, a refusal)."""
+        try:
+            content = mapper.plan()
+        except Ambiguity as question:
+            say(context, f"asking: {question.question}")
+            return {}, NeedsInput(question=question.question, options=question.options, default=question.default,
+                                  context={"column": f"{target_name}.{question.column}", "reason": question.reason,
+                                           "free_answer": True})
+        except MappingProblem as problem:
+            return {}, Failed(error=f"{target_name}: {problem}", retryable=False)
+        except ExpressionError as error:
+            return {}, _expression_refused(target_name, error.path, error.message, catalog)
+        try:
+            content["dry_run"] = self._dry_run(adapter, content, profile)
+        except ConnectorError as error:
+            origin = _failing_column(adapter, mapper, content)
+            if origin is None:
+                raise
+            return {}, _expression_refused(target_name, origin, f"{origin}: the dry run failed: {error.message}",
+                                           catalog)
+        refusal = _refusal(adapter, content, target_name)
+        if refusal is not None:
+            say(context, f"refused: {getattr(refusal, 'question', None) or refusal.error}")
+        return content, refusal
+
     def approved(self, *, task, run, actor) -> None:
         """The owner approved the proposal: the spec version this task proposed becomes the approved one, in the
         same transaction (the build reads approved versions only)."""
@@ -296,6 +314,32 @@ class FieldMappingAgent(BaseAgent):
                 "sample": [[v if isinstance(v, int | float | str) or v is None else str(v) for v in row]
                            for row in sample.rows],
                 "duplicate_grain_rows": int(duplicates), "elapsed_ms": sample.elapsed_ms}
+
+
+def _failing_column(adapter: Adapter, mapper: TargetMapper, content: dict[str, Any]) -> str | None:
+    """The origin (spec path or answer key) of the first written expression whose own SELECT fails."""
+    for column in content["columns"]:
+        if not column.get("origin"):
+            continue
+        try:
+            adapter.query(f"SELECT * FROM ({mapper.sql(only=column['name'])}) AS q", limit=1)  # noqa: S608
+        except ConnectorError:
+            return column["origin"]
+    return None
+
+
+def _expression_refused(target: str, path: str, message: str, catalog: Catalog) -> Outcome:
+    """A written expression that cannot be used: one a person answered is asked again with the reason; one the
+    spec file holds fails the task naming its path (the spec must change)."""
+    if path.startswith("answers."):
+        key = path.removeprefix("answers.")
+        return NeedsInput(
+            question=f"{key}: the answer cannot be used ({message.removeprefix(path + ': ')}). Answer with a "
+                     "source column (TABLE.COLUMN), a SQL expression (sql: ...) or none.",
+            options=[str(r) for r in catalog.words][:12] + ["none"], default="none",
+            context={"column": key, "reason": "answer not usable", "free_answer": True},
+        )
+    return Failed(error=f"{target}: {message}", retryable=False)
 
 
 def _lossy_values(adapter: Adapter, table: str, column: str, to: str) -> tuple[int, list[Any]]:
