@@ -10,6 +10,7 @@ not clearly ahead of a different one is not guessed: it becomes a question (``Am
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections import defaultdict
@@ -60,6 +61,26 @@ def type_fit(want: str | None, observed: str) -> float:
     if want is None or observed == "unknown":
         return 1.0
     return _TYPE_FIT.get(want, {}).get(observed, 0.1)
+
+
+NONE_ANSWERS = {"none", "no source", "unmapped", "null"}
+_RELATIONSHIP = re.compile(r"^\s*([A-Za-z_]\w*)\.([A-Za-z_]\w*)\s*=\s*([A-Za-z_]\w*)\.([A-Za-z_]\w*)\s*$")
+
+
+def sql_answer(text: str) -> str | None:
+    """The SQL of an answer written ``sql: ...`` (how ``{sql: "..."}`` travels as text), else None."""
+    match = re.match(r"^\s*sql\s*:\s*(.+)$", text or "", re.S | re.I)
+    return match[1].strip() if match else None
+
+
+def relationship_answer(text: str) -> tuple[str, str, str, str] | None:
+    """``TABLE_A.col = TABLE_B.col`` as its four names, else None."""
+    match = _RELATIONSHIP.match(text or "")
+    return (match[1], match[2], match[3], match[4]) if match else None
+
+
+class NoSource(Exception):
+    """A person answered that a rule's phrase has no source: the column is left visibly empty."""
 
 
 class MappingProblem(Exception):
@@ -307,6 +328,7 @@ class TargetMapper:
         self.children: dict[str, Child] = {}
         self.plans: dict[str, ColumnPlan] = {}
         self._planning: set[str] = set()
+        self._apply_relationship_answers()
 
     # --- helpers -----------------------------------------------------------------------------------
     def q(self, name: str) -> str:
@@ -373,7 +395,7 @@ class TargetMapper:
         for source, label in ((self.overrides, "config"), (self.feedback, "feedback"), (self.answers, "answer")):
             if key.upper() in source:
                 text = source[key.upper()]
-                if text.strip().lower() in {"none", "no source", "unmapped", "null"}:
+                if text.strip().lower() in NONE_ANSWERS:
                     return None, label
                 ref = self.catalog.find(text)
                 allowed = {c.ref for c in candidates}
@@ -459,6 +481,54 @@ class TargetMapper:
         return ref
 
     # --- planning ----------------------------------------------------------------------------------
+    def _apply_relationship_answers(self) -> None:
+        """Answers keyed ``CHILD->PARENT`` (``TABLE_A.col = TABLE_B.col``) add a foreign key, on a copy of the
+        catalog: the child side is the one whose table the key names first, else the side that is not a key."""
+        added = []
+        for key, text in {**self.answers, **self.feedback, **self.overrides}.items():
+            if "->" not in key:
+                continue
+            names = relationship_answer(text)
+            if names is None:
+                if text.strip().lower() in NONE_ANSWERS:
+                    continue
+                raise Ambiguity(column=key, reason="answer not usable", options=[], default="none",
+                                question=f"{key}: the answer {text!r} is not a relationship. Answer as "
+                                         "TABLE_A.col = TABLE_B.col (the child's column first), or none.")
+            a, b = self.catalog.find(f"{names[0]}.{names[1]}"), self.catalog.find(f"{names[2]}.{names[3]}")
+            if a is None or b is None:
+                raise Ambiguity(column=key, reason="answer not usable", options=[], default="none",
+                                question=f"{key}: {text!r} names a column the source does not have. Answer as "
+                                         "TABLE_A.col = TABLE_B.col, or none.")
+            child_name = key.split("->")[0].strip().upper()
+            if b.table.upper() == child_name or (a.table.upper() != child_name and
+                                                 a.column in self.catalog.tables[a.table]["candidate_keys"]):
+                a, b = b, a
+            added.append((a, b))
+        if added:
+            catalog = copy.copy(self.catalog)
+            catalog.fks = [fk for fk in self.catalog.fks if fk[0] not in {a for a, _ in added}] + added
+            self.catalog = catalog
+
+    def _relationship_question(self, child: str, parent: str, why: str) -> Ambiguity:
+        key = f"{child}->{parent}"
+        if key.upper() in {**self.answers, **self.feedback, **self.overrides}:
+            return MappingProblem(f"{why}, even with the relationship answered for {key}")
+        return Ambiguity(column=key, reason="relationship", options=[], default="none",
+                         question=f"{key}: {why}. How does a {child} row relate to {parent}? Answer as "
+                                  f"{child}.column = {parent}.column (or through the tables in between, one "
+                                  "question each), or none.")
+
+    def _written(self, plan: ColumnPlan) -> tuple[str, str, str] | None:
+        """A SQL expression a person gave for this column (as ``sql: ...`` to its question, in the task config or
+        in review feedback): (sql, decided by, key)."""
+        name = plan.name.upper()
+        for source, label in ((self.overrides, "config"), (self.feedback, "feedback"), (self.answers, "answer")):
+            for key, text in source.items():
+                if (key == name or key.startswith(name + ".")) and sql_answer(text):
+                    return sql_answer(text), label, key
+        return None
+
     def plan(self) -> dict[str, Any]:
         target = self.target
         grain = target["grain"]
@@ -479,8 +549,9 @@ class TargetMapper:
             self.fact = self.period.table
         self.paths = self._reachable()
         if self.entity_table not in self.paths:
-            raise MappingProblem(f"{self.entity_table} (one row per {grain['entity']!r}) cannot be reached from "
-                                 f"{self.fact} along the inferred foreign keys")
+            raise self._relationship_question(
+                self.fact, self.entity_table, f"{self.entity_table} (one row per {grain['entity']!r}) cannot be "
+                                              f"reached from {self.fact} along the foreign keys")
         self.aggregated = self.fact != self.entity_table or self.period is not None
         # Columns one joined row of the fact determines, and the child tables (one-to-many) for aggregates.
         self.row_refs = [ref for ref in self.catalog.words if ref.table in self.paths]
@@ -526,6 +597,15 @@ class TargetMapper:
         want = target_category(plan.target_type)
         name = plan.name.upper()
         kind = next((k for k in rule if k not in RULE_MODIFIERS), None)
+        written = self._written(plan)
+        if written is not None:
+            text, label, key = written
+            self._compile(plan, text, path=f"answers.{self.target['name']}.{key}")
+            who = "the owner answered" if label == "answer" else f"the {label} says"
+            plan.transformation = f"{text}, as {who}"
+            plan.confidence, plan.decided_by = 1.0, label
+            plan.reasoning.append(f"A person gave the expression {text}.")
+            return
         if plan.spec_expression:
             self._compile(plan, plan.spec_expression, path=self._path(plan))
             plan.transformation = f"the spec's expression {plan.spec_expression}"
@@ -551,7 +631,14 @@ class TargetMapper:
                 self._type_decision(plan, ref, want, observed)
             return
         handler = getattr(self, f"_rule_{kind}")
-        handler(plan, rule[kind], want)
+        try:
+            handler(plan, rule[kind], want)
+        except NoSource as phrase:
+            plan.kind, plan.measure, plan.aggregate = "direct", None, False
+            plan.expression = f"CAST(NULL AS {self._cast_type(want)})"
+            plan.transformation = f"no source: NULL (the owner said {phrase} has none)"
+            plan.confidence = 0.0
+            return
         for key, operator in (("multiply", "*"), ("divide", "/")):
             if key in rule:
                 factor = float(rule[key])
@@ -608,7 +695,7 @@ class TargetMapper:
         ref = self._resolve(plan, f"{plan.name.upper()}.{key_suffix}", tokens(phrase), [], refs=refs, want=want,
                             what=f"{plan.name}'s {key_suffix} of {phrase!r}", prefer=self._prefer)
         if ref is None:
-            raise MappingProblem(f"{self.target['name']}.{plan.name}: the owner said {phrase!r} has no source")
+            raise NoSource(phrase)
         return ref
 
     # --- expressions: spec expressions, rules and answers all become one aggregate-aware expression -----------
@@ -663,16 +750,12 @@ class TargetMapper:
             plan.kind = "aggregate"
             plan.sources += [refs[id(c)] for c in columns if refs[id(c)] not in plan.sources]
             if tables <= set(self.paths):
-                for table in sorted(tables):
-                    plan.join_path += [j for j in self._ensure_joined(table) if j not in plan.join_path]
-                for column in columns:
-                    column.replace(exp.column(refs[id(column)].column, table=self.alias_for(refs[id(column)].table),
-                                              quoted=True))
-                if self.aggregated:
-                    plan.aggregate = True
-                else:  # one fact row per target row: the aggregate of that row's own value is the value
-                    agg.replace(self._per_row(agg))
+                self._row_aggregate(plan, agg, columns, refs)
                 continue
+            unreachable = sorted(t for t in tables if t not in self.paths and t not in self.descendants)
+            if unreachable:
+                raise self._relationship_question(unreachable[0], self.fact, f"{path} reads {unreachable[0]}, which "
+                                                                             f"no foreign key links to {self.fact}")
             if len(tables) > 1 or not tables <= set(self.descendants):
                 outside = sorted(tables - set(self.paths))
                 raise ExpressionError(path, f"{agg.sql(dialect=self.dialect)} reads {', '.join(sorted(tables))}: an "
@@ -700,6 +783,19 @@ class TargetMapper:
         plan.expression = holder.this.sql(dialect=self.dialect)
         if plan.kind == "direct":
             plan.kind = "derived"
+
+    def _row_aggregate(self, plan: ColumnPlan, agg: exp.Expression, columns: list[exp.Column],
+                       refs: dict[int, Ref]) -> None:
+        """An aggregate over the fact and the tables it joins many-to-one: over the grain's rows."""
+        for table in sorted({refs[id(c)].table for c in columns}):
+            plan.join_path += [j for j in self._ensure_joined(table) if j not in plan.join_path]
+        for column in columns:
+            column.replace(exp.column(refs[id(column)].column, table=self.alias_for(refs[id(column)].table),
+                                      quoted=True))
+        if self.aggregated:
+            plan.aggregate = True
+        else:  # one fact row per target row: the aggregate of that row's own value is the value
+            agg.replace(self._per_row(agg))
 
     def _per_row(self, agg: exp.Expression) -> exp.Expression:
         arg = agg.this

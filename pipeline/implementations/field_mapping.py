@@ -32,7 +32,8 @@ from pipeline.mapping import Ambiguity, Catalog, MappingProblem, TargetMapper, c
 from pipeline.profiler import profile_source
 from pipeline.specfile import relationships, target_spec
 
-_SENTENCE = re.compile(r"(?<=[.;!?\n])\s+")
+_SENTENCE = re.compile(r"(?<=[.;!?\n])\s+(?=[^`]*(?:`[^`]*`[^`]*)*$)")
+_FEEDBACK_SQL = re.compile(r"`([^`]+)`|\bsql:\s*(.+)$", re.I | re.S)
 _QUESTION_KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z0-9_.]+?):")
 
 
@@ -58,7 +59,9 @@ def answers_by_key(context: AgentContext, target: str) -> dict[str, str]:
         answer = str(item.get("answer") or item.get("text") or "").strip()
         ctx = item.get("context") or {}
         column = ctx.get("column") if isinstance(ctx, dict) else None
-        if column and "." in column and column.split(".", 1)[0].upper() == target.upper():
+        if column and "->" in column and "." not in column:
+            key = column  # a relationship between source tables holds for every target
+        elif column and "." in column and column.split(".", 1)[0].upper() == target.upper():
             key = column.split(".", 1)[1]
         else:
             match = _QUESTION_KEY.match(str(item.get("question") or ""))
@@ -84,10 +87,17 @@ def feedback_overrides(context: AgentContext, target: dict[str, Any], catalog: C
             continue
         understood = False
         for sentence in _SENTENCE.split(text):
-            mentioned = [n for n in names if re.search(rf"\b{re.escape(n)}\b", sentence, re.I)]
+            prose = re.sub(r"`[^`]*`|\bsql:.*$", " ", sentence, flags=re.I | re.S)
+            mentioned = [n for n in names if re.search(rf"\b{re.escape(n)}\b", prose, re.I)]
             rest = sentence
             for n in mentioned:
                 rest = re.sub(rf"\b{re.escape(n)}\b", " ", rest, flags=re.I)
+            written = _FEEDBACK_SQL.search(sentence)
+            if len(mentioned) == 1 and written is not None:
+                # "TOTAL_FINES should be `SUM(Fine.AmountCents) / 100.0`" (or "... sql: ..."): that expression.
+                overrides[mentioned[0].upper()] = f"sql: {(written[1] or written[2]).strip()}"
+                understood = True
+                continue
             ref = catalog.find(rest)
             if len(mentioned) == 1 and ref is not None:
                 overrides[mentioned[0].upper()] = str(ref)
@@ -265,9 +275,9 @@ class FieldMappingAgent(BaseAgent):
             content = mapper.plan()
         except Ambiguity as question:
             say(context, f"asking: {question.question}")
+            key = question.column if "->" in question.column else f"{target_name}.{question.column}"
             return {}, NeedsInput(question=question.question, options=question.options, default=question.default,
-                                  context={"column": f"{target_name}.{question.column}", "reason": question.reason,
-                                           "free_answer": True})
+                                  context={"column": key, "reason": question.reason, "free_answer": True})
         except MappingProblem as problem:
             return {}, Failed(error=f"{target_name}: {problem}", retryable=False)
         except ExpressionError as error:
