@@ -30,12 +30,17 @@ DENIED_FUNCTIONS = frozenset({
     "ts_stat", "ts_rewrite", "current_setting", "set_config", "lo_import", "lo_export", "txid_current",
     "read_csv", "read_csv_auto", "read_parquet", "read_json", "read_json_auto", "read_text", "read_blob",
     "sniff_csv", "parquet_scan", "parquet_metadata", "parquet_schema", "query", "query_table",
+    "glob", "getenv", "which_secret", "load_aws_credentials", "checkpoint", "force_checkpoint", "enable_logging",
+    "disable_logging", "truncate_duckdb_logs", "st_read", "json_execute_serialized_sql",
 })
 # Prefixes of the same: PostgreSQL's server functions (pg_read_file, pg_ls_dir, pg_sleep, pg_terminate_backend, ...)
-# and large objects (lo_*); SQLite's table-valued pragmas and internal tables.
-DENIED_FUNCTION_PREFIXES = ("pg_", "lo_", "pragma_", "sqlite_", "dblink")
+# and large objects (lo_*); SQLite's table-valued pragmas and internal tables; DuckDB's file readers (read_csv,
+# read_ndjson_objects, ...), its catalog and settings functions (duckdb_settings, duckdb_secrets, ...) and the scanners
+# of other databases and formats (sqlite_scan, postgres_scan, mysql_query, iceberg_scan, delta_scan, ducklake_*).
+DENIED_FUNCTION_PREFIXES = ("pg_", "lo_", "pragma_", "sqlite_", "dblink", "read_", "duckdb_", "parquet_",
+                            "postgres_", "mysql_", "iceberg_", "delta_", "ducklake_", "http_")
 # Tables of the engines' own catalogs, which hold other sessions' queries, roles and passwords.
-DENIED_TABLE_PREFIXES = ("pg_", "sqlite_")
+DENIED_TABLE_PREFIXES = ("pg_", "sqlite_", "duckdb_", "pragma_")
 
 
 class ConnectorError(DomainError):
