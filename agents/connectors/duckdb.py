@@ -51,6 +51,8 @@ def location_problem(location: str) -> str | None:
 class DuckDBAdapter(Adapter):
     engine = "duckdb"
     dialect = "duckdb"
+    # glob() lists files on DuckDB (on SQLite it is the GLOB operator's function).
+    engine_denied_functions = frozenset({"glob"})
 
     def _path(self) -> Path:
         return duckdb_path(self.connection.location)
