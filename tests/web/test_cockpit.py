@@ -108,22 +108,27 @@ def test_a_refused_transition_is_explained_not_a_500(client_for, planned, lead):
     assert "Only a paused mission can be resumed" in response.content.decode()
 
 
-def test_board_fragment_follows_status_changes_and_updates_counters_out_of_band(client_for, planned, lead):
+def test_board_fragment_is_served_alone_and_the_live_poller_follows_status_changes(client_for, planned, lead):
     client = client_for(lead)
-    url = reverse("missions:cockpit", args=[planned.pk])
-    headers = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "board"}
-    first = client.get(url, **headers).content.decode()
-    assert first.lstrip().startswith('<div id="board"') and "<html" not in first
-    assert 'hx-trigger="every 3s' in first
+    first = client.get(reverse("missions:cockpit", args=[planned.pk]), HTTP_HX_REQUEST="true",
+                       HTTP_HX_TARGET="board").content.decode()
+    assert first.lstrip().startswith('<div id="board"') and "<html" not in first and "hx-swap-oob" not in first
+    page = client.get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
+    since = re.search(r'id="cockpit-live" hidden data-version="(\d+)"', page).group(1)
+    assert 'hx-trigger="every 2s, genesis:changed from:body"' in page
+    live = reverse("missions:live", args=[planned.pk])
+    assert client.get(live, {"since": since}, HTTP_HX_REQUEST="true").status_code == 204
     inventory = Task.objects.get(mission=planned, key="inventory")
     task_services.task_transition(task=inventory, to=TaskStatus.READY, actor=lead)
     task_services.task_transition(task=inventory, to=TaskStatus.RUNNING, actor=lead)
-    content = client.get(url, **headers).content.decode()
+    content = client.get(live, {"since": since}, HTTP_HX_REQUEST="true").content.decode()
     status_map = json.loads(re.search(r'id="task-status-data" type="application/json">(.*?)</script>', content,
                                       re.S).group(1))
     assert status_map[str(inventory.pk)] == "running"
     assert "1 in progress" in content
     assert 'id="mission-status" class="status status-draft" hx-swap-oob="true"' in content
+    newest = HistoryEntry.objects.filter(mission=planned).latest("id").pk
+    assert f'data-version="{newest}"' in content
 
 
 def test_running_task_shows_its_log_tail_on_the_board(client_for, planned, lead):
