@@ -84,7 +84,8 @@ def test_stakeholder_signs_off_from_the_dashboard_and_the_owner_sees_it_live(bro
         form.get_by_label("Note (needed with a concern)").fill("Denial rates match the finance report.")
         form.get_by_role("button", name="Give sign-off").click()
         page.get_by_text("Sign-off recorded").wait_for()
-        page.locator(f"#signoff-{mission.pk} .signoffs").get_by_text("Denial rates match the finance report.").wait_for()
+        signoffs = page.locator(f"#signoff-{mission.pk} .signoffs")
+        signoffs.get_by_text("Denial rates match the finance report.").wait_for()
         screenshot(page, "dashboard-signoff")
     finally:
         other.close()
