@@ -72,6 +72,7 @@ def mission_list(request: HttpRequest) -> HttpResponse:
     paginator = Paginator(filterset.qs, 25)
     page = paginator.get_page(request.GET.get("page"))
     missions = task_selectors.missions_with_progress(list(page.object_list))
+    task_selectors.missions_with_attention(missions, user=request.user)
     roles = selectors.roles_map(request.user, missions)
     for mission in missions:
         mission.my_role = roles.get(mission.pk)
@@ -126,7 +127,8 @@ def mission_cockpit(request: HttpRequest, pk: int) -> HttpResponse:
     context["live_version"] = selectors.newest_history_id(mission.pk)
     board = context["board"]
     context["status_choices"] = TaskStatus.choices
-    context["graph"] = task_selectors.mission_graph(board, task_selectors.mission_edges(mission))
+    context["graph"] = task_selectors.mission_graph(board, task_selectors.mission_edges(mission),
+                                                    task_selectors.task_run_times(mission), context["phases"])
     return render(request, "missions/cockpit.html", context)
 
 
@@ -189,9 +191,10 @@ def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
         # The cockpit shows the first few decisions; "My work" and the board list them all.
         approvals = task_selectors.approvals_waiting(mission=mission, limit=DECISIONS_SHOWN + 1)
         questions = task_selectors.open_questions(mission=mission, limit=DECISIONS_SHOWN + 1)
+        cards = _cards(request, approvals[:DECISIONS_SHOWN])
         return {
-            "approvals": approvals[:DECISIONS_SHOWN],
-            "questions": questions[:DECISIONS_SHOWN],
+            **cards,
+            "questions": _not_on_cards(questions[:DECISIONS_SHOWN], cards["cards"]),
             "more_decisions": len(approvals) > DECISIONS_SHOWN or len(questions) > DECISIONS_SHOWN,
         }
     if part == "phases":
@@ -203,6 +206,21 @@ def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
     if part == "environments":
         return {"environments": _environments(request, mission)}
     return {}
+
+
+def _cards(request: HttpRequest, approvals: list) -> dict:
+    """Approval cards of the tasks shown (the spec, its diff, the dry run, the questions about it), and the ones this
+    person may decide, which "Approve all shown" approves."""
+    from pipeline.selectors import approval_cards
+
+    cards = approval_cards(approvals, user=request.user)
+    return {"cards": cards, "decidable_cards": [c for c in cards if c.can_decide]}
+
+
+def _not_on_cards(questions: list, cards: list) -> list:
+    """The questions not already asked on an approval card (each is answered in one place)."""
+    shown = {q.pk for card in cards for q in card.open_questions}
+    return [q for q in questions if q.pk not in shown]
 
 
 def _environments(request: HttpRequest, mission: Mission) -> list:
@@ -254,6 +272,10 @@ def mission_history(request: HttpRequest, pk: int) -> HttpResponse:
         "replay": replay,
         "querystring": _querystring_without_page(request),
     }
+    if replay and not is_fragment(request):
+        from tasks.timeline import mission_timeline
+
+        context["timeline"] = mission_timeline(mission)
     template = "missions/htmx/history_list.html" if is_fragment(request) else "missions/history.html"
     return render(request, template, context)
 
@@ -402,9 +424,10 @@ def environment_build(request: HttpRequest, pk: int, environment_pk: int) -> Htt
 @page_login_required
 @require_GET
 def my_work(request: HttpRequest) -> HttpResponse:
+    cards = _cards(request, task_selectors.approvals_waiting(user=request.user))
     context = {
-        "approvals": task_selectors.approvals_waiting(user=request.user),
-        "questions": task_selectors.open_questions(user=request.user),
+        **cards,
+        "questions": _not_on_cards(task_selectors.open_questions(user=request.user), cards["cards"]),
         "assigned": task_selectors.tasks_assigned(request.user),
     }
     template = "missions/htmx/my_work_items.html" if is_fragment(request) else "missions/my_work.html"
@@ -414,13 +437,17 @@ def my_work(request: HttpRequest) -> HttpResponse:
 @page_login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """Read-only: the missions the person follows as a stakeholder, their progress, check results, row counts
-    and deliverables. A fixed number of queries whatever the number of missions."""
+    """Read-only: the missions the person follows as a stakeholder, their progress, check results, per-target data
+    quality and reconciliation, freshness and deliverables. A fixed number of queries whatever the number of
+    missions."""
+    from pipeline import reports
+
     missions = task_selectors.missions_with_progress(list(selectors.missions_followed(request.user)))
     ids = [m.pk for m in missions]
     phases = task_selectors.phases_for_missions(ids)
     checks = blueprint_selectors.checks_for_missions(ids)
     artifacts = task_selectors.artifacts_for_missions(ids)
+    outcomes = reports.mission_reports(ids)
     for mission in missions:
         mission.dash_phases = phases.get(mission.pk, [])
         by_phase: dict[int, list] = {}
@@ -428,10 +455,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             by_phase.setdefault(check.phase_id, []).append(check)
         for phase in mission.dash_phases:
             phase.dash_checks = by_phase.get(phase.pk, [])
-        mission.recent_artifacts = [a for a in artifacts if a.mission_id == mission.pk][:10]
-        mission.row_counts = task_selectors.row_counts_chart(
-            next((a for a in artifacts if a.mission_id == mission.pk and a.name == ROW_COUNTS_ARTIFACT), None)
-        )
+        mission.deliverables = reports.deliverables([a for a in artifacts if a.mission_id == mission.pk])
+        mission.reports = outcomes[mission.pk]
+        mission.charts = [t.chart(f"rows-chart-{mission.pk}-{i}")
+                          for i, t in enumerate(mission.reports.reconciliation) if t.months]
     _attach_signoffs(missions, user=request.user)
     return render(request, "missions/dashboard.html", {"missions": missions, "signoff_decisions": SignoffDecision})
 
@@ -451,6 +478,3 @@ def _attach_signoffs(missions: list[Mission], *, user=None) -> None:
             mission.signoff_open = mission.status in SIGNOFF_STATUSES
             mission.my_signoff_required = user.get_username() in mission.signoffs_required
 
-
-# The dashboard's chart reads the newest artifact of this name: JSON records {"target", "month", "rows"}.
-ROW_COUNTS_ARTIFACT = "row_counts.json"

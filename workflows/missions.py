@@ -3,7 +3,7 @@ creating a mission from a blueprint."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -23,6 +23,11 @@ from tasks.models import Run, Task
 from tasks.phase_gate import phases_advance
 from tasks.queue import enqueue_runs
 from workflows.common import require
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from blueprints.models import BlueprintVersion
 
 
 def _owner_of(mission: Mission) -> str:
@@ -100,7 +105,7 @@ def mission_close(*, mission: Mission, actor: Actor = None, note: str = "") -> M
 
 
 @transaction.atomic
-def mission_signoff(*, mission: Mission, actor: Actor, decision: str, note: str = "") -> MissionSignoff:
+def mission_signoff(*, mission: Mission, actor: User | None, decision: str, note: str = "") -> MissionSignoff:
     """A stakeholder approves the mission's delivered outputs or raises a concern, with a note; recorded in history.
     Only once the mission has completed (or failed) and before it is closed."""
     require(can_sign_off, actor, mission, doing="sign off on it", who_may=f"a stakeholder of “{mission.name}”")
@@ -128,8 +133,8 @@ def _note(note: str) -> str:
 
 
 @transaction.atomic
-def mission_create_from_blueprint(*, version, name: str, objective: str, owner, actor: Actor = None,
-                                  start: bool = False, **options: Any) -> Mission:
+def mission_create_from_blueprint(*, version: BlueprintVersion, name: str, objective: str, owner: User,
+                                  actor: Actor = None, start: bool = False, **options: Any) -> Mission:
     """A new mission from a blueprint version (phases, tasks, dependencies, the connections it uses granted), as a
     draft or, with ``start``, launched at once. ``actor`` None is the system (a command)."""
     if actor is not None:

@@ -222,6 +222,24 @@ def test_launching_a_mission_moves_the_status_badge(client_for, planned, lead):
     assert ">Mission active<" in content and "Pause</button>" in content
 
 
+def test_check_keys_and_history_events_are_shown_as_sentences(client_for, planned, lead):
+    from blueprints.models import CheckEvaluation
+    from tasks.models import Phase
+
+    phase = Phase.objects.get(mission=planned, order=1)
+    CheckEvaluation.objects.create(mission=planned, phase=phase, scope="exit", criterion_index=0, round=1,
+                                   check_type="all_tasks_done", description="", passed=True, message="All done.")
+    history_record(mission=planned, event="notification.sent", actor=None, from_status="pending", to_status="sent")
+    history_record(mission=planned, event="task.waiting_approval", actor=None, from_status="running",
+                   to_status="waiting_approval")
+    content = client_for(lead).get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
+    shown = re.sub(r"<[^>]+>", " ", content)  # the text people read, without tags and their attributes
+    assert "All tasks in scope are done" in shown and "Notification sent" in shown
+    assert "Task waits for approval" in shown and "running → waiting for approval" in shown
+    for key in ("all_tasks_done", "notification.sent", "waiting_approval", "task.created"):
+        assert key not in shown
+
+
 @pytest.fixture
 def failed_check(planned, lead):
     from blueprints.models import CheckEvaluation
@@ -268,13 +286,17 @@ def test_lineage_page_traces_each_target_column_to_its_sources(client_for, plann
 
     spec = MappingSpec.objects.create(mission=planned, target_table="CLAIM_SUMMARY")
     content = {"columns": [{"name": "TOTAL_CHARGE", "sources": [{"table": "CLAIM_DETAILS", "column": "CHARGE_AMOUNT"}],
-                            "transformation": "sum per claim, 0 when no lines", "confidence": 0.9}]}
+                            "transformation": "sum per claim, 0 when no lines", "confidence": 0.9,
+                            "rule": {"sum": "charge amount", "round": 2}}]}
     MappingSpecVersion.objects.create(spec=spec, number=1, content=content, dialect="sqlite",
                                       sql="SELECT c.CLAIM_ID FROM CLAIMS c",
                                       lineage={"CLAIM_ID": ["CLAIMS.CLAIM_ID"],
                                                "TOTAL_CHARGE": ["CLAIM_DETAILS.CHARGE_AMOUNT"]})
     url = reverse("missions:lineage", args=[planned.pk])
     page = client_for(viewer).get(url).content.decode()
+    assert "Rule in the spec: Sum of charge amount, rounded to 2 " \
+        "decimals." in page and ">90%<" in page
+    assert "{&#x27;sum&#x27;" not in page and "'round'" not in page and ">0.9<" not in page
     assert "CLAIM_SUMMARY" in page and "<code>CLAIMS.CLAIM_ID</code>" in page
     assert "<code>CLAIM_DETAILS.CHARGE_AMOUNT</code>" in page and "sum per claim, 0 when no lines" in page
     assert '<span class="k">SELECT</span>' in page
