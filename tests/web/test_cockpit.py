@@ -115,7 +115,7 @@ def test_board_fragment_is_served_alone_and_the_live_poller_follows_status_chang
     assert first.lstrip().startswith('<div id="board"') and "<html" not in first and "hx-swap-oob" not in first
     page = client.get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
     since = re.search(r'id="cockpit-live" hidden data-version="(\d+)"', page).group(1)
-    assert 'hx-trigger="every 2s, genesis:changed from:body"' in page
+    assert 'hx-trigger="every 2s, genesis:changed from:body delay:1500ms"' in page
     live = reverse("missions:live", args=[planned.pk])
     assert client.get(live, {"since": since}, HTTP_HX_REQUEST="true").status_code == 204
     inventory = Task.objects.get(mission=planned, key="inventory")
