@@ -47,6 +47,7 @@ screenshots: install browser
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy .
 
 check: install
 	$(PY) manage.py check

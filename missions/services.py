@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
@@ -27,7 +27,7 @@ EDITABLE_FIELDS = frozenset(
 # "The same as ``actor``", where None already means "the system".
 _ACTOR: Any = object()
 
-_TIMESTAMP_ON_ENTRY = {
+_TIMESTAMP_ON_ENTRY: dict[str, str] = {
     MissionStatus.COMPLETED: "completed_at",
     MissionStatus.CLOSED: "closed_at",
 }
@@ -38,10 +38,10 @@ def mission_create(
     *,
     name: str,
     objective: str,
-    owner: AbstractBaseUser,
+    owner: User,
     actor: Actor = None,
     scope: str = "",
-    success_criteria: list | None = None,
+    success_criteria: list[Any] | None = None,
     mode: str = MissionMode.STEP,
     grantor: Actor | object = _ACTOR,
     **extra: Any,
@@ -58,7 +58,7 @@ def mission_create(
     return mission_save_new(mission=mission, actor=actor or owner, grantor=actor if grantor is _ACTOR else grantor)
 
 
-def _named_connections(*, mission: Mission, grantor: Actor) -> list:
+def _named_connections(*, mission: Mission, grantor: Actor) -> list[Any]:
     """The connections the mission names, each refused (naming its field) unless ``grantor`` may grant it."""
     from agents.access import require_grant
 
@@ -71,7 +71,7 @@ def _named_connections(*, mission: Mission, grantor: Actor) -> list:
     return named
 
 
-def _grant_named_connections(*, mission: Mission, grantor: Actor, named: list | None = None) -> None:
+def _grant_named_connections(*, mission: Mission, grantor: Actor, named: list[Any] | None = None) -> None:
     from agents.services import connections_grant
 
     named = _named_connections(mission=mission, grantor=grantor) if named is None else named
@@ -110,7 +110,7 @@ def mission_update(*, mission: Mission, actor: Actor, **changes: Any) -> Mission
     if unknown:
         raise DomainError(f"These fields cannot be edited here: {', '.join(sorted(unknown))}.",
                           field=sorted(unknown)[0])
-    locked = Mission.objects.select_for_update().get(pk=mission.pk)
+    locked: Mission = Mission.objects.select_for_update().get(pk=mission.pk)
     for field in {"source_connection", "target_connection"} & set(changes):
         if changes[field] is not None and changes[field] != getattr(locked, field):
             from agents.access import require_grant
@@ -171,10 +171,10 @@ def _plain(value: Any) -> Any:
 
 @transaction.atomic
 def mission_transition(
-    *, mission: Mission, to: str, actor: Actor = None, message: str = "", data: dict | None = None
+    *, mission: Mission, to: str, actor: Actor = None, message: str = "", data: dict[str, Any] | None = None
 ) -> Mission:
     """The only way a mission's status changes: checked against the table, recorded in history."""
-    locked = Mission.objects.select_for_update().get(pk=mission.pk)
+    locked: Mission = Mission.objects.select_for_update().get(pk=mission.pk)
     current = locked.status
     allowed = MISSION_TRANSITIONS[current]
     if to not in allowed:
@@ -231,7 +231,7 @@ def mission_close(*, mission: Mission, actor: Actor = None, note: str = "") -> M
 
 
 @transaction.atomic
-def membership_set(*, mission: Mission, user: AbstractBaseUser, role: str, actor: Actor = None) -> Membership:
+def membership_set(*, mission: Mission, user: User, role: str, actor: Actor = None) -> Membership:
     if role not in Role.values:
         raise DomainError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.", field="role")
     if user.pk == mission.owner_id and role != Role.MISSION_OWNER:
@@ -248,7 +248,7 @@ def membership_set(*, mission: Mission, user: AbstractBaseUser, role: str, actor
 
 
 @transaction.atomic
-def membership_remove(*, mission: Mission, user: AbstractBaseUser, actor: Actor = None) -> None:
+def membership_remove(*, mission: Mission, user: User, actor: Actor = None) -> None:
     if user.pk == mission.owner_id:
         raise DomainError("The Mission Owner cannot be removed; change the owner first.", field="user")
     deleted, _ = Membership.objects.filter(mission=mission, user=user).delete()

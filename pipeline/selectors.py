@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
@@ -13,30 +13,33 @@ from pipeline.specdiff import DIFF_FIELDS, as_text, column_changes, resolved_exp
 from tasks.choices import QuestionStatus
 from tasks.models import Question, Task
 
+if TYPE_CHECKING:
+    from missions.models import Mission
 
-def mapping_specs_of(*, mission) -> QuerySet[MappingSpec]:
+
+def mapping_specs_of(*, mission: Mission) -> QuerySet[MappingSpec]:
     return MappingSpec.objects.filter(mission=mission).prefetch_related("versions").order_by("target_table")
 
 
-def mapping_spec_latest(*, mission, target_table: str) -> MappingSpecVersion | None:
+def mapping_spec_latest(*, mission: Mission, target_table: str) -> MappingSpecVersion | None:
     return (MappingSpecVersion.objects.select_related("spec")
             .filter(spec__mission=mission, spec__target_table=target_table).order_by("-number").first())
 
 
-def mapping_spec_approved(*, mission, target_table: str) -> MappingSpecVersion | None:
+def mapping_spec_approved(*, mission: Mission, target_table: str) -> MappingSpecVersion | None:
     """The approved version later steps (dbt building, validation) must use, or None."""
     return (MappingSpecVersion.objects.select_related("spec")
             .filter(spec__mission=mission, spec__target_table=target_table, status=MappingStatus.APPROVED)
             .order_by("-number").first())
 
 
-def mapping_specs_approved(*, mission) -> dict[str, MappingSpecVersion]:
+def mapping_specs_approved(*, mission: Mission) -> dict[str, MappingSpecVersion]:
     versions = (MappingSpecVersion.objects.select_related("spec")
                 .filter(spec__mission=mission, status=MappingStatus.APPROVED).order_by("spec__target_table"))
     return {v.spec.target_table: v for v in versions}
 
 
-def mapping_specs_waiting(*, mission) -> QuerySet[MappingSpecVersion]:
+def mapping_specs_waiting(*, mission: Mission) -> QuerySet[MappingSpecVersion]:
     return (MappingSpecVersion.objects.select_related("spec")
             .filter(spec__mission=mission, status=MappingStatus.PROPOSED).order_by("spec__target_table"))
 
@@ -47,7 +50,7 @@ def _words(text: str) -> list[str]:
     return [w for w in re.findall(r"[A-Za-z0-9]+", text.replace("_", " ")) if w]
 
 
-def docs_search(*, index_name: str, query: str, phrase: bool = True, limit: int = 5) -> list[dict]:
+def docs_search(*, index_name: str, query: str, phrase: bool = True, limit: int = 5) -> list[dict[str, Any]]:
     """Passages of the named docs index matching ``query`` by the database's full-text search (SQLite FTS5,
     PostgreSQL tsvector), best first: ``{"passage", "document", "title", "position", "text", "rank"}``.
     With ``phrase`` the words must appear together, in order; otherwise any of them matches."""
@@ -66,7 +69,7 @@ def docs_search(*, index_name: str, query: str, phrase: bool = True, limit: int 
                "JOIN agents_docsindex i ON i.id = d.index_id "
                f"WHERE i.name = %s AND to_tsvector('english', p.text) @@ {func}('english', %s) "
                "ORDER BY rank DESC, p.id LIMIT %s")
-        params = [text, index_name, text, limit]
+        params: list[str | int] = [text, index_name, text, limit]
     else:
         match = '"' + " ".join(words) + '"' if phrase else " OR ".join(f'"{w}"' for w in words)
         sql = ("SELECT p.id, -bm25(agents_passage_fts) AS rank FROM agents_passage_fts "
@@ -83,7 +86,7 @@ def docs_search(*, index_name: str, query: str, phrase: bool = True, limit: int 
             for pk, rank in ranked if pk in passages]
 
 
-def mapping_lineage(*, mission) -> list[MappingSpecVersion]:
+def mapping_lineage(*, mission: Mission) -> list[MappingSpecVersion]:
     """For each target of the mission, the version whose lineage the pages show (the latest approved, else the
     latest proposed), with ``rows``: each target column, the bronze ``TABLE.COLUMN``s it traces back to, and its
     transformation. One query."""
@@ -98,12 +101,12 @@ def mapping_lineage(*, mission) -> list[MappingSpecVersion]:
     for version in result:
         columns = {c.get("name"): c for c in (version.content or {}).get("columns", []) if isinstance(c, dict)}
         names = list(version.lineage or {}) + [n for n in columns if n not in (version.lineage or {})]
-        version.rows = []
+        version.rows = []  # type: ignore[attr-defined]  # shown by the page
         for name in names:
             column = columns.get(name, {})
             sources = (version.lineage or {}).get(name) or [
                 f"{s.get('table')}.{s.get('column')}" for s in column.get("sources", []) if isinstance(s, dict)]
-            version.rows.append({
+            version.rows.append({  # type: ignore[attr-defined]
                 "column": name, "sources": sources, "expression": column.get("expression", ""),
                 "transformation": column.get("transformation", ""), "confidence": column.get("confidence"),
                 "rule": column.get("rule", ""),
@@ -121,7 +124,7 @@ def environments() -> QuerySet[Environment]:
     return Environment.objects.select_related("mission", "target").order_by("mission_id", _STAGE_ORDER)
 
 
-def environments_of(*, mission) -> QuerySet[Environment]:
+def environments_of(*, mission: Mission) -> QuerySet[Environment]:
     """The mission's environments with their target connections, dev → prod (one query)."""
     return Environment.objects.select_related("target").filter(mission=mission).order_by(_STAGE_ORDER)
 
@@ -228,7 +231,8 @@ def _versions_for_cards(tasks: list[Task]) -> tuple[dict[int, MappingSpecVersion
     latest: dict[int, MappingSpecVersion] = {}
     for version in (MappingSpecVersion.objects.select_related("spec").filter(task__in=tasks)
                     .order_by("task_id", "-number")):
-        latest.setdefault(version.task_id, version)
+        if version.task_id is not None:
+            latest.setdefault(version.task_id, version)
     if not latest:
         return latest, {}
     wanted = Q(pk__in=[])
@@ -249,7 +253,7 @@ def _specs_of_missions(mission_ids: set[int]) -> dict[int, list[MappingSpecVersi
                     .order_by("spec__mission_id", "spec__target_table", "-number")):
         if version.spec_id not in seen:
             seen.add(version.spec_id)
-            version.dry_run = _dry_run(version.content or {})
+            version.dry_run = _dry_run(version.content or {})  # type: ignore[attr-defined]  # shown by the page
             specs.setdefault(version.spec.mission_id, []).append(version)
     return specs
 
@@ -289,7 +293,7 @@ def approval_cards(tasks: list[Task], *, user: Any) -> list[ApprovalCard]:
                      .select_related("task", "addressed_to").order_by("created_at", "id"))
     for question in questions:
         question.task.mission = missions[question.mission_id]
-        question.can_answer = bool(user.is_authenticated and (
+        question.can_answer = bool(user.is_authenticated and (  # type: ignore[attr-defined]  # shown by the page
             question.addressed_to_id == user.pk or can_act_on_task(user, question.task)))
     specs_of = _specs_of_missions({t.mission_id for t in tasks if t.pk not in latest and t.owner_user_id})
 

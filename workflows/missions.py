@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -20,6 +20,11 @@ from tasks.models import Run, Task
 from tasks.phase_gate import phases_advance
 from tasks.queue import enqueue_runs
 from workflows.common import require
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from blueprints.models import BlueprintVersion
 
 
 def _owner_of(mission: Mission) -> str:
@@ -85,8 +90,8 @@ def mission_close(*, mission: Mission, actor: Actor = None, note: str = "") -> M
 
 
 @transaction.atomic
-def mission_create_from_blueprint(*, version, name: str, objective: str, owner, actor: Actor = None,
-                                  start: bool = False, **options: Any) -> Mission:
+def mission_create_from_blueprint(*, version: BlueprintVersion, name: str, objective: str, owner: User,
+                                  actor: Actor = None, start: bool = False, **options: Any) -> Mission:
     """A new mission from a blueprint version (phases, tasks, dependencies, the connections it uses granted), as a
     draft or, with ``start``, launched at once. ``actor`` None is the system (a command)."""
     if actor is not None:
