@@ -167,6 +167,7 @@ class ApprovalCard:
     can_decide: bool
     version: MappingSpecVersion | None = None
     previous_number: int | None = None
+    previous_feedback: str = ""  # why the version before was rejected, if it was
     rows: list[SpecRow] = field(default_factory=list)
     diff: list[DiffColumn] = field(default_factory=list)
     first_version: bool = False
@@ -239,7 +240,7 @@ def _versions_for_cards(tasks: list[Task]) -> tuple[dict[int, MappingSpecVersion
     for version in latest.values():
         wanted |= Q(spec_id=version.spec_id, number=version.number - 1)
     previous = {(v.spec_id, v.number): v for v in MappingSpecVersion.objects.filter(wanted).only(
-        "id", "spec_id", "number", "content")}
+        "id", "spec_id", "number", "content", "feedback")}
     return latest, previous
 
 
@@ -305,6 +306,7 @@ def approval_cards(tasks: list[Task], *, user: Any) -> list[ApprovalCard]:
             content = version.content or {}
             before = previous.get((version.spec_id, version.number - 1))
             card.version, card.previous_number = version, before.number if before else None
+            card.previous_feedback = before.feedback if before else ""
             card.rows = _spec_rows(content)
             card.first_version, card.diff = _diff_columns(before.content if before else None, content)
             card.dry_run = _dry_run(content)

@@ -18,8 +18,11 @@ HX = {"HTTP_HX_REQUEST": "true"}
 @pytest.fixture
 def card_task(mission):
     """PROVIDER_SUMMARY's mapping task waiting for approval of v2 (after "keep NPI as text")."""
+    from pipeline.services import mapping_spec_reject
+
     task = mapping_task(mission)
-    propose(mission, task, provider_v1())
+    mapping_spec_reject(version=propose(mission, task, provider_v1()), actor=mission.owner,
+                        feedback="keep NPI as text")
     propose(mission, task, provider_v2())
     return task
 
@@ -35,6 +38,7 @@ def test_cockpit_card_shows_the_spec_table_diff_and_dry_run(client_for, card_tas
     content = client_for(lead).get(reverse("missions:cockpit", args=[card_task.mission_id])).content.decode()
     assert "PROVIDER_SUMMARY</strong> mapping spec v2" in content
     assert "Changes since v1" in content
+    assert "v1 was rejected with the feedback: <q>keep NPI as text</q>" in content
     assert "type <del>INTEGER</del> → <ins>VARCHAR(10)</ins>" in content
     assert "<strong>SPECIALTY</strong>" not in content  # v1 already had it, unchanged
     assert "<dt>Dry-run rows</dt><dd>470</dd>" in content and "latest month" in content

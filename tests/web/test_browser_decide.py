@@ -6,6 +6,7 @@ import os
 import pytest
 
 from pipeline.models import MappingSpecVersion
+from pipeline.services import mapping_spec_reject
 from tasks.choices import TaskStatus
 from tasks.models import Task
 from tests.pipeline.cards import mapping_task, propose, provider_v1, provider_v2
@@ -23,7 +24,8 @@ def _card_picture(card, name: str) -> None:
 
 def test_lead_reads_the_card_and_approves_it_in_place(browser_context, live_server, mission):
     task = mapping_task(mission)
-    propose(mission, task, provider_v1())
+    mapping_spec_reject(version=propose(mission, task, provider_v1()), actor=mission.owner,
+                        feedback="keep NPI as text")
     propose(mission, task, provider_v2())
     page = sign_in(browser_context, live_server, "lead")
     page.goto(f"{live_server.url}/missions/{mission.pk}/")
@@ -37,7 +39,7 @@ def test_lead_reads_the_card_and_approves_it_in_place(browser_context, live_serv
     assert "PROVIDER_IDS.NPI" in npi.inner_text() and "90%" in npi.inner_text()
     diff = card.locator(".spec-diff")
     assert "Changes since v1" in diff.inner_text() and "INTEGER → VARCHAR(10)" in diff.inner_text()
-    assert "SPECIALTY" not in diff.inner_text()
+    assert "SPECIALTY" not in diff.inner_text() and "keep NPI as text" in diff.inner_text()
     assert "470" in card.locator(".figures").inner_text()
     _card_picture(card, "approval-card")
     card.get_by_role("button", name="Approve", exact=True).click()
