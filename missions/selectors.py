@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
 
-from missions.choices import Role
-from missions.models import Membership, Mission
+from history.models import HistoryEntry
+from missions.choices import Role, SignoffDecision
+from missions.models import Membership, Mission, MissionSignoff
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -46,3 +47,49 @@ def missions_followed(user: User) -> QuerySet[Mission]:
         .select_related("owner")
         .distinct()
     )
+
+
+def latest_signoffs(mission_ids: list[int]) -> dict[int, list[MissionSignoff]]:
+    """Each stakeholder's latest sign-off per mission, newest first (one query whatever the number of missions)."""
+    latest: dict[int, list[MissionSignoff]] = {pk: [] for pk in mission_ids}
+    seen: set[tuple[int, int]] = set()
+    rows = (MissionSignoff.objects.filter(mission_id__in=mission_ids).select_related("user")
+            .order_by("-created_at", "-id"))
+    for signoff in rows:
+        if (signoff.mission_id, signoff.user_id) not in seen:
+            seen.add((signoff.mission_id, signoff.user_id))
+            latest[signoff.mission_id].append(signoff)
+    return latest
+
+
+def signoffs_missing(mission: Mission, latest: list[MissionSignoff] | None = None) -> list[Membership]:
+    """The required stakeholders who have not approved the mission's outputs since it last completed (a concern, an
+    older approval or none at all), by username."""
+    if latest is None:
+        latest = latest_signoffs([mission.pk])[mission.pk]
+    approved = {s.user_id for s in latest if s.decision == SignoffDecision.APPROVE
+                and (mission.completed_at is None or s.created_at >= mission.completed_at)}
+    required = (Membership.objects.filter(mission=mission, role=Role.STAKEHOLDER, signoff_required=True)
+                .select_related("user").order_by("user__username"))
+    return [m for m in required if m.user_id not in approved]
+
+
+def signoffs_required(mission_ids: list[int]) -> dict[int, list[str]]:
+    """The usernames of each mission's stakeholders whose sign-off is required before closing (one query)."""
+    required: dict[int, list[str]] = {}
+    rows = (Membership.objects.filter(mission_id__in=mission_ids, role=Role.STAKEHOLDER, signoff_required=True)
+            .order_by("user__username").values_list("mission_id", "user__username"))
+    for mission_id, username in rows:
+        required.setdefault(mission_id, []).append(username)
+    return required
+
+
+def newest_history_id(mission_id: int) -> int:
+    """The id of the mission's newest history entry (0 before any): the version of everything its pages show."""
+    return HistoryEntry.objects.filter(mission_id=mission_id).aggregate(newest=Max("id"))["newest"] or 0
+
+
+def closing_entry(mission: Mission) -> HistoryEntry | None:
+    """The history entry of the mission's closing: who signed it off, when, with which note."""
+    return (HistoryEntry.objects.filter(mission=mission, event="mission.closed").select_related("actor_user")
+            .order_by("-id").first())

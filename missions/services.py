@@ -14,7 +14,7 @@ from django.utils import timezone
 from genesis.exceptions import DomainError, InvalidTransition
 from history.services import Actor, history_record
 from missions.choices import MISSION_TRANSITIONS, MissionMode, MissionStatus, Role
-from missions.models import Membership, Mission
+from missions.models import Membership, Mission, MissionSignoff
 
 # Fields a person may edit through ``mission_update``; status is never among them.
 EDITABLE_FIELDS = frozenset(
@@ -231,20 +231,38 @@ def mission_close(*, mission: Mission, actor: Actor = None, note: str = "") -> M
 
 
 @transaction.atomic
-def membership_set(*, mission: Mission, user: User, role: str, actor: Actor = None) -> Membership:
+def membership_set(*, mission: Mission, user: User, role: str, actor: Actor = None,
+                   signoff_required: bool = False) -> Membership:
+    """Give ``user`` a role in the mission; a stakeholder may be named one whose sign-off the closing needs."""
     if role not in Role.values:
         raise DomainError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.", field="role")
     if user.pk == mission.owner_id and role != Role.MISSION_OWNER:
         raise DomainError("The Mission Owner keeps the mission_owner role; change the owner first.", field="role")
+    if signoff_required and role != Role.STAKEHOLDER:
+        raise DomainError("Only a stakeholder's sign-off can be required before closing.", field="signoff_required")
     membership, created = Membership.objects.update_or_create(
-        mission=mission, user=user, defaults={"role": role}
+        mission=mission, user=user, defaults={"role": role, "signoff_required": signoff_required}
     )
+    required = " whose sign-off is required before closing" if signoff_required else ""
     history_record(
         mission=mission, event="membership.set", actor=actor,
-        message=f"{user.get_username()} is {membership.get_role_display()}.",
-        data={"user": user.get_username(), "role": role, "created": created},
+        message=f"{user.get_username()} is {membership.get_role_display()}{required}.",
+        data={"user": user.get_username(), "role": role, "created": created, "signoff_required": signoff_required},
     )
     return membership
+
+
+@transaction.atomic
+def signoff_record(*, mission: Mission, user: User, decision: str, note: str = "") -> MissionSignoff:
+    """Store a stakeholder's sign-off and its history entry together (the workflow verb checks who and when)."""
+    signoff = MissionSignoff.objects.create(mission=mission, user=user, decision=decision, note=note)
+    label = signoff.get_decision_display().lower()
+    history_record(
+        mission=mission, event=f"signoff.{decision}", actor=user,
+        message=f"{user.get_username()} {label}" + (f": {note}" if note else "."),
+        data={"signoff": signoff.pk, "decision": decision},
+    )
+    return signoff
 
 
 @transaction.atomic

@@ -9,6 +9,7 @@ from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
 from pipeline.choices import MappingStatus
 from pipeline.models import Environment, MappingSpec, MappingSpecVersion
+from pipeline.rule_words import rule_sentence
 from pipeline.specdiff import DIFF_FIELDS, as_text, column_changes, resolved_expression, source_names, table_aliases
 from tasks.choices import QuestionStatus
 from tasks.models import Question, Task
@@ -88,8 +89,8 @@ def docs_search(*, index_name: str, query: str, phrase: bool = True, limit: int 
 
 def mapping_lineage(*, mission: Mission) -> list[MappingSpecVersion]:
     """For each target of the mission, the version whose lineage the pages show (the latest approved, else the
-    latest proposed), with ``rows``: each target column, the bronze ``TABLE.COLUMN``s it traces back to, and its
-    transformation. One query."""
+    latest proposed), with ``rows``: each target column, the bronze ``TABLE.COLUMN``s it traces back to, its
+    transformation, and its rule in words (``rule_text``). One query."""
     chosen: dict[int, MappingSpecVersion] = {}
     versions = (MappingSpecVersion.objects.select_related("spec", "decided_by")
                 .filter(spec__mission=mission).order_by("spec__target_table", "-number"))
@@ -109,7 +110,7 @@ def mapping_lineage(*, mission: Mission) -> list[MappingSpecVersion]:
             version.rows.append({  # type: ignore[attr-defined]
                 "column": name, "sources": sources, "expression": column.get("expression", ""),
                 "transformation": column.get("transformation", ""), "confidence": column.get("confidence"),
-                "rule": column.get("rule", ""),
+                "rule": column.get("rule", ""), "rule_text": rule_sentence(column.get("rule")),
             })
     return result
 

@@ -266,6 +266,12 @@ class Question(models.Model):
     def __str__(self) -> str:
         return self.text[:80]
 
+    @property
+    def allows_free_answer(self) -> bool:
+        """Whether an answer other than the offered options is accepted (a mapping question takes any source
+        column, a ``sql: ...`` expression, a relationship or ``none``)."""
+        return bool((self.context or {}).get("free_answer"))
+
 
 class Notification(models.Model):
     """One message to one escalation channel of a mission (an email address or the webhook), and its delivery."""

@@ -7,11 +7,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
 from history.models import HistoryEntry
 from missions.models import Mission
-from tasks.choices import TASK_FINISHED, TaskStatus
+from tasks.choices import TASK_FINISHED, PhaseStatus, QuestionStatus, TaskStatus
 from tasks.models import Artifact, Dependency, Phase, Question, Run, Task
 
 if TYPE_CHECKING:
@@ -127,15 +127,63 @@ def mission_edges(mission: Mission) -> list[tuple[int, int]]:
     return list(Dependency.objects.filter(task__mission=mission).values_list("task_id", "depends_on_id"))
 
 
-def mission_graph(board: Board, edges: list[tuple[int, int]]) -> dict[str, Any]:
-    """Nodes and edges for the task-graph picture (laid out in the browser by dagre)."""
+def task_run_times(mission: Mission) -> dict[int, float]:
+    """Seconds each task of the mission has run, all attempts added (a running attempt up to now), in one query."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    seconds: dict[int, float] = defaultdict(float)
+    runs = Run.objects.filter(task__mission=mission, started_at__isnull=False).values_list(
+        "task_id", "started_at", "finished_at")
+    for task_id, started, finished in runs:
+        if started is not None:
+            seconds[task_id] += max(((finished or now) - started).total_seconds(), 0.0)
+    return dict(seconds)
+
+
+def duration_text(seconds: float | None) -> str:
+    """A run time as a person reads it: "4.2 s", "2 min 03 s", "1 h 02 min"."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def mission_graph(board: Board, edges: list[tuple[int, int]], run_times: dict[int, float] | None = None,
+                  phases: list[Phase] | None = None) -> dict[str, Any]:
+    """Nodes and edges for the task-graph picture (laid out in the browser by dagre): each task with its status and
+    run time, inside its phase; the critical path (the chain of dependencies with the most run time, see
+    ``genesis.graphs.critical_path``) marked on its nodes and edges and summed."""
+    from genesis.graphs import critical_path
+
+    run_times = run_times or {}
+    tasks = [t for column in board.columns for t in column.tasks]
+    depends: dict[int, list[int]] = {t.pk: [] for t in tasks}
+    for task, dep in edges:
+        depends.setdefault(task, []).append(dep)
+    path = critical_path(depends, run_times)
+    on_path = set(path)
+    path_edges = set(zip(path, path[1:], strict=False))
+    keys = {t.pk: t.key for t in tasks}
     nodes = [
-        {"id": str(t.pk), "key": t.key, "title": t.title, "status": t.status, "status_label": t.status_label}
-        for column in board.columns for t in column.tasks
+        {"id": str(t.pk), "key": t.key, "title": t.title, "status": t.status, "status_label": t.status_label,
+         "duration": duration_text(run_times.get(t.pk)), "critical": t.pk in on_path,
+         "phase": f"phase-{t.phase_id}" if t.phase_id else ""}
+        for t in tasks
     ]
+    used = {t.phase_id for t in tasks if t.phase_id}
     return {
         "nodes": nodes,
-        "edges": [{"source": str(dep), "target": str(task)} for task, dep in edges],
+        "edges": [{"source": str(dep), "target": str(task), "critical": (dep, task) in path_edges}
+                  for task, dep in edges],
+        "phases": [{"id": f"phase-{p.pk}", "label": f"{p.order}. {p.name}"} for p in phases or [] if p.pk in used],
+        "critical": {"keys": [keys[pk] for pk in path if pk in keys],
+                     "duration": duration_text(total) if (total := sum(run_times.get(pk, 0.0) for pk in path)) else ""},
     }
 
 
@@ -262,43 +310,6 @@ def phases_for_missions(mission_ids: list[int]) -> dict[int, list[Phase]]:
     return grouped
 
 
-def row_counts_chart(artifact: Artifact, *, width: int = 560, height: int = 140) -> list[dict[str, Any]]:
-    """Bars for the dashboard's row-count chart from a ``row_counts.json`` artifact (records with target, month
-    and rows): per target, one bar per month, scaled to the target's largest month. Empty if unreadable."""
-    from genesis.documents import loads_json
-
-    if artifact is None or not artifact.file:
-        return []
-    try:
-        with artifact.file.open("rb") as handle:
-            records = loads_json(handle.read(1024 * 1024).decode("utf-8"))
-    except (OSError, ValueError):
-        return []
-    if isinstance(records, dict):
-        records = records.get("rows", [])
-    series: dict[str, list[tuple[str, int]]] = {}
-    for record in records if isinstance(records, list) else []:
-        if not isinstance(record, dict):
-            continue
-        try:
-            series.setdefault(str(record["target"]), []).append((str(record["month"]), int(record["rows"])))
-        except (KeyError, TypeError, ValueError):
-            continue
-    charts = []
-    for target, points in sorted(series.items()):
-        points.sort()
-        top = max(rows for _, rows in points) or 1
-        step = width / max(len(points), 1)
-        bars = [
-            {"x": round(i * step + 1, 1), "w": round(max(step - 2, 1), 1), "h": round(rows / top * (height - 20), 1),
-             "y": round(height - rows / top * (height - 20), 1), "month": month, "rows": rows}
-            for i, (month, rows) in enumerate(points)
-        ]
-        charts.append({"target": target, "bars": bars, "width": width, "height": height, "total": sum(
-            rows for _, rows in points), "first": points[0][0], "last": points[-1][0]})
-    return charts
-
-
 # --- progress of missions (the lists' bars) -------------------------------------------------------------
 
 
@@ -358,6 +369,49 @@ def missions_with_progress(missions: list[Mission]) -> list[Mission]:
     progress = mission_progress_map([m.pk for m in missions])
     for mission in missions:
         mission.progress = progress.get(mission.pk, MissionProgress())  # type: ignore[attr-defined]  # shown by the page
+    return missions
+
+
+@dataclass
+class MissionAttention:
+    """What the missions list flags for one mission and one reader: decisions waiting (for this person, and
+    for anyone), the phases whose exit checks failed (the gate blocks later phases), and the last activity."""
+
+    yours: int = 0
+    waiting: int = 0
+    failed_phases: list[str] = field(default_factory=list)
+    last_activity: object = None
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.failed_phases)
+
+
+def missions_with_attention(missions: list[Mission], *, user: User) -> list[Mission]:
+    """Attach ``attention`` (a MissionAttention) to each mission of a page, in four grouped queries whatever the
+    number of missions or tasks. A decision is "yours" as on My work: an approval of a task you own or of an
+    agent's task on a mission you own, or an open question addressed to you."""
+    ids = [m.pk for m in missions]
+    attention: dict[int, MissionAttention] = defaultdict(MissionAttention)
+    yours_approval = Q(owner_user=user) | Q(owner_agent__isnull=False, mission__owner=user)
+    for row in (Task.objects.filter(mission_id__in=ids, status=TaskStatus.WAITING_APPROVAL).values("mission_id")
+                .annotate(waiting=Count("id"), yours=Count("id", filter=yours_approval)).order_by()):
+        item = attention[row["mission_id"]]
+        item.waiting += row["waiting"]
+        item.yours += row["yours"]
+    for row in (Question.objects.filter(mission_id__in=ids, status=QuestionStatus.OPEN).values("mission_id")
+                .annotate(waiting=Count("id"), yours=Count("id", filter=Q(addressed_to=user))).order_by()):
+        item = attention[row["mission_id"]]
+        item.waiting += row["waiting"]
+        item.yours += row["yours"]
+    for mission_id, name in (Phase.objects.filter(mission_id__in=ids, status=PhaseStatus.FAILED)
+                             .order_by("mission_id", "order").values_list("mission_id", "name")):
+        attention[mission_id].failed_phases.append(name)
+    for row in (HistoryEntry.objects.filter(mission_id__in=ids).values("mission_id")
+                .annotate(last=Max("created_at")).order_by()):
+        attention[row["mission_id"]].last_activity = row["last"]
+    for mission in missions:
+        mission.attention = attention.get(mission.pk, MissionAttention())  # type: ignore[attr-defined]
     return missions
 
 

@@ -122,6 +122,29 @@ def test_free_text_goes_to_the_answer_verb_which_judges_it(client_for, card_task
     assert open_text.answer == "NPI = PROVIDERS.NPI"
 
 
+def test_a_mapping_question_takes_another_answer_from_the_card(client_for, card_task, npi_question, lead, mission):
+    free = Question.objects.create(mission=mission, task=npi_question.task, addressed_to=lead,
+                                   text="PROVIDER_SUMMARY.SPECIALTY: which source column?",
+                                   options=["PROVIDERS.SPECIALTY", "none"],
+                                   context={"column": "PROVIDER_SUMMARY.SPECIALTY", "free_answer": True})
+    client = client_for(lead)
+    content = client.get(reverse("missions:cockpit", args=[mission.pk])).content.decode()
+    assert f'id="card-answer-{free.pk}"' in content  # the other-answer box, on the SPECIALTY row
+    assert f'id="card-answer-{npi_question.pk}"' not in content  # options only: no box the verb would refuse
+    url = reverse("tasks:card_answer", args=[card_task.pk, free.pk])
+    bad = client.post(url, {"answer": "none", "answer_text": "sql: SUM(("}, **HX)
+    assert bad.status_code == 422
+    assert (f'<p class="error small" role="alert" id="card-qerr-{free.pk}">answer: does not parse as a sqlite SQL '
+            "expression") in bad.content.decode()  # next to the question it answers
+    assert 'aria-invalid="true"' in bad.content.decode()
+    free.refresh_from_db()
+    assert free.status == QuestionStatus.OPEN
+    response = client.post(url, {"answer": "none", "answer_text": "sql: UPPER(PROVIDERS.SPECIALTY)"}, **HX)
+    assert response.status_code == 200 and "Answered: sql: UPPER(PROVIDERS.SPECIALTY)" in response.content.decode()
+    free.refresh_from_db()
+    assert free.answer == "sql: UPPER(PROVIDERS.SPECIALTY)" and free.status == QuestionStatus.ANSWERED
+
+
 def test_a_question_of_another_mission_is_not_found_on_a_card(client_for, card_task, lead):
     other = MissionFactory(owner=lead)
     foreign = Question.objects.create(mission=other, task=TaskFactory(mission=other), addressed_to=lead, text="?")
