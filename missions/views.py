@@ -250,16 +250,18 @@ def _role_label(role: str | None, user) -> str:
 @require_GET
 def mission_history(request: HttpRequest, pk: int) -> HttpResponse:
     mission = mission_for(request, pk)
+    from tasks.filtersets import HistoryFilterSet
+
     valid_kinds = {k for k, _ in task_selectors.HISTORY_KINDS}
     kinds = [k for k in request.GET.getlist("kind") if k in valid_kinds]
-    actor_kind = request.GET.get("actor", "")
-    if actor_kind not in ActorKind.values:
-        actor_kind = ""
     replay = request.GET.get("view") == "replay"
-    entries = task_selectors.mission_history(
-        mission, kinds=kinds, task_key=request.GET.get("task", "").strip()[:64], actor_kind=actor_kind,
-        replay=replay, newest_first=not replay,
-    )
+    entries = task_selectors.mission_history(mission, kinds=kinds, replay=replay, newest_first=not replay)
+    # The API's filters, with the API's parameter names (task_key, actor_kind, actor, event, created_after, ...).
+    filters = HistoryFilterSet(request.GET, queryset=entries)
+    if filters.is_valid():
+        entries = filters.qs
+    else:
+        entries = entries.none()
     page = Paginator(entries, 100).get_page(request.GET.get("page"))
     context = {
         "mission": mission,
@@ -267,8 +269,7 @@ def mission_history(request: HttpRequest, pk: int) -> HttpResponse:
         "kinds": task_selectors.HISTORY_KINDS,
         "selected_kinds": kinds,
         "actor_kinds": ActorKind.choices,
-        "selected_actor": actor_kind,
-        "task_key": request.GET.get("task", ""),
+        "filters": filters,
         "replay": replay,
         "querystring": _querystring_without_page(request),
     }

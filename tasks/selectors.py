@@ -191,8 +191,10 @@ def mission_phases(mission: Mission) -> list[Phase]:
     return list(Phase.objects.filter(mission=mission).order_by("order"))
 
 
-def mission_history(mission: Mission, *, kinds: list[str] | None = None, task_key: str = "", actor_kind: str = "",
-                    replay: bool = False, newest_first: bool = True) -> QuerySet[HistoryEntry]:
+def mission_history(mission: Mission, *, kinds: list[str] | None = None, replay: bool = False,
+                    newest_first: bool = True) -> QuerySet[HistoryEntry]:
+    """The mission's history, of some kinds (event prefixes) or what a replay shows; the page narrows it further with
+    the API's filters (``tasks.filtersets.HistoryFilterSet``): one set of filters and parameter names for both."""
     qs = HistoryEntry.objects.filter(mission=mission).select_related("actor_user", "actor_agent", "task", "run")
     if kinds:
         condition = Q()
@@ -204,10 +206,6 @@ def mission_history(mission: Mission, *, kinds: list[str] | None = None, task_ke
         for prefix in REPLAY_PREFIXES:
             condition |= Q(event__startswith=prefix)
         qs = qs.filter(condition)
-    if task_key:
-        qs = qs.filter(task__key=task_key)
-    if actor_kind:
-        qs = qs.filter(actor_kind=actor_kind)
     return qs.order_by("-created_at", "-id") if newest_first else qs.order_by("created_at", "id")
 
 

@@ -161,9 +161,9 @@ def test_history_timeline_filters_by_kind_actor_and_task_and_replays_in_order(cl
     url = reverse("missions:history", args=[planned.pk])
     content = client.get(url, {"kind": "run"}).content.decode()
     assert "Agent finished." in content and "dependency.added" not in content
-    content = client.get(url, {"actor": "agent"}).content.decode()
+    content = client.get(url, {"actor_kind": "agent"}).content.decode()
     assert "Agent finished." in content and "mission.created" not in content
-    content = client.get(url, {"task": "inventory"}).content.decode()
+    content = client.get(url, {"task_key": "inventory"}).content.decode()
     assert "Agent finished." not in content and "task.created" in content
     replay = client.get(url, {"view": "replay"}).content.decode()
     assert replay.index("mission.created") < replay.index("run.succeeded")
