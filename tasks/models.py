@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
@@ -224,7 +226,7 @@ class Artifact(models.Model):
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise PermissionError("A saved artifact is immutable: store a new version instead.")
         super().save(*args, **kwargs)

@@ -39,7 +39,7 @@ def question_key(question: Question) -> str:
     return str(key or question.text.split(":", 1)[0]).strip()
 
 
-def answers_text(value) -> str:
+def answers_text(value: object) -> str:
     """An answers file's value as the answer text: ``{sql: "..."}`` travels as ``sql: ...``."""
     if isinstance(value, dict) and set(value) == {"sql"} and isinstance(value["sql"], str):
         return f"sql: {value['sql'].strip()}"

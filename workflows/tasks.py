@@ -41,8 +41,9 @@ def task_approve(*, task: Task, actor: Actor, note: str = "") -> Task:
     history_record(mission=task.mission, task=task, run=run, event="task.approved", actor=actor,
                    message=note or "Approved.", data={"note": note})
     services.task_transition(task=task, to=TaskStatus.DONE, actor=actor, run=run, message=note or "Approved.")
-    if task.owner_agent_id and registry.is_registered(task.owner_agent.kind):
-        registry.get(task.owner_agent.kind)().approved(task=task, run=run, actor=actor)
+    agent = task.owner_agent
+    if agent is not None and registry.is_registered(agent.kind):
+        registry.get(agent.kind)().approved(task=task, run=run, actor=actor)
     after_task_done(task=task, actor=actor)
     return task
 

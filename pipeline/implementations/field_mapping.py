@@ -13,6 +13,7 @@ from agents.connectors import Adapter, ConnectorError
 from agents.registry import register
 from genesis.documents import loads_json
 from genesis.exceptions import DomainError
+from genesis.wording import percent
 from pipeline.choices import MappingStatus
 from pipeline.dbt.build import read_partition
 from pipeline.dbt.spec import target_from_dict
@@ -143,7 +144,7 @@ def spec_markdown(content: dict[str, Any], version: int) -> str:
     for col in content["columns"]:
         sources = ", ".join(f"{s['table']}.{s['column']}" for s in col["sources"]) or "-"
         lines.append(f"| {col['name']} | {col['target_type']} | {sources} | {col['transformation']} | "
-                     f"{col['confidence']:.2f} |")
+                     f"{percent(col['confidence'])} |")
     lines += ["", "## Reasoning", ""]
     lines += [f"- **{c['name']}**: {c['reasoning'] or '-'}" for c in content["columns"]]
     cited = [(c["name"], cit) for c in content["columns"] for cit in c.get("citations", [])]

@@ -97,8 +97,8 @@ def check_rows(adapter, target: TargetSpec) -> list[CheckResult]:
 
 
 def check_declared_types(adapter, target: TargetSpec) -> list[CheckResult]:
-    """PostgreSQL enforces each column's type: its declared type is compared with the spec's."""
-    if adapter.engine != "postgresql":
+    """PostgreSQL and DuckDB enforce each column's type: its declared type is compared with the spec's."""
+    if adapter.engine not in {"postgresql", "duckdb"}:
         return []
     from pipeline.dbt.spec import type_family
 
