@@ -34,7 +34,8 @@ from pipeline.mapping import Ambiguity, Catalog, MappingProblem, TargetMapper, c
 from pipeline.profiler import profile_source
 from pipeline.specfile import relationships, target_spec
 
-_SENTENCE = re.compile(r"(?<=[.;!?\n])\s+(?=[^`]*(?:`[^`]*`[^`]*)*$)")
+_SENTENCE = re.compile(r"(?<=[.;!?\n])\s+")
+_QUOTED = re.compile(r"`[^`]*`")
 _FEEDBACK_SQL = re.compile(r"`([^`]+)`|\bsql:\s*(.+)$", re.I | re.S)
 _QUESTION_KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z0-9_.]+?):")
 
@@ -88,7 +89,7 @@ def feedback_overrides(context: AgentContext, target: dict[str, Any], catalog: C
         if not text:
             continue
         understood = False
-        for sentence in _SENTENCE.split(text):
+        for sentence in _sentences(text):
             prose = re.sub(r"`[^`]*`|\bsql:.*$", " ", sentence, flags=re.I | re.S)
             mentioned = [n for n in names if re.search(rf"\b{re.escape(n)}\b", prose, re.I)]
             rest = sentence
@@ -110,6 +111,18 @@ def feedback_overrides(context: AgentContext, target: dict[str, Any], catalog: C
         if not understood:
             unread.append(text)
     return overrides, unclear_columns, unread
+
+
+def _sentences(text: str) -> list[str]:
+    """The sentences of a review text; a `quoted expression` is never split, whatever punctuation it holds."""
+    quoted: list[str] = []
+
+    def hide(match: re.Match) -> str:
+        quoted.append(match[0])
+        return f"\x00{len(quoted) - 1}\x00"
+
+    masked = _QUOTED.sub(hide, text)
+    return [re.sub(r"\x00(\d+)\x00", lambda m: quoted[int(m[1])], part) for part in _SENTENCE.split(masked)]
 
 
 def docs_hints(context: AgentContext, target: dict[str, Any], catalog: Catalog) -> tuple[str, dict[str, list]]:
