@@ -416,9 +416,12 @@ def _lossy_values(adapter: Adapter, table: str, column: str, to: str) -> tuple[i
     a few of them."""
     c, t = adapter.quote(column), adapter.quote(table)
     text = f"TRIM(CAST({c} AS TEXT))"
-    if adapter.engine == "postgresql":
+    if adapter.engine in {"postgresql", "duckdb"}:
         pattern = r"^[+-]?\d+$" if to == "integer" else r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-        where = f"{c} IS NOT NULL AND {text} !~ '{pattern}'"
+        # DuckDB's CAST raises on a value it cannot convert (SQLite's gives 0): the text is matched instead.
+        matches = (f"{text} ~ '{pattern}'" if adapter.engine == "postgresql"
+                   else f"regexp_full_match({text}, '{pattern}')")
+        where = f"{c} IS NOT NULL AND NOT ({matches})"
     elif to == "integer":
         where = f"{c} IS NOT NULL AND CAST(CAST({c} AS INTEGER) AS TEXT) <> {text}"
     else:
