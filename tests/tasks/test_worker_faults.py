@@ -152,14 +152,15 @@ def time_now():
     return timezone.now()
 
 
-def test_database_connections_killed_under_a_running_agent_cost_no_attempt(mission, agent, lead, clusters):
+@pytest.mark.parametrize("artifact", [False, True], ids=["recording", "agent-writes"])
+def test_database_connections_killed_under_a_running_agent_cost_no_attempt(mission, agent, lead, clusters, artifact):
     """Every connection of the cluster is killed (``pg_terminate_backend``, as a failover or a restart of the server
     would) while its agent works: the lease thread renews on a new connection, the worker reconnects to record the
-    result, and the task succeeds on its first attempt."""
+    result (or the agent's artifact write reconnects first), and the task succeeds on its first attempt."""
     from django.db import connection
 
     task = services.task_create(mission=mission, key="slow", title="slow", owner_agent=agent, max_attempts=1,
-                                config={"sleep_ms": 3000})
+                                config={"sleep_ms": 3000, **({"artifact": "report"} if artifact else {})})
     after = services.task_create(mission=mission, key="after", title="after", owner_agent=agent)
     services.dependency_add(task=after, depends_on=task)
     clusters(1, workers=1)
@@ -174,8 +175,10 @@ def test_database_connections_killed_under_a_running_agent_cost_no_attempt(missi
     wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 60, "the mission to complete")
     assert list(Run.objects.filter(task=task).values_list("attempt", "status")) == [(1, RunStatus.SUCCEEDED)]
     assert list(Run.objects.filter(task=after).values_list("status", flat=True)) == [RunStatus.SUCCEEDED]
-    note = HistoryEntry.objects.get(run=run, event="run.db_reconnected")
-    assert note.data["recorded"] == "succeeded"
+    if artifact:
+        assert run.artifacts.count() == 1
+    else:
+        assert HistoryEntry.objects.get(run=run, event="run.db_reconnected").data["recorded"] == "succeeded"
     assert not HistoryEntry.objects.filter(mission=mission, event__in=["run.lost", "run.stale_result_refused"]).exists()
 
 
