@@ -18,7 +18,7 @@ def _broker_is_transactional() -> bool:
 
     return not Conf.SYNC and bool(Conf.ORM) and "redis" not in settings.Q_CLUSTER
 
-_brokers: dict[tuple, object] = {}
+_brokers: dict[str, object] = {}
 
 def messages_waiting() -> int:
     """How many messages the broker holds that no cluster has taken yet (an ORM broker's unlocked rows, a Redis
@@ -28,7 +28,7 @@ def messages_waiting() -> int:
 
     if Conf.SYNC:
         return 0
-    key = (Conf.BROKER_CLASS, Conf.REDIS, Conf.ORM, Conf.CLUSTER_NAME)
+    key = repr((Conf.BROKER_CLASS, Conf.REDIS, Conf.ORM, Conf.CLUSTER_NAME))  # Conf.REDIS may be a dict
     if key not in _brokers:
         _brokers[key] = get_broker()
     return int(_brokers[key].queue_size())

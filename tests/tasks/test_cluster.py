@@ -64,3 +64,21 @@ def test_a_stall_is_given_up_only_after_the_stall_time(settings, monkeypatch):
     watcher.start()
     watcher.join(5)
     assert given_up and given_up[0] >= 0.3 and time.monotonic() - started >= 0.3
+
+
+def test_the_sweep_asks_the_broker_configured_with_a_redis_dict(monkeypatch):
+    """django-q2 accepts Redis settings as a dict: the broker the sweep asks is still found (one per process)."""
+    from django_q.conf import Conf
+
+    from tasks import queue
+
+    class Broker:
+        def queue_size(self):
+            return 3
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "REDIS", {"host": "127.0.0.1", "port": 6379})
+    monkeypatch.setattr("django_q.brokers.get_broker", lambda: Broker())
+    monkeypatch.setattr(queue, "_brokers", {})
+    assert queue.messages_waiting() == 3
+    assert queue.messages_waiting() == 3 and len(queue._brokers) == 1
