@@ -140,3 +140,19 @@ def test_dashboard_queries_stay_bounded_with_reports_on_every_mission(client_for
     with django_assert_max_num_queries(14):
         content = client.get(reverse("missions:dashboard")).content.decode()
     assert content.count('class="card dash"') == 8 and content.count("<canvas data-chart=") == 8
+
+
+def test_freshness_counts_the_dbt_build_task_as_a_successful_build(client_for, mission, viewer, lead):
+    from agents.models import Agent
+    from tasks.models import Run
+
+    builder = Agent.objects.create(name="Builder", kind="dbt_build")
+    task = task_services.task_create(mission=mission, key="build", title="Build models", owner_agent=builder)
+    finished = timezone.now() - timedelta(hours=2)
+    Run.objects.create(task=task, attempt=1, status="succeeded", started_at=finished - timedelta(minutes=3),
+                       finished_at=finished)
+    Run.objects.create(task=task, attempt=2, status="failed", started_at=finished, finished_at=timezone.now())
+    freshness = reports.freshness_of([mission.pk])[mission.pk]
+    assert freshness.last_success == finished and freshness.last_success_by == "dbt build"
+    content = client_for(viewer).get(reverse("missions:dashboard")).content.decode()
+    assert "the dbt build)" in content and finished.strftime("%Y-%m-%d %H:%M") in content

@@ -114,3 +114,19 @@ def test_replay_of_a_500_task_mission_runs_a_bounded_number_of_queries(client_fo
     with django_assert_max_num_queries(12):
         content = client.get(reverse("missions:history", args=[mission.pk]), {"view": "replay"}).content.decode()
     assert content.count('class="gantt-bar run-succeeded"') == 500 and content.count("mark-taskapproved") == 50
+
+
+def test_a_running_run_reaches_now_and_mission_milestones_have_their_own_row(mission, agent, lead, clock):
+    task = task_services.task_create(mission=mission, key="build", title="Build models", owner_agent=agent)
+    clock(0)
+    history_record(mission=mission, event="mission.active", actor=lead)
+    Run.objects.create(task=task, attempt=1, status="running", started_at=clock(0.5))
+    clock(3.5)  # now: the run has gone on for 3 minutes
+    timeline = mission_timeline(mission)
+    assert [row.key for row in timeline.rows] == ["Mission", "build"]
+    assert [m.label for m in timeline.rows[0].marks] == ["Mission started"]
+    bar = timeline.rows[1].bars[0]
+    assert bar.finished is None and bar.duration == "3 min 00 s" and bar.left + bar.width == 100.0
+    assert bar.end_step == len(timeline.steps) - 1 and [s.text for s in timeline.steps] == [
+        "Mission: Mission started by lead", "build: attempt 1 started"]
+    assert timeline.gaps == []  # half a minute before the run is not idle time worth collapsing
