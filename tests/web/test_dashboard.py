@@ -156,3 +156,14 @@ def test_freshness_counts_the_dbt_build_task_as_a_successful_build(client_for, m
     assert freshness.last_success == finished and freshness.last_success_by == "dbt build"
     content = client_for(viewer).get(reverse("missions:dashboard")).content.decode()
     assert "the dbt build)" in content and finished.strftime("%Y-%m-%d %H:%M") in content
+
+
+def test_a_scheduled_refresh_report_newer_than_the_agents_is_the_one_shown(mission, lead):
+    attach(mission, "dq_results.json", DQ_RESULTS)
+    attach(mission, "refresh-20260101T060000-dq_results.json",
+           [{"check": "grain", "target": "CLAIM_SUMMARY", "passed": True, "failing_rows": 0}])
+    found = reports.mission_reports([mission.pk])[mission.pk]
+    assert found.quality_report.name == "refresh-20260101T060000-dq_results.json"
+    assert [(t.target, t.checks, t.ok) for t in found.quality] == [("CLAIM_SUMMARY", 1, True)]
+    assert reports.describe_artifact(found.quality_report) == (
+        "Scheduled refresh: Data-quality results per check (failing rows, sample keys), as JSON")
