@@ -183,11 +183,13 @@ def test_stakeholder_sees_a_read_only_dashboard_and_is_refused_a_write(browser_c
         c.tooltip.setActiveElements([{datasetIndex: 0, index: 1}], {x: 0, y: 0}); c.update();
         return {x: x.options.title.text, y: y.options.title.text, ticks: x.ticks.map((t, i) => x.getLabelForValue(i)),
                 yticks: y.ticks.map(t => t.label), data: c.data.datasets.map(d => [d.label, d.data]),
-                tooltip: c.tooltip.body.map(b => b.lines.join(" ")), width: c.width, height: c.height}; }""")
+                tooltip: c.tooltip.body.map(b => b.lines.join(" ")), width: c.width, height: c.height,
+                printed: c.config.plugins.map(p => p.id)}; }""")
     assert chart["x"] == "Month" and chart["y"] == "Rows"
     assert chart["ticks"] == ["2024-01", "2024-02", "2024-03"] and "120" in chart["yticks"]
     assert chart["data"] == [["Rows built", [120, 131, 127]], ["Rows in the source", [120, 134, 127]]]
     assert any("Rows built: 131" in line for line in chart["tooltip"])
+    assert "genesisBarValues" in chart["printed"]  # each bar's value printed above it
     assert chart["width"] > 300 and chart["height"] > 150
     forms = page.locator("main form[method=post]")
     assert forms.count() == 0 and page.locator("main button").count() == 0
