@@ -27,7 +27,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
-    "django_q",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -37,6 +36,7 @@ INSTALLED_APPS = [
     "missions",
     "agents",
     "tasks",
+    "django_q",  # after tasks: tasks' ``qcluster`` command (a supervised cluster, tasks/cluster.py) wins
     "blueprints",
     "pipeline",
 ]
@@ -311,17 +311,28 @@ GENESIS_HANDOFF_SECONDS = env_seconds("GENESIS_HANDOFF_SECONDS", 0.5)
 GENESIS_RETRY_BACKOFF_SECONDS = env_seconds("GENESIS_RETRY_BACKOFF_SECONDS", 5)
 GENESIS_RETRY_BACKOFF_MAX_SECONDS = env_seconds("GENESIS_RETRY_BACKOFF_MAX_SECONDS", 300)
 GENESIS_SWEEP_SECONDS = env_seconds("GENESIS_SWEEP_SECONDS", 5)
+# A cluster whose messages wait while every worker is idle this long is restarted (a dead process holds one of its
+# queue locks: tasks/cluster.py); 0 turns the watchdog off.
+GENESIS_STALL_SECONDS = env_seconds("GENESIS_STALL_SECONDS", 10)
 GENESIS_NOTIFY_ATTEMPTS = env_int("GENESIS_NOTIFY_ATTEMPTS", 3)
 GENESIS_NOTIFY_BACKOFF_SECONDS = env_seconds("GENESIS_NOTIFY_BACKOFF_SECONDS", 2)
 GENESIS_WEBHOOK_TIMEOUT = env_seconds("GENESIS_WEBHOOK_TIMEOUT", 10)
 # Where the dbt projects generated for missions (and their builds' artifacts) live.
 GENESIS_DBT_DIR = Path(env_str("GENESIS_DBT_DIR", str(VAR_DIR / "dbt")))
 
+# One handler, on the root logger: Django's own "django" logger is given none (its default console handler
+# would print every request warning a second time) and passes its records up. A routine 403/404 is one line
+# without a traceback (genesis/logs.py); a 500 keeps its traceback.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"routine_client_errors": {"()": "genesis.logs.RoutineClientErrors"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"handlers": [], "filters": ["routine_client_errors"], "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
 from history.models import HistoryEntry
 from missions.models import Mission
-from tasks.choices import TASK_FINISHED, TaskStatus
+from tasks.choices import TASK_FINISHED, PhaseStatus, QuestionStatus, TaskStatus
 from tasks.models import Artifact, Dependency, Phase, Question, Run, Task
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 T = TaskStatus
 
@@ -48,7 +53,8 @@ class BoardTask:
 
     __slots__ = ("pk", "key", "title", "status", "status_label", "owner_name", "owned_by_agent", "phase_id")
 
-    def __init__(self, pk, key, title, status, owner_user, owner_agent, phase_id):
+    def __init__(self, pk: int, key: str, title: str, status: str, owner_user: str | None,
+                 owner_agent: str | None, phase_id: int | None) -> None:
         self.pk, self.key, self.title, self.status, self.phase_id = pk, key, title, status, phase_id
         self.status_label = STATUS_LABELS.get(status, status)
         self.owned_by_agent = owner_agent is not None
@@ -70,7 +76,7 @@ class Board:
     """The mission's tasks grouped into columns, their counts per status, and the live runs."""
 
     columns: list[BoardColumn]
-    counts: Counter
+    counts: Counter[str]
     total: int
     live_runs: dict[int, Run]
     running_runs: list[Run] = field(default_factory=list)
@@ -84,11 +90,11 @@ class Board:
         return {str(t.pk): t.status for c in self.columns for t in c.tasks}
 
 
-def mission_tasks(mission) -> QuerySet[Task]:
+def mission_tasks(mission: Mission) -> QuerySet[Task]:
     return Task.objects.filter(mission=mission).select_related("owner_user", "owner_agent", "phase")
 
 
-def mission_board(mission) -> Board:
+def mission_board(mission: Mission) -> Board:
     """Two queries: the tasks (as plain values with their owner's name), and the runs of the tasks now live."""
     rows = (
         Task.objects.filter(mission=mission)
@@ -98,7 +104,7 @@ def mission_board(mission) -> Board:
     tasks = [BoardTask(*row) for row in rows]
     columns = [BoardColumn(slug, label) for slug, label, _ in BOARD_COLUMNS]
     by_status = {status: columns[i] for i, (_, _, statuses) in enumerate(BOARD_COLUMNS) for status in statuses}
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     for task in tasks:
         by_status[task.status].tasks.append(task)
         counts[task.status] += 1
@@ -108,20 +114,20 @@ def mission_board(mission) -> Board:
         keys = {t.pk: t.key for t in tasks}
         runs = Run.objects.filter(task__mission=mission, task__status__in=LIVE, status__in=["queued", "running"])
         for run in runs.defer("result").order_by("started_at", "id"):
-            run.task_key = keys[run.task_id]
+            run.task_key = keys[run.task_id]  # type: ignore[attr-defined]  # shown by the page
             live_runs[run.task_id] = run
             if run.status == "running":
-                run.tail = "\n".join((run.log or "").splitlines()[-LOG_TAIL_LINES:])
+                run.tail = "\n".join((run.log or "").splitlines()[-LOG_TAIL_LINES:])  # type: ignore[attr-defined]  # shown by the page
                 running.append(run)
     return Board(columns=columns, counts=counts, total=len(tasks), live_runs=live_runs, running_runs=running)
 
 
-def mission_edges(mission) -> list[tuple[int, int]]:
+def mission_edges(mission: Mission) -> list[tuple[int, int]]:
     """``(task_id, depends_on_id)`` pairs of the mission's graph, in one query."""
     return list(Dependency.objects.filter(task__mission=mission).values_list("task_id", "depends_on_id"))
 
 
-def task_run_times(mission) -> dict[int, float]:
+def task_run_times(mission: Mission) -> dict[int, float]:
     """Seconds each task of the mission has run, all attempts added (a running attempt up to now), in one query."""
     from django.utils import timezone
 
@@ -130,7 +136,8 @@ def task_run_times(mission) -> dict[int, float]:
     runs = Run.objects.filter(task__mission=mission, started_at__isnull=False).values_list(
         "task_id", "started_at", "finished_at")
     for task_id, started, finished in runs:
-        seconds[task_id] += max(((finished or now) - started).total_seconds(), 0.0)
+        if started is not None:
+            seconds[task_id] += max(((finished or now) - started).total_seconds(), 0.0)
     return dict(seconds)
 
 
@@ -148,7 +155,7 @@ def duration_text(seconds: float | None) -> str:
 
 
 def mission_graph(board: Board, edges: list[tuple[int, int]], run_times: dict[int, float] | None = None,
-                  phases: list[Phase] | None = None) -> dict:
+                  phases: list[Phase] | None = None) -> dict[str, Any]:
     """Nodes and edges for the task-graph picture (laid out in the browser by dagre): each task with its status and
     run time, inside its phase; the critical path (the chain of dependencies with the most run time, see
     ``genesis.graphs.critical_path``) marked on its nodes and edges and summed."""
@@ -180,11 +187,11 @@ def mission_graph(board: Board, edges: list[tuple[int, int]], run_times: dict[in
     }
 
 
-def mission_phases(mission) -> list[Phase]:
+def mission_phases(mission: Mission) -> list[Phase]:
     return list(Phase.objects.filter(mission=mission).order_by("order"))
 
 
-def mission_history(mission, *, kinds: list[str] | None = None, task_key: str = "", actor_kind: str = "",
+def mission_history(mission: Mission, *, kinds: list[str] | None = None, task_key: str = "", actor_kind: str = "",
                     replay: bool = False, newest_first: bool = True) -> QuerySet[HistoryEntry]:
     qs = HistoryEntry.objects.filter(mission=mission).select_related("actor_user", "actor_agent", "task", "run")
     if kinds:
@@ -204,7 +211,7 @@ def mission_history(mission, *, kinds: list[str] | None = None, task_key: str = 
     return qs.order_by("-created_at", "-id") if newest_first else qs.order_by("created_at", "id")
 
 
-def mission_artifacts(mission) -> QuerySet[Artifact]:
+def mission_artifacts(mission: Mission) -> QuerySet[Artifact]:
     return (
         Artifact.objects.filter(mission=mission)
         .select_related("task", "created_by_user", "created_by_agent")
@@ -231,7 +238,8 @@ def artifacts_of_runs(run_ids: list[int]) -> dict[int, list[Artifact]]:
     return grouped
 
 
-def open_questions(*, mission=None, user=None, limit: int | None = None) -> list:
+def open_questions(*, mission: Mission | None = None, user: User | None = None,
+                   limit: int | None = None) -> list[Question]:
     """Open questions of a mission, or addressed to a user, with their task and mission."""
     qs = Question.objects.filter(status="open").select_related("task", "mission", "addressed_to")
     if mission is not None:
@@ -242,7 +250,8 @@ def open_questions(*, mission=None, user=None, limit: int | None = None) -> list
     return list(qs[:limit] if limit else qs)
 
 
-def approvals_waiting(*, mission=None, user=None, limit: int | None = None) -> list[Task]:
+def approvals_waiting(*, mission: Mission | None = None, user: User | None = None,
+                      limit: int | None = None) -> list[Task]:
     """Tasks waiting for a person's approval. For a user: tasks they own, and agents' tasks of the missions
     they own (the Mission Owner approves an agent's proposal). Each task carries ``latest_run`` and its
     ``run_artifacts``."""
@@ -258,12 +267,13 @@ def approvals_waiting(*, mission=None, user=None, limit: int | None = None) -> l
     runs = latest_runs([t.pk for t in tasks])
     artifacts = artifacts_of_runs([r.pk for r in runs.values()])
     for task in tasks:
-        task.latest_run = runs.get(task.pk)
-        task.run_artifacts = artifacts.get(task.latest_run.pk, []) if task.latest_run else []
+        latest_run = runs.get(task.pk)
+        task.latest_run = latest_run  # type: ignore[attr-defined]  # shown by the page
+        task.run_artifacts = artifacts.get(latest_run.pk, []) if latest_run else []  # type: ignore[attr-defined]  # shown by the page
     return tasks
 
 
-def tasks_assigned(user) -> list[Task]:
+def tasks_assigned(user: User) -> list[Task]:
     """Unfinished tasks a person owns (the rest of "My work")."""
     return list(
         Task.objects.filter(owner_user=user)
@@ -278,9 +288,10 @@ def run_for_log(run_id: int) -> Run:
 
 
 def artifact_for_view(artifact_id: int) -> Artifact:
-    return Artifact.objects.select_related("mission", "task", "run", "created_by_user", "created_by_agent").get(
-        pk=artifact_id
-    )
+    artifact: Artifact = Artifact.objects.select_related(
+        "mission", "task", "run", "created_by_user", "created_by_agent"
+    ).get(pk=artifact_id)
+    return artifact
 
 
 def artifacts_for_missions(mission_ids: list[int], limit: int = 500) -> list[Artifact]:
@@ -357,24 +368,68 @@ def missions_with_progress(missions: list[Mission]) -> list[Mission]:
     """Attach ``progress`` (a MissionProgress) to each mission of a page."""
     progress = mission_progress_map([m.pk for m in missions])
     for mission in missions:
-        mission.progress = progress.get(mission.pk, MissionProgress())
+        mission.progress = progress.get(mission.pk, MissionProgress())  # type: ignore[attr-defined]  # shown by the page
+    return missions
+
+
+@dataclass
+class MissionAttention:
+    """What the missions list flags for one mission and one reader: decisions waiting (for this person, and
+    for anyone), the phases whose exit checks failed (the gate blocks later phases), and the last activity."""
+
+    yours: int = 0
+    waiting: int = 0
+    failed_phases: list[str] = field(default_factory=list)
+    last_activity: object = None
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.failed_phases)
+
+
+def missions_with_attention(missions: list[Mission], *, user: User) -> list[Mission]:
+    """Attach ``attention`` (a MissionAttention) to each mission of a page, in four grouped queries whatever the
+    number of missions or tasks. A decision is "yours" as on My work: an approval of a task you own or of an
+    agent's task on a mission you own, or an open question addressed to you."""
+    ids = [m.pk for m in missions]
+    attention: dict[int, MissionAttention] = defaultdict(MissionAttention)
+    yours_approval = Q(owner_user=user) | Q(owner_agent__isnull=False, mission__owner=user)
+    for row in (Task.objects.filter(mission_id__in=ids, status=TaskStatus.WAITING_APPROVAL).values("mission_id")
+                .annotate(waiting=Count("id"), yours=Count("id", filter=yours_approval)).order_by()):
+        item = attention[row["mission_id"]]
+        item.waiting += row["waiting"]
+        item.yours += row["yours"]
+    for row in (Question.objects.filter(mission_id__in=ids, status=QuestionStatus.OPEN).values("mission_id")
+                .annotate(waiting=Count("id"), yours=Count("id", filter=Q(addressed_to=user))).order_by()):
+        item = attention[row["mission_id"]]
+        item.waiting += row["waiting"]
+        item.yours += row["yours"]
+    for mission_id, name in (Phase.objects.filter(mission_id__in=ids, status=PhaseStatus.FAILED)
+                             .order_by("mission_id", "order").values_list("mission_id", "name")):
+        attention[mission_id].failed_phases.append(name)
+    for row in (HistoryEntry.objects.filter(mission_id__in=ids).values("mission_id")
+                .annotate(last=Max("created_at")).order_by()):
+        attention[row["mission_id"]].last_activity = row["last"]
+    for mission in missions:
+        mission.attention = attention.get(mission.pk, MissionAttention())  # type: ignore[attr-defined]
     return missions
 
 
 # --- what an agent may read of its mission (through its AgentContext) ------------------------------------------
 
 
-def artifact_content_latest(name: str, *, mission) -> bytes | None:
+def artifact_content_latest(name: str, *, mission: Mission) -> bytes | None:
     """The content of the mission's newest stored artifact called ``name``, or None."""
     artifact = (Artifact.objects.filter(mission=mission, name=name).exclude(file="")
                 .order_by("-created_at", "-id").first())
     if artifact is None:
         return None
     with artifact.file.open("rb") as handle:
-        return handle.read()
+        content: bytes = handle.read()
+    return content
 
 
-def mission_runs(*, mission) -> list[dict]:
+def mission_runs(*, mission: Mission) -> list[dict[str, Any]]:
     """Every attempt of the mission's tasks, in task order: task key, attempt, status, log and error."""
     return [
         {"task": key, "attempt": attempt, "status": status, "log": log, "error": error}

@@ -28,7 +28,13 @@ _CASTS = {
                "boolean": "INTEGER"},
     "postgres": {"text": "TEXT", "integer": "BIGINT", "numeric": "NUMERIC", "date": "DATE",
                  "timestamp": "TIMESTAMP", "boolean": "BOOLEAN"},
+    # DuckDB's DECIMAL without a precision is DECIMAL(18,3), which would round a rate's fourth decimal: a numeric
+    # type without one is DOUBLE.
+    "duckdb": {"text": "VARCHAR", "integer": "BIGINT", "numeric": "DOUBLE", "date": "DATE",
+               "timestamp": "TIMESTAMP", "boolean": "BOOLEAN"},
 }
+# The widest DECIMAL DuckDB stores.
+_DUCKDB_MAX_PRECISION = 38
 
 
 @dataclass(frozen=True)
@@ -51,10 +57,12 @@ class Partition:
 
 def cast_type(declared: str, dialect: str) -> str:
     family = type_family(declared)
-    if dialect == "postgres" and family == "numeric":
+    if dialect in {"postgres", "duckdb"} and family == "numeric":
         match = re.search(r"\(\s*(\d+)\s*,\s*(\d+)\s*\)", declared)
-        if match:
+        if match and dialect == "postgres":
             return f"NUMERIC({match.group(1)},{match.group(2)})"
+        if match and int(match.group(2)) <= int(match.group(1)) <= _DUCKDB_MAX_PRECISION:
+            return f"DECIMAL({match.group(1)},{match.group(2)})"
     return _CASTS.get(dialect, _CASTS["sqlite"]).get(family, "TEXT")
 
 
@@ -75,8 +83,8 @@ def _dialect_fixes(tree: exp.Expression, dialect: str) -> exp.Expression:
 
 def model_sql(target: TargetSpec, *, dialect: str, bronze_tables: dict[str, str],
               partition: Partition | None = None) -> str:
-    """The model's SQL for ``dialect`` (``sqlite`` or ``postgres``). ``bronze_tables`` maps upper-case names to
-    the source's actual table names."""
+    """The model's SQL for ``dialect`` (``sqlite``, ``postgres`` or ``duckdb``). ``bronze_tables`` maps upper-case
+    names to the source's actual table names."""
     try:
         tree = sqlglot.parse_one(target.sql, read=target.dialect)
     except ParseError as error:
