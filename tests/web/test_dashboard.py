@@ -137,7 +137,7 @@ def test_dashboard_queries_stay_bounded_with_reports_on_every_mission(client_for
         history_record(mission=m, event="refresh.succeeded", message="ok")
         refresh_schedule_set(mission=m, cron="0 6 * * *", actor=lead)
     client = client_for(reader)
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(13):
         content = client.get(reverse("missions:dashboard")).content.decode()
     assert content.count('class="card dash"') == 8 and content.count("<canvas data-chart=") == 8
 
