@@ -89,7 +89,7 @@ def test_replay_page_draws_bars_per_task_marks_and_controls(client_for, mission,
     gantt = content.split('<section class="card gantt-card"', 1)[1].split("</section>", 1)[0]
     assert gantt.count('class="gantt-bar run-') == 3 and gantt.count('class="gantt-mark ') == 4
     assert 'data-key="map"' in gantt and "map, attempt 2: Succeeded, 2 min 00 s" in gantt
-    assert "Nothing ran for 1 h 03 min, 1 h 03 min of it waiting for people." in gantt
+    assert "Nothing ran for 1 h 03 min, all of it waiting for people." in gantt
     assert 'data-gantt="forward"' in gantt and 'id="gantt-collapse" checked' in gantt
     assert "genesis/timeline.js" in content
     plain = client_for(viewer).get(reverse("missions:history", args=[mission.pk])).content.decode()
