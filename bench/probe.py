@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 DB = "genesis_probe"
 VAR = ROOT / "var" / "probe"
-PORT = 8765
+PORT = 8791
 PASSWORD = "probe-password-1-not-for-production"  # noqa: S105 (a throw-away probe database)
 DEMO = "Healthcare Data Pipeline (demo)"
 CLK = os.sysconf("SC_CLK_TCK")
@@ -445,7 +445,7 @@ for label, client, url in [("cockpit", page, f"/missions/{mission.pk}/"), ("api 
             response = client.get(url)
             times.append(1000 * (time.perf_counter() - started))
     out[label] = {"status": response.status_code, "queries": len(queries), "median_ms": statistics.median(times),
-                  "bytes": len(response.content)}
+                  "bytes": len(response.content), "sql": [q["sql"][:160] for q in queries.captured_queries]}
 print("RESULT " + json.dumps(out))
 """
 
