@@ -151,9 +151,12 @@ def start_cluster() -> subprocess.Popen:
 
 def cluster_processes(process: subprocess.Popen, workers: int = 2) -> tuple[int, list[int]]:
     """The sentinel and its children once all are up: workers first (spawned first), then monitor and pusher."""
-    sentinel = wait_for(lambda: next(iter(children(process.pid)), None), 30, "the sentinel")
-    found = wait_for(lambda: (c := children(sentinel)) and len(c) == workers + 2 and c, 30, "the cluster")
-    return sentinel, found
+    def whole():  # the command's child whose own children are all up (a restarted cluster has a new sentinel)
+        for sentinel in children(process.pid):
+            if len(found := children(sentinel)) == workers + 2:
+                return sentinel, found
+        return None
+    return wait_for(whole, 60, "the cluster")
 
 
 def stop(process: subprocess.Popen | None) -> None:
@@ -492,6 +495,7 @@ def stage_kill(roles: list[str]) -> dict:
 
     for role in roles:
         stop(cluster_process)
+        cluster_process = None
         cluster_process = start_cluster()
         sentinel, found = cluster_processes(cluster_process)
         workers, monitor, pusher = found[:2], found[2], found[3]
