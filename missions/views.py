@@ -125,6 +125,7 @@ def mission_cockpit(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, COCKPIT_FRAGMENTS[target], context)
     context.update(_live_parts(request, mission))
     context["live_version"] = selectors.newest_history_id(mission.pk)
+    context["llm_usage"] = _llm_usage(mission)
     board = context["board"]
     context["status_choices"] = TaskStatus.choices
     context["graph"] = task_selectors.mission_graph(board, task_selectors.mission_edges(mission),
@@ -148,6 +149,13 @@ def mission_live(request: HttpRequest, pk: int) -> HttpResponse:
     context.update(_live_parts(request, mission))
     context.update(live_version=version, oob=True)
     return render(request, "missions/htmx/live.html", context)
+
+
+def _llm_usage(mission: Mission) -> object:
+    """What the mission spent on a language model (one query, none when no model is configured)."""
+    from agents.llm import mission_usage, settings
+
+    return mission_usage(mission.pk) if settings().enabled else None
 
 
 def _cockpit_context(request: HttpRequest, mission: Mission) -> dict:
@@ -200,7 +208,8 @@ def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
     if part == "phases":
         return {"phases": blueprint_selectors.phases_with_checks(mission), "waive_enabled": True}
     if part == "artifacts":
-        return {"artifacts": list(task_selectors.mission_artifacts(mission)[:50])}
+        groups, cut = task_selectors.mission_artifact_groups(mission)
+        return {"artifact_groups": groups, "artifacts_cut": cut}
     if part == "recent-history":
         return {"recent_history": list(task_selectors.mission_history(mission)[:25])}
     if part == "environments":
