@@ -12,6 +12,7 @@ from django.db.models import Count, OuterRef, QuerySet, Subquery
 from agents.models import Connection
 from blueprints.choices import ParamType
 from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation
+from history.models import HistoryEntry
 from tasks import selectors as task_selectors
 from tasks.models import Phase
 
@@ -144,6 +145,19 @@ def _latest_round(evaluations: Iterable[CheckEvaluation], key: Callable[[CheckEv
     return {group: sorted(items, key=lambda c: c.criterion_index) for group, (_, items) in latest.items()}
 
 
+def _explanations(mission: Mission, phase_ids: list[int]) -> dict[int, HistoryEntry]:
+    """The newest plain-language explanation of each failed phase's checks (``check.explained``), one query, none
+    when no phase has failed."""
+    if not phase_ids:
+        return {}
+    newest: dict[int, HistoryEntry] = {}
+    for entry in HistoryEntry.objects.filter(mission=mission, event="check.explained").order_by("-id")[:50]:
+        phase_id = (entry.data or {}).get("phase")
+        if phase_id in phase_ids:
+            newest.setdefault(phase_id, entry)
+    return newest
+
+
 def phases_with_checks(mission: Mission) -> list[Phase]:
     """The mission's phases, each with ``checks``: its exit criteria's latest results, evidence and waivers."""
     phases = task_selectors.mission_phases(mission)
@@ -151,7 +165,9 @@ def phases_with_checks(mission: Mission) -> list[Phase]:
     if phases:
         evaluations = CheckEvaluation.objects.filter(mission=mission, scope="exit").select_related("waived_by")
         by_phase = _latest_round(evaluations, key=lambda c: c.phase_id)
+    explained = _explanations(mission, [phase.pk for phase in phases if phase.status == "failed"])
     for phase in phases:
+        phase.explanation = explained.get(phase.pk)  # type: ignore[attr-defined]  # shown by the page
         checks = by_phase.get(phase.pk, [])
         phase.checks = checks  # type: ignore[attr-defined]  # shown by the page
         for check in checks:

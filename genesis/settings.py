@@ -314,9 +314,23 @@ GENESIS_SWEEP_SECONDS = env_seconds("GENESIS_SWEEP_SECONDS", 5)
 # A cluster whose messages wait while every worker is idle this long is restarted (a dead process holds one of its
 # queue locks: tasks/cluster.py); 0 turns the watchdog off.
 GENESIS_STALL_SECONDS = env_seconds("GENESIS_STALL_SECONDS", 10)
+# A run enqueued this long ago and never claimed is sent again once the broker holds no untaken message (its message
+# is presumed held by a dead cluster; a live one may hold it too, behind busy workers: then another cluster takes it
+# and the stale copy is refused at its claim).
+GENESIS_REDISPATCH_SECONDS = env_seconds("GENESIS_REDISPATCH_SECONDS", 2 * GENESIS_LEASE_SECONDS)
 GENESIS_NOTIFY_ATTEMPTS = env_int("GENESIS_NOTIFY_ATTEMPTS", 3)
 GENESIS_NOTIFY_BACKOFF_SECONDS = env_seconds("GENESIS_NOTIFY_BACKOFF_SECONDS", 2)
 GENESIS_WEBHOOK_TIMEOUT = env_seconds("GENESIS_WEBHOOK_TIMEOUT", 10)
+# Optional language-model assistance (agents/llm): off unless both the URL (an OpenAI-compatible API, e.g.
+# https://api.example.com/v1 or a local vLLM/Ollama/llama.cpp server) and the model are set. The key is a secret.
+GENESIS_LLM_BASE_URL = env_str("GENESIS_LLM_BASE_URL", "")
+GENESIS_LLM_MODEL = env_str("GENESIS_LLM_MODEL", "")
+GENESIS_LLM_API_KEY = env_str("GENESIS_LLM_API_KEY", "")
+GENESIS_LLM_TIMEOUT_SECONDS = env_seconds("GENESIS_LLM_TIMEOUT_SECONDS", 20)
+GENESIS_LLM_MAX_CALLS_PER_MISSION = env_int("GENESIS_LLM_MAX_CALLS_PER_MISSION", 200, minimum=0)
+GENESIS_LLM_MAX_TOKENS_PER_MISSION = env_int("GENESIS_LLM_MAX_TOKENS_PER_MISSION", 400_000, minimum=0)
+GENESIS_LLM_ATTEMPTS = env_int("GENESIS_LLM_ATTEMPTS", 3, minimum=1, maximum=10)
+GENESIS_LLM_MAX_RETRY_WAIT_SECONDS = env_seconds("GENESIS_LLM_MAX_RETRY_WAIT_SECONDS", 10)
 # Where the dbt projects generated for missions (and their builds' artifacts) live.
 GENESIS_DBT_DIR = Path(env_str("GENESIS_DBT_DIR", str(VAR_DIR / "dbt")))
 

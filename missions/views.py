@@ -125,6 +125,7 @@ def mission_cockpit(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, COCKPIT_FRAGMENTS[target], context)
     context.update(_live_parts(request, mission))
     context["live_version"] = selectors.newest_history_id(mission.pk)
+    context["llm_usage"] = _llm_usage(mission)
     board = context["board"]
     context["status_choices"] = TaskStatus.choices
     context["graph"] = task_selectors.mission_graph(board, task_selectors.mission_edges(mission),
@@ -148,6 +149,13 @@ def mission_live(request: HttpRequest, pk: int) -> HttpResponse:
     context.update(_live_parts(request, mission))
     context.update(live_version=version, oob=True)
     return render(request, "missions/htmx/live.html", context)
+
+
+def _llm_usage(mission: Mission) -> object:
+    """What the mission spent on a language model (one query, none when no model is configured)."""
+    from agents.llm import mission_usage, settings
+
+    return mission_usage(mission.pk) if settings().enabled else None
 
 
 def _cockpit_context(request: HttpRequest, mission: Mission) -> dict:
@@ -200,7 +208,8 @@ def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
     if part == "phases":
         return {"phases": blueprint_selectors.phases_with_checks(mission), "waive_enabled": True}
     if part == "artifacts":
-        return {"artifacts": list(task_selectors.mission_artifacts(mission)[:50])}
+        groups, cut = task_selectors.mission_artifact_groups(mission)
+        return {"artifact_groups": groups, "artifacts_cut": cut}
     if part == "recent-history":
         return {"recent_history": list(task_selectors.mission_history(mission)[:25])}
     if part == "environments":
@@ -250,16 +259,18 @@ def _role_label(role: str | None, user) -> str:
 @require_GET
 def mission_history(request: HttpRequest, pk: int) -> HttpResponse:
     mission = mission_for(request, pk)
+    from tasks.filtersets import HistoryFilterSet
+
     valid_kinds = {k for k, _ in task_selectors.HISTORY_KINDS}
     kinds = [k for k in request.GET.getlist("kind") if k in valid_kinds]
-    actor_kind = request.GET.get("actor", "")
-    if actor_kind not in ActorKind.values:
-        actor_kind = ""
     replay = request.GET.get("view") == "replay"
-    entries = task_selectors.mission_history(
-        mission, kinds=kinds, task_key=request.GET.get("task", "").strip()[:64], actor_kind=actor_kind,
-        replay=replay, newest_first=not replay,
-    )
+    entries = task_selectors.mission_history(mission, kinds=kinds, replay=replay, newest_first=not replay)
+    # The API's filters, with the API's parameter names (task_key, actor_kind, actor, event, created_after, ...).
+    filters = HistoryFilterSet(request.GET, queryset=entries)
+    if filters.is_valid():
+        entries = filters.qs
+    else:
+        entries = entries.none()
     page = Paginator(entries, 100).get_page(request.GET.get("page"))
     context = {
         "mission": mission,
@@ -267,8 +278,7 @@ def mission_history(request: HttpRequest, pk: int) -> HttpResponse:
         "kinds": task_selectors.HISTORY_KINDS,
         "selected_kinds": kinds,
         "actor_kinds": ActorKind.choices,
-        "selected_actor": actor_kind,
-        "task_key": request.GET.get("task", ""),
+        "filters": filters,
         "replay": replay,
         "querystring": _querystring_without_page(request),
     }

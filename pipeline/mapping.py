@@ -653,7 +653,7 @@ class TargetMapper:
             plan.expression = f"COALESCE({plan.expression}, {literal})"
             plan.transformation += f", {default} when missing"
         if "round" in rule:
-            plan.expression = f"ROUND(CAST({plan.expression} AS NUMERIC), {int(rule['round'])})"
+            plan.expression = f"ROUND(CAST({plan.expression} AS {self._numeric}), {int(rule['round'])})"
             plan.transformation += f", rounded to {rule['round']} decimals"
             if plan.measure is not None:
                 plan.measure["round"] = int(rule["round"])
@@ -687,8 +687,13 @@ class TargetMapper:
         plan.decided_by = "answer"
         plan.reasoning.append(f"Type: {plan.transformation}.")
 
+    @property
+    def _numeric(self) -> str:
+        """The cast that keeps a number's digits: NUMERIC, except on DuckDB, whose bare DECIMAL is DECIMAL(18,3)."""
+        return "DOUBLE" if self.dialect == "duckdb" else "NUMERIC"
+
     def _cast_type(self, want: str) -> str:
-        return {"integer": "INTEGER", "decimal": "NUMERIC", "date": "TEXT", "datetime": "TEXT",
+        return {"integer": "INTEGER", "decimal": self._numeric, "date": "TEXT", "datetime": "TEXT",
                 "boolean": "INTEGER"}.get(want, "TEXT")
 
     def _phrase(self, plan: ColumnPlan, phrase: str, *, refs: list[Ref], want: str | None, key_suffix: str) -> Ref:

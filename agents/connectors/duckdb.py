@@ -108,6 +108,12 @@ class DuckDBAdapter(Adapter):
                 f"{self.connection.name}.", tables=paths, sql=sql))
         return tables
 
+    sample_method = "a reservoir sample (DuckDB's USING SAMPLE, repeatable)"
+
+    def sample_of(self, table: str, rows: int) -> str:
+        return (f"(SELECT * FROM {self.quote(table)} USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE (7)) "  # noqa: S608
+                "AS genesis_sample")
+
     def _execute(self, sql: str, *, limit: int, timeout: float) -> QueryResult:
         raw = self.raw
         timer = threading.Timer(timeout, raw.interrupt)

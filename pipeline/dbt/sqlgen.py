@@ -66,6 +66,18 @@ def cast_type(declared: str, dialect: str) -> str:
     return _CASTS.get(dialect, _CASTS["sqlite"]).get(family, "TEXT")
 
 
+def widen_bare_decimals(tree: exp.Expression) -> exp.Expression:
+    """For DuckDB: a DECIMAL/NUMERIC without precision becomes DOUBLE. Elsewhere a bare NUMERIC keeps every digit
+    (PostgreSQL) or is a float (SQLite); DuckDB reads it as DECIMAL(18,3), which sqlglot spells out faithfully and
+    which would round a rate's fourth decimal away."""
+    def widen(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.DECIMAL and not node.expressions:
+            return exp.DataType.build("DOUBLE")
+        return node
+
+    return tree.transform(widen)
+
+
 def _dialect_fixes(tree: exp.Expression, dialect: str) -> exp.Expression:
     def fix(node: exp.Expression) -> exp.Expression:
         if dialect == "sqlite" and isinstance(node, exp.Substring):
@@ -109,6 +121,8 @@ def model_sql(target: TargetSpec, *, dialect: str, bronze_tables: dict[str, str]
         table.replace(replacement)
     if not used:
         raise DomainError(f"The SQL of {target.name} reads none of the bronze tables.", field="sql")
+    if dialect == "duckdb" and target.dialect != "duckdb":
+        tree = widen_bare_decimals(tree)
     if target.columns:
         casts = [
             exp.alias_(exp.cast(exp.column(c.name, table="genesis_mapped", quoted=True),

@@ -220,3 +220,54 @@ def test_a_second_reader_in_the_same_process_shares_the_locked_session(duck):
     # Both closed: a writer may open the file again.
     writer = duckdb.connect(str(duck))
     writer.close()
+
+
+def test_the_demo_profiles_on_duckdb_as_on_sqlite(duck, demo_small):
+    from pipeline.profiler import profile_source
+    from tests.pipeline.conftest import sqlite_connection
+
+    with adapter_for(duck_connection(duck), mission=None, allowed_tables=ALLOWED) as adapter:
+        duck_profile = profile_source(adapter)
+    with adapter_for(sqlite_connection(demo_small), mission=None, allowed_tables=ALLOWED) as adapter:
+        lite_profile = profile_source(adapter)
+    for table, info in lite_profile["tables"].items():
+        other = duck_profile["tables"][table]
+        assert (other["row_count"], other["candidate_keys"]) == (info["row_count"], info["candidate_keys"])
+        for name, column in info["columns"].items():
+            theirs = other["columns"][name]
+            assert (theirs["nulls"], theirs["distinct"], theirs["observed_type"]) == (
+                column["nulls"], column["distinct"], column["observed_type"]), (table, name)
+    assert duck_profile["foreign_keys"] == lite_profile["foreign_keys"]
+    assert "sampling" not in duck_profile["tables"]["CLAIMS"]
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "sqlite"])
+def test_a_large_table_is_profiled_on_a_sample_and_the_report_says_so(duck, demo_small, engine):
+    """Above the threshold, distinct counts, frequent values and candidate keys come from a sample; row and null
+    counts stay exact, and foreign keys are still checked on the full columns."""
+    from pipeline.profiler import profile_markdown, profile_source
+    from tests.pipeline.conftest import sqlite_connection
+
+    connection = duck_connection(duck) if engine == "duckdb" else sqlite_connection(demo_small)
+    with adapter_for(connection, mission=None, allowed_tables=ALLOWED) as adapter:
+        exact = profile_source(adapter)
+        sampled = profile_source(adapter, large_rows=500)
+    claims, full = sampled["tables"]["CLAIMS"], exact["tables"]["CLAIMS"]
+    assert claims["row_count"] == 2000 and claims["sampling"]["rows"] == 500
+    assert claims["sampling"]["exact"] == ["row_count", "nulls", "min", "max"]
+    assert ("reservoir" in claims["sampling"]["method"]) == (engine == "duckdb")
+    for name, column in claims["columns"].items():
+        assert column["nulls"] == full["columns"][name]["nulls"], name
+        assert (column["min"], column["max"]) == (full["columns"][name]["min"], full["columns"][name]["max"])
+    assert claims["columns"]["CLAIM_ID"]["distinct"] == 500 and "CLAIM_ID" in claims["candidate_keys"]
+    assert claims["columns"]["PATIENT_ID"]["distinct"] <= full["columns"]["PATIENT_ID"]["distinct"]
+    assert {v for v, _ in claims["columns"]["STATUS"]["top_values"]} == {"PAID", "DENIED", "PENDING"}
+    assert sum(n for _, n in claims["columns"]["STATUS"]["top_values"]) == 500
+    # The small tables are not sampled; the foreign keys are the same, checked on the full columns.
+    assert "sampling" not in sampled["tables"]["PROVIDERS"]
+    fks = {(f["table"], f["column"]): (f["ref_table"], f["containment"], f["orphan_values"])
+           for f in sampled["foreign_keys"]}
+    assert fks[("CLAIMS", "PROVIDER_ID")] == ("PROVIDERS", 1.0, 0)
+    assert fks[("CLAIM_DETAILS", "CLAIM_ID")] == ("CLAIMS", 1.0, 0)
+    report = profile_markdown(sampled)
+    assert "Sampled: distinct counts, frequent values and candidate keys come from 500 rows" in report

@@ -161,9 +161,9 @@ def test_history_timeline_filters_by_kind_actor_and_task_and_replays_in_order(cl
     url = reverse("missions:history", args=[planned.pk])
     content = client.get(url, {"kind": "run"}).content.decode()
     assert "Agent finished." in content and "dependency.added" not in content
-    content = client.get(url, {"actor": "agent"}).content.decode()
+    content = client.get(url, {"actor_kind": "agent"}).content.decode()
     assert "Agent finished." in content and "mission.created" not in content
-    content = client.get(url, {"task": "inventory"}).content.decode()
+    content = client.get(url, {"task_key": "inventory"}).content.decode()
     assert "Agent finished." not in content and "task.created" in content
     replay = client.get(url, {"view": "replay"}).content.decode()
     assert replay.index("mission.created") < replay.index("run.succeeded")
@@ -238,6 +238,24 @@ def test_check_keys_and_history_events_are_shown_as_sentences(client_for, planne
     assert "Task waits for approval" in shown and "running → waiting for approval" in shown
     for key in ("all_tasks_done", "notification.sent", "waiting_approval", "task.created"):
         assert key not in shown
+
+
+def test_artifacts_are_grouped_by_phase_then_task_with_time_size_and_versions(client_for, planned, lead):
+    inventory, review, build = (Task.objects.get(mission=planned, key=k) for k in ("inventory", "review", "build"))
+    for task, name, body in [(build, "claim_summary.sql", "select 1"), (inventory, "inventory.json", "[]"),
+                             (review, "CLAIM_SUMMARY.spec.json", "{}"), (review, "CLAIM_SUMMARY.spec.json", "{} "),
+                             (None, "handoff.md", "# Handoff")]:
+        task_services.artifact_create(mission=planned, task=task, kind="doc", name=name, file=body, actor=lead)
+    content = client_for(lead).get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
+    part = content[content.index('id="artifacts"'):content.index('id="h-history"')]
+    order = [part.index(text) for text in ("1. Mapping", ">inventory<", "inventory.json", ">review<",
+                                           "CLAIM_SUMMARY.spec.json", "2. Build", ">build<", "claim_summary.sql",
+                                           "Not in a phase", "The mission itself", "handoff.md")]
+    assert order == sorted(order)
+    assert part.count("CLAIM_SUMMARY.spec.json</a>") == 1 and "v2 (2 versions)" in part
+    assert "2 artifacts" in part and "1 artifact<" in part
+    assert re.search(r'<time datetime="[^"]+">\d{4}-\d{2}-\d{2} \d{2}:\d{2}</time>', part)
+    assert "8\xa0bytes" in part or "8 bytes" in part
 
 
 @pytest.fixture
