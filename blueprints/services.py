@@ -273,6 +273,15 @@ def _coerce(param: dict[str, Any], value: Any) -> Any:
     return coerce(name, f"params.{name}", value)
 
 
+def param_value(*, version: BlueprintVersion, name: str, value: Any) -> Any:
+    """One given parameter's value in its declared type; refused (naming it) if the blueprint has no such parameter
+    or the value does not fit."""
+    declared = {p["name"]: p for p in version.parameters}
+    if name not in declared:
+        raise DomainError(f"{version} has no parameter {name}.", field=f"params.{name}")
+    return _coerce(declared[name], value)
+
+
 def resolve_params(*, version: BlueprintVersion, params: dict[str, Any] | None) -> dict[str, Any]:
     """Every declared parameter's value: the given one (converted to its type), else the pre-filled one
     (default, or what the context makes obvious), else refused if required."""

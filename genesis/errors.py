@@ -1,5 +1,6 @@
 """The pages a person sees when a request goes wrong: 403, 404 and 500 in the site's own layout, with the
-navigation and a next step. Under ``/api/`` the same errors answer in the API's error format instead.
+navigation and a next step. Under ``/api/`` the same errors answer in the API's error format instead, and a
+refused htmx fragment request gets the reason as text.
 
 The 500 page is rendered from a plain context (no request, no context processors, no session or database
 read): whatever broke the request must not break its error page too."""
@@ -27,6 +28,10 @@ def forbidden(request, exception=None):
     if _api(request):
         return JsonResponse({"code": "permission_denied",
                              "detail": reason or "You do not have permission to perform this action."}, status=403)
+    htmx = getattr(request, "htmx", None)
+    if htmx and not htmx.boosted:  # a fragment request: the reason only, never a whole page inside the page
+        return HttpResponseForbidden(reason or "Your role on this mission does not allow this action.",
+                                     content_type="text/plain; charset=utf-8")
     return HttpResponseForbidden(loader.render_to_string("403.html", {"reason": reason}, request=request))
 
 

@@ -314,6 +314,10 @@ GENESIS_SWEEP_SECONDS = env_seconds("GENESIS_SWEEP_SECONDS", 5)
 # A cluster whose messages wait while every worker is idle this long is restarted (a dead process holds one of its
 # queue locks: tasks/cluster.py); 0 turns the watchdog off.
 GENESIS_STALL_SECONDS = env_seconds("GENESIS_STALL_SECONDS", 10)
+# A run enqueued this long ago and never claimed is sent again once the broker holds no untaken message (its message
+# is presumed held by a dead cluster; a live one may hold it too, behind busy workers: then another cluster takes it
+# and the stale copy is refused at its claim).
+GENESIS_REDISPATCH_SECONDS = env_seconds("GENESIS_REDISPATCH_SECONDS", 2 * GENESIS_LEASE_SECONDS)
 GENESIS_NOTIFY_ATTEMPTS = env_int("GENESIS_NOTIFY_ATTEMPTS", 3)
 GENESIS_NOTIFY_BACKOFF_SECONDS = env_seconds("GENESIS_NOTIFY_BACKOFF_SECONDS", 2)
 GENESIS_WEBHOOK_TIMEOUT = env_seconds("GENESIS_WEBHOOK_TIMEOUT", 10)

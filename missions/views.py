@@ -208,7 +208,8 @@ def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
     if part == "phases":
         return {"phases": blueprint_selectors.phases_with_checks(mission), "waive_enabled": True}
     if part == "artifacts":
-        return {"artifacts": list(task_selectors.mission_artifacts(mission)[:50])}
+        groups, cut = task_selectors.mission_artifact_groups(mission)
+        return {"artifact_groups": groups, "artifacts_cut": cut}
     if part == "recent-history":
         return {"recent_history": list(task_selectors.mission_history(mission)[:25])}
     if part == "environments":

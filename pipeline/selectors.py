@@ -168,6 +168,7 @@ class ApprovalCard:
     can_decide: bool
     version: MappingSpecVersion | None = None
     previous_number: int | None = None
+    previous_feedback: str = ""  # why the version before was rejected, if it was
     rows: list[SpecRow] = field(default_factory=list)
     diff: list[DiffColumn] = field(default_factory=list)
     first_version: bool = False
@@ -240,7 +241,7 @@ def _versions_for_cards(tasks: list[Task]) -> tuple[dict[int, MappingSpecVersion
     for version in latest.values():
         wanted |= Q(spec_id=version.spec_id, number=version.number - 1)
     previous = {(v.spec_id, v.number): v for v in MappingSpecVersion.objects.filter(wanted).only(
-        "id", "spec_id", "number", "content")}
+        "id", "spec_id", "number", "content", "feedback")}
     return latest, previous
 
 
@@ -254,7 +255,7 @@ def _specs_of_missions(mission_ids: set[int]) -> dict[int, list[MappingSpecVersi
                     .order_by("spec__mission_id", "spec__target_table", "-number")):
         if version.spec_id not in seen:
             seen.add(version.spec_id)
-            version.dry_run = _dry_run(version.content or {})  # type: ignore[attr-defined]
+            version.dry_run = _dry_run(version.content or {})  # type: ignore[attr-defined]  # shown by the page
             specs.setdefault(version.spec.mission_id, []).append(version)
     return specs
 
@@ -294,7 +295,7 @@ def approval_cards(tasks: list[Task], *, user: Any) -> list[ApprovalCard]:
                      .select_related("task", "addressed_to").order_by("created_at", "id"))
     for question in questions:
         question.task.mission = missions[question.mission_id]
-        question.can_answer = bool(user.is_authenticated and (  # type: ignore[attr-defined]
+        question.can_answer = bool(user.is_authenticated and (  # type: ignore[attr-defined]  # shown by the page
             question.addressed_to_id == user.pk or can_act_on_task(user, question.task)))
     specs_of = _specs_of_missions({t.mission_id for t in tasks if t.pk not in latest and t.owner_user_id})
 
@@ -306,6 +307,7 @@ def approval_cards(tasks: list[Task], *, user: Any) -> list[ApprovalCard]:
             content = version.content or {}
             before = previous.get((version.spec_id, version.number - 1))
             card.version, card.previous_number = version, before.number if before else None
+            card.previous_feedback = before.feedback if before else ""
             card.rows = _spec_rows(content)
             card.first_version, card.diff = _diff_columns(before.content if before else None, content)
             card.dry_run = _dry_run(content)

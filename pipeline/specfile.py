@@ -78,7 +78,6 @@ COLUMN_SCHEMA = {
         "rule": RULE_SCHEMA,
         "expression": SQL_TEXT,
     },
-    "not": {"required": ["rule", "expression"]},
 }
 
 TARGET_SCHEMA = {
@@ -243,6 +242,8 @@ def _semantic_errors(spec: dict[str, Any]) -> list[tuple[str, str]]:
             if names.index(column["name"].upper()) != c_index:
                 errors.append((f"{c_path}.name", f"duplicate column {column['name']!r} in {target['name']}"))
             rule = column.get("rule") or {}
+            if rule and column.get("expression"):
+                errors.append((c_path, "a column has a rule or an expression, not both"))
             kinds = [k for k in rule if k in _RULES]
             if rule and len(kinds) != 1:
                 errors.append((f"{c_path}.rule", "a rule needs exactly one of "

@@ -77,21 +77,24 @@ class Sentinel(q_cluster.Sentinel):
     """django-q2's sentinel with a watchdog thread for a cluster whose queues are locked by a dead process."""
 
     def guard(self):
-        if stall_seconds() > 0:
+        # Without a timeout a busy worker's timer reads as idle (-1) too: the watchdog could not tell them apart.
+        if stall_seconds() > 0 and Conf.TIMEOUT is not None:
             threading.Thread(target=self._watch, name="genesis-stall-watch", daemon=True).start()
         super().guard()
 
     def stalled(self) -> str:
-        """Why the cluster cannot make progress right now, or ``""``. Reads take none of the cluster's locks (any of
-        them may be the one a dead process holds): a queue's size is its semaphore's value, a timer its raw value."""
+        """Why the cluster cannot make progress right now, or ``""``. Only a cluster whose every worker is idle can
+        be stalled, so giving it up never stops work in progress. Reads take none of the cluster's locks (any of them
+        may be the one a dead process holds): a queue's size is its semaphore's value, a timer its raw value."""
+        timers = [getattr(p, "timer", None) for p in list(self.pool)]
+        if not timers or not all(t is not None and t.get_obj().value == IDLE for t in timers):
+            return ""
         waiting = _waiting(self.task_queue)
         if waiting > 0:
-            timers = [getattr(p, "timer", None) for p in list(self.pool)]
-            if timers and all(t is not None and t.get_obj().value == IDLE for t in timers):
-                return f"{waiting} messages wait while all {len(timers)} workers are idle"
+            return f"{waiting} messages wait while all {len(timers)} workers are idle"
         results = _waiting(self.result_queue)
         if results > 0:
-            return f"{results} results wait for the monitor"
+            return f"{results} results wait for the monitor while all {len(timers)} workers are idle"
         return ""
 
     def _watch(self) -> None:

@@ -4,6 +4,7 @@ django-q2 schedule (``tasks.jobs.sweep``)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.db import transaction
@@ -18,6 +19,8 @@ from tasks.dispatch import _is_postgres, _retry_or_fail, dispatch_ready
 from tasks.models import Run, Task
 from tasks.queue import enqueue_runs, messages_waiting
 from tasks.timing import lease_seconds, redispatch_seconds
+
+logger = logging.getLogger("genesis.engine")
 
 
 def sweep() -> dict[str, int]:
@@ -38,8 +41,7 @@ def sweep() -> dict[str, int]:
         | Q(available_at__isnull=False, enqueued_at__lt=F("available_at"))
     )
     stale = Q(enqueued_at__lt=now - timedelta(seconds=redispatch_seconds()), lease_expires_at__isnull=True)
-    if (Run.objects.filter(stale, status=RunStatus.QUEUED).exists()
-            and not messages_waiting()):
+    if Run.objects.filter(stale, status=RunStatus.QUEUED).exists() and not _messages_waiting():
         # Enqueued two leases ago, never claimed, and the broker has handed out every message it has: this run's
         # message is held by a cluster that died or stalled (an ORM broker would deliver it again only after
         # Q_RETRY, a Redis pop never). A new message is safe: the claim is atomic, so whichever copy a worker takes
@@ -62,6 +64,14 @@ def sweep() -> dict[str, int]:
     for mission_id in missions:
         counts["dispatched"] += len(dispatch_ready(mission_id=mission_id))
     return counts
+
+def _messages_waiting() -> int:
+    """``messages_waiting``, or 1 if the broker cannot say (the rest of the sweep goes on; this part waits)."""
+    try:
+        return messages_waiting()
+    except Exception:
+        logger.exception("could not ask the broker how many messages wait")
+        return 1
 
 def _mark_lost(run_id: int) -> int:
     with transaction.atomic():

@@ -86,6 +86,21 @@ def _reconnect(*, attempt: int, what: str, error: Exception) -> None:
     connection.close()
     time.sleep(0.2 * 2 ** (attempt - 1))
 
+def _reconnecting(fn, *, what: str):
+    """``fn`` (a database read or write the engine hands an agent) tried again on a new connection when the one it
+    used was lost, up to ``DB_ATTEMPTS`` times; inside a transaction the error is the caller's to handle."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        for attempt in range(1, DB_ATTEMPTS + 1):
+            try:
+                return fn(*args, **kwargs)
+            except DB_ERRORS as error:
+                if attempt == DB_ATTEMPTS or connection.in_atomic_block:
+                    raise
+                _reconnect(attempt=attempt, what=what, error=error)
+        raise AssertionError("unreachable")  # the last attempt returned or raised
+    return call
+
 class RunLog:
     """A logger an agent writes to; the lines become the run's log (and go to the worker's log too)."""
 
@@ -359,10 +374,15 @@ def _context(run: Run, lease: Lease, log: RunLog) -> AgentContext:
     return AgentContext(
         mission=mission, task=task, run=run, agent=task.owner_agent, config={**(task.owner_agent.config or {}),
                                                                             **(task.config or {})},
-        connections=connections, feedback=feedback, answers=answers, write_artifact=write_artifact, log=log,
-        heartbeat=lease.renew, cancelled=lease.cancelled.is_set, workspace=workspace,
-        read_artifact=functools.partial(selectors.artifact_content_latest, mission=mission),
-        mission_runs=functools.partial(selectors.mission_runs, mission=mission),
+        connections=connections, feedback=feedback, answers=answers, log=log, cancelled=lease.cancelled.is_set,
+        workspace=workspace,
+        # What the agent asks of the database survives a lost connection as the worker's own writes do.
+        write_artifact=_reconnecting(write_artifact, what=f"run {run.pk} writing an artifact"),
+        heartbeat=_reconnecting(lease.renew, what=f"run {run.pk} renewing its lease"),
+        read_artifact=_reconnecting(functools.partial(selectors.artifact_content_latest, mission=mission),
+                                    what=f"run {run.pk} reading an artifact"),
+        mission_runs=_reconnecting(functools.partial(selectors.mission_runs, mission=mission),
+                                   what=f"run {run.pk} reading the mission's runs"),
     )
 
 def _run_agent(run: Run, context: AgentContext, log: RunLog) -> Outcome:

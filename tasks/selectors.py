@@ -217,6 +217,60 @@ def mission_artifacts(mission: Mission) -> QuerySet[Artifact]:
     )
 
 
+@dataclass
+class ArtifactGroup:
+    """The cockpit's artifacts of one phase (``phase`` None: not in a phase), task by task."""
+
+    phase: Phase | None
+    tasks: list[tuple[Task | None, list[Artifact]]] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(len(artifacts) for _task, artifacts in self.tasks)
+
+
+ARTIFACTS_GROUPED_MAX = 1000
+
+
+def mission_artifact_groups(mission: Mission, *,
+                            limit: int = ARTIFACTS_GROUPED_MAX) -> tuple[list[ArtifactGroup], bool]:
+    """The mission's artifacts by phase (in phase order), then task (in board order), newest version of each name
+    only, each with ``versions`` (how many it has); artifacts of no task come last. One query over at most
+    ``limit`` rows (newest first); the flag says whether older rows were left out."""
+    rows = list(
+        Artifact.objects.filter(mission=mission).select_related("task", "task__phase")
+        .defer("task__description", "task__acceptance_criteria", "task__config", "task__phase__exit_criteria",
+               "task__phase__description")
+        .order_by("-created_at", "-id")[: limit + 1]
+    )
+    cut = len(rows) > limit
+    latest: dict[tuple[int | None, str], Artifact] = {}
+    for artifact in rows[:limit]:  # newest first: the first row of a (task, name) is its latest version
+        key = (artifact.task_id, artifact.name)
+        if key in latest:
+            latest[key].versions += 1  # type: ignore[attr-defined]
+        else:
+            artifact.versions = 1  # shown by the page
+            latest[key] = artifact
+
+    def place(artifact: Artifact) -> tuple[Any, ...]:
+        task = artifact.task
+        phase = task.phase if task is not None else None
+        return (task is None, phase is None, phase.order if phase else 0, task.position if task else 0,
+                artifact.task_id or 0, artifact.name)
+
+    groups: list[ArtifactGroup] = []
+    for artifact in sorted(latest.values(), key=place):
+        phase = artifact.task.phase if artifact.task is not None else None
+        if not groups or (groups[-1].phase.pk if groups[-1].phase else None) != (phase.pk if phase else None):
+            groups.append(ArtifactGroup(phase=phase))
+        tasks = groups[-1].tasks
+        if not tasks or (tasks[-1][0].pk if tasks[-1][0] else None) != artifact.task_id:
+            tasks.append((artifact.task, []))
+        tasks[-1][1].append(artifact)
+    return groups, cut
+
+
 def latest_runs(task_ids: list[int]) -> dict[int, Run]:
     """The latest attempt of each task, one query."""
     latest: dict[int, Run] = {}

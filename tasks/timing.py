@@ -37,9 +37,9 @@ def hold_seconds() -> float:
 
 def redispatch_seconds() -> float:
     """How long a run may stay queued after it was enqueued before the sweep takes its message as lost (held by a
-    cluster that died or stalled) and sends a new one: two leases, once the broker has handed out every message it
-    holds (while messages still wait there, the clusters are behind, not gone)."""
-    return 2 * lease_seconds()
+    cluster that died or stalled) and sends a new one, once the broker has handed out every message it holds (while
+    messages still wait there, the clusters are behind, not gone): two leases unless set, never under one."""
+    return max(float(settings.GENESIS_REDISPATCH_SECONDS), lease_seconds())
 
 
 def cancel_grace_seconds() -> float:

@@ -69,7 +69,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _decision_response(request: HttpRequest, task: Task, *, done: str = "", error: DomainError | None = None,
-                       form=None) -> HttpResponse:
+                       form=None, error_question: int | None = None) -> HttpResponse:
     """The approval card again: with the outcome after a decision, or with the error next to its field."""
     if not is_fragment(request):
         if error:
@@ -81,7 +81,7 @@ def _decision_response(request: HttpRequest, task: Task, *, done: str = "", erro
     task.run_artifacts = selectors.artifacts_of_runs([task.latest_run.pk]).get(task.latest_run.pk, []) if (
         task.latest_run) else []
     card = approval_cards([task], user=request.user)[0]
-    context = {"card": card, "done": done, "error": error, "form": form}
+    context = {"card": card, "done": done, "error": error, "form": form, "error_question": error_question}
     response = render(request, "tasks/htmx/approval_card.html", context, status=422 if error else 200)
     return response if error else _changed(response)
 
@@ -198,7 +198,7 @@ def card_answer(request: HttpRequest, pk: int, question_pk: int) -> HttpResponse
     try:
         task_workflows.question_answer(question=question, actor=request.user, answer=answer)
     except DomainError as error:
-        return _decision_response(request, task, error=error)
+        return _decision_response(request, task, error=error, error_question=question.pk)
     return _decision_response(request, task, done=f"Answered: {answer} (by {request.user.get_username()}).")
 
 

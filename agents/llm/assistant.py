@@ -77,7 +77,7 @@ class Exchange:
 class Assistant:
     """Calls on behalf of one mission (and, when an agent calls, its task and run)."""
 
-    def __init__(self, *, mission_id: int, task_id: int | None = None, run_id: int | None = None,
+    def __init__(self, *, mission_id: int | None, task_id: int | None = None, run_id: int | None = None,
                  config: LLMSettings | None = None, transport: httpx.BaseTransport | None = None,
                  write_artifact: Callable[..., Any] | None = None) -> None:
         self.mission_id, self.task_id, self.run_id = mission_id, task_id, run_id
@@ -98,7 +98,7 @@ class Assistant:
         if size > MAX_PROMPT_CHARS:
             exchange.outcome, exchange.detail = "too_large", f"the prompt is {size} characters"
             return self._recorded(exchange)
-        usage = mission_usage(self.mission_id)
+        usage = mission_usage(self.mission_id) if self.mission_id is not None else Usage()
         if self.config.max_calls and usage.calls >= self.config.max_calls:
             exchange.outcome, exchange.detail = "budget", f"the mission's {self.config.max_calls} calls are spent"
             return self._recorded(exchange, count=False)
@@ -121,8 +121,10 @@ class Assistant:
     def _recorded(self, exchange: Exchange, *, count: bool = True) -> Exchange:
         """The history entry (what the budget and the cockpit's total read) and, when the caller writes artifacts,
         the whole exchange. ``count``: a refusal before any call spends no call."""
-        logger.info("language model %s for mission %s: %s %s", exchange.purpose, self.mission_id, exchange.outcome,
-                    exchange.detail)
+        logger.info("language model %s for mission %s: %s %s (%s tokens, %s ms)", exchange.purpose, self.mission_id,
+                    exchange.outcome, exchange.detail, exchange.tokens, exchange.latency_ms)
+        if self.mission_id is None:
+            return exchange  # before a mission exists (a launch suggestion) the log line is the record
         history_record(
             mission_id=self.mission_id, event=EVENT if count else "llm.skipped",
             message=f"Language model asked to {exchange.purpose}: {exchange.outcome}"

@@ -14,6 +14,7 @@ from agents.registry import register
 from genesis.documents import loads_json
 from genesis.exceptions import DomainError
 from genesis.wording import percent
+from pipeline import assist
 from pipeline.choices import MappingStatus
 from pipeline.dbt.build import read_partition
 from pipeline.dbt.spec import target_from_dict
@@ -33,7 +34,8 @@ from pipeline.mapping import Ambiguity, Catalog, MappingProblem, TargetMapper, c
 from pipeline.profiler import profile_source
 from pipeline.specfile import relationships, target_spec
 
-_SENTENCE = re.compile(r"(?<=[.;!?\n])\s+(?=[^`]*(?:`[^`]*`[^`]*)*$)")
+_SENTENCE = re.compile(r"(?<=[.;!?\n])\s+")
+_QUOTED = re.compile(r"`[^`]*`")
 _FEEDBACK_SQL = re.compile(r"`([^`]+)`|\bsql:\s*(.+)$", re.I | re.S)
 _QUESTION_KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z0-9_.]+?):")
 
@@ -87,7 +89,7 @@ def feedback_overrides(context: AgentContext, target: dict[str, Any], catalog: C
         if not text:
             continue
         understood = False
-        for sentence in _SENTENCE.split(text):
+        for sentence in _sentences(text):
             prose = re.sub(r"`[^`]*`|\bsql:.*$", " ", sentence, flags=re.I | re.S)
             mentioned = [n for n in names if re.search(rf"\b{re.escape(n)}\b", prose, re.I)]
             rest = sentence
@@ -109,6 +111,18 @@ def feedback_overrides(context: AgentContext, target: dict[str, Any], catalog: C
         if not understood:
             unread.append(text)
     return overrides, unclear_columns, unread
+
+
+def _sentences(text: str) -> list[str]:
+    """The sentences of a review text; a `quoted expression` is never split, whatever punctuation it holds."""
+    quoted: list[str] = []
+
+    def hide(match: re.Match) -> str:
+        quoted.append(match[0])
+        return f"\x00{len(quoted) - 1}\x00"
+
+    masked = _QUOTED.sub(hide, text)
+    return [re.sub(r"\x00(\d+)\x00", lambda m: quoted[int(m[1])], part) for part in _SENTENCE.split(masked)]
 
 
 def docs_hints(context: AgentContext, target: dict[str, Any], catalog: Catalog) -> tuple[str, dict[str, list]]:
@@ -270,15 +284,26 @@ class FieldMappingAgent(BaseAgent):
         })
 
     def _plan(self, context: AgentContext, adapter: Adapter, mapper: TargetMapper, profile: dict[str, Any],
-              target_name: str, catalog: Catalog) -> tuple[dict[str, Any], Outcome | None]:
-        """Map the target and dry-run its SQL: the content, or the outcome that stops here (a question, a refusal)."""
+              target_name: str, catalog: Catalog, *, suggest: bool = True) -> tuple[dict[str, Any], Outcome | None]:
+        """Map the target and dry-run its SQL: the content, or the outcome that stops here (a question, a refusal).
+        ``suggest``: a question may carry a language model's proposal, proven first (``pipeline.assist``)."""
         try:
             content = mapper.plan()
         except Ambiguity as question:
             say(context, f"asking: {question.question}")
             key = question.column if "->" in question.column else f"{target_name}.{question.column}"
-            return {}, NeedsInput(question=question.question, options=question.options, default=question.default,
-                                  context={"column": key, "reason": question.reason, "free_answer": True})
+            ask_context: dict[str, Any] = {"column": key, "reason": question.reason, "free_answer": True}
+            text, default = question.question, question.default
+            suggestion = (self._suggest(context, adapter, mapper, profile, target_name, catalog, question)
+                          if suggest else None)
+            if suggestion is not None:
+                default = suggestion.answer
+                text += (f"\nSuggested answer (a language model's proposal; {suggestion.checked}): "
+                         f"{suggestion.answer}" + (f"\nIts reasoning: {suggestion.reasoning}" if suggestion.reasoning
+                                                   else ""))
+                ask_context["suggested"] = {"answer": suggestion.answer, "by": "language model",
+                                            "checked": suggestion.checked}
+            return {}, NeedsInput(question=text, options=question.options, default=default, context=ask_context)
         except MappingProblem as problem:
             return {}, Failed(error=f"{target_name}: {problem}", retryable=False)
         except ExpressionError as error:
@@ -295,6 +320,39 @@ class FieldMappingAgent(BaseAgent):
         if refusal is not None:
             say(context, f"refused: {getattr(refusal, 'question', None) or refusal.error}")
         return content, refusal
+
+    def _suggest(self, context: AgentContext, adapter: Adapter, mapper: TargetMapper, profile: dict[str, Any],
+                 target_name: str, catalog: Catalog, question: Ambiguity) -> assist.Suggestion | None:
+        """Ask the language model (if one is configured) and prove its proposal as a person's answer is proven: the
+        target mapped again with it, dry-run and checked for multiplied rows. None unless it passes."""
+        asked = assist.ask(context, target=mapper.target, key=question.column, question=question.question,
+                           profile=profile)
+        if asked is None:
+            return None
+        assistant, exchange = asked
+        suggestion = None
+        if exchange.ok:
+            answer = assist.answer_text(exchange.data, question.column)
+            trial = TargetMapper(target=mapper.target, catalog=catalog, dialect=mapper.dialect,
+                                 answers={**mapper.answers, question.column.upper(): answer},
+                                 overrides=mapper.overrides, feedback=mapper.feedback, hints=mapper.hints)
+            content, stop = self._plan(context, adapter, trial, profile, target_name, catalog, suggest=False)
+            same = isinstance(stop, NeedsInput) and str((stop.context or {}).get("column", "")).upper().endswith(
+                question.column.upper())
+            if stop is None or (isinstance(stop, NeedsInput) and not same):
+                rows = (content.get("dry_run") or {}).get("rows") if content else None
+                checked = ("checked: it parses, uses allowed columns"
+                           + (f", the dry run gives {rows} rows, none multiplied" if rows is not None
+                              else "; the rest of the target still has open questions"))
+                suggestion = assist.Suggestion(answer=answer, reasoning=str(exchange.data.get("reasoning") or ""),
+                                               checked=checked)
+                exchange.validation = {"passed": True, "answer": answer, "checked": checked}
+            else:
+                why = getattr(stop, "question", None) or getattr(stop, "error", None) or "refused"
+                exchange.validation = {"passed": False, "answer": answer, "refused": str(why)[:1000]}
+                say(context, f"the language model's proposal for {question.column} was refused: {str(why)[:200]}")
+        assistant.attach(exchange, f"llm-proposal-{target_name}-{question.column}.json".replace("->", "-to-"))
+        return suggestion
 
     def approved(self, *, task, run, actor) -> None:
         """The owner approved the proposal: the spec version this task proposed becomes the approved one, in the

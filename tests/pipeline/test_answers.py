@@ -207,3 +207,26 @@ def test_an_answers_file_is_read_strictly(tmp_path, db, mission):
     answers.write_text("A.B: {python: x}\n")
     with pytest.raises(CommandError, match=r"A.B: an answer is TABLE.COLUMN, \{sql"):
         call_command("run_mission", str(mission.pk), "--answers", str(answers), stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_run_mission_maps_a_target_with_the_answers_file_and_auto_approves(mission, lead, library_spec, tmp_path):
+    from agents.models import Agent, Connection
+    from missions.choices import MissionStatus
+
+    connection = Connection.objects.get(name=library_spec["source_connection"])
+    connection.missions.add(mission)
+    mapper = Agent.objects.create(name="field-mapping-agent", kind="field_mapping")
+    task = services.task_create(mission=mission, key="map-member-fines", title="Map MEMBER_FINES",
+                                owner_agent=mapper, config=library_spec)
+    answers = tmp_path / "answers.yml"
+    answers.write_text('MEMBER_FINES.TOTAL_FINES: {sql: "COALESCE(SUM(Fine.AmountCents), 0) / 100.0"}\n'
+                       "MEMBER_FINES.MEMBER_ID: Member.MemberId\n")
+    call_command("run_mission", str(mission.pk), "--wait", "--timeout", "120", "--answers", str(answers),
+                 "--auto-approve", stdout=StringIO())
+    mission.refresh_from_db()
+    assert mission.status == MissionStatus.COMPLETED
+    version = MappingSpecVersion.objects.get(spec__target_table="MEMBER_FINES", status="approved")
+    column = next(c for c in version.content["columns"] if c["name"] == "TOTAL_FINES")
+    assert column["decided_by"] == "answer" and column["measure"]["table"] == "Fine"
+    assert Question.objects.filter(task=task, answer__startswith="sql: COALESCE").exists()

@@ -5,7 +5,7 @@ import pytest
 
 from pipeline.models import MappingSpecVersion
 from pipeline.selectors import approval_cards
-from pipeline.services import mapping_spec_diff
+from pipeline.services import mapping_spec_diff, mapping_spec_reject
 from tasks.models import Question
 from tasks.selectors import approvals_waiting
 from tests.factories import TaskFactory
@@ -40,10 +40,11 @@ def test_rows_show_each_column_with_its_source_rule_confidence_and_evidence(miss
 
 def test_keep_npi_as_text_shows_the_npi_change_and_not_a_column_v1_already_had(mission, lead):
     task = mapping_task(mission)
-    propose(mission, task, provider_v1())
+    mapping_spec_reject(version=propose(mission, task, provider_v1()), actor=lead, feedback="keep NPI as text")
     v2 = propose(mission, task, provider_v2())
     card = _card(mission, lead)
     assert card.version == v2 and card.previous_number == 1 and not card.first_version
+    assert card.previous_feedback == "keep NPI as text"
     assert [(d.column, d.kind) for d in card.diff] == [("NPI", "changed")]
     assert card.diff[0].changes == [
         ("source", "PROVIDERS.NPI", "PROVIDER_IDS.NPI"),

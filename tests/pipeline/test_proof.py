@@ -1,7 +1,8 @@
-"""Proof on three generated sources of different shapes nobody tuned the mapping to (retail: bare ids everywhere and
+"""Proof on four generated sources of different shapes nobody tuned the mapping to (retail: bare ids everywhere and
 payments in cents; a lending library: fines in cents of several kinds, two hops from members; claims: run-together
-upper-case names, text ids, CHARGE/PAYMENT/TRANSFER lines, empty diagnosis columns). Each has a spec in words only
-(grain and descriptions, no rule, no expression) and an answer key.
+upper-case names, text ids, CHARGE/PAYMENT/TRANSFER lines, empty diagnosis columns; a subscription business:
+text account numbers, churned subscriptions, paid/void/refunded invoices in cents two hops away). Each has a spec
+in words only (grain and descriptions, no rule, no expression) and an answer key.
 
 (a) With the answer key, every target cell equals a computation written here, in Python, apart from the mapping.
 (b) With descriptions only and no answers, every column is either mapped right by the agent or asked about: the
@@ -216,10 +217,52 @@ def claims_expected(source):
     return {"CLAIM_BALANCES": balances, "PATIENT_CLAIMS": patients}
 
 
+# --- subscription business ---------------------------------------------------------------------------------------
+SUBSCRIPTION_TARGETS = [
+    {"name": "ACCOUNT_REVENUE", "grain": {"entity": "account"}, "columns": [
+        col("ACCOUNT_NUMBER", "TEXT", "The account's number."),
+        col("SIGNUP_DATE", "DATE", "When the account signed up."),
+        col("COUNTRY", "TEXT", "The account's country."),
+        col("SUBSCRIPTIONS", "INTEGER", "How many subscriptions the account ever had (0 when none)."),
+        col("ACTIVE_SUBSCRIPTIONS", "INTEGER", "Subscriptions not ended (0 when none)."),
+        col("REVENUE", "DECIMAL(12,2)", "Dollars of paid invoices over all the account's subscriptions; invoices are "
+                                        "in cents (0 when none)."),
+        col("REFUNDED", "DECIMAL(12,2)", "Dollars of refunded invoices (0 when none)."),
+        col("FIRST_INVOICE", "DATE", "Date of the account's first invoice."),
+    ]},
+]
+
+SUBSCRIPTION_ANSWERS = {"ACCOUNT_REVENUE": {
+    "ACCOUNT_NUMBER": "accounts.acct_no", "SIGNUP_DATE": "accounts.signup_date", "COUNTRY": "accounts.country",
+    "SUBSCRIPTIONS": "sql: COUNT(subscriptions.sub_ref)",
+    "ACTIVE_SUBSCRIPTIONS": "sql: COUNT(CASE WHEN subscriptions.ended_on IS NULL THEN subscriptions.sub_ref END)",
+    "REVENUE": "sql: COALESCE(SUM(CASE WHEN invoices.status = 'PAID' THEN invoices.amount_cents END), 0) / 100.0",
+    "REFUNDED": "sql: COALESCE(SUM(CASE WHEN invoices.status = 'REFUNDED' THEN invoices.amount_cents END), 0) / 100.0",
+    "FIRST_INVOICE": "sql: MIN(invoices.billed_on)",
+}}
+
+
+def subscription_expected(source):
+    tables = source.tables
+    owner = {s["sub_ref"]: s["acct_no"] for s in tables["subscriptions"]}
+    rows = {}
+    for a in tables["accounts"]:
+        subs = [s for s in tables["subscriptions"] if s["acct_no"] == a["acct_no"]]
+        invoices = [i for i in tables["invoices"] if owner[i["sub_ref"]] == a["acct_no"]]
+        rows[a["acct_no"]] = {
+            "ACCOUNT_NUMBER": a["acct_no"], "SIGNUP_DATE": a["signup_date"], "COUNTRY": a["country"],
+            "SUBSCRIPTIONS": len(subs), "ACTIVE_SUBSCRIPTIONS": sum(1 for s in subs if s["ended_on"] is None),
+            "REVENUE": sum(i["amount_cents"] for i in invoices if i["status"] == "PAID") / 100,
+            "REFUNDED": sum(i["amount_cents"] for i in invoices if i["status"] == "REFUNDED") / 100,
+            "FIRST_INVOICE": min((i["billed_on"] for i in invoices), default=None)}
+    return {"ACCOUNT_REVENUE": rows}
+
+
 CASES = {
     "retail": Case(sources.retail, RETAIL_TARGETS, RETAIL_ANSWERS, retail_expected),
     "library": Case(sources.library, LIBRARY_TARGETS, LIBRARY_ANSWERS, library_expected),
     "claims": Case(sources.claims, CLAIMS_TARGETS, CLAIMS_ANSWERS, claims_expected),
+    "subscriptions": Case(sources.subscriptions, SUBSCRIPTION_TARGETS, SUBSCRIPTION_ANSWERS, subscription_expected),
 }
 
 

@@ -38,9 +38,9 @@ def materialize(source_path, sql: str, name: str, target_path) -> None:
     db.close()
 
 
-def mapped(source, target, *, wrong_fk=None):
+def mapped(source, target, *, wrong_fk=None, declared=None):
     with adapter_for(sqlite_connection(source.path), mission=None) as adapter:
-        profile = profile_source(adapter)
+        profile = profile_source(adapter, relationships=declared)
     if wrong_fk:
         profile["foreign_keys"] = [fk for fk in profile["foreign_keys"] if fk["table"] != wrong_fk["table"]]
         profile["foreign_keys"].append(wrong_fk)
@@ -85,3 +85,15 @@ def test_a_join_on_a_coincident_id_fails_reconciliation_naming_both_totals(tmp_p
         f"reconcile on ORDER_PAYMENTS.AMOUNT_PAID: target total {wrongly:,} but source total {right:,} "
         '(SUM("payments"."amount")): the target misses source rows; a join on the wrong key does this')
     assert not results["PAYMENT_COUNT"].passed
+
+
+def test_a_wrong_relationship_declared_in_the_spec_fails_reconciliation(tmp_path):
+    """``sources.relationships: ["payments.id -> orders.id"]``: a person's mistake is taken as declared, and the
+    totals show it."""
+    source = sources.retail(tmp_path)
+    declared = [{"table": "payments", "column": "id", "ref_table": "orders", "ref_column": "id"}]
+    content = mapped(source, ORDERS_PAID, declared=declared)
+    assert content["aggregated_children"][0]["on"] == "payments.id = orders.id"
+    results = checks(source, content, tmp_path)
+    assert not results["AMOUNT_PAID"].passed and not results["PAYMENT_COUNT"].passed
+    assert "the target misses source rows" in results["AMOUNT_PAID"].detail

@@ -128,7 +128,7 @@ def test_a_grain_without_a_period_aggregates_per_entity(tmp_path):
     ({"name": "TOTAL_FINES", "type": "INTEGER", "rule": {"concat": [{"literal": "x"}], "where": "Kind = 'LATE'"}},
      "targets.tables[0].columns[6].rule.where", "a filter needs one of"),
     ({"name": "TOTAL_FINES", "type": "INTEGER", "rule": {"sum": "fines"}, "expression": "SUM(Fine.AmountCents)"},
-     "targets.tables[0].columns[6]", ""),
+     "targets.tables[0].columns[6]", "a column has a rule or an expression, not both"),
 ])
 def test_spec_expression_errors_name_the_spec_path(column, path, message):
     target = copy.deepcopy(LOANS_SUMMARY)

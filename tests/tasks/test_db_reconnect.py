@@ -11,7 +11,7 @@ from missions.choices import MissionStatus
 from missions.models import Mission
 from tasks import runtime, services
 from tasks.choices import RunStatus, TaskStatus
-from tasks.models import Run, Task
+from tasks.models import Artifact, Run, Task
 from workflows import missions as mission_workflows
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the worker reconnects: no test transaction around it
@@ -21,12 +21,12 @@ class Drops:
     """A database connection that fails the first ``times`` statements that set a run to ``status``, as a killed
     connection fails the first statement sent on it."""
 
-    def __init__(self, status: str, times: int):
-        self.status, self.times, self.dropped = status, times, 0
+    def __init__(self, status: str, times: int, *, table: str = Run._meta.db_table, verb: str = "UPDATE"):
+        self.status, self.times, self.table, self.verb, self.dropped = status, times, table, verb, 0
 
     def __call__(self, execute, sql, params, many, context):
-        if (self.dropped < self.times and sql.lstrip().upper().startswith("UPDATE")
-                and Run._meta.db_table in sql and self.status in (params or ())):
+        if (self.dropped < self.times and sql.lstrip().upper().startswith(self.verb)
+                and self.table in sql and (not self.status or self.status in (params or ()))):
             self.dropped += 1
             raise OperationalError("server closed the connection unexpectedly")
         return execute(sql, params, many, context)
@@ -73,6 +73,16 @@ def test_a_connection_lost_while_claiming_is_reconnected(mission, agent, lead):
         mission_workflows.mission_launch(mission=mission, actor=lead)
     assert drops.dropped == 1
     assert list(Run.objects.filter(task=task).values_list("attempt", "status")) == [(1, RunStatus.SUCCEEDED)]
+
+
+def test_a_connection_lost_under_the_agent_is_reconnected_for_it(mission, agent, lead):
+    task = one_task(mission, agent, max_attempts=1, config={"artifact": "the report"})
+    drops = Drops("", times=1, table=Artifact._meta.db_table, verb="INSERT")
+    with connection.execute_wrapper(drops):
+        mission_workflows.mission_launch(mission=mission, actor=lead)
+    assert drops.dropped == 1
+    assert list(Run.objects.filter(task=task).values_list("attempt", "status")) == [(1, RunStatus.SUCCEEDED)]
+    assert list(Artifact.objects.filter(task=task).values_list("name", flat=True)) == ["work-report.txt"]
 
 
 def test_a_connection_that_stays_lost_is_not_tried_forever(mission, agent, lead, monkeypatch):

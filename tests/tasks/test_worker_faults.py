@@ -15,7 +15,7 @@ from tasks import services
 from tasks.choices import RunStatus
 from tasks.models import Run
 from tests.tasks import test_workers
-from tests.tasks.test_workers import mission_status, wait_for
+from tests.tasks.test_workers import alive, mission_status, wait_for
 from workflows import missions as mission_workflows
 
 pytestmark = [
@@ -79,7 +79,7 @@ def quick_tasks(mission, agent, n: int):
 def test_a_worker_killed_holding_the_queue_lock_does_not_hang_the_cluster(mission, agent, lead, clusters, watchdog):
     """Without the watchdog the cluster never runs anything again (the finding this reproduces); with it the
     cluster restarts itself within the stall time and the work runs."""
-    (process,) = clusters(1, workers=2, GENESIS_STALL_SECONDS="2" if watchdog else "0")
+    (process,) = clusters(1, workers=2, GENESIS_STALL_SECONDS="2" if watchdog else "0", GENESIS_REDISPATCH_SECONDS="4")
     workers = cluster_processes(process, 2)[:2]
     victim = lock_holder(workers)
     os.kill(victim, signal.SIGKILL)
@@ -111,7 +111,7 @@ def test_runs_a_dead_cluster_held_are_run_again_within_two_leases_and_its_old_me
                                 config={"sleep_ms": 4000})
     held = [services.task_create(mission=mission, key=f"held{i}", title=f"held{i}", owner_agent=agent)
             for i in range(2)]
-    (first,) = clusters(1, workers=1)
+    (first,) = clusters(1, workers=1, GENESIS_REDISPATCH_SECONDS="4")  # the default: two leases
     # The worker runs the slow task; the held tasks' messages were taken by the pusher (one in the cluster's task
     # queue, one in the pusher's hands waiting for room), so none waits in the broker.
     mission_workflows.mission_launch(mission=mission, actor=lead)
@@ -122,7 +122,7 @@ def test_runs_a_dead_cluster_held_are_run_again_within_two_leases_and_its_old_me
     first.wait()
     crashed = time.monotonic()
     assert Run.objects.filter(task__in=held, status=RunStatus.QUEUED).count() == 2
-    (second,) = clusters(1, workers=2)[1:]
+    (second,) = clusters(1, workers=2, GENESIS_REDISPATCH_SECONDS="4")[1:]
     cluster_processes(second, 2)
     up = time.monotonic()
     wait_for(lambda: Run.objects.filter(task__in=held).exclude(status=RunStatus.QUEUED).count() == 2, 60,
@@ -152,14 +152,15 @@ def time_now():
     return timezone.now()
 
 
-def test_database_connections_killed_under_a_running_agent_cost_no_attempt(mission, agent, lead, clusters):
+@pytest.mark.parametrize("artifact", [False, True], ids=["recording", "agent-writes"])
+def test_database_connections_killed_under_a_running_agent_cost_no_attempt(mission, agent, lead, clusters, artifact):
     """Every connection of the cluster is killed (``pg_terminate_backend``, as a failover or a restart of the server
     would) while its agent works: the lease thread renews on a new connection, the worker reconnects to record the
-    result, and the task succeeds on its first attempt."""
+    result (or the agent's artifact write reconnects first), and the task succeeds on its first attempt."""
     from django.db import connection
 
     task = services.task_create(mission=mission, key="slow", title="slow", owner_agent=agent, max_attempts=1,
-                                config={"sleep_ms": 3000})
+                                config={"sleep_ms": 3000, **({"artifact": "report"} if artifact else {})})
     after = services.task_create(mission=mission, key="after", title="after", owner_agent=agent)
     services.dependency_add(task=after, depends_on=task)
     clusters(1, workers=1)
@@ -174,6 +175,41 @@ def test_database_connections_killed_under_a_running_agent_cost_no_attempt(missi
     wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 60, "the mission to complete")
     assert list(Run.objects.filter(task=task).values_list("attempt", "status")) == [(1, RunStatus.SUCCEEDED)]
     assert list(Run.objects.filter(task=after).values_list("status", flat=True)) == [RunStatus.SUCCEEDED]
-    note = HistoryEntry.objects.get(run=run, event="run.db_reconnected")
-    assert note.data["recorded"] == "succeeded"
+    if artifact:
+        assert run.artifacts.count() == 1
+    else:
+        assert HistoryEntry.objects.get(run=run, event="run.db_reconnected").data["recorded"] == "succeeded"
     assert not HistoryEntry.objects.filter(mission=mission, event__in=["run.lost", "run.stale_result_refused"]).exists()
+
+
+@pytest.mark.parametrize("role", ["waiting-worker", "monitor", "pusher", "sentinel"])
+def test_any_process_of_a_cluster_killed_while_idle_leaves_a_cluster_that_runs_work(mission, agent, lead, clusters,
+                                                                                    role):
+    """Each role of a cluster SIGKILLed in turn while idle (the worker that holds the queue lock has its own test):
+    the guard replaces a worker, the monitor or the pusher; the watchdog restarts a cluster whose monitor died
+    holding the result queue's lock; a killed sentinel takes its processes with it and a fresh cluster starts."""
+    (process,) = clusters(1, workers=2, GENESIS_STALL_SECONDS="2", GENESIS_REDISPATCH_SECONDS="4")
+    found = cluster_processes(process, 2)
+    sentinel = sentinel_of(process)
+    workers, monitor, pusher = found[:2], found[2], found[3]
+    victim = {"waiting-worker": lambda: next(p for p in workers if p != lock_holder(workers)),
+              "monitor": lambda: monitor, "pusher": lambda: pusher, "sentinel": lambda: sentinel}[role]()
+    os.kill(victim, signal.SIGKILL)
+    if role == "sentinel":
+        wait_for(lambda: not any(alive(pid) for pid in found), 30,
+                 "the sentinel's processes to die with it")
+    quick_tasks(mission, agent, 3)
+    started = time.monotonic()
+    mission_workflows.mission_launch(mission=mission, actor=lead)
+    wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 60, "the mission to complete")
+    print(f"{role} killed: work enqueued after it ran in {time.monotonic() - started:.1f} s")
+    assert list(Run.objects.filter(task__mission=mission).values_list("status", flat=True)) == [RunStatus.SUCCEEDED] * 3
+
+
+def test_a_killed_qcluster_command_takes_its_whole_cluster_with_it(clusters):
+    (process,) = clusters(1, workers=2)
+    found = [sentinel_of(process), *cluster_processes(process, 2)]
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    wait_for(lambda: not any(alive(pid) for pid in found), 30,
+             "every process of the cluster to die with it")

@@ -18,8 +18,11 @@ HX = {"HTTP_HX_REQUEST": "true"}
 @pytest.fixture
 def card_task(mission):
     """PROVIDER_SUMMARY's mapping task waiting for approval of v2 (after "keep NPI as text")."""
+    from pipeline.services import mapping_spec_reject
+
     task = mapping_task(mission)
-    propose(mission, task, provider_v1())
+    mapping_spec_reject(version=propose(mission, task, provider_v1()), actor=mission.owner,
+                        feedback="keep NPI as text")
     propose(mission, task, provider_v2())
     return task
 
@@ -35,6 +38,7 @@ def test_cockpit_card_shows_the_spec_table_diff_and_dry_run(client_for, card_tas
     content = client_for(lead).get(reverse("missions:cockpit", args=[card_task.mission_id])).content.decode()
     assert "PROVIDER_SUMMARY</strong> mapping spec v2" in content
     assert "Changes since v1" in content
+    assert "v1 was rejected with the feedback: <q>keep NPI as text</q>" in content
     assert "type <del>INTEGER</del> → <ins>VARCHAR(10)</ins>" in content
     assert "<strong>SPECIALTY</strong>" not in content  # v1 already had it, unchanged
     assert "<dt>Dry-run rows</dt><dd>470</dd>" in content and "latest month" in content
@@ -116,6 +120,29 @@ def test_free_text_goes_to_the_answer_verb_which_judges_it(client_for, card_task
     assert response.status_code == 200 and "Answered: NPI = PROVIDERS.NPI" in response.content.decode()
     open_text.refresh_from_db()
     assert open_text.answer == "NPI = PROVIDERS.NPI"
+
+
+def test_a_mapping_question_takes_another_answer_from_the_card(client_for, card_task, npi_question, lead, mission):
+    free = Question.objects.create(mission=mission, task=npi_question.task, addressed_to=lead,
+                                   text="PROVIDER_SUMMARY.SPECIALTY: which source column?",
+                                   options=["PROVIDERS.SPECIALTY", "none"],
+                                   context={"column": "PROVIDER_SUMMARY.SPECIALTY", "free_answer": True})
+    client = client_for(lead)
+    content = client.get(reverse("missions:cockpit", args=[mission.pk])).content.decode()
+    assert f'id="card-answer-{free.pk}"' in content  # the other-answer box, on the SPECIALTY row
+    assert f'id="card-answer-{npi_question.pk}"' not in content  # options only: no box the verb would refuse
+    url = reverse("tasks:card_answer", args=[card_task.pk, free.pk])
+    bad = client.post(url, {"answer": "none", "answer_text": "sql: SUM(("}, **HX)
+    assert bad.status_code == 422
+    assert (f'<p class="error small" role="alert" id="card-qerr-{free.pk}">answer: does not parse as a sqlite SQL '
+            "expression") in bad.content.decode()  # next to the question it answers
+    assert 'aria-invalid="true"' in bad.content.decode()
+    free.refresh_from_db()
+    assert free.status == QuestionStatus.OPEN
+    response = client.post(url, {"answer": "none", "answer_text": "sql: UPPER(PROVIDERS.SPECIALTY)"}, **HX)
+    assert response.status_code == 200 and "Answered: sql: UPPER(PROVIDERS.SPECIALTY)" in response.content.decode()
+    free.refresh_from_db()
+    assert free.answer == "sql: UPPER(PROVIDERS.SPECIALTY)" and free.status == QuestionStatus.ANSWERED
 
 
 def test_a_question_of_another_mission_is_not_found_on_a_card(client_for, card_task, lead):

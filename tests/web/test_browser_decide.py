@@ -1,11 +1,12 @@
 """In Chromium: a lead reads a mapping proposal on its card (table, diff, dry run) and approves it in place, without
-a reload; "Approve all shown" asks once and approves two cards."""
+a reload, and answers a question on its column there; "Approve all shown" asks once and approves two cards."""
 
 import os
 
 import pytest
 
 from pipeline.models import MappingSpecVersion
+from pipeline.services import mapping_spec_reject
 from tasks.choices import TaskStatus
 from tasks.models import Task
 from tests.pipeline.cards import mapping_task, propose, provider_v1, provider_v2
@@ -23,7 +24,8 @@ def _card_picture(card, name: str) -> None:
 
 def test_lead_reads_the_card_and_approves_it_in_place(browser_context, live_server, mission):
     task = mapping_task(mission)
-    propose(mission, task, provider_v1())
+    mapping_spec_reject(version=propose(mission, task, provider_v1()), actor=mission.owner,
+                        feedback="keep NPI as text")
     propose(mission, task, provider_v2())
     page = sign_in(browser_context, live_server, "lead")
     page.goto(f"{live_server.url}/missions/{mission.pk}/")
@@ -37,7 +39,7 @@ def test_lead_reads_the_card_and_approves_it_in_place(browser_context, live_serv
     assert "PROVIDER_IDS.NPI" in npi.inner_text() and "90%" in npi.inner_text()
     diff = card.locator(".spec-diff")
     assert "Changes since v1" in diff.inner_text() and "INTEGER → VARCHAR(10)" in diff.inner_text()
-    assert "SPECIALTY" not in diff.inner_text()
+    assert "SPECIALTY" not in diff.inner_text() and "keep NPI as text" in diff.inner_text()
     assert "470" in card.locator(".figures").inner_text()
     _card_picture(card, "approval-card")
     card.get_by_role("button", name="Approve", exact=True).click()
@@ -72,3 +74,27 @@ def test_approve_all_shown_asks_once_and_approves_two_cards(browser_context, liv
     # The panel refreshes itself: the cards are gone, the report stays.
     page.locator("#decisions").get_by_text("Nothing is waiting for a person.").wait_for()
     assert "Approved (2)" in page.locator("#approve-all-report").inner_text()
+
+
+def test_lead_answers_a_question_on_its_column_in_place(browser_context, live_server, mission, lead):
+    from tasks.models import Question
+    from tests.factories import TaskFactory
+
+    task = mapping_task(mission)
+    propose(mission, task, provider_v1())
+    asker = TaskFactory(mission=mission, key="map_npi", owner_agent=task.owner_agent, status="waiting_input")
+    question = Question.objects.create(
+        mission=mission, task=asker, addressed_to=lead, text="PROVIDER_SUMMARY.NPI: which source column?",
+        options=["PROVIDERS.NPI", "none"], context={"column": "PROVIDER_SUMMARY.NPI", "free_answer": True})
+    page = sign_in(browser_context, live_server, "lead")
+    page.goto(f"{live_server.url}/missions/{mission.pk}/")
+    marker = page.evaluate("() => (window.__noReload = Math.random())")
+    card = page.locator(f"#approval-{task.pk}")
+    npi = card.locator("tr", has=page.get_by_role("rowheader", name="NPI"))
+    npi.get_by_text("which source column?").wait_for()
+    npi.get_by_label("Or another answer").fill("sql: CAST(PROVIDERS.NPI AS TEXT)")
+    npi.get_by_role("button", name="Send answer").click()
+    card.get_by_text("Answered: sql: CAST(PROVIDERS.NPI AS TEXT) (by lead).").wait_for()
+    assert page.evaluate("() => window.__noReload") == marker
+    question.refresh_from_db()
+    assert question.status == "answered" and question.answer == "sql: CAST(PROVIDERS.NPI AS TEXT)"

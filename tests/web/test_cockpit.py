@@ -115,7 +115,7 @@ def test_board_fragment_is_served_alone_and_the_live_poller_follows_status_chang
     assert first.lstrip().startswith('<div id="board"') and "<html" not in first and "hx-swap-oob" not in first
     page = client.get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
     since = re.search(r'id="cockpit-live" hidden data-version="(\d+)"', page).group(1)
-    assert 'hx-trigger="every 2s, genesis:changed from:body"' in page
+    assert 'hx-trigger="every 2s, genesis:changed from:body delay:1500ms"' in page
     live = reverse("missions:live", args=[planned.pk])
     assert client.get(live, {"since": since}, HTTP_HX_REQUEST="true").status_code == 204
     inventory = Task.objects.get(mission=planned, key="inventory")
@@ -238,6 +238,24 @@ def test_check_keys_and_history_events_are_shown_as_sentences(client_for, planne
     assert "Task waits for approval" in shown and "running → waiting for approval" in shown
     for key in ("all_tasks_done", "notification.sent", "waiting_approval", "task.created"):
         assert key not in shown
+
+
+def test_artifacts_are_grouped_by_phase_then_task_with_time_size_and_versions(client_for, planned, lead):
+    inventory, review, build = (Task.objects.get(mission=planned, key=k) for k in ("inventory", "review", "build"))
+    for task, name, body in [(build, "claim_summary.sql", "select 1"), (inventory, "inventory.json", "[]"),
+                             (review, "CLAIM_SUMMARY.spec.json", "{}"), (review, "CLAIM_SUMMARY.spec.json", "{} "),
+                             (None, "handoff.md", "# Handoff")]:
+        task_services.artifact_create(mission=planned, task=task, kind="doc", name=name, file=body, actor=lead)
+    content = client_for(lead).get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
+    part = content[content.index('id="artifacts"'):content.index('id="h-history"')]
+    order = [part.index(text) for text in ("1. Mapping", ">inventory<", "inventory.json", ">review<",
+                                           "CLAIM_SUMMARY.spec.json", "2. Build", ">build<", "claim_summary.sql",
+                                           "Not in a phase", "The mission itself", "handoff.md")]
+    assert order == sorted(order)
+    assert part.count("CLAIM_SUMMARY.spec.json</a>") == 1 and "v2 (2 versions)" in part
+    assert "2 artifacts" in part and "1 artifact<" in part
+    assert re.search(r'<time datetime="[^"]+">\d{4}-\d{2}-\d{2} \d{2}:\d{2}</time>', part)
+    assert "8\xa0bytes" in part or "8 bytes" in part
 
 
 @pytest.fixture

@@ -33,6 +33,24 @@ def test_a_refused_action_is_a_styled_403_with_navigation_and_the_reason(client_
     assert 'href="/missions/"' in content
 
 
+def test_a_refused_htmx_request_gets_the_reason_not_a_page(client_for, mission, viewer):
+    response = client_for(viewer).post(reverse("missions:control", args=[mission.pk, "launch"]),
+                                       HTTP_HX_REQUEST="true")
+    assert response.status_code == 403
+    assert response.content.decode() == "Only the Mission Owner can do this."
+
+
+def test_an_expired_form_is_a_styled_403_that_says_what_to_do(lead, mission):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(lead)
+    response = client.post(reverse("missions:control", args=[mission.pk, "launch"]))
+    assert response.status_code == 403
+    content = response.content.decode()
+    assert NAV in content and "This form has expired" in content and "reload the page" in content
+    mission.refresh_from_db()
+    assert mission.status == "draft"
+
+
 def test_an_unknown_page_is_a_styled_404_with_navigation(client_for, lead):
     response = client_for(lead).get("/missions/no-such-page/")
     assert response.status_code == 404

@@ -119,7 +119,7 @@ def test_the_missions_list_with_signoffs_runs_a_bounded_number_of_queries(client
         for user in stakeholders:
             mission_workflows.mission_signoff(mission=mission, actor=user, decision="approve")
     client = client_for(lead)
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(15):  # the list's own, the flags' four grouped queries, the sign-offs
         page = client.get(reverse("missions:list")).content.decode()
     assert page.count("Signed off by") == 60
 
@@ -135,7 +135,7 @@ def test_the_dashboard_with_signoffs_runs_a_bounded_number_of_queries(client_for
             mission_services.mission_transition(mission=mission, to=status)
         mission_workflows.mission_signoff(mission=mission, actor=reader, decision="approve", note=f"ok {i}")
     client = client_for(reader)
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(13):  # the dashboard's own, plus the sign-offs and who must sign
         page = client.get(reverse("missions:dashboard")).content.decode()
     assert page.count('class="signoff-form"') == 12 and "ok 11" in page
 
@@ -194,7 +194,7 @@ def test_the_live_poller_runs_a_bounded_number_of_queries(client_for, big_missio
         history_record(mission=big_mission, event="note.added", actor=lead, message=f"note {i}")
     client = client_for(lead)
     live = reverse("missions:live", args=[big_mission.pk])
-    with django_assert_max_num_queries(25):
+    with django_assert_max_num_queries(16):  # 14 measured: the same panels as the page, without the graph
         content = client.get(live, {"since": "0"}, HTTP_HX_REQUEST="true").content.decode()
     assert content.count('class="task-card"') == 500
     since = _version(content)
