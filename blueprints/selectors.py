@@ -191,3 +191,4 @@ def success_state(mission) -> list[dict]:
             "message": check.message if check else "",
         })
     return items
+

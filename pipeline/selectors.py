@@ -118,3 +118,14 @@ def environments() -> QuerySet[Environment]:
 def environments_of(*, mission) -> QuerySet[Environment]:
     """The mission's environments with their target connections, dev → prod (one query)."""
     return Environment.objects.select_related("target").filter(mission=mission).order_by(_STAGE_ORDER)
+
+
+def missions_with_approved_mappings(*, user) -> list[tuple[int, str]]:
+    """(id, name) of the missions the user may read that have an approved mapping spec, newest first: those a new
+    mission may reuse the mappings of (``from_mission``). One query."""
+    from missions.models import Mission
+
+    return list(
+        Mission.objects.visible_to(user).filter(mapping_specs__versions__status=MappingStatus.APPROVED)
+        .order_by("-pk").values_list("pk", "name").distinct()[:200]
+    )

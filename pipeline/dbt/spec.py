@@ -61,6 +61,9 @@ class TargetSpec:
     columns: list[ColumnSpec] = field(default_factory=list)
     grain: list[str] = field(default_factory=list)
     version: int | None = None
+    # The grain's period as the mapping spec states it ("TABLE.COLUMN"), "" when the grain has none, None when the
+    # spec does not say (an inline target): then the model's reading of the month-partitioned table decides.
+    period: str | None = None
 
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.columns if c.name.upper() == name.upper()), None)
@@ -137,7 +140,9 @@ def target_from_dict(raw: dict, *, sql: str | None = None, dialect: str | None =
         raise DomainError("A target spec has no table name.", field="target_table")
     columns = [column_from_dict(c) for c in raw.get("columns") or []]
     grain = raw.get("grain") or raw.get("unique_key") or raw.get("primary_key") or []
-    if isinstance(grain, dict):  # the mapping spec's {"entity": ..., "columns": [...]}
+    period = None
+    if isinstance(grain, dict):  # the mapping spec's {"entity": ..., "period": ..., "columns": [...]}
+        period = str(grain.get("period") or "")
         grain = grain.get("columns") or []
     if isinstance(grain, str):
         grain = [g.strip() for g in re.split(r"[,\s]+", grain) if g.strip()]
@@ -149,7 +154,7 @@ def target_from_dict(raw: dict, *, sql: str | None = None, dialect: str | None =
     return TargetSpec(
         name=str(name), sql=text, dialect=dialect or raw.get("dialect") or "sqlite",
         description=str(raw.get("description") or ""), columns=columns, grain=[str(g) for g in grain],
-        version=version,
+        version=version, period=period,
     )
 
 

@@ -104,7 +104,8 @@ def test_load_and_export_commands(tmp_path):
     out = StringIO()
     call_command("load_blueprint", "--shipped", stdout=out)
     assert out.getvalue().splitlines() == [
-        "loaded as build-marts version 1", "loaded as field-mapping version 1", "loaded as healthcare-data-pipeline version 1",
+        "loaded as build-marts version 1", "loaded as field-mapping version 1",
+        "loaded as healthcare-data-pipeline version 1",
         "loaded as source-onboarding version 1",
     ]
     out = StringIO()
