@@ -84,9 +84,11 @@ class LaunchForm(forms.Form):
             field_name = PARAM_PREFIX + name
             label = name.replace("_", " ").capitalize()
             help_text = param.get("help", "")
-            required = bool(param.get("required", True))
-            initial = (initial_params or {}).get(name)
             ptype = param["type"]
+            required = bool(param.get("required", True))
+            if self.requires_spec and ptype == ParamType.CONNECTION and param.get("purpose") in ("source", "target"):
+                required = False  # the spec file names the source and target connections
+            initial = (initial_params or {}).get(name)
             if ptype == ParamType.CONNECTION:
                 if connections is None:
                     connections = list(Connection.objects.order_by("name").values_list("name", "purpose"))
