@@ -24,7 +24,7 @@ migrate: install
 
 run: migrate
 	$(PY) manage.py ensure_admin
-	@if [ "$(DEMO)" != "0" ]; then $(PY) manage.py start_demo; fi
+	@if [ "$(DEMO)" != "0" ]; then HOST=$(HOST) PORT=$(PORT) $(PY) manage.py start_demo; fi
 	$(PY) manage.py load_blueprint --shipped
 	@echo "Genesis: http://$(HOST):$(PORT)/admin/ (web server and worker cluster; Ctrl-C stops both)"
 	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
@@ -47,6 +47,7 @@ screenshots: install browser
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy .
 
 check: install
 	$(PY) manage.py check

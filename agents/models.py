@@ -68,6 +68,12 @@ class Connection(models.Model):
             self.location, self.secret = location, password
         if self.engine == Engine.POSTGRESQL and not self.location.startswith(("postgres://", "postgresql://")):
             raise ValidationError({"location": "A PostgreSQL connection needs a DSN like postgres://user@host/db."})
+        if self.engine == Engine.DUCKDB:
+            from agents.connectors.duckdb import location_problem
+
+            problem = location_problem(self.location)
+            if problem:
+                raise ValidationError({"location": f"A DuckDB connection needs a local file path: {problem}."})
         from agents.connectors.platform import refusal_for
 
         refusal = refusal_for(self.engine, self.location)

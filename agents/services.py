@@ -6,6 +6,7 @@ Every change writes a history entry in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 
@@ -13,9 +14,13 @@ from agents.models import Connection
 from genesis.exceptions import DomainError
 from history.services import Actor, history_record
 
+if TYPE_CHECKING:
+    from missions.models import Mission
+    from tasks.models import Run, Task
 
-def connection_read_refused(*, mission, connection_name: str, tables: list[str], sql: str, reason: str,
-                            task=None, run=None, actor: Actor = None) -> None:
+
+def connection_read_refused(*, mission: Mission, connection_name: str, tables: list[str], sql: str, reason: str,
+                            task: Task | None = None, run: Run | None = None, actor: Actor = None) -> None:
     """Record that an agent's read outside the mission's allowed tables was refused."""
     with transaction.atomic():
         history_record(
@@ -25,7 +30,8 @@ def connection_read_refused(*, mission, connection_name: str, tables: list[str],
 
 
 @transaction.atomic
-def connections_grant(*, mission, connections, actor: Actor = None, reason: str = "") -> list:
+def connections_grant(*, mission: Mission, connections: Iterable[Connection], actor: Actor = None,
+                      reason: str = "") -> list[Connection]:
     """Put ``connections`` on the access list of ``mission`` (refused unless ``actor`` may grant each one); records
     the grant. Returns the connections newly granted."""
     from agents.access import may_use, require_grant
@@ -47,7 +53,7 @@ def connections_grant(*, mission, connections, actor: Actor = None, reason: str 
 
 @transaction.atomic
 def connection_register(*, name: str, engine: str, location: str, purpose: str, description: str = "",
-                        groups: Iterable[str] | None = None):
+                        groups: Iterable[str] | None = None) -> Connection:
     """Create or update a named connection (validated like the admin does: a DSN password goes to the secret).
     ``groups``: the names of the groups whose members may give it to missions, replacing its list (None: unchanged);
     a name no group has is refused and nothing is saved."""

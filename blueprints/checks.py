@@ -26,6 +26,7 @@ from blueprints.connections import (
     query_value,
 )
 from genesis.documents import loads_json, schema_problems
+from genesis.wording import check_sentence
 from history.models import HistoryEntry
 from tasks.choices import TASK_FINISHED, RunStatus, TaskStatus
 from tasks.models import Artifact, Phase, Run, Task
@@ -109,7 +110,8 @@ def is_check(criterion: Any) -> bool:
 
 
 def criterion_label(criterion: dict[str, Any]) -> str:
-    return criterion.get("description") or criterion["type"]
+    """What people read for a criterion: its description, else its type as a sentence (never the raw key)."""
+    return criterion.get("description") or check_sentence(criterion["type"])
 
 
 def run_check(criterion: dict[str, Any], context: CheckContext) -> CheckResult:
@@ -180,7 +182,10 @@ class AllTasksDone(Check):
 @register_check
 class ArtifactExists(Check):
     type = "artifact_exists"
-    description = "At least ``min_count`` artifacts of the mission match a kind, a name pattern and a task."
+    description = (
+        "At least ``min_count`` distinct artifacts of the mission (by name: a new version of one is still one) "
+        "match a kind, a name pattern and a task."
+    )
     params_schema = {
         "type": "object", "additionalProperties": False,
         "properties": {
@@ -198,20 +203,27 @@ class ArtifactExists(Check):
             artifacts = artifacts.filter(kind=params["kind"])
         if params.get("task"):
             artifacts = artifacts.filter(task=context.task_by_key(params["task"]))
-        rows = list(artifacts.values("id", "name", "version", "kind", "task__key", "sha256"))
+        rows = list(artifacts.order_by("name", "-version", "-id").values(
+            "id", "name", "version", "kind", "task__key", "sha256"))
         pattern = params.get("name")
         if pattern:
             rows = [r for r in rows if fnmatch.fnmatchcase(r["name"].lower(), pattern.lower())]
+        latest: dict[str, dict[str, Any]] = {}
+        for row in rows:  # newest version first: the first row of a name is its latest
+            latest.setdefault(row["name"], row)
         wanted = params.get("min_count", 1)
         asked = ", ".join(f"{k}={params[k]}" for k in ("kind", "name", "task") if params.get(k)) or "any"
         evidence = {"matched": [
             {"id": r["id"], "name": r["name"], "version": r["version"], "kind": r["kind"], "task": r["task__key"],
-             "sha256": r["sha256"]} for r in rows[:50]
-        ], "count": len(rows), "min_count": wanted, "filter": asked}
-        if len(rows) < wanted:
-            return CheckResult(False, f"Found {len(rows)} artifact(s) matching {asked}; {wanted} needed.", evidence)
-        names = ", ".join(sorted({f"{r['name']} v{r['version']}" for r in rows})[:10])
-        return CheckResult(True, f"Found {len(rows)} artifact(s) matching {asked}: {names}.", evidence)
+             "sha256": r["sha256"]} for r in list(latest.values())[:50]
+        ], "count": len(latest), "versions": len(rows), "min_count": wanted, "filter": asked}
+        found = f"Found {len(latest)} artifact(s) matching {asked}"
+        if len(rows) > len(latest):
+            found += f" ({len(rows)} versions counted once per name)"
+        if len(latest) < wanted:
+            return CheckResult(False, f"{found}; {wanted} needed.", evidence)
+        names = ", ".join(f"{r['name']} v{r['version']}" for r in list(latest.values())[:10])
+        return CheckResult(True, f"{found}: {names}.", evidence)
 
 
 @register_check

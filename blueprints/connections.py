@@ -56,6 +56,17 @@ def _lookup(adapter, name: str) -> str | None:
             )
             row = cursor.fetchone()
             return row[0] if row else None
+        if adapter.engine == Engine.DUCKDB:
+            # The connection's own database only (an attached one is not a table of this connection).
+            cursor.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = "
+                "current_database() AND lower(table_name) = lower(?) AND ((? = '' AND table_schema = "
+                "current_schema()) OR lower(table_schema) = lower(?))", [table, schema, schema],
+            )
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            return f"{row[0]}.{row[1]}" if schema else row[1]
         cursor.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
             "WHERE lower(table_name) = lower(%s) AND ("

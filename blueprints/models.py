@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -12,7 +14,7 @@ class ImmutableRow(models.Model):
     class Meta:
         abstract = True
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise PermissionError(
                 f"A stored {self._meta.verbose_name} is immutable: load a changed file to make a new version."
@@ -125,7 +127,7 @@ class MissionOrigin(models.Model):
     def __str__(self) -> str:
         return f"{self.mission} from {self.blueprint_version}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise PermissionError("A mission's origin is a record: it cannot be changed.")
         super().save(*args, **kwargs)

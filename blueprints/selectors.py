@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from agents.models import Connection
 from blueprints.choices import ParamType
 from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation
+from history.models import HistoryEntry
 from tasks import selectors as task_selectors
 from tasks.models import Phase
+
+if TYPE_CHECKING:
+    from missions.models import Mission
 
 
 def blueprint_list() -> QuerySet[Blueprint]:
@@ -54,7 +59,7 @@ def launch_initial_params(*, version: BlueprintVersion) -> dict[str, Any]:
     return values
 
 
-def check_evaluations_of_phase(phase) -> QuerySet[CheckEvaluation]:
+def check_evaluations_of_phase(phase: Phase) -> QuerySet[CheckEvaluation]:
     return CheckEvaluation.objects.filter(phase=phase).select_related("waived_by").order_by("-round",
                                                                                           "criterion_index")
 
@@ -117,7 +122,7 @@ def blueprints_suggested_for(objective: str, *, limit: int = 5) -> list[Suggesti
 OUTCOME_LABELS = {"passed": "Passed", "failed": "Failed", "waived": "Failed, waived", "none": "Not checked yet"}
 
 
-def _decorate_check(check) -> None:
+def _decorate_check(check: Any) -> None:
     import json
 
     check.state = "passed" if check.passed else ("waived" if check.waived_at else "failed")
@@ -126,9 +131,10 @@ def _decorate_check(check) -> None:
     check.evidence_text = json.dumps(evidence, indent=2, ensure_ascii=False, default=str) if evidence else ""
 
 
-def _latest_round(evaluations, key) -> dict:
+def _latest_round(evaluations: Iterable[CheckEvaluation], key: Callable[[CheckEvaluation], Any],
+                  ) -> dict[Any, list[Any]]:
     """Keep, for each group (a phase, or the mission), only the evaluations of its latest round."""
-    latest: dict = {}
+    latest: dict[Any, Any] = {}
     for check in evaluations:
         group = key(check)
         best = latest.get(group)
@@ -139,28 +145,44 @@ def _latest_round(evaluations, key) -> dict:
     return {group: sorted(items, key=lambda c: c.criterion_index) for group, (_, items) in latest.items()}
 
 
-def phases_with_checks(mission) -> list[Phase]:
+def _explanations(mission: Mission, phase_ids: list[int]) -> dict[int, HistoryEntry]:
+    """The newest plain-language explanation of each failed phase's checks (``check.explained``), one query, none
+    when no phase has failed."""
+    if not phase_ids:
+        return {}
+    newest: dict[int, HistoryEntry] = {}
+    for entry in HistoryEntry.objects.filter(mission=mission, event="check.explained").order_by("-id")[:50]:
+        phase_id = (entry.data or {}).get("phase")
+        if phase_id in phase_ids:
+            newest.setdefault(phase_id, entry)
+    return newest
+
+
+def phases_with_checks(mission: Mission) -> list[Phase]:
     """The mission's phases, each with ``checks``: its exit criteria's latest results, evidence and waivers."""
     phases = task_selectors.mission_phases(mission)
-    by_phase: dict = {}
+    by_phase: dict[Any, list[Any]] = {}
     if phases:
         evaluations = CheckEvaluation.objects.filter(mission=mission, scope="exit").select_related("waived_by")
         by_phase = _latest_round(evaluations, key=lambda c: c.phase_id)
+    explained = _explanations(mission, [phase.pk for phase in phases if phase.status == "failed"])
     for phase in phases:
-        phase.checks = by_phase.get(phase.pk, [])
-        for check in phase.checks:
+        phase.explanation = explained.get(phase.pk)  # type: ignore[attr-defined]  # shown by the page
+        checks = by_phase.get(phase.pk, [])
+        phase.checks = checks  # type: ignore[attr-defined]  # shown by the page
+        for check in checks:
             _decorate_check(check)
     return phases
 
 
-def checks_for_missions(mission_ids: list[int], scope: str = "exit") -> dict[int, list]:
+def checks_for_missions(mission_ids: list[int], scope: str = "exit") -> dict[int, list[Any]]:
     """Latest check results of several missions (the dashboard's data-quality results), one query."""
     if not mission_ids:
         return {}
     evaluations = (CheckEvaluation.objects.filter(mission_id__in=mission_ids, scope=scope)
                    .select_related("phase", "waived_by"))
     latest = _latest_round(evaluations, key=lambda c: (c.mission_id, c.phase_id))
-    grouped: dict[int, list] = {}
+    grouped: dict[int, list[Any]] = {}
     for (mission_id, _), checks in sorted(latest.items(), key=lambda kv: (kv[0][0], kv[1][0].phase.order
                                                                          if kv[1][0].phase_id else 0)):
         for check in checks:
@@ -169,9 +191,9 @@ def checks_for_missions(mission_ids: list[int], scope: str = "exit") -> dict[int
     return grouped
 
 
-def success_state(mission) -> list[dict]:
+def success_state(mission: Mission) -> list[dict[str, Any]]:
     """Each success criterion with the state of its latest check (a plain statement has none)."""
-    latest: dict[int, object] = {}
+    latest: dict[int, Any] = {}
     if any(isinstance(c, dict) for c in mission.success_criteria or []):
         evaluations = CheckEvaluation.objects.filter(mission=mission, scope="success")
         for check in _latest_round(evaluations, key=lambda c: 0).get(0, []):

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import yaml
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -67,13 +67,13 @@ def blueprint_import(*, text: str, filename: str, actor: Actor = None) -> Bluepr
                 "version", f"version {wanted} of {spec['slug']!r} is already stored with other content, and a "
                            f"stored version never changes: remove 'version' or use {max(versions) + 1}")])
         existing = blueprint.versions.get(number=wanted)
-        existing.created = False
+        existing.created = False  # type: ignore[attr-defined]  # the importer says whether it was new
         return existing
     if wanted is None:
         latest = max(versions, default=None)
         if latest is not None and versions[latest] == digest:
             existing = blueprint.versions.get(number=latest)
-            existing.created = False
+            existing.created = False  # type: ignore[attr-defined]  # the importer says whether it was new
             return existing
         number = (latest or 0) + 1
     else:
@@ -107,7 +107,7 @@ def blueprint_import(*, text: str, filename: str, actor: Actor = None) -> Bluepr
     Blueprint.objects.filter(pk=blueprint.pk).update(
         name=spec["name"], description=spec["description"], tags=spec["tags"], updated_at=timezone.now()
     )
-    version.created = True
+    version.created = True  # type: ignore[attr-defined]  # the importer says whether it was new
     return version
 
 
@@ -179,7 +179,7 @@ class _Dumper(yaml.SafeDumper):
     """Block style; multi-line text as literal blocks so descriptions read like the original file."""
 
 
-def _str_representer(dumper: yaml.SafeDumper, value: str):
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value.strip() else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
@@ -236,7 +236,7 @@ def _as_boolean(name: str, field: str, value: Any) -> bool:
     raise DomainError(f"Parameter {name} must be yes or no (true/false), not {value!r}.", field=field)
 
 
-def _as_list(name: str, field: str, value: Any) -> list:
+def _as_list(name: str, field: str, value: Any) -> list[Any]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
@@ -275,6 +275,15 @@ def _coerce(param: dict[str, Any], value: Any) -> Any:
     if coerce is None:  # pragma: no cover - the blueprint's schema allows only the types above
         raise DomainError(f"Parameter {name} has an unknown type {ptype!r}.", field=f"params.{name}")
     return coerce(name, f"params.{name}", value)
+
+
+def param_value(*, version: BlueprintVersion, name: str, value: Any) -> Any:
+    """One given parameter's value in its declared type; refused (naming it) if the blueprint has no such parameter
+    or the value does not fit."""
+    declared = {p["name"]: p for p in version.parameters}
+    if name not in declared:
+        raise DomainError(f"{version} has no parameter {name}.", field=f"params.{name}")
+    return _coerce(declared[name], value)
 
 
 def resolve_params(*, version: BlueprintVersion, params: dict[str, Any] | None) -> dict[str, Any]:
@@ -346,11 +355,11 @@ def blueprint_launch(
     version: BlueprintVersion,
     name: str,
     objective: str,
-    owner: AbstractBaseUser,
+    owner: User,
     mode: str = "step",
     params: dict[str, Any] | None = None,
     actor: Actor = None,
-    task_owner: AbstractBaseUser | None = None,
+    task_owner: User | None = None,
     connections: Iterable[str] = (),
     spec: dict[str, Any] | None = None,
     task_config: Any = None,
@@ -376,9 +385,9 @@ def blueprint_launch(
     planned, expanded = _plan(version=version, fill=fill)
     success = substitute(version.success_criteria, fill)
     _check_substituted(success, "success_criteria")
-    connections = _connections_used(version=version, values=values, planned=planned, success=success,
-                                    mission_fields=mission_fields, also=connections)
-    require_grant(grantor, connections, field="params")
+    used = _connections_used(version=version, values=values, planned=planned, success=success,
+                             mission_fields=mission_fields, also=connections)
+    require_grant(grantor, used, field="params")
 
     fields = dict(mission_fields)
     for param in version.parameters:
@@ -394,7 +403,7 @@ def blueprint_launch(
     if task_owner is not None and task_owner.pk != owner.pk:
         membership_set(mission=mission, user=task_owner, role=Role.TASK_OWNER, actor=actor)
     person_for_role = {"mission_owner": owner, "task_owner": task_owner or owner}
-    connections_grant(mission=mission, connections=connections, actor=grantor,
+    connections_grant(mission=mission, connections=used, actor=grantor,
                       reason=f"used by blueprint {version.blueprint.slug}")
     MissionOrigin.objects.create(mission=mission, blueprint_version=version, params=values)
     history_record(
@@ -412,10 +421,8 @@ def blueprint_launch(
         )
         for a, key, own, criteria in actions:
             position += 1
-            owner_fields = (
-                {"owner_user": person_for_role[a.owner]} if a.owner in ROLE_OWNERS
-                else {"owner_agent": _agent_for(a.owner, agents)}
-            )
+            owner_user = person_for_role[a.owner] if a.owner in ROLE_OWNERS else None
+            owner_agent = None if owner_user is not None else _agent_for(a.owner, agents)
             config = substitute(a.config, own)
             if task_config:
                 config = {**config, **task_config(a, config)}
@@ -424,7 +431,7 @@ def blueprint_launch(
                 description=substitute(a.description, own), acceptance_criteria=criteria,
                 config=config, max_attempts=a.max_attempts,
                 timeout_seconds=a.timeout_seconds, position=position, phase=mission_phase, actor=actor,
-                **owner_fields,
+                owner_user=owner_user, owner_agent=owner_agent,
             )
     for _phase, _exit, actions in planned:
         for a, key, _own, _criteria in actions:
@@ -486,7 +493,7 @@ def _instances(action: ActionTemplate, fill: dict[str, Any]) -> list[tuple[str, 
     return instances
 
 
-def _connections_used(*, version: BlueprintVersion, values: dict[str, Any], planned: list, success: list,
+def _connections_used(*, version: BlueprintVersion, values: dict[str, Any], planned: list[Any], success: list[Any],
                       mission_fields: dict[str, Any], also: Iterable[str]) -> list[Connection]:
     """Every registered connection the launched mission would use: its connection parameters, the connections its
     checks and task configs name, and ``also`` (e.g. those its spec file names)."""
@@ -519,7 +526,7 @@ def _with_task(criterion: Any, key: str) -> Any:
 
 
 @transaction.atomic
-def check_evaluation_waive(*, result: CheckEvaluation, actor: Actor, reason: str) -> bool:
+def check_evaluation_waive(*, result: CheckEvaluation, actor: User | None, reason: str) -> bool:
     """Record a waiver (with its reason) on a failed exit check of a phase's latest evaluation. Returns whether the
     phase still has failures nobody waived. Who may waive, and what follows, is the workflow's (``workflows``)."""
     reason = (reason or "").strip()
@@ -527,13 +534,13 @@ def check_evaluation_waive(*, result: CheckEvaluation, actor: Actor, reason: str
         raise DomainError("A waiver needs a reason.", field="reason")
     evaluation = (CheckEvaluation.objects.select_for_update(of=("self",)).select_related("phase", "mission")
                   .get(pk=result.pk))
-    if evaluation.scope != CheckScope.EXIT or evaluation.phase_id is None:
+    phase = evaluation.phase
+    if evaluation.scope != CheckScope.EXIT or phase is None:
         raise DomainError("Only a phase's exit checks can be waived.", field="result")
     if evaluation.passed:
         raise DomainError("This check passed: there is nothing to waive.", field="result")
     if evaluation.waived:
         raise DomainError(f"This check was already waived by {evaluation.waived_by}.", field="result")
-    phase = evaluation.phase
     latest_round = CheckEvaluation.objects.filter(phase=phase).aggregate(m=Max("round"))["m"]
     if evaluation.round != latest_round:
         raise DomainError("The checks of this phase ran again since: waive the latest result.", field="result")

@@ -26,6 +26,12 @@ def _latest_versions():
         "blueprint__slug")
 
 
+def _model_on() -> bool:
+    from agents.llm import settings
+
+    return settings().enabled
+
+
 @page_login_required
 def mission_launch(request: HttpRequest) -> HttpResponse:
     if not _can_launch(request.user):
@@ -39,6 +45,13 @@ def mission_launch(request: HttpRequest) -> HttpResponse:
     if wanted:
         version = versions.filter(pk=wanted).first() if str(wanted).isdigit() else versions.filter(
             blueprint__slug=wanted).first()
+    proposed = None
+    if source.get("suggest") and request.method == "GET":
+        from blueprints.assist import suggest_launch
+
+        proposed = suggest_launch(objective, list(versions))
+        if proposed is not None:
+            version = proposed.version
     if version is None and suggestions:
         version = next((v for v in versions if v.pk == suggestions[0].version.pk), None)
     if version is None:
@@ -49,6 +62,8 @@ def mission_launch(request: HttpRequest) -> HttpResponse:
             "warning": objective_warning(objective), "suggestions": suggestions, "selected": version})
 
     initial_params = selectors.launch_initial_params(version=version) if version else {}
+    if proposed is not None:
+        initial_params.update(proposed.params)
     reusable = missions_with_approved_mappings(user=request.user)
     if request.method == "POST" and request.POST.get("change") != "blueprint":
         form = LaunchForm(request.POST, request.FILES, versions=versions, version=version,
@@ -69,7 +84,7 @@ def mission_launch(request: HttpRequest) -> HttpResponse:
                 return redirect(reverse("missions:cockpit", args=[mission.pk]))
     else:
         initial = {"version": version.pk if version else None, "mode": "step", "start_now": True,
-                   "objective": objective, "name": source.get("name", "")}
+                   "objective": objective, "name": source.get("name", "") or (proposed.name if proposed else "")}
         form = LaunchForm(initial=initial, versions=versions, version=version, initial_params=initial_params,
                           reusable=reusable)
     suggested_ids = [s.version.pk for s in suggestions]
@@ -82,6 +97,9 @@ def mission_launch(request: HttpRequest) -> HttpResponse:
         "selected": version,
         "suggestions": suggestions,
         "warning": objective_warning(objective),
+        "proposed": proposed,
+        "suggest_asked": bool(source.get("suggest")),
+        "model_on": _model_on(),
     }
     status = 422 if request.method == "POST" and form.errors else 200
     return render(request, "blueprints/launch.html", context, status=status)

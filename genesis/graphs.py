@@ -68,3 +68,28 @@ def loops(edges: Edges) -> list[list]:
         found.append([*loop, loop[0]])
         closing = loop[-1]  # the edge closing the loop, back to its first node, is taken out to find the next loop
         remaining[closing] = [n for n in remaining[closing] if n != loop[0]]
+
+
+def critical_path(edges: Edges, weight: Mapping[Node, float]) -> list:
+    """The heaviest chain of the graph: the nodes, first to last along the dependencies, whose weights (e.g. run
+    time) add up to the most; among chains of equal weight, the one with the most nodes. Empty for an empty graph or
+    one with a loop. Linear in the graph's size (graphlib orders it; one pass keeps each node's heaviest chain)."""
+    try:
+        order = list(TopologicalSorter({n: [d for d in deps if d in edges] for n, deps in edges.items()})
+                     .static_order())
+    except CycleError:
+        return []
+    best: dict = {}  # node -> (weight of the heaviest chain ending here, its length, the node before)
+    for node in order:
+        before = max(((best[d][0], best[d][1], i, d) for i, d in enumerate(edges.get(node, ())) if d in best),
+                     default=None, key=lambda b: (b[0], b[1], -b[2]))
+        own = weight.get(node, 0)
+        best[node] = (own, 1, None) if before is None else (before[0] + own, before[1] + 1, before[3])
+    if not best:
+        return []
+    node = max(order, key=lambda n: best[n][:2])
+    path = []
+    while node is not None:
+        path.append(node)
+        node = best[node][2]
+    return list(reversed(path))

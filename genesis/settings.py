@@ -27,7 +27,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
-    "django_q",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -37,6 +36,7 @@ INSTALLED_APPS = [
     "missions",
     "agents",
     "tasks",
+    "django_q",  # after tasks: tasks' ``qcluster`` command (a supervised cluster, tasks/cluster.py) wins
     "blueprints",
     "pipeline",
 ]
@@ -311,17 +311,42 @@ GENESIS_HANDOFF_SECONDS = env_seconds("GENESIS_HANDOFF_SECONDS", 0.5)
 GENESIS_RETRY_BACKOFF_SECONDS = env_seconds("GENESIS_RETRY_BACKOFF_SECONDS", 5)
 GENESIS_RETRY_BACKOFF_MAX_SECONDS = env_seconds("GENESIS_RETRY_BACKOFF_MAX_SECONDS", 300)
 GENESIS_SWEEP_SECONDS = env_seconds("GENESIS_SWEEP_SECONDS", 5)
+# A cluster whose messages wait while every worker is idle this long is restarted (a dead process holds one of its
+# queue locks: tasks/cluster.py); 0 turns the watchdog off.
+GENESIS_STALL_SECONDS = env_seconds("GENESIS_STALL_SECONDS", 10)
+# A run enqueued this long ago and never claimed is sent again once the broker holds no untaken message (its message
+# is presumed held by a dead cluster; a live one may hold it too, behind busy workers: then another cluster takes it
+# and the stale copy is refused at its claim).
+GENESIS_REDISPATCH_SECONDS = env_seconds("GENESIS_REDISPATCH_SECONDS", 2 * GENESIS_LEASE_SECONDS)
 GENESIS_NOTIFY_ATTEMPTS = env_int("GENESIS_NOTIFY_ATTEMPTS", 3)
 GENESIS_NOTIFY_BACKOFF_SECONDS = env_seconds("GENESIS_NOTIFY_BACKOFF_SECONDS", 2)
 GENESIS_WEBHOOK_TIMEOUT = env_seconds("GENESIS_WEBHOOK_TIMEOUT", 10)
+# Optional language-model assistance (agents/llm): off unless both the URL (an OpenAI-compatible API, e.g.
+# https://api.example.com/v1 or a local vLLM/Ollama/llama.cpp server) and the model are set. The key is a secret.
+GENESIS_LLM_BASE_URL = env_str("GENESIS_LLM_BASE_URL", "")
+GENESIS_LLM_MODEL = env_str("GENESIS_LLM_MODEL", "")
+GENESIS_LLM_API_KEY = env_str("GENESIS_LLM_API_KEY", "")
+GENESIS_LLM_TIMEOUT_SECONDS = env_seconds("GENESIS_LLM_TIMEOUT_SECONDS", 20)
+GENESIS_LLM_MAX_CALLS_PER_MISSION = env_int("GENESIS_LLM_MAX_CALLS_PER_MISSION", 200, minimum=0)
+GENESIS_LLM_MAX_TOKENS_PER_MISSION = env_int("GENESIS_LLM_MAX_TOKENS_PER_MISSION", 400_000, minimum=0)
+GENESIS_LLM_ATTEMPTS = env_int("GENESIS_LLM_ATTEMPTS", 3, minimum=1, maximum=10)
+GENESIS_LLM_MAX_RETRY_WAIT_SECONDS = env_seconds("GENESIS_LLM_MAX_RETRY_WAIT_SECONDS", 10)
 # Where the dbt projects generated for missions (and their builds' artifacts) live.
 GENESIS_DBT_DIR = Path(env_str("GENESIS_DBT_DIR", str(VAR_DIR / "dbt")))
 
+# One handler, on the root logger: Django's own "django" logger is given none (its default console handler
+# would print every request warning a second time) and passes its records up. A routine 403/404 is one line
+# without a traceback (genesis/logs.py); a 500 keeps its traceback.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"routine_client_errors": {"()": "genesis.logs.RoutineClientErrors"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"handlers": [], "filters": ["routine_client_errors"], "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -13,6 +14,7 @@ from tasks.media import media_file
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="missions:list", permanent=False)),
+    path("favicon.ico", RedirectView.as_view(url=static("genesis/favicon.ico"), permanent=True)),
     path("admin/", admin.site.urls),
     path("api/", include("genesis.api.urls")),  # REST API: /api/v1/, /api/schema/, /api/docs/
     # Pages: sign-in for people (failed attempts limited, genesis/login.py), then missions, cockpit,
@@ -26,3 +28,8 @@ urlpatterns = [
 
 # Stored files are never public, not even in development: each is served to those who may read its mission.
 urlpatterns.append(path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", media_file, name="media"))
+
+# Errors in the site's layout, with the navigation (genesis/errors.py); the API's own paths answer in JSON.
+handler403 = "genesis.errors.forbidden"
+handler404 = "genesis.errors.not_found"
+handler500 = "genesis.errors.server_error"

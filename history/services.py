@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
 
 from genesis import fastsql
@@ -16,16 +16,20 @@ from history.models import HistoryEntry
 
 if TYPE_CHECKING:
     from agents.models import Agent
+    from missions.models import Mission
+    from tasks.models import Run, Task
 
 # Who acts: a person, an agent (an ``agents.Agent`` row: history sits below the agent framework, so it knows agents
 # by their model, not by import) or the system (None).
-Actor: TypeAlias = "AbstractBaseUser | Agent | None"
+Actor: TypeAlias = "User | Agent | None"
+# Who looks: the signed-in person of a request, or nobody.
+Viewer: TypeAlias = "User | AnonymousUser"
 
 _batch = threading.local()
 
 
 @contextmanager
-def history_batch():
+def history_batch() -> Iterator[None]:
     """Entries recorded inside the block are inserted together, in order and with one statement, when it ends:
     the engine's hot path writes four or five entries per task, and each INSERT is a round trip. Use it inside a
     transaction (the entries commit with the changes they describe) and only around code that does not read
@@ -61,26 +65,27 @@ def actor_fields(actor: Actor) -> dict[str, Any]:
         return {"actor_kind": ActorKind.SYSTEM}
     if isinstance(actor, AbstractBaseUser):
         return {"actor_kind": ActorKind.USER, "actor_user": actor}
-    if isinstance(actor, HistoryEntry.actor_agent.field.related_model):
+    agent_model = HistoryEntry._meta.get_field("actor_agent").related_model
+    if isinstance(agent_model, type) and isinstance(actor, agent_model):
         return {"actor_kind": ActorKind.AGENT, "actor_agent": actor}
     raise TypeError(f"{actor!r} cannot act in history: a person, an agent or None (the system).")
 
 
 def history_record(
     *,
-    mission=None,
+    mission: Mission | None = None,
     event: str,
     mission_id: int | None = None,
     actor: Actor = None,
-    task=None,
-    run=None,
+    task: Task | None = None,
+    run: Run | None = None,
     from_status: str = "",
     to_status: str = "",
     message: str = "",
     data: dict[str, Any] | None = None,
 ) -> HistoryEntry:
     """Append one entry. Give ``mission`` (an object) or ``mission_id`` (saves loading the mission)."""
-    where = {"mission": mission} if mission is not None else {"mission_id": mission_id}
+    where: dict[str, Any] = {"mission": mission} if mission is not None else {"mission_id": mission_id}
     entry = HistoryEntry(
         **where,
         task=task,

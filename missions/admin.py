@@ -1,15 +1,21 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
-from django.urls import reverse
-from django.utils.html import format_html
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
-from genesis.admin_utils import JSON_FORMFIELDS, history_table, service_action
+from genesis.admin_utils import JSON_FORMFIELDS, ReadOnlyAdminMixin, history_table, service_action
+from genesis.exceptions import DomainError
 from history.models import HistoryEntry
 from history.services import history_record
-from missions import services
-from missions.choices import Role
-from missions.models import Membership, Mission
+from missions import selectors, services
+from missions.choices import SIGNOFF_STATUSES, Role
+from missions.models import Membership, Mission, MissionSignoff
 from tasks.choices import TaskStatus
 from tasks.models import Artifact, Phase, Task
 from tasks.services import task_record_created, task_record_edit
@@ -29,6 +35,10 @@ class MembershipFormSet(BaseInlineFormSet):
                 continue
             if data.get("DELETE") or data.get("role") != Role.MISSION_OWNER:
                 form.add_error("role", "The Mission Owner keeps the mission_owner role; change the owner first.")
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            if data.get("signoff_required") and not data.get("DELETE") and data.get("role") != Role.STAKEHOLDER:
+                form.add_error("signoff_required", "Only a stakeholder's sign-off can be required before closing.")
 
 
 class MembershipInline(admin.TabularInline):
@@ -36,7 +46,12 @@ class MembershipInline(admin.TabularInline):
     formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ["user"]
-    fields = ["user", "role"]
+    fields = ["user", "role", "signoff_required"]
+
+
+class CloseForm(forms.Form):
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "cols": 80}), required=False, max_length=2000,
+                           help_text="Your sign-off: what was delivered and accepted (recorded in the history).")
 
 
 class PhaseInline(admin.TabularInline):
@@ -92,13 +107,15 @@ class MissionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     autocomplete_fields = ["owner", "source_connection", "target_connection"]
     inlines = [MembershipInline, PhaseInline, TaskInline, ArtifactInline]
-    readonly_fields = ["status", "created_at", "updated_at", "launched_at", "completed_at", "closed_at",
-                       "history_timeline"]
+    readonly_fields = ["status", "sign_off_link", "created_at", "updated_at", "launched_at", "completed_at",
+                       "closed_at", "signoffs_given", "history_timeline"]
     fieldsets = [
-        (None, {"fields": ["name", "objective", "scope", "success_criteria", "owner", "status", "mode"]}),
+        (None, {"fields": ["name", "objective", "scope", "success_criteria", "owner", "status", "sign_off_link",
+                           "mode"]}),
         ("Data", {"fields": ["spec_file", "source_connection", "target_connection", "docs_index"]}),
         ("Escalation", {"fields": ["escalation_emails", "escalation_webhook"]}),
         ("Timeline", {"fields": ["created_at", "updated_at", "launched_at", "completed_at", "closed_at"]}),
+        ("Stakeholders' sign-off", {"fields": ["signoffs_given"]}),
         ("History", {"fields": ["history_timeline"]}),
     ]
     actions = [
@@ -109,6 +126,53 @@ class MissionAdmin(admin.ModelAdmin):
         service_action(mission_workflows.mission_close, description="Close (sign off) selected missions",
                        verb="Closed"),
     ]
+
+    @admin.display(description="")
+    def sign_off_link(self, obj):
+        if obj.pk is None or obj.status not in SIGNOFF_STATUSES:
+            return ""
+        return format_html('<a class="button" href="{}">Sign off and close…</a>',
+                           reverse("admin:missions_mission_close", args=[obj.pk]))
+
+    @admin.display(description="Sign-offs (latest per stakeholder)")
+    def signoffs_given(self, obj):
+        if obj.pk is None:
+            return "—"
+        latest = selectors.latest_signoffs([obj.pk])[obj.pk]
+        if not latest:
+            return "No sign-off yet."
+        return format_html_join(
+            "", "<p><b>{}</b> by {} at {}{}</p>",
+            ((s.get_decision_display(), s.user, s.created_at.strftime("%Y-%m-%d %H:%M"),
+              f": {s.note}" if s.note else "") for s in latest))
+
+    def get_urls(self):
+        return [
+            path("<int:pk>/close/", self.admin_site.admin_view(self.close_view), name="missions_mission_close"),
+            *super().get_urls(),
+        ]
+
+    def close_view(self, request, pk):
+        """The Mission Owner's sign-off with a note: the same verb as the cockpit and the API."""
+        mission = get_object_or_404(Mission.objects.select_related("owner"), pk=pk)
+        if not self.has_change_permission(request, mission):
+            raise PermissionDenied("You may not change missions.")
+        form = CloseForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                mission_workflows.mission_close(mission=mission, actor=request.user, note=form.cleaned_data["note"])
+            except DomainError as error:
+                form.add_error("note" if error.field == "note" else None, error.message)
+            else:
+                self.message_user(request, f"“{mission}” signed off and closed.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:missions_mission_change", args=[pk]))
+        latest = selectors.latest_signoffs([mission.pk])[mission.pk]
+        context = {
+            **self.admin_site.each_context(request), "title": "Sign off and close a mission", "form": form,
+            "mission": mission, "opts": self.model._meta, "signoffs": latest,
+            "missing": selectors.signoffs_missing(mission, latest),
+        }
+        return TemplateResponse(request, "admin/missions/close.html", context)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(
@@ -146,9 +210,14 @@ class MissionAdmin(admin.ModelAdmin):
     def save_formset(self, request, form, formset, change):
         mission = form.instance
         if formset.model is Membership:
-            before = dict(Membership.objects.filter(mission=mission).values_list("user__username", "role"))
+            def roles():
+                rows = Membership.objects.filter(mission=mission).values_list("user__username", "role",
+                                                                               "signoff_required")
+                return {name: f"{role} (sign-off required)" if required else role for name, role, required in rows}
+
+            before = roles()
             formset.save()
-            after = dict(Membership.objects.filter(mission=mission).values_list("user__username", "role"))
+            after = roles()
             for username in sorted(set(before) | set(after)):
                 if before.get(username) != after.get(username):
                     history_record(
@@ -197,3 +266,13 @@ class MembershipAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(MissionSignoff)
+class MissionSignoffAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["mission", "user", "decision", "created_at"]
+    list_filter = ["decision"]
+    list_select_related = ["mission", "user"]
+    search_fields = ["mission__name", "user__username", "note"]
+    fields = ["mission", "user", "decision", "note", "created_at"]
+    readonly_fields = fields

@@ -24,6 +24,11 @@ class Role(models.TextChoices):
     STAKEHOLDER = "stakeholder", "Stakeholder"
 
 
+class SignoffDecision(models.TextChoices):
+    APPROVE = "approve", "Approved"
+    CONCERN = "concern", "Raised a concern"
+
+
 S = MissionStatus
 MISSION_TRANSITIONS: dict[str, frozenset[str]] = {
     S.DRAFT: frozenset({S.ACTIVE, S.CANCELLED}),
@@ -35,4 +40,6 @@ MISSION_TRANSITIONS: dict[str, frozenset[str]] = {
     S.CANCELLED: frozenset(),
     S.CLOSED: frozenset(),
 }
+# A stakeholder signs off on delivered outputs: once the mission has completed (or failed), before it is closed.
+SIGNOFF_STATUSES = frozenset({S.COMPLETED, S.FAILED})
 del S

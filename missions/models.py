@@ -6,7 +6,7 @@ from django.core.validators import validate_email
 from django.db import models
 
 from genesis.uploads import GeneratedName, validate_upload_size
-from missions.choices import MissionMode, MissionStatus, Role
+from missions.choices import MissionMode, MissionStatus, Role, SignoffDecision
 
 
 def _validate_text_list(value, *, what: str) -> None:
@@ -102,6 +102,9 @@ class Membership(models.Model):
     mission = models.ForeignKey(Mission, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices)
+    signoff_required = models.BooleanField(
+        default=False, help_text="A stakeholder whose approval the mission needs before its owner can close it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -112,3 +115,20 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} — {self.get_role_display()} of {self.mission}"
+
+
+class MissionSignoff(models.Model):
+    """A stakeholder's sign-off on a mission's delivered outputs: an approval or a concern, with a note."""
+
+    mission = models.ForeignKey(Mission, on_delete=models.PROTECT, related_name="signoffs")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="mission_signoffs")
+    decision = models.CharField(max_length=16, choices=SignoffDecision.choices)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["mission", "created_at"], name="signoff_mission_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.get_decision_display()} on {self.mission}"

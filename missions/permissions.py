@@ -39,6 +39,11 @@ def can_work_on(user, mission: Mission) -> bool:
     )
 
 
+def can_sign_off(user, mission: Mission) -> bool:
+    """A stakeholder's one write: their sign-off on the mission's delivered outputs."""
+    return bool(user.is_authenticated and role_of(user, mission) == Role.STAKEHOLDER)
+
+
 def can_act_on_task(user, task) -> bool:
     """A task's own owner, or the mission's owner."""
     if not user.is_authenticated:

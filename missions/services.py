@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
@@ -14,7 +14,7 @@ from django.utils import timezone
 from genesis.exceptions import DomainError, InvalidTransition
 from history.services import Actor, history_record
 from missions.choices import MISSION_TRANSITIONS, MissionMode, MissionStatus, Role
-from missions.models import Membership, Mission
+from missions.models import Membership, Mission, MissionSignoff
 
 # Fields a person may edit through ``mission_update``; status is never among them.
 EDITABLE_FIELDS = frozenset(
@@ -27,7 +27,7 @@ EDITABLE_FIELDS = frozenset(
 # "The same as ``actor``", where None already means "the system".
 _ACTOR: Any = object()
 
-_TIMESTAMP_ON_ENTRY = {
+_TIMESTAMP_ON_ENTRY: dict[str, str] = {
     MissionStatus.COMPLETED: "completed_at",
     MissionStatus.CLOSED: "closed_at",
 }
@@ -38,10 +38,10 @@ def mission_create(
     *,
     name: str,
     objective: str,
-    owner: AbstractBaseUser,
+    owner: User,
     actor: Actor = None,
     scope: str = "",
-    success_criteria: list | None = None,
+    success_criteria: list[Any] | None = None,
     mode: str = MissionMode.STEP,
     grantor: Actor | object = _ACTOR,
     **extra: Any,
@@ -58,7 +58,7 @@ def mission_create(
     return mission_save_new(mission=mission, actor=actor or owner, grantor=actor if grantor is _ACTOR else grantor)
 
 
-def _named_connections(*, mission: Mission, grantor: Actor) -> list:
+def _named_connections(*, mission: Mission, grantor: Actor) -> list[Any]:
     """The connections the mission names, each refused (naming its field) unless ``grantor`` may grant it."""
     from agents.access import require_grant
 
@@ -71,7 +71,7 @@ def _named_connections(*, mission: Mission, grantor: Actor) -> list:
     return named
 
 
-def _grant_named_connections(*, mission: Mission, grantor: Actor, named: list | None = None) -> None:
+def _grant_named_connections(*, mission: Mission, grantor: Actor, named: list[Any] | None = None) -> None:
     from agents.services import connections_grant
 
     named = _named_connections(mission=mission, grantor=grantor) if named is None else named
@@ -110,7 +110,7 @@ def mission_update(*, mission: Mission, actor: Actor, **changes: Any) -> Mission
     if unknown:
         raise DomainError(f"These fields cannot be edited here: {', '.join(sorted(unknown))}.",
                           field=sorted(unknown)[0])
-    locked = Mission.objects.select_for_update().get(pk=mission.pk)
+    locked: Mission = Mission.objects.select_for_update().get(pk=mission.pk)
     for field in {"source_connection", "target_connection"} & set(changes):
         if changes[field] is not None and changes[field] != getattr(locked, field):
             from agents.access import require_grant
@@ -171,10 +171,10 @@ def _plain(value: Any) -> Any:
 
 @transaction.atomic
 def mission_transition(
-    *, mission: Mission, to: str, actor: Actor = None, message: str = "", data: dict | None = None
+    *, mission: Mission, to: str, actor: Actor = None, message: str = "", data: dict[str, Any] | None = None
 ) -> Mission:
     """The only way a mission's status changes: checked against the table, recorded in history."""
-    locked = Mission.objects.select_for_update().get(pk=mission.pk)
+    locked: Mission = Mission.objects.select_for_update().get(pk=mission.pk)
     current = locked.status
     allowed = MISSION_TRANSITIONS[current]
     if to not in allowed:
@@ -231,24 +231,42 @@ def mission_close(*, mission: Mission, actor: Actor = None, note: str = "") -> M
 
 
 @transaction.atomic
-def membership_set(*, mission: Mission, user: AbstractBaseUser, role: str, actor: Actor = None) -> Membership:
+def membership_set(*, mission: Mission, user: User, role: str, actor: Actor = None,
+                   signoff_required: bool = False) -> Membership:
+    """Give ``user`` a role in the mission; a stakeholder may be named one whose sign-off the closing needs."""
     if role not in Role.values:
         raise DomainError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.", field="role")
     if user.pk == mission.owner_id and role != Role.MISSION_OWNER:
         raise DomainError("The Mission Owner keeps the mission_owner role; change the owner first.", field="role")
+    if signoff_required and role != Role.STAKEHOLDER:
+        raise DomainError("Only a stakeholder's sign-off can be required before closing.", field="signoff_required")
     membership, created = Membership.objects.update_or_create(
-        mission=mission, user=user, defaults={"role": role}
+        mission=mission, user=user, defaults={"role": role, "signoff_required": signoff_required}
     )
+    required = " whose sign-off is required before closing" if signoff_required else ""
     history_record(
         mission=mission, event="membership.set", actor=actor,
-        message=f"{user.get_username()} is {membership.get_role_display()}.",
-        data={"user": user.get_username(), "role": role, "created": created},
+        message=f"{user.get_username()} is {membership.get_role_display()}{required}.",
+        data={"user": user.get_username(), "role": role, "created": created, "signoff_required": signoff_required},
     )
     return membership
 
 
 @transaction.atomic
-def membership_remove(*, mission: Mission, user: AbstractBaseUser, actor: Actor = None) -> None:
+def signoff_record(*, mission: Mission, user: User, decision: str, note: str = "") -> MissionSignoff:
+    """Store a stakeholder's sign-off and its history entry together (the workflow verb checks who and when)."""
+    signoff = MissionSignoff.objects.create(mission=mission, user=user, decision=decision, note=note)
+    label = signoff.get_decision_display().lower()
+    history_record(
+        mission=mission, event=f"signoff.{decision}", actor=user,
+        message=f"{user.get_username()} {label}" + (f": {note}" if note else "."),
+        data={"signoff": signoff.pk, "decision": decision},
+    )
+    return signoff
+
+
+@transaction.atomic
+def membership_remove(*, mission: Mission, user: User, actor: Actor = None) -> None:
     if user.pk == mission.owner_id:
         raise DomainError("The Mission Owner cannot be removed; change the owner first.", field="user")
     deleted, _ = Membership.objects.filter(mission=mission, user=user).delete()

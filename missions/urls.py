@@ -7,6 +7,8 @@ app_name = "missions"
 urlpatterns = [
     path("missions/", views.mission_list, name="list"),
     path("missions/<int:pk>/", views.mission_cockpit, name="cockpit"),
+    path("missions/<int:pk>/live/", views.mission_live, name="live"),
+    path("missions/<int:pk>/signoff/", views.mission_signoff, name="signoff"),
     path("missions/<int:pk>/history/", views.mission_history, name="history"),
     path("missions/<int:pk>/lineage/", views.mission_lineage, name="lineage"),
     re_path(r"^missions/(?P<pk>[0-9]+)/(?P<action>launch|pause|resume|cancel|close)/$", views.mission_control,

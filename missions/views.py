@@ -17,6 +17,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from blueprints import selectors as blueprint_selectors
@@ -25,9 +26,10 @@ from genesis.exceptions import DomainError
 from genesis.htmx import go_to, is_fragment
 from history.choices import ActorKind
 from missions import selectors
+from missions.choices import SIGNOFF_STATUSES, MissionStatus, SignoffDecision
 from missions.filtersets import MissionFilterSet
 from missions.models import Mission
-from missions.permissions import can_create_missions, can_manage, can_work_on, role_of
+from missions.permissions import can_create_missions, can_manage, can_sign_off, can_work_on, role_of
 from pipeline.models import Environment
 from tasks import selectors as task_selectors
 from tasks.choices import PhaseStatus, TaskStatus
@@ -70,9 +72,11 @@ def mission_list(request: HttpRequest) -> HttpResponse:
     paginator = Paginator(filterset.qs, 25)
     page = paginator.get_page(request.GET.get("page"))
     missions = task_selectors.missions_with_progress(list(page.object_list))
+    task_selectors.missions_with_attention(missions, user=request.user)
     roles = selectors.roles_map(request.user, missions)
     for mission in missions:
         mission.my_role = roles.get(mission.pk)
+    _attach_signoffs(missions)
     context = {
         "filterset": filterset,
         "page": page,
@@ -114,9 +118,49 @@ COCKPIT_FRAGMENTS = {
 @require_GET
 def mission_cockpit(request: HttpRequest, pk: int) -> HttpResponse:
     mission = mission_for(request, pk)
-    role = role_of(request.user, mission)
+    context = _cockpit_context(request, mission)
     target = request.htmx.target if is_fragment(request) else None
-    context = {
+    if target in COCKPIT_FRAGMENTS:
+        context.update(_cockpit_part(request, mission, target))
+        return render(request, COCKPIT_FRAGMENTS[target], context)
+    context.update(_live_parts(request, mission))
+    context["live_version"] = selectors.newest_history_id(mission.pk)
+    context["llm_usage"] = _llm_usage(mission)
+    board = context["board"]
+    context["status_choices"] = TaskStatus.choices
+    context["graph"] = task_selectors.mission_graph(board, task_selectors.mission_edges(mission),
+                                                    task_selectors.task_run_times(mission), context["phases"])
+    return render(request, "missions/cockpit.html", context)
+
+
+@never_cache
+@page_login_required
+@require_GET
+def mission_live(request: HttpRequest, pk: int) -> HttpResponse:
+    """The cockpit's one live mechanism: its poller sends the newest history id it has seen (``since``); while the
+    mission's newest history id is the same, the answer is an empty 204 (three queries: the session, the mission,
+    the id); otherwise every panel that follows the mission's state comes back to be swapped out of band, with the
+    poller carrying the new id. Every change of state writes history, so the id is the version of the page."""
+    mission = mission_for(request, pk)
+    version = selectors.newest_history_id(mission.pk)
+    if request.GET.get("since") == str(version):
+        return HttpResponse(status=204)
+    context = _cockpit_context(request, mission)
+    context.update(_live_parts(request, mission))
+    context.update(live_version=version, oob=True)
+    return render(request, "missions/htmx/live.html", context)
+
+
+def _llm_usage(mission: Mission) -> object:
+    """What the mission spent on a language model (one query, none when no model is configured)."""
+    from agents.llm import mission_usage, settings
+
+    return mission_usage(mission.pk) if settings().enabled else None
+
+
+def _cockpit_context(request: HttpRequest, mission: Mission) -> dict:
+    role = role_of(request.user, mission)
+    return {
         "mission": mission,
         "role": role,
         "role_label": _role_label(role, request.user),
@@ -124,17 +168,27 @@ def mission_cockpit(request: HttpRequest, pk: int) -> HttpResponse:
         "can_work": can_work_on(request.user, mission),
         "live": not mission.is_finished,
     }
-    if target in COCKPIT_FRAGMENTS:
-        context.update(_cockpit_part(request, mission, target))
-        context["oob"] = True  # the board's refresh also updates the mission's status badge
-        return render(request, COCKPIT_FRAGMENTS[target], context)
+
+
+def _live_parts(request: HttpRequest, mission: Mission) -> dict:
+    """Everything the cockpit shows that follows the mission's state: the panels, the success criteria and the
+    sign-offs."""
+    context: dict = {}
     for part in COCKPIT_FRAGMENTS:
         context.update(_cockpit_part(request, mission, part))
-    board = context["board"]
     context["success"] = blueprint_selectors.success_state(mission)
-    context["status_choices"] = TaskStatus.choices
-    context["graph"] = task_selectors.mission_graph(board, task_selectors.mission_edges(mission))
-    return render(request, "missions/cockpit.html", context)
+    context.update(_signoff_part(mission))
+    return context
+
+
+def _signoff_part(mission: Mission) -> dict:
+    latest = selectors.latest_signoffs([mission.pk])[mission.pk]
+    return {
+        "signoffs": latest,
+        "signoffs_missing": selectors.signoffs_missing(mission, latest),
+        "signoff_open": mission.status in SIGNOFF_STATUSES,
+        "closing": selectors.closing_entry(mission) if mission.status == "closed" else None,
+    }
 
 
 def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
@@ -145,20 +199,37 @@ def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
         # The cockpit shows the first few decisions; "My work" and the board list them all.
         approvals = task_selectors.approvals_waiting(mission=mission, limit=DECISIONS_SHOWN + 1)
         questions = task_selectors.open_questions(mission=mission, limit=DECISIONS_SHOWN + 1)
+        cards = _cards(request, approvals[:DECISIONS_SHOWN])
         return {
-            "approvals": approvals[:DECISIONS_SHOWN],
-            "questions": questions[:DECISIONS_SHOWN],
+            **cards,
+            "questions": _not_on_cards(questions[:DECISIONS_SHOWN], cards["cards"]),
             "more_decisions": len(approvals) > DECISIONS_SHOWN or len(questions) > DECISIONS_SHOWN,
         }
     if part == "phases":
         return {"phases": blueprint_selectors.phases_with_checks(mission), "waive_enabled": True}
     if part == "artifacts":
-        return {"artifacts": list(task_selectors.mission_artifacts(mission)[:50])}
+        groups, cut = task_selectors.mission_artifact_groups(mission)
+        return {"artifact_groups": groups, "artifacts_cut": cut}
     if part == "recent-history":
         return {"recent_history": list(task_selectors.mission_history(mission)[:25])}
     if part == "environments":
         return {"environments": _environments(request, mission)}
     return {}
+
+
+def _cards(request: HttpRequest, approvals: list) -> dict:
+    """Approval cards of the tasks shown (the spec, its diff, the dry run, the questions about it), and the ones this
+    person may decide, which "Approve all shown" approves."""
+    from pipeline.selectors import approval_cards
+
+    cards = approval_cards(approvals, user=request.user)
+    return {"cards": cards, "decidable_cards": [c for c in cards if c.can_decide]}
+
+
+def _not_on_cards(questions: list, cards: list) -> list:
+    """The questions not already asked on an approval card (each is answered in one place)."""
+    shown = {q.pk for card in cards for q in card.open_questions}
+    return [q for q in questions if q.pk not in shown]
 
 
 def _environments(request: HttpRequest, mission: Mission) -> list:
@@ -188,16 +259,18 @@ def _role_label(role: str | None, user) -> str:
 @require_GET
 def mission_history(request: HttpRequest, pk: int) -> HttpResponse:
     mission = mission_for(request, pk)
+    from tasks.filtersets import HistoryFilterSet
+
     valid_kinds = {k for k, _ in task_selectors.HISTORY_KINDS}
     kinds = [k for k in request.GET.getlist("kind") if k in valid_kinds]
-    actor_kind = request.GET.get("actor", "")
-    if actor_kind not in ActorKind.values:
-        actor_kind = ""
     replay = request.GET.get("view") == "replay"
-    entries = task_selectors.mission_history(
-        mission, kinds=kinds, task_key=request.GET.get("task", "").strip()[:64], actor_kind=actor_kind,
-        replay=replay, newest_first=not replay,
-    )
+    entries = task_selectors.mission_history(mission, kinds=kinds, replay=replay, newest_first=not replay)
+    # The API's filters, with the API's parameter names (task_key, actor_kind, actor, event, created_after, ...).
+    filters = HistoryFilterSet(request.GET, queryset=entries)
+    if filters.is_valid():
+        entries = filters.qs
+    else:
+        entries = entries.none()
     page = Paginator(entries, 100).get_page(request.GET.get("page"))
     context = {
         "mission": mission,
@@ -205,11 +278,14 @@ def mission_history(request: HttpRequest, pk: int) -> HttpResponse:
         "kinds": task_selectors.HISTORY_KINDS,
         "selected_kinds": kinds,
         "actor_kinds": ActorKind.choices,
-        "selected_actor": actor_kind,
-        "task_key": request.GET.get("task", ""),
+        "filters": filters,
         "replay": replay,
         "querystring": _querystring_without_page(request),
     }
+    if replay and not is_fragment(request):
+        from tasks.timeline import mission_timeline
+
+        context["timeline"] = mission_timeline(mission)
     template = "missions/htmx/history_list.html" if is_fragment(request) else "missions/history.html"
     return render(request, template, context)
 
@@ -249,8 +325,9 @@ def mission_control(request: HttpRequest, mission: Mission, action: str) -> Http
     if action not in CONTROLS:
         raise PermissionDenied("Unknown action.")
     verb, done = CONTROLS[action]
+    arguments = {"note": request.POST.get("note", "")} if action == "close" else {}
     try:
-        verb(mission=mission, actor=request.user)
+        verb(mission=mission, actor=request.user, **arguments)
     except DomainError as error:
         messages.error(request, error.message)
     else:
@@ -293,6 +370,25 @@ def check_waive(request: HttpRequest, mission: Mission, check_pk: int) -> HttpRe
     else:
         messages.success(request, "Check waived; the reason is recorded in the history.")
     return go_to(request, reverse("missions:cockpit", args=[mission.pk]))
+
+
+@page_login_required
+@require_POST
+def mission_signoff(request: HttpRequest, pk: int) -> HttpResponse:
+    """A stakeholder's sign-off on the delivered outputs, from the dashboard: approve, or raise a concern with a
+    note. 404 for another mission, 403 for anyone who is not one of its stakeholders."""
+    mission = mission_for(request, pk)
+    if not can_sign_off(request.user, mission):
+        raise PermissionDenied("Only a stakeholder of this mission can sign off on it.")
+    decision = request.POST.get("decision", "")
+    try:
+        signoff = mission_workflows.mission_signoff(mission=mission, actor=request.user, decision=decision,
+                                                    note=request.POST.get("note", ""))
+    except DomainError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Sign-off recorded on “{mission.name}”: {signoff.get_decision_display().lower()}.")
+    return go_to(request, reverse("missions:dashboard") + f"#dash-{mission.pk}")
 
 
 # --- environments -----------------------------------------------------------------------------------
@@ -338,9 +434,10 @@ def environment_build(request: HttpRequest, pk: int, environment_pk: int) -> Htt
 @page_login_required
 @require_GET
 def my_work(request: HttpRequest) -> HttpResponse:
+    cards = _cards(request, task_selectors.approvals_waiting(user=request.user))
     context = {
-        "approvals": task_selectors.approvals_waiting(user=request.user),
-        "questions": task_selectors.open_questions(user=request.user),
+        **cards,
+        "questions": _not_on_cards(task_selectors.open_questions(user=request.user), cards["cards"]),
         "assigned": task_selectors.tasks_assigned(request.user),
     }
     template = "missions/htmx/my_work_items.html" if is_fragment(request) else "missions/my_work.html"
@@ -350,13 +447,17 @@ def my_work(request: HttpRequest) -> HttpResponse:
 @page_login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """Read-only: the missions the person follows as a stakeholder, their progress, check results, row counts
-    and deliverables. A fixed number of queries whatever the number of missions."""
+    """Read-only: the missions the person follows as a stakeholder, their progress, check results, per-target data
+    quality and reconciliation, freshness and deliverables. A fixed number of queries whatever the number of
+    missions."""
+    from pipeline import reports
+
     missions = task_selectors.missions_with_progress(list(selectors.missions_followed(request.user)))
     ids = [m.pk for m in missions]
     phases = task_selectors.phases_for_missions(ids)
     checks = blueprint_selectors.checks_for_missions(ids)
     artifacts = task_selectors.artifacts_for_missions(ids)
+    outcomes = reports.mission_reports(ids)
     for mission in missions:
         mission.dash_phases = phases.get(mission.pk, [])
         by_phase: dict[int, list] = {}
@@ -364,12 +465,26 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             by_phase.setdefault(check.phase_id, []).append(check)
         for phase in mission.dash_phases:
             phase.dash_checks = by_phase.get(phase.pk, [])
-        mission.recent_artifacts = [a for a in artifacts if a.mission_id == mission.pk][:10]
-        mission.row_counts = task_selectors.row_counts_chart(
-            next((a for a in artifacts if a.mission_id == mission.pk and a.name == ROW_COUNTS_ARTIFACT), None)
-        )
-    return render(request, "missions/dashboard.html", {"missions": missions})
+        mission.deliverables = reports.deliverables([a for a in artifacts if a.mission_id == mission.pk])
+        mission.reports = outcomes[mission.pk]
+        mission.charts = [t.chart(f"rows-chart-{mission.pk}-{i}")
+                          for i, t in enumerate(mission.reports.reconciliation) if t.months]
+    _attach_signoffs(missions, user=request.user)
+    return render(request, "missions/dashboard.html", {"missions": missions, "signoff_decisions": SignoffDecision})
 
 
-# The dashboard's chart reads the newest artifact of this name: JSON records {"target", "month", "rows"}.
-ROW_COUNTS_ARTIFACT = "row_counts.json"
+def _attach_signoffs(missions: list[Mission], *, user=None) -> None:
+    """Each mission's latest sign-off per stakeholder (one query, none when no mission has come as far as a
+    sign-off) and, on a stakeholder's dashboard, who must sign, their own latest sign-off and whether they may
+    sign now."""
+    signed = [m.pk for m in missions if m.completed_at or m.status in {*SIGNOFF_STATUSES, MissionStatus.CLOSED}]
+    latest = selectors.latest_signoffs(signed) if signed else {}
+    required = selectors.signoffs_required([m.pk for m in missions]) if user is not None else {}
+    for mission in missions:
+        mission.latest_signoffs = latest.get(mission.pk, [])
+        if user is not None:
+            mission.signoffs_required = required.get(mission.pk, [])
+            mission.my_signoff = next((s for s in mission.latest_signoffs if s.user_id == user.pk), None)
+            mission.signoff_open = mission.status in SIGNOFF_STATUSES
+            mission.my_signoff_required = user.get_username() in mission.signoffs_required
+

@@ -10,6 +10,7 @@ not clearly ahead of a different one is not guessed: it becomes a question (``Am
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections import defaultdict
@@ -21,10 +22,13 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.lineage import lineage as sqlglot_lineage
 
+from pipeline.expressions import AGGREGATES, ExpressionError, parse_expression
 from pipeline.specfile import band_bounds
 from pipeline.words import tokens
 
 ACCEPT_SCORE = 0.6
+# Rule keys that modify the value a rule's kind computes.
+RULE_MODIFIERS = {"default", "round", "where", "multiply", "divide"}
 MARGIN = 0.15
 FORMAT = "genesis.mapping-spec/1"
 
@@ -57,6 +61,26 @@ def type_fit(want: str | None, observed: str) -> float:
     if want is None or observed == "unknown":
         return 1.0
     return _TYPE_FIT.get(want, {}).get(observed, 0.1)
+
+
+NONE_ANSWERS = {"none", "no source", "unmapped", "null"}
+_RELATIONSHIP = re.compile(r"^\s*([A-Za-z_]\w*)\.([A-Za-z_]\w*)\s*=\s*([A-Za-z_]\w*)\.([A-Za-z_]\w*)\s*$")
+
+
+def sql_answer(text: str) -> str | None:
+    """The SQL of an answer written ``sql: ...`` (how ``{sql: "..."}`` travels as text), else None."""
+    match = re.match(r"^\s*sql\s*:\s*(.+)$", text or "", re.S | re.I)
+    return match[1].strip() if match else None
+
+
+def relationship_answer(text: str) -> tuple[str, str, str, str] | None:
+    """``TABLE_A.col = TABLE_B.col`` as its four names, else None."""
+    match = _RELATIONSHIP.match(text or "")
+    return (match[1], match[2], match[3], match[4]) if match else None
+
+
+class NoSource(Exception):
+    """A person answered that a rule's phrase has no source: the column is left visibly empty."""
 
 
 class MappingProblem(Exception):
@@ -227,11 +251,32 @@ class Join:
 
 @dataclass
 class Child:
+    """A table on the many side of the fact (directly, or through tables in between: customers <- orders <-
+    payments), pre-aggregated per fact key in a CTE along its foreign-key path, never joined by a coincident id."""
+
     alias: str
     table: str
-    fk: Ref  # child column referencing the fact key
-    key: Ref  # the fact key
-    sums: list[str] = field(default_factory=list)
+    path: list[tuple[Ref, Ref]]  # from the child up to the fact: (column of the lower table, key of the upper)
+    measures: dict[str, str] = field(default_factory=dict)  # CTE column -> aggregate over the joined path
+
+    @property
+    def key(self) -> Ref:
+        return self.path[-1][1]
+
+    @property
+    def fk(self) -> Ref:
+        return self.path[-1][0]
+
+    def describe(self) -> str:
+        return " and ".join(f"{src} = {dst}" for src, dst in self.path)
+
+    def add(self, sql: str) -> str:
+        for name, existing in self.measures.items():
+            if existing == sql:
+                return name
+        name = f"m{len(self.measures) + 1}"
+        self.measures[name] = sql
+        return name
 
 
 @dataclass
@@ -254,6 +299,13 @@ class ColumnPlan:
     citations: list[dict[str, Any]] = field(default_factory=list)
     # Casts a person chose for values of another type: the dry run refuses one that would lose any value.
     casts: list[dict[str, str]] = field(default_factory=list)
+    # A summed or counted measure, for reconciliation: the source table it aggregates and the expression over that
+    # table's own columns (the target's total of this column must equal the table's total of the expression).
+    measure: dict[str, Any] | None = None
+    # A SQL expression over source columns the spec gives for the column (instead of a rule).
+    spec_expression: str = ""
+    # Where the column's SQL text was written (a spec path, or the answer's key), for errors the dry run finds.
+    origin: str = ""
 
 
 class TargetMapper:
@@ -276,6 +328,7 @@ class TargetMapper:
         self.children: dict[str, Child] = {}
         self.plans: dict[str, ColumnPlan] = {}
         self._planning: set[str] = set()
+        self._apply_relationship_answers()
 
     # --- helpers -----------------------------------------------------------------------------------
     def q(self, name: str) -> str:
@@ -315,12 +368,26 @@ class TargetMapper:
             described.append(f"{src} = {dst}")
         return described
 
+    def _descendants(self) -> dict[str, list[tuple[Ref, Ref]]]:
+        """Tables on the many side of the fact, directly or through others, with their foreign-key path up to it
+        (the nearest path first; a table already joined many-to-one is not one of them)."""
+        paths: dict[str, list[tuple[Ref, Ref]]] = {self.fact: []}
+        queue = [self.fact]
+        while queue:
+            table = queue.pop(0)
+            for src, dst in self.catalog.fk_to(table):
+                if src.table not in paths and src.table not in self.paths:
+                    paths[src.table] = [(src, dst)] + paths[table]
+                    queue.append(src.table)
+        del paths[self.fact]
+        return paths
+
     def _child(self, table: str) -> Child:
         if table not in self.children:
-            link = next(((s, d) for s, d in self.catalog.fk_to(self.fact) if s.table == table), None)
-            if link is None:
-                raise MappingProblem(f"{table} is neither joined to nor a child of {self.fact}")
-            self.children[table] = Child(alias=f"c{len(self.children) + 1}", table=table, fk=link[0], key=link[1])
+            if table not in self.descendants:
+                raise MappingProblem(f"{table} is neither joined to nor on the many side of {self.fact}")
+            self.children[table] = Child(alias=f"c{len(self.children) + 1}", table=table,
+                                         path=self.descendants[table])
         return self.children[table]
 
     def _decide(self, key: str, candidates: list[Candidate], *, what: str, prefer=None) -> tuple[Ref | None, str]:
@@ -328,7 +395,7 @@ class TargetMapper:
         for source, label in ((self.overrides, "config"), (self.feedback, "feedback"), (self.answers, "answer")):
             if key.upper() in source:
                 text = source[key.upper()]
-                if text.strip().lower() in {"none", "no source", "unmapped", "null"}:
+                if text.strip().lower() in NONE_ANSWERS:
                     return None, label
                 ref = self.catalog.find(text)
                 allowed = {c.ref for c in candidates}
@@ -414,14 +481,64 @@ class TargetMapper:
         return ref
 
     # --- planning ----------------------------------------------------------------------------------
+    def _apply_relationship_answers(self) -> None:
+        """Answers keyed ``CHILD->PARENT`` (``TABLE_A.col = TABLE_B.col``) add a foreign key, on a copy of the
+        catalog: the child side is the one whose table the key names first, else the side that is not a key."""
+        added = []
+        for key, text in {**self.answers, **self.feedback, **self.overrides}.items():
+            if "->" not in key:
+                continue
+            names = relationship_answer(text)
+            if names is None:
+                if text.strip().lower() in NONE_ANSWERS:
+                    continue
+                raise Ambiguity(column=key, reason="answer not usable", options=[], default="none",
+                                question=f"{key}: the answer {text!r} is not a relationship. Answer as "
+                                         "TABLE_A.col = TABLE_B.col (the child's column first), or none.")
+            a, b = self.catalog.find(f"{names[0]}.{names[1]}"), self.catalog.find(f"{names[2]}.{names[3]}")
+            if a is None or b is None:
+                raise Ambiguity(column=key, reason="answer not usable", options=[], default="none",
+                                question=f"{key}: {text!r} names a column the source does not have. Answer as "
+                                         "TABLE_A.col = TABLE_B.col, or none.")
+            child_name = key.split("->")[0].strip().upper()
+            if b.table.upper() == child_name or (a.table.upper() != child_name and
+                                                 a.column in self.catalog.tables[a.table]["candidate_keys"]):
+                a, b = b, a
+            added.append((a, b))
+        if added:
+            catalog = copy.copy(self.catalog)
+            catalog.fks = [fk for fk in self.catalog.fks if fk[0] not in {a for a, _ in added}] + added
+            self.catalog = catalog
+
+    def _relationship_question(self, child: str, parent: str, why: str) -> Ambiguity:
+        key = f"{child}->{parent}"
+        if key.upper() in {**self.answers, **self.feedback, **self.overrides}:
+            return MappingProblem(f"{why}, even with the relationship answered for {key}")
+        return Ambiguity(column=key, reason="relationship", options=[], default="none",
+                         question=f"{key}: {why}. How does a {child} row relate to {parent}? Answer as "
+                                  f"{child}.column = {parent}.column (or through the tables in between, one "
+                                  "question each), or none.")
+
+    def _written(self, plan: ColumnPlan) -> tuple[str, str, str] | None:
+        """A SQL expression a person gave for this column (as ``sql: ...`` to its question, in the task config or
+        in review feedback): (sql, decided by, key)."""
+        name = plan.name.upper()
+        for source, label in ((self.overrides, "config"), (self.feedback, "feedback"), (self.answers, "answer")):
+            for key, text in source.items():
+                if (key == name or key.startswith(name + ".")) and sql_answer(text):
+                    return sql_answer(text), label, key
+        return None
+
     def plan(self) -> dict[str, Any]:
         target = self.target
         grain = target["grain"]
         self.entity_table, self.entity_key = self.catalog.entity(grain["entity"])
         self.period: Ref | None = None
         self.fact = self.entity_table
+        self.period_unit = None
         if "period" in grain:
-            phrase = grain["period"]["month_of"]
+            self.period_unit, phrase = next(iter(grain["period"].items()))
+            self.period_unit = self.period_unit.removesuffix("_of")
             holder = ColumnPlan(name="(period)", target_type="DATE", description=phrase, constraints=[], rule=None)
             all_refs = list(self.catalog.words)
             self.period = self._resolve(holder, "PERIOD", tokens(phrase), [], refs=all_refs, want="date",
@@ -432,17 +549,20 @@ class TargetMapper:
             self.fact = self.period.table
         self.paths = self._reachable()
         if self.entity_table not in self.paths:
-            raise MappingProblem(f"{self.entity_table} (one row per {grain['entity']!r}) cannot be reached from "
-                                 f"{self.fact} along the inferred foreign keys")
+            raise self._relationship_question(
+                self.fact, self.entity_table, f"{self.entity_table} (one row per {grain['entity']!r}) cannot be "
+                                              f"reached from {self.fact} along the foreign keys")
         self.aggregated = self.fact != self.entity_table or self.period is not None
         # Columns one joined row of the fact determines, and the child tables (one-to-many) for aggregates.
         self.row_refs = [ref for ref in self.catalog.words if ref.table in self.paths]
-        self.child_tables = sorted({s.table for s, _ in self.catalog.fk_to(self.fact)} - set(self.paths))
+        self.descendants = self._descendants()
+        self.child_tables = sorted(self.descendants)
         self.child_refs = [ref for ref in self.catalog.words if ref.table in self.child_tables]
         for column in target["columns"]:
             self.plans[column["name"].upper()] = ColumnPlan(
                 name=column["name"], target_type=column["type"], description=column.get("description", ""),
                 constraints=column.get("constraints", []), rule=column.get("rule"),
+                spec_expression=column.get("expression") or "",
             )
         for column in target["columns"]:
             self._plan_column(self.plans[column["name"].upper()])
@@ -476,7 +596,22 @@ class TargetMapper:
         rule = plan.rule or {}
         want = target_category(plan.target_type)
         name = plan.name.upper()
-        kind = next((k for k in rule if k not in {"default", "round"}), None)
+        kind = next((k for k in rule if k not in RULE_MODIFIERS), None)
+        written = self._written(plan)
+        if written is not None:
+            text, label, key = written
+            self._compile(plan, text, path=f"answers.{self.target['name']}.{key}")
+            who = "the owner answered" if label == "answer" else f"the {label} says"
+            plan.transformation = f"{text}, as {who}"
+            plan.confidence, plan.decided_by = 1.0, label
+            plan.reasoning.append(f"A person gave the expression {text}.")
+            return
+        if plan.spec_expression:
+            self._compile(plan, plan.spec_expression, path=self._path(plan))
+            plan.transformation = f"the spec's expression {plan.spec_expression}"
+            plan.confidence, plan.decided_by = 1.0, "spec"
+            plan.reasoning.append("The spec gives this column's expression.")
+            return
         if kind is None:
             refs = [r for r in self.row_refs if self._grain_ok(r)] if self.aggregated else self.row_refs
             ref = self._resolve(plan, name, tokens(plan.name), tokens(plan.description), refs=refs, want=want,
@@ -496,15 +631,32 @@ class TargetMapper:
                 self._type_decision(plan, ref, want, observed)
             return
         handler = getattr(self, f"_rule_{kind}")
-        handler(plan, rule[kind], want)
+        try:
+            handler(plan, rule[kind], want)
+        except NoSource as phrase:
+            plan.kind, plan.measure, plan.aggregate = "direct", None, False
+            plan.expression = f"CAST(NULL AS {self._cast_type(want)})"
+            plan.transformation = f"no source: NULL (the owner said {phrase} has none)"
+            plan.confidence = 0.0
+            return
+        for key, operator in (("multiply", "*"), ("divide", "/")):
+            if key in rule:
+                factor = float(rule[key])
+                plan.expression = f"({plan.expression}) {operator} {factor!r}"
+                plan.transformation += f", {'times' if operator == '*' else 'divided by'} {rule[key]}"
+                if plan.measure is not None:
+                    plan.measure["expression"] = f"({plan.measure['expression']}) {operator} {factor!r}"
+                    plan.measure["describe"] += f" {operator} {rule[key]}"
         if "default" in rule:
             default = rule["default"]
             literal = str(default) if isinstance(default, int | float) else "'" + str(default).replace("'", "''") + "'"
             plan.expression = f"COALESCE({plan.expression}, {literal})"
             plan.transformation += f", {default} when missing"
         if "round" in rule:
-            plan.expression = f"ROUND(CAST({plan.expression} AS NUMERIC), {int(rule['round'])})"
+            plan.expression = f"ROUND(CAST({plan.expression} AS {self._numeric}), {int(rule['round'])})"
             plan.transformation += f", rounded to {rule['round']} decimals"
+            if plan.measure is not None:
+                plan.measure["round"] = int(rule["round"])
 
     def _type_decision(self, plan: ColumnPlan, ref: Ref, want: str, observed: str) -> None:
         """The source column holds values of another type than the spec declares: a person says whether to keep
@@ -535,67 +687,258 @@ class TargetMapper:
         plan.decided_by = "answer"
         plan.reasoning.append(f"Type: {plan.transformation}.")
 
+    @property
+    def _numeric(self) -> str:
+        """The cast that keeps a number's digits: NUMERIC, except on DuckDB, whose bare DECIMAL is DECIMAL(18,3)."""
+        return "DOUBLE" if self.dialect == "duckdb" else "NUMERIC"
+
     def _cast_type(self, want: str) -> str:
-        return {"integer": "INTEGER", "decimal": "NUMERIC", "date": "TEXT", "datetime": "TEXT",
+        return {"integer": "INTEGER", "decimal": self._numeric, "date": "TEXT", "datetime": "TEXT",
                 "boolean": "INTEGER"}.get(want, "TEXT")
 
     def _phrase(self, plan: ColumnPlan, phrase: str, *, refs: list[Ref], want: str | None, key_suffix: str) -> Ref:
         ref = self._resolve(plan, f"{plan.name.upper()}.{key_suffix}", tokens(phrase), [], refs=refs, want=want,
                             what=f"{plan.name}'s {key_suffix} of {phrase!r}", prefer=self._prefer)
         if ref is None:
-            raise MappingProblem(f"{self.target['name']}.{plan.name}: the owner said {phrase!r} has no source")
+            raise NoSource(phrase)
         return ref
 
-    def _measure(self, ref: Ref, func: str, plan: ColumnPlan) -> str:
-        """An aggregate of ``ref`` at the target's grain; child-table columns are pre-summed per fact row."""
-        plan.sources.append(ref)
-        plan.kind = "aggregate"
-        if ref.table in self.paths:
-            plan.join_path += self._ensure_joined(ref.table)
-            if not self.aggregated:
-                return self.col_sql(ref)
+    # --- expressions: spec expressions, rules and answers all become one aggregate-aware expression -----------
+    def _path(self, plan: ColumnPlan, part: str = "expression") -> str:
+        return f"targets.{self.target['name']}.columns.{plan.name}.{part}"
+
+    def _column_ref(self, column: exp.Column, path: str, prefer: str | None = None) -> Ref:
+        """The source column ``TABLE.column`` (or a bare ``column``: of ``prefer`` first, else unique) names."""
+        name = column.name.upper()
+        if column.table:
+            table = next((t for t in self.catalog.tables if t.upper() == column.table.upper()), None)
+            if table is None:
+                raise ExpressionError(path, f"{column.table} is not a source table (known: "
+                                            f"{', '.join(sorted(self.catalog.tables))})")
+            found = [Ref(table, c) for c in self.catalog.tables[table]["columns"] if c.upper() == name]
+            if not found:
+                raise ExpressionError(path, f"{table} has no column {column.name} (its columns: "
+                                            f"{', '.join(self.catalog.tables[table]['columns'])})")
+            return found[0]
+        found = [r for r in self.catalog.words if r.column.upper() == name]
+        if prefer:
+            found = [r for r in found if r.table == prefer] or found
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise ExpressionError(path, f"no source table has a column {column.name}")
+        raise ExpressionError(path, f"{column.name} is a column of several tables "
+                                    f"({', '.join(sorted(r.table for r in found))}): write TABLE.{column.name}")
+
+    def _qualified(self, ref: Ref) -> str:
+        return f"{self.q(ref.table)}.{self.q(ref.column)}"
+
+    def _compile(self, plan: ColumnPlan, text: str, *, path: str, prefer: str | None = None) -> None:
+        """Plan ``plan`` from a SQL expression over source columns. Aggregates over the fact (and the tables it
+        joins many-to-one) aggregate at the grain; aggregates over tables on the many side are computed per fact
+        key along their foreign-key path (a CTE) and combined; a bare column must be one value per target row."""
+        # Held in a parenthesis so that the top node can be replaced like any other (the holder is dropped below).
+        plan.origin = plan.origin or path
+        holder = exp.Paren(this=parse_expression(text, dialect=self.dialect, path=path))
+        tree = holder.this
+        refs: dict[int, Ref] = {}
+        for column in tree.find_all(exp.Column):
+            refs[id(column)] = self._column_ref(column, path, prefer)
+        self._record_measure(plan, tree, refs)
+        aggregates = list(tree.find_all(*AGGREGATES))
+        for agg in aggregates:
+            columns = list(agg.find_all(exp.Column))
+            tables = {refs[id(c)].table for c in columns}
+            if not tables:
+                raise ExpressionError(path, f"{agg.sql(dialect=self.dialect)} names no column, so no table: count a "
+                                            "column instead (e.g. COUNT(orders.id))")
+            plan.kind = "aggregate"
+            plan.sources += [refs[id(c)] for c in columns if refs[id(c)] not in plan.sources]
+            if tables <= set(self.paths):
+                self._row_aggregate(plan, agg, columns, refs)
+                continue
+            unreachable = sorted(t for t in tables if t not in self.paths and t not in self.descendants)
+            if unreachable:
+                raise self._relationship_question(unreachable[0], self.fact, f"{path} reads {unreachable[0]}, which "
+                                                                             f"no foreign key links to {self.fact}")
+            if len(tables) > 1 or not tables <= set(self.descendants):
+                outside = sorted(tables - set(self.paths))
+                raise ExpressionError(path, f"{agg.sql(dialect=self.dialect)} reads {', '.join(sorted(tables))}: an "
+                                            f"aggregate reads one table on the many side of {self.fact} "
+                                            f"({', '.join(self.child_tables) or 'none'}) or the tables one "
+                                            f"{self.fact} row joins to ({', '.join(sorted(self.paths))}); "
+                                            f"{', '.join(outside)} is neither alone")
+            child = self._child(tables.pop())
+            described = f"{child.table} per {child.key} along {child.describe()}"
+            if described not in plan.join_path:
+                plan.join_path.append(described)
+            agg.replace(self._from_child(child, agg, columns, refs, path))
+            plan.aggregate = plan.aggregate or self.aggregated
+        for column in list(holder.find_all(exp.Column)):
+            if id(column) not in refs:
+                continue  # already rewritten inside an aggregate
+            ref = refs[id(column)]
+            if ref.table not in self.paths or (self.aggregated and not self._grain_ok(ref)):
+                raise ExpressionError(path, f"{ref} is not one value per {self.target['name']} row: aggregate it "
+                                            "(e.g. SUM, MIN, COUNT)")
+            plan.join_path += [j for j in self._ensure_joined(ref.table) if j not in plan.join_path]
+            if ref not in plan.sources:
+                plan.sources.append(ref)
+            column.replace(exp.column(ref.column, table=self.alias_for(ref.table), quoted=True))
+        plan.expression = holder.this.sql(dialect=self.dialect)
+        if plan.kind == "direct":
+            plan.kind = "derived"
+
+    def _row_aggregate(self, plan: ColumnPlan, agg: exp.Expression, columns: list[exp.Column],
+                       refs: dict[int, Ref]) -> None:
+        """An aggregate over the fact and the tables it joins many-to-one: over the grain's rows."""
+        for table in sorted({refs[id(c)].table for c in columns}):
+            plan.join_path += [j for j in self._ensure_joined(table) if j not in plan.join_path]
+        for column in columns:
+            column.replace(exp.column(refs[id(column)].column, table=self.alias_for(refs[id(column)].table),
+                                      quoted=True))
+        if self.aggregated:
             plan.aggregate = True
-            return f"{func}({self.col_sql(ref)})"
-        child = self._child(ref.table)
-        plan.join_path.append(f"{child.fk} = {child.key} (pre-aggregated per {child.key.column})")
-        if ref.column not in child.sums:
-            child.sums.append(ref.column)
-        inner = f"{child.alias}.{self.q(ref.column)}"
+        else:  # one fact row per target row: the aggregate of that row's own value is the value
+            agg.replace(self._per_row(agg))
+
+    def _per_row(self, agg: exp.Expression) -> exp.Expression:
+        arg = agg.this
+        if isinstance(arg, exp.Distinct):
+            arg = agg.this.expressions[0]
+        if isinstance(agg, exp.Count):
+            return exp.Case(ifs=[exp.If(this=exp.Not(this=exp.Is(this=arg.copy(), expression=exp.Null())),
+                                        true=exp.Literal.number(1))], default=exp.Literal.number(0))
+        return arg.copy()
+
+    def _from_child(self, child: Child, agg: exp.Expression, columns: list[exp.Column], refs: dict[int, Ref],
+                    path: str) -> exp.Expression:
+        """``agg`` over ``child``'s rows: computed per fact key in the child's CTE, combined at the grain."""
+        inner = agg.copy()
+        for column in inner.find_all(exp.Column):
+            column.replace(exp.column(column.name, table="t0", quoted=True))
+        distinct = isinstance(agg, exp.Count) and isinstance(agg.this, exp.Distinct)
+
+        def cte(node: exp.Expression) -> exp.Expression:
+            return exp.column(child.add(node.sql(dialect=self.dialect)), table=child.alias, quoted=True)
+
         if not self.aggregated:
-            return inner
-        plan.aggregate = True
-        return f"{func}({inner})"
+            value = cte(inner)
+            return exp.func("COALESCE", value, exp.Literal.number(0)) if isinstance(agg, exp.Count) else value
+        if distinct:
+            raise ExpressionError(path, f"COUNT(DISTINCT ...) over {child.table} cannot be combined across the "
+                                        f"several {self.fact} rows of one {self.target['name']} row")
+        if isinstance(agg, exp.Avg):
+            total = cte(exp.Sum(this=inner.this.copy()))
+            count = cte(exp.Count(this=inner.this.copy()))
+            return exp.Div(this=exp.Mul(this=exp.Sum(this=total), expression=exp.Literal.number("1.0")),
+                           expression=exp.func("NULLIF", exp.Sum(this=count), exp.Literal.number(0)))
+        outer = {exp.Sum: exp.Sum, exp.Count: exp.Sum, exp.Min: exp.Min, exp.Max: exp.Max}[type(agg)]
+        combined = outer(this=cte(inner))
+        return exp.func("COALESCE", combined, exp.Literal.number(0)) if isinstance(agg, exp.Count) else combined
+
+    def _record_measure(self, plan: ColumnPlan, tree: exp.Expression, refs: dict[int, Ref]) -> None:
+        """A sum or count of one table's rows (scaled by constants, with a default or rounding) is a measure the
+        reconciliation can total on the source alone."""
+        node, factors, rounding = tree, [], None
+        while True:
+            if isinstance(node, exp.Paren | exp.Cast):
+                node = node.this
+            elif isinstance(node, exp.Round):
+                decimals = node.args.get("decimals")
+                rounding = int(decimals.name) if isinstance(decimals, exp.Literal) else None
+                node = node.this
+            elif isinstance(node, exp.Coalesce) and all(isinstance(e, exp.Literal) for e in node.expressions):
+                node = node.this
+            elif isinstance(node, exp.Mul | exp.Div) and isinstance(node.expression, exp.Literal):
+                factors.append((type(node), node.expression.sql()))
+                node = node.this
+            else:
+                break
+        if not isinstance(node, exp.Sum | exp.Count) or isinstance(node.this, exp.Distinct | exp.Star):
+            return
+        columns = list(node.find_all(exp.Column))
+        tables = {refs[id(c)].table for c in columns}
+        if len(tables) != 1 or (isinstance(node, exp.Count) and factors):
+            return
+        inner = node.this.copy()
+        if isinstance(inner, exp.Column):
+            inner = exp.column(inner.name, quoted=True)
+        for column in list(inner.find_all(exp.Column)):
+            if column is not inner:
+                column.replace(exp.column(column.name, quoted=True))
+        text = inner.sql(dialect=self.dialect)
+        for kind, literal in reversed(factors):
+            text = f"({text}) {'*' if kind is exp.Mul else '/'} {literal}"
+        table = tables.pop()
+        plan.measure = {"function": "sum" if isinstance(node, exp.Sum) else "count", "table": table,
+                        "expression": text,
+                        "describe": node.sql(dialect=self.dialect) + "".join(
+                            f" {'*' if k is exp.Mul else '/'} {v}" for k, v in factors)}
+        if rounding is not None:
+            plan.measure["round"] = rounding
+
+    # --- rules ---------------------------------------------------------------------------------------------
+    def _where(self, plan: ColumnPlan, table: str) -> str | None:
+        where = (plan.rule or {}).get("where")
+        if not where:
+            return None
+        path = self._path(plan, "rule.where")
+        tree = parse_expression(where, dialect=self.dialect, path=path)
+        if any(True for _ in tree.find_all(*AGGREGATES)):
+            raise ExpressionError(path, "a filter compares each row's values; it cannot aggregate")
+        for column in tree.find_all(exp.Column):
+            ref = self._column_ref(column, path, prefer=table)
+            if ref.table != table:
+                raise ExpressionError(path, f"the filter reads {ref}, but the measure reads the rows of {table}")
+            column.replace(exp.column(ref.column, table=table, quoted=True))
+        return tree.sql(dialect=self.dialect)
+
+    def _aggregate_rule(self, plan: ColumnPlan, function: str, phrase: str, want: str | None) -> None:
+        ref = self._phrase(plan, phrase, refs=self.row_refs + self.child_refs, want=want, key_suffix=function.lower())
+        value = self._qualified(ref)
+        where = self._where(plan, ref.table)
+        if where:
+            value = f"CASE WHEN {where} THEN {value} END"
+        self._compile(plan, f"{function}({value})", path=self._path(plan, f"rule.{function.lower()}"))
+        plan.transformation = (f"{function.lower()} of {ref}" + (f" where {where}" if where else "")
+                               + (" over the grain" if self.aggregated else " over the row's lines"
+                                  if ref.table in self.descendants else ""))
 
     def _rule_sum(self, plan: ColumnPlan, phrase: str, want: str) -> None:
-        ref = self._phrase(plan, phrase, refs=self.row_refs + self.child_refs, want="decimal", key_suffix="sum")
-        plan.expression = self._measure(ref, "SUM", plan)
-        plan.transformation = f"sum of {ref}" + (" over the grain" if self.aggregated else " over the row's lines")
+        self._aggregate_rule(plan, "SUM", phrase, "decimal")
+
+    def _rule_avg(self, plan: ColumnPlan, phrase: str, want: str) -> None:
+        self._aggregate_rule(plan, "AVG", phrase, "decimal")
+
+    def _rule_min(self, plan: ColumnPlan, phrase: str, want: str) -> None:
+        self._aggregate_rule(plan, "MIN", phrase, want)
+
+    def _rule_max(self, plan: ColumnPlan, phrase: str, want: str) -> None:
+        self._aggregate_rule(plan, "MAX", phrase, want)
 
     def _rule_count(self, plan: ColumnPlan, phrase: str, want: str) -> None:
         table, key = self.catalog.entity(phrase)
-        plan.kind = "aggregate"
-        plan.sources = [Ref(table, key)]
-        if table == self.fact:
-            plan.aggregate = self.aggregated
-            plan.expression = f"COUNT(DISTINCT f.{self.q(key)})" if self.aggregated else "1"
-        elif table in self.child_tables:
-            child = self._child(table)
-            plan.join_path.append(f"{child.fk} = {child.key}")
-            inner = f"COALESCE({child.alias}.{self.q('_ROWS')}, 0)"
-            plan.aggregate = self.aggregated
-            plan.expression = f"SUM({inner})" if self.aggregated else inner
-        else:
+        if table not in self.paths and table not in self.descendants:
             raise MappingProblem(f"{plan.name}: cannot count {phrase!r} ({table}) at the grain of {self.fact}")
-        plan.transformation = f"count of {table} rows ({key})"
+        value = self._qualified(Ref(table, key))
+        where = self._where(plan, table)
+        if where:
+            value = f"CASE WHEN {where} THEN {value} END"
+        self._compile(plan, f"COUNT({value})", path=self._path(plan, "rule.count"))
+        plan.transformation = f"count of {table} rows ({key})" + (f" where {where}" if where else "")
         plan.confidence = plan.confidence or 0.9
         plan.reasoning.append(f"{phrase!r} names the table {table} (key {key}); counted per grain row.")
 
     def _rule_count_distinct(self, plan: ColumnPlan, phrase: str, want: str) -> None:
-        ref = self._phrase(plan, phrase, refs=self.row_refs, want=None, key_suffix="count_distinct")
-        plan.join_path += self._ensure_joined(ref.table)
-        plan.sources, plan.kind, plan.aggregate = [ref], "aggregate", self.aggregated
-        plan.expression = f"COUNT(DISTINCT {self.col_sql(ref)})" if self.aggregated else "1"
-        plan.transformation = f"number of distinct {ref}"
+        ref = self._phrase(plan, phrase, refs=self.row_refs + self.child_refs, want=None,
+                           key_suffix="count_distinct")
+        value = self._qualified(ref)
+        where = self._where(plan, ref.table)
+        if where:
+            value = f"CASE WHEN {where} THEN {value} END"
+        self._compile(plan, f"COUNT(DISTINCT {value})", path=self._path(plan, "rule.count_distinct"))
+        plan.transformation = f"number of distinct {ref}" + (f" where {where}" if where else "")
 
     def _rule_fraction(self, plan: ColumnPlan, spec: dict[str, Any], want: str) -> None:
         ref = self._phrase(plan, spec["column"], refs=self.row_refs, want="text", key_suffix="fraction")
@@ -671,6 +1014,23 @@ class TargetMapper:
         plan.confidence = plan.confidence or 0.95
         plan.reasoning += self.period_reasoning
 
+    def _rule_period_start(self, plan: ColumnPlan, _value: str, want: str) -> None:
+        """The first day of the grain's period (day, week from Monday, month or year) as an ISO date."""
+        column = self.col_sql(self.period)
+        text = f"CAST({column} AS TEXT)"
+        if self.dialect == "postgres":
+            plan.expression = f"CAST(DATE_TRUNC('{self.period_unit}', CAST({column} AS TIMESTAMP)) AS DATE)"
+        elif self.period_unit == "week":
+            plan.expression = (f"DATE(SUBSTR({text}, 1, 10), '-' || ((CAST(STRFTIME('%w', SUBSTR({text}, 1, 10)) "
+                               "AS INTEGER) + 6) % 7) || ' days')")
+        else:
+            length, suffix = {"day": (10, ""), "month": (7, "-01"), "year": (4, "-01-01")}[self.period_unit]
+            plan.expression = f"SUBSTR({text}, 1, {length})" + (f" || '{suffix}'" if suffix else "")
+        plan.kind, plan.sources = "derived", [self.period]
+        plan.transformation = f"first day of the {self.period_unit} of {self.period}"
+        plan.confidence = plan.confidence or 0.95
+        plan.reasoning += self.period_reasoning
+
     def _rule_age_years(self, plan: ColumnPlan, spec: dict[str, str], want: str) -> None:
         refs = [r for r in self.row_refs if self._grain_ok(r)]
         birth = self._phrase(plan, spec["birth"], refs=refs, want="date", key_suffix="birth")
@@ -699,25 +1059,40 @@ class TargetMapper:
         plan.reasoning.append(f"Bands of the target column {of.name} as the spec lists them.")
 
     # --- output ------------------------------------------------------------------------------------
-    def sql(self) -> str:
+    def sql(self, only: str | None = None) -> str:
+        """The target's SELECT; with ``only``, the SELECT of that one column (the dry run uses it to name the
+        column whose SQL fails)."""
+        plans = [p for p in self.plans.values() if only is None or p.name.upper() == only.upper()]
         ctes = []
-        for child in self.children.values():
-            cols = [f"{self.q(child.fk.column)}"]
-            cols += [f"SUM({self.q(c)}) AS {self.q(c)}" for c in child.sums]
-            cols.append(f"COUNT(*) AS {self.q('_ROWS')}")
+        children = [c for c in self.children.values()
+                    if only is None or any(f'"{c.alias}".' in p.expression or f"{c.alias}." in p.expression
+                                           for p in plans)]
+        for child in children:
+            # The child's rows, joined up its foreign-key path (each join on the upper table's key, so no row is
+            # repeated), grouped by the column that holds the fact's key.
+            joins, alias = [], "t0"
+            for index, (src, dst) in enumerate(child.path[:-1], 1):
+                joins.append(f" JOIN {self.q(dst.table)} AS t{index} ON t{index}.{self.q(dst.column)} = "
+                             f"{alias}.{self.q(src.column)}")
+                alias = f"t{index}"
+            key = f"{alias}.{self.q(child.fk.column)}"
+            cols = [f"{key} AS {self.q('_KEY')}"]
+            used = "".join(p.expression for p in plans)
+            cols += [f"{sql} AS {self.q(name)}" for name, sql in child.measures.items()
+                     if only is None or re.search(rf'"?{child.alias}"?\."?{name}\b', used)]
             ctes.append(f"{self.q(child.alias.upper() + '_' + child.table)} AS (SELECT {', '.join(cols)} "  # noqa: S608
-                        f"FROM {self.q(child.table)} GROUP BY {self.q(child.fk.column)})")
-        select = [f"{plan.expression} AS {self.q(plan.name)}" for plan in self.plans.values()]
+                        f"FROM {self.q(child.table)} AS t0{''.join(joins)} GROUP BY {key})")
+        select = [f"{plan.expression} AS {self.q(plan.name)}" for plan in plans]
         lines = [("WITH " + ", ".join(ctes) + " ") if ctes else "", "SELECT ", ", ".join(select),
                  f" FROM {self.q(self.fact)} AS f"]
         for join in self.joins.values():
             lines.append(f" LEFT JOIN {self.q(join.table)} AS {join.alias} ON {join.alias}.{self.q(join.right.column)}"
                          f" = {join.parent_alias}.{self.q(join.left.column)}")
-        for child in self.children.values():
+        for child in children:
             lines.append(f" LEFT JOIN {self.q(child.alias.upper() + '_' + child.table)} AS {child.alias} "
-                         f"ON {child.alias}.{self.q(child.fk.column)} = f.{self.q(child.key.column)}")
+                         f"ON {child.alias}.{self.q('_KEY')} = f.{self.q(child.key.column)}")
         if self.aggregated:
-            groups = [str(i) for i, plan in enumerate(self.plans.values(), 1) if not plan.aggregate]
+            groups = [str(i) for i, plan in enumerate(plans, 1) if not plan.aggregate]
             if groups:
                 lines.append(" GROUP BY " + ", ".join(groups))
         text = "".join(lines)
@@ -736,7 +1111,7 @@ class TargetMapper:
         names = []
         for plan in self.plans.values():
             rule = plan.rule or {}
-            if "year_of" in rule or "month_of" in rule:
+            if "year_of" in rule or "month_of" in rule or "period_start" in rule:
                 names.append(plan.name)
             elif not rule and plan.sources and any(
                     self.catalog.equivalent(plan.sources[0], Ref(self.entity_table, self.entity_key))
@@ -756,6 +1131,8 @@ class TargetMapper:
                 "rule": plan.rule, "confidence": round(plan.confidence or 0.0, 2),
                 "reasoning": " ".join(plan.reasoning), "candidates": plan.candidates, "decided_by": plan.decided_by,
                 "citations": plan.citations, **({"casts": plan.casts} if plan.casts else {}),
+                **({"measure": plan.measure} if plan.measure else {}),
+                **({"origin": plan.origin} if plan.origin else {}),
             })
         return {
             "format": FORMAT,
@@ -771,7 +1148,8 @@ class TargetMapper:
             "joins": [{"alias": j.alias, "table": j.table, "type": "left", "on": f"{j.left} = {j.right}"}
                       for j in self.joins.values()],
             "aggregated_children": [
-                {"alias": c.alias, "table": c.table, "on": f"{c.fk} = {c.key}", "sums": c.sums}
+                {"alias": c.alias, "table": c.table, "on": c.describe(), "path": [[str(a), str(b)] for a, b in c.path],
+                 "measures": c.measures}
                 for c in self.children.values()
             ],
             "columns": columns,

@@ -15,6 +15,9 @@ from agents.connectors import Adapter, TableInfo
 from pipeline.words import tokens
 
 SAMPLE_ROWS = 1000
+# Above this many rows, distinct counts, frequent values and candidate keys are computed on a sample of this many rows
+# (the report says so); row counts, null counts, min and max stay exact (one pass over the full table).
+LARGE_TABLE_ROWS = 1_000_000
 TOP_VALUES_MAX_DISTINCT = 20
 FK_MIN_CONTAINMENT = 0.9
 
@@ -74,14 +77,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def profile_table(adapter: Adapter, table: TableInfo) -> dict[str, Any]:
+def profile_table(adapter: Adapter, table: TableInfo, *, large_rows: int = LARGE_TABLE_ROWS) -> dict[str, Any]:
+    """One table's profile. A table of more than ``large_rows`` rows is profiled partly on a sample of that many rows
+    (distinct counts, frequent values, candidate keys), said in ``sampling``; counts of rows and nulls are exact."""
     q = adapter.quote
     name = q(table.name)
+    sampled = table.row_count > large_rows
     parts = []
     for column in table.columns:
         c = q(column.name)
-        parts += [f"COUNT({c})", f"COUNT(DISTINCT {c})", f"MIN({c})", f"MAX({c})"]
-    stats = adapter.query(f"SELECT {', '.join(parts)} FROM {name}", limit=1).rows[0]  # noqa: S608
+        parts += [f"COUNT({c})", "0" if sampled else f"COUNT(DISTINCT {c})", f"MIN({c})", f"MAX({c})"]
+    stats = list(adapter.query(f"SELECT {', '.join(parts)} FROM {name}", limit=1).rows[0])  # noqa: S608
+    source, sample_size = name, table.row_count
+    if sampled:
+        source = adapter.sample_of(table.name, large_rows)
+        distinct_parts = ", ".join(f"COUNT(DISTINCT {q(c.name)})" for c in table.columns)
+        row = adapter.query(f"SELECT COUNT(*), {distinct_parts} FROM {source}", limit=1).rows[0]  # noqa: S608
+        sample_size = int(row[0])
+        for index, distinct in enumerate(row[1:]):
+            stats[index * 4 + 1] = distinct
     columns: dict[str, Any] = {}
     for index, column in enumerate(table.columns):
         c = q(column.name)
@@ -100,14 +114,21 @@ def profile_table(adapter: Adapter, table: TableInfo) -> dict[str, Any]:
         }
         if 0 < distinct <= TOP_VALUES_MAX_DISTINCT:
             top = adapter.query(
-                f"SELECT {c}, COUNT(*) FROM {name} WHERE {c} IS NOT NULL GROUP BY {c} "  # noqa: S608
+                f"SELECT {c}, COUNT(*) FROM {source} WHERE {c} IS NOT NULL GROUP BY {c} "  # noqa: S608
                 f"ORDER BY COUNT(*) DESC, {c}", limit=TOP_VALUES_MAX_DISTINCT,
             ).rows
             info["top_values"] = [[_plain(v), n] for v, n in top]
         columns[column.name] = info
     keys = [n for n, info in columns.items()
-            if table.row_count > 0 and info["nulls"] == 0 and info["distinct"] == table.row_count]
-    return {"row_count": table.row_count, "columns": columns, "candidate_keys": keys}
+            if sample_size > 0 and info["nulls"] == 0 and info["distinct"] == sample_size]
+    profile = {"row_count": table.row_count, "columns": columns, "candidate_keys": keys}
+    if sampled:
+        profile["sampling"] = {
+            "rows": sample_size, "method": adapter.sample_method,
+            "sampled": ["distinct", "top_values", "candidate_keys"],
+            "exact": ["row_count", "nulls", "min", "max"],
+        }
+    return profile
 
 
 # Key words that name no entity by themselves: ``ORDERS.ID`` and ``CUSTOMERS.ID`` share a name, not a meaning.
@@ -138,12 +159,14 @@ def _containment(adapter: Adapter, table: str, column: str, ref_table: str, ref_
     """Share of the column's distinct values found in the referenced key, and the orphan count (one query over the
     full columns: sampling would hide the few orphans that matter)."""
     q = adapter.quote
-    orphans = adapter.scalar(
-        f"SELECT COUNT(*) FROM (SELECT DISTINCT {q(column)} AS v FROM {q(table)} "  # noqa: S608
-        f"WHERE {q(column)} IS NOT NULL) AS x WHERE NOT EXISTS "
-        f"(SELECT 1 FROM {q(ref_table)} AS r WHERE r.{q(ref_key)} = x.v)"
-    )
-    return round(1 - orphans / distinct, 4), int(orphans)
+    # The distinct values are counted in the same query, over the full column (the profile's count may come from a
+    # sample on a large table).
+    total, orphans = adapter.query(
+        f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM {q(ref_table)} AS r "  # noqa: S608
+        f"WHERE r.{q(ref_key)} = x.v) THEN 1 ELSE 0 END), 0) FROM (SELECT DISTINCT {q(column)} AS v "
+        f"FROM {q(table)} WHERE {q(column)} IS NOT NULL) AS x", limit=1,
+    ).rows[0]
+    return round(1 - int(orphans) / max(int(total), 1), 4), int(orphans)
 
 
 def _fk_candidates(tables: dict[str, Any], table: str, column: str) -> list[tuple[str, str, str | None]]:
@@ -220,16 +243,17 @@ def infer_foreign_keys(adapter: Adapter, tables: dict[str, Any],
 def profile_source(adapter: Adapter, *, tables: list[str] | None = None,
                    progress: Callable[[str], None] | None = None,
                    cancelled: Callable[[], bool] | None = None,
-                   relationships: list[dict[str, str]] | None = None) -> dict[str, Any]:
+                   relationships: list[dict[str, str]] | None = None,
+                   large_rows: int = LARGE_TABLE_ROWS) -> dict[str, Any]:
     """Profile the given (default: all allowed) tables of the adapter's connection; ``relationships`` are the
-    foreign keys the spec file declares."""
+    foreign keys the spec file declares; tables above ``large_rows`` rows are partly sampled (``profile_table``)."""
     profile_tables: dict[str, Any] = {}
     for info in adapter.introspect(tables):
         if cancelled and cancelled():
             raise InterruptedError("cancelled")
         if progress:
             progress(f"profiling {info.name} ({info.row_count} rows, {len(info.columns)} columns)")
-        profile_tables[info.name] = profile_table(adapter, info)
+        profile_tables[info.name] = profile_table(adapter, info, large_rows=large_rows)
     foreign_keys, ambiguous = infer_foreign_keys(adapter, profile_tables, relationships)
     return {
         "connection": adapter.connection.name,
@@ -248,8 +272,12 @@ def profile_markdown(profile: dict[str, Any]) -> str:
              f"Generated {profile['generated_at']}.", ""]
     for table, info in profile["tables"].items():
         keys = ", ".join(info["candidate_keys"]) or "none"
-        lines += [f"## {table}", "", f"{info['row_count']:,} rows; candidate keys: {keys}.", "",
-                  "| column | declared | observed | nulls | distinct | min | max | samples |",
+        lines += [f"## {table}", "", f"{info['row_count']:,} rows; candidate keys: {keys}.", ""]
+        if info.get("sampling"):
+            sample = info["sampling"]
+            lines += [f"Sampled: distinct counts, frequent values and candidate keys come from {sample['rows']:,} "
+                      f"rows ({sample['method']}); row and null counts, min and max are exact.", ""]
+        lines += ["| column | declared | observed | nulls | distinct | min | max | samples |",
                   "|---|---|---|---:|---:|---|---|---|"]
         for name, c in info["columns"].items():
             samples = ", ".join(str(s) for s in c["samples"][:3])

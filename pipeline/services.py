@@ -5,7 +5,7 @@ Every change writes a history entry in the same transaction; nothing else sets a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import Max
@@ -16,6 +16,12 @@ from genesis.exceptions import DomainError, InvalidTransition
 from history.services import Actor, history_record
 from pipeline.choices import MAPPING_TRANSITIONS, MappingStatus
 from pipeline.models import MappingSpec, MappingSpecVersion
+from pipeline.specdiff import changed_fields, table_aliases
+
+if TYPE_CHECKING:
+    from missions.models import Mission
+    from pipeline.models import IndexedDocument
+    from tasks.models import Run, Task
 
 _DIFF_FIELDS = ("sources", "expression", "transformation", "target_type", "join_path", "constraints")
 
@@ -27,10 +33,14 @@ def mapping_spec_diff(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[s
                 "changed": {}, "sql_changed": True}
     before = {c["name"]: c for c in old.get("columns", [])}
     after = {c["name"]: c for c in new.get("columns", [])}
+    old_aliases, new_aliases = table_aliases(old), table_aliases(new)
+    dialect = new.get("dialect") or old.get("dialect")
     changed = {}
     for name in before.keys() & after.keys():
-        fields = {f: {"from": before[name].get(f), "to": after[name].get(f)}
-                  for f in _DIFF_FIELDS if before[name].get(f) != after[name].get(f)}
+        # An expression whose aliases moved (a join added before its table) but reads the same columns is unchanged.
+        real = changed_fields(before[name], after[name], old_aliases=old_aliases, new_aliases=new_aliases,
+                              dialect=dialect)
+        fields = {f: {"from": before[name].get(f), "to": after[name].get(f)} for f in _DIFF_FIELDS if f in real}
         if fields:
             changed[name] = fields
     return {
@@ -42,7 +52,7 @@ def mapping_spec_diff(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[s
     }
 
 
-def _move(version: MappingSpecVersion, *, to: str, actor: Actor, message: str, data: dict | None = None,
+def _move(version: MappingSpecVersion, *, to: str, actor: Actor, message: str, data: dict[str, Any] | None = None,
           feedback: str = "") -> MappingSpecVersion:
     locked = MappingSpecVersion.objects.select_for_update().select_related("spec__mission").get(pk=version.pk)
     current = locked.status
@@ -71,8 +81,8 @@ def _move(version: MappingSpecVersion, *, to: str, actor: Actor, message: str, d
 
 @transaction.atomic
 def mapping_spec_propose(
-    *, mission, target_table: str, content: dict[str, Any], sql: str, dialect: str,
-    lineage: dict[str, Any] | None = None, task=None, run=None, actor: Actor = None,
+    *, mission: Mission, target_table: str, content: dict[str, Any], sql: str, dialect: str,
+    lineage: dict[str, Any] | None = None, task: Task | None = None, run: Run | None = None, actor: Actor = None,
 ) -> MappingSpecVersion:
     """Store a new proposed version of the target's mapping spec with its diff against the latest version; an
     earlier version still waiting for review is superseded."""
@@ -95,7 +105,8 @@ def mapping_spec_propose(
         mission=mission, task=task, run=run, event="mapping_spec.proposed", actor=actor,
         to_status=MappingStatus.PROPOSED,
         message=f"{target_table} mapping spec v{number} proposed"
-                + ("." if diff["first_version"] else f" ({changed} column(s) changed since v{previous.number})."),
+                + ("." if diff["first_version"] or previous is None
+                   else f" ({changed} column(s) changed since v{previous.number})."),
         data={"mapping_spec": spec.pk, "version": number, "target": target_table, "diff": diff},
     )
     return version
@@ -124,7 +135,7 @@ def mapping_spec_reject(*, version: MappingSpecVersion, actor: Actor, feedback: 
 
 
 @transaction.atomic
-def mapping_spec_approve_with_task(*, task, actor: Actor = None) -> MappingSpecVersion | None:
+def mapping_spec_approve_with_task(*, task: Task, actor: Actor = None) -> MappingSpecVersion | None:
     """A person approved ``task``: the spec version it proposed becomes the approved one, if it is still proposed
     and still its spec's newest. Returns the version approved, or None."""
     version = (MappingSpecVersion.objects.select_related("spec").filter(task=task, status=MappingStatus.PROPOSED)
@@ -136,7 +147,7 @@ def mapping_spec_approve_with_task(*, task, actor: Actor = None) -> MappingSpecV
                                      f"task {task.key}.")
 
 
-def mapping_specs_sync_approvals(*, mission, actor: Actor = None) -> list[MappingSpecVersion]:
+def mapping_specs_sync_approvals(*, mission: Mission, actor: Actor = None) -> list[MappingSpecVersion]:
     """Approve each proposed version whose mapping task is done but was approved before task approval approved
     its spec (``mapping_spec_approve_with_task``, called as it happens). Safe to call again; returns the versions
     it approved."""
@@ -178,7 +189,8 @@ def _passages(text: str, *, csv_rows: bool) -> list[str]:
 
 @transaction.atomic
 def docs_index_add_document(*, index_name: str, title: str, content: bytes | str, content_type: str = "",
-                            filename: str = "", mission=None, actor: Actor = None):
+                            filename: str = "", mission: Mission | None = None, actor: Actor = None,
+                            ) -> IndexedDocument:
     """Store a document in the named docs index (created if new) and index its passages for full-text search.
     Text, Markdown and CSV are understood; anything else is refused."""
     from django.core.files.base import ContentFile

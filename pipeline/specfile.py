@@ -23,6 +23,9 @@ _RULES = {
     "sum": PHRASE,
     "count": PHRASE,
     "count_distinct": PHRASE,
+    "min": PHRASE,
+    "max": PHRASE,
+    "avg": PHRASE,
     "fraction": {
         "type": "object", "additionalProperties": False, "required": ["column", "equals"],
         "properties": {"column": PHRASE, "equals": {"type": ["string", "number"]}},
@@ -45,13 +48,19 @@ _RULES = {
     },
     "year_of": {"enum": ["period"]},
     "month_of": {"enum": ["period"]},
+    "period_start": {"enum": ["period"]},
 }
+PERIODS = ("day_of", "week_of", "month_of", "year_of")
+# Rules that aggregate the rows of one table, and so take a ``where`` filter over that table's columns.
+FILTERED = {"sum", "count", "count_distinct", "min", "max", "avg"}
+SQL_TEXT = {"type": "string", "minLength": 1, "maxLength": 2000}
 
 RULE_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "minProperties": 1,
-    "properties": {**_RULES, "default": {"type": ["number", "string"]}, "round": ROUND},
+    "properties": {**_RULES, "default": {"type": ["number", "string"]}, "round": ROUND, "where": SQL_TEXT,
+                   "multiply": {"type": "number"}, "divide": {"type": "number", "not": {"const": 0}}},
 }
 
 COLUMN_SCHEMA = {
@@ -67,6 +76,7 @@ COLUMN_SCHEMA = {
             "items": {"enum": ["not_null", "unique", "primary_key"]},
         },
         "rule": RULE_SCHEMA,
+        "expression": SQL_TEXT,
     },
 }
 
@@ -82,8 +92,8 @@ TARGET_SCHEMA = {
             "properties": {
                 "entity": PHRASE,
                 "period": {
-                    "type": "object", "additionalProperties": False, "required": ["month_of"],
-                    "properties": {"month_of": PHRASE},
+                    "type": "object", "additionalProperties": False, "minProperties": 1, "maxProperties": 1,
+                    "properties": {unit: PHRASE for unit in PERIODS},
                 },
             },
         },
@@ -232,6 +242,8 @@ def _semantic_errors(spec: dict[str, Any]) -> list[tuple[str, str]]:
             if names.index(column["name"].upper()) != c_index:
                 errors.append((f"{c_path}.name", f"duplicate column {column['name']!r} in {target['name']}"))
             rule = column.get("rule") or {}
+            if rule and column.get("expression"):
+                errors.append((c_path, "a column has a rule or an expression, not both"))
             kinds = [k for k in rule if k in _RULES]
             if rule and len(kinds) != 1:
                 errors.append((f"{c_path}.rule", "a rule needs exactly one of "
@@ -250,9 +262,50 @@ def _semantic_errors(spec: dict[str, Any]) -> list[tuple[str, str]]:
                     band_bounds(rule["bands"]["labels"])
                 except ValueError as error:
                     errors.append((f"{c_path}.rule.bands.labels", str(error)))
-            if any(k in rule for k in ("year_of", "month_of", "age_years")) and "period" not in target["grain"]:
+            if any(k in rule for k in ("year_of", "month_of", "age_years", "period_start")) \
+                    and "period" not in target["grain"]:
                 errors.append((f"{c_path}.rule", f"refers to the period, but {target['name']} has no grain.period"))
+            if "where" in rule and not (set(rule) & FILTERED):
+                errors.append((f"{c_path}.rule.where", f"a filter needs one of {', '.join(sorted(FILTERED))}"))
+            errors += _column_expression_errors(target, column, spec)
+        errors += _period_errors(target, t_path)
     return errors
+
+
+def _column_expression_errors(target: dict[str, Any], column: dict[str, Any],
+                              spec: dict[str, Any]) -> list[tuple[str, str]]:
+    named = f"targets.{target['name']}.columns.{column['name']}"
+    texts = ((column.get("expression"), f"{named}.expression"),
+             ((column.get("rule") or {}).get("where"), f"{named}.rule.where"))
+    return [error for text, at in texts if text for error in _expression_errors(text, at, spec)]
+
+
+def _expression_errors(text: str, path: str, spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """The expression parses (within the size limits) and names only allowed tables; its columns are checked
+    against the profiled source and it is dry-run when the target is mapped."""
+    from pipeline.expressions import ExpressionError, check_tables, parse_expression
+
+    try:
+        check_tables(parse_expression(text, dialect="sqlite", path=path), allowed=spec["sources"]["allowed_tables"],
+                     path=path)
+    except ExpressionError as error:
+        return [(path, str(error.message).removeprefix(f"{path}: "))]
+    return []
+
+
+def _period_errors(target: dict[str, Any], t_path: str) -> list[tuple[str, str]]:
+    """A grain with a period needs columns that hold the period: its start, or (by month) its year and month."""
+    period = target["grain"].get("period")
+    if not period:
+        return []
+    unit = next(iter(period))
+    kinds = {k for c in target["columns"] for k in (c.get("rule") or {})}
+    if "period_start" in kinds or (unit == "year_of" and "year_of" in kinds) or \
+            (unit == "month_of" and {"year_of", "month_of"} <= kinds):
+        return []
+    need = {"month_of": "a column with rule period_start, or two with year_of and month_of",
+            "year_of": "a column with rule period_start or year_of"}.get(unit, "a column with rule period_start")
+    return [(f"{t_path}.grain.period", f"one row per {unit.removesuffix('_of')} needs {need}")]
 
 
 def validate_spec(data: Any, *, source: str = "spec file") -> dict[str, Any]:

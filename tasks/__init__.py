@@ -11,6 +11,7 @@ The engine in parts a reader can name, each importing only the ones above it in 
 - ``dispatch``: readiness, starting what is ready, what follows a finished task or a failed attempt.
 - ``runtime``: the worker: claim, lease, run the agent, record, retry.
 - ``recovery``: the sweep.
+- ``cluster``: django-q2's cluster under a watchdog (``manage.py qcluster``).
 - ``jobs``: the thin entry points the queue messages and schedules name.
 
 The verbs people use (launch, approve, reject, ...) are one function each in the ``workflows`` package, above all of
@@ -48,4 +49,9 @@ How a task runs:
    ``GENESIS_HANDOFF_SECONDS`` (its lease thread does it, so other workers take them up while the long one works)
    or the delivery is ``GENESIS_CHAIN_SECONDS`` old. If the worker dies, its hold expires and the sweep hands the
    runs on.
+7. Faults below the engine are got over without a person: a cluster that a dead process left unable to run anything
+   (a queue lock it held) restarts itself (``cluster``); a run whose message a dead cluster held is sent again two
+   leases after it was enqueued, once the broker holds no message no cluster has taken (``recovery``); a claim or
+   a recording whose database connection was lost is tried again on a new connection (``runtime``), so neither
+   spends an attempt.
 """

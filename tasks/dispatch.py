@@ -17,6 +17,7 @@ from missions.models import Mission
 from tasks import notifications, services
 from tasks.acceptance import evaluate_success
 from tasks.choices import TASK_FINISHED, TASK_TRANSITIONS, RunStatus, TaskStatus
+from tasks.explain import explain_later
 from tasks.models import Dependency, Phase, Run, Task
 from tasks.phase_gate import WORKABLE, phases_advance
 from tasks.queue import enqueue_runs
@@ -211,6 +212,7 @@ def _after_task_done_finish(*, task: Task, pending: list[int] | None, actor: Act
 def _advance_phases(*, mission: Mission, actor: Actor = None) -> None:
     advance = phases_advance(mission=mission, actor=actor)
     for phase in advance.failed:
+        explain_later("blueprints.jobs.phase_explain", phase.pk)
         notifications.notify(
             mission=mission, event="phase.failed", person=mission.owner,
             subject=f"[{mission.name}] Exit criteria of {phase.name} failed",
@@ -299,6 +301,8 @@ def _retry_or_fail(*, task: Task, run: Run, retryable: bool, reason: str, actor:
         mission_services.mission_transition(mission=mission, to=MissionStatus.FAILED, actor=actor,
                                             message=f"Task {task.key} failed: {reason}")
     person = task.owner_user or mission.owner
+    if run is not None:
+        explain_later("tasks.jobs.run_explain", run.pk)
     notifications.notify(
         mission=mission, task=task, event="task.failed", person=person,
         subject=f"[{mission.name}] Task {task.key} failed",

@@ -86,6 +86,7 @@ class ArtifactFilterSet(django_filters.FilterSet):
 class HistoryFilterSet(django_filters.FilterSet):
     mission = IdFilter(field_name="mission_id", label="Mission id")
     task = IdFilter(field_name="task_id", label="Task id")
+    task_key = django_filters.CharFilter(field_name="task__key", max_length=64, label="Task key")
     run = IdFilter(field_name="run_id", label="Run id")
     event = django_filters.CharFilter(
         field_name="event", lookup_expr="startswith", max_length=64, label="Event (prefix, e.g. task. or run.lost)"
@@ -97,7 +98,7 @@ class HistoryFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = HistoryEntry
-        fields = ["mission", "task", "run", "event", "actor_kind", "actor", "created"]
+        fields = ["mission", "task", "task_key", "run", "event", "actor_kind", "actor", "created"]
 
     def by_actor(self, queryset, name, value):
         return queryset.filter(Q(actor_user__username=value) | Q(actor_agent__name=value))

@@ -19,18 +19,24 @@ class RejectForm(forms.Form):
 
 
 class AnswerForm(forms.Form):
-    answer = forms.CharField(label="Answer", max_length=5000,
-                             error_messages={"required": "An answer is required."})
+    answer = forms.CharField(label="Answer", max_length=5000, required=False)
+    # A question that takes answers other than its options (a mapping question: any TABLE.COLUMN, ``sql: ...``, a
+    # relationship ``A.x = B.y``, or none) shows a text box beside them; what is typed there wins.
+    answer_other = forms.CharField(label="Another answer", max_length=5000, required=False)
 
     def __init__(self, *args, question=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.question = question
 
-    def clean_answer(self) -> str:
-        value = self.cleaned_data["answer"].strip()
-        if not value:
-            raise forms.ValidationError("An answer is required.")
+    def clean(self):
+        data = super().clean()
+        free = getattr(self.question, "allows_free_answer", False)
+        other = (data.get("answer_other") or "").strip() if free else ""
+        value = other or (data.get("answer") or "").strip()
         options = getattr(self.question, "options", None) or []
-        if options and value not in options:
-            raise forms.ValidationError(f"Choose one of the offered answers: {', '.join(options)}.")
-        return value
+        if not value:
+            self.add_error("answer", "An answer is required.")
+        elif options and value not in options and not free:
+            self.add_error("answer", f"Choose one of the offered answers: {', '.join(options)}.")
+        data["answer"] = value
+        return data

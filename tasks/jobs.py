@@ -17,6 +17,13 @@ def execute_runs(run_ids: list[int]) -> str:
     return runtime.execute_runs(run_ids)
 
 
+def run_explain(run_id: int) -> str:
+    """Explain a failed attempt in plain language, when a language model is configured (``tasks.explain``)."""
+    from tasks.explain import run_explain as explain
+
+    return explain(run_id)
+
+
 def sweep() -> dict[str, int]:
     """The periodic recovery sweep (a django-q2 schedule, and the idle loop of the Genesis brokers)."""
     return recovery.sweep()

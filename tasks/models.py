@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
@@ -224,7 +226,7 @@ class Artifact(models.Model):
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise PermissionError("A saved artifact is immutable: store a new version instead.")
         super().save(*args, **kwargs)
@@ -263,6 +265,12 @@ class Question(models.Model):
 
     def __str__(self) -> str:
         return self.text[:80]
+
+    @property
+    def allows_free_answer(self) -> bool:
+        """Whether an answer other than the offered options is accepted (a mapping question takes any source
+        column, a ``sql: ...`` expression, a relationship or ``none``)."""
+        return bool((self.context or {}).get("free_answer"))
 
 
 class Notification(models.Model):

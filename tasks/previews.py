@@ -1,5 +1,8 @@
 """Previews of artifacts for the pages: SQL highlighted, CSV and JSON records as tables, Markdown rendered,
-anything else as escaped text. Only the first ``PREVIEW_BYTES`` of a file are read."""
+anything else as escaped text. Only the first ``PREVIEW_BYTES`` of a file are read.
+
+A preview never fails the page: a file that is binary, not valid CSV or JSON, or JSON too large to read whole is
+shown as "cannot preview" with the reason (the page offers the download instead)."""
 
 from __future__ import annotations
 
@@ -33,6 +36,15 @@ class Preview:
     rows: list[list[str]] = field(default_factory=list)
     truncated: bool = False
     note: str = ""
+
+    @property
+    def cannot(self) -> bool:
+        """No preview is shown: the page says why and offers the download."""
+        return self.mode == "none"
+
+
+def cannot_preview(reason: str) -> Preview:
+    return Preview("none", note=f"Cannot preview this file: {reason}. Download it to open it.")
 
 
 def _kind_of(name: str, content_type: str, kind: str) -> str:
@@ -81,7 +93,10 @@ def render_text(*, name: str, text: str, content_type: str = "", kind: str = "",
     if mode == "sql":
         return Preview("sql", html=_code(text, SqlLexer()), truncated=truncated)
     if mode == "csv":
-        rows = list(csv.reader(io.StringIO(text)))
+        try:
+            rows = list(csv.reader(io.StringIO(text)))
+        except csv.Error as error:
+            return cannot_preview(f"it is not valid CSV ({error})")
         if not rows:
             return Preview("text", html=escape(text), truncated=truncated)
         return Preview("table", header=rows[0], rows=rows[1 : MAX_ROWS + 1],
@@ -91,8 +106,10 @@ def render_text(*, name: str, text: str, content_type: str = "", kind: str = "",
             data = loads_json(text)
         except JSONTooDeep as error:
             return Preview("text", html=escape(text), truncated=truncated, note=f"Not shown as JSON: {error.msg}.")
-        except ValueError:
-            return Preview("text", html=escape(text), truncated=truncated, note="Not valid JSON (shown as text).")
+        except ValueError as error:
+            if truncated:
+                return cannot_preview(f"it is larger than {PREVIEW_BYTES // 1024:,} KB, too large to read as JSON here")
+            return cannot_preview(f"it is not valid JSON ({error})")
         for candidate in (data, data.get("rows") if isinstance(data, dict) else None):
             table = _records_table(candidate) if isinstance(candidate, list) else None
             if table:
@@ -115,14 +132,22 @@ def artifact_preview(artifact) -> Preview:
         return Preview("none", note="No file is attached.")
     mode = _kind_of(artifact.name, artifact.content_type or "", artifact.kind)
     if mode == "binary":
-        return Preview("none", note="No preview for this type of file; download it instead.")
+        return cannot_preview("it is not a text file")
     try:
         with artifact.file.open("rb") as handle:
             raw = handle.read(PREVIEW_BYTES + 1)
     except OSError:
         return Preview("none", note="The file could not be read from storage.")
     truncated = len(raw) > PREVIEW_BYTES
-    text = raw[:PREVIEW_BYTES].decode("utf-8", errors="replace")
+    raw = raw[:PREVIEW_BYTES]
+    if b"\x00" in raw:
+        return cannot_preview("it holds binary data, not text")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if not truncated or error.start < len(raw) - 3:  # a character cut at the preview's end is no fault
+            return cannot_preview("it is not UTF-8 text")
+        text = raw[: error.start].decode("utf-8", errors="replace")
     return render_text(name=artifact.name, text=text, content_type=artifact.content_type or "",
                        kind=artifact.kind, truncated=truncated)
 

@@ -18,6 +18,21 @@ def _broker_is_transactional() -> bool:
 
     return not Conf.SYNC and bool(Conf.ORM) and "redis" not in settings.Q_CLUSTER
 
+_brokers: dict[str, object] = {}
+
+def messages_waiting() -> int:
+    """How many messages the broker holds that no cluster has taken yet (an ORM broker's unlocked rows, a Redis
+    list's length); 0 in sync mode. One broker (one Redis connection) per process and configuration."""
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
+
+    if Conf.SYNC:
+        return 0
+    key = repr((Conf.BROKER_CLASS, Conf.REDIS, Conf.ORM, Conf.CLUSTER_NAME))  # Conf.REDIS may be a dict
+    if key not in _brokers:
+        _brokers[key] = get_broker()
+    return int(_brokers[key].queue_size())
+
 def enqueue_runs(run_ids: list[int], *, stamped: bool = False) -> None:
     """Hand queued runs to django-q2. With an ORM broker the queue rows commit in the caller's transaction, so a
     run is never created without its queue entry; otherwise (Redis, sync mode) they are sent after the commit.

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -72,6 +72,34 @@ def in_cluster_worker() -> bool:
 def _kill_this_worker() -> None:
     """End this worker process at once, as a dying machine would (no cleanup can hang on the stuck agent)."""
     os.kill(os.getpid(), signal.SIGKILL)
+
+# How often a worker tries a claim or a recording whose database connection failed (killed, a failover, a restart of
+# the server), reconnecting in between; the lease (renewed up to the agent's return) leaves time for all of them.
+DB_ATTEMPTS = 3
+DB_ERRORS = (OperationalError, InterfaceError)
+
+def _reconnect(*, attempt: int, what: str, error: Exception) -> None:
+    """After a failed transaction whose cause may be a lost connection: drop the connection (the next query opens a
+    new one) and wait a little, longer each time."""
+    logger.warning("%s: the database connection failed (%s: %s); reconnecting (try %d of %d)", what,
+                   type(error).__name__, str(error).strip(), attempt + 1, DB_ATTEMPTS)
+    connection.close()
+    time.sleep(0.2 * 2 ** (attempt - 1))
+
+def _reconnecting(fn, *, what: str):
+    """``fn`` (a database read or write the engine hands an agent) tried again on a new connection when the one it
+    used was lost, up to ``DB_ATTEMPTS`` times; inside a transaction the error is the caller's to handle."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        for attempt in range(1, DB_ATTEMPTS + 1):
+            try:
+                return fn(*args, **kwargs)
+            except DB_ERRORS as error:
+                if attempt == DB_ATTEMPTS or connection.in_atomic_block:
+                    raise
+                _reconnect(attempt=attempt, what=what, error=error)
+        raise AssertionError("unreachable")  # the last attempt returned or raised
+    return call
 
 class RunLog:
     """A logger an agent writes to; the lines become the run's log (and go to the worker's log too)."""
@@ -187,7 +215,13 @@ class Lease:
                               error=f"Timed out after {self.timeout:g} s.", log="")
                     self._enforce(why="timed out")
                     return
-                if not self.renew():
+                try:
+                    held = self.renew()
+                except DB_ERRORS as error:  # the lease expires only if this lasts: renewed at the next beat
+                    logger.warning("run %s: could not renew its lease (%s); reconnecting", self.run_id, error)
+                    connection.close()
+                    continue
+                if not held:
                     status = Run.objects.filter(pk=self.run_id).values_list("status", flat=True).first()
                     self._enforce(why="cancelled" if status == RunStatus.CANCELLED else f"no longer held ({status})")
                     return
@@ -260,7 +294,18 @@ def _claim_select(run_id: int, *, skip_locked: bool = False) -> Run | None:
     return run
 
 def _claim(run_id: int) -> tuple[Run, uuid.UUID] | None:
-    """Claim a queued run for this worker, or say why not (another holds it, it already ran, its mission waits)."""
+    """Claim a queued run for this worker, or say why not (another holds it, it already ran, its mission waits).
+    A claim whose connection failed rolled back whole: it is tried again on a new connection."""
+    for attempt in range(1, DB_ATTEMPTS + 1):
+        try:
+            return _claim_once(run_id)
+        except DB_ERRORS as error:
+            if attempt == DB_ATTEMPTS or connection.in_atomic_block:
+                raise
+            _reconnect(attempt=attempt, what=f"claiming run {run_id}", error=error)
+    return None
+
+def _claim_once(run_id: int) -> tuple[Run, uuid.UUID] | None:
     with transaction.atomic(), history_batch():
         run = None
         if _is_postgres():
@@ -329,10 +374,15 @@ def _context(run: Run, lease: Lease, log: RunLog) -> AgentContext:
     return AgentContext(
         mission=mission, task=task, run=run, agent=task.owner_agent, config={**(task.owner_agent.config or {}),
                                                                             **(task.config or {})},
-        connections=connections, feedback=feedback, answers=answers, write_artifact=write_artifact, log=log,
-        heartbeat=lease.renew, cancelled=lease.cancelled.is_set, workspace=workspace,
-        read_artifact=functools.partial(selectors.artifact_content_latest, mission=mission),
-        mission_runs=functools.partial(selectors.mission_runs, mission=mission),
+        connections=connections, feedback=feedback, answers=answers, log=log, cancelled=lease.cancelled.is_set,
+        workspace=workspace,
+        # What the agent asks of the database survives a lost connection as the worker's own writes do.
+        write_artifact=_reconnecting(write_artifact, what=f"run {run.pk} writing an artifact"),
+        heartbeat=_reconnecting(lease.renew, what=f"run {run.pk} renewing its lease"),
+        read_artifact=_reconnecting(functools.partial(selectors.artifact_content_latest, mission=mission),
+                                    what=f"run {run.pk} reading an artifact"),
+        mission_runs=_reconnecting(functools.partial(selectors.mission_runs, mission=mission),
+                                   what=f"run {run.pk} reading the mission's runs"),
     )
 
 def _run_agent(run: Run, context: AgentContext, log: RunLog) -> Outcome:
@@ -436,8 +486,8 @@ def _execute_one(run_id: int, *, chain_until: float, delivery: _Delivery | None 
         return "timeout", None
     # Only a success starts dependents; a retry's backoff is for the sweep to honour.
     try:
-        with keeping_next(isinstance(outcome, Succeeded) and time.monotonic() < chain_until) as kept:
-            word = _record(run=run, token=token, outcome=outcome, log=log)
+        word, kept = _record_reconnecting(run=run, token=token, outcome=outcome, log=log,
+                                          keep=isinstance(outcome, Succeeded) and time.monotonic() < chain_until)
     except DomainError as error:
         if error.code == "stale_lease":
             logger.warning("run %s: result refused, this worker lost the lease", run.pk)
@@ -445,6 +495,39 @@ def _execute_one(run_id: int, *, chain_until: float, delivery: _Delivery | None 
         raise
     # Kept only if the recording committed (it raised otherwise, and the kept run rolled back with it).
     return word, (kept[0] if kept else None)
+
+def _record_reconnecting(*, run: Run, token, outcome: Outcome, log: RunLog, keep: bool) -> tuple[str, list[int]]:
+    """Record the outcome (``_record``). If the database connection failed under it, the recording rolled back
+    whole: reconnect and record it again, from the run as the database has it, up to ``DB_ATTEMPTS`` times. The
+    attempt is not lost to a dropped connection, and the drop is recorded as what it was (``run.db_reconnected``);
+    the lease token still fences it, so a worker whose lease ran out meanwhile is refused as before."""
+    failures: list[str] = []
+    for attempt in range(1, DB_ATTEMPTS + 1):
+        try:
+            with keeping_next(keep) as kept:
+                word = _record(run=run, token=token, outcome=outcome, log=log)
+        except DB_ERRORS as error:
+            if attempt == DB_ATTEMPTS or connection.in_atomic_block:
+                raise
+            failures.append(f"{type(error).__name__}: {str(error).strip()}")
+            _reconnect(attempt=attempt, what=f"recording run {run.pk}", error=error)
+            run = Run.objects.select_related("task__mission", "task__owner_agent").get(pk=run.pk)
+            continue
+        if failures:
+            _note_reconnected(run=run, failures=failures, word=word)
+        return word, kept or []
+    raise AssertionError("unreachable")  # the last attempt returned or raised
+
+def _note_reconnected(*, run: Run, failures: list[str], word: str) -> None:
+    try:
+        history_record(
+            mission_id=run.task.mission_id, task=run.task, run=run, event="run.db_reconnected",
+            message=f"The database connection failed while attempt {run.attempt} was recorded ({failures[-1]}); "
+                    f"the worker reconnected and recorded it ({word}) on try {len(failures) + 1}.",
+            data={"worker": _worker_id(), "failures": failures, "recorded": word},
+        )
+    except Exception:  # the outcome is recorded; only this note of how is missing
+        logger.exception("run %s: could not record the reconnection", run.pk)
 
 @contextmanager
 def _as_lease_holder(run: Run):

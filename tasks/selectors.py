@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
 from history.models import HistoryEntry
 from missions.models import Mission
-from tasks.choices import TASK_FINISHED, TaskStatus
+from tasks.choices import TASK_FINISHED, PhaseStatus, QuestionStatus, TaskStatus
 from tasks.models import Artifact, Dependency, Phase, Question, Run, Task
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 T = TaskStatus
 
@@ -48,7 +53,8 @@ class BoardTask:
 
     __slots__ = ("pk", "key", "title", "status", "status_label", "owner_name", "owned_by_agent", "phase_id")
 
-    def __init__(self, pk, key, title, status, owner_user, owner_agent, phase_id):
+    def __init__(self, pk: int, key: str, title: str, status: str, owner_user: str | None,
+                 owner_agent: str | None, phase_id: int | None) -> None:
         self.pk, self.key, self.title, self.status, self.phase_id = pk, key, title, status, phase_id
         self.status_label = STATUS_LABELS.get(status, status)
         self.owned_by_agent = owner_agent is not None
@@ -70,7 +76,7 @@ class Board:
     """The mission's tasks grouped into columns, their counts per status, and the live runs."""
 
     columns: list[BoardColumn]
-    counts: Counter
+    counts: Counter[str]
     total: int
     live_runs: dict[int, Run]
     running_runs: list[Run] = field(default_factory=list)
@@ -84,11 +90,11 @@ class Board:
         return {str(t.pk): t.status for c in self.columns for t in c.tasks}
 
 
-def mission_tasks(mission) -> QuerySet[Task]:
+def mission_tasks(mission: Mission) -> QuerySet[Task]:
     return Task.objects.filter(mission=mission).select_related("owner_user", "owner_agent", "phase")
 
 
-def mission_board(mission) -> Board:
+def mission_board(mission: Mission) -> Board:
     """Two queries: the tasks (as plain values with their owner's name), and the runs of the tasks now live."""
     rows = (
         Task.objects.filter(mission=mission)
@@ -98,7 +104,7 @@ def mission_board(mission) -> Board:
     tasks = [BoardTask(*row) for row in rows]
     columns = [BoardColumn(slug, label) for slug, label, _ in BOARD_COLUMNS]
     by_status = {status: columns[i] for i, (_, _, statuses) in enumerate(BOARD_COLUMNS) for status in statuses}
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     for task in tasks:
         by_status[task.status].tasks.append(task)
         counts[task.status] += 1
@@ -108,37 +114,87 @@ def mission_board(mission) -> Board:
         keys = {t.pk: t.key for t in tasks}
         runs = Run.objects.filter(task__mission=mission, task__status__in=LIVE, status__in=["queued", "running"])
         for run in runs.defer("result").order_by("started_at", "id"):
-            run.task_key = keys[run.task_id]
+            run.task_key = keys[run.task_id]  # type: ignore[attr-defined]  # shown by the page
             live_runs[run.task_id] = run
             if run.status == "running":
-                run.tail = "\n".join((run.log or "").splitlines()[-LOG_TAIL_LINES:])
+                run.tail = "\n".join((run.log or "").splitlines()[-LOG_TAIL_LINES:])  # type: ignore[attr-defined]  # shown by the page
                 running.append(run)
     return Board(columns=columns, counts=counts, total=len(tasks), live_runs=live_runs, running_runs=running)
 
 
-def mission_edges(mission) -> list[tuple[int, int]]:
+def mission_edges(mission: Mission) -> list[tuple[int, int]]:
     """``(task_id, depends_on_id)`` pairs of the mission's graph, in one query."""
     return list(Dependency.objects.filter(task__mission=mission).values_list("task_id", "depends_on_id"))
 
 
-def mission_graph(board: Board, edges: list[tuple[int, int]]) -> dict:
-    """Nodes and edges for the task-graph picture (laid out in the browser by dagre)."""
+def task_run_times(mission: Mission) -> dict[int, float]:
+    """Seconds each task of the mission has run, all attempts added (a running attempt up to now), in one query."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    seconds: dict[int, float] = defaultdict(float)
+    runs = Run.objects.filter(task__mission=mission, started_at__isnull=False).values_list(
+        "task_id", "started_at", "finished_at")
+    for task_id, started, finished in runs:
+        if started is not None:
+            seconds[task_id] += max(((finished or now) - started).total_seconds(), 0.0)
+    return dict(seconds)
+
+
+def duration_text(seconds: float | None) -> str:
+    """A run time as a person reads it: "4.2 s", "2 min 03 s", "1 h 02 min"."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def mission_graph(board: Board, edges: list[tuple[int, int]], run_times: dict[int, float] | None = None,
+                  phases: list[Phase] | None = None) -> dict[str, Any]:
+    """Nodes and edges for the task-graph picture (laid out in the browser by dagre): each task with its status and
+    run time, inside its phase; the critical path (the chain of dependencies with the most run time, see
+    ``genesis.graphs.critical_path``) marked on its nodes and edges and summed."""
+    from genesis.graphs import critical_path
+
+    run_times = run_times or {}
+    tasks = [t for column in board.columns for t in column.tasks]
+    depends: dict[int, list[int]] = {t.pk: [] for t in tasks}
+    for task, dep in edges:
+        depends.setdefault(task, []).append(dep)
+    path = critical_path(depends, run_times)
+    on_path = set(path)
+    path_edges = set(zip(path, path[1:], strict=False))
+    keys = {t.pk: t.key for t in tasks}
     nodes = [
-        {"id": str(t.pk), "key": t.key, "title": t.title, "status": t.status, "status_label": t.status_label}
-        for column in board.columns for t in column.tasks
+        {"id": str(t.pk), "key": t.key, "title": t.title, "status": t.status, "status_label": t.status_label,
+         "duration": duration_text(run_times.get(t.pk)), "critical": t.pk in on_path,
+         "phase": f"phase-{t.phase_id}" if t.phase_id else ""}
+        for t in tasks
     ]
+    used = {t.phase_id for t in tasks if t.phase_id}
     return {
         "nodes": nodes,
-        "edges": [{"source": str(dep), "target": str(task)} for task, dep in edges],
+        "edges": [{"source": str(dep), "target": str(task), "critical": (dep, task) in path_edges}
+                  for task, dep in edges],
+        "phases": [{"id": f"phase-{p.pk}", "label": f"{p.order}. {p.name}"} for p in phases or [] if p.pk in used],
+        "critical": {"keys": [keys[pk] for pk in path if pk in keys],
+                     "duration": duration_text(total) if (total := sum(run_times.get(pk, 0.0) for pk in path)) else ""},
     }
 
 
-def mission_phases(mission) -> list[Phase]:
+def mission_phases(mission: Mission) -> list[Phase]:
     return list(Phase.objects.filter(mission=mission).order_by("order"))
 
 
-def mission_history(mission, *, kinds: list[str] | None = None, task_key: str = "", actor_kind: str = "",
-                    replay: bool = False, newest_first: bool = True) -> QuerySet[HistoryEntry]:
+def mission_history(mission: Mission, *, kinds: list[str] | None = None, replay: bool = False,
+                    newest_first: bool = True) -> QuerySet[HistoryEntry]:
+    """The mission's history, of some kinds (event prefixes) or what a replay shows; the page narrows it further with
+    the API's filters (``tasks.filtersets.HistoryFilterSet``): one set of filters and parameter names for both."""
     qs = HistoryEntry.objects.filter(mission=mission).select_related("actor_user", "actor_agent", "task", "run")
     if kinds:
         condition = Q()
@@ -150,19 +206,68 @@ def mission_history(mission, *, kinds: list[str] | None = None, task_key: str = 
         for prefix in REPLAY_PREFIXES:
             condition |= Q(event__startswith=prefix)
         qs = qs.filter(condition)
-    if task_key:
-        qs = qs.filter(task__key=task_key)
-    if actor_kind:
-        qs = qs.filter(actor_kind=actor_kind)
     return qs.order_by("-created_at", "-id") if newest_first else qs.order_by("created_at", "id")
 
 
-def mission_artifacts(mission) -> QuerySet[Artifact]:
+def mission_artifacts(mission: Mission) -> QuerySet[Artifact]:
     return (
         Artifact.objects.filter(mission=mission)
         .select_related("task", "created_by_user", "created_by_agent")
         .order_by("-created_at", "-id")
     )
+
+
+@dataclass
+class ArtifactGroup:
+    """The cockpit's artifacts of one phase (``phase`` None: not in a phase), task by task."""
+
+    phase: Phase | None
+    tasks: list[tuple[Task | None, list[Artifact]]] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(len(artifacts) for _task, artifacts in self.tasks)
+
+
+ARTIFACTS_GROUPED_MAX = 1000
+
+
+def mission_artifact_groups(mission, *, limit: int = ARTIFACTS_GROUPED_MAX) -> tuple[list[ArtifactGroup], bool]:
+    """The mission's artifacts by phase (in phase order), then task (in board order), newest version of each name
+    only, each with ``versions`` (how many it has); artifacts of no task come last. One query over at most
+    ``limit`` rows (newest first); the flag says whether older rows were left out."""
+    rows = list(
+        Artifact.objects.filter(mission=mission).select_related("task", "task__phase")
+        .defer("task__description", "task__acceptance_criteria", "task__config", "task__phase__exit_criteria",
+               "task__phase__description")
+        .order_by("-created_at", "-id")[: limit + 1]
+    )
+    cut = len(rows) > limit
+    latest: dict[tuple[int | None, str], Artifact] = {}
+    for artifact in rows[:limit]:  # newest first: the first row of a (task, name) is its latest version
+        key = (artifact.task_id, artifact.name)
+        if key in latest:
+            latest[key].versions += 1
+        else:
+            artifact.versions = 1
+            latest[key] = artifact
+
+    def place(artifact: Artifact) -> tuple:
+        task = artifact.task
+        phase = task.phase if task is not None else None
+        return (task is None, phase is None, phase.order if phase else 0, task.position if task else 0,
+                artifact.task_id or 0, artifact.name)
+
+    groups: list[ArtifactGroup] = []
+    for artifact in sorted(latest.values(), key=place):
+        phase = artifact.task.phase if artifact.task is not None else None
+        if not groups or (groups[-1].phase.pk if groups[-1].phase else None) != (phase.pk if phase else None):
+            groups.append(ArtifactGroup(phase=phase))
+        tasks = groups[-1].tasks
+        if not tasks or (tasks[-1][0].pk if tasks[-1][0] else None) != artifact.task_id:
+            tasks.append((artifact.task, []))
+        tasks[-1][1].append(artifact)
+    return groups, cut
 
 
 def latest_runs(task_ids: list[int]) -> dict[int, Run]:
@@ -184,7 +289,8 @@ def artifacts_of_runs(run_ids: list[int]) -> dict[int, list[Artifact]]:
     return grouped
 
 
-def open_questions(*, mission=None, user=None, limit: int | None = None) -> list:
+def open_questions(*, mission: Mission | None = None, user: User | None = None,
+                   limit: int | None = None) -> list[Question]:
     """Open questions of a mission, or addressed to a user, with their task and mission."""
     qs = Question.objects.filter(status="open").select_related("task", "mission", "addressed_to")
     if mission is not None:
@@ -195,7 +301,8 @@ def open_questions(*, mission=None, user=None, limit: int | None = None) -> list
     return list(qs[:limit] if limit else qs)
 
 
-def approvals_waiting(*, mission=None, user=None, limit: int | None = None) -> list[Task]:
+def approvals_waiting(*, mission: Mission | None = None, user: User | None = None,
+                      limit: int | None = None) -> list[Task]:
     """Tasks waiting for a person's approval. For a user: tasks they own, and agents' tasks of the missions
     they own (the Mission Owner approves an agent's proposal). Each task carries ``latest_run`` and its
     ``run_artifacts``."""
@@ -211,12 +318,13 @@ def approvals_waiting(*, mission=None, user=None, limit: int | None = None) -> l
     runs = latest_runs([t.pk for t in tasks])
     artifacts = artifacts_of_runs([r.pk for r in runs.values()])
     for task in tasks:
-        task.latest_run = runs.get(task.pk)
-        task.run_artifacts = artifacts.get(task.latest_run.pk, []) if task.latest_run else []
+        latest_run = runs.get(task.pk)
+        task.latest_run = latest_run  # type: ignore[attr-defined]  # shown by the page
+        task.run_artifacts = artifacts.get(latest_run.pk, []) if latest_run else []  # type: ignore[attr-defined]  # shown by the page
     return tasks
 
 
-def tasks_assigned(user) -> list[Task]:
+def tasks_assigned(user: User) -> list[Task]:
     """Unfinished tasks a person owns (the rest of "My work")."""
     return list(
         Task.objects.filter(owner_user=user)
@@ -231,9 +339,10 @@ def run_for_log(run_id: int) -> Run:
 
 
 def artifact_for_view(artifact_id: int) -> Artifact:
-    return Artifact.objects.select_related("mission", "task", "run", "created_by_user", "created_by_agent").get(
-        pk=artifact_id
-    )
+    artifact: Artifact = Artifact.objects.select_related(
+        "mission", "task", "run", "created_by_user", "created_by_agent"
+    ).get(pk=artifact_id)
+    return artifact
 
 
 def artifacts_for_missions(mission_ids: list[int], limit: int = 500) -> list[Artifact]:
@@ -250,43 +359,6 @@ def phases_for_missions(mission_ids: list[int]) -> dict[int, list[Phase]]:
     for phase in Phase.objects.filter(mission_id__in=mission_ids).order_by("mission_id", "order"):
         grouped.setdefault(phase.mission_id, []).append(phase)
     return grouped
-
-
-def row_counts_chart(artifact, *, width: int = 560, height: int = 140) -> list[dict]:
-    """Bars for the dashboard's row-count chart from a ``row_counts.json`` artifact (records with target, month
-    and rows): per target, one bar per month, scaled to the target's largest month. Empty if unreadable."""
-    from genesis.documents import loads_json
-
-    if artifact is None or not artifact.file:
-        return []
-    try:
-        with artifact.file.open("rb") as handle:
-            records = loads_json(handle.read(1024 * 1024).decode("utf-8"))
-    except (OSError, ValueError):
-        return []
-    if isinstance(records, dict):
-        records = records.get("rows", [])
-    series: dict[str, list[tuple[str, int]]] = {}
-    for record in records if isinstance(records, list) else []:
-        if not isinstance(record, dict):
-            continue
-        try:
-            series.setdefault(str(record["target"]), []).append((str(record["month"]), int(record["rows"])))
-        except (KeyError, TypeError, ValueError):
-            continue
-    charts = []
-    for target, points in sorted(series.items()):
-        points.sort()
-        top = max(rows for _, rows in points) or 1
-        step = width / max(len(points), 1)
-        bars = [
-            {"x": round(i * step + 1, 1), "w": round(max(step - 2, 1), 1), "h": round(rows / top * (height - 20), 1),
-             "y": round(height - rows / top * (height - 20), 1), "month": month, "rows": rows}
-            for i, (month, rows) in enumerate(points)
-        ]
-        charts.append({"target": target, "bars": bars, "width": width, "height": height, "total": sum(
-            rows for _, rows in points), "first": points[0][0], "last": points[-1][0]})
-    return charts
 
 
 # --- progress of missions (the lists' bars) -------------------------------------------------------------
@@ -347,24 +419,68 @@ def missions_with_progress(missions: list[Mission]) -> list[Mission]:
     """Attach ``progress`` (a MissionProgress) to each mission of a page."""
     progress = mission_progress_map([m.pk for m in missions])
     for mission in missions:
-        mission.progress = progress.get(mission.pk, MissionProgress())
+        mission.progress = progress.get(mission.pk, MissionProgress())  # type: ignore[attr-defined]  # shown by the page
+    return missions
+
+
+@dataclass
+class MissionAttention:
+    """What the missions list flags for one mission and one reader: decisions waiting (for this person, and
+    for anyone), the phases whose exit checks failed (the gate blocks later phases), and the last activity."""
+
+    yours: int = 0
+    waiting: int = 0
+    failed_phases: list[str] = field(default_factory=list)
+    last_activity: object = None
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.failed_phases)
+
+
+def missions_with_attention(missions: list[Mission], *, user: User) -> list[Mission]:
+    """Attach ``attention`` (a MissionAttention) to each mission of a page, in four grouped queries whatever the
+    number of missions or tasks. A decision is "yours" as on My work: an approval of a task you own or of an
+    agent's task on a mission you own, or an open question addressed to you."""
+    ids = [m.pk for m in missions]
+    attention: dict[int, MissionAttention] = defaultdict(MissionAttention)
+    yours_approval = Q(owner_user=user) | Q(owner_agent__isnull=False, mission__owner=user)
+    for row in (Task.objects.filter(mission_id__in=ids, status=TaskStatus.WAITING_APPROVAL).values("mission_id")
+                .annotate(waiting=Count("id"), yours=Count("id", filter=yours_approval)).order_by()):
+        item = attention[row["mission_id"]]
+        item.waiting += row["waiting"]
+        item.yours += row["yours"]
+    for row in (Question.objects.filter(mission_id__in=ids, status=QuestionStatus.OPEN).values("mission_id")
+                .annotate(waiting=Count("id"), yours=Count("id", filter=Q(addressed_to=user))).order_by()):
+        item = attention[row["mission_id"]]
+        item.waiting += row["waiting"]
+        item.yours += row["yours"]
+    for mission_id, name in (Phase.objects.filter(mission_id__in=ids, status=PhaseStatus.FAILED)
+                             .order_by("mission_id", "order").values_list("mission_id", "name")):
+        attention[mission_id].failed_phases.append(name)
+    for row in (HistoryEntry.objects.filter(mission_id__in=ids).values("mission_id")
+                .annotate(last=Max("created_at")).order_by()):
+        attention[row["mission_id"]].last_activity = row["last"]
+    for mission in missions:
+        mission.attention = attention.get(mission.pk, MissionAttention())  # type: ignore[attr-defined]
     return missions
 
 
 # --- what an agent may read of its mission (through its AgentContext) ------------------------------------------
 
 
-def artifact_content_latest(name: str, *, mission) -> bytes | None:
+def artifact_content_latest(name: str, *, mission: Mission) -> bytes | None:
     """The content of the mission's newest stored artifact called ``name``, or None."""
     artifact = (Artifact.objects.filter(mission=mission, name=name).exclude(file="")
                 .order_by("-created_at", "-id").first())
     if artifact is None:
         return None
     with artifact.file.open("rb") as handle:
-        return handle.read()
+        content: bytes = handle.read()
+    return content
 
 
-def mission_runs(*, mission) -> list[dict]:
+def mission_runs(*, mission: Mission) -> list[dict[str, Any]]:
     """Every attempt of the mission's tasks, in task order: task key, attempt, status, log and error."""
     return [
         {"task": key, "attempt": attempt, "status": status, "log": log, "error": error}

@@ -5,7 +5,10 @@ from __future__ import annotations
 import copy
 import functools
 import mimetypes
-from typing import Any
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile, File
@@ -34,6 +37,11 @@ from tasks.choices import (
 from tasks.graph import cycle_keys, find_cycle, mission_edges
 from tasks.models import Artifact, Dependency, Notification, Phase, Question, Run, Task
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from agents.models import Agent
+
 TASK_EDITABLE_FIELDS = frozenset(
     {
         "title", "description", "acceptance_criteria", "owner_user", "owner_agent", "config",
@@ -42,7 +50,15 @@ TASK_EDITABLE_FIELDS = frozenset(
 )
 
 
-def joined_atomic(fn=None):
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+@overload
+def joined_atomic(fn: None = None) -> _JoinedAtomic: ...
+@overload
+def joined_atomic(fn: Callable[_P, _R]) -> Callable[_P, _R]: ...
+def joined_atomic(fn: Callable[_P, _R] | None = None) -> _JoinedAtomic | Callable[_P, _R]:
     """Like ``transaction.atomic``, but inside a caller's transaction it joins it without a savepoint (two round
     trips saved per call on the engine's hot path). Only for functions that check everything before their first
     write, so a refusal never leaves half a change behind."""
@@ -50,7 +66,7 @@ def joined_atomic(fn=None):
         return _JoinedAtomic()
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         with _JoinedAtomic():
             return fn(*args, **kwargs)
 
@@ -58,16 +74,18 @@ def joined_atomic(fn=None):
 
 
 class _JoinedAtomic:
-    def __enter__(self):
+    _own: transaction.Atomic | None
+
+    def __enter__(self) -> None:
         self._own = None
         if not transaction.get_connection().in_atomic_block:
             self._own = transaction.atomic()
             self._own.__enter__()
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if self._own is not None:
-            return self._own.__exit__(*exc)
-        return False
+            self._own.__exit__(exc_type, exc, tb)
 
 
 # --- tasks -------------------------------------------------------------------------------------------
@@ -79,8 +97,8 @@ def task_create(
     mission: Mission,
     key: str,
     title: str,
-    owner_user=None,
-    owner_agent=None,
+    owner_user: User | None = None,
+    owner_agent: Agent | None = None,
     actor: Actor = None,
     **fields: Any,
 ) -> Task:
@@ -147,7 +165,7 @@ def task_transition(
     to: str,
     actor: Actor = None,
     message: str = "",
-    data: dict | None = None,
+    data: dict[str, Any] | None = None,
     run: Run | None = None,
     expected: str | frozenset[str] | None = None,
     already_locked: bool = False,
@@ -193,7 +211,8 @@ def task_transition(
 # --- dependencies ------------------------------------------------------------------------------------
 
 
-def dependency_check(*, task: Task, depends_on: Task, extra_edges: list[tuple[int, int]] = ()) -> None:
+def dependency_check(*, task: Task, depends_on: Task, extra_edges: Iterable[tuple[int, int]] = (),
+                     ) -> None:
     """Raise if ``task`` may not depend on ``depends_on``: self, other mission, or a cycle (path named).
 
     ``extra_edges`` are (task_id, depends_on_id) pairs about to be added together with this one.
@@ -253,7 +272,7 @@ def dependency_remove(*, edge: Dependency, actor: Actor = None) -> None:
 
 @transaction.atomic
 def phase_create(*, mission: Mission, order: int, name: str, description: str = "",
-                 exit_criteria: list | None = None, actor: Actor = None) -> Phase:
+                 exit_criteria: list[Any] | None = None, actor: Actor = None) -> Phase:
     phase = Phase.objects.create(
         mission=mission, order=order, name=name, description=description, exit_criteria=exit_criteria or []
     )
@@ -264,7 +283,7 @@ def phase_create(*, mission: Mission, order: int, name: str, description: str = 
 
 @transaction.atomic
 def phase_transition(*, phase: Phase, to: str, actor: Actor = None, message: str = "",
-                     data: dict | None = None) -> Phase:
+                     data: dict[str, Any] | None = None) -> Phase:
     locked = Phase.objects.select_for_update().get(pk=phase.pk)
     current = locked.status
     allowed = PHASE_TRANSITIONS[current]
@@ -297,7 +316,7 @@ def run_create(*, task: Task, actor: Actor = None) -> Run:
     return run
 
 
-_RUN_TIMESTAMPS = {RunStatus.RUNNING: "started_at"}
+_RUN_TIMESTAMPS: dict[str, str] = {RunStatus.RUNNING: "started_at"}
 _RUN_FINAL = {
     RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST, RunStatus.REJECTED,
     RunStatus.ANSWERED, RunStatus.WAITING,
@@ -310,8 +329,8 @@ def run_transition(
     to: str,
     actor: Actor = None,
     message: str = "",
-    data: dict | None = None,
-    held_token=None,
+    data: dict[str, Any] | None = None,
+    held_token: object = None,
     require_token: bool = False,
     already_locked: bool = False,
     lock_task: bool = False,
@@ -345,7 +364,10 @@ def run_transition(
         current = locked.status
         stale = require_token and (held_token is None or str(locked.lease_token) != str(held_token))
         if not stale:
-            return _run_apply(locked, to=to, actor=actor, message=message, data=data, fields=fields)
+            applied = _run_apply(locked, to=to, actor=actor, message=message, data=data, fields=fields)
+            if applied is None:  # no guard was given: the row is locked and the write cannot miss
+                raise DomainError(f"Run {locked.pk} could not be written.")
+            return applied
     with transaction.atomic():
         history_record(
             mission=locked.task.mission, task=locked.task, run=locked, event="run.stale_result_refused",
@@ -358,8 +380,8 @@ def run_transition(
     )
 
 
-def _run_apply(run: Run, *, to: str, actor: Actor, message: str, data: dict | None, fields: dict,
-               where: dict | None = None) -> Run | None:
+def _run_apply(run: Run, *, to: str, actor: Actor, message: str, data: dict[str, Any] | None, fields: dict[str, Any],
+               where: dict[str, Any] | None = None) -> Run | None:
     """Check and write the transition of ``run`` (locked by the caller, or guarded by ``where``: field → value the
     row must still hold; None, with nothing written, if it no longer does) and record it."""
     current = run.status
@@ -399,7 +421,7 @@ def artifact_create(
     mission: Mission,
     kind: str,
     name: str,
-    file: File | bytes | str | None = None,
+    file: File[Any] | bytes | str | None = None,
     url: str = "",
     task: Task | None = None,
     run: Run | None = None,
@@ -481,7 +503,7 @@ def _creator_fields(actor: Actor) -> dict[str, Any]:
 @joined_atomic
 def tasks_transition_bulk(
     *, task_ids: list[int], from_status: str, to: str, actor: Actor = None, message: str = "",
-    data: dict | None = None, then_to: str | None = None, then_message: str = "",
+    data: dict[str, Any] | None = None, then_to: str | None = None, then_message: str = "",
     locked_rows: list[tuple[int, int]] | None = None,
 ) -> list[int]:
     """Move every listed task that is still ``from_status`` to ``to`` (and on to ``then_to``, when given: both
@@ -515,7 +537,7 @@ def tasks_transition_bulk(
 
 
 @joined_atomic
-def runs_create_bulk(*, tasks: list[Task], actor: Actor = None, available_at=None,
+def runs_create_bulk(*, tasks: list[Task], actor: Actor = None, available_at: datetime | None = None,
                      enqueue_now: bool = False, keep_first: bool = False) -> list[Run]:
     """A new queued attempt for each task (whose rows the caller has locked), with one history row each.
     ``enqueue_now``: stamped as handed to the queue; ``keep_first``: except the first, which the calling worker
@@ -523,7 +545,7 @@ def runs_create_bulk(*, tasks: list[Task], actor: Actor = None, available_at=Non
     if not tasks:
         return []
     if all(hasattr(t, "last_attempt") for t in tasks):  # the caller read them already (annotated)
-        latest = {t.pk: t.last_attempt for t in tasks}
+        latest = {t.pk: t.last_attempt for t in tasks}  # type: ignore[attr-defined]  # annotated by the caller
     else:
         latest = dict(
             Run.objects.filter(task_id__in=[t.pk for t in tasks]).values("task_id").annotate(m=Max("attempt"))
@@ -567,10 +589,10 @@ def task_stop_live_work(*, task: Task, actor: Actor, reason: str) -> None:
 def tasks_reopen_downstream(*, task: Task, actor: Actor, reason: str) -> list[str]:
     """Every task downstream of ``task`` goes back to pending (live work cancelled); returns their keys."""
     children: dict[int, list[int]] = {}
-    for child, parent in Dependency.objects.filter(task__mission_id=task.mission_id).values_list(
+    for child_id, parent_id in Dependency.objects.filter(task__mission_id=task.mission_id).values_list(
         "task_id", "depends_on_id"
     ):
-        children.setdefault(parent, []).append(child)
+        children.setdefault(parent_id, []).append(child_id)
     seen = reachable(children, task.pk)
     reopened = []
     for child in Task.objects.select_for_update().filter(pk__in=seen).order_by("position", "id"):
@@ -601,8 +623,8 @@ def phases_reopen(*, mission: Mission, keys: list[str], actor: Actor, reason: st
 
 
 @transaction.atomic
-def question_create(*, task: Task, run: Run | None, addressed_to, text: str, options: list | None = None,
-                    default: str | None = None, context: dict | None = None, actor: Actor = None) -> Question:
+def question_create(*, task: Task, run: Run | None, addressed_to: User, text: str, options: list[Any] | None = None,
+                    default: str | None = None, context: dict[str, Any] | None = None, actor: Actor = None) -> Question:
     question = Question.objects.create(
         mission_id=task.mission_id, task=task, run=run, addressed_to=addressed_to, text=text,
         options=[str(o) for o in (options or [])], default="" if default is None else str(default),
@@ -619,7 +641,9 @@ def question_create(*, task: Task, run: Run | None, addressed_to, text: str, opt
 def question_transition(*, question: Question, to: str, actor: Actor = None, message: str = "",
                         **fields: Any) -> Question:
     locked = Question.objects.select_for_update(of=("self",)).select_related("mission", "task").get(pk=question.pk)
-    allowed = {QuestionStatus.OPEN: {QuestionStatus.ANSWERED, QuestionStatus.CANCELLED}}.get(locked.status, set())
+    allowed: set[str] = set()
+    if locked.status == QuestionStatus.OPEN:
+        allowed = {QuestionStatus.ANSWERED, QuestionStatus.CANCELLED}
     if to not in allowed:
         raise InvalidTransition(entity="Question", label=str(locked.pk), from_status=locked.status, to_status=to,
                                 allowed=sorted(allowed))

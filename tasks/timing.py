@@ -35,6 +35,13 @@ def hold_seconds() -> float:
     return chain_seconds() + handoff_seconds() + lease_seconds()
 
 
+def redispatch_seconds() -> float:
+    """How long a run may stay queued after it was enqueued before the sweep takes its message as lost (held by a
+    cluster that died or stalled) and sends a new one, once the broker has handed out every message it holds (while
+    messages still wait there, the clusters are behind, not gone): two leases unless set, never under one."""
+    return max(float(settings.GENESIS_REDISPATCH_SECONDS), lease_seconds())
+
+
 def cancel_grace_seconds() -> float:
     """How long an agent may go on working after its run was cancelled or timed out before it is stopped hard."""
     return max(float(settings.GENESIS_CANCEL_GRACE_SECONDS), 0.0)

@@ -19,6 +19,7 @@ from genesis.htmx import go_to, is_fragment
 from missions.models import Mission
 from missions.permissions import can_act_on_task, can_view
 from missions.views import page_login_required
+from pipeline.selectors import approval_cards
 from tasks import selectors
 from tasks.forms import AnswerForm, RejectForm
 from tasks.models import Artifact, Question, Run, Task
@@ -68,20 +69,32 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _decision_response(request: HttpRequest, task: Task, *, done: str = "", error: DomainError | None = None,
-                       form=None) -> HttpResponse:
+                       form=None, error_question: int | None = None) -> HttpResponse:
     """The approval card again: with the outcome after a decision, or with the error next to its field."""
-    task.latest_run = selectors.latest_runs([task.pk]).get(task.pk)
-    task.run_artifacts = selectors.artifacts_of_runs([task.latest_run.pk]).get(task.latest_run.pk, []) if (
-        task.latest_run) else []
-    context = {"task": task, "done": done, "error": error, "form": form, "can_act": True}
     if not is_fragment(request):
         if error:
             from django.contrib import messages
 
             messages.error(request, error.message)
-        return redirect(request.POST.get("next") or reverse("missions:cockpit", args=[task.mission_id]))
+        return redirect(_next_url(request, reverse("missions:cockpit", args=[task.mission_id])))
+    task.latest_run = selectors.latest_runs([task.pk]).get(task.pk)
+    task.run_artifacts = selectors.artifacts_of_runs([task.latest_run.pk]).get(task.latest_run.pk, []) if (
+        task.latest_run) else []
+    card = approval_cards([task], user=request.user)[0]
+    context = {"card": card, "done": done, "error": error, "form": form, "error_question": error_question}
     response = render(request, "tasks/htmx/approval_card.html", context, status=422 if error else 200)
     return response if error else _changed(response)
+
+
+def _next_url(request: HttpRequest, default: str) -> str:
+    """Where a plain form post goes back to: the page it came from, if it is on this site."""
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return default
 
 
 @page_login_required
@@ -163,11 +176,68 @@ def question_answer(request: HttpRequest, pk: int) -> HttpResponse:
             from django.contrib import messages
 
             messages.error(request, error.message)
-        return redirect(request.POST.get("next") or reverse("missions:cockpit", args=[question.mission_id]))
+        return redirect(_next_url(request, reverse("missions:cockpit", args=[question.mission_id])))
     context = {"question": question, "error": error, "form": form, "can_work": True,
                "done": "" if error else f"Answered: {question.answer} (by {request.user.get_username()})."}
     response = render(request, "tasks/htmx/question_card.html", context, status=422 if error else 200)
     return response if error else _changed(response)
+
+
+@page_login_required
+@require_POST
+def card_answer(request: HttpRequest, pk: int, question_pk: int) -> HttpResponse:
+    """Answer a question shown on an approval card (an offered option, or free text the answer verb judges) and
+    show the card again."""
+    task = _task_for(request, pk)
+    question = _question_for(request, question_pk)
+    if question.mission_id != task.mission_id:
+        raise Http404
+    if not (question.addressed_to_id == request.user.pk or can_act_on_task(request.user, question.task)):
+        raise PermissionDenied("Only the person asked, the task's owner or the Mission Owner can answer.")
+    answer = (request.POST.get("answer_text", "").strip() or request.POST.get("answer", "").strip())[:5000]
+    try:
+        task_workflows.question_answer(question=question, actor=request.user, answer=answer)
+    except DomainError as error:
+        return _decision_response(request, task, error=error, error_question=question.pk)
+    return _decision_response(request, task, done=f"Answered: {answer} (by {request.user.get_username()}).")
+
+
+@page_login_required
+@require_POST
+def approve_all(request: HttpRequest) -> HttpResponse:
+    """Approve every task shown (``task`` ids), each through the one approve verb in its own transaction, and say
+    which were approved and which were refused, and why. 403 when the person may approve none of them."""
+    ids = []
+    for value in request.POST.getlist("task")[:200]:
+        if not value.isdigit():
+            return HttpResponse(f"task: {value!r} is not a task id.", status=400)
+        ids.append(int(value))
+    tasks = {t.pk: t for t in Task.objects.select_related("mission", "owner_agent").filter(
+        pk__in=ids, mission__in=Mission.objects.visible_to(request.user))}
+    if not any(can_act_on_task(request.user, task) for task in tasks.values()):
+        raise PermissionDenied("You may approve none of these tasks.")
+    approved, refused = [], []
+    for pk in dict.fromkeys(ids):
+        task = tasks.get(pk)
+        if task is None:
+            refused.append((f"#{pk}", "no such task waiting for you."))
+            continue
+        try:
+            task_workflows.task_approve(task=task, actor=request.user)
+        except DomainError as error:
+            refused.append((task.key, error.message))
+        else:
+            approved.append((task.key, task.pk))
+    if not is_fragment(request):
+        from django.contrib import messages
+
+        if approved:
+            messages.success(request, f"Approved: {', '.join(key for key, _ in approved)}.")
+        for key, reason in refused:
+            messages.error(request, f"{key} not approved: {reason}")
+        return redirect(_next_url(request, reverse("missions:my_work")))
+    response = render(request, "tasks/htmx/approve_all_report.html", {"approved": approved, "refused": refused})
+    return _changed(response) if approved else response
 
 
 # --- runs and artifacts ------------------------------------------------------------------------------

@@ -80,6 +80,22 @@ def test_a_password_typed_into_a_dsn_is_moved_to_the_secret(client_admin):
     assert "s3cret" not in page
 
 
+def test_a_duckdb_connection_is_added_in_the_admin_and_a_remote_one_refused(client_admin, tmp_path):
+    response = client_admin.post(_url(Connection, "add"), {
+        "name": "DUCK_WH", "engine": "duckdb", "location": str(tmp_path / "wh.duckdb"), "secret": "",
+        "purpose": "target", "description": "",
+    })
+    assert response.status_code == 302, response.content
+    assert Connection.objects.get(name="DUCK_WH").engine == "duckdb"
+    response = client_admin.post(_url(Connection, "add"), {
+        "name": "DUCK_CLOUD", "engine": "duckdb", "location": "md:analytics", "secret": "", "purpose": "source",
+        "description": "",
+    })
+    assert response.status_code == 200
+    assert "A DuckDB connection needs a local file path" in response.content.decode()
+    assert not Connection.objects.filter(name="DUCK_CLOUD").exists()
+
+
 def _make_rows(n, agent):
     owner = UserFactory(username="bulk-owner")
     missions = [MissionFactory(owner=owner, name=f"Bulk {i}") for i in range(n)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from django.db import transaction
 
 from blueprints.models import CheckEvaluation
@@ -16,6 +18,9 @@ from tasks.models import Phase
 from tasks.phase_gate import Advance, phases_advance, recheck_exit_criteria
 from tasks.services import phase_transition
 from workflows.common import require
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 def _go_on(advance: Advance, *, mission: Mission, actor: Actor, left: list[Phase], how: str) -> Advance:
@@ -42,13 +47,14 @@ def phase_recheck(*, phase: Phase, actor: Actor) -> Advance:
 
 
 @transaction.atomic
-def check_waive(*, result: CheckEvaluation, actor: Actor, reason: str) -> CheckEvaluation:
+def check_waive(*, result: CheckEvaluation, actor: User, reason: str) -> CheckEvaluation:
     """Accept a failed exit check with a reason. When every failure of the phase's latest evaluation is waived, the
     phase is waived and the next phase opens (in step mode the mission pauses there, as after a pass)."""
     require(can_manage, actor, result.mission, doing="waive a check",
             who_may=f"the Mission Owner of “{result.mission.name}”")
     still_failing = check_evaluation_waive(result=result, actor=actor, reason=reason)
-    phase = Phase.objects.select_for_update().get(pk=result.phase_id)
+    # The waiver above refused a check without a phase.
+    phase = Phase.objects.select_for_update().get(pk=cast(int, result.phase_id))
     if not still_failing and phase.status == PhaseStatus.FAILED:
         phase_transition(phase=phase, to=PhaseStatus.WAIVED, actor=actor,
                          message=f"Every failed exit check of {phase.name} is waived.")

@@ -32,6 +32,39 @@ def auto_decide(mission: Mission) -> int:
         decided += 1
     return decided
 
+def question_key(question: Question) -> str:
+    """The key an answers file uses for a question: ``TARGET.COLUMN`` (or ``CHILD->PARENT``), from its context, else
+    the text before the first colon."""
+    key = (question.context or {}).get("column") if isinstance(question.context, dict) else None
+    return str(key or question.text.split(":", 1)[0]).strip()
+
+
+def answers_text(value: object) -> str:
+    """An answers file's value as the answer text: ``{sql: "..."}`` travels as ``sql: ...``."""
+    if isinstance(value, dict) and set(value) == {"sql"} and isinstance(value["sql"], str):
+        return f"sql: {value['sql'].strip()}"
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value).strip()
+    raise ValueError('an answer is TABLE.COLUMN, {sql: "..."}, TABLE_A.col = TABLE_B.col or none')
+
+
+def answer_from(mission: Mission, answers: dict[str, str], used: dict[str, int]) -> tuple[int, list[Question]]:
+    """Answer the mission's open questions from ``answers`` (keys matched case-insensitively), as the Mission
+    Owner. Returns how many were answered and the questions the file cannot answer: no key for them, or their key
+    asked again after its answer was given twice (the answer was not usable)."""
+    by_key = {k.upper(): v for k, v in answers.items()}
+    answered, unanswerable = 0, []
+    for question in Question.objects.filter(mission=mission, status=QuestionStatus.OPEN).order_by("pk"):
+        key = question_key(question).upper()
+        if key not in by_key or used.get(key, 0) >= 2:
+            unanswerable.append(question)
+            continue
+        used[key] = used.get(key, 0) + 1
+        question_answer(question=question, actor=mission.owner, answer=by_key[key])
+        answered += 1
+    return answered, unanswerable
+
+
 def waiting_on_people(mission: Mission) -> bool:
     return Task.objects.filter(
         mission=mission, status__in=[TaskStatus.WAITING_APPROVAL, TaskStatus.WAITING_INPUT]

@@ -1,8 +1,9 @@
-"""The Mission Owner's verbs on a mission: launch, pause, resume, cancel, close; and creating one from a blueprint."""
+"""The Mission Owner's verbs on a mission: launch, pause, resume, cancel, close; a stakeholder's sign-off; and
+creating a mission from a blueprint."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -14,10 +15,11 @@ from blueprints.services import blueprint_launch
 from genesis.exceptions import DomainError
 from genesis.uploads import display_name, validate_upload_size
 from history.services import Actor, history_record
-from missions.choices import MissionStatus
-from missions.models import Mission
-from missions.permissions import can_create_missions, can_manage, can_view
-from missions.services import mission_transition
+from missions.choices import SIGNOFF_STATUSES, MissionStatus, SignoffDecision
+from missions.models import Mission, MissionSignoff
+from missions.permissions import can_create_missions, can_manage, can_sign_off, can_view
+from missions.selectors import signoffs_missing
+from missions.services import mission_transition, signoff_record
 from pipeline.specfile import SpecFileError, load_spec_text, spec_connection_names
 from tasks import services as task_services
 from tasks.choices import TASK_FINISHED, RunStatus, TaskStatus
@@ -26,6 +28,11 @@ from tasks.models import Run, Task
 from tasks.phase_gate import phases_advance
 from tasks.queue import enqueue_runs
 from workflows.common import require
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from blueprints.models import BlueprintVersion
 
 
 def _owner_of(mission: Mission) -> str:
@@ -81,11 +88,25 @@ def mission_cancel(*, mission: Mission, actor: Actor = None, reason: str = "") -
     return mission
 
 
+NOTE_MAX = 2000
+
+
 @transaction.atomic
 def mission_close(*, mission: Mission, actor: Actor = None, note: str = "") -> Mission:
-    """The Mission Owner signs a completed mission off."""
+    """The Mission Owner signs a completed (or failed) mission off with a note: it becomes closed. Refused while a
+    stakeholder whose sign-off is required has not approved the outputs since the mission last completed."""
     require(can_manage, actor, mission, doing="close it", who_may=_owner_of(mission))
-    return mission_transition(mission=mission, to=MissionStatus.CLOSED, actor=actor, message=note or "Signed off.")
+    note = _note(note)
+    locked = Mission.objects.select_for_update().get(pk=mission.pk)
+    if locked.status in SIGNOFF_STATUSES:
+        missing = signoffs_missing(locked)
+        if missing:
+            names = ", ".join(m.user.get_full_name() or m.user.get_username() for m in missing)
+            raise DomainError(
+                f"“{locked.name}” cannot be closed yet: the sign-off of {names} is required and not given "
+                "(an approval since the mission completed).", field="signoffs", code="signoff_missing")
+    return mission_transition(mission=mission, to=MissionStatus.CLOSED, actor=actor,
+                              message=note or "Signed off.", data={"note": note} if note else None)
 
 
 def spec_file_read(spec_file: File, *, field: str = "spec_file") -> dict[str, Any]:
@@ -145,8 +166,36 @@ def _spec_connections(version, spec: dict[str, Any], params: dict[str, Any]) -> 
 
 
 @transaction.atomic
-def mission_create_from_blueprint(*, version, name: str, objective: str, owner, actor: Actor = None,
-                                  start: bool = False, spec_file: File | None = None,
+def mission_signoff(*, mission: Mission, actor: User | None, decision: str, note: str = "") -> MissionSignoff:
+    """A stakeholder approves the mission's delivered outputs or raises a concern, with a note; recorded in history.
+    Only once the mission has completed (or failed) and before it is closed."""
+    require(can_sign_off, actor, mission, doing="sign off on it", who_may=f"a stakeholder of “{mission.name}”")
+    if actor is None:
+        raise DomainError("A sign-off is a person's: name the stakeholder.", field="actor")
+    if decision not in SignoffDecision.values:
+        raise DomainError(f"Unknown decision {decision!r}; choose one of {', '.join(SignoffDecision.values)}.",
+                          field="decision")
+    note = _note(note)
+    if decision == SignoffDecision.CONCERN and not note:
+        raise DomainError("note: say what the concern is.", field="note")
+    locked = Mission.objects.select_for_update().get(pk=mission.pk)
+    if locked.status not in SIGNOFF_STATUSES:
+        raise DomainError(
+            f"“{locked.name}” is {locked.get_status_display().lower()}: outputs are signed off once the mission has "
+            "completed and before it is closed.", field="status", code="invalid_transition")
+    return signoff_record(mission=locked, user=actor, decision=decision, note=note)
+
+
+def _note(note: str) -> str:
+    note = (note or "").strip()
+    if len(note) > NOTE_MAX:
+        raise DomainError(f"note: at most {NOTE_MAX} characters ({len(note)} given).", field="note")
+    return note
+
+
+@transaction.atomic
+def mission_create_from_blueprint(*, version: BlueprintVersion, name: str, objective: str, owner: User,
+                                  actor: Actor = None, start: bool = False, spec_file: File | None = None,
                                   from_mission: Mission | int | str | None = None, **options: Any) -> Mission:
     """A new mission from a blueprint version (phases, tasks, dependencies, the connections it uses granted), as a
     draft or, with ``start``, launched at once. ``actor`` None is the system (a command).

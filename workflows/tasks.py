@@ -41,8 +41,9 @@ def task_approve(*, task: Task, actor: Actor, note: str = "") -> Task:
     history_record(mission=task.mission, task=task, run=run, event="task.approved", actor=actor,
                    message=note or "Approved.", data={"note": note})
     services.task_transition(task=task, to=TaskStatus.DONE, actor=actor, run=run, message=note or "Approved.")
-    if task.owner_agent_id and registry.is_registered(task.owner_agent.kind):
-        registry.get(task.owner_agent.kind)().approved(task=task, run=run, actor=actor)
+    agent = task.owner_agent
+    if agent is not None and registry.is_registered(agent.kind):
+        registry.get(agent.kind)().approved(task=task, run=run, actor=actor)
     after_task_done(task=task, actor=actor)
     return task
 
@@ -107,6 +108,20 @@ def task_cancel(*, task: Task, actor: Actor, reason: str = "") -> Task:
 
 
 @transaction.atomic
+def answer_check(answer: str) -> None:
+    """An answer written as SQL (``sql: ...``) must parse as one expression within the limits; the agent checks its
+    columns and dry-runs it when the task runs again."""
+    from pipeline.expressions import ExpressionError, parse_expression
+    from pipeline.mapping import sql_answer
+
+    text = sql_answer(answer)
+    if text is not None:
+        try:
+            parse_expression(text, dialect="sqlite", path="answer")
+        except ExpressionError as error:
+            raise DomainError(error.message, field="answer", code="invalid_expression") from None
+
+
 def question_answer(*, question: Question, actor: Actor, answer: str) -> Question:
     """A person answers an agent's question: the task runs again as a new attempt with the answer in context."""
     question = Question.objects.select_for_update(of=("self",)).select_related("task__mission").get(pk=question.pk)
@@ -114,9 +129,11 @@ def question_answer(*, question: Question, actor: Actor, answer: str) -> Questio
     answer = "" if answer is None else str(answer).strip()
     if not answer:
         raise DomainError("An answer is required.", field="answer", code="required")
-    if question.options and answer not in question.options:
+    if question.options and answer not in question.options and not question.allows_free_answer:
         raise DomainError(f"Choose one of the offered answers: {', '.join(question.options)}.", field="answer",
                           code="invalid_choice")
+    if question.allows_free_answer:
+        answer_check(answer)
     if actor is None or isinstance(actor, Agent) or not (
         actor.pk == question.addressed_to_id or can_act_on_task(actor, task)
     ):

@@ -14,10 +14,12 @@ from agents.connectors.base import (
     RefusalHook,
     TableInfo,
 )
+from agents.connectors.duckdb import DuckDBAdapter
 from agents.connectors.postgresql import PostgreSQLAdapter
 from agents.connectors.sqlite import SQLiteAdapter
 
-ADAPTERS: dict[str, type[Adapter]] = {"sqlite": SQLiteAdapter, "postgresql": PostgreSQLAdapter}
+ADAPTERS: dict[str, type[Adapter]] = {"sqlite": SQLiteAdapter, "postgresql": PostgreSQLAdapter,
+                                      "duckdb": DuckDBAdapter}
 
 __all__ = [
     "ADAPTERS", "Adapter", "ColumnInfo", "ConnectorError", "QueryRefused", "QueryResult", "QueryTimeout",

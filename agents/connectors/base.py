@@ -30,12 +30,17 @@ DENIED_FUNCTIONS = frozenset({
     "ts_stat", "ts_rewrite", "current_setting", "set_config", "lo_import", "lo_export", "txid_current",
     "read_csv", "read_csv_auto", "read_parquet", "read_json", "read_json_auto", "read_text", "read_blob",
     "sniff_csv", "parquet_scan", "parquet_metadata", "parquet_schema", "query", "query_table",
+    "getenv", "which_secret", "load_aws_credentials", "checkpoint", "force_checkpoint", "enable_logging",
+    "disable_logging", "truncate_duckdb_logs", "st_read", "json_execute_serialized_sql",
 })
 # Prefixes of the same: PostgreSQL's server functions (pg_read_file, pg_ls_dir, pg_sleep, pg_terminate_backend, ...)
-# and large objects (lo_*); SQLite's table-valued pragmas and internal tables.
-DENIED_FUNCTION_PREFIXES = ("pg_", "lo_", "pragma_", "sqlite_", "dblink")
+# and large objects (lo_*); SQLite's table-valued pragmas and internal tables; DuckDB's file readers (read_csv,
+# read_ndjson_objects, ...), its catalog and settings functions (duckdb_settings, duckdb_secrets, ...) and the scanners
+# of other databases and formats (sqlite_scan, postgres_scan, mysql_query, iceberg_scan, delta_scan, ducklake_*).
+DENIED_FUNCTION_PREFIXES = ("pg_", "lo_", "pragma_", "sqlite_", "dblink", "read_", "duckdb_", "parquet_",
+                            "postgres_", "mysql_", "iceberg_", "delta_", "ducklake_", "http_")
 # Tables of the engines' own catalogs, which hold other sessions' queries, roles and passwords.
-DENIED_TABLE_PREFIXES = ("pg_", "sqlite_")
+DENIED_TABLE_PREFIXES = ("pg_", "sqlite_", "duckdb_", "pragma_")
 
 
 class ConnectorError(DomainError):
@@ -108,6 +113,8 @@ class Adapter:
 
     engine: str = ""
     dialect: str = ""
+    # Functions refused on this engine only (a name that is harmless on another one, like SQLite's glob()).
+    engine_denied_functions: frozenset[str] = frozenset()
 
     def __init__(self, connection, *, allowed_tables: Iterable[str] | None = None,
                  on_refused: RefusalHook | None = None):
@@ -156,6 +163,14 @@ class Adapter:
 
     def quote(self, name: str) -> str:
         return exp.to_identifier(name, quoted=True).sql(dialect=self.dialect)
+
+    # How ``sample_of`` picks rows, in words for a report.
+    sample_method: str = "the first rows the database returns"
+
+    def sample_of(self, table: str, rows: int) -> str:
+        """A subquery (with its alias) of about ``rows`` rows of ``table``, for statistics that need not read every
+        row (distinct counts, frequent values, candidate keys). The engines that can sample at random do so."""
+        return f"(SELECT * FROM {self.quote(table)} LIMIT {int(rows)}) AS genesis_sample"  # noqa: S608 - quoted
 
     # --- shared ------------------------------------------------------------------------------------
     def ping(self) -> None:
@@ -241,7 +256,8 @@ class Adapter:
             tables.add(table.name)
         for func in statement.find_all(exp.Func):
             name = (func.name if isinstance(func, exp.Anonymous) else func.sql_name()).lower()
-            if name in DENIED_FUNCTIONS or name.startswith(DENIED_FUNCTION_PREFIXES):
+            if (name in DENIED_FUNCTIONS or name in self.engine_denied_functions
+                    or name.startswith(DENIED_FUNCTION_PREFIXES)):
                 self._refuse(QueryRefused(f"The function {name}() is not allowed: queries read tables, never server "
                                           "files, settings or other databases.", sql=sql))
         catalog = sorted(t for t in tables if t.lower().startswith(DENIED_TABLE_PREFIXES))

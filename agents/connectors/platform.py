@@ -31,9 +31,10 @@ def refusal_for(engine: str, location: str) -> str | None:
     """Why a connection at ``location`` would reach the platform's own database, or None."""
     platform = platform_database()
     vendor = platform["ENGINE"].rsplit(".", 1)[-1]
-    if engine == "sqlite" and vendor == "sqlite3":
+    if engine in {"sqlite", "duckdb"} and vendor == "sqlite3":
+        # A DuckDB connection on the platform's SQLite file is refused too (DuckDB can read SQLite files).
         path = location
-        for prefix in ("sqlite:///", "sqlite://", "file:"):
+        for prefix in ("sqlite:///", "sqlite://", "duckdb:///", "duckdb://", "file:"):
             path = path.removeprefix(prefix)
         path = path.split("?", 1)[0]
         own = str(platform.get("NAME") or "")

@@ -32,7 +32,7 @@ logger = logging.getLogger("genesis.api")
 
 # Domain error codes that mean "the state changed or does not allow this", not "your input is wrong".
 CONFLICT_CODES = frozenset({"invalid_transition", "stale", "stale_lease", "run_active", "duplicate", "conflict",
-                            "mission_finished"})
+                            "mission_finished", "signoff_missing"})
 # A service that checks the actor's role itself refuses with this code: the API answers 403.
 FORBIDDEN_CODES = frozenset({"forbidden", "permission_denied"})
 

@@ -15,6 +15,7 @@ RULES: dict[str, tuple[Callable, str]] = {
     "manage": (roles.can_manage, "Only the Mission Owner may do this."),
     "work": (roles.can_work_on, "Only the Mission Owner or a Task Owner of this mission may do this."),
     "task": (roles.can_act_on_task, "Only this task's owner or the Mission Owner may do this."),
+    "signoff": (roles.can_sign_off, "Only a stakeholder of this mission may sign off on it."),
     "staff": (lambda user, _obj: bool(user.is_staff), "Only staff may change this."),
     "authenticated": (lambda user, _obj: bool(user.is_authenticated), "Sign in first."),
     "question": (

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db.models import QuerySet
 
 from missions.models import Mission
 
+if TYPE_CHECKING:
+    from history.services import Viewer
 
-def missions_for_api(user) -> QuerySet[Mission]:
+
+def missions_for_api(user: Viewer) -> QuerySet[Mission]:
     return Mission.objects.visible_to(user).select_related("owner")

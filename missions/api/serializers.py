@@ -9,8 +9,8 @@ from rest_framework.reverse import reverse
 
 from agents.models import Connection
 from genesis.api.fields import TEXT_MAX, CriteriaField, EmailListField, NameRelatedField
-from missions.choices import Role
-from missions.models import Membership, Mission, validate_email_list, validate_success_criteria
+from missions.choices import Role, SignoffDecision
+from missions.models import Membership, Mission, MissionSignoff, validate_email_list, validate_success_criteria
 
 
 class ProgressSerializer(serializers.Serializer):
@@ -75,11 +75,28 @@ class MembershipSerializer(serializers.ModelSerializer):
     user = NameRelatedField(slug_field="username", queryset=get_user_model().objects.all(),
                             help_text="The person (by username).")
     role = serializers.ChoiceField(choices=Role.choices)
+    signoff_required = serializers.BooleanField(
+        required=False, default=False,
+        help_text="A stakeholder whose approval is required before the Mission Owner can close the mission.",
+    )
 
     class Meta:
         model = Membership
-        fields = ["user", "role", "created_at"]
+        fields = ["user", "role", "signoff_required", "created_at"]
         read_only_fields = ["created_at"]
+
+
+class SignoffSerializer(serializers.ModelSerializer):
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True, help_text="The stakeholder.")
+    decision = serializers.ChoiceField(choices=SignoffDecision.choices,
+                                       help_text="`approve` the delivered outputs, or raise a `concern`.")
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="",
+                                 help_text="What the stakeholder says; required with a concern.")
+
+    class Meta:
+        model = MissionSignoff
+        fields = ["id", "user", "decision", "note", "created_at"]
+        read_only_fields = ["id", "user", "created_at"]
 
 
 class MemberRemoveSerializer(serializers.Serializer):

@@ -21,9 +21,14 @@ from genesis.api.permissions import RolePermission
 from genesis.filters import DateTimeRangeFilter
 from missions import services
 from missions.api.selectors import missions_for_api
-from missions.api.serializers import MemberRemoveSerializer, MembershipSerializer, MissionSerializer
+from missions.api.serializers import (
+    MemberRemoveSerializer,
+    MembershipSerializer,
+    MissionSerializer,
+    SignoffSerializer,
+)
 from missions.filtersets import MissionFilterSet
-from missions.models import Membership
+from missions.models import Membership, MissionSignoff
 from missions.permissions import can_create_missions
 from missions.selectors import roles_map
 from tasks.media import file_response, spec_file_name
@@ -105,7 +110,7 @@ class MissionViewSet(
     permission_classes = [RolePermission]
     filterset_class = MissionAPIFilterSet
     http_method_names = ["get", "post", "patch", "head", "options"]
-    write_rules = {"members": "manage", "remove_member": "manage"}
+    write_rules = {"members": "manage", "remove_member": "manage", "signoff": "signoff"}
 
     def get_queryset(self):
         return missions_for_api(self.request.user)
@@ -207,11 +212,41 @@ class MissionViewSet(
 
     @_verb_schema("Close a mission",
                   "Sign off a `completed` (or `failed`) mission: it becomes `closed`, its record final. An optional "
-                  f"`note` is recorded.\n\n{_OWNER_VERB}\n\n"
-                  "**Errors:** 409 when the mission is not completed or failed.", request=NoteSerializer)
+                  f"`note` (the owner's sign-off note) is recorded in the history.\n\n{_OWNER_VERB}\n\n"
+                  "**Errors:** 409 when the mission is not completed or failed, or (`signoff_missing`) while a "
+                  "stakeholder whose sign-off is required has not approved since the mission completed: the "
+                  "message names them.", request=NoteSerializer)
     @action(detail=True, methods=["post"])
     def close(self, request, pk=None):
         return self._verb(request, mission_workflows.mission_close, NoteSerializer, note="note")
+
+    @extend_schema(
+        methods=["GET"], summary="List a mission's sign-offs",
+        description="Every stakeholder sign-off given on the mission, newest first.\n\n"
+                    "**Who:** anyone with a role in the mission, and staff.\n\n"
+                    "**Errors:** 404 when there is no such mission or you hold no role in it.",
+        request=None, responses={200: SignoffSerializer(many=True)},
+    )
+    @extend_schema(
+        methods=["POST"], summary="Sign off on a mission's outputs",
+        description="A stakeholder approves the delivered outputs (`approve`) or raises a `concern` (a `note` is "
+                    "then required), recorded in the history and shown to the Mission Owner. Possible once the "
+                    "mission is `completed` (or `failed`) and until it is closed.\n\n"
+                    "**Who:** the mission's stakeholders, their one write; anyone else gets 403.\n\n"
+                    "**Errors:** 400 names the field at fault (`decision`, `note`); 409 when the mission is not "
+                    "completed or failed.",
+        request=SignoffSerializer, responses={201: SignoffSerializer},
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filterset_class=None)
+    def signoff(self, request, pk=None):
+        mission = self.get_object()
+        if request.method == "GET":
+            signoffs = MissionSignoff.objects.filter(mission=mission).select_related("user")
+            return Response(SignoffSerializer(signoffs, many=True).data)
+        serializer = SignoffSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        signoff = mission_workflows.mission_signoff(mission=mission, actor=request.user, **serializer.validated_data)
+        return Response(SignoffSerializer(signoff).data, status=status.HTTP_201_CREATED)
 
     # --- the spec file ------------------------------------------------------------------------------------
 

@@ -13,7 +13,13 @@ from agents.access import require_use
 from agents.connectors import adapter_for
 from genesis.exceptions import DomainError
 from pipeline.dbt import runner
-from pipeline.dbt.project import DbtProject, generate_project, profile_for, source_schema_for
+from pipeline.dbt.project import (
+    DbtProject,
+    generate_project,
+    profile_for,
+    source_database_for,
+    source_schema_for,
+)
 from pipeline.dbt.spec import TargetSpec, targets_for
 from pipeline.dbt.sqlgen import Partition
 from pipeline.quality.checks import infer_references
@@ -147,6 +153,7 @@ def plan_build(*, mission, config: dict, connections: dict | None = None) -> Bui
         name=config.get("project_name") or mission.name, targets=targets, engine=target.engine,
         bronze_tables=bronze, source_schema=source_schema_for(target=target, source=source), partition=partition,
         references=[(t.name, column, table, ref) for t, column, table, ref in references],
+        source_database=source_database_for(target=target, source=source),
     )
     profile, env = profile_for(target=target, source=source)
     project_dir = dbt_root() / f"mission-{mission.pk}" / project.revision[:16]

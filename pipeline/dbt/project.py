@@ -99,7 +99,7 @@ having count(*) > 1
 
 
 def dbt_dialect(engine: str) -> str:
-    return {"postgresql": "postgres", "sqlite": "sqlite"}.get(engine, engine)
+    return {"postgresql": "postgres", "sqlite": "sqlite", "duckdb": "duckdb"}.get(engine, engine)
 
 
 def pg_schema_of(location: str) -> str:
@@ -182,11 +182,13 @@ def _schema_yml(targets: list[TargetSpec], references: list[tuple[str, str, str,
 
 def generate_project(*, name: str, targets: list[TargetSpec], engine: str, bronze_tables: dict[str, str],
                      source_schema: str, partition: Partition | None = None,
-                     references: list[tuple[str, str, str, str]] = ()) -> DbtProject:
+                     references: list[tuple[str, str, str, str]] = (),
+                     source_database: str | None = None) -> DbtProject:
     """Sources for the bronze tables, one model per target, schema.yml with docs and tests, the macros.
 
     ``engine`` is the target connection's engine; ``bronze_tables`` maps upper-case names to actual names;
-    ``source_schema`` is where dbt finds them (the attached ``bronze`` database on SQLite, a schema on PostgreSQL).
+    ``source_schema`` is where dbt finds them (the attached ``bronze`` database on SQLite, a schema on PostgreSQL,
+    ``main`` of the attached ``bronze`` database, ``source_database``, on DuckDB).
     """
     slug = re.sub(r"[^a-z0-9_]", "_", name.lower()).strip("_") or "genesis"
     if not slug[0].isalpha():
@@ -211,10 +213,11 @@ def generate_project(*, name: str, targets: list[TargetSpec], engine: str, bronz
         header += f" v{target.version}" if target.version else ""
         files[f"models/{target.name}.sql"] = f"{header} ({target.dialect} -> {dialect}).\n{sql}"
     used.update(table for _, _, table, _ in references)
-    sources = {"version": 2, "sources": [{
-        "name": "bronze", "schema": source_schema, "quoting": {"identifier": True},
-        "tables": [{"name": table} for table in sorted(used)],
-    }]}
+    bronze = {"name": "bronze", "schema": source_schema, "quoting": {"identifier": True},
+              "tables": [{"name": table} for table in sorted(used)]}
+    if source_database:
+        bronze = {"name": "bronze", "database": source_database, **{k: v for k, v in bronze.items() if k != "name"}}
+    sources = {"version": 2, "sources": [bronze]}
     files["models/sources.yml"] = yaml.safe_dump(sources, sort_keys=False)
     files["models/schema.yml"] = yaml.safe_dump(_schema_yml(targets, list(references)), sort_keys=False)
     files["macros/genesis.sql"] = MACROS
@@ -242,6 +245,21 @@ def profile_for(*, target, source) -> tuple[dict, dict[str, str]]:
             "password": "{{ env_var('GENESIS_DBT_PASSWORD', '') }}",
         }
         env["GENESIS_DBT_PASSWORD"] = target.secret or ""
+    elif target.engine == "duckdb":
+        from agents.connectors.duckdb import NO_DOWNLOADS, duckdb_path
+
+        _same_engine(target=target, source=source)
+        target_path = duckdb_path(target.location).resolve()
+        output = {
+            "type": "duckdb", "threads": 1, "path": str(target_path),
+            # Closed after each invocation, so the agents' read-only sessions can open the file in this process.
+            "keep_open": False,
+            # Nothing is fetched at run time: an extension the wheel does not carry fails instead of downloading.
+            "config_options": dict(NO_DOWNLOADS), "extensions": [],
+        }
+        if source_database_for(target=target, source=source):
+            output["attach"] = [{"path": str(duckdb_path(source.location).resolve()), "alias": "bronze",
+                                 "read_only": True}]
     else:
         from genesis.exceptions import DomainError
 
@@ -249,14 +267,37 @@ def profile_for(*, target, source) -> tuple[dict, dict[str, str]]:
     return {"genesis": {"target": "genesis", "outputs": {"genesis": output}}}, env
 
 
+def _same_engine(*, target, source) -> None:
+    if source.engine != target.engine:
+        from genesis.exceptions import DomainError
+
+        raise DomainError(
+            f"dbt on {target.engine} reads the bronze tables from a {target.engine} source; {source.name} is "
+            f"{source.engine} (load it into {target.engine} first, e.g. with manage.py ingest).", field="engine")
+
+
 def source_schema_for(*, target, source) -> str:
     if target.engine == "sqlite":
         return "bronze"
+    if target.engine == "duckdb":
+        _same_engine(target=target, source=source)
+        return "main"
     if source.engine != "postgresql":
         from genesis.exceptions import DomainError
 
         raise DomainError("On PostgreSQL, dbt reads the bronze tables from the same database.", field="engine")
     return pg_schema_of(source.location)
+
+
+def source_database_for(*, target, source) -> str | None:
+    """On DuckDB, the source file is attached read-only as database ``bronze`` unless it is the target's own file
+    (then None: dbt reads the bronze tables from the target database)."""
+    if target.engine != "duckdb":
+        return None
+    from agents.connectors.duckdb import duckdb_path
+
+    source_path, target_path = duckdb_path(source.location).resolve(), duckdb_path(target.location).resolve()
+    return None if source_path == target_path else "bronze"
 
 
 def _sqlite_path(location: str) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -12,11 +14,17 @@ from missions.choices import Role
 from missions.permissions import role_of
 from pipeline.models import Environment
 
+if TYPE_CHECKING:
+    from django_q.models import Schedule
+
+    from missions.models import Mission
+    from pipeline.quality.refresh import RefreshResult
+
 REFRESH_FUNC = "pipeline.jobs.refresh_mission"
 DEFAULT_CRON = "0 2 * * *"  # daily at 02:00
 
 
-def _require_role(*, mission, actor, roles: set[str], action: str) -> None:
+def _require_role(*, mission: Mission, actor: Actor, roles: set[str], action: str) -> None:
     if actor is None:
         return  # the system (a job, the engine)
     if getattr(actor, "is_staff", False):
@@ -27,7 +35,7 @@ def _require_role(*, mission, actor, roles: set[str], action: str) -> None:
 
 
 @transaction.atomic
-def environment_set(*, mission, name: str, target: Connection, actor: Actor = None,
+def environment_set(*, mission: Mission, name: str, target: Connection, actor: Actor = None,
                     description: str = "") -> Environment:
     """Create or change the mission's environment ``name`` (dev, test, stage, prod)."""
     if name not in Environment.Name.values:
@@ -74,7 +82,7 @@ def environment_build_request(*, environment: Environment, actor: Actor) -> None
                                              task_name=f"environment-build-{environment.pk}"))
 
 
-def environment_build(*, environment: Environment, actor: Actor = None):
+def environment_build(*, environment: Environment, actor: Actor = None) -> RefreshResult:
     """Build now (the job calls this): a refresh aimed at the environment's target, recorded like any refresh."""
     from pipeline.quality.refresh import refresh_run
 
@@ -87,7 +95,8 @@ def environment_build(*, environment: Environment, actor: Actor = None):
 
 
 @transaction.atomic
-def refresh_schedule_set(*, mission, cron: str = DEFAULT_CRON, actor: Actor = None, start_now: bool = False):
+def refresh_schedule_set(*, mission: Mission, cron: str = DEFAULT_CRON, actor: Actor = None,
+                         start_now: bool = False) -> Schedule:
     """Create or update the django-q2 schedule that refreshes the mission (visible in the admin)."""
     from django_q.models import Schedule, validate_cron
     from django_q.tasks import async_task

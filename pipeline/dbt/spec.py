@@ -61,6 +61,9 @@ class TargetSpec:
     columns: list[ColumnSpec] = field(default_factory=list)
     grain: list[str] = field(default_factory=list)
     version: int | None = None
+    # Summed or counted measures the mapping recorded, for reconciliation: {"column", "function", "table",
+    # "expression" (over that table's own columns), "round"}.
+    measures: list[dict] = field(default_factory=list)
     # The grain's period as the mapping spec states it ("TABLE.COLUMN"), "" when the grain has none, None when the
     # spec does not say (an inline target): then the model's reading of the month-partitioned table decides.
     period: str | None = None
@@ -155,6 +158,8 @@ def target_from_dict(raw: dict, *, sql: str | None = None, dialect: str | None =
         name=str(name), sql=text, dialect=dialect or raw.get("dialect") or "sqlite",
         description=str(raw.get("description") or ""), columns=columns, grain=[str(g) for g in grain],
         version=version, period=period,
+        measures=[{**c["measure"], "column": str(c.get("name"))} for c in raw.get("columns") or []
+                  if isinstance(c, dict) and isinstance(c.get("measure"), dict)],
     )
 
 

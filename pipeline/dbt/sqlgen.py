@@ -28,7 +28,13 @@ _CASTS = {
                "boolean": "INTEGER"},
     "postgres": {"text": "TEXT", "integer": "BIGINT", "numeric": "NUMERIC", "date": "DATE",
                  "timestamp": "TIMESTAMP", "boolean": "BOOLEAN"},
+    # DuckDB's DECIMAL without a precision is DECIMAL(18,3), which would round a rate's fourth decimal: a numeric
+    # type without one is DOUBLE.
+    "duckdb": {"text": "VARCHAR", "integer": "BIGINT", "numeric": "DOUBLE", "date": "DATE",
+               "timestamp": "TIMESTAMP", "boolean": "BOOLEAN"},
 }
+# The widest DECIMAL DuckDB stores.
+_DUCKDB_MAX_PRECISION = 38
 
 
 @dataclass(frozen=True)
@@ -51,11 +57,25 @@ class Partition:
 
 def cast_type(declared: str, dialect: str) -> str:
     family = type_family(declared)
-    if dialect == "postgres" and family == "numeric":
+    if dialect in {"postgres", "duckdb"} and family == "numeric":
         match = re.search(r"\(\s*(\d+)\s*,\s*(\d+)\s*\)", declared)
-        if match:
+        if match and dialect == "postgres":
             return f"NUMERIC({match.group(1)},{match.group(2)})"
+        if match and int(match.group(2)) <= int(match.group(1)) <= _DUCKDB_MAX_PRECISION:
+            return f"DECIMAL({match.group(1)},{match.group(2)})"
     return _CASTS.get(dialect, _CASTS["sqlite"]).get(family, "TEXT")
+
+
+def widen_bare_decimals(tree: exp.Expression) -> exp.Expression:
+    """For DuckDB: a DECIMAL/NUMERIC without precision becomes DOUBLE. Elsewhere a bare NUMERIC keeps every digit
+    (PostgreSQL) or is a float (SQLite); DuckDB reads it as DECIMAL(18,3), which sqlglot spells out faithfully and
+    which would round a rate's fourth decimal away."""
+    def widen(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.DECIMAL and not node.expressions:
+            return exp.DataType.build("DOUBLE")
+        return node
+
+    return tree.transform(widen)
 
 
 def _dialect_fixes(tree: exp.Expression, dialect: str) -> exp.Expression:
@@ -75,8 +95,8 @@ def _dialect_fixes(tree: exp.Expression, dialect: str) -> exp.Expression:
 
 def model_sql(target: TargetSpec, *, dialect: str, bronze_tables: dict[str, str],
               partition: Partition | None = None) -> str:
-    """The model's SQL for ``dialect`` (``sqlite`` or ``postgres``). ``bronze_tables`` maps upper-case names to
-    the source's actual table names."""
+    """The model's SQL for ``dialect`` (``sqlite``, ``postgres`` or ``duckdb``). ``bronze_tables`` maps upper-case
+    names to the source's actual table names."""
     try:
         tree = sqlglot.parse_one(target.sql, read=target.dialect)
     except ParseError as error:
@@ -101,6 +121,8 @@ def model_sql(target: TargetSpec, *, dialect: str, bronze_tables: dict[str, str]
         table.replace(replacement)
     if not used:
         raise DomainError(f"The SQL of {target.name} reads none of the bronze tables.", field="sql")
+    if dialect == "duckdb" and target.dialect != "duckdb":
+        tree = widen_bare_decimals(tree)
     if target.columns:
         casts = [
             exp.alias_(exp.cast(exp.column(c.name, table="genesis_mapped", quoted=True),

@@ -13,10 +13,13 @@ from agents.connectors import Adapter, ConnectorError
 from agents.registry import register
 from genesis.documents import loads_json
 from genesis.exceptions import DomainError
+from genesis.wording import percent
+from pipeline import assist
 from pipeline.choices import MappingStatus
 from pipeline.dbt.build import read_partition
 from pipeline.dbt.spec import target_from_dict
 from pipeline.dbt.sqlgen import model_sql, render_month
+from pipeline.expressions import ExpressionError
 from pipeline.implementations.common import (
     artifact_id,
     beat,
@@ -32,6 +35,8 @@ from pipeline.profiler import profile_source
 from pipeline.specfile import relationships, target_spec
 
 _SENTENCE = re.compile(r"(?<=[.;!?\n])\s+")
+_QUOTED = re.compile(r"`[^`]*`")
+_FEEDBACK_SQL = re.compile(r"`([^`]+)`|\bsql:\s*(.+)$", re.I | re.S)
 _QUESTION_KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z0-9_.]+?):")
 
 
@@ -57,7 +62,9 @@ def answers_by_key(context: AgentContext, target: str) -> dict[str, str]:
         answer = str(item.get("answer") or item.get("text") or "").strip()
         ctx = item.get("context") or {}
         column = ctx.get("column") if isinstance(ctx, dict) else None
-        if column and "." in column and column.split(".", 1)[0].upper() == target.upper():
+        if column and "->" in column and "." not in column:
+            key = column  # a relationship between source tables holds for every target
+        elif column and "." in column and column.split(".", 1)[0].upper() == target.upper():
             key = column.split(".", 1)[1]
         else:
             match = _QUESTION_KEY.match(str(item.get("question") or ""))
@@ -82,11 +89,18 @@ def feedback_overrides(context: AgentContext, target: dict[str, Any], catalog: C
         if not text:
             continue
         understood = False
-        for sentence in _SENTENCE.split(text):
-            mentioned = [n for n in names if re.search(rf"\b{re.escape(n)}\b", sentence, re.I)]
+        for sentence in _sentences(text):
+            prose = re.sub(r"`[^`]*`|\bsql:.*$", " ", sentence, flags=re.I | re.S)
+            mentioned = [n for n in names if re.search(rf"\b{re.escape(n)}\b", prose, re.I)]
             rest = sentence
             for n in mentioned:
                 rest = re.sub(rf"\b{re.escape(n)}\b", " ", rest, flags=re.I)
+            written = _FEEDBACK_SQL.search(sentence)
+            if len(mentioned) == 1 and written is not None:
+                # "TOTAL_FINES should be `SUM(Fine.AmountCents) / 100.0`" (or "... sql: ..."): that expression.
+                overrides[mentioned[0].upper()] = f"sql: {(written[1] or written[2]).strip()}"
+                understood = True
+                continue
             ref = catalog.find(rest)
             if len(mentioned) == 1 and ref is not None:
                 overrides[mentioned[0].upper()] = str(ref)
@@ -97,6 +111,18 @@ def feedback_overrides(context: AgentContext, target: dict[str, Any], catalog: C
         if not understood:
             unread.append(text)
     return overrides, unclear_columns, unread
+
+
+def _sentences(text: str) -> list[str]:
+    """The sentences of a review text; a `quoted expression` is never split, whatever punctuation it holds."""
+    quoted: list[str] = []
+
+    def hide(match: re.Match) -> str:
+        quoted.append(match[0])
+        return f"\x00{len(quoted) - 1}\x00"
+
+    masked = _QUOTED.sub(hide, text)
+    return [re.sub(r"\x00(\d+)\x00", lambda m: quoted[int(m[1])], part) for part in _SENTENCE.split(masked)]
 
 
 def docs_hints(context: AgentContext, target: dict[str, Any], catalog: Catalog) -> tuple[str, dict[str, list]]:
@@ -132,7 +158,7 @@ def spec_markdown(content: dict[str, Any], version: int) -> str:
     for col in content["columns"]:
         sources = ", ".join(f"{s['table']}.{s['column']}" for s in col["sources"]) or "-"
         lines.append(f"| {col['name']} | {col['target_type']} | {sources} | {col['transformation']} | "
-                     f"{col['confidence']:.2f} |")
+                     f"{percent(col['confidence'])} |")
     lines += ["", "## Reasoning", ""]
     lines += [f"- **{c['name']}**: {c['reasoning'] or '-'}" for c in content["columns"]]
     cited = [(c["name"], cit) for c in content["columns"] for cit in c.get("citations", [])]
@@ -224,19 +250,9 @@ class FieldMappingAgent(BaseAgent):
             index_name, hints = docs_hints(context, target, catalog)
             mapper = TargetMapper(target=target, catalog=catalog, dialect=adapter.dialect, answers=answers,
                                   overrides=overrides, feedback=from_feedback, hints=hints)
-            try:
-                content = mapper.plan()
-            except Ambiguity as question:
-                say(context, f"asking: {question.question}")
-                return NeedsInput(question=question.question, options=question.options, default=question.default,
-                                  context={"column": f"{target_name}.{question.column}", "reason": question.reason})
-            except MappingProblem as problem:
-                return Failed(error=f"{target_name}: {problem}", retryable=False)
-            content["dry_run"] = self._dry_run(adapter, content, profile)
-            refusal = _refusal(adapter, content, target_name)
-            if refusal is not None:
-                say(context, f"refused: {getattr(refusal, 'question', None) or refusal.error}")
-                return refusal
+            content, stop = self._plan(context, adapter, mapper, profile, target_name, catalog)
+            if stop is not None:
+                return stop
         except ConnectorError as error:
             return Failed(error=f"{target_name}: {error.message}", retryable=False)
         except InterruptedError:
@@ -276,6 +292,77 @@ class FieldMappingAgent(BaseAgent):
             "rows": content["dry_run"]["rows"], "spec_artifact": artifact_id(spec_artifact),
         })
 
+    def _plan(self, context: AgentContext, adapter: Adapter, mapper: TargetMapper, profile: dict[str, Any],
+              target_name: str, catalog: Catalog, *, suggest: bool = True) -> tuple[dict[str, Any], Outcome | None]:
+        """Map the target and dry-run its SQL: the content, or the outcome that stops here (a question, a refusal).
+        ``suggest``: a question may carry a language model's proposal, proven first (``pipeline.assist``)."""
+        try:
+            content = mapper.plan()
+        except Ambiguity as question:
+            say(context, f"asking: {question.question}")
+            key = question.column if "->" in question.column else f"{target_name}.{question.column}"
+            ask_context: dict[str, Any] = {"column": key, "reason": question.reason, "free_answer": True}
+            text, default = question.question, question.default
+            suggestion = (self._suggest(context, adapter, mapper, profile, target_name, catalog, question)
+                          if suggest else None)
+            if suggestion is not None:
+                default = suggestion.answer
+                text += (f"\nSuggested answer (a language model's proposal; {suggestion.checked}): "
+                         f"{suggestion.answer}" + (f"\nIts reasoning: {suggestion.reasoning}" if suggestion.reasoning
+                                                   else ""))
+                ask_context["suggested"] = {"answer": suggestion.answer, "by": "language model",
+                                            "checked": suggestion.checked}
+            return {}, NeedsInput(question=text, options=question.options, default=default, context=ask_context)
+        except MappingProblem as problem:
+            return {}, Failed(error=f"{target_name}: {problem}", retryable=False)
+        except ExpressionError as error:
+            return {}, _expression_refused(target_name, error.path, error.message, catalog)
+        try:
+            content["dry_run"] = self._dry_run(adapter, content, profile)
+        except ConnectorError as error:
+            origin = _failing_column(adapter, mapper, content)
+            if origin is None:
+                raise
+            return {}, _expression_refused(target_name, origin, f"{origin}: the dry run failed: {error.message}",
+                                           catalog)
+        refusal = _refusal(adapter, content, target_name)
+        if refusal is not None:
+            say(context, f"refused: {getattr(refusal, 'question', None) or refusal.error}")
+        return content, refusal
+
+    def _suggest(self, context: AgentContext, adapter: Adapter, mapper: TargetMapper, profile: dict[str, Any],
+                 target_name: str, catalog: Catalog, question: Ambiguity) -> assist.Suggestion | None:
+        """Ask the language model (if one is configured) and prove its proposal as a person's answer is proven: the
+        target mapped again with it, dry-run and checked for multiplied rows. None unless it passes."""
+        asked = assist.ask(context, target=mapper.target, key=question.column, question=question.question,
+                           profile=profile)
+        if asked is None:
+            return None
+        assistant, exchange = asked
+        suggestion = None
+        if exchange.ok:
+            answer = assist.answer_text(exchange.data, question.column)
+            trial = TargetMapper(target=mapper.target, catalog=catalog, dialect=mapper.dialect,
+                                 answers={**mapper.answers, question.column.upper(): answer},
+                                 overrides=mapper.overrides, feedback=mapper.feedback, hints=mapper.hints)
+            content, stop = self._plan(context, adapter, trial, profile, target_name, catalog, suggest=False)
+            same = isinstance(stop, NeedsInput) and str((stop.context or {}).get("column", "")).upper().endswith(
+                question.column.upper())
+            if stop is None or (isinstance(stop, NeedsInput) and not same):
+                rows = (content.get("dry_run") or {}).get("rows") if content else None
+                checked = ("checked: it parses, uses allowed columns"
+                           + (f", the dry run gives {rows} rows, none multiplied" if rows is not None
+                              else "; the rest of the target still has open questions"))
+                suggestion = assist.Suggestion(answer=answer, reasoning=str(exchange.data.get("reasoning") or ""),
+                                               checked=checked)
+                exchange.validation = {"passed": True, "answer": answer, "checked": checked}
+            else:
+                why = getattr(stop, "question", None) or getattr(stop, "error", None) or "refused"
+                exchange.validation = {"passed": False, "answer": answer, "refused": str(why)[:1000]}
+                say(context, f"the language model's proposal for {question.column} was refused: {str(why)[:200]}")
+        assistant.attach(exchange, f"llm-proposal-{target_name}-{question.column}.json".replace("->", "-to-"))
+        return suggestion
+
     def approved(self, *, task, run, actor) -> None:
         """The owner approved the proposal: the spec version this task proposed becomes the approved one, in the
         same transaction (the build reads approved versions only)."""
@@ -307,14 +394,43 @@ class FieldMappingAgent(BaseAgent):
                 "duplicate_grain_rows": int(duplicates), "elapsed_ms": sample.elapsed_ms}
 
 
+def _failing_column(adapter: Adapter, mapper: TargetMapper, content: dict[str, Any]) -> str | None:
+    """The origin (spec path or answer key) of the first written expression whose own SELECT fails."""
+    for column in content["columns"]:
+        if not column.get("origin"):
+            continue
+        try:
+            adapter.query(f"SELECT * FROM ({mapper.sql(only=column['name'])}) AS q", limit=1)  # noqa: S608
+        except ConnectorError:
+            return column["origin"]
+    return None
+
+
+def _expression_refused(target: str, path: str, message: str, catalog: Catalog) -> Outcome:
+    """A written expression that cannot be used: one a person answered is asked again with the reason; one the
+    spec file holds fails the task naming its path (the spec must change)."""
+    if path.startswith("answers."):
+        key = path.removeprefix("answers.")
+        return NeedsInput(
+            question=f"{key}: the answer cannot be used ({message.removeprefix(path + ': ')}). Answer with a "
+                     "source column (TABLE.COLUMN), a SQL expression (sql: ...) or none.",
+            options=[str(r) for r in catalog.words][:12] + ["none"], default="none",
+            context={"column": key, "reason": "answer not usable", "free_answer": True},
+        )
+    return Failed(error=f"{target}: {message}", retryable=False)
+
+
 def _lossy_values(adapter: Adapter, table: str, column: str, to: str) -> tuple[int, list[Any]]:
     """How many non-null values of ``table.column`` a cast to ``to`` (integer or decimal) would lose or change, and
     a few of them."""
     c, t = adapter.quote(column), adapter.quote(table)
     text = f"TRIM(CAST({c} AS TEXT))"
-    if adapter.engine == "postgresql":
+    if adapter.engine in {"postgresql", "duckdb"}:
         pattern = r"^[+-]?\d+$" if to == "integer" else r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-        where = f"{c} IS NOT NULL AND {text} !~ '{pattern}'"
+        # DuckDB's CAST raises on a value it cannot convert (SQLite's gives 0): the text is matched instead.
+        matches = (f"{text} ~ '{pattern}'" if adapter.engine == "postgresql"
+                   else f"regexp_full_match({text}, '{pattern}')")
+        where = f"{c} IS NOT NULL AND NOT ({matches})"
     elif to == "integer":
         where = f"{c} IS NOT NULL AND CAST(CAST({c} AS INTEGER) AS TEXT) <> {text}"
     else:

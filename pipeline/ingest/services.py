@@ -76,7 +76,7 @@ class IngestReport:
 def files_ingest(
     *,
     connection: Connection,
-    paths: Iterable[str | os.PathLike],
+    paths: Iterable[str | os.PathLike[str]],
     mission: Any,
     options: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,

@@ -32,6 +32,8 @@ class CheckResult:
 
     def describe(self) -> str:
         where = f"{self.target}.{self.column}" if self.column else self.target
+        if self.check == "reconcile":
+            return f"reconcile on {where}: {self.detail}"
         text = f"{self.check} on {where}: {self.failing_rows:,} failing row(s)"
         if self.detail:
             text += f" ({self.detail})"
@@ -95,8 +97,8 @@ def check_rows(adapter, target: TargetSpec) -> list[CheckResult]:
 
 
 def check_declared_types(adapter, target: TargetSpec) -> list[CheckResult]:
-    """PostgreSQL enforces each column's type: its declared type is compared with the spec's."""
-    if adapter.engine != "postgresql":
+    """PostgreSQL and DuckDB enforce each column's type: its declared type is compared with the spec's."""
+    if adapter.engine not in {"postgresql", "duckdb"}:
         return []
     from pipeline.dbt.spec import type_family
 
@@ -186,6 +188,8 @@ def infer_references(targets: list[TargetSpec], bronze_first_columns: dict[str, 
 def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_connection,
                references: dict[str, str] | None = None) -> list[CheckResult]:
     results: list[CheckResult] = []
+    from pipeline.quality.reconcile import reconcile
+
     with adapter_for(target_connection, mission=mission) as target_adapter, \
             adapter_for(source_connection, mission=mission) as source_adapter:
         bronze = source_adapter.introspect()
@@ -196,4 +200,6 @@ def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_
             results += check_grain(target_adapter, target)
         for target, column, ref_table, ref_column in infer_references(targets, first_columns, references):
             results.append(check_reference(target_adapter, source_adapter, target, column, ref_table, ref_column))
+        for target in targets:
+            results += reconcile(target_adapter, source_adapter, target)
     return results

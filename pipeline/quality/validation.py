@@ -1,5 +1,5 @@
 """Validating the built targets through the validation connection: the tables and their columns as the database
-declares them (``sqlite_master`` and ``PRAGMA table_info`` on SQLite, ``information_schema`` on PostgreSQL),
+declares them (``sqlite_master`` and ``PRAGMA table_info`` on SQLite, ``information_schema`` on PostgreSQL and DuckDB),
 compared with the spec, plus a row count and a few sample rows per target."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ _ACCEPTABLE = {
     "sqlite": {"date": {"date", "text"}, "timestamp": {"timestamp", "text"}, "boolean": {"boolean", "integer"},
                "numeric": {"numeric", "integer"}},
     "postgresql": {"numeric": {"numeric"}},
+    "duckdb": {"numeric": {"numeric"}},
 }
 
 
@@ -58,6 +59,15 @@ def _declared_columns(adapter, table: str, queries: list[str]) -> tuple[bool, li
         pragma = f"PRAGMA table_info({adapter.quote(row[0])})"
         queries.append(pragma)
         return True, [(r[1], r[2] or "") for r in adapter.raw.execute(pragma).fetchall()]
+    if adapter.engine == "duckdb":
+        # DuckDB's information_schema spells a decimal's precision in its data_type: DECIMAL(12,2).
+        actual = next((name for name in adapter.list_tables() if name.lower() == table.lower()), None)
+        shown = ("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = current_schema() "
+                 "AND table_name = '{}' ORDER BY ordinal_position")
+        queries.append(shown.format(actual or table))
+        if actual is None:
+            return False, []
+        return True, [(c.name, c.declared_type) for c in adapter._columns(actual)]
     sql = ("SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
            "WHERE table_schema = ANY (current_schemas(false)) AND table_name = %s ORDER BY ordinal_position")
     queries.append(sql.replace("%s", f"'{table}'"))

@@ -220,8 +220,29 @@ class QuestionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "object", "properties": {"sql": {"type": "string"}},
+                                                     "required": ["sql"], "additionalProperties": False}]})
+class AnswerField(serializers.Field):
+    """An answer as text, or ``{"sql": "..."}`` for a SQL expression over source columns (carried as ``sql: ...``)."""
+
+    default_error_messages = {"invalid": 'An answer is text or {{"sql": "..."}}.'}
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and set(data) == {"sql"} and isinstance(data["sql"], str) and data["sql"].strip():
+            data = f"sql: {data['sql'].strip()}"
+        if not isinstance(data, str) or not data.strip():
+            self.fail("invalid")
+        if len(data) > TEXT_MAX:
+            raise serializers.ValidationError(f"Ensure this field has no more than {TEXT_MAX} characters.")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
 class AnswerSerializer(serializers.Serializer):
-    answer = serializers.CharField(max_length=TEXT_MAX)
+    answer = AnswerField(help_text='Text (an option, TABLE.COLUMN, "TABLE_A.col = TABLE_B.col", none) or '
+                                   '{"sql": "SUM(Fine.AmountCents) / 100.0"}.')
 
 
 class ApproveSerializer(serializers.Serializer):

@@ -376,7 +376,9 @@ class QuestionViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
     @extend_schema(
         summary="Answer a question",
         description="Answer an open question: the task that asked runs again with the answer in its context. When "
-                    "the question offers options, the answer is one of them.\n\n"
+                    "the question offers options, the answer is one of them, unless the question takes other "
+                    "answers (a mapping question: any TABLE.COLUMN, {\"sql\": \"...\"}, TABLE_A.col = TABLE_B.col, "
+                    "or none).\n\n"
                     "**Who:** the person asked, the task's owner or the Mission Owner, and staff; others get 403.\n\n"
                     "**Errors:** 400 when the answer is empty or not one of the options; 409 when the question is "
                     "already answered or cancelled.",

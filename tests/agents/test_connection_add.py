@@ -90,3 +90,12 @@ def test_the_platforms_own_database_is_refused(monkeypatch, tmp_path):
 def test_a_postgresql_location_that_is_not_a_dsn_is_refused_naming_the_field():
     with pytest.raises(CommandError, match=r"^location: A PostgreSQL connection needs a DSN"):
         add("PG", "--engine", "postgresql", "--location", "db.example.com", "--purpose", "source")
+
+
+def test_a_duckdb_connection_is_added_and_a_remote_one_refused_naming_the_field(tmp_path):
+    out = add("WAREHOUSE", "--engine", "duckdb", "--location", str(tmp_path / "w.duckdb"), "--purpose", "target")
+    assert "Connection WAREHOUSE added: duckdb at" in out
+    assert Connection.objects.get(name="WAREHOUSE").engine == "duckdb"
+    with pytest.raises(CommandError, match=r"^location: A DuckDB connection needs a local file path"):
+        add("CLOUD", "--engine", "duckdb", "--location", "md:analytics", "--purpose", "source")
+    assert not Connection.objects.filter(name="CLOUD").exists()

@@ -162,4 +162,4 @@ def test_unreachable_connections_fail_clearly(tmp_path):
     with pytest.raises(ConnectorError, match="DOWN: cannot reach PostgreSQL"):
         adapter_for(down, mission=None).connect()
     with pytest.raises(ConnectorError, match="no adapter"):
-        adapter_for(Connection(name="D", engine="duckdb", location="x.duckdb"), mission=None)
+        adapter_for(Connection(name="D", engine="oracle", location="x"), mission=None)

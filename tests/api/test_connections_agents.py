@@ -63,3 +63,17 @@ def test_a_connection_in_use_cannot_be_deleted(as_user, admin_user):
 def test_agents_are_listed_and_filtered(as_user, viewer, agent):
     rows = as_user(viewer).get("/api/v1/agents/", {"kind": "noop"}).json()["results"]
     assert [(a["name"], a["kind"], a["enabled"]) for a in rows] == [("NoopAgent", "noop", True)]
+
+
+def test_a_duckdb_connection_is_created_and_an_in_memory_one_refused(as_user, admin_user, tmp_path):
+    response = as_user(admin_user).post("/api/v1/connections/", {
+        "name": "DUCK_TARGET", "engine": "duckdb", "location": str(tmp_path / "warehouse.duckdb"), "purpose": "target",
+    })
+    assert response.status_code == 201, response.json()
+    assert Connection.objects.get(name="DUCK_TARGET").engine == "duckdb"
+    response = as_user(admin_user).post("/api/v1/connections/", {
+        "name": "DUCK_MEM", "engine": "duckdb", "location": ":memory:", "purpose": "source",
+    })
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["location"]
+    assert "in-memory" in response.json()["errors"]["location"][0]

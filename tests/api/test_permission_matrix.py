@@ -27,6 +27,7 @@ READS = [
     "/api/v1/missions/{mission.pk}/", "/api/v1/projects/{mission.pk}/", "/api/v1/missions/{mission.pk}/members/",
     "/api/v1/tasks/{a.pk}/", "/api/v1/todos/{a.pk}/", "/api/v1/dependencies/{edge.pk}/", "/api/v1/runs/{run.pk}/",
     "/api/v1/artifacts/{artifact.pk}/", "/api/v1/artifacts/{artifact.pk}/download/",
+    "/api/v1/missions/{mission.pk}/signoff/",
 ]
 READ_EXPECTED = {"lead": 200, "analyst": 200, "viewer": 200, "outsider": 404, "staff": 200, "anonymous": 401}
 
@@ -66,6 +67,9 @@ WRITES = {
                     {"lead": 204, "analyst": 403, "viewer": 403, "outsider": 404, "staff": 204, "anonymous": 401}),
     "upload artifact": ("multipart", "/api/v1/artifacts/", _artifact,
                         {"lead": 201, "analyst": 201, "viewer": 403, "outsider": 400, "staff": 201, "anonymous": 401}),
+    # The stakeholder's one write: allowed to them alone (the draft mission then refuses it as too early, 409).
+    "sign off": ("post", "/api/v1/missions/{mission.pk}/signoff/", lambda w: {"decision": "approve"},
+                 {"lead": 403, "analyst": 403, "viewer": 409, "outsider": 404, "staff": 403, "anonymous": 401}),
     "add connection": ("post", "/api/v1/connections/",
                        lambda w: {"name": "N", "engine": "sqlite", "location": "/tmp/n"},
                        {"lead": 403, "analyst": 403, "viewer": 403, "outsider": 403, "staff": 201, "anonymous": 401}),

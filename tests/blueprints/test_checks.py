@@ -67,6 +67,26 @@ def test_artifact_exists(mission, agent):
     assert not check("artifact_exists", {**params, "min_count": 2}, mission=mission).passed
 
 
+def test_artifact_exists_counts_distinct_names_not_versions(mission, agent):
+    task = TaskFactory(mission=mission, key="map_claims", owner_agent=agent)
+    params = {"kind": "spec", "min_count": 3}
+    for name in ("CLAIM_SUMMARY.yml", "PROVIDER_SUMMARY.yml"):
+        artifact_create(mission=mission, task=task, kind="spec", name=name, file=b"columns: []")
+    newest = artifact_create(mission=mission, task=task, kind="spec", name="CLAIM_SUMMARY.yml", file=b"columns: [a]")
+    result = check("artifact_exists", params, mission=mission)
+    assert not result.passed
+    assert result.message == "Found 2 artifact(s) matching kind=spec (3 versions counted once per name); 3 needed."
+    assert result.evidence["count"] == 2 and result.evidence["versions"] == 3
+    assert {(m["name"], m["version"]) for m in result.evidence["matched"]} == {
+        ("CLAIM_SUMMARY.yml", 2), ("PROVIDER_SUMMARY.yml", 1)}
+    assert newest.version == 2
+    artifact_create(mission=mission, task=task, kind="spec", name="PATIENT_SUMMARY.yml", file=b"columns: []")
+    result = check("artifact_exists", params, mission=mission)
+    assert result.passed
+    assert result.message == ("Found 3 artifact(s) matching kind=spec (4 versions counted once per name): "
+                              "CLAIM_SUMMARY.yml v2, PATIENT_SUMMARY.yml v1, PROVIDER_SUMMARY.yml v1.")
+
+
 def test_approval_recorded(mission, lead, agent):
     review = TaskFactory(mission=mission, key="review", owner_user=lead, owner_agent=None)
     result = check("approval_recorded", {"task": "review"}, mission=mission)

@@ -30,3 +30,27 @@ def test_a_chain_of_twenty_thousand_walks_without_recursion():
     assert loops(chain) == []
     chain[n] = [0]
     assert len(loops(chain)[0]) == n + 2
+
+
+def test_critical_path_is_the_chain_with_the_most_weight():
+    from genesis.graphs import critical_path
+
+    edges = {"ingest": [], "profile": ["ingest"], "map": ["ingest"], "build": ["profile", "map"], "report": []}
+    assert critical_path(edges, {"ingest": 5, "profile": 1, "map": 30, "build": 10, "report": 40}) == [
+        "ingest", "map", "build"]
+    assert critical_path(edges, {"report": 100}) == ["report"]
+
+
+def test_critical_path_without_weights_is_the_longest_chain_and_empty_for_a_loop():
+    from genesis.graphs import critical_path
+
+    assert critical_path({"a": [], "b": ["a"], "c": ["b"], "d": ["a"]}, {}) == ["a", "b", "c"]
+    assert critical_path({}, {}) == []
+    assert critical_path({"a": ["b"], "b": ["a"]}, {}) == []
+
+
+def test_critical_path_walks_a_long_chain_without_recursion():
+    from genesis.graphs import critical_path
+
+    edges = {i: [i - 1] if i else [] for i in range(20_000)}
+    assert len(critical_path(edges, {})) == 20_000

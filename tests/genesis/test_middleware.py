@@ -8,10 +8,10 @@ pytestmark = pytest.mark.django_db
 
 def test_the_history_page_refuses_a_nul_in_the_task_filter_naming_it(client, lead, mission):
     client.force_login(lead)
-    response = client.get(f"/missions/{mission.pk}/history/?task=%00")
+    response = client.get(f"/missions/{mission.pk}/history/?task_key=%00")
     assert response.status_code == 400
-    assert response.content.decode() == "Bad request: the query parameter task holds a NUL character."
-    assert client.get(f"/missions/{mission.pk}/history/?task=profile").status_code == 200
+    assert response.content.decode() == "Bad request: the query parameter task_key holds a NUL character."
+    assert client.get(f"/missions/{mission.pk}/history/?task_key=profile").status_code == 200
 
 
 @pytest.mark.parametrize("query", ["owner=le%00ad", "q=a%00b", "status=active&status=%00"])

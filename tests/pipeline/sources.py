@@ -141,3 +141,47 @@ def library(folder: Path, *, seed: int = 3, members: int = 80, loans: int = 300)
         "Fine": {"FineId": "INTEGER", "LoanId": "INTEGER", "Kind": "TEXT", "AmountCents": "INTEGER"},
     })
     return Source(path, tables, {("Loan", "MemberId", "Member", "MemberId"), ("Fine", "LoanId", "Loan", "LoanId")})
+
+
+def subscriptions(folder: Path, *, seed: int = 8, accounts: int = 70) -> Source:
+    """A subscription business: accounts with text numbers, plans by code, several subscriptions per account (some
+    ended: churn), and invoices in cents that were paid, voided or refunded, two hops from the account."""
+    rng = random.Random(seed)
+    tables: dict[str, list[dict]] = {
+        "plans": [{"plan_code": code, "plan_name": name, "monthly_price_cents": price}
+                  for code, name, price in (("BAS", "Basic", 900), ("PRO", "Pro", 2900), ("TEAM", "Team", 9900))],
+        "accounts": [], "subscriptions": [], "invoices": [],
+    }
+    sub_ref = inv_no = 0
+    for i in range(accounts):
+        acct = f"AC-{7000 + i}"
+        signup = date(2023, 1, 1) + timedelta(days=rng.randint(0, 500))
+        tables["accounts"].append({"acct_no": acct, "signup_date": signup.isoformat(),
+                                   "country": rng.choice(["NL", "DE", "FR", "US"])})
+        for _ in range(rng.randint(0, 3)):
+            sub_ref += 1
+            plan = rng.choice(tables["plans"])
+            started = signup + timedelta(days=rng.randint(0, 90))
+            months = rng.randint(1, 10)
+            ended = (started + timedelta(days=30 * months)).isoformat() if rng.random() < 0.4 else None
+            tables["subscriptions"].append({"sub_ref": sub_ref, "acct_no": acct, "plan_code": plan["plan_code"],
+                                            "started_on": started.isoformat(), "ended_on": ended})
+            for month in range(months):
+                inv_no += 1
+                tables["invoices"].append({
+                    "inv_no": inv_no, "sub_ref": sub_ref,
+                    "billed_on": (started + timedelta(days=30 * month)).isoformat(),
+                    "amount_cents": plan["monthly_price_cents"],
+                    "status": rng.choices(["PAID", "VOID", "REFUNDED"], weights=[8, 1, 1])[0]})
+    path = folder / "subscriptions.sqlite3"
+    _write(path, tables, {
+        "plans": {"plan_code": "TEXT", "plan_name": "TEXT", "monthly_price_cents": "INTEGER"},
+        "accounts": {"acct_no": "TEXT", "signup_date": "TEXT", "country": "TEXT"},
+        "subscriptions": {"sub_ref": "INTEGER", "acct_no": "TEXT", "plan_code": "TEXT", "started_on": "TEXT",
+                          "ended_on": "TEXT"},
+        "invoices": {"inv_no": "INTEGER", "sub_ref": "INTEGER", "billed_on": "TEXT", "amount_cents": "INTEGER",
+                     "status": "TEXT"},
+    })
+    return Source(path, tables, {("subscriptions", "acct_no", "accounts", "acct_no"),
+                                 ("subscriptions", "plan_code", "plans", "plan_code"),
+                                 ("invoices", "sub_ref", "subscriptions", "sub_ref")})

@@ -20,7 +20,7 @@ def inferred(source) -> set[tuple[str, str, str, str]]:
     return {(fk["table"], fk["column"], fk["ref_table"], fk["ref_column"]) for fk in profile["foreign_keys"]}
 
 
-@pytest.mark.parametrize("make", [sources.retail, sources.claims, sources.library])
+@pytest.mark.parametrize("make", [sources.retail, sources.claims, sources.library, sources.subscriptions])
 def test_every_inferred_foreign_key_is_a_real_one_and_none_is_missed(tmp_path, make):
     source = make(tmp_path)
     assert inferred(source) == source.relationships

@@ -3,6 +3,7 @@
 import pytest
 from django.urls import reverse
 
+from history.services import history_record
 from missions import services as mission_services
 from missions.choices import Role
 from tasks.choices import TaskStatus
@@ -98,10 +99,51 @@ def test_missions_list_runs_a_bounded_number_of_queries(client_for, lead, agent,
     for mission in lead.owned_missions.all()[:10]:
         mission_services.membership_set(mission=mission, user=viewer, role=Role.STAKEHOLDER, actor=lead)
     client = client_for(lead)
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(14):
         response = client.get(reverse("missions:list"))
     assert response.content.decode().count('class="progress"') == 25
     client = client_for(viewer)
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(14):
         response = client.get(reverse("missions:list"))
     assert response.content.decode().count('class="progress"') == 10
+
+
+def test_missions_list_flags_what_needs_you_and_what_is_blocked(client_for, lead, analyst, viewer, agent):
+    from tasks.models import Phase, Question
+
+    waiting = MissionFactory(owner=lead, name="Claims pipeline", status="active")
+    twin = MissionFactory(owner=lead, name="Claims pipeline", status="active")
+    for key in ("map_a", "map_b"):
+        Task.objects.create(mission=waiting, key=key, title=key, owner_agent=agent, status=TaskStatus.WAITING_APPROVAL)
+    asking = Task.objects.create(mission=waiting, key="ask", title="ask", owner_agent=agent,
+                                 status=TaskStatus.WAITING_INPUT)
+    Question.objects.create(mission=waiting, task=asking, addressed_to=lead, text="Which code?")
+    mission_services.membership_set(mission=waiting, user=viewer, role=Role.STAKEHOLDER, actor=lead)
+    Phase.objects.create(mission=twin, order=1, name="Mapping and review of the specs", status="failed")
+    history_record(mission=twin, event="phase.failed", actor=None)
+
+    content = client_for(lead).get(reverse("missions:list")).content.decode()
+    assert "Needs you (3 decisions waiting)" in content
+    assert "Blocked (failed gate: Mapping and review of the specs)" in content
+    assert f">#{waiting.pk}<" in content and f">#{twin.pk}<" in content  # the same name, told apart
+    assert content.count("Created <time") == 2 and "last activity <time" in content
+    # A stakeholder decides nothing: the same mission waits on people, not on them.
+    content = client_for(viewer).get(reverse("missions:list")).content.decode()
+    assert "Needs you" not in content and "Waiting on people (3 decisions)" in content
+
+
+def test_missions_list_with_flags_runs_a_bounded_number_of_queries(client_for, lead, agent,
+                                                                   django_assert_max_num_queries):
+    from tasks.models import Phase
+
+    for _ in range(25):
+        mission = MissionFactory(owner=lead, name="Same name", status="active")
+        build_mission_graph(mission, tasks=6, phases=2, agent=agent)
+        Task.objects.filter(mission=mission, key="t0000").update(status=TaskStatus.WAITING_APPROVAL)
+        Phase.objects.filter(mission=mission, order=1).update(status="failed")
+        history_record(mission=mission, event="task.waiting_approval", actor=None)
+    client = client_for(lead)
+    with django_assert_max_num_queries(14):  # four grouped queries for the flags and dates, whatever the page
+        content = client.get(reverse("missions:list")).content.decode()
+    assert content.count("Needs you (1 decision waiting)") == 25
+    assert content.count("Blocked (failed gate: Phase 1)") == 25

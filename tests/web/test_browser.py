@@ -130,8 +130,8 @@ def test_lead_launches_answers_rejects_then_approves_without_reloading(browser_c
 
     # The graph was laid out by the library, one node per task, coloured and labelled by status. It follows the
     # board once htmx has settled the swap (htmx:afterSettle, a few ms after the cards changed).
-    page.wait_for_function("() => window.genesisGraph.nodes().every(n => n.data('status') === 'done')")
-    nodes = page.evaluate("() => window.genesisGraph.nodes().map(n => [n.data('key'), n.data('status')])")
+    page.wait_for_function("() => window.genesisGraph.nodes('[key]').every(n => n.data('status') === 'done')")
+    nodes = page.evaluate("() => window.genesisGraph.nodes('[key]').map(n => [n.data('key'), n.data('status')])")
     assert sorted(nodes) == [["map_claims", "done"], ["review_mapping", "done"]]
 
     # The artifact preview and My work.
@@ -159,15 +159,36 @@ def test_stakeholder_sees_a_read_only_dashboard_and_is_refused_a_write(browser_c
     for to in ("ready", "waiting_approval"):
         task_services.task_transition(task=task, to=to, actor=lead)
     task_services.artifact_create(
-        mission=mission, kind="report", name="row_counts.json", actor=lead,
-        file='[{"target": "PROVIDER_SUMMARY", "month": "2024-01", "rows": 120},'
-             ' {"target": "PROVIDER_SUMMARY", "month": "2024-02", "rows": 131}]')
+        mission=mission, kind="data", name="row_counts.json", actor=lead,
+        file='[{"target": "PROVIDER_SUMMARY", "month": "2024-01", "rows": 120, "expected": 120},'
+             ' {"target": "PROVIDER_SUMMARY", "month": "2024-02", "rows": 131, "expected": 134},'
+             ' {"target": "PROVIDER_SUMMARY", "month": "2024-03", "rows": 127, "expected": 127}]')
+    task_services.artifact_create(
+        mission=mission, kind="report", name="dq_results.json", actor=lead,
+        file='[{"check": "not_null", "target": "PROVIDER_SUMMARY", "column": "NPI", "passed": true},'
+             ' {"check": "grain", "target": "PROVIDER_SUMMARY", "column": "", "passed": false, "failing_rows": 4,'
+             ' "detail": "4 duplicated key(s)"}]')
 
     page = sign_in(browser_context, live_server, "viewer")
     page.get_by_role("link", name="Dashboard").click()
     page.get_by_role("heading", name="Provider summary").wait_for()
-    page.get_by_text("PROVIDER_SUMMARY: 251 rows, 2024-01 to 2024-02").wait_for()
+    page.get_by_text("PROVIDER_SUMMARY: 378 rows, 2024-01 to 2024-03").wait_for()
+    page.get_by_text("grain on PROVIDER_SUMMARY: 4 failing rows (4 duplicated key(s))").wait_for()
+    page.get_by_text("2024-02: 131 built, 134 in the source (-3)").wait_for()
+    # Chart.js drew the chart: titled axes, the months as labels, the values in the data and in the tooltip.
+    page.wait_for_function("() => window.genesisCharts && Object.keys(window.genesisCharts).length === 1")
     screenshot(page, "dashboard")
+    chart = page.evaluate("""() => { const c = Object.values(window.genesisCharts)[0];
+        const x = c.scales.x, y = c.scales.y;
+        c.tooltip.setActiveElements([{datasetIndex: 0, index: 1}], {x: 0, y: 0}); c.update();
+        return {x: x.options.title.text, y: y.options.title.text, ticks: x.ticks.map((t, i) => x.getLabelForValue(i)),
+                yticks: y.ticks.map(t => t.label), data: c.data.datasets.map(d => [d.label, d.data]),
+                tooltip: c.tooltip.body.map(b => b.lines.join(" ")), width: c.width, height: c.height}; }""")
+    assert chart["x"] == "Month" and chart["y"] == "Rows"
+    assert chart["ticks"] == ["2024-01", "2024-02", "2024-03"] and "120" in chart["yticks"]
+    assert chart["data"] == [["Rows built", [120, 131, 127]], ["Rows in the source", [120, 134, 127]]]
+    assert any("Rows built: 131" in line for line in chart["tooltip"])
+    assert chart["width"] > 300 and chart["height"] > 150
     forms = page.locator("main form[method=post]")
     assert forms.count() == 0 and page.locator("main button").count() == 0
     page.get_by_role("link", name="Provider summary").click()
@@ -186,3 +207,121 @@ def test_stakeholder_sees_a_read_only_dashboard_and_is_refused_a_write(browser_c
     task.refresh_from_db()
     mission.refresh_from_db()
     assert task.status == "waiting_approval" and mission.status == MissionStatus.DRAFT
+
+
+def element_screenshot(locator, name: str) -> None:
+    """Like ``screenshot``, of one part of a page (the task graph's card)."""
+    import os
+
+    from tests.web.browser import SCREENSHOTS
+
+    if os.environ.get("GENESIS_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        locator.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def test_task_graph_is_legible_with_its_critical_path_and_the_replay_steps_through_a_timeline(
+        browser_context, live_server, people, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from agents.models import Agent
+    from history.services import history_record
+    from tasks.models import Run
+
+    lead, _ = people
+    agent = Agent.objects.create(name="MappingAgent", kind="noop")
+    mission = mission_services.mission_create(
+        name="Claims pipeline", owner=lead,
+        objective="CLAIM_SUMMARY is built from the bronze claims and reconciles with the source.")
+    ingest_phase = task_services.phase_create(mission=mission, order=1, name="Ingest and profile the bronze claims",
+                                              actor=lead)
+    build_phase = task_services.phase_create(mission=mission, order=2, name="Map, build and review", actor=lead)
+    specs = [("ingest_claims", ingest_phase, []), ("profile_claims", ingest_phase, ["ingest_claims"]),
+             ("ingest_providers", ingest_phase, []),
+             ("map_claims", build_phase, ["profile_claims", "ingest_providers"]),
+             ("build_models", build_phase, ["map_claims"]), ("review_mapping", build_phase, ["build_models"])]
+    tasks = {}
+    for key, phase, deps in specs:
+        tasks[key] = task_services.task_create(mission=mission, key=key, title=key.replace("_", " ").capitalize(),
+                                               owner_agent=agent, phase=phase, actor=lead)
+        for dep in deps:
+            task_services.dependency_add(task=tasks[key], depends_on=tasks[dep])
+    start = timezone.now() - timedelta(hours=3)
+
+    def at(minutes):
+        return start + timedelta(minutes=minutes)
+
+    def ran(key, attempt, begin, end, status="succeeded"):
+        Run.objects.create(task=tasks[key], attempt=attempt, status=status, started_at=at(begin), finished_at=at(end))
+
+    ran("ingest_claims", 1, 0, 4)
+    ran("ingest_providers", 1, 0, 1)
+    ran("profile_claims", 1, 4, 6)
+    ran("map_claims", 1, 6, 9, status="answered")
+    ran("map_claims", 2, 49, 52)
+    ran("build_models", 1, 52, 60)
+    with monkeypatch.context() as clock:
+        for minutes, key, event, who, message in [(9, "map_claims", "question.asked", agent, "Primary diagnosis?"),
+                                                  (49, "map_claims", "question.answered", lead, "DX2"),
+                                                  (60, "review_mapping", "task.waiting_approval", agent, ""),
+                                                  (75, "review_mapping", "task.approved", lead, "Approved.")]:
+            clock.setattr(timezone, "now", lambda m=minutes: at(m))
+            history_record(mission=mission, task=tasks[key], event=event, actor=who, message=message)
+    for key in ("ingest_claims", "ingest_providers", "profile_claims", "map_claims", "build_models"):
+        task_services.task_transition(task=tasks[key], to="ready", actor=lead)
+        task_services.task_transition(task=tasks[key], to="queued", actor=lead)
+        task_services.task_transition(task=tasks[key], to="running", actor=lead)
+        task_services.task_transition(task=tasks[key], to="done", actor=lead)
+
+    page = sign_in(browser_context, live_server, "lead")
+    page.goto(f"{live_server.url}/missions/{mission.pk}/")
+    page.wait_for_function("() => window.genesisGraph && window.genesisGraph.nodes('[key]').length === 6")
+    graph = page.evaluate("""() => { const cy = window.genesisGraph, box = document.getElementById('task-graph');
+        const n = cy.nodes('[key]');
+        return {zoom: cy.zoom(), font: parseFloat(n[0].style('font-size')), height: box.clientHeight,
+                laid: cy.elements().renderedBoundingBox().h,
+                critical: cy.nodes('.critical').map(x => x.data('key')),
+                labels: Object.fromEntries(n.map(x => [x.data('key'), x.data('label')])),
+                phases: cy.nodes('[?phase]').map(p => p.data('label'))}; }""")
+    assert graph["zoom"] == 1 and graph["font"] >= 12  # labels drawn at 13px
+    assert graph["laid"] <= graph["height"] <= graph["laid"] + 60  # the box fits its content
+    assert sorted(graph["critical"]) == ["build_models", "ingest_claims", "map_claims", "profile_claims",
+                                         "review_mapping"]
+    assert graph["labels"]["map_claims"] == "map_claims\nDone · 6 min 00 s"
+    assert graph["labels"]["review_mapping"] == "review_mapping\nPending"
+    assert sorted(graph["phases"]) == ["1. Ingest and profile the bronze claims", "2. Map, build and review"]
+    page.get_by_text("ingest_claims → profile_claims → map_claims → build_models → review_mapping").wait_for()
+    element_screenshot(page.locator("section[aria-labelledby=h-graph]"), "task-graph")
+
+    page.get_by_role("link", name="Replay runs and decisions").click()
+    page.get_by_role("heading", name="Timeline").wait_for()
+    gantt = page.locator("#gantt")
+    assert gantt.locator('.gantt-row[data-key="map_claims"] .gantt-bar').count() == 2
+    assert gantt.locator('.gantt-row[data-key="build_models"] .gantt-bar').count() == 1
+    assert gantt.locator(".gantt-mark").count() == 4
+    assert gantt.locator(".gantt-gap.waiting").count() == 2  # the question's 40 minutes and the approval's 15
+    screenshot(page, "replay")
+    caption = page.locator("#gantt-caption")
+    page.get_by_role("button", name="First step").click()
+    assert caption.inner_text().startswith("Step 1 of 16: ")
+    visible = "() => [...document.querySelectorAll('#gantt .gantt-bar')].filter(b => !b.hidden).length"
+    assert page.evaluate(visible) == 1
+    page.get_by_role("button", name="Step forward").click()
+    page.get_by_role("button", name="Step forward").click()
+    assert caption.inner_text().startswith("Step 3 of 16: ")
+    assert page.evaluate(visible) == 2
+    for _ in range(6):
+        page.get_by_role("button", name="Step forward").click()
+    assert re.fullmatch(r"Step 9 of 16: \d\d:\d\d:\d\d map_claims: Question asked by MappingAgent: Primary diagnosis\?",
+                        caption.inner_text())
+    assert gantt.locator('.gantt-row[data-key="map_claims"] .gantt-mark').first.is_visible()
+    assert not gantt.locator('.gantt-row[data-key="map_claims"] .gantt-mark').last.is_visible()
+    # The idle time collapsed (the default) or drawn to scale: the second attempt of the mapping moves.
+    bar = gantt.locator('.gantt-row[data-key="map_claims"] .gantt-bar').last
+    collapsed_left = float(bar.get_attribute("data-left-c"))
+    page.get_by_label("Collapse the time when nothing ran").uncheck()
+    assert bar.evaluate("b => parseFloat(b.style.left)") == float(bar.get_attribute("data-left")) != collapsed_left
+    page.get_by_role("button", name="Show all").click()
+    assert caption.inner_text() == "All 16 steps shown." and page.evaluate(visible) == 6

@@ -108,22 +108,27 @@ def test_a_refused_transition_is_explained_not_a_500(client_for, planned, lead):
     assert "Only a paused mission can be resumed" in response.content.decode()
 
 
-def test_board_fragment_follows_status_changes_and_updates_counters_out_of_band(client_for, planned, lead):
+def test_board_fragment_is_served_alone_and_the_live_poller_follows_status_changes(client_for, planned, lead):
     client = client_for(lead)
-    url = reverse("missions:cockpit", args=[planned.pk])
-    headers = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "board"}
-    first = client.get(url, **headers).content.decode()
-    assert first.lstrip().startswith('<div id="board"') and "<html" not in first
-    assert 'hx-trigger="every 3s' in first
+    first = client.get(reverse("missions:cockpit", args=[planned.pk]), HTTP_HX_REQUEST="true",
+                       HTTP_HX_TARGET="board").content.decode()
+    assert first.lstrip().startswith('<div id="board"') and "<html" not in first and "hx-swap-oob" not in first
+    page = client.get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
+    since = re.search(r'id="cockpit-live" hidden data-version="(\d+)"', page).group(1)
+    assert 'hx-trigger="every 2s, genesis:changed from:body delay:1500ms"' in page
+    live = reverse("missions:live", args=[planned.pk])
+    assert client.get(live, {"since": since}, HTTP_HX_REQUEST="true").status_code == 204
     inventory = Task.objects.get(mission=planned, key="inventory")
     task_services.task_transition(task=inventory, to=TaskStatus.READY, actor=lead)
     task_services.task_transition(task=inventory, to=TaskStatus.RUNNING, actor=lead)
-    content = client.get(url, **headers).content.decode()
+    content = client.get(live, {"since": since}, HTTP_HX_REQUEST="true").content.decode()
     status_map = json.loads(re.search(r'id="task-status-data" type="application/json">(.*?)</script>', content,
                                       re.S).group(1))
     assert status_map[str(inventory.pk)] == "running"
     assert "1 in progress" in content
     assert 'id="mission-status" class="status status-draft" hx-swap-oob="true"' in content
+    newest = HistoryEntry.objects.filter(mission=planned).latest("id").pk
+    assert f'data-version="{newest}"' in content
 
 
 def test_running_task_shows_its_log_tail_on_the_board(client_for, planned, lead):
@@ -156,9 +161,9 @@ def test_history_timeline_filters_by_kind_actor_and_task_and_replays_in_order(cl
     url = reverse("missions:history", args=[planned.pk])
     content = client.get(url, {"kind": "run"}).content.decode()
     assert "Agent finished." in content and "dependency.added" not in content
-    content = client.get(url, {"actor": "agent"}).content.decode()
+    content = client.get(url, {"actor_kind": "agent"}).content.decode()
     assert "Agent finished." in content and "mission.created" not in content
-    content = client.get(url, {"task": "inventory"}).content.decode()
+    content = client.get(url, {"task_key": "inventory"}).content.decode()
     assert "Agent finished." not in content and "task.created" in content
     replay = client.get(url, {"view": "replay"}).content.decode()
     assert replay.index("mission.created") < replay.index("run.succeeded")
@@ -217,6 +222,42 @@ def test_launching_a_mission_moves_the_status_badge(client_for, planned, lead):
     assert ">Mission active<" in content and "Pause</button>" in content
 
 
+def test_check_keys_and_history_events_are_shown_as_sentences(client_for, planned, lead):
+    from blueprints.models import CheckEvaluation
+    from tasks.models import Phase
+
+    phase = Phase.objects.get(mission=planned, order=1)
+    CheckEvaluation.objects.create(mission=planned, phase=phase, scope="exit", criterion_index=0, round=1,
+                                   check_type="all_tasks_done", description="", passed=True, message="All done.")
+    history_record(mission=planned, event="notification.sent", actor=None, from_status="pending", to_status="sent")
+    history_record(mission=planned, event="task.waiting_approval", actor=None, from_status="running",
+                   to_status="waiting_approval")
+    content = client_for(lead).get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
+    shown = re.sub(r"<[^>]+>", " ", content)  # the text people read, without tags and their attributes
+    assert "All tasks in scope are done" in shown and "Notification sent" in shown
+    assert "Task waits for approval" in shown and "running → waiting for approval" in shown
+    for key in ("all_tasks_done", "notification.sent", "waiting_approval", "task.created"):
+        assert key not in shown
+
+
+def test_artifacts_are_grouped_by_phase_then_task_with_time_size_and_versions(client_for, planned, lead):
+    inventory, review, build = (Task.objects.get(mission=planned, key=k) for k in ("inventory", "review", "build"))
+    for task, name, body in [(build, "claim_summary.sql", "select 1"), (inventory, "inventory.json", "[]"),
+                             (review, "CLAIM_SUMMARY.spec.json", "{}"), (review, "CLAIM_SUMMARY.spec.json", "{} "),
+                             (None, "handoff.md", "# Handoff")]:
+        task_services.artifact_create(mission=planned, task=task, kind="doc", name=name, file=body, actor=lead)
+    content = client_for(lead).get(reverse("missions:cockpit", args=[planned.pk])).content.decode()
+    part = content[content.index('id="artifacts"'):content.index('id="h-history"')]
+    order = [part.index(text) for text in ("1. Mapping", ">inventory<", "inventory.json", ">review<",
+                                           "CLAIM_SUMMARY.spec.json", "2. Build", ">build<", "claim_summary.sql",
+                                           "Not in a phase", "The mission itself", "handoff.md")]
+    assert order == sorted(order)
+    assert part.count("CLAIM_SUMMARY.spec.json</a>") == 1 and "v2 (2 versions)" in part
+    assert "2 artifacts" in part and "1 artifact<" in part
+    assert re.search(r'<time datetime="[^"]+">\d{4}-\d{2}-\d{2} \d{2}:\d{2}</time>', part)
+    assert "8\xa0bytes" in part or "8 bytes" in part
+
+
 @pytest.fixture
 def failed_check(planned, lead):
     from blueprints.models import CheckEvaluation
@@ -263,13 +304,17 @@ def test_lineage_page_traces_each_target_column_to_its_sources(client_for, plann
 
     spec = MappingSpec.objects.create(mission=planned, target_table="CLAIM_SUMMARY")
     content = {"columns": [{"name": "TOTAL_CHARGE", "sources": [{"table": "CLAIM_DETAILS", "column": "CHARGE_AMOUNT"}],
-                            "transformation": "sum per claim, 0 when no lines", "confidence": 0.9}]}
+                            "transformation": "sum per claim, 0 when no lines", "confidence": 0.9,
+                            "rule": {"sum": "charge amount", "round": 2}}]}
     MappingSpecVersion.objects.create(spec=spec, number=1, content=content, dialect="sqlite",
                                       sql="SELECT c.CLAIM_ID FROM CLAIMS c",
                                       lineage={"CLAIM_ID": ["CLAIMS.CLAIM_ID"],
                                                "TOTAL_CHARGE": ["CLAIM_DETAILS.CHARGE_AMOUNT"]})
     url = reverse("missions:lineage", args=[planned.pk])
     page = client_for(viewer).get(url).content.decode()
+    assert "Rule in the spec: Sum of charge amount, rounded to 2 " \
+        "decimals." in page and ">90%<" in page
+    assert "{&#x27;sum&#x27;" not in page and "'round'" not in page and ">0.9<" not in page
     assert "CLAIM_SUMMARY" in page and "<code>CLAIMS.CLAIM_ID</code>" in page
     assert "<code>CLAIM_DETAILS.CHARGE_AMOUNT</code>" in page and "sum per claim, 0 when no lines" in page
     assert '<span class="k">SELECT</span>' in page

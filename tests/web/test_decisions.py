@@ -94,7 +94,7 @@ def test_approve_in_place_finishes_the_task_and_tells_the_board(client_for, prop
                       {"feedback": "Looks right."}, **HX)
     assert response.status_code == 200 and response["HX-Trigger"] == "genesis:changed"
     content = response.content.decode()
-    assert content.lstrip().startswith('<article class="decision htmx-container"')
+    assert content.lstrip().startswith('<article class="decision htmx-container approval-card"')
     assert "Approved by lead." in content and "Approve</button>" not in content
     proposing.refresh_from_db()
     assert proposing.status == TaskStatus.DONE

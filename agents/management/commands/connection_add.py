@@ -1,7 +1,9 @@
-"""``manage.py connection_add NAME --engine sqlite|postgresql --location PATH_OR_DSN --purpose source|target|validation
-[--description ...] [--group GROUP ...]``: register a connection (or update the one of that name), validated as the
-admin and the API validate it: a password in the DSN goes to the write-only secret, and the platform's own database is
-refused. A SQLite file need not exist yet: ``manage.py ingest`` creates it on its first load."""
+"""``manage.py connection_add NAME --engine sqlite|duckdb|postgresql --location PATH_OR_DSN
+--purpose source|target|validation [--description ...] [--group GROUP ...]``: register a connection (or update the
+one of that name), validated as the admin and the API validate it: a password in the DSN goes to the write-only
+secret, and the platform's own database is refused. A SQLite file need not exist yet: ``manage.py ingest`` creates
+it on its first load. A DuckDB location is a local file (no ``:memory:``, MotherDuck or URL: those would need
+extensions downloaded at run time)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("name", help="The connection's name, e.g. CLAIMS_SOURCE.")
         parser.add_argument("--engine", required=True, choices=sorted(ADAPTERS))
         parser.add_argument("--location", required=True,
-                            help="A SQLite file path, or a PostgreSQL DSN (postgres://user@host:5432/db).")
+                            help="A SQLite or DuckDB file path, or a PostgreSQL DSN (postgres://user@host:5432/db).")
         parser.add_argument("--purpose", required=True, choices=Purpose.values)
         parser.add_argument("--description", default="")
         parser.add_argument("--group", action="append", dest="groups", metavar="GROUP",

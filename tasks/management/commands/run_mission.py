@@ -1,4 +1,5 @@
-"""Drive a mission headless: ``manage.py run_mission MISSION --wait [--timeout S] [--auto-approve]``.
+"""Drive a mission headless: ``manage.py run_mission MISSION --wait [--timeout S] [--answers FILE.yml]
+[--auto-approve]``.
 
 This process works as one more worker: it launches a draft mission, then claims and runs the mission's queued
 runs through ``tasks.runtime.execute_run`` (the same code the cluster workers run; if clusters serve the database
@@ -6,15 +7,22 @@ too, the run ledger's claims keep every attempt to one worker) and sweeps for lo
 mission ends, or waits for a person (unless ``--auto-approve``: it then approves and answers with the proposed
 default as the Mission Owner), or at the timeout. It prints tasks, runs and artifacts, and exits non-zero if the
 mission failed, was cancelled, or timed out.
+
+``--answers FILE.yml`` maps question keys (``TARGET.COLUMN``, or ``CHILD->PARENT`` for a relationship between source
+tables) to answers: ``TABLE.COLUMN``, ``{sql: "..."}``, ``TABLE_A.col = TABLE_B.col`` or ``none``. The file is read
+with the strict loader. Questions are answered from it (before any default); a question it has no answer for
+stops the command non-zero, printing its key and text.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
+from genesis.documents import DocumentInvalid, load_yaml
 from missions.choices import MissionStatus
 from missions.models import Mission
 from tasks import recovery, runtime
@@ -34,9 +42,14 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=600.0, help="Give up after this many seconds.")
         parser.add_argument("--auto-approve", action="store_true",
                             help="Approve proposals and answer questions with their default, as the Mission Owner.")
+        parser.add_argument("--answers", metavar="FILE.yml",
+                            help="Answer questions from this file: keys TARGET.COLUMN or CHILD->PARENT; values "
+                                 "TABLE.COLUMN, {sql: ...}, TABLE_A.col = TABLE_B.col or none.")
 
     def handle(self, *args, **options):
         mission = self._mission(options["mission"])
+        answers = self._answers(options["answers"]) if options.get("answers") else None
+        used: dict[str, int] = {}
         if mission.status == MissionStatus.DRAFT:
             mission_launch(mission=mission, actor=mission.owner)
             self.stdout.write(f"Launched “{mission.name}”.")
@@ -51,6 +64,13 @@ class Command(BaseCommand):
                 for run_id in driver.pending_runs(mission):
                     runtime.execute_run(run_id)
                     progressed = True
+            if answers is not None:
+                answered, missing = driver.answer_from(mission, answers, used)
+                progressed |= answered > 0
+                if missing:
+                    self._summary(mission)
+                    raise CommandError("No usable answer in the answers file for: " + "; ".join(
+                        f"{driver.question_key(q)}: {q.text}" for q in missing))
             if options["auto_approve"]:
                 if mission.status == MissionStatus.PAUSED and not driver.phases_blocked(mission):
                     mission_resume(mission=mission, actor=mission.owner)
@@ -73,6 +93,26 @@ class Command(BaseCommand):
             raise CommandError(f"Timed out after {options['timeout']:g} s; the mission is {mission.status}.")
         if mission.status in {MissionStatus.FAILED, MissionStatus.CANCELLED}:
             raise CommandError(f"The mission {mission.status}.")
+
+    def _answers(self, name: str) -> dict[str, str]:
+        path = Path(name)
+        if not path.is_file():
+            raise CommandError(f"--answers: {name} does not exist.")
+        try:
+            data = load_yaml(path.read_bytes(), filename=path.name)
+        except DocumentInvalid as error:
+            raise CommandError(str(error)) from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise CommandError(f"{path.name}: the answers file must map question keys to answers.")
+        answers = {}
+        for key, value in data.items():
+            try:
+                answers[str(key)] = driver.answers_text(value)
+            except ValueError as error:
+                raise CommandError(f"{path.name}: {key}: {error}") from None
+        return answers
 
     def _mission(self, ref: str) -> Mission:
         qs = Mission.objects.filter(pk=int(ref)) if ref.isdigit() else Mission.objects.filter(name=ref)

@@ -3,12 +3,15 @@ dbt build, data quality and validation; the targets equal the independent comput
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from agents.base import NeedsApproval, Succeeded
 from pipeline import services as agent_services
 from pipeline.dbt.spec import approved_targets
 from pipeline.models import MappingSpecVersion
+from tasks.models import Artifact
 from tests.pipeline.conftest import SPEC_PATH
 from tests.pipeline.build.conftest import Pipeline
 from tests.pipeline.build.healthcare import (
@@ -40,8 +43,12 @@ def test_approved_mapping_specs_build_check_and_validate(tmp_path, dbt_dir, bron
     assert specs["CLAIM_SUMMARY"].column("CLAIM_DATE").source_column == "SERVICE_DATE"
 
     for kind in ("dbt_build", "data_quality", "validation"):
-        outcome, _ = pipeline.run(kind, targets=[])  # no inline targets: the approved specs are used
+        outcome, context = pipeline.run(kind, targets=[])  # no inline targets: the approved specs are used
         assert isinstance(outcome, Succeeded), (kind, outcome)
+        if kind == "data_quality":
+            results = json.loads(Artifact.objects.get(run=context.run, name="dq_results.json").file.read())
+            reconciled = {(r["target"], r["column"]) for r in results if r["check"] == "reconcile" and r["passed"]}
+            assert {("CLAIM_SUMMARY", "TOTAL_CHARGE"), ("PROVIDER_SUMMARY", "TOTAL_CLAIMS")} <= reconciled
     expected = expected_targets(read_bronze(bronze_b))
     for name, want in expected.items():
         assert_target_matches(name, read_sqlite_table(pipeline.target_path, name), want)

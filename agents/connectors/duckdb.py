@@ -1,0 +1,140 @@
+"""DuckDB adapter: the database file is opened read-only with every way out of it switched off by the engine itself.
+
+The session's configuration is fixed at open and then locked (``lock_configuration``): no file, URL or other database
+can be reached (``enable_external_access = false`` refuses ATTACH, COPY, ``read_csv``/``read_parquet``/``glob`` and
+``FROM 'file'``), no extension is installed or loaded (``autoinstall_known_extensions`` and
+``autoload_known_extensions`` off, so a query that needs one fails saying so instead of downloading it), and ``SET``
+cannot undo any of it. The SQL guard in ``base`` refuses the same statements before they reach DuckDB; this is the
+second wall. A timer interrupts a query that outlives its timeout.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import duckdb
+
+from agents.connectors.base import Adapter, ColumnInfo, ConnectorError, QueryRefused, QueryResult, QueryTimeout
+
+# What every DuckDB session the platform opens on a connection is held to; the dbt profile uses the extension half.
+NO_DOWNLOADS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+                "allow_community_extensions": False}
+READ_ONLY_CONFIG = {**NO_DOWNLOADS, "enable_external_access": False, "lock_configuration": True}
+# Characters a table name never holds but a path or URL does: DuckDB reads ``FROM 'data.csv'`` or
+# ``FROM 's3://bucket/x.parquet'`` as a file scan.
+_PATH_CHARACTERS = set("/\\:.*?")
+
+
+def duckdb_path(location: str) -> Path:
+    """The database file of a DuckDB connection's location (a path, optionally prefixed ``duckdb:///``)."""
+    for prefix in ("duckdb:///", "duckdb://", "file:"):
+        if location.startswith(prefix):
+            location = location[len(prefix):]
+    return Path(location)
+
+
+def location_problem(location: str) -> str | None:
+    """Why ``location`` is not a local DuckDB file the platform may open, or None. In-memory databases hold nothing
+    to read; MotherDuck (``md:``) and remote URLs would need an extension downloaded at run time."""
+    text = (location or "").strip()
+    if not text:
+        return "give the path of the DuckDB file"
+    if text == ":memory:" or text.startswith(":memory:"):
+        return "an in-memory DuckDB database holds no data to read or build into; give a file path"
+    lowered = text.lower()
+    if lowered.startswith(("md:", "motherduck:")) or ("://" in lowered and not lowered.startswith("duckdb://")):
+        return "only a local DuckDB file is allowed (remote databases need extensions this platform never downloads)"
+    return None
+
+
+class DuckDBAdapter(Adapter):
+    engine = "duckdb"
+    dialect = "duckdb"
+    # glob() lists files on DuckDB (on SQLite it is the GLOB operator's function).
+    engine_denied_functions = frozenset({"glob"})
+
+    def _path(self) -> Path:
+        return duckdb_path(self.connection.location)
+
+    def _open(self):
+        problem = location_problem(self.connection.location)
+        if problem:
+            raise ConnectorError(f"Connection {self.connection.name}: {problem}.", field="location",
+                                 code="unreachable")
+        path = self._path()
+        if not path.is_file():
+            raise ConnectorError(
+                f"Connection {self.connection.name}: the DuckDB file {path} does not exist.", field="location",
+                code="unreachable",
+            )
+        from agents.connectors.platform import refusal_for
+
+        if refusal_for("duckdb", str(path)):
+            raise ConnectorError(
+                f"Connection {self.connection.name} reaches the platform's own database, which is never a data "
+                "connection.", field="location", code="platform_database",
+            )
+        try:
+            raw = duckdb.connect(str(path.resolve()), read_only=True, config=dict(READ_ONLY_CONFIG))
+            raw.execute("SELECT 1").fetchall()
+        except duckdb.Error as error:
+            raise ConnectorError(f"Connection {self.connection.name}: cannot open {path} as a DuckDB database: "
+                                 f"{_first_line(error)}", field="location", code="unreachable") from None
+        return raw
+
+    def list_tables(self) -> list[str]:
+        rows = self.raw.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
+            "AND table_schema = current_schema() AND table_type IN ('BASE TABLE', 'VIEW') ORDER BY table_name"
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def _columns(self, table: str) -> list[ColumnInfo]:
+        rows = self.raw.execute(
+            "SELECT column_name, data_type, is_nullable, ordinal_position FROM information_schema.columns "
+            "WHERE table_catalog = current_database() AND table_schema = current_schema() AND table_name = ? "
+            "ORDER BY ordinal_position", [table],
+        ).fetchall()
+        return [ColumnInfo(name=name, declared_type=dtype.upper(), nullable=nullable == "YES", position=pos)
+                for name, dtype, nullable, pos in rows]
+
+    def tables_of(self, sql: str) -> set[str]:
+        tables = super().tables_of(sql)
+        paths = sorted(t for t in tables if _PATH_CHARACTERS & set(t))
+        if paths:
+            self._refuse(QueryRefused(
+                f"Refused: {', '.join(paths)} reads a file or URL; queries read only the tables of "
+                f"{self.connection.name}.", tables=paths, sql=sql))
+        return tables
+
+    sample_method = "a reservoir sample (DuckDB's USING SAMPLE, repeatable)"
+
+    def sample_of(self, table: str, rows: int) -> str:
+        return (f"(SELECT * FROM {self.quote(table)} USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE (7)) "  # noqa: S608
+                "AS genesis_sample")
+
+    def _execute(self, sql: str, *, limit: int, timeout: float) -> QueryResult:
+        raw = self.raw
+        timer = threading.Timer(timeout, raw.interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            cursor = raw.execute(sql)
+            rows = cursor.fetchmany(limit + 1)
+            columns = [d[0] for d in cursor.description or []]
+        except duckdb.InterruptException:
+            raise QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped.") from None
+        except duckdb.PermissionException as error:
+            raise ConnectorError(f"Refused on {self.connection.name}: queries read only this database's tables "
+                                 f"({_first_line(error)}).", field="sql", code="query_refused") from None
+        except duckdb.Error as error:
+            raise ConnectorError(f"The query failed on {self.connection.name}: {_first_line(error)}",
+                                 field="sql") from None
+        finally:
+            timer.cancel()
+        return QueryResult(columns=columns, rows=rows[:limit], truncated=len(rows) > limit)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

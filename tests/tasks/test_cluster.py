@@ -1,0 +1,84 @@
+"""The watchdog's reading of a cluster (tasks/cluster.py), on queues and timers made here: when a cluster counts as
+stalled, and that the reading never waits on a lock a dead process may hold. The real clusters, killed process by
+process, are in test_worker_faults.py."""
+
+import multiprocessing
+import threading
+import time
+from types import SimpleNamespace
+
+from django_q.queues import Queue
+
+from tasks import cluster
+
+
+def sentinel(*timers: float, messages: int = 0, results: int = 0) -> cluster.Sentinel:
+    watched = cluster.Sentinel.__new__(cluster.Sentinel)  # its queues and pool only: no processes are started
+    watched.pool = [SimpleNamespace(timer=multiprocessing.Value("f", value)) for value in timers]
+    watched.task_queue, watched.result_queue = Queue(), Queue()
+    for _ in range(messages):
+        watched.task_queue.put({"func": "x"})
+    for _ in range(results):
+        watched.result_queue.put({"func": "x"})
+    return watched
+
+
+def test_messages_waiting_while_every_worker_is_idle_is_a_stall():
+    assert "2 messages wait while all 2 workers are idle" in sentinel(cluster.IDLE, cluster.IDLE, messages=2).stalled()
+
+
+def test_results_waiting_while_every_worker_is_idle_is_a_stall():
+    assert "results wait for the monitor" in sentinel(cluster.IDLE, results=1).stalled()
+
+
+def test_a_busy_worker_or_an_empty_queue_is_no_stall():
+    assert sentinel(cluster.IDLE, 3663.0, messages=2).stalled() == ""  # waits for the busy one: normal
+    assert sentinel(cluster.IDLE, cluster.IDLE).stalled() == ""
+    assert sentinel(3663.0, results=1).stalled() == ""  # giving up would stop work in progress
+
+
+def test_the_reading_takes_none_of_the_locks_a_dead_process_may_hold():
+    watched = sentinel(cluster.IDLE, cluster.IDLE, messages=1)
+    held = [watched.task_queue._rlock, watched.task_queue.size.count.get_lock(),
+            *(p.timer.get_lock() for p in watched.pool)]
+    for lock in held:  # as a process killed holding them would leave them
+        lock.acquire()
+    answer: list[str] = []
+    reader = threading.Thread(target=lambda: answer.append(watched.stalled()), daemon=True)
+    reader.start()
+    reader.join(5)
+    for lock in held:
+        lock.release()
+    assert answer and "1 messages wait" in answer[0]
+
+
+def test_a_stall_is_given_up_only_after_the_stall_time(settings, monkeypatch):
+    settings.GENESIS_STALL_SECONDS = 0.3
+    watched = sentinel(cluster.IDLE, messages=1)
+    watched.stop_event, watched.start_event = threading.Event(), threading.Event()
+    watched.start_event.set()
+    given_up: list[float] = []
+    monkeypatch.setattr(cluster.Sentinel, "_give_up", lambda self, why, stalled: given_up.append(stalled))
+    started = time.monotonic()
+    watcher = threading.Thread(target=watched._watch, daemon=True)
+    watcher.start()
+    watcher.join(5)
+    assert given_up and given_up[0] >= 0.3 and time.monotonic() - started >= 0.3
+
+
+def test_the_sweep_asks_the_broker_configured_with_a_redis_dict(monkeypatch):
+    """django-q2 accepts Redis settings as a dict: the broker the sweep asks is still found (one per process)."""
+    from django_q.conf import Conf
+
+    from tasks import queue
+
+    class Broker:
+        def queue_size(self):
+            return 3
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "REDIS", {"host": "127.0.0.1", "port": 6379})
+    monkeypatch.setattr("django_q.brokers.get_broker", lambda: Broker())
+    monkeypatch.setattr(queue, "_brokers", {})
+    assert queue.messages_waiting() == 3
+    assert queue.messages_waiting() == 3 and len(queue._brokers) == 1
