@@ -55,6 +55,10 @@ targets:
         - name: CUSTOMER_ID
           type: INTEGER
           description: The customer who placed the order.
+        - name: ORDER_MONTH
+          type: DATE
+          description: The first day of the month the order was placed in.
+          rule: {{period_start: period}}
         - name: ORDER_STATUS
           type: TEXT
           description: The order's status.
