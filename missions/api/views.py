@@ -132,7 +132,7 @@ class MissionViewSet(
         return Response(self._render(self.get_object(), many=False).data)
 
     def create(self, request, *args, **kwargs):
-        if "blueprint" in request.data:
+        if isinstance(request.data, dict) and "blueprint" in request.data:
             return self._create_from_blueprint(request)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
