@@ -75,13 +75,13 @@ def critical_path(edges: Edges, weight: Mapping[Node, float]) -> list:
     time) add up to the most; among chains of equal weight, the one with the most nodes. Empty for an empty graph or
     one with a loop. Linear in the graph's size (graphlib orders it; one pass keeps each node's heaviest chain)."""
     try:
-        order = list(TopologicalSorter({n: [d for d in deps if d in edges] for n, deps in edges.items()})
-                     .static_order())
+        # Nodes named only as a dependency (outside the graph) are ordered too, then left out.
+        order = [n for n in TopologicalSorter(edges).static_order() if n in edges]
     except CycleError:
         return []
     best: dict = {}  # node -> (weight of the heaviest chain ending here, its length, the node before)
     for node in order:
-        before = max(((best[d][0], best[d][1], i, d) for i, d in enumerate(edges.get(node, ())) if d in best),
+        before = max(((best[d][0], best[d][1], i, d) for i, d in enumerate(edges[node]) if d in best),
                      default=None, key=lambda b: (b[0], b[1], -b[2]))
         own = weight.get(node, 0)
         best[node] = (own, 1, None) if before is None else (before[0] + own, before[1] + 1, before[3])

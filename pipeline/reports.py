@@ -4,7 +4,7 @@ agent's and each refresh's ``dq_results.json``), the reconciliation of the rows 
 refresh or dbt build, the next run of the django-q2 refresh schedule) and the deliverables with what each one is.
 
 Reads for several missions at once, a fixed number of queries whatever their number: the newest report of each kind
-per mission (one grouped query and one fetch), the refresh events (one grouped query), the dbt builds (one grouped
+per mission (one query with a grouped subquery), the refresh events (one grouped query), the dbt builds (one grouped
 query) and the refresh schedules (one query). Report files are read from storage, at most ``REPORT_BYTES`` each; an
 unreadable or malformed report reads as absent, never as an error page.
 """
@@ -245,8 +245,8 @@ def _category():
 
 
 def newest_reports(mission_ids: list[int]) -> dict[int, dict[str, Artifact]]:
-    """Per mission, the newest stored artifact of each report kind (``rows``, ``validation``, ``quality``): two
-    queries."""
+    """Per mission, the newest stored artifact of each report kind (``rows``, ``validation``, ``quality``): one query
+    (the newest id of each kind per mission is a grouped subquery)."""
     newest = (
         Artifact.objects.filter(mission_id__in=mission_ids)
         .filter(Q(name__in=[ROW_COUNTS, VALIDATION, QUALITY]) | Q(name__endswith=f"-{QUALITY}"))
@@ -254,13 +254,11 @@ def newest_reports(mission_ids: list[int]) -> dict[int, dict[str, Artifact]]:
         .annotate(category=_category())
         .values("mission_id", "category")
         .annotate(newest=Max("id"))
-        .values_list("mission_id", "category", "newest")
+        .values("newest")
     )
-    ids = {pk: (mission_id, category) for mission_id, category, pk in newest}
     found: dict[int, dict[str, Artifact]] = {}
-    for artifact in Artifact.objects.filter(pk__in=list(ids)):
-        mission_id, category = ids[artifact.pk]
-        found.setdefault(mission_id, {})[category] = artifact
+    for artifact in Artifact.objects.filter(pk__in=newest).annotate(category=_category()):
+        found.setdefault(artifact.mission_id, {})[artifact.category] = artifact
     return found
 
 

@@ -232,7 +232,8 @@ class ArtifactGroup:
 ARTIFACTS_GROUPED_MAX = 1000
 
 
-def mission_artifact_groups(mission, *, limit: int = ARTIFACTS_GROUPED_MAX) -> tuple[list[ArtifactGroup], bool]:
+def mission_artifact_groups(mission: Mission, *,
+                            limit: int = ARTIFACTS_GROUPED_MAX) -> tuple[list[ArtifactGroup], bool]:
     """The mission's artifacts by phase (in phase order), then task (in board order), newest version of each name
     only, each with ``versions`` (how many it has); artifacts of no task come last. One query over at most
     ``limit`` rows (newest first); the flag says whether older rows were left out."""
@@ -247,12 +248,12 @@ def mission_artifact_groups(mission, *, limit: int = ARTIFACTS_GROUPED_MAX) -> t
     for artifact in rows[:limit]:  # newest first: the first row of a (task, name) is its latest version
         key = (artifact.task_id, artifact.name)
         if key in latest:
-            latest[key].versions += 1
+            latest[key].versions += 1  # type: ignore[attr-defined]
         else:
-            artifact.versions = 1
+            artifact.versions = 1  # shown by the page
             latest[key] = artifact
 
-    def place(artifact: Artifact) -> tuple:
+    def place(artifact: Artifact) -> tuple[Any, ...]:
         task = artifact.task
         phase = task.phase if task is not None else None
         return (task is None, phase is None, phase.order if phase else 0, task.position if task else 0,

@@ -7,7 +7,7 @@
 
   function formatted(value) { return value === null || value === undefined ? "-" : Number(value).toLocaleString("en"); }
 
-  // Prints each bar's value above it (Chart.js draws values only in tooltips).
+  // Prints each bar's value above it where it fits (Chart.js draws values only in tooltips).
   var barValues = {
     id: "genesisBarValues",
     afterDatasetsDraw: function (chart) {
@@ -20,7 +20,11 @@
       chart.data.datasets.forEach(function (dataset, i) {
         var meta = chart.getDatasetMeta(i);
         if (meta.type !== "bar" || meta.hidden) { return; }
-        meta.data.forEach(function (bar, j) { ctx.fillText(formatted(dataset.data[j]), bar.x, bar.y - 3); });
+        meta.data.forEach(function (bar, j) {
+          var text = formatted(dataset.data[j]);
+          // Too narrow a bar (many months) keeps its value for the tooltip and the table rather than overlap.
+          if (ctx.measureText(text).width <= bar.width + 8) { ctx.fillText(text, bar.x, bar.y - 3); }
+        });
       });
       ctx.restore();
     }

@@ -54,3 +54,9 @@ def test_critical_path_walks_a_long_chain_without_recursion():
 
     edges = {i: [i - 1] if i else [] for i in range(20_000)}
     assert len(critical_path(edges, {})) == 20_000
+
+
+def test_critical_path_leaves_out_dependencies_outside_the_graph():
+    from genesis.graphs import critical_path
+
+    assert critical_path({"a": ["elsewhere"], "b": ["a"]}, {"elsewhere": 100}) == ["a", "b"]

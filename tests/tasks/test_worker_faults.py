@@ -31,7 +31,11 @@ READ, FUTEX = "0", "202"  # x86-64 system call numbers, as /proc/PID/syscall sho
 
 def children(pid: int) -> list[int]:
     found: list[int] = []
-    for thread in os.listdir(f"/proc/{pid}/task"):
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return found  # gone (a sentinel the watchdog or a kill replaced)
+    for thread in threads:
         try:
             found += [int(p) for p in Path(f"/proc/{pid}/task/{thread}/children").read_text().split()]
         except FileNotFoundError:

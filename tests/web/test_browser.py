@@ -170,6 +170,11 @@ def test_stakeholder_sees_a_read_only_dashboard_and_is_refused_a_write(browser_c
              ' "detail": "4 duplicated key(s)"}]')
 
     page = sign_in(browser_context, live_server, "viewer")
+    # Every text drawn on a canvas is recorded: the chart's axis titles, month labels and printed values.
+    page.add_init_script("""(() => { window.__canvasTexts = [];
+        const draw = CanvasRenderingContext2D.prototype.fillText;
+        CanvasRenderingContext2D.prototype.fillText = function (text, ...rest) {
+            window.__canvasTexts.push(String(text)); return draw.call(this, text, ...rest); }; })()""")
     page.get_by_role("link", name="Dashboard").click()
     page.get_by_role("heading", name="Provider summary").wait_for()
     page.get_by_text("PROVIDER_SUMMARY: 378 rows, 2024-01 to 2024-03").wait_for()
@@ -183,11 +188,15 @@ def test_stakeholder_sees_a_read_only_dashboard_and_is_refused_a_write(browser_c
         c.tooltip.setActiveElements([{datasetIndex: 0, index: 1}], {x: 0, y: 0}); c.update();
         return {x: x.options.title.text, y: y.options.title.text, ticks: x.ticks.map((t, i) => x.getLabelForValue(i)),
                 yticks: y.ticks.map(t => t.label), data: c.data.datasets.map(d => [d.label, d.data]),
-                tooltip: c.tooltip.body.map(b => b.lines.join(" ")), width: c.width, height: c.height}; }""")
+                tooltip: c.tooltip.body.map(b => b.lines.join(" ")), width: c.width, height: c.height,
+                printed: c.config.plugins.map(p => p.id)}; }""")
     assert chart["x"] == "Month" and chart["y"] == "Rows"
     assert chart["ticks"] == ["2024-01", "2024-02", "2024-03"] and "120" in chart["yticks"]
     assert chart["data"] == [["Rows built", [120, 131, 127]], ["Rows in the source", [120, 134, 127]]]
     assert any("Rows built: 131" in line for line in chart["tooltip"])
+    assert "genesisBarValues" in chart["printed"]
+    drawn = page.evaluate("() => window.__canvasTexts")
+    assert {"Month", "Rows", "2024-01", "2024-02", "2024-03", "120", "131", "127"} <= set(drawn)
     assert chart["width"] > 300 and chart["height"] > 150
     forms = page.locator("main form[method=post]")
     assert forms.count() == 0 and page.locator("main button").count() == 0
@@ -200,7 +209,7 @@ def test_stakeholder_sees_a_read_only_dashboard_and_is_refused_a_write(browser_c
     response = page.request.post(f"{live_server.url}/tasks/{task.pk}/approve/",
                                  headers={"X-CSRFToken": token, "HX-Request": "true",
                                           "Referer": f"{live_server.url}/"})
-    assert response.status == 403 and "CSRF" not in response.text()
+    assert response.status == 403 and "CSRF verification failed" not in response.text()  # refused by role
     response = page.request.post(f"{live_server.url}/missions/{mission.pk}/cancel/",
                                  headers={"X-CSRFToken": token, "Referer": f"{live_server.url}/"})
     assert response.status == 403

@@ -137,6 +137,33 @@ def test_dashboard_queries_stay_bounded_with_reports_on_every_mission(client_for
         history_record(mission=m, event="refresh.succeeded", message="ok")
         refresh_schedule_set(mission=m, cron="0 6 * * *", actor=lead)
     client = client_for(reader)
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(13):
         content = client.get(reverse("missions:dashboard")).content.decode()
     assert content.count('class="card dash"') == 8 and content.count("<canvas data-chart=") == 8
+
+
+def test_freshness_counts_the_dbt_build_task_as_a_successful_build(client_for, mission, viewer, lead):
+    from agents.models import Agent
+    from tasks.models import Run
+
+    builder = Agent.objects.create(name="Builder", kind="dbt_build")
+    task = task_services.task_create(mission=mission, key="build", title="Build models", owner_agent=builder)
+    finished = timezone.now() - timedelta(hours=2)
+    Run.objects.create(task=task, attempt=1, status="succeeded", started_at=finished - timedelta(minutes=3),
+                       finished_at=finished)
+    Run.objects.create(task=task, attempt=2, status="failed", started_at=finished, finished_at=timezone.now())
+    freshness = reports.freshness_of([mission.pk])[mission.pk]
+    assert freshness.last_success == finished and freshness.last_success_by == "dbt build"
+    content = client_for(viewer).get(reverse("missions:dashboard")).content.decode()
+    assert "the dbt build)" in content and finished.strftime("%Y-%m-%d %H:%M") in content
+
+
+def test_a_scheduled_refresh_report_newer_than_the_agents_is_the_one_shown(mission, lead):
+    attach(mission, "dq_results.json", DQ_RESULTS)
+    attach(mission, "refresh-20260101T060000-dq_results.json",
+           [{"check": "grain", "target": "CLAIM_SUMMARY", "passed": True, "failing_rows": 0}])
+    found = reports.mission_reports([mission.pk])[mission.pk]
+    assert found.quality_report.name == "refresh-20260101T060000-dq_results.json"
+    assert [(t.target, t.checks, t.ok) for t in found.quality] == [("CLAIM_SUMMARY", 1, True)]
+    assert reports.describe_artifact(found.quality_report) == (
+        "Scheduled refresh: Data-quality results per check (failing rows, sample keys), as JSON")

@@ -173,8 +173,8 @@ def test_dashboard_runs_a_bounded_number_of_queries(client_for, lead, django_ass
         mission_services.membership_set(mission=m, user=reader, role=Role.STAKEHOLDER, actor=lead)
         task_services.artifact_create(mission=m, kind="doc", name="notes.md", file="# hi", actor=lead)
     client = client_for(reader)
-    # The session and user, the missions, progress, phases, checks, artifacts, the newest reports (two), the
-    # refresh events, the dbt builds and the refresh schedules.
-    with django_assert_max_num_queries(12):
+    # The session and user, the missions, progress, phases, checks, artifacts, the newest reports, the refresh
+    # events, the dbt builds, the refresh schedules, the sign-offs and the stakeholders asked to sign off.
+    with django_assert_max_num_queries(13):
         content = client.get(reverse("missions:dashboard")).content.decode()
     assert content.count('class="card dash"') == 12

@@ -89,7 +89,7 @@ def test_replay_page_draws_bars_per_task_marks_and_controls(client_for, mission,
     gantt = content.split('<section class="card gantt-card"', 1)[1].split("</section>", 1)[0]
     assert gantt.count('class="gantt-bar run-') == 3 and gantt.count('class="gantt-mark ') == 4
     assert 'data-key="map"' in gantt and "map, attempt 2: Succeeded, 2 min 00 s" in gantt
-    assert "Nothing ran for 1 h 03 min, 1 h 03 min of it waiting for people." in gantt
+    assert "Nothing ran for 1 h 03 min, all of it waiting for people." in gantt
     assert 'data-gantt="forward"' in gantt and 'id="gantt-collapse" checked' in gantt
     assert "genesis/timeline.js" in content
     plain = client_for(viewer).get(reverse("missions:history", args=[mission.pk])).content.decode()
@@ -114,3 +114,19 @@ def test_replay_of_a_500_task_mission_runs_a_bounded_number_of_queries(client_fo
     with django_assert_max_num_queries(12):
         content = client.get(reverse("missions:history", args=[mission.pk]), {"view": "replay"}).content.decode()
     assert content.count('class="gantt-bar run-succeeded"') == 500 and content.count("mark-taskapproved") == 50
+
+
+def test_a_running_run_reaches_now_and_mission_milestones_have_their_own_row(mission, agent, lead, clock):
+    task = task_services.task_create(mission=mission, key="build", title="Build models", owner_agent=agent)
+    clock(0)
+    history_record(mission=mission, event="mission.active", actor=lead)
+    Run.objects.create(task=task, attempt=1, status="running", started_at=clock(0.5))
+    clock(3.5)  # now: the run has gone on for 3 minutes
+    timeline = mission_timeline(mission)
+    assert [row.key for row in timeline.rows] == ["Mission", "build"]
+    assert [m.label for m in timeline.rows[0].marks] == ["Mission started"]
+    bar = timeline.rows[1].bars[0]
+    assert bar.finished is None and bar.duration == "3 min 00 s" and bar.left + bar.width == 100.0
+    assert bar.end_step == len(timeline.steps) - 1 and [s.text for s in timeline.steps] == [
+        "Mission: Mission started by lead", "build: attempt 1 started"]
+    assert timeline.gaps == []  # half a minute before the run is not idle time worth collapsing
