@@ -441,7 +441,7 @@ def blueprint_launch(
     return mission
 
 
-def _plan(*, version: BlueprintVersion, fill: dict[str, Any]) -> tuple[list, dict[str, list[str]]]:
+def _plan(*, version: BlueprintVersion, fill: dict[str, Any]) -> tuple[list[Any], dict[str, list[str]]]:
     """Each phase with its exit criteria and its tasks to be (action, key, placeholder values, acceptance criteria),
     substituted and checked; and the task keys each action became."""
     planned = []

@@ -109,7 +109,7 @@ def mission_close(*, mission: Mission, actor: Actor = None, note: str = "") -> M
                               message=note or "Signed off.", data={"note": note} if note else None)
 
 
-def spec_file_read(spec_file: File, *, field: str = "spec_file") -> dict[str, Any]:
+def spec_file_read(spec_file: File[Any], *, field: str = "spec_file") -> dict[str, Any]:
     """The uploaded spec file, checked before anything is written: within the upload size limit, UTF-8 YAML, and
     valid (pipeline/specfile.py). Raises ``DomainError`` on ``field`` naming the file and every path at fault."""
     name = display_name(getattr(spec_file, "name", "") or "spec file")
@@ -134,6 +134,7 @@ def _reused_mission(reference: Mission | int | str, *, actor: Actor, spec: dict[
     mapping spec for every target of the new mission's spec file."""
     from pipeline.dbt.spec import approved_targets
 
+    found: Mission | None
     if isinstance(reference, Mission):
         found = reference
     else:
@@ -153,7 +154,7 @@ def _reused_mission(reference: Mission | int | str, *, actor: Actor, spec: dict[
     return found
 
 
-def _spec_connections(version, spec: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+def _spec_connections(version: BlueprintVersion, spec: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """The spec file names its source and target connections: they fill the blueprint's source and target
     connection parameters that the launch leaves empty."""
     named = {"source": spec["sources"].get("connection"), "target": spec["targets"].get("connection")}
@@ -195,7 +196,7 @@ def _note(note: str) -> str:
 
 @transaction.atomic
 def mission_create_from_blueprint(*, version: BlueprintVersion, name: str, objective: str, owner: User,
-                                  actor: Actor = None, start: bool = False, spec_file: File | None = None,
+                                  actor: Actor = None, start: bool = False, spec_file: File[Any] | None = None,
                                   from_mission: Mission | int | str | None = None, **options: Any) -> Mission:
     """A new mission from a blueprint version (phases, tasks, dependencies, the connections it uses granted), as a
     draft or, with ``start``, launched at once. ``actor`` None is the system (a command).
@@ -216,10 +217,10 @@ def mission_create_from_blueprint(*, version: BlueprintVersion, name: str, objec
         options["params"] = _spec_connections(version, spec, options.get("params") or {})
         options["spec_file"] = spec_file
     reused = None
-    if from_mission not in (None, ""):
+    if from_mission is not None and from_mission != "":
         reused = _reused_mission(from_mission, actor=actor, spec=spec)
 
-    def reuse(action, config: dict[str, Any]) -> dict[str, Any]:
+    def reuse(action: Any, config: dict[str, Any]) -> dict[str, Any]:
         return {"from_mission": reused.pk} if reused is not None and action.owner == "field_mapping" else {}
 
     mission = blueprint_launch(version=version, name=name, objective=objective, owner=owner, actor=actor,
