@@ -55,11 +55,26 @@ class LaunchForm(forms.Form):
                              widget=forms.RadioSelect)
     start_now = forms.BooleanField(label="Start it now", required=False, initial=True,
                                    help_text="Otherwise it is created as a draft you launch from its cockpit.")
+    spec_file = forms.FileField(
+        label="Spec file", required=False,
+        help_text="The spec file (YAML) that names the sources, the targets and what their columns mean; checked "
+                  "before the mission is created.")
+    from_mission = forms.ChoiceField(
+        label="Reuse the approved mappings of", required=False,
+        help_text="The mapping tasks then check that mission's approved mapping specs against the current source "
+                  "instead of mapping again.")
 
-    def __init__(self, *args, versions, version: BlueprintVersion | None, initial_params=None, **kwargs):
+    def __init__(self, *args, versions, version: BlueprintVersion | None, initial_params=None, reusable=(),
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["version"].queryset = versions
+        self.fields["from_mission"].choices = [("", "None: map afresh")] + [(str(pk), name) for pk, name in reusable]
         self.selected_version = version
+        self.requires_spec = bool(version and "spec_file" in (version.requires or []))
+        if self.requires_spec:
+            self.fields["spec_file"].required = True
+            self.fields["spec_file"].error_messages["required"] = (
+                f"{version.blueprint.slug} requires a spec file: its steps read the targets from it.")
         self.param_names: list[str] = []
         if version is None:
             return
@@ -69,9 +84,11 @@ class LaunchForm(forms.Form):
             field_name = PARAM_PREFIX + name
             label = name.replace("_", " ").capitalize()
             help_text = param.get("help", "")
-            required = bool(param.get("required", True))
-            initial = (initial_params or {}).get(name)
             ptype = param["type"]
+            required = bool(param.get("required", True))
+            if self.requires_spec and ptype == ParamType.CONNECTION and param.get("purpose") in ("source", "target"):
+                required = False  # the spec file names the source and target connections
+            initial = (initial_params or {}).get(name)
             if ptype == ParamType.CONNECTION:
                 if connections is None:
                     connections = list(Connection.objects.order_by("name").values_list("name", "purpose"))

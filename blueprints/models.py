@@ -54,6 +54,8 @@ class BlueprintVersion(ImmutableRow):
     objective = models.TextField(blank=True, help_text="The mission objective template.")
     scope = models.TextField(blank=True, help_text="The mission scope template.")
     success_criteria = models.JSONField(default=list, blank=True)
+    requires = models.JSONField(default=list, blank=True,
+                                help_text="What a launch must bring besides parameters, e.g. spec_file.")
     source_name = models.CharField(max_length=255, blank=True, help_text="The file it was loaded from.")
     source_text = models.TextField(blank=True, help_text="The file as loaded.")
     content_hash = models.CharField(max_length=64, help_text="sha256 of the normalized content.")
@@ -104,6 +106,8 @@ class ActionTemplate(ImmutableRow):
     depends_on = models.JSONField(default=list, blank=True, help_text="Keys of the actions it waits for.")
     timeout_seconds = models.PositiveIntegerField(default=3600)
     max_attempts = models.PositiveSmallIntegerField(default=3)
+    for_each = models.CharField(max_length=20, blank=True,
+                                help_text="'target': one task per target of the mission's spec file.")
 
     class Meta:
         ordering = ["phase_id", "position"]

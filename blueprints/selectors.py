@@ -213,3 +213,4 @@ def success_state(mission: Mission) -> list[dict[str, Any]]:
             "message": check.message if check else "",
         })
     return items
+

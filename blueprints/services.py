@@ -86,7 +86,8 @@ def blueprint_import(*, text: str, filename: str, actor: Actor = None) -> Bluepr
     version = BlueprintVersion.objects.create(
         blueprint=blueprint, number=number, name=spec["name"], description=spec["description"],
         tags=spec["tags"], parameters=spec["parameters"], objective=spec["objective"], scope=spec["scope"],
-        success_criteria=spec["success_criteria"], source_name=filename[:255], source_text=text,
+        success_criteria=spec["success_criteria"], requires=spec.get("requires", []),
+        source_name=filename[:255], source_text=text,
         content_hash=digest, search_text=_search_text(spec), created_by=user,
     )
     for order, phase in enumerate(spec["phases"], 1):
@@ -99,6 +100,7 @@ def blueprint_import(*, text: str, filename: str, actor: Actor = None) -> Bluepr
                 phase=template, position=position, key=a["key"], title=a["title"], description=a["description"],
                 owner=a["owner"], acceptance_criteria=a["acceptance_criteria"], config=a["config"],
                 depends_on=a["depends_on"], timeout_seconds=a["timeout"], max_attempts=a["max_attempts"],
+                for_each=a.get("for_each", ""),
             )
             for position, a in enumerate(phase["actions"], 1)
         ])
@@ -146,6 +148,7 @@ def _export_action(a: ActionTemplate) -> dict[str, Any]:
     _set(action, "config", a.config)
     _set(action, "timeout", a.timeout_seconds, unless=DEFAULT_TIMEOUT_SECONDS)
     _set(action, "max_attempts", a.max_attempts, unless=DEFAULT_MAX_ATTEMPTS)
+    _set(action, "for_each", a.for_each)
     return action
 
 
@@ -164,6 +167,7 @@ def blueprint_document(*, blueprint_version: BlueprintVersion) -> dict[str, Any]
     _set(doc, "description", v.description)
     _set(doc, "tags", list(v.tags))
     _set(doc, "parameters", [_export_parameter(p) for p in v.parameters])
+    _set(doc, "requires", list(v.requires))
     _set(doc, "objective", v.objective)
     _set(doc, "scope", v.scope)
     _set(doc, "success_criteria", [_export_criterion(c) for c in v.success_criteria])
@@ -357,6 +361,8 @@ def blueprint_launch(
     actor: Actor = None,
     task_owner: User | None = None,
     connections: Iterable[str] = (),
+    spec: dict[str, Any] | None = None,
+    task_config: Any = None,
     **mission_fields: Any,
 ) -> Mission:
     """Create a draft mission from a blueprint version: phases, tasks with owners and acceptance criteria,
@@ -365,29 +371,19 @@ def blueprint_launch(
     (``workflows.missions.mission_launch`` does).
 
     Actions owned by ``task_owner`` go to ``task_owner`` (who gets that role), else to the Mission Owner.
+    ``spec`` is the validated spec file (its targets fill ``{{ targets }}`` and expand ``for_each: target``
+    actions); a blueprint that requires one refuses to launch without it. ``task_config(action, config)`` may
+    return settings added to a task's config (e.g. the mapping specs to reuse).
     """
     # The connections the mission will read and write are granted to it here, checked against whoever launches:
     # a person must be allowed to grant each one; no ``actor`` means the system itself launches (a command).
     grantor = actor
     actor = actor or owner
     values = resolve_params(version=version, params=params)
-    phases = list(version.phases.prefetch_related("actions").order_by("order"))
+    fill = {**values, **spec_values(version=version, spec=spec)}
     # Everything substituted and checked before the first row is written.
-    planned = []
-    for phase in phases:
-        exit_criteria = substitute(phase.exit_criteria, values)
-        _check_substituted(exit_criteria, f"phases[{phase.order - 1}].exit_criteria")
-        actions = []
-        for a in phase.actions.all():
-            criteria = substitute(a.acceptance_criteria, values)
-            _check_substituted(criteria, f"{a.key}.acceptance_criteria", own_key=a.key)
-            criteria = [_with_task(c, a.key) for c in criteria]
-            if a.owner not in ROLE_OWNERS and not registry.is_registered(a.owner):
-                raise DomainError(f"Action {a.key} is owned by agent kind {a.owner!r}, which is not registered.",
-                                  field="owner")
-            actions.append((a, criteria))
-        planned.append((phase, exit_criteria, actions))
-    success = substitute(version.success_criteria, values)
+    planned, expanded = _plan(version=version, fill=fill)
+    success = substitute(version.success_criteria, fill)
     _check_substituted(success, "success_criteria")
     used = _connections_used(version=version, values=values, planned=planned, success=success,
                              mission_fields=mission_fields, also=connections)
@@ -399,9 +395,9 @@ def blueprint_launch(
         if param["type"] == ParamType.CONNECTION and target and target not in fields and values.get(param["name"]):
             fields[target] = Connection.objects.get(name=values[param["name"]])
     if version.scope and "scope" not in fields:
-        fields["scope"] = substitute(version.scope, values)
+        fields["scope"] = substitute(version.scope, fill)
     mission = mission_create(
-        name=name, objective=objective or substitute(version.objective, values), owner=owner, actor=actor,
+        name=name, objective=objective or substitute(version.objective, fill), owner=owner, actor=actor,
         success_criteria=success, mode=mode, grantor=grantor, **fields,
     )
     if task_owner is not None and task_owner.pk != owner.pk:
@@ -420,25 +416,81 @@ def blueprint_launch(
     position = 0
     for phase, exit_criteria, actions in planned:
         mission_phase = phase_create(
-            mission=mission, order=phase.order, name=substitute(phase.name, values),
-            description=substitute(phase.description, values), exit_criteria=exit_criteria, actor=actor,
+            mission=mission, order=phase.order, name=substitute(phase.name, fill),
+            description=substitute(phase.description, fill), exit_criteria=exit_criteria, actor=actor,
         )
-        for a, criteria in actions:
+        for a, key, own, criteria in actions:
             position += 1
             owner_user = person_for_role[a.owner] if a.owner in ROLE_OWNERS else None
             owner_agent = None if owner_user is not None else _agent_for(a.owner, agents)
-            tasks_by_key[a.key] = task_create(
-                mission=mission, key=a.key, title=substitute(a.title, values)[:200],
-                description=substitute(a.description, values), acceptance_criteria=criteria,
-                config=substitute(a.config, values), max_attempts=a.max_attempts,
+            config = substitute(a.config, own)
+            if task_config:
+                config = {**config, **task_config(a, config)}
+            tasks_by_key[key] = task_create(
+                mission=mission, key=key, title=substitute(a.title, own)[:200],
+                description=substitute(a.description, own), acceptance_criteria=criteria,
+                config=config, max_attempts=a.max_attempts,
                 timeout_seconds=a.timeout_seconds, position=position, phase=mission_phase, actor=actor,
                 owner_user=owner_user, owner_agent=owner_agent,
             )
     for _phase, _exit, actions in planned:
-        for a, _criteria in actions:
-            for key in a.depends_on:
-                dependency_add(task=tasks_by_key[a.key], depends_on=tasks_by_key[key], actor=actor)
+        for a, key, _own, _criteria in actions:
+            for dep in a.depends_on:
+                for dep_key in expanded.get(dep, [dep]):
+                    dependency_add(task=tasks_by_key[key], depends_on=tasks_by_key[dep_key], actor=actor)
     return mission
+
+
+def _plan(*, version: BlueprintVersion, fill: dict[str, Any]) -> tuple[list[Any], dict[str, list[str]]]:
+    """Each phase with its exit criteria and its tasks to be (action, key, placeholder values, acceptance criteria),
+    substituted and checked; and the task keys each action became."""
+    planned = []
+    expanded: dict[str, list[str]] = {}
+    for phase in version.phases.prefetch_related("actions").order_by("order"):
+        exit_criteria = substitute(phase.exit_criteria, fill)
+        _check_substituted(exit_criteria, f"phases[{phase.order - 1}].exit_criteria")
+        actions = []
+        for a in phase.actions.all():
+            if a.owner not in ROLE_OWNERS and not registry.is_registered(a.owner):
+                raise DomainError(f"Action {a.key} is owned by agent kind {a.owner!r}, which is not registered.",
+                                  field="owner")
+            for key, own in _instances(a, fill):
+                criteria = substitute(a.acceptance_criteria, own)
+                _check_substituted(criteria, f"{key}.acceptance_criteria", own_key=key)
+                actions.append((a, key, own, [_with_task(c, key) for c in criteria]))
+                expanded.setdefault(a.key, []).append(key)
+        planned.append((phase, exit_criteria, actions))
+    return planned, expanded
+
+
+def spec_values(*, version: BlueprintVersion, spec: dict[str, Any] | None) -> dict[str, Any]:
+    """What a launch fills in from the spec file besides the parameters (``targets``, ``target_count``,
+    ``source_tables``); refused
+    naming the requirement when the blueprint requires a spec file and none is given."""
+    if "spec_file" in (version.requires or []) and spec is None:
+        raise DomainError(
+            f"Blueprint {version.blueprint.slug} requires a spec file (requires: [spec_file]): its steps read the "
+            "targets from it. Attach one (launch_mission --spec-file FILE, the launch page's spec file, or the "
+            "API's spec_file).", field="spec_file", code="spec_file_required")
+    if spec is None:
+        return {}
+    names = [t["name"] for t in spec["targets"]["tables"]]
+    return {"targets": names, "target_count": len(names), "source_tables": list(spec["sources"]["allowed_tables"])}
+
+
+def _instances(action: ActionTemplate, fill: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The task keys an action becomes, with the values its placeholders take: one for a plain action; one per
+    target of the spec file (``<key>_<target>``, ``{{ target }}`` its name) for a ``for_each: target`` one."""
+    if action.for_each != "target":
+        return [(action.key, fill)]
+    instances = []
+    for name in fill.get("targets") or []:
+        key = f"{action.key}_{name.lower()}"
+        if len(key) > 64:
+            raise DomainError(f"Action {action.key} for target {name}: the task key {key!r} is longer than 64 "
+                              "characters; shorten the target's name or the action's key.", field="spec_file")
+        instances.append((key, {**fill, "target": name}))
+    return instances
 
 
 def _connections_used(*, version: BlueprintVersion, values: dict[str, Any], planned: list[Any], success: list[Any],
@@ -450,8 +502,8 @@ def _connections_used(*, version: BlueprintVersion, values: dict[str, Any], plan
     names |= connection_names_in(success)
     for _phase, exit_criteria, actions in planned:
         names |= connection_names_in(exit_criteria)
-        for action, criteria in actions:
-            names |= connection_names_in(criteria) | connection_names_in(substitute(action.config, values))
+        for action, _key, own, criteria in actions:
+            names |= connection_names_in(criteria) | connection_names_in(substitute(action.config, own))
     for field in ("source_connection", "target_connection"):
         if mission_fields.get(field) is not None:
             names.add(mission_fields[field].name)

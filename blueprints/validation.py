@@ -22,6 +22,13 @@ from genesis.graphs import loops
 # --- the file format ------------------------------------------------------------------------------------
 
 _SLUG = r"^[a-z0-9][a-z0-9_-]*$"
+REQUIREMENTS = ["spec_file"]
+FOR_EACH = ["target"]
+# Placeholders a launch fills from the spec file (when the blueprint requires one), besides the parameters:
+# ``targets`` (the target names), ``target_count``, ``source_tables`` (the spec's allowed tables); and, in a
+# ``for_each: target`` action, ``target``.
+SPEC_PLACEHOLDERS = {"targets": ["SAMPLE"], "target_count": 1, "source_tables": ["SAMPLE"]}
+EACH_PLACEHOLDERS = {"target": "SAMPLE"}
 _CHECK = {
     "type": "object", "additionalProperties": False, "required": ["type"],
     "properties": {
@@ -55,6 +62,8 @@ _ACTION = {
         "config": {"type": "object"},
         "timeout": {"type": "integer", "minimum": 1, "description": "seconds"},
         "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
+        # One task per target of the mission's spec file, keyed ``<key>_<target>``; ``{{ target }}`` is its name.
+        "for_each": {"enum": FOR_EACH},
     },
 }
 _PHASE = {
@@ -76,6 +85,8 @@ BLUEPRINT_SCHEMA: dict[str, Any] = {
         "description": {"type": "string"},
         "tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "parameters": {"type": "array", "items": _PARAMETER},
+        # What a launch must bring besides parameters: ``spec_file`` when the steps read the targets from it.
+        "requires": {"type": "array", "uniqueItems": True, "items": {"enum": REQUIREMENTS}},
         "objective": {"type": "string"},
         "scope": {"type": "string"},
         "success_criteria": {"type": "array", "items": _STATEMENT_OR_CHECK},
@@ -249,6 +260,7 @@ def normalize(data: dict[str, Any]) -> dict[str, Any]:
                 "config": dict(a.get("config") or {}),
                 "timeout": a.get("timeout", DEFAULT_TIMEOUT_SECONDS),
                 "max_attempts": a.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
+                **({"for_each": a["for_each"]} if a.get("for_each") else {}),
             }
             for a in phase["actions"]
         ]
@@ -263,6 +275,8 @@ def normalize(data: dict[str, Any]) -> dict[str, Any]:
         "success_criteria": [_criterion(c) for c in data.get("success_criteria") or []],
         "phases": phases,
     }
+    if data.get("requires"):
+        out["requires"] = list(data["requires"])
     if data.get("version") is not None:
         out["version"] = data["version"]
     return out
@@ -352,13 +366,34 @@ def _check_parameters(data: dict[str, Any], out: _Collector) -> dict[str, Any]:
                     f"wrong type: parameter {name!r} is a {ptype}, the default is a {json_type(param['default'])}")
         if param.get("purpose") and ptype != ParamType.CONNECTION:
             out.add(["parameters", i, "purpose"], "only a connection parameter has a purpose")
-    body = {k: v for k, v in data.items() if k != "parameters"}
-    _check_placeholders(body, [], set(declared), out)
-    return {
+    requires_spec = "spec_file" in (data.get("requires") or [])
+    reserved = {**SPEC_PLACEHOLDERS, **EACH_PLACEHOLDERS}
+    for name in sorted(set(declared) & set(reserved) if requires_spec else ()):
+        index = next(i for i, p in _items(data.get("parameters")) if isinstance(p, dict) and p.get("name") == name)
+        out.add(["parameters", index, "name"], f"{name!r} is filled from the spec file at launch; name the "
+                                               "parameter otherwise")
+    known = set(declared) | (set(SPEC_PLACEHOLDERS) if requires_spec else set())
+    body = {k: v for k, v in data.items() if k not in ("parameters", "phases")}
+    _check_placeholders(body, [], known, out)
+    for p, phase in _items(data.get("phases")):
+        if not isinstance(phase, dict):
+            continue
+        for key, value in phase.items():
+            if key != "actions":
+                _check_placeholders(value, ["phases", p, key], known, out)
+        for a, action in _items(phase.get("actions")):
+            each = isinstance(action, dict) and bool(action.get("for_each"))
+            _check_placeholders(action, ["phases", p, "actions", a],
+                                known | (set(EACH_PLACEHOLDERS) if each else set()), out)
+            if each and not requires_spec:
+                out.add(["phases", p, "actions", a, "for_each"],
+                        "a for_each: target action needs the spec file: add 'requires: [spec_file]'")
+    samples = {
         name: p["default"] if p.get("type") in ParamType.values and p.get("default") is not None
         and value_fits(p["type"], p["default"]) else _SAMPLES.get(p.get("type"), "sample")
         for name, p in declared.items()
     }
+    return {**samples, **SPEC_PLACEHOLDERS, **EACH_PLACEHOLDERS} if requires_spec else samples
 
 
 def _check_actions(data: dict[str, Any], out: _Collector) -> dict[str, tuple[int, Path]]:

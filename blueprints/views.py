@@ -15,6 +15,7 @@ from blueprints.models import BlueprintVersion
 from genesis.exceptions import DomainError
 from genesis.htmx import is_fragment
 from missions.views import _can_launch, page_login_required
+from pipeline.selectors import missions_with_approved_mappings
 from workflows.missions import mission_create_from_blueprint
 
 
@@ -63,14 +64,18 @@ def mission_launch(request: HttpRequest) -> HttpResponse:
     initial_params = selectors.launch_initial_params(version=version) if version else {}
     if proposed is not None:
         initial_params.update(proposed.params)
+    reusable = missions_with_approved_mappings(user=request.user)
     if request.method == "POST" and request.POST.get("change") != "blueprint":
-        form = LaunchForm(request.POST, versions=versions, version=version, initial_params=initial_params)
+        form = LaunchForm(request.POST, request.FILES, versions=versions, version=version,
+                          initial_params=initial_params, reusable=reusable)
         if form.is_valid():
             try:
                 mission = mission_create_from_blueprint(
                     version=form.cleaned_data["version"], name=form.cleaned_data["name"],
                     objective=form.cleaned_data["objective"], owner=request.user, mode=form.cleaned_data["mode"],
                     params=form.params(), actor=request.user, start=form.cleaned_data["start_now"],
+                    spec_file=form.cleaned_data.get("spec_file"),
+                    from_mission=form.cleaned_data.get("from_mission") or None,
                 )
             except DomainError as error:
                 field = (error.field or "").replace("params.", PARAM_PREFIX)
@@ -80,7 +85,8 @@ def mission_launch(request: HttpRequest) -> HttpResponse:
     else:
         initial = {"version": version.pk if version else None, "mode": "step", "start_now": True,
                    "objective": objective, "name": source.get("name", "") or (proposed.name if proposed else "")}
-        form = LaunchForm(initial=initial, versions=versions, version=version, initial_params=initial_params)
+        form = LaunchForm(initial=initial, versions=versions, version=version, initial_params=initial_params,
+                          reusable=reusable)
     suggested_ids = [s.version.pk for s in suggestions]
     ordered = [v for pk in suggested_ids for v in versions if v.pk == pk] + [
         v for v in versions if v.pk not in suggested_ids]

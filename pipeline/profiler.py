@@ -90,7 +90,7 @@ def profile_table(adapter: Adapter, table: TableInfo, *, large_rows: int = LARGE
     stats = list(adapter.query(f"SELECT {', '.join(parts)} FROM {name}", limit=1).rows[0])  # noqa: S608
     source, sample_size = name, table.row_count
     if sampled:
-        source = adapter.sample_of(table.name, large_rows)
+        source = adapter.sample_of(table.name, large_rows, total=table.row_count)
         distinct_parts = ", ".join(f"COUNT(DISTINCT {q(c.name)})" for c in table.columns)
         row = adapter.query(f"SELECT COUNT(*), {distinct_parts} FROM {source}", limit=1).rows[0]  # noqa: S608
         sample_size = int(row[0])

@@ -15,6 +15,7 @@ from tasks.choices import QuestionStatus
 from tasks.models import Question, Task
 
 if TYPE_CHECKING:
+    from history.services import Viewer
     from missions.models import Mission
 
 
@@ -316,3 +317,14 @@ def approval_cards(tasks: list[Task], *, user: Any) -> list[ApprovalCard]:
         _place_questions(card, questions)
         cards.append(card)
     return cards
+
+
+def missions_with_approved_mappings(*, user: Viewer) -> list[tuple[int, str]]:
+    """(id, name) of the missions the user may read that have an approved mapping spec, newest first: those a new
+    mission may reuse the mappings of (``from_mission``). One query."""
+    from missions.models import Mission
+
+    return list(
+        Mission.objects.visible_to(user).filter(mapping_specs__versions__status=MappingStatus.APPROVED)
+        .order_by("-pk").values_list("pk", "name").distinct()[:200]
+    )

@@ -5,10 +5,13 @@ superuser) and ``agent`` (a data agent). Every cache (throttles, sign-in limits)
 
 import pytest
 from django.core.cache import caches
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from missions import services as mission_services
 from missions.choices import Role
-from tests.factories import AgentFactory, UserFactory
+from tests.browser import browser_context  # noqa: F401  (the Playwright fixture of the page tests)
+from tests.factories import AgentFactory, MissionFactory, UserFactory, build_mission_graph
 
 
 @pytest.fixture(autouse=True)
@@ -133,3 +136,44 @@ def small_sign_in_limits(settings):
     settings.GENESIS_LOGIN_FAILURE_RATES = {"username": "3/hour", "address": "5/hour"}
     settings.GENESIS_LOGIN_DELAY_SECONDS = 2
     settings.GENESIS_LOGIN_DELAY_MAX_SECONDS = 60
+
+
+# --- pages and API: signed-in clients and a large mission --------------------------------------------------------
+
+
+@pytest.fixture
+def client_for(client):
+    """``client_for(user)``: the test client signed in as that user."""
+
+    def sign_in(user):
+        client.force_login(user)
+        return client
+
+    return sign_in
+
+
+@pytest.fixture
+def big_mission(lead, agent):
+    mission = MissionFactory(owner=lead, name="Large mission")
+    build_mission_graph(mission, tasks=500, phases=5, agent=agent)
+    return mission
+
+
+@pytest.fixture
+def as_user():
+    """``as_user(user)``: an APIClient sending that user's token (``as_user(None)``: anonymous)."""
+
+    def make(user):
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def actors(lead, analyst, viewer, outsider, admin_user):
+    return {"lead": lead, "analyst": analyst, "viewer": viewer, "outsider": outsider, "staff": admin_user,
+            "anonymous": None}

@@ -94,3 +94,20 @@ class DependencyFactory(factory.django.DjangoModelFactory):
 
     task = factory.SubFactory(TaskFactory)
     depends_on = factory.SubFactory(TaskFactory, mission=factory.SelfAttribute("..task.mission"))
+
+
+def build_mission_graph(mission, *, tasks: int, phases: int = 3, agent=None, user=None) -> list[Task]:
+    """``tasks`` tasks spread over ``phases`` phases, each depending on the one before (bulk, no history)."""
+    phase_rows = Phase.objects.bulk_create(
+        [Phase(mission=mission, order=i + 1, name=f"Phase {i + 1}") for i in range(phases)]
+    )
+    rows = []
+    for i in range(tasks):
+        owner = {"owner_agent": agent} if agent is not None else {"owner_user": user or mission.owner}
+        rows.append(Task(mission=mission, key=f"t{i:04d}", title=f"Task number {i}", position=i,
+                         phase=phase_rows[i * phases // tasks], **owner))
+    created = Task.objects.bulk_create(rows)
+    Dependency.objects.bulk_create(
+        [Dependency(task=created[i], depends_on=created[i - 1]) for i in range(1, len(created))]
+    )
+    return created

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.db import transaction
 
 from blueprints.services import blueprint_launch
 from genesis.exceptions import DomainError
-from history.services import Actor
+from genesis.uploads import display_name, validate_upload_size
+from history.services import Actor, history_record
 from missions.choices import SIGNOFF_STATUSES, MissionStatus, SignoffDecision
 from missions.models import Mission, MissionSignoff
-from missions.permissions import can_create_missions, can_manage, can_sign_off
+from missions.permissions import can_create_missions, can_manage, can_sign_off, can_view
 from missions.selectors import signoffs_missing
 from missions.services import mission_transition, signoff_record
-from pipeline.specfile import load_spec_text, spec_connection_names
+from pipeline.specfile import SpecFileError, load_spec_text, spec_connection_names
 from tasks import services as task_services
 from tasks.choices import TASK_FINISHED, RunStatus, TaskStatus
 from tasks.dispatch import dispatch_ready
@@ -104,6 +109,63 @@ def mission_close(*, mission: Mission, actor: Actor = None, note: str = "") -> M
                               message=note or "Signed off.", data={"note": note} if note else None)
 
 
+def spec_file_read(spec_file: File[Any], *, field: str = "spec_file") -> dict[str, Any]:
+    """The uploaded spec file, checked before anything is written: within the upload size limit, UTF-8 YAML, and
+    valid (pipeline/specfile.py). Raises ``DomainError`` on ``field`` naming the file and every path at fault."""
+    name = display_name(getattr(spec_file, "name", "") or "spec file")
+    try:
+        validate_upload_size(spec_file)
+    except ValidationError as error:
+        raise DomainError(f"Spec file {name}: {error.messages[0]}", field=field, code="file_too_large") from None
+    spec_file.seek(0)
+    raw = spec_file.read()
+    spec_file.seek(0)
+    if len(raw) > settings.GENESIS_MAX_UPLOAD_BYTES:
+        raise DomainError(f"Spec file {name}: {len(raw):,} bytes; the limit is "
+                          f"{settings.GENESIS_MAX_UPLOAD_BYTES:,} bytes.", field=field, code="file_too_large")
+    try:
+        return load_spec_text(raw, source=f"spec file {name}")
+    except SpecFileError as error:
+        raise DomainError(error.message, field=field, code="invalid_spec") from None
+
+
+def _reused_mission(reference: Mission | int | str, *, actor: Actor, spec: dict[str, Any] | None) -> Mission:
+    """The mission whose approved mapping specs a new mission reuses: one the actor may read, with an approved
+    mapping spec for every target of the new mission's spec file."""
+    from pipeline.dbt.spec import approved_targets
+
+    found: Mission | None
+    if isinstance(reference, Mission):
+        found = reference
+    else:
+        text = str(reference).strip()
+        found = (Mission.objects.filter(pk=int(text)) if text.isdigit() else Mission.objects.filter(name=text)).first()
+    if found is None or (isinstance(actor, AbstractBaseUser) and not can_view(actor, found)):
+        raise DomainError(f"from_mission: no mission {reference!s} you may read.", field="from_mission")
+    approved = {t.name.upper() for t in approved_targets(found)}
+    if not approved:
+        raise DomainError(f"from_mission: mission “{found.name}” has no approved mapping spec to reuse.",
+                          field="from_mission")
+    wanted = [t["name"] for t in (spec or {}).get("targets", {}).get("tables", [])]
+    missing = [name for name in wanted if name.upper() not in approved]
+    if missing:
+        raise DomainError(f"from_mission: mission “{found.name}” has no approved mapping spec for "
+                          f"{', '.join(missing)} (approved: {', '.join(sorted(approved))}).", field="from_mission")
+    return found
+
+
+def _spec_connections(version: BlueprintVersion, spec: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The spec file names its source and target connections: they fill the blueprint's source and target
+    connection parameters that the launch leaves empty."""
+    named = {"source": spec["sources"].get("connection"), "target": spec["targets"].get("connection")}
+    filled = dict(params)
+    for param in version.parameters:
+        purpose = param.get("purpose")
+        if param["type"] == "connection" and named.get(purpose) and filled.get(param["name"]) in (None, ""):
+            filled[param["name"]] = named[purpose]
+    return filled
+
+
 @transaction.atomic
 def mission_signoff(*, mission: Mission, actor: User | None, decision: str, note: str = "") -> MissionSignoff:
     """A stakeholder approves the mission's delivered outputs or raises a concern, with a note; recorded in history.
@@ -134,21 +196,40 @@ def _note(note: str) -> str:
 
 @transaction.atomic
 def mission_create_from_blueprint(*, version: BlueprintVersion, name: str, objective: str, owner: User,
-                                  actor: Actor = None, start: bool = False, **options: Any) -> Mission:
+                                  actor: Actor = None, start: bool = False, spec_file: File[Any] | None = None,
+                                  from_mission: Mission | int | str | None = None, **options: Any) -> Mission:
     """A new mission from a blueprint version (phases, tasks, dependencies, the connections it uses granted), as a
-    draft or, with ``start``, launched at once. ``actor`` None is the system (a command)."""
+    draft or, with ``start``, launched at once. ``actor`` None is the system (a command).
+
+    ``spec_file`` is attached to the mission after it is validated, before anything is written: a bad one is
+    refused naming the path at fault, and a blueprint that requires one (``requires: [spec_file]``) refuses to launch
+    without it. Its targets expand the blueprint's ``for_each: target`` actions and its connections fill the source
+    and target connection parameters left empty. ``from_mission`` names a mission whose approved mapping specs the
+    new mission's mapping tasks verify against the current source instead of mapping again."""
     if actor is not None:
         require(lambda user, _obj: can_create_missions(user), actor, None, doing="create missions",
                 who_may="staff or people given the 'add mission' permission")
-    spec_file = options.get("spec_file")
+    spec = spec_file_read(spec_file) if spec_file else None
     connections = list(options.pop("connections", ()))
-    if spec_file:
+    if spec is not None:
         # The spec file's source and target connections are the mission's too: granted with the launch or refused.
-        spec_file.seek(0)
-        connections += spec_connection_names(load_spec_text(spec_file.read(), source="the spec file"))
-        spec_file.seek(0)
+        connections += spec_connection_names(spec)
+        options["params"] = _spec_connections(version, spec, options.get("params") or {})
+        options["spec_file"] = spec_file
+    reused = None
+    if from_mission is not None and from_mission != "":
+        reused = _reused_mission(from_mission, actor=actor, spec=spec)
+
+    def reuse(action: Any, config: dict[str, Any]) -> dict[str, Any]:
+        return {"from_mission": reused.pk} if reused is not None and action.owner == "field_mapping" else {}
+
     mission = blueprint_launch(version=version, name=name, objective=objective, owner=owner, actor=actor,
-                               connections=connections, **options)
+                               connections=connections, spec=spec, task_config=reuse, **options)
+    if reused is not None:
+        history_record(mission=mission, event="mission.reuses_mapping", actor=actor or owner,
+                       message=f"Reuses the approved mapping specs of “{reused.name}”: the mapping tasks verify them "
+                               "against the current source instead of mapping again.",
+                       data={"from_mission": reused.pk})
     if start:
         mission_launch(mission=mission, actor=actor)
     return mission

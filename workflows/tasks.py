@@ -107,7 +107,6 @@ def task_cancel(*, task: Task, actor: Actor, reason: str = "") -> Task:
     return task
 
 
-@transaction.atomic
 def answer_check(answer: str) -> None:
     """An answer written as SQL (``sql: ...``) must parse as one expression within the limits; the agent checks its
     columns and dry-runs it when the task runs again."""
@@ -122,6 +121,7 @@ def answer_check(answer: str) -> None:
             raise DomainError(error.message, field="answer", code="invalid_expression") from None
 
 
+@transaction.atomic
 def question_answer(*, question: Question, actor: Actor, answer: str) -> Question:
     """A person answers an agent's question: the task runs again as a new attempt with the answer in context."""
     question = Question.objects.select_for_update(of=("self",)).select_related("task__mission").get(pk=question.pk)

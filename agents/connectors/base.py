@@ -167,9 +167,10 @@ class Adapter:
     # How ``sample_of`` picks rows, in words for a report.
     sample_method: str = "the first rows the database returns"
 
-    def sample_of(self, table: str, rows: int) -> str:
-        """A subquery (with its alias) of about ``rows`` rows of ``table``, for statistics that need not read every
-        row (distinct counts, frequent values, candidate keys). The engines that can sample at random do so."""
+    def sample_of(self, table: str, rows: int, *, total: int) -> str:
+        """A subquery (with its alias) of about ``rows`` of the ``total`` rows of ``table``, for statistics that need
+        not read every row (distinct counts, frequent values, candidate keys). The engines that can sample cheaply
+        at random do so."""
         return f"(SELECT * FROM {self.quote(table)} LIMIT {int(rows)}) AS genesis_sample"  # noqa: S608 - quoted
 
     # --- shared ------------------------------------------------------------------------------------

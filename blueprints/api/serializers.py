@@ -76,6 +76,38 @@ class BlueprintLaunchSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=MissionMode.choices, default=MissionMode.STEP)
     params = ObjectField(required=False, default=dict, help_text="Parameter values by name.")
     start = serializers.BooleanField(default=False, help_text="Also launch the mission (dispatch its ready tasks).")
+    spec_file = serializers.FileField(required=False, help_text=(
+        "The mission's spec file (YAML, multipart), validated before anything is written; at most "
+        f"GENESIS_MAX_UPLOAD_BYTES ({settings.GENESIS_MAX_UPLOAD_BYTES:,} bytes here). Required by a blueprint that "
+        "declares requires: [spec_file], e.g. build-marts."))
+    spec = serializers.CharField(required=False, max_length=1_000_000, trim_whitespace=False,
+                                 help_text="Or the spec file as text (JSON bodies).")
+    from_mission = serializers.CharField(required=False, max_length=200, help_text=(
+        "A mission (id or exact name) whose approved mapping specs the new mission's mapping tasks verify against "
+        "the current source instead of mapping again."))
+
+    def validate(self, data):
+        if "spec_file" in data and "spec" in data:
+            raise serializers.ValidationError({"spec_file": ["Give the spec file as a file or as text, not both."]})
+        return data
+
+    def spec_upload(self):
+        """The spec file as an uploaded file (the text one wrapped as a file), or None."""
+        from django.core.files.base import ContentFile
+
+        data = self.validated_data
+        if data.get("spec_file") is not None:
+            return data["spec_file"]
+        if data.get("spec"):
+            return ContentFile(data["spec"].encode("utf-8"), name="spec.yml")
+        return None
+
+
+class MissionLaunchSerializer(BlueprintLaunchSerializer):
+    """POST /api/v1/missions/ with a blueprint: the blueprint's launch, addressed by slug or id."""
+
+    blueprint = serializers.CharField(max_length=100, help_text="The blueprint (slug or id) to launch the mission "
+                                                                "from.")
 
 
 class CheckEvaluationSerializer(serializers.ModelSerializer):

@@ -28,7 +28,7 @@ from blueprints.api.serializers import (
 from blueprints.choices import CheckScope
 from blueprints.models import BlueprintVersion, CheckEvaluation
 from blueprints.permissions import can_import_blueprints
-from blueprints.selectors import blueprint_list, launch_initial_params
+from blueprints.selectors import blueprint_list
 from genesis.api.filters import KnownQueryParametersMixin
 from genesis.api.parsers import FormParser, JSONParser, MultiPartParser
 from genesis.api.permissions import RolePermission
@@ -170,36 +170,50 @@ class BlueprintViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
         description="Create a mission from a blueprint version in one step: its phases, its tasks with their owners "
                     "and acceptance criteria, and their dependencies. The mission is a draft, or launched at once "
                     "with `start: true`. `params` fill the blueprint's parameters (connections by name); you become "
-                    "the Mission Owner unless `owner` names someone else.\n\n"
+                    "the Mission Owner unless `owner` names someone else. `spec_file` (multipart) or `spec` (text) "
+                    "attaches the mission's spec file, validated before anything is written; its connections fill "
+                    "the source and target connection parameters left empty. `from_mission` reuses another "
+                    "mission's approved mapping specs.\n\n"
                     "**Who:** staff, or people with the permission to add missions; naming another owner needs "
                     "staff.\n\n"
                     "**Errors:** 400 names each field or parameter at fault (`params.<name>`: a missing or unknown "
-                    "parameter, a connection you may not give); 403 when you may not launch missions; 404 when "
-                    "there is no such blueprint or version.",
+                    "parameter, a connection you may not give; `spec_file`: a spec file that is invalid, with each "
+                    "path at fault, too large, or missing when the blueprint requires one); 403 when you may not "
+                    "launch missions; 404 when there is no such blueprint or version.",
         request=BlueprintLaunchSerializer, responses={201: MissionSerializer},
     )
     @action(detail=True, methods=["post"], filterset_class=None)
     def launch(self, request, pk=None):
         blueprint = self.get_object()
-        if not can_create_missions(request.user):
-            raise PermissionDenied("You may not launch missions: it needs staff or the 'add mission' permission.")
         serializer = BlueprintLaunchSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        owner = data.get("owner") or request.user
-        if owner.pk != request.user.pk and not request.user.is_staff:
-            raise PermissionDenied("Only staff may launch a mission owned by someone else.")
-        version = self._version(blueprint, data.get("version"))
-        mission = mission_workflows.mission_create_from_blueprint(
-            version=version, name=data["name"], objective=data["objective"], owner=owner, mode=data["mode"],
-            # Like the launch form and command: defaults and context (e.g. the only source connection) first.
-            params={**launch_initial_params(version=version), **data["params"]}, actor=request.user,
-            start=data["start"],
-        )
-        mission.refresh_from_db()
-        missions_with_progress([mission])
-        context = {**self.get_serializer_context(), "roles": roles_map(request.user, [mission])}
-        return Response(MissionSerializer(mission, context=context).data, status=status.HTTP_201_CREATED)
+        return launch_response(self, request, blueprint, serializer)
+
+
+def launch_response(view, request, blueprint, serializer) -> Response:
+    """Launch a mission from a blueprint with a parsed launch body (this endpoint's, or the missions endpoint's
+    with ``blueprint``) through the one launch verb, and answer with the mission."""
+    if not can_create_missions(request.user):
+        raise PermissionDenied("You may not launch missions: it needs staff or the 'add mission' permission.")
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    owner = data.get("owner") or request.user
+    if owner.pk != request.user.pk and not request.user.is_staff:
+        raise PermissionDenied("Only staff may launch a mission owned by someone else.")
+    versions = blueprint.versions.order_by("-number")
+    number = data.get("version")
+    version = versions.filter(number=number).first() if number else versions.first()
+    if version is None:
+        raise NotFound(f"Blueprint {blueprint.slug} has no version {number}.")
+    # Defaults and context (e.g. the only source connection, the spec file's connections) are the verb's.
+    mission = mission_workflows.mission_create_from_blueprint(
+        version=version, name=data["name"], objective=data["objective"], owner=owner, mode=data["mode"],
+        params=data["params"], actor=request.user, start=data["start"], spec_file=serializer.spec_upload(),
+        from_mission=data.get("from_mission"),
+    )
+    mission.refresh_from_db()
+    missions_with_progress([mission])
+    context = {**view.get_serializer_context(), "roles": roles_map(request.user, [mission])}
+    return Response(MissionSerializer(mission, context=context).data, status=status.HTTP_201_CREATED)
 
 
 class CheckEvaluationFilterSet(django_filters.FilterSet):

@@ -87,7 +87,8 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 
 class SignoffSerializer(serializers.ModelSerializer):
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True, help_text="The stakeholder.")
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                        help_text="The stakeholder (by username).")
     decision = serializers.ChoiceField(choices=SignoffDecision.choices,
                                        help_text="`approve` the delivered outputs, or raise a `concern`.")
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="",

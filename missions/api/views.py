@@ -7,10 +7,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
+from blueprints.api.serializers import MissionLaunchSerializer
+from blueprints.api.views import launch_response
+from blueprints.models import Blueprint
 from genesis.api.caching import CachedListMixin
 from genesis.api.fields import NoteSerializer, ReasonSerializer
 from genesis.api.filters import KnownQueryParametersMixin
@@ -81,6 +84,10 @@ _OWNER_VERB = ("**Who:** the Mission Owner (or staff). Task Owners and stakehold
         description="A new mission in `draft`. You become its Mission Owner, or the person named in `owner`. The "
                     "connections it names are given to the mission if you may give them (they are listed with "
                     "their groups in the admin). Add tasks, then launch it.\n\n"
+                    "With `blueprint` (a slug or id), the body is the blueprint's launch instead (`params`, "
+                    "`spec_file` or `spec`, `from_mission`, `start`, as POST /api/v1/blueprints/{id}/launch/): the "
+                    "mission comes "
+                    "with the blueprint's tasks and the spec file, validated before anything is written.\n\n"
                     "**Who:** staff, or people with the permission to add missions; naming someone else as owner "
                     "needs staff.\n\n"
                     "**Errors:** 400 names each field at fault (an unknown username or connection name, a "
@@ -125,6 +132,8 @@ class MissionViewSet(
         return Response(self._render(self.get_object(), many=False).data)
 
     def create(self, request, *args, **kwargs):
+        if isinstance(request.data, dict) and "blueprint" in request.data:
+            return self._create_from_blueprint(request)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
@@ -135,6 +144,17 @@ class MissionViewSet(
             raise PermissionDenied("Only staff may create a mission owned by someone else.")
         mission = services.mission_create(owner=owner, actor=request.user, **data)
         return Response(self._render(mission, many=False).data, status=status.HTTP_201_CREATED)
+
+    def _create_from_blueprint(self, request):
+        """The body names a blueprint: the mission is that blueprint's launch (its tasks, spec file and all)."""
+        serializer = MissionLaunchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        value = serializer.validated_data["blueprint"]
+        lookup = {"pk": int(value)} if value.isascii() and value.isdigit() and len(value) <= 18 else {"slug": value}
+        blueprint = Blueprint.objects.filter(**lookup).first()
+        if blueprint is None:
+            raise ValidationError({"blueprint": [f"No blueprint {value!r} is loaded."]})
+        return launch_response(self, request, blueprint, serializer)
 
     def partial_update(self, request, *args, **kwargs):
         mission = self.get_object()

@@ -184,10 +184,11 @@ def run_dir(context, name: str) -> Path:
     return path
 
 
-def target_row_counts(plan: BuildPlan) -> dict[str, int]:
+def target_row_counts(plan: BuildPlan, targets: list[TargetSpec] | None = None) -> dict[str, int]:
+    """Rows of each target built (of ``targets``, default all the plan's)."""
     with adapter_for(plan.target, mission=plan.mission) as adapter:
         return {t.name: int(adapter.scalar(f"SELECT COUNT(*) FROM {adapter.quote(t.name)}"))  # noqa: S608
-                for t in plan.targets}
+                for t in (plan.targets if targets is None else targets)}
 
 
 def write_json(context, name: str, kind: str, data: Any) -> None:

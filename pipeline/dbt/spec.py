@@ -64,6 +64,9 @@ class TargetSpec:
     # Summed or counted measures the mapping recorded, for reconciliation: {"column", "function", "table",
     # "expression" (over that table's own columns), "round"}.
     measures: list[dict] = field(default_factory=list)
+    # The grain's period as the mapping spec states it ("TABLE.COLUMN"), "" when the grain has none, None when the
+    # spec does not say (an inline target): then the model's reading of the month-partitioned table decides.
+    period: str | None = None
 
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.columns if c.name.upper() == name.upper()), None)
@@ -140,7 +143,9 @@ def target_from_dict(raw: dict, *, sql: str | None = None, dialect: str | None =
         raise DomainError("A target spec has no table name.", field="target_table")
     columns = [column_from_dict(c) for c in raw.get("columns") or []]
     grain = raw.get("grain") or raw.get("unique_key") or raw.get("primary_key") or []
-    if isinstance(grain, dict):  # the mapping spec's {"entity": ..., "columns": [...]}
+    period = None
+    if isinstance(grain, dict):  # the mapping spec's {"entity": ..., "period": ..., "columns": [...]}
+        period = str(grain.get("period") or "")
         grain = grain.get("columns") or []
     if isinstance(grain, str):
         grain = [g.strip() for g in re.split(r"[,\s]+", grain) if g.strip()]
@@ -152,7 +157,7 @@ def target_from_dict(raw: dict, *, sql: str | None = None, dialect: str | None =
     return TargetSpec(
         name=str(name), sql=text, dialect=dialect or raw.get("dialect") or "sqlite",
         description=str(raw.get("description") or ""), columns=columns, grain=[str(g) for g in grain],
-        version=version,
+        version=version, period=period,
         measures=[{**c["measure"], "column": str(c.get("name"))} for c in raw.get("columns") or []
                   if isinstance(c, dict) and isinstance(c.get("measure"), dict)],
     )

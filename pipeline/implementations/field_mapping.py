@@ -180,6 +180,15 @@ class FieldMappingAgent(BaseAgent):
                    "its SQL and column lineage for approval.")
 
     def run(self, context: AgentContext) -> Outcome:
+        target_name = context.config.get("target") or context.config.get("target_table")
+        if target_name and context.config.get("from_mission"):
+            # Launched from another mission's approved mappings: verify that spec rather than map again.
+            from pipeline.implementations.reuse import verify_reused
+
+            return verify_reused(context, target_name=target_name, dry_run=self._dry_run, refusal=_refusal)
+        return self._map(context)
+
+    def _map(self, context: AgentContext) -> Outcome:
         from pipeline.selectors import mapping_spec_latest
         from pipeline.services import mapping_spec_propose, mapping_spec_reject
 

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.django_db
 SHIPPED = sorted(FILES.glob("*.yaml"))
 
 
-def test_three_blueprints_are_shipped():
-    assert [p.stem for p in SHIPPED] == ["field-mapping", "healthcare-data-pipeline", "source-onboarding"]
+def test_four_blueprints_are_shipped():
+    assert [p.stem for p in SHIPPED] == ["build-marts", "field-mapping", "healthcare-data-pipeline",
+                                         "source-onboarding"]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
@@ -103,7 +104,8 @@ def test_load_and_export_commands(tmp_path):
     out = StringIO()
     call_command("load_blueprint", "--shipped", stdout=out)
     assert out.getvalue().splitlines() == [
-        "loaded as field-mapping version 1", "loaded as healthcare-data-pipeline version 1",
+        "loaded as build-marts version 1", "loaded as field-mapping version 1",
+        "loaded as healthcare-data-pipeline version 1",
         "loaded as source-onboarding version 1",
     ]
     out = StringIO()

@@ -195,9 +195,9 @@ def test_a_mission_succeeds_only_when_its_success_checks_pass(hc_mission, lead):
     assert not verdict.passed
     outcome = {r["name"]: r["passed"] for r in verdict.results}
     assert outcome == {"Mapping specs approved": False, "dbt models materialize": True,
-                       "Data-quality checks pass": False, "Backfill row counts match": True}
+                       "Data-quality checks pass": False, "Backfill verified against the source": False}
     assert CheckEvaluation.objects.filter(mission=hc_mission, scope="success").count() == 4
-    assert HistoryEntry.objects.filter(mission=hc_mission, event="check.failed").count() == 2
+    assert HistoryEntry.objects.filter(mission=hc_mission, event="check.failed").count() == 3
 
 
 def launched_with_a_failed_phase(lead, mode: str):

@@ -37,5 +37,6 @@ def test_nothing_is_suggested_for_an_unrelated_objective(shipped):
 def test_suggestions_read_the_latest_versions_in_one_query(shipped, django_assert_num_queries):
     with django_assert_num_queries(1):
         suggestions = blueprints_suggested_for("field mapping spec with a review")
-    assert [s.blueprint.slug for s in suggestions][:2] == ["field-mapping", "healthcare-data-pipeline"]
+    # The mapping blueprint first, then the blueprints that map as one of their steps.
+    assert [s.blueprint.slug for s in suggestions][:3] == ["field-mapping", "build-marts", "healthcare-data-pipeline"]
     assert suggestions[0].score > suggestions[1].score

@@ -70,10 +70,10 @@ def test_unknown_keys_are_named_with_their_path():
     text = GOOD.replace("  - key: second\n", "  - key: second\n    colour: red\n").replace(
         "name: Tiny\n", "name: Tiny\nauthor: me\n")
     assert problems(text) == [
-        "bp.yaml: author: unknown key (allowed here: description, name, objective, parameters, phases, scope, "
-        "slug, success_criteria, tags, version)",
+        "bp.yaml: author: unknown key (allowed here: description, name, objective, parameters, phases, requires, "
+        "scope, slug, success_criteria, tags, version)",
         "bp.yaml: phases[0].actions[1].colour: unknown key (allowed here: acceptance_criteria, config, "
-        "depends_on, description, key, max_attempts, owner, timeout, title)",
+        "depends_on, description, for_each, key, max_attempts, owner, timeout, title)",
     ]
 
 

@@ -31,7 +31,11 @@ READ, FUTEX = "0", "202"  # x86-64 system call numbers, as /proc/PID/syscall sho
 
 def children(pid: int) -> list[int]:
     found: list[int] = []
-    for thread in os.listdir(f"/proc/{pid}/task"):
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return found  # gone (a sentinel the watchdog or a kill replaced)
+    for thread in threads:
         try:
             found += [int(p) for p in Path(f"/proc/{pid}/task/{thread}/children").read_text().split()]
         except FileNotFoundError:
@@ -47,13 +51,13 @@ def syscall(pid: int) -> str:
 
 
 def sentinel_of(process) -> int:
-    return wait_for(lambda: next(iter(children(process.pid)), None), 30, "the sentinel")
+    return wait_for(lambda: next(iter(children(process.pid)), None), 90, "the sentinel")
 
 
 def cluster_processes(process, workers: int) -> list[int]:
     """The sentinel's children once all are up: its workers first (spawned first), then monitor and pusher."""
     sentinel = sentinel_of(process)
-    return wait_for(lambda: (found := children(sentinel)) and len(found) == workers + 2 and found, 30,
+    return wait_for(lambda: (found := children(sentinel)) and len(found) == workers + 2 and found, 90,
                     "the cluster's processes")
 
 
@@ -68,7 +72,7 @@ def lock_holder(workers: list[int]) -> int:
     def steady():  # the same one, sampled five times over a second
         seen = {holder() for _ in range(5) if time.sleep(0.2) is None}
         return seen.pop() if len(seen) == 1 and None not in seen else None
-    return wait_for(steady, 30, "an idle worker reading the task queue")
+    return wait_for(steady, 90, "an idle worker reading the task queue")
 
 
 def quick_tasks(mission, agent, n: int):
@@ -84,7 +88,7 @@ def test_a_worker_killed_holding_the_queue_lock_does_not_hang_the_cluster(missio
     victim = lock_holder(workers)
     os.kill(victim, signal.SIGKILL)
     sentinel = sentinel_of(process)
-    wait_for(lambda: victim not in children(sentinel) and len(children(sentinel)) == 4, 30, "the guard's new worker")
+    wait_for(lambda: victim not in children(sentinel) and len(children(sentinel)) == 4, 90, "the guard's new worker")
     quick_tasks(mission, agent, 3)
     started = time.monotonic()
     mission_workflows.mission_launch(mission=mission, actor=lead)

@@ -1,7 +1,11 @@
-"""``manage.py launch_mission --blueprint SLUG --name ... --owner USER [--param k=v ...]``: create a mission
-from a blueprint and print its id."""
+"""``manage.py launch_mission --blueprint SLUG --name ... --owner USER [--param k=v ...] [--spec-file FILE]
+[--from-mission MISSION]``: create a mission from a blueprint and print its id."""
+
+from contextlib import nullcontext
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
 from blueprints.models import BlueprintVersion
@@ -29,6 +33,10 @@ class Command(BaseCommand):
                             help="A parameter value; lists as a,b,c. Repeat for several.")
         parser.add_argument("--mode", choices=MissionMode.values, default=MissionMode.STEP)
         parser.add_argument("--task-owner", help="Username who owns the actions a blueprint gives to task_owner.")
+        parser.add_argument("--spec-file", help="The mission's spec file (YAML), validated and attached; required by "
+                                                "blueprints that say requires: [spec_file], e.g. build-marts.")
+        parser.add_argument("--from-mission", help="Reuse the approved mapping specs of this mission (id or exact "
+                                                   "name): its mapping tasks verify them instead of mapping again.")
 
     def handle(self, *args, **options):
         users = get_user_model()
@@ -49,13 +57,21 @@ class Command(BaseCommand):
                           if options["task_owner"] else None)
         except users.DoesNotExist as error:
             raise CommandError(f"No such user: {error}") from None
+        spec_path = Path(options["spec_file"]) if options["spec_file"] else None
+        if spec_path is not None and not spec_path.is_file():
+            raise CommandError(f"--spec-file {spec_path}: no such file.")
         try:
-            mission = mission_create_from_blueprint(
-                version=version, name=options["name"], objective=options["objective"], owner=owner,
-                # No actor: the command runs as the system (whoever has the server's shell), which may grant any
-                # connection; history names the owner as the one who launched.
-                mode=options["mode"], params=params, actor=None, task_owner=task_owner,
-            )
+            with spec_path.open("rb") if spec_path else nullcontext() as handle:
+                mission = mission_create_from_blueprint(
+                    version=version, name=options["name"], objective=options["objective"], owner=owner,
+                    # No actor: the command runs as the system (whoever has the server's shell), which may grant any
+                    # connection; history names the owner as the one who launched.
+                    mode=options["mode"], params=params, actor=None, task_owner=task_owner,
+                    spec_file=File(handle, name=spec_path.name) if handle else None,
+                    from_mission=options["from_mission"],
+                )
         except DomainError as error:
-            raise CommandError(error.message) from None
+            raise CommandError(f"--spec-file {spec_path}: {error.message}" if spec_path and error.field == "spec_file"
+                               else error.message) from None
         self.stdout.write(str(mission.pk))
+

@@ -3,7 +3,9 @@
 Builds the bronze SQLite database (deterministic for a seed), registers it as the source connection
 ``HCLS_DEMO_1_SOURCES`` with a target and a validation connection for the models, validates the demo spec file
 (project.yml), loads the shipped blueprints, and creates the demo Mission Owner and stakeholder. With
-``--launch`` it also creates the Healthcare Data Pipeline mission from its blueprint with the spec file attached.
+``--launch`` it also creates the Healthcare Data Pipeline mission: the generic ``build-marts`` blueprint with the
+demo's spec file attached (its three targets become the three mapping tasks), through the same launch verb as
+``launch_mission --spec-file``, the launch page and the API.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ TARGET = "HCLS_DEMO_1_TARGET"
 VALIDATION = "HCLS_DEMO_1_VALIDATION"
 SPEC_FILE = Path(__file__).resolve().parents[2] / "demo" / "project.yml"
 OWNER, STAKEHOLDER = "demo_owner", "demo_stakeholder"
-BLUEPRINT = "healthcare-data-pipeline"
+BLUEPRINT = "build-marts"
 DEMO_GROUP = "Healthcare demo owners"
 
 
@@ -124,8 +126,8 @@ class Command(BaseCommand):
             version = blueprint_version_get(slug=BLUEPRINT, number=None)
         except BlueprintVersion.DoesNotExist:
             raise CommandError(f"The blueprint {BLUEPRINT} is not loaded.") from None
-        params = {"source_connection": SOURCE, "target_connection": TARGET, "validation_connection": VALIDATION,
-                  "source_tables": ["PATIENTS", "PROVIDERS", "CLAIMS", "CLAIM_DETAILS"], "claims_table": "CLAIMS"}
+        # The spec file names the source and target connections and the tables; the rest are the blueprint's.
+        params = {"validation_connection": VALIDATION, "dbt_project": "healthcare"}
         try:
             with SPEC_FILE.open("rb") as handle:
                 mission = mission_create_from_blueprint(

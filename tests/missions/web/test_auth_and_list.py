@@ -8,8 +8,7 @@ from missions import services as mission_services
 from missions.choices import Role
 from tasks.choices import TaskStatus
 from tasks.models import Task
-from tests.factories import MissionFactory, UserFactory
-from tests.web.conftest import build_mission_graph
+from tests.factories import MissionFactory, UserFactory, build_mission_graph
 from workflows import missions as mission_workflows
 
 pytestmark = pytest.mark.django_db

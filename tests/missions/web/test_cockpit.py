@@ -12,8 +12,7 @@ from missions.choices import MissionStatus
 from tasks import services as task_services
 from tasks.choices import TaskStatus
 from tasks.models import Task
-from tests.factories import MissionFactory, PhaseFactory, TaskFactory
-from tests.web.conftest import build_mission_graph
+from tests.factories import MissionFactory, PhaseFactory, TaskFactory, build_mission_graph
 from workflows import missions as mission_workflows
 
 pytestmark = pytest.mark.django_db

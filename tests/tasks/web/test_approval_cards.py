@@ -247,7 +247,7 @@ def test_the_review_task_card_lists_the_missions_specs(client_for, card_task, mi
 
 
 def test_cards_keep_the_pages_accessible(client_for, card_task, npi_question, lead):
-    from tests.web.test_accessibility import headings, unlabelled_inputs
+    from tests.genesis.web.test_accessibility import headings, unlabelled_inputs
 
     for url in (reverse("missions:cockpit", args=[card_task.mission_id]), reverse("missions:my_work")):
         content = client_for(lead).get(url).content.decode()

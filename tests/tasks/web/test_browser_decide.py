@@ -9,8 +9,8 @@ from pipeline.models import MappingSpecVersion
 from pipeline.services import mapping_spec_reject
 from tasks.choices import TaskStatus
 from tasks.models import Task
+from tests.browser import SCREENSHOTS, requires_chromium, sign_in
 from tests.pipeline.cards import mapping_task, propose, provider_v1, provider_v2
-from tests.web.browser import SCREENSHOTS, requires_chromium, sign_in
 
 pytestmark = [requires_chromium, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

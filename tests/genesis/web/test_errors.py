@@ -16,7 +16,7 @@ from tasks import services as task_services
 pytestmark = pytest.mark.django_db
 
 NAV = '<nav aria-label="Main">'
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _artifact(mission, lead, name, content, kind="data"):
@@ -74,7 +74,7 @@ def test_an_unknown_api_path_answers_in_the_api_format(client_for, lead):
 
 def test_a_failing_view_is_a_styled_500_with_navigation(settings, lead):
     settings.DEBUG = False
-    settings.ROOT_URLCONF = "tests.web.error_urls"
+    settings.ROOT_URLCONF = "tests.genesis.web.error_urls"
     client = Client(raise_request_exception=False)
     client.force_login(lead)
     response = client.get("/fails/")

@@ -14,9 +14,9 @@ from missions.choices import MissionStatus, Role
 from missions.models import Mission
 from tasks import services as task_services
 from tasks.models import Task
+from tests.browser import requires_chromium, screenshot, sign_in
 from tests.conftest import leads_group
 from tests.factories import ConnectionFactory, UserFactory
-from tests.web.browser import requires_chromium, screenshot, sign_in
 
 pytestmark = [requires_chromium, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -222,7 +222,7 @@ def element_screenshot(locator, name: str) -> None:
     """Like ``screenshot``, of one part of a page (the task graph's card)."""
     import os
 
-    from tests.web.browser import SCREENSHOTS
+    from tests.browser import SCREENSHOTS
 
     if os.environ.get("GENESIS_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,7 @@ from history.services import history_record
 from tasks import services as task_services
 from tasks.models import Run
 from tasks.timeline import mission_timeline
-from tests.factories import MissionFactory
-from tests.web.conftest import build_mission_graph
+from tests.factories import MissionFactory, build_mission_graph
 
 pytestmark = pytest.mark.django_db
 

@@ -88,7 +88,7 @@ def test_launch_page_suggests_fitting_blueprints_first_and_prefills_parameters(c
     assert 'name="param__months"' in content and 'value="36"' in content
     assert '<option value="BRONZE" selected>' in content  # the only source connection is pre-filled
     assert '<label for="id_param__months">Months</label>' in content
-    from tests.web.test_accessibility import headings, unlabelled_inputs
+    from tests.genesis.web.test_accessibility import headings, unlabelled_inputs
 
     assert unlabelled_inputs(content) == [] and headings(content) == [1]
 

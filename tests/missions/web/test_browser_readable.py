@@ -10,8 +10,8 @@ from missions import services as mission_services
 from missions.choices import Role
 from tasks.choices import TaskStatus
 from tasks.models import Phase, Question, Task
+from tests.browser import requires_chromium, screenshot, sign_in
 from tests.factories import AgentFactory, MissionFactory, UserFactory
-from tests.web.browser import requires_chromium, screenshot, sign_in
 
 pytestmark = [requires_chromium, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -7,7 +7,7 @@ import pytest
 
 from tasks import services
 from tasks.models import Question
-from tests.web.browser import SCREENSHOTS, requires_chromium, sign_in
+from tests.browser import SCREENSHOTS, requires_chromium, sign_in
 
 pytestmark = [requires_chromium, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -9,8 +9,8 @@ from missions import services as mission_services
 from missions.choices import MissionStatus, Role
 from missions.models import Mission, MissionSignoff
 from tasks import services as task_services
+from tests.browser import requires_chromium, screenshot, sign_in
 from tests.factories import UserFactory
-from tests.web.browser import requires_chromium, screenshot, sign_in
 from workflows import tasks as task_workflows
 
 pytestmark = [requires_chromium, pytest.mark.browser, pytest.mark.django_db(transaction=True)]

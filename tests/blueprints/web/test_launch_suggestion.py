@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from missions.models import Mission
 from tests.agents.llm_stub import StubLLM
-from tests.web.test_launch_and_dashboard import blueprints, source  # noqa: F401 - fixtures
+from tests.blueprints.web.test_launch_and_dashboard import blueprints, source  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
 

@@ -115,7 +115,7 @@ def test_huge_strings_are_refused(client):
 def test_a_body_over_the_request_limit_is_refused(client, settings):
     body = '{"name": "n", "objective": "' + "o" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 10) + '"}'
     response = client.post("/api/v1/missions/", body, content_type="application/json")
-    # The API's JSON error, not Django's HTML "Bad Request" page (tests/api/test_request_bodies.py has the rest).
+    # The API's JSON error, not Django's HTML "Bad Request" page (the request-body tests have the rest).
     assert response.status_code == 400
     assert response.json()["code"] == "too_large"
 

@@ -12,8 +12,7 @@ from django.utils import timezone
 from tasks import services as task_services
 from tasks.models import Run, Task
 from tasks.selectors import duration_text
-from tests.factories import MissionFactory, PhaseFactory
-from tests.web.conftest import build_mission_graph
+from tests.factories import MissionFactory, PhaseFactory, build_mission_graph
 
 pytestmark = pytest.mark.django_db
 
