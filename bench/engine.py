@@ -54,7 +54,7 @@ def _ticks_between(before: dict[int, int], after: dict[int, int]) -> int:
     return sum(max(ticks - before.get(pid, 0), 0) for pid, ticks in after.items())
 
 
-def _pids_where(test) -> list[int]:
+def pids_where(test) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -73,14 +73,14 @@ def _group(pgid: int) -> list[int]:
         except ProcessLookupError:
             return False
 
-    return _pids_where(same_group)
+    return pids_where(same_group)
 
 
 def idle_cpu(cluster_pgid: int, seconds: float, db: str) -> tuple[float, float]:
     """% of one core used by the cluster (its process group) and by the database server over ``seconds``."""
     db_names = {"postgres": ("postgres",), "redis": ("postgres", "redis-server"), "sqlite": ()}[db]
     def database() -> list[int]:
-        return _pids_where(lambda _pid, comm: comm.startswith(db_names)) if db_names else []
+        return pids_where(lambda _pid, comm: comm.startswith(db_names)) if db_names else []
 
     # Processes come and go (django-q2 recycles a worker after its 500th task; database backends end with their
     # connections): each reading lists them anew and only per-process growth counts.

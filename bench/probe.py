@@ -45,6 +45,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.engine import pids_where
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 DB = "genesis_probe"
@@ -180,18 +182,6 @@ def cpu_ticks(pids: list[int]) -> dict[int, int]:
         except (FileNotFoundError, ProcessLookupError, IndexError):
             pass
     return ticks
-
-
-def pids_where(test) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if test(int(entry.name), (entry / "comm").read_text().strip()):
-                    pids.append(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                pass
-    return pids
 
 
 def session_of(pgid: int) -> list[int]:
