@@ -9,7 +9,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from agents import llm
 from blueprints import selectors
+from blueprints.assist import suggest_launch
 from blueprints.forms import PARAM_PREFIX, LaunchForm, objective_warning
 from blueprints.models import BlueprintVersion
 from genesis.exceptions import DomainError
@@ -27,9 +29,7 @@ def _latest_versions():
 
 
 def _model_on() -> bool:
-    from agents.llm import settings
-
-    return settings().enabled
+    return llm.settings().enabled
 
 
 @page_login_required
@@ -47,8 +47,6 @@ def mission_launch(request: HttpRequest) -> HttpResponse:
             blueprint__slug=wanted).first()
     proposed = None
     if source.get("suggest") and request.method == "GET":
-        from blueprints.assist import suggest_launch
-
         proposed = suggest_launch(objective, list(versions))
         if proposed is not None:
             version = proposed.version

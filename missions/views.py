@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from agents import llm
 from blueprints import selectors as blueprint_selectors
 from blueprints.models import CheckEvaluation
 from genesis.exceptions import DomainError
@@ -153,9 +154,7 @@ def mission_live(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _llm_usage(mission: Mission) -> object:
     """What the mission spent on a language model (one query, none when no model is configured)."""
-    from agents.llm import mission_usage, settings
-
-    return mission_usage(mission.pk) if settings().enabled else None
+    return llm.mission_usage(mission.pk) if llm.settings().enabled else None
 
 
 def _cockpit_context(request: HttpRequest, mission: Mission) -> dict:

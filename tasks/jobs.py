@@ -3,7 +3,7 @@ queue messages name these paths (``tasks.queue``), so they stay put when the eng
 
 from __future__ import annotations
 
-from tasks import recovery, runtime
+from tasks import explain, recovery, runtime
 from tasks.models import Notification
 
 
@@ -19,9 +19,7 @@ def execute_runs(run_ids: list[int]) -> str:
 
 def run_explain(run_id: int) -> str:
     """Explain a failed attempt in plain language, when a language model is configured (``tasks.explain``)."""
-    from tasks.explain import run_explain as explain
-
-    return explain(run_id)
+    return explain.run_explain(run_id)
 
 
 def sweep() -> dict[str, int]:
