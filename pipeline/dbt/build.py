@@ -9,8 +9,7 @@ from typing import Any
 
 from django.conf import settings
 
-from agents.access import require_use
-from agents.connectors import adapter_for
+from agents.access import adapter_for, require_use
 from genesis.exceptions import DomainError
 from pipeline.dbt import runner
 from pipeline.dbt.project import (

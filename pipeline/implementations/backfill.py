@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import time
 
+from agents.access import adapter_for
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
-from agents.connectors import adapter_for
 from agents.registry import register
 from genesis.exceptions import DomainError
 from pipeline.dbt.build import log, plan_build, run_dir, target_row_counts, write, write_json

@@ -9,8 +9,9 @@ from typing import Any
 
 from django.conf import settings
 
+from agents.access import adapter_for
 from agents.base import AgentContext
-from agents.connectors import Adapter, QueryRefused, adapter_for
+from agents.connectors import Adapter, QueryRefused
 from agents.models import Connection
 from genesis.exceptions import DomainError
 from pipeline.specfile import SpecFileError, load_mission_spec, load_spec_text

@@ -1,6 +1,7 @@
 import pytest
 
-from agents.connectors import ConnectorError, QueryRefused, QueryTimeout, adapter_for
+from agents.access import adapter_for
+from agents.connectors import ConnectorError, QueryRefused, QueryTimeout
 from agents.models import Connection
 from tests.pipeline.conftest import ALLOWED, pg_connection, sqlite_connection
 
