@@ -10,6 +10,7 @@ from typing import Any
 
 from agents.llm import Assistant
 from blueprints.models import BlueprintVersion
+from blueprints.services import param_value
 from genesis.exceptions import DomainError
 
 SCHEMA: dict[str, Any] = {
@@ -39,8 +40,6 @@ class LaunchSuggestion:
 
 def suggest_launch(objective: str, versions: list[BlueprintVersion]) -> LaunchSuggestion | None:
     """The model's suggestion, checked; None without a model, on any fault, or when it names no listed blueprint."""
-    from blueprints.services import param_value
-
     assistant = Assistant(mission_id=None)
     if not assistant.enabled or not objective.strip():
         return None

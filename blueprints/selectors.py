@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -123,8 +124,6 @@ OUTCOME_LABELS = {"passed": "Passed", "failed": "Failed", "waived": "Failed, wai
 
 
 def _decorate_check(check: Any) -> None:
-    import json
-
     check.state = "passed" if check.passed else ("waived" if check.waived_at else "failed")
     check.state_label = OUTCOME_LABELS[check.state]
     evidence = check.evidence

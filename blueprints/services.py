@@ -21,6 +21,7 @@ from agents.services import connections_grant
 from blueprints.checks import check_types, is_check, params_errors
 from blueprints.choices import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, ROLE_OWNERS, CheckScope, ParamType
 from blueprints.models import ActionTemplate, Blueprint, BlueprintVersion, CheckEvaluation, MissionOrigin, PhaseTemplate
+from blueprints.selectors import launch_initial_params
 from blueprints.validation import BlueprintError, BlueprintInvalid, load_text, substitute
 from genesis.documents import format_path, loads_json
 from genesis.exceptions import DomainError
@@ -289,8 +290,6 @@ def param_value(*, version: BlueprintVersion, name: str, value: Any) -> Any:
 def resolve_params(*, version: BlueprintVersion, params: dict[str, Any] | None) -> dict[str, Any]:
     """Every declared parameter's value: the given one (converted to its type), else the pre-filled one
     (default, or what the context makes obvious), else refused if required."""
-    from blueprints.selectors import launch_initial_params
-
     given = dict(params or {})
     declared = {p["name"]: p for p in version.parameters}
     unknown = sorted(set(given) - set(declared))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from rest_framework import serializers
 
 from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation
@@ -93,8 +94,6 @@ class BlueprintLaunchSerializer(serializers.Serializer):
 
     def spec_upload(self):
         """The spec file as an uploaded file (the text one wrapped as a file), or None."""
-        from django.core.files.base import ContentFile
-
         data = self.validated_data
         if data.get("spec_file") is not None:
             return data["spec_file"]
