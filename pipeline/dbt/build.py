@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlglot
 from django.conf import settings
+from sqlglot import exp
 
 from agents.access import adapter_for, require_use
+from agents.models import Connection
 from genesis.exceptions import DomainError
 from pipeline.dbt import runner
 from pipeline.dbt.project import (
@@ -21,6 +25,7 @@ from pipeline.dbt.project import (
 )
 from pipeline.dbt.spec import TargetSpec, targets_for
 from pipeline.dbt.sqlgen import Partition
+from pipeline.models import Environment
 from pipeline.quality.checks import infer_references
 
 
@@ -54,7 +59,6 @@ def _connection(name: str | None, connections: dict, fallback, what: str):
     if name:
         if name in connections:
             return connections[name]
-        from agents.models import Connection
 
         found = Connection.objects.filter(name=name).first()
         if found is None:
@@ -81,8 +85,6 @@ def resolve_connections(*, mission, config: dict, connections: dict) -> tuple[An
     source = _connection(config.get("source_connection"), connections, mission.source_connection, "source")
     environment = config.get("environment")
     if environment and not config.get("target_connection"):
-        from pipeline.models import Environment
-
         env = Environment.objects.filter(mission=mission, name=environment).select_related("target").first()
         if env is None:
             raise DomainError(f"The mission has no environment named {environment!r}.", field="environment")
@@ -161,9 +163,6 @@ def plan_build(*, mission, config: dict, connections: dict | None = None) -> Bui
 
 
 def _tables_read(targets: list[TargetSpec]) -> set[str]:
-    import sqlglot
-    from sqlglot import exp
-
     names: set[str] = set()
     for target in targets:
         try:
@@ -198,8 +197,6 @@ def write_json(context, name: str, kind: str, data: Any) -> None:
 def write(context, *, name: str, kind: str, content: bytes | str, content_type: str = "") -> None:
     """Attach an artifact; one too large for the upload limit is stored gzipped, and if still too large, noted
     in the log rather than failing the step."""
-    import gzip
-
     try:
         context.write_artifact(name=name, kind=kind, content=content, content_type=content_type)
     except DomainError as error:

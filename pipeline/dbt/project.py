@@ -12,6 +12,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from agents.connectors.duckdb import NO_DOWNLOADS, duckdb_path
+from genesis.exceptions import DomainError
 from pipeline.dbt.spec import TargetSpec
 from pipeline.dbt.sqlgen import Partition, model_sql
 
@@ -246,8 +248,6 @@ def profile_for(*, target, source) -> tuple[dict, dict[str, str]]:
         }
         env["GENESIS_DBT_PASSWORD"] = target.secret or ""
     elif target.engine == "duckdb":
-        from agents.connectors.duckdb import NO_DOWNLOADS, duckdb_path
-
         _same_engine(target=target, source=source)
         target_path = duckdb_path(target.location).resolve()
         output = {
@@ -261,16 +261,12 @@ def profile_for(*, target, source) -> tuple[dict, dict[str, str]]:
             output["attach"] = [{"path": str(duckdb_path(source.location).resolve()), "alias": "bronze",
                                  "read_only": True}]
     else:
-        from genesis.exceptions import DomainError
-
         raise DomainError(f"dbt cannot build into a {target.engine} connection yet.", field="engine")
     return {"genesis": {"target": "genesis", "outputs": {"genesis": output}}}, env
 
 
 def _same_engine(*, target, source) -> None:
     if source.engine != target.engine:
-        from genesis.exceptions import DomainError
-
         raise DomainError(
             f"dbt on {target.engine} reads the bronze tables from a {target.engine} source; {source.name} is "
             f"{source.engine} (load it into {target.engine} first, e.g. with manage.py ingest).", field="engine")
@@ -283,8 +279,6 @@ def source_schema_for(*, target, source) -> str:
         _same_engine(target=target, source=source)
         return "main"
     if source.engine != "postgresql":
-        from genesis.exceptions import DomainError
-
         raise DomainError("On PostgreSQL, dbt reads the bronze tables from the same database.", field="engine")
     return pg_schema_of(source.location)
 
@@ -294,7 +288,6 @@ def source_database_for(*, target, source) -> str | None:
     (then None: dbt reads the bronze tables from the target database)."""
     if target.engine != "duckdb":
         return None
-    from agents.connectors.duckdb import duckdb_path
 
     source_path, target_path = duckdb_path(source.location).resolve(), duckdb_path(target.location).resolve()
     return None if source_path == target_path else "bronze"

@@ -25,9 +25,14 @@ from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.services import connection_register
+from blueprints.models import BlueprintVersion
+from blueprints.selectors import blueprint_version_get
 from genesis.exceptions import DomainError
+from missions.choices import Role
+from missions.services import membership_set
 from pipeline.demo.generator import generate, write_sqlite
 from pipeline.specfile import SpecFileError, load_spec_text
+from workflows.missions import mission_create_from_blueprint
 
 SOURCE = "HCLS_DEMO_1_SOURCES"
 TARGET = "HCLS_DEMO_1_TARGET"
@@ -116,12 +121,6 @@ class Command(BaseCommand):
         return user
 
     def _launch(self, owner, stakeholder, mode: str):
-        from blueprints.models import BlueprintVersion
-        from blueprints.selectors import blueprint_version_get
-        from missions.choices import Role
-        from missions.services import membership_set
-        from workflows.missions import mission_create_from_blueprint
-
         try:
             version = blueprint_version_get(slug=BLUEPRINT, number=None)
         except BlueprintVersion.DoesNotExist:
