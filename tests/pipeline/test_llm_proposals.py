@@ -160,3 +160,21 @@ def test_a_proposal_joining_the_wrong_rows_passes_the_dry_run_but_fails_reconcil
     assert validation["refused"].startswith(f"reconciliation of QTY failed: target total {joined:,} but source total "
                                             f"{total:,}")
     assert "the target misses source rows" in validation["refused"]
+
+
+def test_which_measures_an_answer_decides_and_a_sampled_dry_run_leaves_them_to_the_build():
+    from pipeline import assist
+
+    measure = {"function": "sum", "table": "moves", "expression": '"qty"'}
+    content = {"columns": [{"name": "SHOP_ID"}, {"name": "QTY", "measure": measure},
+                           {"name": "VISITS", "measure": {"function": "count", "table": "visits", "expression": "1"}}],
+               "aggregated_children": [{"table": "moves", "path": [["moves.site_id", "shops.id"]]},
+                                       {"table": "visits", "path": [["visits.shop_id", "shops.id"]]}],
+               "sql": "SELECT 1", "dry_run": {"scope": "the latest month (2024-05)"}}
+    assert [m["column"] for m in assist.measures_decided_by(content, "QTY")] == ["QTY"]
+    assert [m["column"] for m in assist.measures_decided_by(content, "qty.sum")] == ["QTY"]
+    assert [m["column"] for m in assist.measures_decided_by(content, "moves->shops")] == ["QTY"]
+    assert [m["column"] for m in assist.measures_decided_by(content, "SHOP_MOVES->shops")] == []
+    assert assist.measures_decided_by(content, "SHOP_ID") == []
+    totals, left = assist.reconciled(None, content, "QTY")  # no query is run on a sample
+    assert totals == [] and left.startswith("the totals are reconciled after the build (the dry run read the latest")
