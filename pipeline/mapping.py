@@ -1155,6 +1155,9 @@ class TargetMapper:
             "columns": columns,
             "dialect": self.dialect,
             "sql": sql,
+            # How the build and the backfill materialize the target (the spec file's choice), and the period's unit.
+            "materialized": self.target.get("materialized", "table"),
+            **({"period_unit": self.period_unit} if self.period_unit else {}),
         }
 
 
