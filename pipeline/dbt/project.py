@@ -226,10 +226,10 @@ def profile_for(*, target, source) -> tuple[dict, dict[str, str]]:
     PostgreSQL source and target must be the same database."""
     env: dict[str, str] = {}
     if target.engine == "sqlite":
-        target_path = _sqlite_path(target.location)
+        target_path = sqlite_path(target.location)
         output = {
             "type": "sqlite", "threads": 1, "database": "main", "schema": "main",
-            "schemas_and_paths": {"main": str(target_path), "bronze": str(_sqlite_path(source.location))},
+            "schemas_and_paths": {"main": str(target_path), "bronze": str(sqlite_path(source.location))},
             "schema_directory": str(target_path.parent),
         }
     elif target.engine == "postgresql":
@@ -292,7 +292,7 @@ def source_database_for(*, target, source) -> str | None:
     return None if source_path == target_path else "bronze"
 
 
-def _sqlite_path(location: str) -> Path:
+def sqlite_path(location: str) -> Path:
     for prefix in ("sqlite:///", "sqlite://", "file:"):
         if location.startswith(prefix):
             location = location[len(prefix):]

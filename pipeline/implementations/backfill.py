@@ -8,6 +8,7 @@ differ."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,16 @@ from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
 from agents.connectors import adapter_for
 from agents.registry import register
 from genesis.exceptions import DomainError
-from pipeline.dbt.build import BuildPlan, log, plan_build, run_dir, target_row_counts, write, write_json
+from pipeline.dbt.build import (
+    BuildPlan,
+    log,
+    plan_build,
+    run_dir,
+    target_file_missing,
+    target_row_counts,
+    write,
+    write_json,
+)
 from pipeline.dbt.parallel import MonthWork, build_months
 from pipeline.dbt.spec import TargetSpec
 from pipeline.dbt.sqlgen import target_period_sql
@@ -185,12 +195,15 @@ class BackfillAgent(BaseAgent):
         if not targets:
             return checks, missing
         partition = require_partition(plan.project.partition)
-        with adapter_for(plan.target, mission=plan.mission) as adapter:
-            tables = {name.upper() for name in adapter.list_tables()}
+        with contextlib.ExitStack() as stack:
+            adapter, tables = None, set()
+            if not target_file_missing(plan.target):
+                adapter = stack.enter_context(adapter_for(plan.target, mission=plan.mission))
+                tables = {name.upper() for name in adapter.list_tables()}
             for target in targets:
                 measures = period_measures(target, partition)
                 built: dict[str, tuple[int, dict[str, float]]] = {}
-                if target.name.upper() in tables:
+                if adapter is not None and target.name.upper() in tables:
                     built = built_totals(adapter, target, periods[target.name], measures)[0]
                 else:
                     missing.append(target.name)
@@ -329,8 +342,11 @@ class BackfillAgent(BaseAgent):
     def _whole(context: AgentContext, plan: BuildPlan, whole: list[TargetSpec], full_refresh: bool,
                overrides: dict | None) -> tuple[list[WholeResult], list[str]]:
         """Verify the targets without a period; rebuild those that differ (all on a full refresh) and verify again."""
-        checked = _verify_whole(plan, whole, overrides)
-        redo = [w.target for w in checked if full_refresh or not w.ok]
+        if target_file_missing(plan.target):
+            checked, redo = [], [t.name for t in whole]
+        else:
+            checked = _verify_whole(plan, whole, overrides)
+            redo = [w.target for w in checked if full_refresh or not w.ok]
         if not redo:
             return checked, []
         invocation = plan.invoke(["run", "--select", *redo], target_dir=run_dir(context, "dbt-whole"))
