@@ -13,6 +13,7 @@ from django.conf import settings
 from sqlglot import exp
 
 from agents.access import adapter_for, require_use
+from agents.connectors.duckdb import duckdb_path
 from agents.models import Connection
 from genesis.exceptions import DomainError
 from pipeline.dbt import runner
@@ -22,6 +23,7 @@ from pipeline.dbt.project import (
     profile_for,
     source_database_for,
     source_schema_for,
+    sqlite_path,
 )
 from pipeline.dbt.spec import TargetSpec, targets_for
 from pipeline.dbt.sqlgen import Partition
@@ -180,6 +182,16 @@ def run_dir(context, name: str) -> Path:
     path = base / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def target_file_missing(target) -> bool:
+    """A SQLite or DuckDB target whose file is not there yet (nothing built into it): it has no tables, and dbt
+    creates it on the first build."""
+    if target.engine == "sqlite":
+        return not sqlite_path(target.location).is_file()
+    if target.engine == "duckdb":
+        return not duckdb_path(target.location).is_file()
+    return False
 
 
 def target_row_counts(plan: BuildPlan, targets: list[TargetSpec] | None = None) -> dict[str, int]:
