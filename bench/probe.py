@@ -447,6 +447,17 @@ def stage_load(connections: int, duration: int) -> dict:
         results["api list, cache off"] = wrk(api, token, connections=connections, duration=duration)
     finally:
         os.environ.pop("GENESIS_API_LIST_CACHE_SECONDS")
+    # The cockpit's panel cache off (every page builds every panel): gunicorn restarted with
+    # GENESIS_COCKPIT_CACHE_SECONDS=0.
+    stop(gunicorn_process)
+    os.environ["GENESIS_COCKPIT_CACHE_SECONDS"] = "0"
+    try:
+        gunicorn_process = start_gunicorn()
+        wrk(cockpit, cookie, connections=4, duration=3, threads=1)
+        results["cockpit, panel cache off, 1 client"] = wrk(cockpit, cookie, connections=1, duration=8, threads=1)
+        results["cockpit, panel cache off"] = wrk(cockpit, cookie, connections=connections, duration=duration)
+    finally:
+        os.environ.pop("GENESIS_COCKPIT_CACHE_SECONDS")
     return results
 
 
