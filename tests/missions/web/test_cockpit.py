@@ -319,3 +319,11 @@ def test_lineage_page_traces_each_target_column_to_its_sources(client_for, plann
     assert "<code>CLAIM_DETAILS.CHARGE_AMOUNT</code>" in page and "sum per claim, 0 when no lines" in page
     assert '<span class="k">SELECT</span>' in page
     assert client_for(outsider).get(url).status_code == 404
+
+
+def test_board_cards_escape_what_people_typed(client_for, planned, lead):
+    Task.objects.filter(mission=planned, key="build").update(title='<script>alert("x")</script> & \'quotes\'')
+    content = client_for(lead).get(reverse("missions:cockpit", args=[planned.pk]), HTTP_HX_REQUEST="true",
+                                   HTTP_HX_TARGET="board").content.decode()
+    assert "<script>alert" not in content
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#x27;quotes&#x27;</a>" in content
