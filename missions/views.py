@@ -35,6 +35,7 @@ from missions.filtersets import MissionFilterSet
 from missions.models import Mission
 from missions.permissions import can_create_missions, can_manage, can_sign_off, can_work_on, role_of
 from pipeline.models import Environment
+from pipeline.selectors import question_tables
 from tasks import selectors as task_selectors
 from tasks.choices import PhaseStatus, TaskStatus
 from tasks.models import Phase
@@ -119,9 +120,13 @@ PANELS = {
     "success-criteria": "missions/htmx/success_criteria.html",
     "signoff": "missions/htmx/signoff.html",
     "graph": "missions/inc/task_graph.html",
+    # What of the graph follows the mission live: the critical path written out, each node's status and run time.
+    "task-graph-state": "missions/htmx/graph_state.html",
 }
-# The panels the live poller swaps (the graph is drawn once, by the page).
+# The panels the live poller swaps: the graph's picture is drawn once, by the page, and then follows its state.
 LIVE_PANELS = [name for name in PANELS if name != "graph"]
+# The page's panels (its graph includes the graph's state).
+PAGE_PANELS = [name for name in PANELS if name != "task-graph-state"]
 # Fragments served alone besides the panels: built on every request (their data moves without a history entry).
 COCKPIT_FRAGMENTS = {**{name: PANELS[name] for name in LIVE_PANELS}, "environments": "missions/htmx/environments.html"}
 # A panel that shows a running attempt's log tail or run time so far is kept this long at most: those move without
@@ -142,7 +147,7 @@ def mission_cockpit(request: HttpRequest, pk: int) -> HttpResponse:
     panels = CockpitPanels(request, mission, context, version)
     if target in PANELS:
         return panels.response(HttpResponse(panels.render(target)))
-    context.update(panels=panels.render_all([*LIVE_PANELS, "graph"]), live_version=version,
+    context.update(panels=panels.render_all(PAGE_PANELS), live_version=version,
                    llm_usage=_llm_usage(mission), environments=_environments(request, mission))
     return panels.response(render(request, "missions/cockpit.html", context))
 
@@ -198,6 +203,7 @@ class CockpitPanels:
                                    prefix=f"cockpit:{mission.pk}:{version}")
         self._board: task_selectors.Board | None = None
         self._phases: list[Phase] | None = None
+        self._graph: dict | None = None
 
     def _viewer(self, name: str) -> str:
         user = self.request.user
@@ -237,12 +243,16 @@ class CockpitPanels:
             # Task links are built from one reversed prefix, not one {% url %} per card.
             return ({"board": board, "task_prefix": reverse("tasks:detail", args=[0])[:-2]},
                     MOVING_SECONDS if board.running_runs else None)
-        if name == "graph":
+        if name in {"graph", "task-graph-state"}:
             board = self._board_once()
-            phases = self._phases if self._phases is not None else task_selectors.mission_phases(mission)
-            graph = task_selectors.mission_graph(board, task_selectors.mission_edges(mission),
-                                                 task_selectors.task_run_times(mission), phases)
-            return {"board": board, "graph": graph}, MOVING_SECONDS if board.running_runs else None
+            if self._graph is None:
+                phases = self._phases if self._phases is not None else task_selectors.mission_phases(mission)
+                self._graph = task_selectors.mission_graph(board, task_selectors.mission_edges(mission),
+                                                           task_selectors.task_run_times(mission), phases)
+            data = {"board": board, "graph": self._graph}
+            if name == "task-graph-state":
+                data["graph_state"] = task_selectors.graph_state(self._graph)
+            return data, MOVING_SECONDS if board.running_runs else None
         if name == "decisions":
             # The cockpit shows the first few decisions; "My work" and the board list them all.
             approvals = task_selectors.approvals_waiting(mission=mission, limit=DECISIONS_SHOWN + 1)
@@ -250,7 +260,7 @@ class CockpitPanels:
             cards = _cards(request, approvals[:DECISIONS_SHOWN])
             return {
                 **cards,
-                "questions": _not_on_cards(questions[:DECISIONS_SHOWN], cards["cards"]),
+                "questions": _with_tables(_not_on_cards(questions[:DECISIONS_SHOWN], cards["cards"])),
                 "more_decisions": len(approvals) > DECISIONS_SHOWN or len(questions) > DECISIONS_SHOWN,
             }, None
         if name == "phases":
@@ -285,6 +295,12 @@ def _cards(request: HttpRequest, approvals: list) -> dict:
 
     cards = approval_cards(approvals, user=request.user)
     return {"cards": cards, "decidable_cards": [c for c in cards if c.can_decide]}
+
+
+def _with_tables(questions: list) -> list:
+    """A mapping agent's questions with the spec table they are about, the asked row marked (as on the cards)."""
+    question_tables(questions)
+    return questions
 
 
 def _not_on_cards(questions: list, cards: list) -> list:
@@ -498,7 +514,7 @@ def my_work(request: HttpRequest) -> HttpResponse:
     cards = _cards(request, task_selectors.approvals_waiting(user=request.user))
     context = {
         **cards,
-        "questions": _not_on_cards(task_selectors.open_questions(user=request.user), cards["cards"]),
+        "questions": _with_tables(_not_on_cards(task_selectors.open_questions(user=request.user), cards["cards"])),
         "assigned": task_selectors.tasks_assigned(request.user),
     }
     template = "missions/htmx/my_work_items.html" if is_fragment(request) else "missions/my_work.html"
