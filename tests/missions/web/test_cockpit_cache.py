@@ -141,6 +141,8 @@ def test_a_run_finishing_moves_the_board_graph_and_history(client_for, planned, 
     assert "Run succeeded" in panel(page, "recent-history")
     polled = live(client, planned, since).content.decode()
     assert "1 of 2 tasks done" in polled and "Running now" not in polled
+    state = panel(polled, "task-graph-state")
+    assert f'"{inventory.pk}": {{"status": "done", "status_label": "Done"' in state
 
 
 def test_an_artifact_added_appears_on_the_next_render(client_for, planned, lead):
