@@ -38,15 +38,24 @@ def source_total_sql(source_adapter, measure: dict) -> str:
 
 
 def reconcile(target_adapter, source_adapter, target: TargetSpec) -> list[CheckResult]:
-    """One ``reconcile`` result per summed or counted measure of ``target``."""
+    """One ``reconcile`` result per summed or counted measure of ``target``, over the built target table."""
+    return _reconcile(target_adapter, target_adapter.quote(target.name), source_adapter, target)
+
+
+def reconcile_mapping(source_adapter, target: TargetSpec) -> list[CheckResult]:
+    """The same checks before anything is built: the target's rows are its mapping SQL run on the source as it is
+    now (how a mission that reuses another's approved mapping proves the mapping still holds on its source)."""
+    return _reconcile(source_adapter, f"({target.sql}) AS q", source_adapter, target)
+
+
+def _reconcile(target_adapter, relation: str, source_adapter, target: TargetSpec) -> list[CheckResult]:
     results = []
     for measure in target.measures:
         if measure.get("function") not in {"sum", "count"}:
             continue
         column = measure["column"]
-        table = target_adapter.quote(target.name)
         target_sql = (f"SELECT SUM({target_adapter.quote(column)}), COUNT(*) "  # noqa: S608 - quoted identifiers
-                      f"FROM {table}")
+                      f"FROM {relation}")
         target_total, rows = target_adapter.query(target_sql, limit=1).rows[0]
         source_sql = source_total_sql(source_adapter, measure)
         source_total = source_adapter.query(source_sql, limit=1).rows[0][0]
