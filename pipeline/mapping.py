@@ -1018,7 +1018,8 @@ class TargetMapper:
         """The first day of the grain's period (day, week from Monday, month or year) as an ISO date."""
         column = self.col_sql(self.period)
         text = f"CAST({column} AS TEXT)"
-        if self.dialect == "postgres":
+        if self.dialect in {"postgres", "duckdb"}:
+            # Both truncate a week to its Monday (ISO weeks), as the SQLite form below does.
             plan.expression = f"CAST(DATE_TRUNC('{self.period_unit}', CAST({column} AS TIMESTAMP)) AS DATE)"
         elif self.period_unit == "week":
             plan.expression = (f"DATE(SUBSTR({text}, 1, 10), '-' || ((CAST(STRFTIME('%w', SUBSTR({text}, 1, 10)) "
