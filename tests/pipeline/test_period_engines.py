@@ -70,8 +70,9 @@ def bikes(tmp_path):
 
 
 @pytest.fixture
-def pg_bikes(bikes):
-    """The same hires in a scratch schema of the local PostgreSQL server, the day a real DATE; dropped after."""
+def pg_bikes(bikes, db):
+    """The same hires in a scratch schema of the local PostgreSQL server, the day a real DATE; dropped after.
+    (``db``: the adapter checks the server is not the platform's own, which on PostgreSQL reads the platform's.)"""
     try:
         admin = psycopg.connect(PG_SERVER, connect_timeout=3, autocommit=True)
     except psycopg.OperationalError:
