@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
 
-from blueprints.services import blueprint_launch
+from blueprints.services import blueprint_launch, launch_suggestion_attach
 from genesis.exceptions import DomainError
 from genesis.uploads import display_name, validate_upload_size
 from history.services import Actor, history_record
@@ -197,7 +197,8 @@ def _note(note: str) -> str:
 @transaction.atomic
 def mission_create_from_blueprint(*, version: BlueprintVersion, name: str, objective: str, owner: User,
                                   actor: Actor = None, start: bool = False, spec_file: File[Any] | None = None,
-                                  from_mission: Mission | int | str | None = None, **options: Any) -> Mission:
+                                  from_mission: Mission | int | str | None = None, suggestion: int | None = None,
+                                  **options: Any) -> Mission:
     """A new mission from a blueprint version (phases, tasks, dependencies, the connections it uses granted), as a
     draft or, with ``start``, launched at once. ``actor`` None is the system (a command).
 
@@ -205,7 +206,8 @@ def mission_create_from_blueprint(*, version: BlueprintVersion, name: str, objec
     refused naming the path at fault, and a blueprint that requires one (``requires: [spec_file]``) refuses to launch
     without it. Its targets expand the blueprint's ``for_each: target`` actions and its connections fill the source
     and target connection parameters left empty. ``from_mission`` names a mission whose approved mapping specs the
-    new mission's mapping tasks verify against the current source instead of mapping again."""
+    new mission's mapping tasks verify against the current source instead of mapping again. ``suggestion`` is the
+    language model's launch suggestion the person launches from: the mission takes its exchange and its tokens."""
     if actor is not None:
         require(lambda user, _obj: can_create_missions(user), actor, None, doing="create missions",
                 who_may="staff or people given the 'add mission' permission")
@@ -223,13 +225,17 @@ def mission_create_from_blueprint(*, version: BlueprintVersion, name: str, objec
     def reuse(action: Any, config: dict[str, Any]) -> dict[str, Any]:
         return {"from_mission": reused.pk} if reused is not None and action.owner == "field_mapping" else {}
 
-    mission = blueprint_launch(version=version, name=name, objective=objective, owner=owner, actor=actor,
-                               connections=connections, spec=spec, task_config=reuse, **options)
-    if reused is not None:
-        history_record(mission=mission, event="mission.reuses_mapping", actor=actor or owner,
-                       message=f"Reuses the approved mapping specs of “{reused.name}”: the mapping tasks verify them "
-                               "against the current source instead of mapping again.",
-                       data={"from_mission": reused.pk})
+    with transaction.atomic():
+        mission = blueprint_launch(version=version, name=name, objective=objective, owner=owner, actor=actor,
+                                   connections=connections, spec=spec, task_config=reuse, **options)
+        if reused is not None:
+            history_record(mission=mission, event="mission.reuses_mapping", actor=actor or owner,
+                           message=f"Reuses the approved mapping specs of “{reused.name}”: the mapping tasks verify "
+                                   "them against the current source instead of mapping again.",
+                           data={"from_mission": reused.pk})
+        if suggestion is not None:
+            launch_suggestion_attach(suggestion_id=suggestion, mission=mission,
+                                     user=actor if isinstance(actor, AbstractBaseUser) else owner, actor=actor)
     if start:
         mission_launch(mission=mission, actor=actor)
     return mission
