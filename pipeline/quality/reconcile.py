@@ -69,24 +69,15 @@ def compared(measure: dict, target_total, rows, source_total, sql: list[str]) ->
 
 
 def reconcile(target_adapter, source_adapter, target: TargetSpec) -> list[CheckResult]:
-    """One ``reconcile`` result per summed or counted measure of ``target``, over the built target table."""
-    return _reconcile(target_adapter, target_adapter.quote(target.name), source_adapter, target)
-
-
-def reconcile_mapping(source_adapter, target: TargetSpec) -> list[CheckResult]:
-    """The same checks before anything is built: the target's rows are its mapping SQL run on the source as it is
-    now (how a mission that reuses another's approved mapping proves the mapping still holds on its source)."""
-    return _reconcile(source_adapter, f"({target.sql}) AS q", source_adapter, target)
-
-
-def _reconcile(target_adapter, relation: str, source_adapter, target: TargetSpec) -> list[CheckResult]:
+    """One ``reconcile`` result per summed or counted measure of ``target``."""
     results = []
     for measure in target.measures:
         if measure.get("function") not in {"sum", "count"}:
             continue
         column = measure["column"]
+        table = target_adapter.quote(target.name)
         target_sql = (f"SELECT SUM({target_adapter.quote(column)}), COUNT(*) "  # noqa: S608 - quoted identifiers
-                      f"FROM {relation}")
+                      f"FROM {table}")
         target_total, rows = target_adapter.query(target_sql, limit=1).rows[0]
         source_sql = source_total_sql(source_adapter, measure)
         source_total = source_adapter.query(source_sql, limit=1).rows[0][0]
@@ -112,3 +103,10 @@ def reconcile_select(adapter, sql: str, measures: list[dict]) -> list[Totals]:
         source_total = adapter.query(source_sql, limit=1).rows[0][0]
         results.append(compared(measure, row[index], row[-1], source_total, [target_sql, source_sql]))
     return results
+
+
+def reconcile_mapping(source_adapter, target: TargetSpec) -> list[CheckResult]:
+    """``reconcile``'s results before anything is built: the target's totals read from its mapping SQL run on the
+    source as it is now (how a mission reusing another's approved mapping proves it still holds on its source)."""
+    return [CheckResult(check="reconcile", target=target.name, column=t.column, passed=t.passed, detail=t.detail,
+                        sql=t.sql) for t in reconcile_select(source_adapter, target.sql, target.measures)]
