@@ -25,6 +25,7 @@ from tasks import services as task_services
 from tasks.choices import TASK_FINISHED, RunStatus, TaskStatus
 from tasks.dispatch import dispatch_ready
 from tasks.models import Run, Task
+from tasks.notifications import notify
 from tasks.phase_gate import phases_advance
 from tasks.queue import enqueue_runs
 from workflows.common import require
@@ -184,7 +185,29 @@ def mission_signoff(*, mission: Mission, actor: User | None, decision: str, note
         raise DomainError(
             f"“{locked.name}” is {locked.get_status_display().lower()}: outputs are signed off once the mission has "
             "completed and before it is closed.", field="status", code="invalid_transition")
-    return signoff_record(mission=locked, user=actor, decision=decision, note=note)
+    signoff = signoff_record(mission=locked, user=actor, decision=decision, note=note)
+    _tell_the_owner(mission=locked, signoff=signoff)
+    return signoff
+
+
+def _tell_the_owner(*, mission: Mission, signoff: MissionSignoff) -> None:
+    """The Mission Owner hears of each sign-off, sent after the commit like the completion email. An approval goes to
+    the owner alone; a concern goes to the mission's escalation channels too, since someone has to act on it."""
+    who = signoff.user.get_full_name() or signoff.user.get_username()
+    concern = signoff.decision == SignoffDecision.CONCERN
+    missing = signoffs_missing(mission)
+    names = ", ".join(m.user.get_full_name() or m.user.get_username() for m in missing)
+    waiting = (f"Still waiting for the required sign-off of {names}." if missing
+               else "No required sign-off is missing: you can close the mission with your sign-off note.")
+    notify(
+        mission=mission, event=f"signoff.{signoff.decision}", person=mission.owner, escalate=concern,
+        subject=f"[{mission.name}] {who} " + ("raised a concern" if concern else "signed off the outputs"),
+        body=(f"{who} ({signoff.user.get_username()}) "
+              + ("raised a concern about" if concern else "approved") + f" the delivered outputs of “{mission.name}”"
+              + (f": {signoff.note}" if signoff.note else ".")
+              + ("\n\nAnswer the concern before closing the mission; the stakeholder can sign off again."
+                 if concern else f"\n\n{waiting}")),
+    )
 
 
 def _note(note: str) -> str:

@@ -302,7 +302,8 @@ class FieldMappingAgent(BaseAgent):
         except Ambiguity as question:
             say(context, f"asking: {question.question}")
             key = question.column if "->" in question.column else f"{target_name}.{question.column}"
-            ask_context: dict[str, Any] = {"column": key, "reason": question.reason, "free_answer": True}
+            ask_context: dict[str, Any] = {"column": key, "reason": question.reason, "free_answer": True,
+                                           "draft": mapper.draft()}
             text, default = question.question, question.default
             suggestion = (self._suggest(context, adapter, mapper, profile, target_name, catalog, question)
                           if suggest else None)
