@@ -331,6 +331,10 @@ GENESIS_LLM_MAX_CALLS_PER_MISSION = env_int("GENESIS_LLM_MAX_CALLS_PER_MISSION",
 GENESIS_LLM_MAX_TOKENS_PER_MISSION = env_int("GENESIS_LLM_MAX_TOKENS_PER_MISSION", 400_000, minimum=0)
 GENESIS_LLM_ATTEMPTS = env_int("GENESIS_LLM_ATTEMPTS", 3, minimum=1, maximum=10)
 GENESIS_LLM_MAX_RETRY_WAIT_SECONDS = env_seconds("GENESIS_LLM_MAX_RETRY_WAIT_SECONDS", 10)
+# Launch suggestions are asked before any mission exists: each person's own budget over the last 24 hours (0: none).
+GENESIS_LLM_SUGGESTIONS_PER_USER_PER_DAY = env_int("GENESIS_LLM_SUGGESTIONS_PER_USER_PER_DAY", 20, minimum=0)
+GENESIS_LLM_SUGGESTION_TOKENS_PER_USER_PER_DAY = env_int("GENESIS_LLM_SUGGESTION_TOKENS_PER_USER_PER_DAY", 60_000,
+                                                         minimum=0)
 # Where the dbt projects generated for missions (and their builds' artifacts) live.
 GENESIS_DBT_DIR = Path(env_str("GENESIS_DBT_DIR", str(VAR_DIR / "dbt")))
 

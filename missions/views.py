@@ -32,6 +32,7 @@ from missions.filtersets import MissionFilterSet
 from missions.models import Mission
 from missions.permissions import can_create_missions, can_manage, can_sign_off, can_work_on, role_of
 from pipeline.models import Environment
+from pipeline.selectors import question_tables
 from tasks import selectors as task_selectors
 from tasks.choices import PhaseStatus, TaskStatus
 from tasks.models import Phase
@@ -127,10 +128,8 @@ def mission_cockpit(request: HttpRequest, pk: int) -> HttpResponse:
     context.update(_live_parts(request, mission))
     context["live_version"] = selectors.newest_history_id(mission.pk)
     context["llm_usage"] = _llm_usage(mission)
-    board = context["board"]
     context["status_choices"] = TaskStatus.choices
-    context["graph"] = task_selectors.mission_graph(board, task_selectors.mission_edges(mission),
-                                                    task_selectors.task_run_times(mission), context["phases"])
+    context["graph"] = _graph(mission, context)
     return render(request, "missions/cockpit.html", context)
 
 
@@ -149,7 +148,16 @@ def mission_live(request: HttpRequest, pk: int) -> HttpResponse:
     context = _cockpit_context(request, mission)
     context.update(_live_parts(request, mission))
     context.update(live_version=version, oob=True)
+    # The graph's statuses, run times and critical path follow too (its layout stays as the page drew it).
+    context["graph"] = _graph(mission, context)
+    context["graph_state"] = task_selectors.graph_state(context["graph"])
     return render(request, "missions/htmx/live.html", context)
+
+
+def _graph(mission: Mission, context: dict) -> dict:
+    """The task graph of the board and phases already in ``context`` (two more queries: edges and run times)."""
+    return task_selectors.mission_graph(context["board"], task_selectors.mission_edges(mission),
+                                        task_selectors.task_run_times(mission), context["phases"])
 
 
 def _llm_usage(mission: Mission) -> object:
@@ -201,7 +209,7 @@ def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
         cards = _cards(request, approvals[:DECISIONS_SHOWN])
         return {
             **cards,
-            "questions": _not_on_cards(questions[:DECISIONS_SHOWN], cards["cards"]),
+            "questions": _with_tables(_not_on_cards(questions[:DECISIONS_SHOWN], cards["cards"])),
             "more_decisions": len(approvals) > DECISIONS_SHOWN or len(questions) > DECISIONS_SHOWN,
         }
     if part == "phases":
@@ -223,6 +231,12 @@ def _cards(request: HttpRequest, approvals: list) -> dict:
 
     cards = approval_cards(approvals, user=request.user)
     return {"cards": cards, "decidable_cards": [c for c in cards if c.can_decide]}
+
+
+def _with_tables(questions: list) -> list:
+    """A mapping agent's questions with the spec table they are about, the asked row marked (as on the cards)."""
+    question_tables(questions)
+    return questions
 
 
 def _not_on_cards(questions: list, cards: list) -> list:
@@ -436,7 +450,7 @@ def my_work(request: HttpRequest) -> HttpResponse:
     cards = _cards(request, task_selectors.approvals_waiting(user=request.user))
     context = {
         **cards,
-        "questions": _not_on_cards(task_selectors.open_questions(user=request.user), cards["cards"]),
+        "questions": _with_tables(_not_on_cards(task_selectors.open_questions(user=request.user), cards["cards"])),
         "assigned": task_selectors.tasks_assigned(request.user),
     }
     template = "missions/htmx/my_work_items.html" if is_fragment(request) else "missions/my_work.html"

@@ -1159,6 +1159,29 @@ class TargetMapper:
                 names.append(plan.name)
         return names
 
+    def draft(self) -> dict[str, Any]:
+        """The target's columns as far as they were mapped when a question stopped the plan: those mapped with their
+        sources, rule and confidence, the rest (the one asked about among them) with none yet. It goes with the
+        question, so that a person answers with the rest of the table in view; its aliases resolve like a proposed
+        version's (``fact_table``, ``joins``)."""
+        columns = []
+        for column in self.target["columns"]:
+            plan = self.plans.get(column["name"].upper())
+            mapped = plan is not None and bool(plan.sources or plan.expression)
+            columns.append({
+                "name": column["name"], "target_type": column.get("type", ""), "kind": plan.kind if plan else "direct",
+                "sources": [{"table": r.table, "column": r.column} for r in plan.sources] if plan and mapped else [],
+                "expression": plan.expression if plan and mapped else "",
+                "transformation": plan.transformation if plan and mapped else "", "rule": column.get("rule"),
+                "confidence": round(plan.confidence or 0.0, 2) if plan and mapped else None,
+                "reasoning": " ".join(plan.reasoning)[:500] if plan and mapped else "",
+                "decided_by": plan.decided_by if plan and mapped else "",
+            })
+        return {"target": self.target["name"], "dialect": self.dialect, "fact_table": getattr(self, "fact", None),
+                "joins": [{"alias": j.alias, "table": j.table} for j in self.joins.values()],
+                "aggregated_children": [{"alias": c.alias, "table": c.table} for c in self.children.values()],
+                "columns": columns}
+
     def result(self) -> dict[str, Any]:
         sql = self.sql()
         columns = []
