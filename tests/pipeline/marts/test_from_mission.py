@@ -18,8 +18,7 @@ from tests.conftest import leads_connection
 from tests.pipeline.marts.conftest import RETAIL
 from workflows.missions import mission_create_from_blueprint
 
-# Transactional: the lease thread of a long run (its own connection) must see the run rows as committed.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def launch(marts, lead, spec: str, name: str, **options):
