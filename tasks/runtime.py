@@ -427,17 +427,18 @@ def _db_error_in(error: BaseException) -> bool:
     return False
 
 
-def platform_connection_lost(error: BaseException) -> bool:
+def platform_connection_lost(error: BaseException, *, opened: object | None) -> bool:
     """Whether ``error``, raised out of an agent, is the platform database's connection failing under it: a Django
-    database error (the agent's own ORM call) after which this thread's connection is gone (Django drops it when a
-    rollback fails on it, as leaving the agent's own ``atomic`` block does) or no longer answers a ``SELECT 1``.
+    database error (the agent's own ORM call) after which the connection the agent started on (``opened``, the
+    DB-API connection) is gone, or no longer answers a ``SELECT 1``. Gone: Django drops a connection when a rollback
+    fails on it, as leaving the agent's own ``atomic`` block does, and may already have opened a new one.
     A source's or a warehouse's failure is the agent's own: its connectors raise their driver's errors (sqlite3,
     psycopg, duckdb), which Django does not wrap; so is an error the platform database gave on a connection that
     still works (a bad query, a statement timeout, a lock). Inside a transaction nothing is probed (the caller's
     transaction is broken either way, and only the caller can start it again)."""
     if not _db_error_in(error) or connection.in_atomic_block:
         return False
-    if connection.connection is None:
+    if connection.connection is None or connection.connection is not opened:
         return True
     try:
         with connection.cursor() as cursor:
@@ -491,6 +492,11 @@ def _note_rerun(*, run: Run, losses: list[str]) -> None:
 def _run_agent(run: Run, context: AgentContext, log: RunLog) -> Outcome | _ConnectionLost:
     agent = run.task.owner_agent
     try:
+        connection.ensure_connection()
+    except DB_ERRORS:
+        pass  # the agent's first query opens one, and is judged as any other
+    opened = connection.connection
+    try:
         if not agent.enabled:
             return Failed(error=f"Agent {agent.name} is disabled.", retryable=False)
         implementation = registry.get(agent.kind)()
@@ -499,7 +505,7 @@ def _run_agent(run: Run, context: AgentContext, log: RunLog) -> Outcome | _Conne
         return Failed(error=str(error), retryable=False)
     except Exception as error:
         log.lines.append(traceback.format_exc())
-        if platform_connection_lost(error):
+        if platform_connection_lost(error, opened=opened):
             return _ConnectionLost(error=f"{type(error).__name__}: {str(error).strip()}")
         return Failed(error=f"{type(error).__name__}: {error}", retryable=True)
     if not isinstance(outcome, Succeeded | NeedsInput | NeedsApproval | Failed):

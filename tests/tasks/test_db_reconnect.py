@@ -184,16 +184,20 @@ def test_a_database_error_on_a_connection_that_still_works_is_the_agents_failure
 
 def test_only_the_platform_databases_own_errors_on_a_dead_connection_count_as_its_loss(monkeypatch):
     killed = Killed(kills=0)
-    connection.ensure_connection()  # open, as a worker's is while its agent runs
+    connection.ensure_connection()  # open, as a worker's is when its agent starts
+    opened = connection.connection
     with killed.install(monkeypatch):
-        assert not runtime.platform_connection_lost(OperationalError("dead"))  # the connection answers: not lost
+        # The connection the agent started on still answers: not lost.
+        assert not runtime.platform_connection_lost(OperationalError("dead"), opened=opened)
+        # Replaced since (Django drops a connection whose rollback failed, and may open a new one at once): lost.
+        assert runtime.platform_connection_lost(OperationalError("dead"), opened=object())
         killed.dead = True
         try:
             raise RuntimeError("the agent wrapped it") from OperationalError("dead")
         except RuntimeError as wrapped:
-            assert runtime.platform_connection_lost(wrapped)
+            assert runtime.platform_connection_lost(wrapped, opened=opened)
         # A source's or warehouse's driver error (what the connectors raise) is never the platform's loss.
-        assert not runtime.platform_connection_lost(sqlite3.OperationalError("database is locked"))
-        assert not runtime.platform_connection_lost(ValueError("bad input"))
+        assert not runtime.platform_connection_lost(sqlite3.OperationalError("database is locked"), opened=opened)
+        assert not runtime.platform_connection_lost(ValueError("bad input"), opened=opened)
         connection.close()
     assert not killed.dead
