@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation, MissionOrigin
+from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation, LaunchSuggestion, MissionOrigin
 from blueprints.permissions import can_import_blueprints
 from blueprints.selectors import blueprint_list
 from blueprints.services import blueprint_export, blueprint_import
@@ -217,6 +217,23 @@ class MissionOriginAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["mission", "blueprint_version__blueprint"]
     search_fields = ["mission__name", "blueprint_version__blueprint__slug"]
     readonly_fields = ["mission", "blueprint_version", "params", "created_at"]
+
+
+@admin.register(LaunchSuggestion)
+class LaunchSuggestionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every launch suggestion asked of the language model, followed by a launch or not: who asked, what it cost."""
+
+    list_display = ["created_at", "user", "outcome", "blueprint_version", "tokens", "latency_ms", "mission"]
+    list_filter = ["outcome", "model"]
+    list_select_related = ["user", "blueprint_version__blueprint", "mission"]
+    search_fields = ["user__username", "objective", "mission__name"]
+    fields = ["created_at", "user", "objective", "outcome", "model", "prompt_tokens", "completion_tokens",
+              "latency_ms", "blueprint_version", "mission", "launched_at", "exchange_pretty"]
+    readonly_fields = fields
+
+    @admin.display(description="Exchange (prompt, response, checks)")
+    def exchange_pretty(self, obj):
+        return _pre(json.dumps(obj.exchange, indent=2, default=str))
 
 
 class WaiveForm(forms.Form):

@@ -1,16 +1,32 @@
 """A language model's suggestion for a launch (``agents.llm``): from a free-text objective, a blueprint and its
 parameters, checked against the blueprint's declared parameters before the launch form is pre-filled. The person
-still reads the form and launches; nothing is created here."""
+still reads the form and launches; no mission is created here.
+
+No mission exists yet to hold the exchange, so each one is stored as a ``LaunchSuggestion`` of the person who asked
+(``blueprints.services.launch_suggestion_record``): staff see them all in the admin, a launch from one gives the
+mission the exchange and its tokens (``launch_suggestion_attach``), and each person has a daily budget of calls and
+tokens (``GENESIS_LLM_SUGGESTIONS_PER_USER_PER_DAY``, ``GENESIS_LLM_SUGGESTION_TOKENS_PER_USER_PER_DAY``); once
+spent, the page says so and offers the suggestions from the objective's words alone."""
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.utils import timezone
+
 from agents.llm import Assistant
-from blueprints.models import BlueprintVersion
+from blueprints.models import BlueprintVersion, LaunchSuggestion
+from blueprints.selectors import launch_suggestion_usage
+from blueprints.services import launch_suggestion_record, param_value
 from genesis.exceptions import DomainError
+
+logger = logging.getLogger(__name__)
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -29,21 +45,44 @@ SYSTEM = ("You help a data engineer launch a mission from a catalogue of bluepri
 
 
 @dataclass
-class LaunchSuggestion:
-    version: BlueprintVersion
-    name: str
+class SuggestedLaunch:
+    """What came of asking: ``version`` is None when no usable suggestion came (``outcome`` and ``detail`` say why:
+    a fault, no listed blueprint, or the person's budget spent)."""
+
+    outcome: str
+    detail: str = ""
+    version: BlueprintVersion | None = None
+    name: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     reasoning: str = ""
     dropped: list[str] = field(default_factory=list)  # parameters the model gave that did not check out
+    record: LaunchSuggestion | None = None  # the stored exchange (None when no call was made)
 
 
-def suggest_launch(objective: str, versions: list[BlueprintVersion]) -> LaunchSuggestion | None:
-    """The model's suggestion, checked; None without a model, on any fault, or when it names no listed blueprint."""
-    from blueprints.services import param_value
+def budget_spent(user: User) -> str:
+    """Why ``user`` may not ask for another suggestion now (their last 24 hours' calls or tokens), or ""."""
+    calls_allowed = settings.GENESIS_LLM_SUGGESTIONS_PER_USER_PER_DAY
+    tokens_allowed = settings.GENESIS_LLM_SUGGESTION_TOKENS_PER_USER_PER_DAY
+    if not calls_allowed and not tokens_allowed:
+        return ""
+    calls, tokens = launch_suggestion_usage(user=user, since=timezone.now() - timedelta(days=1))
+    if calls_allowed and calls >= calls_allowed:
+        return f"you have had your {calls_allowed} suggestions of the last 24 hours"
+    if tokens_allowed and tokens >= tokens_allowed:
+        return f"your suggestions of the last 24 hours have used their {tokens_allowed:,} tokens"
+    return ""
 
+
+def suggest_launch(objective: str, versions: list[BlueprintVersion], *, user: User
+                   ) -> SuggestedLaunch | None:
+    """The model's suggestion for ``user``, checked and stored; None without a model or an objective."""
     assistant = Assistant(mission_id=None)
     if not assistant.enabled or not objective.strip():
         return None
+    spent = budget_spent(user)
+    if spent:
+        logger.info("launch suggestion refused for user %s: %s", user.pk, spent)
+        return SuggestedLaunch(outcome="budget", detail=spent)
     catalogue = [{"slug": v.blueprint.slug, "name": v.name, "description": v.description[:400],
                   "parameters": [{k: p.get(k) for k in ("name", "type", "description", "required") if k in p}
                                  for p in v.parameters]} for v in versions]
@@ -51,17 +90,21 @@ def suggest_launch(objective: str, versions: list[BlueprintVersion]) -> LaunchSu
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": f"Objective: {objective[:4000]}\nBlueprints: {json.dumps(catalogue)[:16000]}"},
     ], SCHEMA)
-    if not exchange.ok or exchange.data is None:
-        return None
-    version = next((v for v in versions if v.blueprint.slug == exchange.data["blueprint"]), None)
-    if version is None:
-        return None
-    params: dict[str, Any] = {}
-    dropped: list[str] = []
-    for name, value in (exchange.data.get("params") or {}).items():
-        try:
-            params[name] = param_value(version=version, name=str(name), value=value)
-        except DomainError:
-            dropped.append(str(name))
-    return LaunchSuggestion(version=version, name=str(exchange.data.get("name") or "")[:200], params=params,
-                            reasoning=str(exchange.data.get("reasoning") or ""), dropped=dropped)
+    result = SuggestedLaunch(outcome=exchange.outcome, detail=exchange.detail)
+    if exchange.ok and exchange.data is not None:
+        result.version = next((v for v in versions if v.blueprint.slug == exchange.data["blueprint"]), None)
+        if result.version is None:
+            result.outcome, result.detail = "not_listed", f"{exchange.data['blueprint']!r} is not a listed blueprint"
+        else:
+            for name, value in (exchange.data.get("params") or {}).items():
+                try:
+                    result.params[name] = param_value(version=result.version, name=str(name), value=value)
+                except DomainError:
+                    result.dropped.append(str(name))
+            result.name = str(exchange.data.get("name") or "")[:200]
+            result.reasoning = str(exchange.data.get("reasoning") or "")
+        exchange.validation = {"passed": result.version is not None, "detail": result.detail,
+                               "params": result.params, "dropped": result.dropped}
+    result.record = launch_suggestion_record(user=user, objective=objective, exchange=exchange,
+                                             version=result.version, outcome=result.outcome)
+    return result

@@ -59,6 +59,8 @@ class LaunchForm(forms.Form):
         label="Spec file", required=False,
         help_text="The spec file (YAML) that names the sources, the targets and what their columns mean; checked "
                   "before the mission is created.")
+    suggestion = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput,
+                                    error_messages={"invalid": "The suggestion must be a suggestion's number."})
     from_mission = forms.ChoiceField(
         label="Reuse the approved mappings of", required=False,
         help_text="The mapping tasks then check that mission's approved mapping specs against the current source "

@@ -182,3 +182,36 @@ class CheckEvaluation(models.Model):
         if self.passed:
             return "passed"
         return "failed (waived)" if self.waived else "failed"
+
+
+class LaunchSuggestion(models.Model):
+    """One language-model suggestion asked for on the launch page: who asked, the exchange (prompt, response, model,
+    tokens, latency, outcome) and the mission launched from it, if any. Asked before any mission exists, so it is
+    its own record: it counts against the person's daily budget, and against the mission's once one is launched
+    from it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="launch_suggestions")
+    objective = models.TextField(blank=True)
+    outcome = models.CharField(max_length=20, help_text="ok, or why not (timeout, rate_limited, schema, …).")
+    model = models.CharField(max_length=200, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    blueprint_version = models.ForeignKey(BlueprintVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                          related_name="+", help_text="The blueprint suggested, when one checked out.")
+    exchange = models.JSONField(default=dict, blank=True, help_text="The prompt, the response and their checks.")
+    mission = models.ForeignKey("missions.Mission", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="launch_suggestions", help_text="The mission launched from it.")
+    launched_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "created_at"], name="launch_suggestion_user_idx")]
+
+    def __str__(self) -> str:
+        return f"suggestion for {self.user} at {self.created_at:%Y-%m-%d %H:%M}: {self.outcome}"
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

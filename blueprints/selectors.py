@@ -7,16 +7,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Sum
 
 from agents.models import Connection
 from blueprints.choices import ParamType
-from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation
+from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation, LaunchSuggestion
 from history.models import HistoryEntry
 from tasks import selectors as task_selectors
 from tasks.models import Phase
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from django.contrib.auth.models import User
+
     from missions.models import Mission
 
 
@@ -214,3 +218,10 @@ def success_state(mission: Mission) -> list[dict[str, Any]]:
         })
     return items
 
+
+
+def launch_suggestion_usage(*, user: User, since: datetime) -> tuple[int, int]:
+    """The launch suggestions ``user`` asked of the language model since ``since``: (calls, tokens), one query."""
+    totals = LaunchSuggestion.objects.filter(user=user, created_at__gte=since).aggregate(
+        calls=Count("id"), tokens=Sum(F("prompt_tokens") + F("completion_tokens")))
+    return int(totals["calls"] or 0), int(totals["tokens"] or 0)

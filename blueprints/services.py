@@ -16,11 +16,21 @@ from django.utils import timezone
 
 from agents import registry
 from agents.access import connection_names_in, require_grant
+from agents.llm import Exchange
+from agents.llm.assistant import EVENT as LLM_CALL
 from agents.models import Agent, Connection
 from agents.services import connections_grant
 from blueprints.checks import check_types, is_check, params_errors
 from blueprints.choices import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, ROLE_OWNERS, CheckScope, ParamType
-from blueprints.models import ActionTemplate, Blueprint, BlueprintVersion, CheckEvaluation, MissionOrigin, PhaseTemplate
+from blueprints.models import (
+    ActionTemplate,
+    Blueprint,
+    BlueprintVersion,
+    CheckEvaluation,
+    LaunchSuggestion,
+    MissionOrigin,
+    PhaseTemplate,
+)
 from blueprints.validation import BlueprintError, BlueprintInvalid, load_text, substitute
 from genesis.documents import format_path, loads_json
 from genesis.exceptions import DomainError
@@ -28,7 +38,7 @@ from history.services import Actor, history_record
 from missions.choices import Role
 from missions.models import Mission
 from missions.services import membership_set, mission_create
-from tasks.services import dependency_add, phase_create, task_create
+from tasks.services import artifact_create, dependency_add, phase_create, task_create
 
 # --- import and export ----------------------------------------------------------------------------------
 
@@ -558,3 +568,48 @@ def check_evaluation_waive(*, result: CheckEvaluation, actor: User | None, reaso
     return CheckEvaluation.objects.filter(
         phase=phase, round=latest_round, passed=False, waived_at__isnull=True
     ).exists()
+
+
+# --- language-model launch suggestions ------------------------------------------------------------------
+
+
+def launch_suggestion_record(*, user: User, objective: str, exchange: Exchange,
+                             version: BlueprintVersion | None, outcome: str = "") -> LaunchSuggestion:
+    """Store one launch suggestion asked of the language model, tied to who asked: no mission exists yet, and the
+    person's daily budget and the staff's list read these rows."""
+    return LaunchSuggestion.objects.create(
+        user=user, objective=objective[:4000], outcome=(outcome or exchange.outcome)[:20], model=exchange.model[:200],
+        prompt_tokens=exchange.prompt_tokens, completion_tokens=exchange.completion_tokens,
+        latency_ms=exchange.latency_ms, blueprint_version=version, exchange=exchange.record())
+
+
+@transaction.atomic
+def launch_suggestion_attach(*, suggestion_id: int, mission: Mission, user: AbstractBaseUser,
+                             actor: Actor = None) -> LaunchSuggestion:
+    """The mission ``user`` launched from their suggestion: it takes the exchange as an artifact and an ``llm.call``
+    history entry, so the suggestion's tokens count toward the mission's total and budget. Only the person who asked
+    may launch from it, and only once (a second launch would count the same tokens twice)."""
+    suggestion = LaunchSuggestion.objects.select_for_update().filter(pk=suggestion_id, user_id=user.pk).first()
+    if suggestion is None:
+        raise DomainError(f"Suggestion {suggestion_id} is not one you asked for; launch without it.",
+                          field="suggestion")
+    if suggestion.mission_id is not None:
+        raise DomainError(f"Suggestion {suggestion_id} already launched a mission; ask for a new suggestion or "
+                          "launch without it.", field="suggestion")
+    origin = MissionOrigin.objects.filter(mission=mission).values_list("blueprint_version_id", flat=True).first()
+    followed = suggestion.blueprint_version_id is not None and suggestion.blueprint_version_id == origin
+    suggestion.mission, suggestion.launched_at = mission, timezone.now()
+    suggestion.save(update_fields=["mission", "launched_at"])
+    artifact_create(mission=mission, kind="report", name=f"llm-launch-suggestion-{suggestion.pk}.json",
+                    file=json.dumps(suggestion.exchange, indent=2, default=str).encode(),
+                    content_type="application/json", actor=actor)
+    history_record(
+        mission=mission, event=LLM_CALL, actor=actor,
+        message=f"Language model asked to suggest a blueprint before the launch: {suggestion.outcome}"
+                + ("; the suggested blueprint was launched." if followed else
+                   "; another blueprint was launched than the one suggested."),
+        data={"purpose": "suggest a blueprint", "outcome": suggestion.outcome, "model": suggestion.model,
+              "tokens": suggestion.tokens, "latency_ms": suggestion.latency_ms, "task": None, "run": None,
+              "suggestion": suggestion.pk, "followed": followed},
+    )
+    return suggestion

@@ -45,11 +45,12 @@ def mission_launch(request: HttpRequest) -> HttpResponse:
     if wanted:
         version = versions.filter(pk=wanted).first() if str(wanted).isdigit() else versions.filter(
             blueprint__slug=wanted).first()
-    proposed = None
-    if source.get("suggest") and request.method == "GET":
-        proposed = suggest_launch(objective, list(versions))
-        if proposed is not None:
-            version = proposed.version
+    # Asking the model costs tokens and is recorded: a POST (a reload or a prefetch never asks again).
+    asking = request.method == "POST" and bool(request.POST.get("suggest"))
+    asked = suggest_launch(objective, list(versions), user=request.user) if asking else None
+    proposed = asked if asked is not None and asked.version is not None else None
+    if proposed is not None:
+        version = proposed.version
     if version is None and suggestions:
         version = next((v for v in versions if v.pk == suggestions[0].version.pk), None)
     if version is None:
@@ -63,7 +64,7 @@ def mission_launch(request: HttpRequest) -> HttpResponse:
     if proposed is not None:
         initial_params.update(proposed.params)
     reusable = missions_with_approved_mappings(user=request.user)
-    if request.method == "POST" and request.POST.get("change") != "blueprint":
+    if request.method == "POST" and request.POST.get("change") != "blueprint" and not asking:
         form = LaunchForm(request.POST, request.FILES, versions=versions, version=version,
                           initial_params=initial_params, reusable=reusable)
         if form.is_valid():
@@ -74,15 +75,20 @@ def mission_launch(request: HttpRequest) -> HttpResponse:
                     params=form.params(), actor=request.user, start=form.cleaned_data["start_now"],
                     spec_file=form.cleaned_data.get("spec_file"),
                     from_mission=form.cleaned_data.get("from_mission") or None,
+                    suggestion=form.cleaned_data.get("suggestion"),
                 )
             except DomainError as error:
                 field = (error.field or "").replace("params.", PARAM_PREFIX)
-                form.add_error(field if field in form.fields else None, error.message)
+                shown = field in form.fields and not form.fields[field].widget.is_hidden
+                form.add_error(field if shown else None, error.message)
             else:
                 return redirect(reverse("missions:cockpit", args=[mission.pk]))
     else:
+        kept = source.get("suggestion", "")
         initial = {"version": version.pk if version else None, "mode": "step", "start_now": True,
-                   "objective": objective, "name": source.get("name", "") or (proposed.name if proposed else "")}
+                   "objective": objective, "name": source.get("name", "") or (proposed.name if proposed else ""),
+                   "suggestion": proposed.record.pk if proposed and proposed.record else (
+                       int(kept) if kept.isdigit() else None)}
         form = LaunchForm(initial=initial, versions=versions, version=version, initial_params=initial_params,
                           reusable=reusable)
     suggested_ids = [s.version.pk for s in suggestions]
@@ -96,7 +102,8 @@ def mission_launch(request: HttpRequest) -> HttpResponse:
         "suggestions": suggestions,
         "warning": objective_warning(objective),
         "proposed": proposed,
-        "suggest_asked": bool(source.get("suggest")),
+        "suggest_asked": asking,
+        "suggest_refused": asked.detail if asked is not None and asked.outcome == "budget" else "",
         "model_on": _model_on(),
     }
     status = 422 if request.method == "POST" and form.errors else 200

@@ -3,12 +3,14 @@
 A NUL character in a query parameter cannot be stored, compared or looked up by PostgreSQL (it refuses the query
 with an error, a 500 to the caller) and means nothing in a filter: any request whose query string holds one, in a
 parameter's name or value, is a 400 that names the parameter, before any view runs. The API answers in its own
-error format; a page answers with a short text."""
+error format; a page answers with the site's 400 page (an htmx fragment request, with the sentence alone)."""
 
 from __future__ import annotations
 
 from django.core.exceptions import TooManyFieldsSent
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.http import JsonResponse
+
+from genesis.errors import bad_request_page
 
 NUL = "\x00"
 
@@ -38,5 +40,5 @@ class RefuseNulQueryMiddleware:
         if request.path_info.startswith("/api/"):
             return JsonResponse({"code": "invalid", "detail": f"Invalid input in: {', '.join(wrong)}.",
                                  "errors": {name: [message] for name in wrong}}, status=400)
-        return HttpResponseBadRequest(f"Bad request: the query parameter {', '.join(wrong)} holds a NUL character.",
-                                      content_type="text/plain; charset=utf-8")
+        return bad_request_page(request, f"The query parameter {', '.join(wrong)} holds a NUL character, which is not "
+                                         "allowed.")

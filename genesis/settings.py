@@ -171,8 +171,14 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "genesis-default"},
     "api": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "genesis-api",
             "OPTIONS": {"MAX_ENTRIES": 2000}},
+    # Rendered page panels (genesis/fragments.py), keyed by the version of what they show.
+    "pages": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "genesis-pages",
+              "OPTIONS": {"MAX_ENTRIES": 400}},
 }
 GENESIS_API_LIST_CACHE_SECONDS = env_int("GENESIS_API_LIST_CACHE_SECONDS", 5)
+# The cockpit's panels are kept rendered under the mission's history version; this bounds what no history entry
+# records (a renamed user, a row edited outside the services). 0 turns the cache off.
+GENESIS_COCKPIT_CACHE_SECONDS = env_int("GENESIS_COCKPIT_CACHE_SECONDS", 30)
 
 # REST API: token auth first so an anonymous request gets 401 with a WWW-Authenticate header.
 REST_FRAMEWORK = {
@@ -331,8 +337,15 @@ GENESIS_LLM_MAX_CALLS_PER_MISSION = env_int("GENESIS_LLM_MAX_CALLS_PER_MISSION",
 GENESIS_LLM_MAX_TOKENS_PER_MISSION = env_int("GENESIS_LLM_MAX_TOKENS_PER_MISSION", 400_000, minimum=0)
 GENESIS_LLM_ATTEMPTS = env_int("GENESIS_LLM_ATTEMPTS", 3, minimum=1, maximum=10)
 GENESIS_LLM_MAX_RETRY_WAIT_SECONDS = env_seconds("GENESIS_LLM_MAX_RETRY_WAIT_SECONDS", 10)
+# Launch suggestions are asked before any mission exists: each person's own budget over the last 24 hours (0: none).
+GENESIS_LLM_SUGGESTIONS_PER_USER_PER_DAY = env_int("GENESIS_LLM_SUGGESTIONS_PER_USER_PER_DAY", 20, minimum=0)
+GENESIS_LLM_SUGGESTION_TOKENS_PER_USER_PER_DAY = env_int("GENESIS_LLM_SUGGESTION_TOKENS_PER_USER_PER_DAY", 60_000,
+                                                         minimum=0)
 # Where the dbt projects generated for missions (and their builds' artifacts) live.
 GENESIS_DBT_DIR = Path(env_str("GENESIS_DBT_DIR", str(VAR_DIR / "dbt")))
+# How many models dbt builds at once on PostgreSQL (dbt's threads), which takes concurrent writers; SQLite and DuckDB
+# files take one writer, so dbt keeps one thread there.
+GENESIS_DBT_POSTGRES_THREADS = env_int("GENESIS_DBT_POSTGRES_THREADS", 2, minimum=1, maximum=32)
 
 # One handler, on the root logger: Django's own "django" logger is given none (its default console handler
 # would print every request warning a second time) and passes its records up. A routine 403/404 is one line

@@ -30,6 +30,7 @@ urlpatterns = [
 urlpatterns.append(path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", media_file, name="media"))
 
 # Errors in the site's layout, with the navigation (genesis/errors.py); the API's own paths answer in JSON.
+handler400 = "genesis.errors.bad_request"
 handler403 = "genesis.errors.forbidden"
 handler404 = "genesis.errors.not_found"
 handler500 = "genesis.errors.server_error"

@@ -5,18 +5,23 @@ column's name, type, description and rule, the target's business rules and the p
 types, and the samples the profile already holds for the mission), and asked for a structured answer: a SQL
 expression over the source, or a relationship ``CHILD.col = PARENT.col``. The proposal is then tried as a person's
 answer would be: the target is mapped again with it (sqlglot parse, allowed tables and columns, the join path), its
-SQL dry-run, and the row-multiplication check applied. Only a proposal that passes is offered, as the question's
+SQL dry-run, the row-multiplication check applied, and every summed or counted measure the answer decides
+reconciled on the dry run (the target's total over the mapping's SELECT against the measured table's own total,
+as the data-quality step reconciles the built target). Only a proposal that passes is offered, as the question's
 suggested answer with the model's reasoning and what was checked; one that fails leaves the question as it was,
-the failure recorded with the exchange."""
+the failure (with the totals, for a reconciliation) recorded with the exchange."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from agents.base import AgentContext
+from agents.connectors import Adapter, ConnectorError
 from agents.llm import Assistant
+from pipeline.quality.reconcile import Totals, reconcile_select
 
 PROPOSAL_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -89,3 +94,42 @@ def answer_text(data: dict[str, Any], key: str) -> str:
     if data.get("sql"):
         return f"sql: {str(data['sql']).strip()}"
     return str(data.get("relationship") or "").strip()
+
+
+def measures_decided_by(content: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The summed or counted measures an answer to question ``key`` decides: the column's own (``COLUMN`` or
+    ``COLUMN.part``), or for a relationship ``CHILD->PARENT`` every measure whose rows are reached through CHILD."""
+    measures = []
+    child = key.split("->")[0].strip().upper() + "." if "->" in key else None
+    paths = {str(c.get("table", "")).upper(): c.get("path") or [] for c in content.get("aggregated_children") or []}
+    for column in content.get("columns") or []:
+        measure = column.get("measure")
+        if not isinstance(measure, dict):
+            continue
+        if child is None:
+            decided = str(column.get("name", "")).upper() == key.split(".")[0].upper()
+        else:
+            table = str(measure.get("table", "")).upper()
+            refs = [str(ref).upper() for pair in paths.get(table, []) for ref in pair]
+            refs += [part for step in column.get("join_path") or [] for part in re.split(r"[\s=]+", str(step).upper())]
+            decided = table + "." == child or any(ref.startswith(child) for ref in refs)
+        if decided:
+            measures.append({**measure, "column": str(column.get("name"))})
+    return measures
+
+
+def reconciled(adapter: Adapter, content: dict[str, Any], key: str) -> tuple[list[Totals], str]:
+    """The reconciliation of the measures an answer to ``key`` decides, on the dry run of the mapping it gave, and
+    what was left unreconciled (in words; "" when nothing was). A query that fails is a failed reconciliation."""
+    measures = measures_decided_by(content, key)
+    if not measures:
+        return [], ""
+    scope = (content.get("dry_run") or {}).get("scope", "all rows")
+    if scope != "all rows":
+        return [], (f"the totals are reconciled after the build (the dry run read {scope}, not the whole "
+                    "source)")
+    try:
+        return reconcile_select(adapter, content["sql"], measures), ""
+    except ConnectorError as error:
+        return [Totals(column=m["column"], target_total=0.0, source_total=0.0, target_rows=0, passed=False,
+                       detail=f"the totals could not be read: {error.message}") for m in measures], ""

@@ -148,6 +148,7 @@ class SpecRow:
     decided_by: str
     citations: list[str]
     questions: list[Question] = field(default_factory=list)
+    asked: bool = False  # the column a question shown with the table asks about
 
 
 @dataclass
@@ -317,6 +318,65 @@ def approval_cards(tasks: list[Task], *, user: Any) -> list[ApprovalCard]:
         _place_questions(card, questions)
         cards.append(card)
     return cards
+
+
+@dataclass
+class QuestionTable:
+    """The mapping spec a mapping question is about, shown with it as an approval card shows a proposal: the columns
+    the agent had mapped when it asked (``draft``), or else the target's newest version; the row asked about is
+    marked ``asked``."""
+
+    target: str
+    rows: list[SpecRow]
+    version: MappingSpecVersion | None = None  # None: the columns mapped so far, no version proposed yet
+
+
+def _asked_about(question: Question) -> tuple[str, str]:
+    """``(TARGET, COLUMN)`` a mapping question names in its context (``CLAIM_SUMMARY.CLAIM_ID.type`` →
+    ``("CLAIM_SUMMARY", "CLAIM_ID")``); a relationship question (``CHILD->PARENT``) names no column."""
+    key = str((question.context or {}).get("column") or "")
+    if "->" in key:
+        return "", ""
+    table, _, column = key.upper().partition(".")
+    return table, column.split(".")[0]
+
+
+def question_tables(questions: list[Question]) -> None:
+    """Give each open question from a mapping agent its ``spec_table`` (a ``QuestionTable``, or None): the columns
+    mapped when it asked, with the asked row marked; a question without them shows the target's newest version.
+    One query, for the versions, only when some question needs one."""
+    wanted: dict[tuple[int, str], list[Question]] = {}
+    for question in questions:
+        question.spec_table = None  # type: ignore[attr-defined]  # shown by the page
+        draft = (question.context or {}).get("draft")
+        target, column = _asked_about(question)
+        if isinstance(draft, dict) and isinstance(draft.get("columns"), list):
+            question.spec_table = _marked(QuestionTable(  # type: ignore[attr-defined]
+                target=str(draft.get("target") or target), rows=_spec_rows(draft)), column)
+        elif target:
+            wanted.setdefault((question.mission_id, target), []).append(question)
+    if not wanted:
+        return
+    condition = Q(pk__in=[])
+    for mission_id, target in wanted:
+        condition |= Q(spec__mission_id=mission_id, spec__target_table__iexact=target)
+    seen: set[tuple[int, str]] = set()
+    for version in (MappingSpecVersion.objects.select_related("spec").filter(condition)
+                    .order_by("spec__mission_id", "spec__target_table", "-number")):
+        key = (version.spec.mission_id, version.spec.target_table.upper())
+        if key in seen or key not in wanted:
+            continue
+        seen.add(key)
+        for question in wanted[key]:
+            rows = _spec_rows(version.content or {})
+            question.spec_table = _marked(  # type: ignore[attr-defined]
+                QuestionTable(target=version.spec.target_table, rows=rows, version=version), _asked_about(question)[1])
+
+
+def _marked(table: QuestionTable, column: str) -> QuestionTable:
+    for row in table.rows:
+        row.asked = bool(column) and row.column.upper() == column
+    return table
 
 
 def missions_with_approved_mappings(*, user: Viewer) -> list[tuple[int, str]]:

@@ -99,6 +99,7 @@ TARGET_SCHEMA = {
         },
         "columns": {"type": "array", "minItems": 1, "items": COLUMN_SCHEMA},
         "business_rules": {"type": "array", "items": {"type": "string"}},
+        "materialized": {"enum": ["table", "incremental"]},
     },
 }
 
@@ -269,7 +270,25 @@ def _semantic_errors(spec: dict[str, Any]) -> list[tuple[str, str]]:
                 errors.append((f"{c_path}.rule.where", f"a filter needs one of {', '.join(sorted(FILTERED))}"))
             errors += _column_expression_errors(target, column, spec)
         errors += _period_errors(target, t_path)
+        errors += _materialized_errors(target, t_path)
     return errors
+
+
+def _materialized_errors(target: dict[str, Any], t_path: str) -> list[tuple[str, str]]:
+    """An incremental target is built one month at a time, keyed by its period: its grain needs a period that a
+    month holds whole (a day or a month; a week or a year spans months)."""
+    if target.get("materialized") != "incremental":
+        return []
+    period = target["grain"].get("period")
+    if not period:
+        return [(f"{t_path}.materialized", f"incremental builds {target['name']} period by period, but its grain "
+                                           "has no period (add grain.period: {month_of: ...})")]
+    unit = next(iter(period))
+    if unit not in {"month_of", "day_of"}:
+        return [(f"{t_path}.materialized", f"incremental builds month by month; a {unit.removesuffix('_of')} "
+                                           "spans months (use a grain.period of month_of or day_of, or "
+                                           "materialized: table)")]
+    return []
 
 
 def _column_expression_errors(target: dict[str, Any], column: dict[str, Any],

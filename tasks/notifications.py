@@ -23,14 +23,16 @@ from tasks.models import Notification
 logger = logging.getLogger("genesis.notifications")
 
 
-def notify(*, mission, event: str, subject: str, body: str, task=None, person=None) -> list[Notification]:
-    """Queue a message to every escalation channel of the mission, and to ``person``'s email if they have one."""
+def notify(*, mission, event: str, subject: str, body: str, task=None, person=None,
+           escalate: bool = True) -> list[Notification]:
+    """Queue a message to every escalation channel of the mission, and to ``person``'s email if they have one.
+    ``escalate=False``: to ``person`` only (news for them, not something the channels need to act on)."""
     targets: list[tuple[str, str]] = []
-    emails = list(mission.escalation_emails or [])
+    emails = list(mission.escalation_emails or []) if escalate else []
     if person is not None and getattr(person, "email", "") and person.email not in emails:
         emails.append(person.email)
     targets += [(NotificationChannel.EMAIL, address) for address in emails]
-    if mission.escalation_webhook:
+    if escalate and mission.escalation_webhook:
         targets.append((NotificationChannel.WEBHOOK, mission.escalation_webhook))
     created = Notification.objects.bulk_create([
         Notification(mission=mission, task=task, event=event, channel=channel, target=target, subject=subject[:300],

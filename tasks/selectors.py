@@ -187,6 +187,17 @@ def mission_graph(board: Board, edges: list[tuple[int, int]], run_times: dict[in
     }
 
 
+def graph_state(graph: dict[str, Any]) -> dict[str, Any]:
+    """What of the task graph changes while the mission runs, for the live poller to bring without a reload: each
+    node's status and run time and whether it is on the critical path, and the critical path's edges (the picture's
+    layout and its edges stay as drawn)."""
+    return {
+        "nodes": {n["id"]: {"status": n["status"], "status_label": n["status_label"], "duration": n["duration"],
+                            "critical": n["critical"]} for n in graph["nodes"]},
+        "critical_edges": [[e["source"], e["target"]] for e in graph["edges"] if e["critical"]],
+    }
+
+
 def mission_phases(mission: Mission) -> list[Phase]:
     return list(Phase.objects.filter(mission=mission).order_by("order"))
 

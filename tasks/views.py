@@ -19,7 +19,7 @@ from genesis.htmx import go_to, is_fragment
 from missions.models import Mission
 from missions.permissions import can_act_on_task, can_view
 from missions.views import page_login_required
-from pipeline.selectors import approval_cards
+from pipeline.selectors import approval_cards, question_tables
 from tasks import selectors
 from tasks.forms import AnswerForm, RejectForm
 from tasks.models import Artifact, Question, Run, Task
@@ -51,6 +51,8 @@ def _changed(response: HttpResponse) -> HttpResponse:
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task = _task_for(request, pk)
     runs = list(task.runs.order_by("-attempt").defer("log"))
+    questions = [q for q in selectors.open_questions(mission=task.mission) if q.task_id == task.pk]
+    question_tables(questions)
     context = {
         "task": task,
         "mission": task.mission,
@@ -60,7 +62,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "artifacts": list(task.artifacts.select_related("task").order_by("name", "-version")),
         "history": list(selectors.mission_history(task.mission).filter(task=task)[:100]),
         "can_act": can_act_on_task(request.user, task),
-        "questions": [q for q in selectors.open_questions(mission=task.mission) if q.task_id == task.pk],
+        "questions": questions,
     }
     return render(request, "tasks/detail.html", context)
 
@@ -177,6 +179,8 @@ def question_answer(request: HttpRequest, pk: int) -> HttpResponse:
 
             messages.error(request, error.message)
         return redirect(_next_url(request, reverse("missions:cockpit", args=[question.mission_id])))
+    if error:
+        question_tables([question])  # the card again as it was shown, its table with it
     context = {"question": question, "error": error, "form": form, "can_work": True,
                "done": "" if error else f"Answered: {question.answer} (by {request.user.get_username()})."}
     response = render(request, "tasks/htmx/question_card.html", context, status=422 if error else 200)
@@ -205,29 +209,21 @@ def card_answer(request: HttpRequest, pk: int, question_pk: int) -> HttpResponse
 @page_login_required
 @require_POST
 def approve_all(request: HttpRequest) -> HttpResponse:
-    """Approve every task shown (``task`` ids), each through the one approve verb in its own transaction, and say
-    which were approved and which were refused, and why. 403 when the person may approve none of them."""
+    """Approve every task shown (``task`` ids) through the one "approve all" verb, which approves each in its own
+    transaction, and say which were approved and which were refused, and why. 403 when the person may approve none
+    of them."""
     ids = []
     for value in request.POST.getlist("task")[:200]:
         if not value.isdigit():
             return HttpResponse(f"task: {value!r} is not a task id.", status=400)
         ids.append(int(value))
-    tasks = {t.pk: t for t in Task.objects.select_related("mission", "owner_agent").filter(
-        pk__in=ids, mission__in=Mission.objects.visible_to(request.user))}
-    if not any(can_act_on_task(request.user, task) for task in tasks.values()):
+    visible = Task.objects.filter(mission__in=Mission.objects.visible_to(request.user))
+    shown = visible.filter(pk__in=ids).select_related("mission")
+    if not any(can_act_on_task(request.user, task) for task in shown):
         raise PermissionDenied("You may approve none of these tasks.")
-    approved, refused = [], []
-    for pk in dict.fromkeys(ids):
-        task = tasks.get(pk)
-        if task is None:
-            refused.append((f"#{pk}", "no such task waiting for you."))
-            continue
-        try:
-            task_workflows.task_approve(task=task, actor=request.user)
-        except DomainError as error:
-            refused.append((task.key, error.message))
-        else:
-            approved.append((task.key, task.pk))
+    outcomes = task_workflows.tasks_approve_all(tasks=visible, actor=request.user, refs=ids)
+    approved = [(o.ref, o.task.pk) for o in outcomes if o.approved and o.task is not None]
+    refused = [(o.ref, o.reason) for o in outcomes if not o.approved]
     if not is_fragment(request):
         from django.contrib import messages
 

@@ -1,7 +1,8 @@
 """Named actors shared by every test: ``lead`` (Mission Owner, in the ``Platform leads`` group that may launch
 missions, import blueprints and give the test connections made with ``leads_connection`` to missions), ``analyst``
 (Task Owner), ``viewer`` (Stakeholder), ``outsider`` (signed in, no role, no permission), ``admin_user`` (staff
-superuser) and ``agent`` (a data agent). Every cache (throttles, sign-in limits) starts empty."""
+superuser) and ``agent`` (a data agent). Every cache (throttles, sign-in limits) starts empty. ``llm_stub`` turns the
+language model on against a local stub of the chat API."""
 
 import pytest
 from django.core.cache import caches
@@ -10,6 +11,7 @@ from rest_framework.test import APIClient
 
 from missions import services as mission_services
 from missions.choices import Role
+from tests.agents.llm_stub import KEY, StubLLM
 from tests.browser import browser_context  # noqa: F401  (the Playwright fixture of the page tests)
 from tests.factories import AgentFactory, MissionFactory, UserFactory, build_mission_graph
 
@@ -177,3 +179,21 @@ def as_user():
 def actors(lead, analyst, viewer, outsider, admin_user):
     return {"lead": lead, "analyst": analyst, "viewer": viewer, "outsider": outsider, "staff": admin_user,
             "anonymous": None}
+
+
+# --- the language model: a local stub of the chat API ------------------------------------------------------------
+
+
+@pytest.fixture
+def llm_stub(settings):
+    """A local server that speaks the OpenAI-compatible chat API and replays what the test queues
+    (``tests/agents/llm_stub.py``, no network), with the language-model settings pointed at it: the model is on for
+    the test, its key (``KEY``) one that must never show."""
+    with StubLLM() as server:
+        settings.GENESIS_LLM_BASE_URL = server.base_url
+        settings.GENESIS_LLM_MODEL = "stub-model"
+        settings.GENESIS_LLM_API_KEY = KEY
+        settings.GENESIS_LLM_TIMEOUT_SECONDS = 2.0
+        settings.GENESIS_LLM_ATTEMPTS = 3
+        settings.GENESIS_LLM_MAX_RETRY_WAIT_SECONDS = 2
+        yield server

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
 
-from blueprints.services import blueprint_launch
+from blueprints.services import blueprint_launch, launch_suggestion_attach
 from genesis.exceptions import DomainError
 from genesis.uploads import display_name, validate_upload_size
 from history.services import Actor, history_record
@@ -25,6 +25,7 @@ from tasks import services as task_services
 from tasks.choices import TASK_FINISHED, RunStatus, TaskStatus
 from tasks.dispatch import dispatch_ready
 from tasks.models import Run, Task
+from tasks.notifications import notify
 from tasks.phase_gate import phases_advance
 from tasks.queue import enqueue_runs
 from workflows.common import require
@@ -184,7 +185,29 @@ def mission_signoff(*, mission: Mission, actor: User | None, decision: str, note
         raise DomainError(
             f"“{locked.name}” is {locked.get_status_display().lower()}: outputs are signed off once the mission has "
             "completed and before it is closed.", field="status", code="invalid_transition")
-    return signoff_record(mission=locked, user=actor, decision=decision, note=note)
+    signoff = signoff_record(mission=locked, user=actor, decision=decision, note=note)
+    _tell_the_owner(mission=locked, signoff=signoff)
+    return signoff
+
+
+def _tell_the_owner(*, mission: Mission, signoff: MissionSignoff) -> None:
+    """The Mission Owner hears of each sign-off, sent after the commit like the completion email. An approval goes to
+    the owner alone; a concern goes to the mission's escalation channels too, since someone has to act on it."""
+    who = signoff.user.get_full_name() or signoff.user.get_username()
+    concern = signoff.decision == SignoffDecision.CONCERN
+    missing = signoffs_missing(mission)
+    names = ", ".join(m.user.get_full_name() or m.user.get_username() for m in missing)
+    waiting = (f"Still waiting for the required sign-off of {names}." if missing
+               else "No required sign-off is missing: you can close the mission with your sign-off note.")
+    notify(
+        mission=mission, event=f"signoff.{signoff.decision}", person=mission.owner, escalate=concern,
+        subject=f"[{mission.name}] {who} " + ("raised a concern" if concern else "signed off the outputs"),
+        body=(f"{who} ({signoff.user.get_username()}) "
+              + ("raised a concern about" if concern else "approved") + f" the delivered outputs of “{mission.name}”"
+              + (f": {signoff.note}" if signoff.note else ".")
+              + ("\n\nAnswer the concern before closing the mission; the stakeholder can sign off again."
+                 if concern else f"\n\n{waiting}")),
+    )
 
 
 def _note(note: str) -> str:
@@ -197,7 +220,8 @@ def _note(note: str) -> str:
 @transaction.atomic
 def mission_create_from_blueprint(*, version: BlueprintVersion, name: str, objective: str, owner: User,
                                   actor: Actor = None, start: bool = False, spec_file: File[Any] | None = None,
-                                  from_mission: Mission | int | str | None = None, **options: Any) -> Mission:
+                                  from_mission: Mission | int | str | None = None, suggestion: int | None = None,
+                                  **options: Any) -> Mission:
     """A new mission from a blueprint version (phases, tasks, dependencies, the connections it uses granted), as a
     draft or, with ``start``, launched at once. ``actor`` None is the system (a command).
 
@@ -205,7 +229,8 @@ def mission_create_from_blueprint(*, version: BlueprintVersion, name: str, objec
     refused naming the path at fault, and a blueprint that requires one (``requires: [spec_file]``) refuses to launch
     without it. Its targets expand the blueprint's ``for_each: target`` actions and its connections fill the source
     and target connection parameters left empty. ``from_mission`` names a mission whose approved mapping specs the
-    new mission's mapping tasks verify against the current source instead of mapping again."""
+    new mission's mapping tasks verify against the current source instead of mapping again. ``suggestion`` is the
+    language model's launch suggestion the person launches from: the mission takes its exchange and its tokens."""
     if actor is not None:
         require(lambda user, _obj: can_create_missions(user), actor, None, doing="create missions",
                 who_may="staff or people given the 'add mission' permission")
@@ -223,13 +248,17 @@ def mission_create_from_blueprint(*, version: BlueprintVersion, name: str, objec
     def reuse(action: Any, config: dict[str, Any]) -> dict[str, Any]:
         return {"from_mission": reused.pk} if reused is not None and action.owner == "field_mapping" else {}
 
-    mission = blueprint_launch(version=version, name=name, objective=objective, owner=owner, actor=actor,
-                               connections=connections, spec=spec, task_config=reuse, **options)
-    if reused is not None:
-        history_record(mission=mission, event="mission.reuses_mapping", actor=actor or owner,
-                       message=f"Reuses the approved mapping specs of “{reused.name}”: the mapping tasks verify them "
-                               "against the current source instead of mapping again.",
-                       data={"from_mission": reused.pk})
+    with transaction.atomic():
+        mission = blueprint_launch(version=version, name=name, objective=objective, owner=owner, actor=actor,
+                                   connections=connections, spec=spec, task_config=reuse, **options)
+        if reused is not None:
+            history_record(mission=mission, event="mission.reuses_mapping", actor=actor or owner,
+                           message=f"Reuses the approved mapping specs of “{reused.name}”: the mapping tasks verify "
+                                   "them against the current source instead of mapping again.",
+                           data={"from_mission": reused.pk})
+        if suggestion is not None:
+            launch_suggestion_attach(suggestion_id=suggestion, mission=mission,
+                                     user=actor if isinstance(actor, AbstractBaseUser) else owner, actor=actor)
     if start:
         mission_launch(mission=mission, actor=actor)
     return mission

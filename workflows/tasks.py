@@ -6,7 +6,11 @@ feedback in its context and re-opens the finished work downstream of it, without
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from agents import registry
@@ -46,6 +50,61 @@ def task_approve(*, task: Task, actor: Actor, note: str = "") -> Task:
         registry.get(agent.kind)().approved(task=task, run=run, actor=actor)
     after_task_done(task=task, actor=actor)
     return task
+
+
+# How many tasks one "approve all" may name: a page shows far fewer; a bound keeps one request's work bounded.
+APPROVE_ALL_MAX = 500
+
+
+@dataclass(frozen=True)
+class ApprovalOutcome:
+    """What approving one task of an "approve all" came to: approved, or refused with the reason and its code."""
+
+    ref: str  # the task as it was asked for: its key, or ``#id`` when no task answers to the id
+    task: Task | None
+    approved: bool
+    reason: str = ""
+    code: str = ""
+
+
+def tasks_approve_all(*, tasks: QuerySet[Task], actor: Actor, refs: Sequence[int | str] | None = None,
+                      note: str = "") -> list[ApprovalOutcome]:
+    """Approve several tasks at once, each through ``task_approve`` in its own transaction, so that one refused (no
+    longer waiting, not the actor's to approve) neither stops nor undoes the others; each refusal comes back with its
+    reason. ``tasks`` is the scope the caller may see (one mission's tasks, or every visible mission's); ``refs``
+    names the tasks, by id (an int) or by key (a str, when the scope is one mission), in the order they are
+    reported. Without ``refs``: every task of the scope waiting for approval that the actor may approve."""
+    if refs is None:
+        waiting = tasks.filter(status=TaskStatus.WAITING_APPROVAL).select_related("mission", "owner_agent")
+        chosen: list[tuple[str, Task | None]] = [
+            (task.key, task) for task in waiting.order_by("mission_id", "position", "id")[:APPROVE_ALL_MAX]
+            if actor is not None and not isinstance(actor, Agent) and can_act_on_task(actor, task)]
+    else:
+        unique = list(dict.fromkeys(refs))
+        if len(unique) > APPROVE_ALL_MAX:
+            raise DomainError(f"At most {APPROVE_ALL_MAX} tasks at once ({len(unique)} given).", field="tasks",
+                              code="too_many")
+        ids = [ref for ref in unique if isinstance(ref, int)]
+        keys = [ref for ref in unique if isinstance(ref, str)]
+        found = list(tasks.filter(pk__in=ids).select_related("mission", "owner_agent")) if ids else []
+        found += list(tasks.filter(key__in=keys).select_related("mission", "owner_agent")) if keys else []
+        by_id = {task.pk: task for task in found}
+        by_key = {task.key: task for task in found if task.key in keys}
+        chosen = [(f"#{ref}", by_id.get(ref)) if isinstance(ref, int) else (ref, by_key.get(ref)) for ref in unique]
+    outcomes = []
+    for ref, task in chosen:
+        if task is None:
+            outcomes.append(ApprovalOutcome(ref=ref, task=None, approved=False, code="not_found",
+                                            reason="no such task waiting for you."))
+            continue
+        try:
+            task_approve(task=task, actor=actor, note=note)
+        except DomainError as error:
+            outcomes.append(ApprovalOutcome(ref=task.key, task=task, approved=False, reason=error.message,
+                                            code=error.code or "invalid"))
+        else:
+            outcomes.append(ApprovalOutcome(ref=task.key, task=task, approved=True))
+    return outcomes
 
 
 @transaction.atomic

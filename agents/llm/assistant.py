@@ -124,7 +124,7 @@ class Assistant:
         logger.info("language model %s for mission %s: %s %s (%s tokens, %s ms)", exchange.purpose, self.mission_id,
                     exchange.outcome, exchange.detail, exchange.tokens, exchange.latency_ms)
         if self.mission_id is None:
-            return exchange  # before a mission exists (a launch suggestion) the log line is the record
+            return exchange  # before a mission exists the caller stores it (blueprints.LaunchSuggestion)
         history_record(
             mission_id=self.mission_id, event=EVENT if count else "llm.skipped",
             message=f"Language model asked to {exchange.purpose}: {exchange.outcome}"

@@ -10,14 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import (
-    RequestDataTooBig,
-    SuspiciousOperation,
-    TooManyFieldsSent,
-    TooManyFilesSent,
-)
+from django.core.exceptions import SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
@@ -25,6 +19,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from genesis.errors import unreadable_reason
 from genesis.exceptions import DependencyCycle, DomainError, InvalidTransition
 from genesis.uploads import UploadTooLarge
 
@@ -63,21 +58,13 @@ def _unreadable_request(exc: SuspiciousOperation) -> exceptions.APIException:
     """Django refuses a request body it will not read (too big, too many fields) with an exception that would
     otherwise become its HTML "Bad Request" page: the API answers the same 400 in its own format."""
     logging.getLogger(f"django.security.{exc.__class__.__name__}").warning("API request refused: %s", exc)
+    refusal = unreadable_reason(exc)
+    if refusal is None:
+        return exceptions.ParseError("The request could not be read.", code="parse_error")
+    code, reason = refusal
     if isinstance(exc, UploadTooLarge):
-        return DomainAPIError(DomainError(exc.message, field="file", code="file_too_large"))
-    if isinstance(exc, RequestDataTooBig):
-        return exceptions.ParseError(
-            f"The request body is larger than the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes this server reads "
-            "(files excepted): send large content as a file upload.", code="too_large")
-    if isinstance(exc, TooManyFieldsSent):
-        return exceptions.ParseError(
-            f"The request has more than the {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:,} fields or parameters this "
-            "server reads.", code="too_many_fields")
-    if isinstance(exc, TooManyFilesSent):
-        return exceptions.ParseError(
-            f"The request has more than the {settings.DATA_UPLOAD_MAX_NUMBER_FILES:,} files this server reads.",
-            code="too_many_files")
-    return exceptions.ParseError("The request could not be read.", code="parse_error")
+        return DomainAPIError(DomainError(reason, field="file", code=code))
+    return exceptions.ParseError(reason, code=code)
 
 
 def exception_handler(exc, context):

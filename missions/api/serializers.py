@@ -103,3 +103,58 @@ class SignoffSerializer(serializers.ModelSerializer):
 class MemberRemoveSerializer(serializers.Serializer):
     user = NameRelatedField(slug_field="username", queryset=get_user_model().objects.all(),
                             help_text="The person (by username).")
+
+
+@extend_schema_field({"oneOf": [{"type": "integer", "minimum": 1, "description": "A task's id."},
+                                {"type": "string", "maxLength": 64, "description": "A task's key in the mission."}]})
+class TaskRefField(serializers.Field):
+    """A task named by its id (a JSON number) or by its key in the mission (a JSON string)."""
+
+    default_error_messages = {
+        "invalid": "Name a task by its id (a number) or its key (a string).",
+        "blank": "A task key cannot be blank.",
+        "too_long": "A task key has at most 64 characters.",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        if isinstance(data, int):
+            if data < 1:
+                self.fail("invalid")
+            return data
+        key = data.strip()
+        if not key:
+            self.fail("blank")
+        if len(key) > 64:
+            self.fail("too_long")
+        if "\x00" in key:
+            self.fail("invalid")
+        return key
+
+    def to_representation(self, value):
+        return value
+
+
+class ApproveAllSerializer(serializers.Serializer):
+    tasks = serializers.ListField(
+        child=TaskRefField(), required=False, allow_empty=False, max_length=500,
+        help_text="The tasks to approve, by id or key, in the order they are reported. Leave it out to approve every "
+                  "task of the mission waiting for approval that you may approve.")
+    note = serializers.CharField(required=False, allow_blank=True, max_length=TEXT_MAX, default="",
+                                 help_text="Recorded with each approval.")
+
+
+class ApprovalOutcomeSerializer(serializers.Serializer):
+    task = serializers.IntegerField(allow_null=True, help_text="The task's id; null when no task answers to it.")
+    key = serializers.CharField(help_text="The task's key (or `#id` as asked, when no task answers to the id).")
+    result = serializers.ChoiceField(choices=["approved", "refused"])
+    reason = serializers.CharField(allow_blank=True, help_text="Why it was refused; empty when approved.")
+    code = serializers.CharField(allow_blank=True, help_text="The refusal's code (`invalid_transition`, `forbidden`, "
+                                                             "`not_found`); empty when approved.")
+
+
+class ApproveAllResultSerializer(serializers.Serializer):
+    approved = serializers.IntegerField(help_text="How many tasks were approved.")
+    refused = serializers.IntegerField(help_text="How many were not.")
+    results = ApprovalOutcomeSerializer(many=True, help_text="One entry per task, in the order asked.")

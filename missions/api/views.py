@@ -22,6 +22,8 @@ from genesis.filters import DateTimeRangeFilter
 from missions import services
 from missions.api.selectors import missions_for_api
 from missions.api.serializers import (
+    ApproveAllResultSerializer,
+    ApproveAllSerializer,
     MemberRemoveSerializer,
     MembershipSerializer,
     MissionSerializer,
@@ -34,6 +36,7 @@ from missions.selectors import roles_map
 from tasks.media import file_response, spec_file_name
 from tasks.selectors import missions_with_progress
 from workflows import missions as mission_workflows
+from workflows import tasks as task_workflows
 
 
 class MissionAPIFilterSet(MissionFilterSet):
@@ -110,7 +113,7 @@ class MissionViewSet(
     permission_classes = [RolePermission]
     filterset_class = MissionAPIFilterSet
     http_method_names = ["get", "post", "patch", "head", "options"]
-    write_rules = {"members": "manage", "remove_member": "manage", "signoff": "signoff"}
+    write_rules = {"members": "manage", "remove_member": "manage", "signoff": "signoff", "approve_all": "work"}
 
     def get_queryset(self):
         return missions_for_api(self.request.user)
@@ -247,6 +250,38 @@ class MissionViewSet(
         serializer.is_valid(raise_exception=True)
         signoff = mission_workflows.mission_signoff(mission=mission, actor=request.user, **serializer.validated_data)
         return Response(SignoffSerializer(signoff).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Approve several tasks at once",
+        description="Approve the mission's tasks named in `tasks` (ids or keys), or, without `tasks`, every task of "
+                    "the mission waiting for approval that you may approve: what the pages' \"Approve all shown\" "
+                    "does. Each task is approved on its own (as POST /api/v1/tasks/{id}/approve/, with the optional "
+                    "`note`), so one that cannot be approved neither stops nor undoes the others; the answer says, "
+                    "task by task in the order asked, `approved` or `refused` with the reason.\n\n"
+                    "**Who:** the Mission Owner (every task), a Task Owner (their own tasks; an agent's task is "
+                    "refused for them, task by task), and staff. Stakeholders get 403; a mission you cannot see is "
+                    "404.\n\n"
+                    "**Errors:** 400 names the field at fault (`tasks`: not a list, more than 500, an item that is "
+                    "neither an id nor a key). A task not waiting for approval, not yours to approve, or not in the "
+                    "mission is not an error of the request: it is `refused` in the results (`invalid_transition`, "
+                    "`forbidden`, `not_found`).",
+        request=ApproveAllSerializer, responses={200: ApproveAllResultSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="approve-all", url_name="approve-all", filterset_class=None,
+            pagination_class=None)
+    def approve_all(self, request, pk=None):
+        mission = self.get_object()
+        serializer = ApproveAllSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        outcomes = task_workflows.tasks_approve_all(
+            tasks=mission.tasks.all(), actor=request.user, refs=serializer.validated_data.get("tasks"),
+            note=serializer.validated_data["note"])
+        results = [{"task": o.task.pk if o.task is not None else None, "key": o.ref,
+                    "result": "approved" if o.approved else "refused", "reason": o.reason, "code": o.code}
+                   for o in outcomes]
+        approved = sum(1 for o in outcomes if o.approved)
+        return Response(ApproveAllResultSerializer(
+            {"approved": approved, "refused": len(outcomes) - approved, "results": results}).data)
 
     # --- the spec file ------------------------------------------------------------------------------------
 

@@ -184,6 +184,20 @@ def run_dir(context, name: str) -> Path:
     return path
 
 
+def target_file_missing(target) -> bool:
+    """A SQLite or DuckDB target whose file is not there yet (nothing built into it): it has no tables, and dbt
+    creates it on the first build."""
+    if target.engine == "sqlite":
+        from pipeline.dbt.project import sqlite_path
+
+        return not sqlite_path(target.location).is_file()
+    if target.engine == "duckdb":
+        from agents.connectors.duckdb import duckdb_path
+
+        return not duckdb_path(target.location).is_file()
+    return False
+
+
 def target_row_counts(plan: BuildPlan, targets: list[TargetSpec] | None = None) -> dict[str, int]:
     """Rows of each target built (of ``targets``, default all the plan's)."""
     with adapter_for(plan.target, mission=plan.mission) as adapter:

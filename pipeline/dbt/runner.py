@@ -45,6 +45,7 @@ class NodeResult:
     execution_time: float = 0.0
     relation: str = ""
     compiled_code: str = ""
+    thread: str = ""  # dbt's worker thread: more than one across an invocation's nodes means they ran in parallel
 
     @property
     def ok(self) -> bool:
@@ -74,6 +75,11 @@ class Invocation:
     def warned_nodes(self) -> list[NodeResult]:
         return [n for n in self.nodes if n.status == "warn"]
 
+    @property
+    def threads_used(self) -> int:
+        """How many of dbt's threads ran this invocation's nodes (above one: nodes built in parallel)."""
+        return len({n.thread for n in self.nodes if n.thread})
+
     def failure_text(self) -> str:
         parts = [f"{n.resource_type} {n.name} {n.status}: {n.message}" for n in self.failed_nodes]
         if self.error:
@@ -85,6 +91,7 @@ class Invocation:
             "command": self.command, "success": self.success, "error": self.error,
             "elapsed_s": round(self.elapsed, 3), "parse_s": round(self.parse_elapsed, 3),
             "dbt_s": round(self.dbt_elapsed, 3), "reused_manifest": self.reused_manifest,
+            "threads_used": self.threads_used,
             "nodes": [{k: v for k, v in asdict(n).items() if k != "compiled_code"} for n in self.nodes],
         }
 
@@ -125,6 +132,7 @@ def _node_results(result) -> list[NodeResult]:
             failures=item.failures, execution_time=round(item.execution_time or 0.0, 4),
             relation=getattr(node, "relation_name", None) or "",
             compiled_code=getattr(node, "compiled_code", None) or "",
+            thread=str(getattr(item, "thread_id", None) or ""),
         ))
     return nodes
 

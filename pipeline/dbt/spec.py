@@ -44,6 +44,9 @@ class ColumnSpec:
     source_table: str = ""
     source_column: str = ""
     references: str = ""  # "TABLE.COLUMN" a value must exist in (referential integrity), when declared
+    # Which part of the grain's period the column holds, from its rule: "start" (period_start), "year" (year_of),
+    # "month" (month_of); "" for any other column. The backfill reads a built row's period from these.
+    period_part: str = ""
 
     @property
     def family(self) -> str:
@@ -67,6 +70,11 @@ class TargetSpec:
     # The grain's period as the mapping spec states it ("TABLE.COLUMN"), "" when the grain has none, None when the
     # spec does not say (an inline target): then the model's reading of the month-partitioned table decides.
     period: str | None = None
+    # The grain's period unit as the spec file states it ("day", "week", "month", "year"), "" when unknown.
+    period_unit: str = ""
+    # "table" (the build is the whole history; the backfill verifies it) or "incremental" (the build loads the
+    # latest period, the backfill the history, period by period).
+    materialized: str = "table"
 
     def column(self, name: str) -> ColumnSpec | None:
         return next((c for c in self.columns if c.name.upper() == name.upper()), None)
@@ -133,7 +141,18 @@ def column_from_dict(raw: dict) -> ColumnSpec:
         source_table=str(source_table or ""),
         source_column=str(source_column or ""),
         references=_references(raw),
+        period_part=_period_part(raw.get("rule")),
     )
+
+
+_PERIOD_RULES = {"period_start": "start", "year_of": "year", "month_of": "month"}
+MATERIALIZATIONS = ("table", "incremental")
+
+
+def _period_part(rule: Any) -> str:
+    if not isinstance(rule, dict):
+        return ""
+    return next((part for key, part in _PERIOD_RULES.items() if key in rule), "")
 
 
 def target_from_dict(raw: dict, *, sql: str | None = None, dialect: str | None = None,
@@ -151,13 +170,18 @@ def target_from_dict(raw: dict, *, sql: str | None = None, dialect: str | None =
         grain = [g.strip() for g in re.split(r"[,\s]+", grain) if g.strip()]
     if not grain:
         grain = [c.name for c in columns if c.unique]
+    materialized = str(raw.get("materialized") or "table")
+    if materialized not in MATERIALIZATIONS:
+        raise DomainError(f"The spec of {name} says materialized: {materialized!r}; it is one of "
+                          f"{', '.join(MATERIALIZATIONS)}.", field="materialized")
     text = sql if sql is not None else raw.get("sql") or raw.get("select_sql") or ""
     if not text.strip():
         raise DomainError(f"The spec of {name} has no SQL for the target.", field="sql")
     return TargetSpec(
         name=str(name), sql=text, dialect=dialect or raw.get("dialect") or "sqlite",
         description=str(raw.get("description") or ""), columns=columns, grain=[str(g) for g in grain],
-        version=version, period=period,
+        version=version, period=period, materialized=materialized,
+        period_unit=str(raw.get("period_unit") or ""),
         measures=[{**c["measure"], "column": str(c.get("name"))} for c in raw.get("columns") or []
                   if isinstance(c, dict) and isinstance(c.get("measure"), dict)],
     )

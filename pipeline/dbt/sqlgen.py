@@ -55,6 +55,28 @@ class Partition:
                                   field="partition")
 
 
+def target_period_sql(target: TargetSpec, partition: Partition | None) -> str | None:
+    """SQL over the target's own table giving a built row's month ('YYYY-MM'), the same on SQLite, PostgreSQL and
+    DuckDB: from the column holding the period's start (rule ``period_start``, or a date column copied from the
+    partition's date), else from the year and month columns (``year_of``, ``month_of``). None when the target has
+    no such column, or when its period spans months (a week, a year), so that no month holds its rows whole."""
+    if target.period_unit in {"week", "year"}:
+        return None
+    parts = {c.period_part: c.name for c in target.columns if c.period_part}
+    start = parts.get("start")
+    if start is None and partition is not None:
+        start = next((c.name for c in target.columns if c.family in {"date", "timestamp"}
+                      and c.source_column.upper() == partition.column.upper()
+                      and c.source_table.upper() in {"", partition.table.upper()}), None)
+    if start is not None:
+        return f'substr(CAST("{start}" AS TEXT), 1, 7)'
+    if "year" in parts and "month" in parts:
+        year, month = f'"{parts["year"]}"', f'"{parts["month"]}"'
+        return (f"CAST({year} AS TEXT) || '-' || CASE WHEN {month} < 10 THEN '0' ELSE '' END || "
+                f"CAST({month} AS TEXT)")
+    return None
+
+
 def cast_type(declared: str, dialect: str) -> str:
     family = type_family(declared)
     if dialect in {"postgres", "duckdb"} and family == "numeric":
@@ -138,18 +160,24 @@ def model_sql(target: TargetSpec, *, dialect: str, bronze_tables: dict[str, str]
     def source(match: re.Match) -> str:
         return "{{ source('bronze', '" + match.group(1) + "') }}"
 
+    # An incremental model built without a month reads the latest month of the partition table.
+    latest = target.materialized == "incremental"
+
     def part(match: re.Match) -> str:
         column = '"' + partition.column + '"'
         # Identifiers only: the table matched \w+ and the column was checked by Partition.
         source_ref = "{{ source('bronze', '" + match.group(1) + "') }}"
-        return "(SELECT * FROM " + source_ref + " WHERE {{ genesis_month_filter('" + column + "') }})"  # noqa: S608
+        latest_of = ", source('bronze', '" + match.group(1) + "')" if latest else ""
+        return ("(SELECT * FROM " + source_ref + " WHERE {{ genesis_month_filter('" + column + "'"  # noqa: S608
+                + latest_of + ") }})")
 
     def child(match: re.Match) -> str:
         column = next(c for t, c in partition.children if t.upper() == match.group(1).upper())
         source_ref = "{{ source('bronze', '" + match.group(1) + "') }}"
         parent = "source('bronze', '" + partition.table + "')"
         return ("(SELECT * FROM " + source_ref + " WHERE {{ genesis_child_filter('\"" + column + "\"', "  # noqa: S608
-                + parent + ", '\"" + partition.key + "\"', '\"" + partition.column + "\"') }})")
+                + parent + ", '\"" + partition.key + "\"', '\"" + partition.column + "\"'"
+                + (", true" if latest else "") + ") }})")
 
     text = re.sub(r'"' + _SRC + r'(\w+)"', source, text)
     text = re.sub(r'"' + _CHILD + r'(\w+)"', child, text)
@@ -177,7 +205,7 @@ def render_month(model: str, *, month: str, dialect: str) -> str:
                 f"{month_filter(date, month, dialect)})")
 
     text = re.sub(r"\{\{ genesis_child_filter\('(\"\w+\")', source\('bronze', '(\w+)'\), '(\"\w+\")', "
-                  r"'(\"\w+\")'\) \}\}", child, model)
-    text = re.sub(r"\{\{ genesis_month_filter\('(\"\w+\")'\) \}\}",
+                  r"'(\"\w+\")'(?:, true)?\) \}\}", child, model)
+    text = re.sub(r"\{\{ genesis_month_filter\('(\"\w+\")'(?:, source\('bronze', '\w+'\))?\) \}\}",
                   lambda m: month_filter(m.group(1), month, dialect), text)
     return re.sub(r"\{\{ source\('bronze', '(\w+)'\) \}\}", r'"\1"', text)

@@ -4,6 +4,7 @@ versioned spec (JSON, SQL, lineage, diff) for the Mission Owner's approval."""
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
@@ -301,7 +302,8 @@ class FieldMappingAgent(BaseAgent):
         except Ambiguity as question:
             say(context, f"asking: {question.question}")
             key = question.column if "->" in question.column else f"{target_name}.{question.column}"
-            ask_context: dict[str, Any] = {"column": key, "reason": question.reason, "free_answer": True}
+            ask_context: dict[str, Any] = {"column": key, "reason": question.reason, "free_answer": True,
+                                           "draft": mapper.draft()}
             text, default = question.question, question.default
             suggestion = (self._suggest(context, adapter, mapper, profile, target_name, catalog, question)
                           if suggest else None)
@@ -333,7 +335,8 @@ class FieldMappingAgent(BaseAgent):
     def _suggest(self, context: AgentContext, adapter: Adapter, mapper: TargetMapper, profile: dict[str, Any],
                  target_name: str, catalog: Catalog, question: Ambiguity) -> assist.Suggestion | None:
         """Ask the language model (if one is configured) and prove its proposal as a person's answer is proven: the
-        target mapped again with it, dry-run and checked for multiplied rows. None unless it passes."""
+        target mapped again with it, dry-run, checked for multiplied rows, and the measures it decides reconciled
+        (target total against the measured table's own total). None unless it passes."""
         asked = assist.ask(context, target=mapper.target, key=question.column, question=question.question,
                            profile=profile)
         if asked is None:
@@ -348,17 +351,26 @@ class FieldMappingAgent(BaseAgent):
             content, stop = self._plan(context, adapter, trial, profile, target_name, catalog, suggest=False)
             same = isinstance(stop, NeedsInput) and str((stop.context or {}).get("column", "")).upper().endswith(
                 question.column.upper())
-            if stop is None or (isinstance(stop, NeedsInput) and not same):
+            totals, unreconciled = (assist.reconciled(adapter, content, question.column) if stop is None
+                                    else ([], ""))
+            failed = [t for t in totals if not t.passed]
+            if not failed and (stop is None or (isinstance(stop, NeedsInput) and not same)):
                 rows = (content.get("dry_run") or {}).get("rows") if content else None
                 checked = ("checked: it parses, uses allowed columns"
                            + (f", the dry run gives {rows} rows, none multiplied" if rows is not None
-                              else "; the rest of the target still has open questions"))
+                              else "; the rest of the target still has open questions")
+                           + "".join(f", {t.column} reconciles (target total {t.target_total:,.6g} = source total "
+                                     f"{t.source_total:,.6g})" for t in totals)
+                           + (f"; {unreconciled}" if unreconciled else ""))
                 suggestion = assist.Suggestion(answer=answer, reasoning=str(exchange.data.get("reasoning") or ""),
                                                checked=checked)
-                exchange.validation = {"passed": True, "answer": answer, "checked": checked}
+                exchange.validation = {"passed": True, "answer": answer, "checked": checked,
+                                       "reconciliation": [asdict(t) for t in totals]}
             else:
-                why = getattr(stop, "question", None) or getattr(stop, "error", None) or "refused"
-                exchange.validation = {"passed": False, "answer": answer, "refused": str(why)[:1000]}
+                why = (getattr(stop, "question", None) or getattr(stop, "error", None) or
+                       "; ".join(f"reconciliation of {t.column} failed: {t.detail}" for t in failed) or "refused")
+                exchange.validation = {"passed": False, "answer": answer, "refused": str(why)[:1000],
+                                       "reconciliation": [asdict(t) for t in totals]}
                 say(context, f"the language model's proposal for {question.column} was refused: {str(why)[:200]}")
         assistant.attach(exchange, f"llm-proposal-{target_name}-{question.column}.json".replace("->", "-to-"))
         return suggestion

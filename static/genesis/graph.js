@@ -1,8 +1,8 @@
 // The cockpit's task graph: Cytoscape.js laid out by dagre (left to right), one box per task naming its key, its
 // status and its run time in text, inside a box per phase; colours follow the status, and the critical path (the
 // chain with the most run time) has thick outlines and edges. The picture is sized to its content at a zoom that
-// keeps the labels at 12px or more (a graph wider than the card pans). When the board refreshes (htmx), the node
-// statuses follow it.
+// keeps the labels at 12px or more (a graph wider than the card pans). When the live poller brings the mission's
+// new state (htmx), the nodes' statuses, run times and the critical path follow it without a reload.
 (function () {
   "use strict";
   var COLOURS = {
@@ -76,9 +76,10 @@
     style.push({ selector: 'node[status = "running"]', style: { "border-width": 3, "border-color": "#0b5fa5" } });
     style.push({ selector: 'node[status = "failed"]', style: { "border-width": 3, "border-color": "#a32020", "border-style": "dashed" } });
     style.push({ selector: "node.critical", style: { "border-width": 4, "border-color": "#7a2e9a" } });
+    var layout = { name: dagre ? "dagre" : "breadthfirst", rankDir: "LR", nodeSep: 14, rankSep: 50, directed: true };
     var cy = cytoscape({
       container: container, elements: elements, style: style, wheelSensitivity: 0.3, minZoom: 0.2, maxZoom: 2,
-      layout: { name: dagre ? "dagre" : "breadthfirst", rankDir: "LR", nodeSep: 14, rankSep: 50, directed: true }
+      layout: layout
     });
     fitToContent(cy, container);
     cy.on("tap", "node", function (evt) {
@@ -86,20 +87,59 @@
     });
     window.genesisGraph = cy;
 
+    // The live poller brings the graph's state (missions/htmx/graph_state.html): statuses, run times and the
+    // critical path are applied to the drawn picture; a board refreshed on its own brings the statuses alone.
     document.body.addEventListener("htmx:afterSettle", function () {
+      var state = readJson("task-graph-state-data");
+      if (state) {
+        // A label that grew (a longer status, a run time) widens its box: the picture is laid out again, unless
+        // it is too large to do that at every change (its boxes then keep their places).
+        if (applyState(cy, state) && data.nodes.length <= PHASE_BOXES_UP_TO) {
+          cy.layout(layout).run();
+          fitToContent(cy, container);
+        }
+        return;
+      }
       var statuses = readJson("task-status-data");
       if (!statuses) { return; }
       cy.batch(function () {
         Object.keys(statuses).forEach(function (id) {
           var node = cy.getElementById(id);
           if (node.nonempty() && node.data("status") !== statuses[id]) {
-            node.data("status", statuses[id]);
-            node.data("label", label(node.data("key"), LABELS[statuses[id]] || statuses[id], node.data("duration"),
-                                     node.data("phaseLabel")));
+            setNode(node, statuses[id], node.data("duration"));
           }
         });
       });
     });
+  }
+
+  // Sets a node's status and run time; says whether its box changed size.
+  function setNode(node, status, duration, statusLabel) {
+    var text = label(node.data("key"), statusLabel || LABELS[status] || status, duration, node.data("phaseLabel"));
+    var size = sized(text);
+    var resized = size.w !== node.data("w") || size.h !== node.data("h");
+    node.data({ status: status, duration: duration, label: text, w: size.w, h: size.h });
+    return resized;
+  }
+
+  // Applies the live state to the picture; says whether a box changed size.
+  function applyState(cy, state) {
+    var onPath = {}, resized = false;
+    (state.critical_edges || []).forEach(function (e) { onPath[e[0] + ">" + e[1]] = true; });
+    cy.batch(function () {
+      Object.keys(state.nodes).forEach(function (id) {
+        var node = cy.getElementById(id), next = state.nodes[id];
+        if (node.empty()) { return; }
+        if (node.data("status") !== next.status || node.data("duration") !== next.duration) {
+          resized = setNode(node, next.status, next.duration, next.status_label) || resized;
+        }
+        node.toggleClass("critical", !!next.critical);
+      });
+      cy.edges().forEach(function (edge) {
+        edge.toggleClass("critical", !!onPath[edge.source().id() + ">" + edge.target().id()]);
+      });
+    });
+    return resized;
   }
 
   // The box takes the height of the laid-out graph (within limits) at zoom 1, so that 13px labels stay 13px; a graph

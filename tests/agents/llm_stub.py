@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+KEY = "sk-test-0123456789-never-shown"  # the key the ``llm_stub`` fixture configures: it must never show
+
 
 @dataclass
 class Reply:

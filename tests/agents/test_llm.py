@@ -13,32 +13,14 @@ from missions.choices import MissionStatus
 from tasks import services
 from tasks.choices import TaskStatus
 from tasks.models import Artifact, Run, Task
-from tests.agents.llm_stub import StubLLM
+from tests.agents.llm_stub import KEY
 from workflows import missions as mission_workflows
 
 pytestmark = pytest.mark.django_db
 
-KEY = "sk-test-0123456789-never-shown"
 SCHEMA = {"type": "object", "required": ["expression"],
           "properties": {"expression": {"type": "string"}, "reasoning": {"type": "string"}}}
 ASK = [{"role": "user", "content": "Which source column gives the customer's lifetime value?"}]
-
-
-@pytest.fixture
-def stub():
-    with StubLLM() as server:
-        yield server
-
-
-@pytest.fixture
-def model_on(settings, stub):
-    settings.GENESIS_LLM_BASE_URL = stub.base_url
-    settings.GENESIS_LLM_MODEL = "stub-model"
-    settings.GENESIS_LLM_API_KEY = KEY
-    settings.GENESIS_LLM_TIMEOUT_SECONDS = 1.0
-    settings.GENESIS_LLM_ATTEMPTS = 3
-    settings.GENESIS_LLM_MAX_RETRY_WAIT_SECONDS = 2
-    return stub
 
 
 def test_off_by_default_nothing_is_called_or_recorded(mission):
@@ -48,13 +30,13 @@ def test_off_by_default_nothing_is_called_or_recorded(mission):
     assert not HistoryEntry.objects.filter(mission=mission, event__startswith="llm.").exists()
 
 
-def test_a_valid_answer_is_returned_and_recorded_with_its_cost(mission, model_on):
-    model_on.reply(json={"expression": "SUM(payments.amount)", "reasoning": "payments via orders"},
+def test_a_valid_answer_is_returned_and_recorded_with_its_cost(mission, llm_stub):
+    llm_stub.reply(json={"expression": "SUM(payments.amount)", "reasoning": "payments via orders"},
                    prompt_tokens=300, completion_tokens=25)
     exchange = Assistant(mission_id=mission.pk).ask("propose", ASK, SCHEMA)
     assert exchange.ok and exchange.data == {"expression": "SUM(payments.amount)", "reasoning": "payments via orders"}
     assert (exchange.model, exchange.tokens, exchange.attempts) == ("stub-model", 325, 1)
-    sent = model_on.requests[0]
+    sent = llm_stub.requests[0]
     assert sent["path"] == "/v1/chat/completions"
     assert sent["headers"]["Authorization"] == f"Bearer {KEY}"
     assert sent["body"]["model"] == "stub-model" and sent["body"]["messages"] == ASK
@@ -63,11 +45,11 @@ def test_a_valid_answer_is_returned_and_recorded_with_its_cost(mission, model_on
     assert (mission_usage(mission.pk).calls, mission_usage(mission.pk).tokens) == (1, 325)
 
 
-def test_a_rate_limit_is_waited_out_as_its_retry_after_says(mission, model_on):
-    model_on.reply(status=429, headers={"Retry-After": "1"}, body=b'{"error": "slow down"}')
-    model_on.reply(json={"expression": "x"})
+def test_a_rate_limit_is_waited_out_as_its_retry_after_says(mission, llm_stub):
+    llm_stub.reply(status=429, headers={"Retry-After": "1"}, body=b'{"error": "slow down"}')
+    llm_stub.reply(json={"expression": "x"})
     exchange = Assistant(mission_id=mission.pk).ask("propose", ASK, SCHEMA)
-    assert exchange.ok and exchange.attempts == 2 and len(model_on.requests) == 2
+    assert exchange.ok and exchange.attempts == 2 and len(llm_stub.requests) == 2
 
 
 @pytest.mark.parametrize(("replies", "outcome", "calls"), [
@@ -80,21 +62,22 @@ def test_a_rate_limit_is_waited_out_as_its_retry_after_says(mission, model_on):
     ([{"body": b'{"choices": []}'}], "malformed", 1),
     ([{"status": 401, "body": b'{"error": "bad key"}'}], "refused", 1),
 ])
-def test_every_fault_falls_back_and_is_recorded(mission, model_on, replies, outcome, calls):
+def test_every_fault_falls_back_and_is_recorded(mission, llm_stub, settings, replies, outcome, calls):
+    settings.GENESIS_LLM_TIMEOUT_SECONDS = 1.0  # the slow reply comes after 1.6 s
     for reply in replies:
-        model_on.reply(**reply)
+        llm_stub.reply(**reply)
     exchange = Assistant(mission_id=mission.pk).ask("propose", ASK, SCHEMA)
     assert (exchange.ok, exchange.data, exchange.outcome) == (False, None, outcome)
-    assert len(model_on.requests) == calls
+    assert len(llm_stub.requests) == calls
     assert HistoryEntry.objects.get(mission=mission, event="llm.call").data["outcome"] == outcome
 
 
-def test_a_spent_budget_stops_calling(mission, model_on, settings):
+def test_a_spent_budget_stops_calling(mission, llm_stub, settings):
     settings.GENESIS_LLM_MAX_CALLS_PER_MISSION = 1
-    model_on.reply(json={"expression": "a"}).reply(json={"expression": "b"})
+    llm_stub.reply(json={"expression": "a"}).reply(json={"expression": "b"})
     assert Assistant(mission_id=mission.pk).ask("propose", ASK, SCHEMA).ok
     second = Assistant(mission_id=mission.pk).ask("propose", ASK, SCHEMA)
-    assert (second.outcome, len(model_on.requests)) == ("budget", 1)
+    assert (second.outcome, len(llm_stub.requests)) == ("budget", 1)
     settings.GENESIS_LLM_MAX_CALLS_PER_MISSION = 0
     settings.GENESIS_LLM_MAX_TOKENS_PER_MISSION = 100  # already 160 spent
     assert Assistant(mission_id=mission.pk).ask("propose", ASK, SCHEMA).outcome == "budget"
@@ -110,16 +93,16 @@ def _fail_a_task(mission, agent, lead, django_capture_on_commit_callbacks):
     return task
 
 
-def test_a_failed_run_is_explained_beside_its_error(mission, agent, lead, model_on, client,
+def test_a_failed_run_is_explained_beside_its_error(mission, agent, lead, llm_stub, client,
                                                     django_capture_on_commit_callbacks):
-    model_on.reply(json={"explanation": "The loader raised before reading any file.",
+    llm_stub.reply(json={"explanation": "The loader raised before reading any file.",
                          "likely_cause": "the agent was told to raise", "next_step": "Retry without raise_attempts."})
     task = _fail_a_task(mission, agent, lead, django_capture_on_commit_callbacks)
     run = Run.objects.get(task=task)
     explained = HistoryEntry.objects.get(mission=mission, event="run.explained")
     assert explained.run_id == run.pk and "raised before reading" in explained.message
     assert "Next step: Retry without raise_attempts." in explained.message
-    prompt = model_on.requests[0]["body"]["messages"][1]["content"]
+    prompt = llm_stub.requests[0]["body"]["messages"][1]["content"]
     assert "noop told to raise" in prompt and "Load the files" in prompt
     record = json.loads(Artifact.objects.get(mission=mission, name=f"llm-explain-run-{run.pk}.json").file.read())
     assert record["answer"]["explanation"].startswith("The loader") and record["prompt_tokens"] == 120
@@ -129,9 +112,9 @@ def test_a_failed_run_is_explained_beside_its_error(mission, agent, lead, model_
     assert Task.objects.get(pk=task.pk).status == TaskStatus.FAILED  # an explanation changes nothing
 
 
-def test_a_failed_explanation_leaves_the_failure_as_it_was(mission, agent, lead, model_on,
+def test_a_failed_explanation_leaves_the_failure_as_it_was(mission, agent, lead, llm_stub,
                                                            django_capture_on_commit_callbacks):
-    model_on.reply(status=500, body=b"x").reply(status=500, body=b"x").reply(status=500, body=b"x")
+    llm_stub.reply(status=500, body=b"x").reply(status=500, body=b"x").reply(status=500, body=b"x")
     task = _fail_a_task(mission, agent, lead, django_capture_on_commit_callbacks)
     assert not HistoryEntry.objects.filter(mission=mission, event="run.explained").exists()
     assert HistoryEntry.objects.get(mission=mission, event="llm.call").data["outcome"] == "server_error"
@@ -150,10 +133,10 @@ def test_without_a_model_a_failure_enqueues_no_explanation(mission, agent, lead,
     assert not [job for job in jobs if "explain" in job]
 
 
-def test_the_key_never_shows_in_logs_history_artifacts_or_the_api(mission, agent, lead, model_on, client, caplog,
+def test_the_key_never_shows_in_logs_history_artifacts_or_the_api(mission, agent, lead, llm_stub, client, caplog,
                                                                    django_capture_on_commit_callbacks):
     caplog.set_level(logging.DEBUG)
-    model_on.reply(json={"explanation": "It failed."})
+    llm_stub.reply(json={"explanation": "It failed."})
     _fail_a_task(mission, agent, lead, django_capture_on_commit_callbacks)
     Assistant(mission_id=mission.pk).ask("propose", ASK, SCHEMA)  # a fault (nothing queued): its detail is logged
     assert KEY not in caplog.text
@@ -167,7 +150,7 @@ def test_the_key_never_shows_in_logs_history_artifacts_or_the_api(mission, agent
         assert KEY not in client.get(url, {"mission": mission.pk} if "missions/" not in url else {}).content.decode()
 
 
-def test_failed_checks_are_explained_beside_their_evidence(mission, lead, model_on, client):
+def test_failed_checks_are_explained_beside_their_evidence(mission, lead, llm_stub, client):
     from blueprints.explain import phase_explain
     from blueprints.models import CheckEvaluation
 
@@ -178,22 +161,22 @@ def test_failed_checks_are_explained_beside_their_evidence(mission, lead, model_
         mission=mission, phase=phase, scope="exit", criterion_index=0, round=1, check_type="row_count",
         description="Claims backfilled", passed=False, message="0 rows; expected at least 1.",
         evidence={"query": "select count(*) from claim_summary", "value": 0})
-    model_on.reply(json={"explanation": "CLAIM_SUMMARY is empty, so the backfill wrote nothing.",
+    llm_stub.reply(json={"explanation": "CLAIM_SUMMARY is empty, so the backfill wrote nothing.",
                          "next_step": "Check that the build ran against the target."})
     assert phase_explain(phase.pk) == "explained"
-    prompt = model_on.requests[0]["body"]["messages"][1]["content"]
+    prompt = llm_stub.requests[0]["body"]["messages"][1]["content"]
     assert "Claims backfilled" in prompt and "select count(*) from claim_summary" in prompt
     client.force_login(lead)
     page = client.get(reverse("missions:cockpit", args=[mission.pk])).content.decode()
     assert "CLAIM_SUMMARY is empty, so the backfill wrote nothing." in page
     assert page.index("CLAIM_SUMMARY is empty") < page.index("0 rows; expected at least 1.")
-    model_on.reply(json={"explanation": 42})  # off-schema: nothing new is shown
+    llm_stub.reply(json={"explanation": 42})  # off-schema: nothing new is shown
     assert phase_explain(phase.pk) == "schema"
     assert HistoryEntry.objects.filter(mission=mission, event="check.explained").count() == 1
 
 
-def test_the_cockpit_shows_what_the_mission_spent(mission, lead, model_on, client):
-    model_on.reply(json={"expression": "a"}, prompt_tokens=1000, completion_tokens=234)
+def test_the_cockpit_shows_what_the_mission_spent(mission, lead, llm_stub, client):
+    llm_stub.reply(json={"expression": "a"}, prompt_tokens=1000, completion_tokens=234)
     Assistant(mission_id=mission.pk).ask("propose", ASK, SCHEMA)
     client.force_login(lead)
     page = client.get(reverse("missions:cockpit", args=[mission.pk])).content.decode()

@@ -10,7 +10,12 @@ def test_the_history_page_refuses_a_nul_in_the_task_filter_naming_it(client, lea
     client.force_login(lead)
     response = client.get(f"/missions/{mission.pk}/history/?task_key=%00")
     assert response.status_code == 400
-    assert response.content.decode() == "Bad request: the query parameter task_key holds a NUL character."
+    page = response.content.decode()
+    assert "The query parameter task_key holds a NUL character, which is not allowed." in page
+    assert "Error 400" in page and 'aria-label="Main"' in page  # the site's 400 page, with its navigation
+    fragment = client.get(f"/missions/{mission.pk}/history/?task_key=%00", HTTP_HX_REQUEST="true")
+    assert fragment.status_code == 400 and fragment.content.decode() == (
+        "The query parameter task_key holds a NUL character, which is not allowed.")
     assert client.get(f"/missions/{mission.pk}/history/?task_key=profile").status_code == 200
 
 

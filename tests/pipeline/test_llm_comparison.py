@@ -4,18 +4,20 @@ wrong without any check flagging them, which must stay 0 in both.
 
 The stub replays recorded proposals: for most questions the right answer, for every third one a proposal naming
 a column the source does not have. Every proposal is proven as ``pipeline.assist`` proves it (the target mapped
-again with it as the answer); the simulated person accepts a proven suggestion only if it is the answer they
-would give, and otherwise types their own. The counts are printed."""
+again with it as the answer, and once the target is complete, its SQL run on the source and the measures the
+answer decides reconciled); the simulated person accepts a proven suggestion only if it is the answer they would
+give, and otherwise types their own. The counts are printed."""
 
 from __future__ import annotations
 
 import pytest
 
+from agents.connectors import adapter_for
 from agents.llm import Assistant
 from pipeline import assist
 from pipeline.expressions import ExpressionError
 from pipeline.mapping import Ambiguity, TargetMapper
-from tests.agents.llm_stub import StubLLM
+from tests.pipeline.conftest import sqlite_connection
 from tests.pipeline.test_proof import CASES, catalog_for, cells, flagged_columns, wrong_cells
 
 pytestmark = pytest.mark.django_db
@@ -36,15 +38,17 @@ def plain(answer: str) -> str:
     return " ".join(text.split()).lower()
 
 
-def proven(mapper_args: dict, given: dict[str, str], key: str, answer: str) -> bool:
-    """The proof a proposal gets: the target mapped again with it as the answer of ``key``."""
+def proven(mapper_args: dict, given: dict[str, str], key: str, answer: str, source_path) -> bool:
+    """The proof a proposal gets: the target mapped again with it as the answer of ``key``, and reconciled."""
     try:
-        TargetMapper(**mapper_args, answers={**given, key.upper(): answer}).plan()
+        content = TargetMapper(**mapper_args, answers={**given, key.upper(): answer}).plan()
     except Ambiguity as question:
         return question.column.upper() != key.upper()
     except (ExpressionError, ValueError):
         return False
-    return True
+    with adapter_for(sqlite_connection(source_path), mission=None) as adapter:
+        totals, _ = assist.reconciled(adapter, {**content, "dry_run": {"scope": "all rows"}}, key)
+    return all(t.passed for t in totals)
 
 
 def run_case(name, tmp_path, *, stub, mission_id):
@@ -73,7 +77,7 @@ def run_case(name, tmp_path, *, stub, mission_id):
                         "propose", assist.prompt(target=target, key=question.column, question=question.question,
                                                  profile=catalog.profile), assist.PROPOSAL_SCHEMA)
                     answer = assist.answer_text(exchange.data, question.column) if exchange.ok else ""
-                    if answer and proven(args, given, question.column, answer):
+                    if answer and proven(args, given, question.column, answer, source.path):
                         counts["suggested"] += 1
                         counts["accepted"] += plain(answer) == plain(right)
                     else:
@@ -88,12 +92,11 @@ def run_case(name, tmp_path, *, stub, mission_id):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_questions_with_and_without_proposals_and_no_silent_wrong_column(name, tmp_path, settings, mission):
-    without = run_case(name, tmp_path / "without", stub=None, mission_id=mission.pk)
-    with StubLLM() as stub:
-        settings.GENESIS_LLM_BASE_URL, settings.GENESIS_LLM_MODEL = stub.base_url, "stub-model"
-        settings.GENESIS_LLM_MAX_CALLS_PER_MISSION = 0
-        with_model = run_case(name, tmp_path / "with", stub=stub, mission_id=mission.pk)
+def test_questions_with_and_without_proposals_and_no_silent_wrong_column(name, tmp_path, settings, mission,
+                                                                        llm_stub):
+    without = run_case(name, tmp_path / "without", stub=None, mission_id=mission.pk)  # the mapper alone
+    settings.GENESIS_LLM_MAX_CALLS_PER_MISSION = 0
+    with_model = run_case(name, tmp_path / "with", stub=llm_stub, mission_id=mission.pk)
     print(f"\n{name}: without a model {without['asked']} questions typed; with the stub's proposals "
           f"{with_model['asked']} questions, {with_model['suggested']} carried a proven suggestion "
           f"({with_model['accepted']} accepted as is), {with_model['refused']} proposals refused and "

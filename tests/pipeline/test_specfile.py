@@ -130,3 +130,20 @@ def test_dates_are_kept_as_text_as_in_blueprint_files():
     # Read as a date before, which the schema then refused ("must be of type string, got date").
     text = DEMO.read_text().replace("name: Healthcare Data Pipeline", "name: 2024-01-31", 1)
     assert load_spec_text(text)["name"] == "2024-01-31"
+
+
+def test_materialized_incremental_needs_a_period_a_month_holds_whole(spec):
+    tables = spec["targets"]["tables"]
+    tables[1]["materialized"] = "incremental"  # PROVIDER_SUMMARY: one row per provider and month
+    assert validate_spec(spec)["targets"]["tables"][1]["materialized"] == "incremental"
+    bad = copy.deepcopy(spec)
+    bad["targets"]["tables"][0]["materialized"] = "incremental"
+    bad["targets"]["tables"][0]["grain"].pop("period", None)
+    bad["targets"]["tables"][0]["columns"] = [c for c in bad["targets"]["tables"][0]["columns"]
+                                              if not set(c.get("rule") or {}) & {"year_of", "month_of", "period_start"}]
+    bad["targets"]["tables"][1]["grain"]["period"] = {"year_of": "claim service date"}
+    errors = _errors(bad)
+    assert "its grain has no period" in errors["targets.tables[0].materialized"]
+    assert "a year spans months" in errors["targets.tables[1].materialized"]
+    spec["targets"]["tables"][2]["materialized"] = "view"
+    assert _errors(spec) == {"targets.tables[2].materialized": "must be one of 'table', 'incremental', got 'view'"}

@@ -5,7 +5,8 @@ Builds the bronze SQLite database (deterministic for a seed), registers it as th
 (project.yml), loads the shipped blueprints, and creates the demo Mission Owner and stakeholder. With
 ``--launch`` it also creates the Healthcare Data Pipeline mission: the generic ``build-marts`` blueprint with the
 demo's spec file attached (its three targets become the three mapping tasks), through the same launch verb as
-``launch_mission --spec-file``, the launch page and the API.
+``launch_mission --spec-file``, the launch page and the API; the demo stakeholder is named a required signer, so the
+owner closes it only after the stakeholder has approved the delivered outputs.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ class Command(BaseCommand):
 
         if launch:
             mission = self._launch(owner, stakeholder, mode)
-            self.stdout.write(f"mission {mission.pk} “{mission.name}” created ({mode}); spec file attached")
+            self.stdout.write(f"mission {mission.pk} “{mission.name}” created ({mode}); spec file attached; "
+                              f"{STAKEHOLDER}'s sign-off is required before it closes")
 
     def _user(self, username: str, first: str, last: str):
         users = get_user_model()
@@ -133,7 +135,9 @@ class Command(BaseCommand):
                 mission = mission_create_from_blueprint(
                     version=version, name="Healthcare Data Pipeline (demo)", objective="", owner=owner, mode=mode,
                     params=params, actor=owner, spec_file=File(handle, name="project.yml"))
-            membership_set(mission=mission, user=stakeholder, role=Role.STAKEHOLDER, actor=owner)
+            # The stakeholder's approval of the delivered outputs is required before the owner can close.
+            membership_set(mission=mission, user=stakeholder, role=Role.STAKEHOLDER, actor=owner,
+                           signoff_required=True)
         except DomainError as error:
             raise CommandError(error.message) from None
         return mission

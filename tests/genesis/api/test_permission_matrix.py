@@ -61,6 +61,9 @@ WRITES = {
                   {"lead": 200, "analyst": 403, "viewer": 403, "outsider": 404, "staff": 200, "anonymous": 401}),
     "cancel task": ("post", "/api/v1/tasks/{c.pk}/cancel/", lambda w: {},
                     {"lead": 200, "analyst": 403, "viewer": 403, "outsider": 404, "staff": 200, "anonymous": 401}),
+    # Approving several tasks: the Mission Owner and Task Owners (each refusal is then reported task by task).
+    "approve all": ("post", "/api/v1/projects/{mission.pk}/approve-all/", lambda w: {"tasks": ["a", "b"]},
+                    {"lead": 200, "analyst": 200, "viewer": 403, "outsider": 404, "staff": 200, "anonymous": 401}),
     "add edge": ("post", "/api/v1/dependencies/", lambda w: {"task": w["c"].pk, "depends_on": w["b"].pk},
                  {"lead": 201, "analyst": 403, "viewer": 403, "outsider": 400, "staff": 201, "anonymous": 401}),
     "remove edge": ("delete", "/api/v1/dependencies/{edge.pk}/", lambda w: None,

@@ -1,4 +1,4 @@
-"""Errors a person can act on: 403/404/500 in the site's layout with the navigation, previews that never fail,
+"""Errors a person can act on: 400/403/404/500 in the site's layout with the navigation, previews that never fail,
 the favicon, and request warnings logged once, on one line."""
 
 import csv
@@ -11,7 +11,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from missions.models import Mission
 from tasks import services as task_services
+from tests.documents import GIB, MULTIPART, claiming
 
 pytestmark = pytest.mark.django_db
 
@@ -95,6 +97,60 @@ def test_the_500_page_renders_without_a_request():
     response = server_error(Bare())
     assert response.status_code == 500
     assert "Something went wrong on our side" in response.content.decode()
+
+
+def test_a_launch_upload_claiming_two_gigabytes_is_the_styled_400_naming_the_limit(lead, settings):
+    # As in production: the CSRF check reads the form first, so the limit acts there, before the view runs.
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(lead)
+    client.get(reverse("blueprints:launch"))
+    response = client.generic("POST", reverse("blueprints:launch"), b"--x--\r\n", content_type=MULTIPART,
+                              **claiming(2 * GIB), HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+    assert response.status_code == 400
+    content = response.content.decode()
+    assert NAV in content and "genesis/app.css" in content and "Error 400" in content
+    assert (f"The upload is 2,147,483,648 bytes; the limit is {settings.GENESIS_MAX_UPLOAD_BYTES:,} bytes."
+            in content)
+    assert "Signed in as <strong>lead</strong>" in content and 'href="/missions/"' in content
+    assert not Mission.objects.exists()
+
+
+def test_the_launch_view_reading_an_oversized_upload_itself_gives_the_same_page(client_for, lead, settings):
+    response = client_for(lead).generic("POST", reverse("blueprints:launch"), b"--x--\r\n", content_type=MULTIPART,
+                                        **claiming(settings.GENESIS_MAX_UPLOAD_BYTES + 10 * 1024 * 1024))
+    assert response.status_code == 400
+    assert "; the limit is 65,536 bytes." in response.content.decode() and NAV in response.content.decode()
+
+
+def test_too_many_fields_on_a_page_is_the_styled_400_naming_the_limit(client_for, lead, settings):
+    query = "&".join(f"f{i}=a" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = client_for(lead).get(f"{reverse('missions:list')}?{query}")
+    assert response.status_code == 400
+    content = response.content.decode()
+    assert NAV in content
+    assert f"more than the {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:,} fields or parameters this server reads" in content
+    fragment = client_for(lead).get(f"{reverse('missions:list')}?{query}", HTTP_HX_REQUEST="true")
+    assert fragment.status_code == 400 and fragment.content.decode().startswith("The request has more than the")
+
+
+def test_a_request_for_a_host_the_site_does_not_serve_is_a_400_page_and_json_under_the_api(client_for, lead):
+    client = client_for(lead)
+    page = client.get(reverse("missions:list"), HTTP_HOST="elsewhere.example")
+    assert page.status_code == 400
+    assert "Error 400" in page.content.decode() and "could not be read" in page.content.decode()
+    api = client.get("/api/v1/missions/", HTTP_HOST="elsewhere.example")
+    assert api.status_code == 400
+    assert api.json() == {"code": "bad_request", "detail": "The request could not be read."}
+
+
+def test_the_api_names_the_same_limit_in_its_own_format(as_user, lead, settings):
+    response = as_user(lead).generic("POST", "/api/v1/artifacts/", b"--x--\r\n", content_type=MULTIPART,
+                                     **claiming(2 * GIB))
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "file_too_large"
+    assert body["errors"]["file"] == [
+        f"The upload is 2,147,483,648 bytes; the limit is {settings.GENESIS_MAX_UPLOAD_BYTES:,} bytes."]
 
 
 def test_the_favicon_is_served_and_linked(client_for, lead):

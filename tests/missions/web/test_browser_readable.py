@@ -2,6 +2,8 @@
 is blocked, tells two missions of one name apart, and the cockpit reads as sentences, not keys; a page that does
 not exist is the site's styled 404 with its navigation."""
 
+import os
+
 import pytest
 
 from blueprints.models import CheckEvaluation
@@ -10,7 +12,7 @@ from missions import services as mission_services
 from missions.choices import Role
 from tasks.choices import TaskStatus
 from tasks.models import Phase, Question, Task
-from tests.browser import requires_chromium, screenshot, sign_in
+from tests.browser import SCREENSHOTS, requires_chromium, screenshot, sign_in
 from tests.factories import AgentFactory, MissionFactory, UserFactory
 
 pytestmark = [requires_chromium, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -81,3 +83,54 @@ def test_the_list_flags_decisions_and_gates_and_the_cockpit_reads_as_sentences(b
     row = viewer_page.locator("table.missions tr", has=viewer_page.locator(f'text="#{waiting.pk}"'))
     assert row.locator(".flag-waiting").inner_text() == "Waiting on people (3 decisions)"
     assert row.locator(".flag-needs-you").count() == 0
+
+
+def test_the_graph_follows_run_times_and_statuses_without_a_reload(browser_context, live_server, transactional_db):
+    import re
+    import time
+
+    from tasks import services as task_services
+    from tasks.choices import RunStatus
+
+    lead = UserFactory(username="lead")
+    agent = AgentFactory(name="NoopAgent", kind="noop")
+    mission = MissionFactory(owner=lead, name="Claims pipeline", status="active")
+    extract = task_services.task_create(mission=mission, key="extract", title="Extract", owner_agent=agent)
+    load = task_services.task_create(mission=mission, key="load", title="Load", owner_agent=agent)
+    task_services.dependency_add(task=load, depends_on=extract)
+    page = sign_in(browser_context, live_server, "lead")
+    page.goto(f"{live_server.url}/missions/{mission.pk}/")
+    page.wait_for_function("() => window.genesisGraph && window.genesisGraph.nodes('[key]').length === 2")
+    marker = page.evaluate("() => (window.__noReload = Math.random())")
+
+    # Elsewhere (a worker): extract runs for a little over a second and succeeds.
+    task_services.task_transition(task=extract, to=TaskStatus.READY)
+    run = task_services.run_create(task=extract)
+    task_services.run_transition(run=run, to=RunStatus.RUNNING)
+    task_services.task_transition(task=extract, to=TaskStatus.RUNNING, run=run)
+    time.sleep(1.2)
+    task_services.run_transition(run=run, to=RunStatus.SUCCEEDED)
+    task_services.task_transition(task=extract, to=TaskStatus.DONE, run=run)
+
+    page.wait_for_function("""() => { const n = window.genesisGraph.nodes('[key = "extract"]');
+        return n.data('status') === 'done' && n.data('duration'); }""")
+    label = page.evaluate("() => window.genesisGraph.nodes('[key = \"extract\"]').data('label')")
+    assert re.fullmatch(r"extract\nDone · 1\.\d s", label), label
+    critical = re.compile(r"the chain of dependencies with the most run time, 1\.\d s")
+    page.locator("#task-graph-state").get_by_text(critical).wait_for()
+    assert page.evaluate("() => window.genesisGraph.edges('.critical').length") == 1
+    assert page.evaluate("() => window.__noReload") == marker
+    if os.environ.get("GENESIS_SCREENSHOTS") == "1":  # the graph's card alone, in docs/screenshots/
+        page.locator("section:has(#task-graph)").screenshot(path=str(SCREENSHOTS / "task-graph-live.png"))
+
+
+def test_a_malformed_request_is_the_styled_400_page(browser_context, live_server, transactional_db):
+    UserFactory(username="lead")
+    page = sign_in(browser_context, live_server, "lead")
+    response = page.goto(f"{live_server.url}/missions/?q=a%00b")
+    assert response.status == 400
+    page.get_by_role("heading", name="This request could not be handled").wait_for()
+    assert "The query parameter q holds a NUL character" in page.inner_text("main")
+    screenshot(page, "error-400")
+    page.get_by_role("link", name="Back to the missions").click()
+    page.wait_for_url(f"{live_server.url}/missions/")

@@ -91,3 +91,48 @@ def test_before_anything_ran_the_critical_path_is_the_longest_chain(client_for, 
     content = client_for(lead).get(reverse("missions:cockpit", args=[mission.pk])).content.decode()
     assert graph_of(content)["critical"] == {"keys": ["t0000", "t0001", "t0002"], "duration": ""}
     assert "the longest chain of dependencies; none of its tasks has run yet" in content
+
+
+def state_of(content: str) -> dict:
+    return json.loads(re.search(r'<script id="task-graph-state-data" type="application/json">(.*?)</script>',
+                                content, re.S).group(1))
+
+
+def test_the_live_poller_brings_the_graphs_statuses_run_times_and_critical_path(client_for, mission, agent, lead,
+                                                                                django_capture_on_commit_callbacks):
+    from workflows import missions as mission_workflows
+
+    extract = task_services.task_create(mission=mission, key="extract", title="Extract", owner_agent=agent,
+                                        config={"sleep_ms": 150})
+    load = task_services.task_create(mission=mission, key="load", title="Load", owner_agent=agent,
+                                     config={"sleep_ms": 20})
+    task_services.dependency_add(task=load, depends_on=extract)
+    client = client_for(lead)
+    page = client.get(reverse("missions:cockpit", args=[mission.pk])).content.decode()
+    assert "task-graph-state-data" not in page  # the page draws from the graph's own data
+    assert {n["key"]: (n["status"], n["duration"]) for n in graph_of(page)["nodes"]} == {
+        "extract": ("pending", ""), "load": ("pending", "")}
+    since = re.search(r'id="cockpit-live" hidden data-version="([\d-]+)"', page).group(1)
+    live = reverse("missions:live", args=[mission.pk])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        mission_workflows.mission_launch(mission=mission, actor=lead)  # both runs, one after the other, to the end
+    response = client.get(live, {"since": since}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert re.search(r'id="task-graph-state" hx-swap-oob="true"', content)
+    state = state_of(content)
+
+    def ran_for(task):
+        return sum((r.finished_at - r.started_at).total_seconds() for r in Run.objects.filter(task=task))
+
+    assert ran_for(extract) >= 0.15
+    assert state["nodes"] == {
+        str(extract.pk): {"status": "done", "status_label": "Done", "duration": duration_text(ran_for(extract)),
+                          "critical": True},
+        str(load.pk): {"status": "done", "status_label": "Done", "duration": duration_text(ran_for(load)),
+                       "critical": True},
+    }
+    assert state["critical_edges"] == [[str(extract.pk), str(load.pk)]]
+    total = duration_text(ran_for(extract) + ran_for(load))
+    assert f"the chain of dependencies with the most run time, {total}" in content

@@ -1,4 +1,5 @@
-"""Validation through the validation connection, and the month-by-month backfill with its variance report."""
+"""Validation through the validation connection, and the backfill's month-by-month verification with its variance
+report."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from tasks.models import Artifact
 from tests.pipeline.build.conftest import Pipeline, bronze_with_orphans
 from tests.pipeline.build.healthcare import (
     TARGETS,
-    assert_target_matches,
     expected_targets,
     read_bronze,
     read_sqlite_table,
@@ -68,20 +68,21 @@ def _months_by_target(bronze):
     return per_month
 
 
-def test_backfill_rebuilds_month_by_month_and_matches_the_source(tmp_path, dbt_dir, bronze_b):
+def test_without_a_build_the_backfill_builds_the_targets_and_verifies_the_months(tmp_path, dbt_dir, bronze_b):
     pipeline = Pipeline(tmp_path, bronze_b)
     months = ["2022-01", "2023-06", "2024-12"]
     outcome, context = pipeline.run("backfill", months=months)
     assert isinstance(outcome, Succeeded), outcome
     report = json.loads(Artifact.objects.get(run=context.run, name="backfill_report.json").file.read())
     assert report["partition"] == {"table": "CLAIMS", "column": "SERVICE_DATE"}
+    assert report["missing_targets"] == ["CLAIM_SUMMARY", "PROVIDER_SUMMARY", "PATIENT_SUMMARY"]
+    assert outcome.outputs["rebuilt"] == {name: ["all"] for name in report["missing_targets"]}
     per_month = _months_by_target(bronze_b)
-    assert [m["month"] for m in report["months"]] == months
-    for month in report["months"]:
-        for name in ("CLAIM_SUMMARY", "PROVIDER_SUMMARY", "PATIENT_SUMMARY"):
-            assert month["actual"][name] == per_month[name][month["month"]] > 0
-            assert month["expected"][name] == month["actual"][name] and month["variance"][name] == 0
-    # The targets are whole again afterwards.
+    after = report["verified_after"]
+    assert sorted({c["month"] for c in after}) == months
+    for check in after:
+        assert check["rows"] == check["expected_rows"] == per_month[check["target"]][check["month"]] > 0
+        assert check["ok"] and check["variance"] == {"rows": 0}
     assert report["final_rows"] == {name: sum(c.values()) for name, c in per_month.items()}
     assert Artifact.objects.filter(run=context.run, name="backfill_report.md").exists()
     # The stakeholder dashboard's chart data: one record per target and month, the rows built.
@@ -99,31 +100,16 @@ def _target_tables(path):
         db.close()
 
 
-def test_a_full_backfill_leaves_the_months_it_built_as_the_targets(tmp_path, dbt_dir, bronze_b):
-    """Every month of the source: the months built and checked become the targets (no full run after them), and
-    they equal the independent computation. A second backfill starts its kept months afresh."""
-    pipeline = Pipeline(tmp_path, bronze_b)
-    expected = expected_targets(read_bronze(bronze_b))
-    for attempt in (1, 2):
-        outcome, context = pipeline.run("backfill", key=f"backfill_{attempt}")
-        assert isinstance(outcome, Succeeded), outcome
-        report = json.loads(Artifact.objects.get(run=context.run, name="backfill_report.json").file.read())
-        assert report["assembled_from"] == "months" and report["undated_source_rows"] == 0
-        assert len(report["months"]) == 36
-        assert report["final_rows"] == {name: len(rows) for name, rows in expected.items()}
-        for name, rows in expected.items():
-            assert_target_matches(name, read_sqlite_table(pipeline.target_path, name), rows)
-        assert _target_tables(pipeline.target_path) == sorted(expected)  # nothing kept on the side
-        assert any("are now the whole targets" in line for line in context.log.lines)
-        markdown = Artifact.objects.get(run=context.run, name="backfill_report.md").file.read().decode()
-        assert "The months built and checked above are now the targets." in markdown
-
-
-def test_a_cancelled_backfill_drops_the_months_it_kept(tmp_path, dbt_dir, bronze_b):
+def test_a_cancelled_backfill_stops_between_months(tmp_path, dbt_dir, bronze_b):
     from agents.registry import get
 
     pipeline = Pipeline(tmp_path, bronze_b)
     assert isinstance(pipeline.run("dbt_build")[0], Succeeded)
+    db = sqlite3.connect(pipeline.target_path)
+    with db:  # three months lose a claim
+        db.execute("DELETE FROM CLAIM_SUMMARY WHERE CLAIM_ID IN (SELECT MIN(CLAIM_ID) FROM CLAIM_SUMMARY "
+                   "GROUP BY substr(CLAIM_DATE, 1, 7) ORDER BY 1 LIMIT 3)")
+    db.close()
     task = pipeline.task("backfill")
     context = pipeline.context(task)
     asked = []
@@ -134,13 +120,12 @@ def test_a_cancelled_backfill_drops_the_months_it_kept(tmp_path, dbt_dir, bronze
 
     context.cancelled = cancelled
     outcome = get("backfill")().run(context)
-    assert isinstance(outcome, Failed) and outcome.error == "Cancelled after 2 of 36 months."
+    assert isinstance(outcome, Failed) and outcome.error == "Cancelled after 2 of 3 months to rebuild."
     assert _target_tables(pipeline.target_path) == sorted(t["target_table"] for t in TARGETS)
 
 
-def test_undated_source_rows_make_the_backfill_rebuild_in_full(tmp_path, dbt_dir):
-    """A claim with no service date belongs to no month: the months alone would lose it, so a full run follows
-    and the kept months are dropped."""
+def test_undated_source_rows_are_built_and_belong_to_no_month(tmp_path, dbt_dir):
+    """A claim with no service date belongs to no month: the build holds it, the months do not count it."""
     bronze = bronze_with_orphans(tmp_path, missing_provider_ids=())
     db = sqlite3.connect(bronze)
     with db:  # CLAIMS again without its NOT NULL constraints, then one claim without a date
@@ -151,15 +136,17 @@ def test_undated_source_rows_make_the_backfill_rebuild_in_full(tmp_path, dbt_dir
         db.execute("UPDATE CLAIMS SET SERVICE_DATE = '' WHERE CLAIM_ID = 8")  # no month either
     db.close()
     pipeline = Pipeline(tmp_path, bronze)
-    outcome, context = pipeline.run("backfill")
+    targets = [t for t in TARGETS if t["target_table"] == "CLAIM_SUMMARY"]
+    assert isinstance(pipeline.run("dbt_build", targets=targets)[0], Succeeded)
+    outcome, context = pipeline.run("backfill", targets=targets)
     assert isinstance(outcome, Succeeded), outcome
     report = json.loads(Artifact.objects.get(run=context.run, name="backfill_report.json").file.read())
-    assert report["assembled_from"] == "full run" and report["undated_source_rows"] == 2
+    assert report["undated_source_rows"] == 2 and report["rebuilt"] == {}
     markdown = Artifact.objects.get(run=context.run, name="backfill_report.md").file.read().decode()
-    assert "rebuilt in one full run after the months (2 source row(s) without a date" in markdown
+    assert "2 source row(s) without a date belong to no month" in markdown
     claim_ids = {r["CLAIM_ID"] for r in read_sqlite_table(pipeline.target_path, "CLAIM_SUMMARY")}
     assert {7, 8} <= claim_ids and len(claim_ids) == report["final_rows"]["CLAIM_SUMMARY"]
-    assert _target_tables(pipeline.target_path) == sorted(t["target_table"] for t in TARGETS)
+    assert sum(c["rows"] for c in report["verified_before"]) == len(claim_ids) - 2
 
 
 def test_backfill_variance_fails_naming_the_months(tmp_path, dbt_dir):
@@ -175,8 +162,8 @@ def test_backfill_variance_fails_naming_the_months(tmp_path, dbt_dir):
     assert outcome.outputs["failing_months"] == orphan_months
     for month in orphan_months:
         assert month in outcome.error
-        assert outcome.outputs["variance"][month]["PROVIDER_SUMMARY"] == -1
-        assert outcome.outputs["variance"][month]["CLAIM_SUMMARY"] == 0
+        assert outcome.outputs["variance"][month]["PROVIDER_SUMMARY"] == {"rows": -1}
+        assert "CLAIM_SUMMARY" not in outcome.outputs["variance"][month]
     assert clean_month not in outcome.outputs["variance"]
 
 

@@ -47,12 +47,14 @@ def test_build_marts_builds_a_retail_sources_targets_and_verifies_them(marts, re
         "SELECT ORDER_ID, CUSTOMER_ID, AMOUNT_PAID FROM ORDER_FACT")}
     assert facts == {o["id"]: (o["customer_id"], paid[o["id"]]) for o in source.tables["orders"]}
 
-    # ORDER_FACT (a monthly grain) was backfilled month by month; CUSTOMER_DIM (no period) verified whole-table.
+    # ORDER_FACT (a monthly grain) was verified month by month after the build (nothing differed, nothing rebuilt);
+    # CUSTOMER_DIM (no period) verified whole-table.
     report = json.loads(Artifact.objects.get(mission=mission, name="backfill_report.json").file.read())
     assert report["targets"] == ["ORDER_FACT"] and report["whole_table_targets"] == ["CUSTOMER_DIM"]
-    assert [m["month"] for m in report["months"]] == ["2024-01", "2024-02", "2024-03", "2024-04"]
-    assert all(m["ok"] for m in report["months"])
-    assert sum(m["actual"]["ORDER_FACT"] for m in report["months"]) == len(source.tables["orders"])
+    checks = report["verified_before"]
+    assert [c["month"] for c in checks] == ["2024-01", "2024-02", "2024-03", "2024-04"]
+    assert all(c["ok"] for c in checks) and report["rebuilt"] == {}
+    assert sum(c["rows"] for c in checks) == len(source.tables["orders"])
     (whole,) = report["whole_table"]
     assert (whole["target"], whole["expected"], whole["actual"], whole["duplicate_keys"], whole["ok"]) == (
         "CUSTOMER_DIM", len(customers), len(customers), 0, True)

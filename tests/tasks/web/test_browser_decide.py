@@ -98,3 +98,40 @@ def test_lead_answers_a_question_on_its_column_in_place(browser_context, live_se
     assert page.evaluate("() => window.__noReload") == marker
     question.refresh_from_db()
     assert question.status == "answered" and question.answer == "sql: CAST(PROVIDERS.NPI AS TEXT)"
+
+
+def test_a_mapping_question_shows_the_columns_mapped_so_far_with_its_row_marked(browser_context, live_server,
+                                                                              mission, lead):
+    from tasks.models import Question
+
+    task = mapping_task(mission, key="map_claim_summary", status=TaskStatus.WAITING_INPUT)
+    draft = {"target": "CLAIM_SUMMARY", "dialect": "sqlite", "fact_table": "CLAIMS", "joins": [], "columns": [
+        {"name": "CLAIM_ID", "target_type": "INTEGER", "kind": "direct",
+         "sources": [{"table": "CLAIMS", "column": "CLAIM_ID"}], "expression": 'f."CLAIM_ID"',
+         "transformation": "copied as is", "confidence": 1.0, "reasoning": "Same name.", "decided_by": "agent"},
+        {"name": "CLAIM_DATE", "target_type": "DATE", "kind": "direct", "sources": [], "expression": "",
+         "transformation": "", "rule": None, "confidence": None, "reasoning": "", "decided_by": ""},
+        {"name": "TOTAL_CHARGE", "target_type": "DECIMAL(12,2)", "kind": "direct", "sources": [], "expression": "",
+         "transformation": "", "rule": {"sum": "charge amount"}, "confidence": None, "reasoning": "",
+         "decided_by": ""}]}
+    question = Question.objects.create(
+        mission=mission, task=task, addressed_to=lead,
+        text="CLAIM_SUMMARY.CLAIM_DATE: no source column clearly matches. Which source column should it use?",
+        options=["CLAIMS.EVENT_TS", "CLAIMS.CREATED", "none"], default="CLAIMS.EVENT_TS",
+        context={"column": "CLAIM_SUMMARY.CLAIM_DATE", "free_answer": True, "draft": draft})
+    page = sign_in(browser_context, live_server, "lead")
+    page.goto(f"{live_server.url}/missions/{mission.pk}/")
+    card = page.locator(f"#question-{question.pk}")
+    asked = card.locator("tr.asked")
+    asked.get_by_role("rowheader", name="CLAIM_DATE").wait_for()
+    assert "This question" in asked.inner_text() and "not mapped yet" in asked.inner_text()
+    assert card.locator("tr", has=page.get_by_role("rowheader", name="CLAIM_ID")).get_by_text("CLAIMS.CLAIM_ID").count()
+    # Marked in colour and in words: the row's background differs from an unmarked row's.
+    colours = card.evaluate("c => [...c.querySelectorAll('tbody tr')].map(r => getComputedStyle(r).backgroundColor)")
+    assert colours[1] != colours[0] and colours[0] == colours[2]
+    _card_picture(card, "question-card-spec-table")
+    card.get_by_label("CLAIMS.EVENT_TS").check()
+    card.get_by_role("button", name="Send answer").click()
+    page.get_by_text("Answered: CLAIMS.EVENT_TS (by lead).").wait_for()
+    question.refresh_from_db()
+    assert question.answer == "CLAIMS.EVENT_TS"
