@@ -583,6 +583,15 @@ def launch_suggestion_record(*, user: User, objective: str, exchange: Exchange,
         latency_ms=exchange.latency_ms, blueprint_version=version, exchange=exchange.record())
 
 
+def launch_suggestion_refused(*, user: User, objective: str, reason: str, model: str) -> LaunchSuggestion:
+    """Store a launch suggestion refused before any call because ``user``'s daily budget is spent: no tokens, the
+    reason kept, so staff see the refusals beside the calls (the budget does not count them)."""
+    outcome = LaunchSuggestion.BUDGET_SPENT
+    return LaunchSuggestion.objects.create(
+        user=user, objective=objective[:4000], outcome=outcome, model=model[:200],
+        exchange={"purpose": "suggest a blueprint", "outcome": outcome, "detail": reason, "sent": False})
+
+
 @transaction.atomic
 def launch_suggestion_attach(*, suggestion_id: int, mission: Mission, user: AbstractBaseUser,
                              actor: Actor = None) -> LaunchSuggestion:
@@ -593,6 +602,9 @@ def launch_suggestion_attach(*, suggestion_id: int, mission: Mission, user: Abst
     if suggestion is None:
         raise DomainError(f"Suggestion {suggestion_id} is not one you asked for; launch without it.",
                           field="suggestion")
+    if suggestion.outcome == LaunchSuggestion.BUDGET_SPENT:
+        raise DomainError(f"Suggestion {suggestion_id} was refused (your daily budget was spent) and suggests nothing; "
+                          "launch without it.", field="suggestion")
     if suggestion.mission_id is not None:
         raise DomainError(f"Suggestion {suggestion_id} already launched a mission; ask for a new suggestion or "
                           "launch without it.", field="suggestion")
