@@ -9,7 +9,10 @@ Config keys (all optional):
   ``crash_always``: on every attempt; ``raise_attempts``: raise an exception on attempts 1..N;
 - ``ask``: a question to ask once (with ``options`` and ``default``); the answer is then reported in outputs;
 - ``needs_approval``: propose the result for approval instead of finishing;
-- ``artifact``: text stored as a ``report`` artifact of the run.
+- ``artifact``: text stored as a ``report`` artifact of the run;
+- ``db_read_ms``: while working, read its own agent row from the platform database through the ORM every N ms, in a
+  transaction of its own, as an agent's own queries do (outside the calls the engine hands it), so a lost
+  connection raises in the agent.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import os
 import signal
 import time
+
+from django.db import transaction
 
 from agents.base import AgentContext, BaseAgent, Failed, NeedsApproval, NeedsInput, Succeeded
 from agents.registry import register
@@ -38,7 +43,13 @@ class NoopAgent(BaseAgent):
             raise RuntimeError(f"noop told to raise on attempt {attempt}")
         deadline = time.monotonic() + int(config.get("sleep_ms", 0)) / 1000
         ignore_cancel = bool(config.get("ignore_cancel"))
+        read_every = int(config.get("db_read_ms", 0)) / 1000
+        next_read = time.monotonic()
         while time.monotonic() < deadline:
+            if read_every and context.agent is not None and time.monotonic() >= next_read:
+                with transaction.atomic():  # as ORM code often is (get_or_create, bulk_create, its own blocks)
+                    type(context.agent).objects.filter(pk=context.agent.pk).exists()
+                next_read = time.monotonic() + read_every
             if not ignore_cancel and context.cancelled():
                 context.log.info("cancelled while working; stopping")
                 return Failed(error="Cancelled while working.", retryable=False)

@@ -76,6 +76,8 @@ EVENTS = {
     "run.claim_refused": "A worker's claim was refused",
     "run.stale_result_refused": "A late result was refused",
     "run.worker_stopped": "Worker stopped",
+    "run.db_reconnected": "Worker reconnected to the database to record the run",
+    "run.db_rerun": "Attempt run again after the database connection was lost",
     "question.asked": "Question asked",
     "question.open": "Question asked",
     "question.answered": "Question answered",

@@ -54,5 +54,6 @@ How a task runs:
    (a queue lock it held) restarts itself (``cluster``); a run whose message a dead cluster held is sent again two
    leases after it was enqueued, once the broker holds no message no cluster has taken (``recovery``); a claim or
    a recording whose database connection was lost is tried again on a new connection (``runtime``), so neither
-   spends an attempt.
+   spends an attempt; nor does an agent whose own query found the platform database's connection lost: the worker
+   reconnects and runs the same attempt again, a bounded number of times (``runtime.DB_RERUNS``).
 """

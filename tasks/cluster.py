@@ -13,9 +13,16 @@ healthy cluster never stays there longer than it takes an idle worker to read a 
 pusher and monitor and exits, and the command starts a fresh cluster with fresh queues. The messages the old
 queues held are not lost work: their runs are still ``queued`` and the sweep hands them on (``tasks.recovery``).
 
+A worker just spawned is not idle yet: django-q2 gives it an idle timer at once, while it has still to start (on a
+loaded machine that can take a while). A fresh cluster started while messages already wait (a restart after any
+fault, a deploy behind a backlog) could then look stalled until its workers reach the queue, and be restarted again,
+losing its messages each time. So a worker's timer says ``STARTING`` until the worker itself says it is about to
+read the queue (django-q2's ``post_spawn`` signal, sent in the worker).
+
 Every process of the cluster also dies with its parent (``PR_SET_PDEATHSIG``): a killed sentinel takes its
-workers with it and the command starts a new cluster, and a killed command takes the whole cluster with it (its
-process manager starts a new one), so no orphaned half-cluster keeps taking messages nobody supervises.
+workers with it and the command starts a new cluster (also when the sentinel dies before it is fully up, which
+django-q2 would let end the command), and a killed command takes the whole cluster with it (its process manager
+starts a new one), so no orphaned half-cluster keeps taking messages nobody supervises.
 """
 
 from __future__ import annotations
@@ -33,12 +40,14 @@ from multiprocessing import util
 from django.conf import settings
 from django_q import cluster as q_cluster
 from django_q.conf import Conf
+from django_q.signals import post_spawn
 
 logger = logging.getLogger("genesis.cluster")
 
 STALLED_EXIT = 75  # the sentinel's exit code when it gave up a stalled cluster
 _PR_SET_PDEATHSIG = 1
 IDLE = -1  # a django-q2 worker's timer while it waits for work
+STARTING = -3  # this cluster's worker until it reaches the queue (django-q2 uses 0, -1, -2 and seconds left)
 
 
 def stall_seconds() -> float:
@@ -63,6 +72,13 @@ def _waiting(queue) -> int:
     return multiprocessing.queues.Queue.qsize(queue)
 
 
+def worker_ready(sender=None, proc_name=None, **kwargs) -> None:
+    """django-q2's ``post_spawn`` receiver, in a worker about to read the task queue: from now on it is idle."""
+    timer = getattr(multiprocessing.current_process(), "timer", None)
+    if timer is not None and timer.value == STARTING:
+        timer.value = IDLE
+
+
 class Cluster(q_cluster.Cluster):
     """django-q2's cluster; remembers that it was told to stop, so a sentinel dying then is not restarted."""
 
@@ -75,6 +91,10 @@ class Cluster(q_cluster.Cluster):
 
 class Sentinel(q_cluster.Sentinel):
     """django-q2's sentinel with a watchdog thread for a cluster whose queues are locked by a dead process."""
+
+    def spawn_worker(self):
+        self.spawn_process(q_cluster.worker, self.task_queue, self.result_queue, multiprocessing.Value("f", STARTING),
+                           self.timeout)
 
     def guard(self):
         # Without a timeout a busy worker's timer reads as idle (-1) too: the watchdog could not tell them apart.
@@ -134,13 +154,24 @@ def run(*, run_once: bool = False) -> None:
     """Run a supervised cluster until it is told to stop (SIGTERM, SIGINT); start a fresh one whenever its sentinel
     dies on its own (a stall it gave up, or a kill)."""
     util.register_after_fork(_die_with_parent, _die_with_parent)
+    post_spawn.connect(worker_ready, dispatch_uid="genesis-worker-ready")
     q_cluster.Sentinel = Sentinel  # django-q2's Cluster starts the sentinel class named in its module
     restarts = 0
     while True:
         if Cluster.stopping:
             return
         cluster = Cluster()
-        cluster.start()
+        try:
+            cluster.start()
+        except RuntimeError as error:
+            # django-q2's start raises when the sentinel dies before it is up (killed while starting, on a loaded
+            # machine a window of a second or more): that is one more dead sentinel to replace, not the command's end.
+            if Cluster.stopping:
+                return
+            restarts += 1
+            logger.critical("%s; starting a fresh cluster (restart %d)", error, restarts)
+            time.sleep(min(0.5 * restarts, 5.0))
+            continue
         if run_once:
             cluster.stop()
             return

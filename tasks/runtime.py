@@ -15,6 +15,7 @@ import traceback
 import uuid
 from collections import deque
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -144,11 +145,19 @@ class Lease:
     never once the agent has returned (``stop``).
 
     With a ``delivery`` whose other runs wait, the thread hands them back to the queue once the agent has worked
-    ``handoff_seconds()`` (``tasks`` point 6)."""
+    ``handoff_seconds()`` (``tasks`` point 6).
+
+    A ``local`` lease is one claimed inside the caller's open transaction (the in-process driver run within one, as
+    a test is): until it commits, no other connection can see the run, so none can take it, sweep it or cancel it,
+    and a thread on its own connection would find no run to renew and take it as lost. Its thread then touches no
+    database: it only marks the timeout, the main thread records it once the agent returns (``_refuse_timed_out``),
+    and renewals are the agent's own ``heartbeat`` calls, on the caller's connection."""
 
     def __init__(self, run: Run, token: uuid.UUID, timeout: float, *, hard_stop: bool = False,
-                 delivery: _Delivery | None = None):
+                 delivery: _Delivery | None = None, local: bool = False):
         self.run = run
+        self.local = local
+        self.timed_out_at: float | None = None
         self.run_id = run.pk
         self.token = token
         self.deadline = time.monotonic() + timeout
@@ -162,7 +171,7 @@ class Lease:
         self._returning = threading.Lock()
         self._thread = threading.Thread(target=self._beat_loop, name=f"lease-{run.pk}", daemon=True)
         self._used_db = False
-        self._delivery = delivery if delivery is not None and delivery.waiting else None
+        self._delivery = delivery if delivery is not None and delivery.waiting and not local else None
         self._hand_back_at = time.monotonic() + handoff_seconds()
 
     def start(self) -> None:
@@ -207,8 +216,16 @@ class Lease:
                 if now < next_beat and now < self.deadline:
                     continue
                 next_beat = now + heartbeat_seconds()
+                if self.local:
+                    if now >= self.deadline:
+                        self.timed_out_at = now
+                        self.timed_out.set()
+                        self.cancelled.set()
+                        return
+                    continue
                 self._used_db = True
                 if time.monotonic() >= self.deadline:
+                    self.timed_out_at = time.monotonic()
                     self.timed_out.set()
                     self.cancelled.set()
                     _fail_run(run_id=self.run_id, token=self.token, retryable=True, kind="timeout",
@@ -385,8 +402,100 @@ def _context(run: Run, lease: Lease, log: RunLog) -> AgentContext:
                                    what=f"run {run.pk} reading the mission's runs"),
     )
 
-def _run_agent(run: Run, context: AgentContext, log: RunLog) -> Outcome:
+# How often one attempt is run again because the platform database's connection was lost under its agent (its own
+# ORM call raised, outside the engine's reconnecting calls); one more loss after that counts as the attempt's failure,
+# so a database that stays broken does not keep a worker rerunning forever.
+DB_RERUNS = 2
+
+
+@dataclass
+class _ConnectionLost:
+    """What ``_run_agent`` answers when the agent raised because the platform database's connection was lost."""
+
+    error: str
+
+
+def _db_error_in(error: BaseException) -> bool:
+    """Whether ``error`` is, or was raised from, one of Django's database errors."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, DB_ERRORS):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def platform_connection_lost(error: BaseException, *, opened: object | None) -> bool:
+    """Whether ``error``, raised out of an agent, is the platform database's connection failing under it: a Django
+    database error (the agent's own ORM call) after which the connection the agent started on (``opened``, the
+    DB-API connection) is gone, or no longer answers a ``SELECT 1``. Gone: Django drops a connection when a rollback
+    fails on it, as leaving the agent's own ``atomic`` block does, and may already have opened a new one.
+    A source's or a warehouse's failure is the agent's own: its connectors raise their driver's errors (sqlite3,
+    psycopg, duckdb), which Django does not wrap; so is an error the platform database gave on a connection that
+    still works (a bad query, a statement timeout, a lock). Inside a transaction nothing is probed (the caller's
+    transaction is broken either way, and only the caller can start it again)."""
+    if not _db_error_in(error) or connection.in_atomic_block:
+        return False
+    if connection.connection is None or connection.connection is not opened:
+        return True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DB_ERRORS:
+        return True
+    return False
+
+
+def _run_attempt(run: Run, context: AgentContext, log: RunLog, lease: Lease) -> Outcome:
+    """Run the agent for this attempt. When the platform database's connection was lost under it, reconnect and run
+    it again as the same attempt (the lease is still this worker's, renewed on the new connection), up to
+    ``DB_RERUNS`` times, each recorded as ``run.db_rerun``; a further loss fails the attempt as any error does."""
+    losses: list[str] = []
+    while True:
+        outcome = _run_agent(run, context, log)
+        if not isinstance(outcome, _ConnectionLost):
+            return outcome
+        losses.append(outcome.error)
+        if len(losses) > DB_RERUNS:
+            return Failed(error=f"The platform database connection was lost under the agent {len(losses)} times "
+                                f"(last: {outcome.error}); the attempt fails.", retryable=True)
+        log.warning("the platform database connection was lost under the agent (%s); reconnecting to run attempt %s "
+                    "again (rerun %d of %d)", outcome.error, run.attempt, len(losses), DB_RERUNS)
+        connection.close()
+        try:
+            held = _reconnecting(lease.renew, what=f"run {run.pk} renewing its lease after a lost connection")()
+        except DB_ERRORS as error:
+            return Failed(error=f"The platform database connection was lost under the agent ({outcome.error}) and "
+                                f"could not be opened again ({type(error).__name__}: {error}).", retryable=True)
+        if not held:
+            return Failed(error=f"The platform database connection was lost under the agent ({outcome.error}); the "
+                                "run was no longer this worker's once it reconnected.", retryable=True)
+        _note_rerun(run=run, losses=losses)
+
+
+def _note_rerun(*, run: Run, losses: list[str]) -> None:
+    try:
+        history_record(
+            mission_id=run.task.mission_id, task=run.task, run=run, event="run.db_rerun",
+            message=f"The platform database connection was lost under the agent of attempt {run.attempt} "
+                    f"({losses[-1]}); the worker reconnected and runs attempt {run.attempt} again (rerun "
+                    f"{len(losses)} of {DB_RERUNS}), which does not count as another attempt.",
+            data={"worker": _worker_id(), "rerun": len(losses), "reruns": DB_RERUNS, "errors": losses},
+        )
+    except Exception:  # the rerun goes ahead; only this note of why is missing
+        logger.exception("run %s: could not record the rerun", run.pk)
+
+
+def _run_agent(run: Run, context: AgentContext, log: RunLog) -> Outcome | _ConnectionLost:
     agent = run.task.owner_agent
+    try:
+        connection.ensure_connection()
+    except DB_ERRORS:
+        pass  # the agent's first query opens one, and is judged as any other
+    opened = connection.connection
     try:
         if not agent.enabled:
             return Failed(error=f"Agent {agent.name} is disabled.", retryable=False)
@@ -396,6 +505,8 @@ def _run_agent(run: Run, context: AgentContext, log: RunLog) -> Outcome:
         return Failed(error=str(error), retryable=False)
     except Exception as error:
         log.lines.append(traceback.format_exc())
+        if platform_connection_lost(error, opened=opened):
+            return _ConnectionLost(error=f"{type(error).__name__}: {str(error).strip()}")
         return Failed(error=f"{type(error).__name__}: {error}", retryable=True)
     if not isinstance(outcome, Succeeded | NeedsInput | NeedsApproval | Failed):
         return Failed(error=f"Agent {agent.kind} answered {type(outcome).__name__}, not an outcome.", retryable=False)
@@ -474,14 +585,17 @@ def _execute_one(run_id: int, *, chain_until: float, delivery: _Delivery | None 
     run, token = claimed
     task = run.task
     log = RunLog(run)
-    lease = Lease(run, token, timeout=float(task.timeout_seconds), hard_stop=in_cluster_worker(), delivery=delivery)
+    lease = Lease(run, token, timeout=float(task.timeout_seconds), hard_stop=in_cluster_worker(), delivery=delivery,
+                  local=connection.in_atomic_block)
     lease.start()
     try:
         context = _context(run, lease, log)
-        outcome = _run_agent(run, context, log)
+        outcome = _run_attempt(run, context, log, lease)
     finally:
         lease.stop()
     if lease.timed_out.is_set():
+        if lease.local:
+            _refuse_timed_out(run=run, token=token, lease=lease, log=log)
         _refuse_late(run=run, token=token, why="it ran past its timeout")
         return "timeout", None
     # Only a success starts dependents; a retry's backoff is for the sweep to honour.
@@ -544,6 +658,16 @@ def _as_lease_holder(run: Run):
                 data={"worker": _worker_id()},
             )
         raise
+
+def _refuse_timed_out(*, run: Run, token, lease: Lease, log: RunLog) -> None:
+    """A local lease's timeout, recorded on the caller's connection once the agent has returned (its thread could
+    not: ``Lease``): the attempt fails as a timeout, and an agent that went on past the grace period is noted."""
+    _fail_run(run_id=run.pk, token=token, retryable=True, kind="timeout", error=f"Timed out after {lease.timeout:g} s.",
+              log=log.text)
+    ignored = time.monotonic() - (lease.timed_out_at or time.monotonic())
+    if ignored > cancel_grace_seconds():
+        lease._note_ignored(why="timed out", ignored=ignored, grace=cancel_grace_seconds())
+
 
 def _refuse_late(*, run: Run, token, why: str) -> None:
     history_record(mission=run.task.mission, task=run.task, run=run, event="run.stale_result_refused",

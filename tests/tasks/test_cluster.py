@@ -82,3 +82,39 @@ def test_the_sweep_asks_the_broker_configured_with_a_redis_dict(monkeypatch):
     monkeypatch.setattr(queue, "_brokers", {})
     assert queue.messages_waiting() == 3
     assert queue.messages_waiting() == 3 and len(queue._brokers) == 1
+
+
+def test_a_worker_still_starting_is_not_idle():
+    """A fresh cluster whose workers have not reached the queue yet, with messages already waiting (a restart behind a
+    backlog), is starting, not stalled."""
+    assert sentinel(cluster.STARTING, cluster.IDLE, messages=2).stalled() == ""
+    assert sentinel(cluster.STARTING, cluster.STARTING, messages=2).stalled() == ""
+
+
+def test_a_spawned_worker_reads_as_starting_until_it_says_it_reads_the_queue():
+    """A real worker process spawned by the sentinel: its timer says STARTING until django-q2's ``post_spawn``, sent
+    in the worker right before it reads the queue, makes it idle."""
+    from django_q.signals import post_spawn
+
+    spawner = cluster.Sentinel.__new__(cluster.Sentinel)
+    spawner.pool, spawner.timeout = [], None
+    spawner.task_queue, spawner.result_queue = Queue(), Queue()
+    post_spawn.connect(cluster.worker_ready, dispatch_uid="genesis-worker-ready")
+    try:
+        spawner.spawn_worker()
+    finally:
+        post_spawn.disconnect(dispatch_uid="genesis-worker-ready")
+    (process,) = spawner.pool
+    try:
+        assert process.timer.value in {cluster.STARTING, cluster.IDLE}
+        deadline = time.monotonic() + 30
+        while process.timer.value != cluster.IDLE and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert process.timer.value == cluster.IDLE
+    finally:
+        spawner.task_queue.put("STOP")
+        process.join(30)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    assert process.exitcode == 0

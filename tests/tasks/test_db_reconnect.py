@@ -3,9 +3,12 @@ the run itself, instead of leaving it to expire as lost and spending one of the 
 is simulated (an ``OperationalError`` from the statements that record or claim the run); a connection really
 killed under a cluster worker (``pg_terminate_backend``) is in test_worker_faults.py."""
 
+import sqlite3
+
 import pytest
 from django.db import OperationalError, connection
 
+from agents.models import Agent
 from history.models import HistoryEntry
 from missions.choices import MissionStatus
 from missions.models import Mission
@@ -21,12 +24,15 @@ class Drops:
     """A database connection that fails the first ``times`` statements that set a run to ``status``, as a killed
     connection fails the first statement sent on it."""
 
-    def __init__(self, status: str, times: int, *, table: str = Run._meta.db_table, verb: str = "UPDATE"):
+    def __init__(self, status: str, times: int, *, table: str = Run._meta.db_table, verb: str = "UPDATE",
+                 contains: str = ""):
         self.status, self.times, self.table, self.verb, self.dropped = status, times, table, verb, 0
+        self.contains = contains
 
     def __call__(self, execute, sql, params, many, context):
         if (self.dropped < self.times and sql.lstrip().upper().startswith(self.verb)
-                and self.table in sql and (not self.status or self.status in (params or ()))):
+                and self.table in sql and self.contains in sql
+                and (not self.status or self.status in (params or ()))):
             self.dropped += 1
             raise OperationalError("server closed the connection unexpectedly")
         return execute(sql, params, many, context)
@@ -97,3 +103,101 @@ def test_a_connection_that_stays_lost_is_not_tried_forever(mission, agent, lead,
         runtime.execute_run(run.pk)
     assert drops.dropped == runtime.DB_ATTEMPTS
     assert Run.objects.get(pk=run.pk).status == RunStatus.RUNNING  # left to its lease: the sweep marks it lost
+
+
+AGENTS_OWN_READ = f'AS "a" FROM "{Agent._meta.db_table}"'  # the noop agent's ``db_read_ms`` (an ``exists()``)
+
+
+class Killed:
+    """The platform database connection killed under the agent: the agent's own read (the noop agent's
+    ``db_read_ms``) finds it dead, and so does every statement after it until the connection is closed and opened
+    again, as with a connection the server terminated. It is killed on the first ``kills`` such reads."""
+
+    def __init__(self, kills: int):
+        self.kills, self.killed, self.dead, self.failed = kills, 0, False, 0
+
+    def __call__(self, execute, sql, params, many, context):
+        if not self.dead and self.killed < self.kills and AGENTS_OWN_READ in sql:
+            self.dead, self.killed = True, self.killed + 1
+        if self.dead:
+            self.failed += 1
+            raise OperationalError("terminating connection due to administrator command")
+        return execute(sql, params, many, context)
+
+    def install(self, monkeypatch):
+        close = connection.close
+
+        def reopened():
+            self.dead = False
+            close()
+        monkeypatch.setattr(connection, "close", reopened)
+        return connection.execute_wrapper(self)
+
+
+def reading_task(mission, agent, **fields) -> Task:
+    return one_task(mission, agent, config={"sleep_ms": 300, "db_read_ms": 50}, **fields)
+
+
+def test_a_connection_lost_under_the_agents_own_query_reruns_the_attempt_without_counting_it(mission, agent, lead,
+                                                                                             monkeypatch):
+    task = reading_task(mission, agent, max_attempts=1)
+    killed = Killed(kills=1)
+    with killed.install(monkeypatch):
+        mission_workflows.mission_launch(mission=mission, actor=lead)
+    assert killed.killed == 1 and killed.failed >= 2  # the agent's read and the worker's probe of the connection
+    runs = list(Run.objects.filter(task=task))
+    assert [(r.attempt, r.status) for r in runs] == [(1, RunStatus.SUCCEEDED)]
+    assert Mission.objects.get(pk=mission.pk).status == MissionStatus.COMPLETED
+    (rerun,) = HistoryEntry.objects.filter(run=runs[0], event="run.db_rerun")
+    assert rerun.data["rerun"] == 1 and rerun.data["reruns"] == runtime.DB_RERUNS
+    assert "terminating connection due to administrator command" in rerun.data["errors"][0]
+    assert "does not count as another attempt" in rerun.message
+    assert "lost under the agent" in runs[0].log
+
+
+def test_a_connection_lost_under_the_agent_again_and_again_fails_the_attempt_after_the_bound(mission, agent, lead,
+                                                                                             monkeypatch):
+    task = reading_task(mission, agent, max_attempts=2)
+    killed = Killed(kills=runtime.DB_RERUNS + 1)
+    with killed.install(monkeypatch):
+        mission_workflows.mission_launch(mission=mission, actor=lead)
+    assert killed.killed == runtime.DB_RERUNS + 1
+    first, second = Run.objects.filter(task=task).order_by("attempt")
+    assert (first.status, second.status) == (RunStatus.FAILED, RunStatus.SUCCEEDED)
+    assert f"lost under the agent {runtime.DB_RERUNS + 1} times" in first.error
+    assert [e.data["rerun"] for e in HistoryEntry.objects.filter(run=first, event="run.db_rerun").order_by("pk")] == [
+        1, 2]
+    assert not HistoryEntry.objects.filter(run=second, event="run.db_rerun").exists()
+
+
+def test_a_database_error_on_a_connection_that_still_works_is_the_agents_failure(mission, agent, lead):
+    task = reading_task(mission, agent, max_attempts=2)
+    drops = Drops("", times=1, table=Agent._meta.db_table, verb="SELECT", contains=AGENTS_OWN_READ)
+    with connection.execute_wrapper(drops):
+        mission_workflows.mission_launch(mission=mission, actor=lead)
+    assert drops.dropped == 1
+    first, second = Run.objects.filter(task=task).order_by("attempt")
+    assert (first.status, second.status) == (RunStatus.FAILED, RunStatus.SUCCEEDED)
+    assert first.error == "OperationalError: server closed the connection unexpectedly"
+    assert not HistoryEntry.objects.filter(task=task, event="run.db_rerun").exists()
+
+
+def test_only_the_platform_databases_own_errors_on_a_dead_connection_count_as_its_loss(monkeypatch):
+    killed = Killed(kills=0)
+    connection.ensure_connection()  # open, as a worker's is when its agent starts
+    opened = connection.connection
+    with killed.install(monkeypatch):
+        # The connection the agent started on still answers: not lost.
+        assert not runtime.platform_connection_lost(OperationalError("dead"), opened=opened)
+        # Replaced since (Django drops a connection whose rollback failed, and may open a new one at once): lost.
+        assert runtime.platform_connection_lost(OperationalError("dead"), opened=object())
+        killed.dead = True
+        try:
+            raise RuntimeError("the agent wrapped it") from OperationalError("dead")
+        except RuntimeError as wrapped:
+            assert runtime.platform_connection_lost(wrapped, opened=opened)
+        # A source's or warehouse's driver error (what the connectors raise) is never the platform's loss.
+        assert not runtime.platform_connection_lost(sqlite3.OperationalError("database is locked"), opened=opened)
+        assert not runtime.platform_connection_lost(ValueError("bad input"), opened=opened)
+        connection.close()
+    assert not killed.dead

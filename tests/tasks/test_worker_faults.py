@@ -150,6 +150,76 @@ def test_runs_a_dead_cluster_held_are_run_again_within_two_leases_and_its_old_me
     assert mission_status(mission) == MissionStatus.COMPLETED
 
 
+REDIS_URL = "redis://127.0.0.1:6379/3"
+
+
+@pytest.fixture
+def redis_broker(monkeypatch, settings):
+    """This test process enqueues on the Redis broker (database 3, emptied before and after) that the clusters it
+    starts with ``REDIS_URL`` read from."""
+    import redis
+    from django_q.conf import Conf
+
+    client = redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    settings.Q_CLUSTER = {**{k: v for k, v in settings.Q_CLUSTER.items() if k not in {"orm", "poll"}},
+                          "redis": REDIS_URL, "broker_class": "tasks.broker.RedisBroker"}
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "REDIS", REDIS_URL)
+    monkeypatch.setattr(Conf, "BROKER_CLASS", "tasks.broker.RedisBroker")
+    key = f"django_q:{Conf.CLUSTER_NAME}:q"
+    client.flushdb()
+    yield client, key
+    client.flushdb()
+    client.close()
+
+
+def test_on_redis_runs_a_dead_cluster_popped_are_run_again_within_two_leases_and_never_twice(
+        mission, agent, lead, clusters, redis_broker):
+    """django-q2's Redis broker has no receipts: a message is gone from Redis once a pusher pops it, so a cluster
+    killed while it holds messages loses them for good (not for an hour, as the ORM broker's Q_RETRY lock does).
+    The sweep sends them again once Redis holds none and two leases have passed; the dead cluster's messages, pushed
+    again as a duplicate delivery would be, are refused at their claims and every task runs once."""
+    client, key = redis_broker
+    slow = services.task_create(mission=mission, key="slow", title="slow", owner_agent=agent,
+                                config={"sleep_ms": 4000})
+    held = [services.task_create(mission=mission, key=f"held{i}", title=f"held{i}", owner_agent=agent)
+            for i in range(2)]
+    mission_workflows.mission_launch(mission=mission, actor=lead)  # no cluster yet: the messages wait in Redis
+    sent = client.lrange(key, 0, -1)
+    assert len(sent) == 3
+    (first,) = clusters(1, workers=1, REDIS_URL=REDIS_URL, GENESIS_REDISPATCH_SECONDS="4")
+    wait_for(lambda: Run.objects.filter(task=slow, status=RunStatus.RUNNING).exists(), 60, "the slow run")
+    # One message runs, one waits in the cluster's task queue, one in the pusher's hands: Redis holds none.
+    wait_for(lambda: client.llen(key) == 0, 30, "the pusher to pop every message")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    crashed = time.monotonic()
+    assert Run.objects.filter(task__in=held, status=RunStatus.QUEUED).count() == 2
+    (second,) = clusters(1, workers=2, REDIS_URL=REDIS_URL, GENESIS_REDISPATCH_SECONDS="4")[1:]
+    cluster_processes(second, 2)
+    up = time.monotonic()
+    wait_for(lambda: Run.objects.filter(task__in=held).exclude(status=RunStatus.QUEUED).count() == 2, 60,
+             "the held runs to be taken up again")
+    print(f"whole-cluster crash on Redis: the held runs were taken up again {time.monotonic() - crashed:.1f} s after "
+          f"the crash ({time.monotonic() - up:.1f} s after the new cluster was up)")
+    assert time.monotonic() - up < 2 * 2 + 2  # two leases, a sweep period and some slack
+    wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 60, "the mission to complete")
+    refused = HistoryEntry.objects.filter(mission=mission, event="run.claim_refused").count()
+    client.rpush(key, *sent)  # the dead cluster's three messages, delivered again
+    wait_for(lambda: client.llen(key) == 0, 30, "the old messages to be delivered")
+    wait_for(lambda: HistoryEntry.objects.filter(mission=mission, event="run.claim_refused").count() >= refused + 3,
+             30, "their claims to be refused")
+    for task in held:
+        assert list(Run.objects.filter(task=task).values_list("status", flat=True)) == [RunStatus.SUCCEEDED]
+    assert list(Run.objects.filter(task=slow).order_by("attempt").values_list("status", flat=True)) == [
+        RunStatus.LOST, RunStatus.SUCCEEDED]
+    assert mission_status(mission) == MissionStatus.COMPLETED
+
+
 def time_now():
     from django.utils import timezone
 
@@ -186,6 +256,30 @@ def test_database_connections_killed_under_a_running_agent_cost_no_attempt(missi
     assert not HistoryEntry.objects.filter(mission=mission, event__in=["run.lost", "run.stale_result_refused"]).exists()
 
 
+def test_a_connection_killed_under_the_agents_own_query_reruns_the_attempt_in_place(mission, agent, lead, clusters):
+    """The agent queries the platform database itself (not through a call the engine hands it) when every
+    connection is killed: its query raises, the worker sees its connection dead, reconnects and runs the same
+    attempt again (``run.db_rerun``); with ``max_attempts=1`` the task still succeeds."""
+    from django.db import connection
+
+    task = services.task_create(mission=mission, key="reader", title="reader", owner_agent=agent, max_attempts=1,
+                                config={"sleep_ms": 3000, "db_read_ms": 100})
+    clusters(1, workers=1)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
+    run = wait_for(lambda: Run.objects.filter(task=task, status=RunStatus.RUNNING).first(), 30, "the run")
+    time.sleep(1.0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND pid <> pg_backend_pid()")
+        killed = len(cursor.fetchall())
+    assert killed >= 2
+    wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 60, "the mission to complete")
+    assert list(Run.objects.filter(task=task).values_list("attempt", "status")) == [(1, RunStatus.SUCCEEDED)]
+    rerun = HistoryEntry.objects.get(run=run, event="run.db_rerun")
+    assert rerun.data["rerun"] == 1 and "OperationalError" in rerun.data["errors"][0]
+    assert not HistoryEntry.objects.filter(mission=mission, event__in=["run.lost", "run.stale_result_refused"]).exists()
+
+
 @pytest.mark.parametrize("role", ["waiting-worker", "monitor", "pusher", "sentinel"])
 def test_any_process_of_a_cluster_killed_while_idle_leaves_a_cluster_that_runs_work(mission, agent, lead, clusters,
                                                                                     role):
@@ -207,6 +301,38 @@ def test_any_process_of_a_cluster_killed_while_idle_leaves_a_cluster_that_runs_w
     mission_workflows.mission_launch(mission=mission, actor=lead)
     wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 60, "the mission to complete")
     print(f"{role} killed: work enqueued after it ran in {time.monotonic() - started:.1f} s")
+    assert list(Run.objects.filter(task__mission=mission).values_list("status", flat=True)) == [RunStatus.SUCCEEDED] * 3
+
+
+def test_a_sentinel_killed_while_its_cluster_starts_is_replaced(mission, agent, lead, clusters, tmp_path):
+    """django-q2's cluster start raises when its sentinel dies before it is up, which ended the command: no cluster
+    ran any more. On a loaded machine the window lasts a second or more (a test killing a sentinel as soon as its
+    processes were there hit it now and then). Here a running cluster's sentinel is killed, then each sentinel the
+    command starts in its place as soon as it appears, until one kill lands while its cluster starts; the command
+    starts yet another cluster, which runs the work."""
+    (process,) = clusters(1, workers=2, GENESIS_STALL_SECONDS="2")
+    log = tmp_path / "cluster-0.log"
+    sentinel = sentinel_of(process)
+    cluster_processes(process, 2)
+    killed = [sentinel]
+    os.kill(sentinel, signal.SIGKILL)  # up and running: the command starts a fresh cluster half a second later
+    for _ in range(5):
+        deadline = time.monotonic() + 90
+        while not (found := [p for p in children(process.pid) if p not in killed]):
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.001)
+        os.kill(found[0], signal.SIGKILL)
+        killed.append(found[0])
+        wait_for(lambda: log.read_text().count("starting a fresh cluster") >= len(killed) or process.poll() is not None,
+                 30, "the command to start a fresh cluster, or to end")  # noqa: B023
+        if "failed to start" in log.read_text():
+            break
+    assert "failed to start" in log.read_text(), "no kill landed while a sentinel started"
+    time.sleep(1.0)
+    assert process.poll() is None, log.read_text()  # the command goes on
+    quick_tasks(mission, agent, 3)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
+    wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 90, "the mission to complete")
     assert list(Run.objects.filter(task__mission=mission).values_list("status", flat=True)) == [RunStatus.SUCCEEDED] * 3
 
 

@@ -15,8 +15,7 @@ from tasks.models import Artifact
 from tests.pipeline.marts.conftest import RETAIL
 from workflows.missions import mission_create_from_blueprint
 
-# Transactional: the lease thread of a long run (its own connection) must see the run rows as committed.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_build_marts_builds_a_retail_sources_targets_and_verifies_them(marts, retail, lead):
