@@ -13,6 +13,7 @@ from missions.models import Mission
 from missions.permissions import can_act_on_task
 from missions.selectors import roles_map
 from pipeline.choices import MappingStatus
+from pipeline.lineage_graph import lineage_graph
 from pipeline.models import Environment, MappingSpec, MappingSpecVersion, Passage
 from pipeline.rule_words import rule_sentence
 from pipeline.specdiff import DIFF_FIELDS, as_text, column_changes, resolved_expression, source_names, table_aliases
@@ -112,6 +113,8 @@ def mapping_lineage(*, mission: Mission) -> list[MappingSpecVersion]:
                 "transformation": column.get("transformation", ""), "confidence": column.get("confidence"),
                 "rule": column.get("rule", ""), "rule_text": rule_sentence(column.get("rule")),
             })
+        version.graph = lineage_graph(  # type: ignore[attr-defined]  # drawn by the page
+            target=version.spec.target_table, rows=version.rows)  # type: ignore[attr-defined]
     return result
 
 

@@ -318,6 +318,10 @@ def test_lineage_page_traces_each_target_column_to_its_sources(client_for, plann
     assert "CLAIM_SUMMARY" in page and "<code>CLAIMS.CLAIM_ID</code>" in page
     assert "<code>CLAIM_DETAILS.CHARGE_AMOUNT</code>" in page and "sum per claim, 0 when no lines" in page
     assert '<span class="k">SELECT</span>' in page
+    # The small graph above the table: one line per "computed from", named in words for hover and screen readers.
+    assert "CLAIM_SUMMARY: 2 columns computed from 2 source columns" in page
+    assert page.count('class="lineage-edge"') == 2
+    assert "<title>CLAIM_SUMMARY.TOTAL_CHARGE is computed from CLAIM_DETAILS.CHARGE_AMOUNT</title>" in page
     assert client_for(outsider).get(url).status_code == 404
 
 
