@@ -63,8 +63,10 @@ def test_a_built_rows_month_comes_from_its_period_columns():
     for target in (by_parts, copied):
         sql = target_period_sql(target, partition)
         assert [r[0] for r in db.execute(f"SELECT {sql} FROM T ORDER BY 1")] == ["2023-05", "2024-11"]  # noqa: S608
-    # A week or a year spans months; a target without a column holding its period has no month.
+    # A year grain keys its rows by the year; a week grain by its start, which a copied date is not.
     assert target_period_sql(TargetSpec(name="T", sql="", period_unit="year", columns=by_parts.columns),
+                             partition) == 'CAST("Y" AS TEXT)'
+    assert target_period_sql(TargetSpec(name="T", sql="", period_unit="week", columns=copied.columns),
                              partition) is None
     assert target_period_sql(TargetSpec(name="T", sql="", columns=[ColumnSpec(name="X")]), partition) is None
 
