@@ -4,11 +4,13 @@ that differ rebuilt; incremental targets built month by month, each month once, 
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import sqlite3
 from collections import Counter
 
 import pytest
+import yaml
 
 from agents.base import Failed, Succeeded
 from pipeline.dbt.build import plan_build
@@ -352,3 +354,120 @@ def test_an_incremental_target_on_postgresql_equals_the_table_build(tmp_path, db
         assert {b["how"] for b in report(context)["builds"]} == {"incremental" if degree == 1 else "parallel month"}
         for name, rows in expected.items():
             assert_target_matches(name, pg_rows(pipeline.schema, name), rows)
+
+
+# --- Periods other than months -----------------------------------------------------------------------------------
+
+_COUNT = {"function": "count", "table": "CLAIMS", "expression": "*"}
+_MONDAY = ("date(c.SERVICE_DATE, '-' || ((CAST(strftime('%w', c.SERVICE_DATE) AS INTEGER) + 6) % 7) || ' days')")
+
+
+def week_and_year_targets() -> list[dict]:
+    """Claims per week (its Monday, as the spec's period_start computes it) and per provider and year."""
+    return [
+        {"target_table": "CLAIMS_BY_WEEK", "period_unit": "week",
+         "grain": {"columns": ["WEEK_START"], "period": "CLAIMS.SERVICE_DATE"},
+         "sql": f"SELECT {_MONDAY} AS WEEK_START, COUNT(*) AS N_CLAIMS FROM CLAIMS AS c GROUP BY 1",  # noqa: S608
+         "columns": [{"name": "WEEK_START", "type": "DATE", "rule": {"period_start": "period"}},
+                     {"name": "N_CLAIMS", "type": "INTEGER", "measure": _COUNT}]},
+        {"target_table": "CLAIMS_BY_YEAR", "period_unit": "year",
+         "grain": {"columns": ["CLAIM_YEAR", "PROVIDER_ID"], "period": "CLAIMS.SERVICE_DATE"},
+         "sql": "SELECT CAST(substr(c.SERVICE_DATE, 1, 4) AS INTEGER) AS CLAIM_YEAR, c.PROVIDER_ID, "
+                "COUNT(*) AS N_CLAIMS FROM CLAIMS AS c GROUP BY 1, 2",
+         "columns": [{"name": "CLAIM_YEAR", "type": "INTEGER", "rule": {"year_of": "period"}},
+                     {"name": "PROVIDER_ID", "type": "INTEGER"},
+                     {"name": "N_CLAIMS", "type": "INTEGER", "measure": _COUNT}]},
+    ]
+
+
+def by_week_and_year(claims: list[dict]) -> tuple[Counter, Counter]:
+    """The independent computation: plain Python over the bronze claims, weeks from Monday."""
+    weeks, years = Counter(), Counter()
+    for claim in claims:
+        day = datetime.date.fromisoformat(claim["SERVICE_DATE"][:10])
+        weeks[(day - datetime.timedelta(days=day.weekday())).isoformat()] += 1
+        years[(day.year, int(claim["PROVIDER_ID"]))] += 1
+    return weeks, years
+
+
+def test_a_week_and_a_year_target_are_verified_and_rebuilt_by_their_own_period(tmp_path, dbt_dir, bronze_b):
+    pipeline = Pipeline(tmp_path, bronze_b)
+    specs = week_and_year_targets()
+    partition = {"table": "CLAIMS", "column": "SERVICE_DATE"}
+    assert isinstance(pipeline.run("dbt_build", targets=specs, partition=partition)[0], Succeeded)
+    weeks, years = by_week_and_year(read_bronze(bronze_b)["CLAIMS"])
+    outcome, context = pipeline.run("backfill", key="verify", targets=specs, partition=partition)
+    assert isinstance(outcome, Succeeded), outcome
+    assert outcome.outputs["rebuilt"] == {}
+    checks = report(context)["verified_before"]
+    assert {c["month"] for c in checks if c["target"] == "CLAIMS_BY_WEEK"} == set(weeks)
+    assert {c["month"] for c in checks if c["target"] == "CLAIMS_BY_YEAR"} == {str(y) for y, _ in years}
+
+    # A week that straddles two months, its count raised (its row count stays right); a year's row lost.
+    week = next(w for w in sorted(weeks)
+                if w[:7] != (datetime.date.fromisoformat(w) + datetime.timedelta(days=6)).isoformat()[:7])
+    year = sorted({y for y, _ in years})[-1]
+    db = sqlite3.connect(pipeline.target_path)
+    with db:
+        db.execute('UPDATE "CLAIMS_BY_WEEK" SET "N_CLAIMS" = "N_CLAIMS" + 3 WHERE "WEEK_START" = ?', [week])
+        db.execute('DELETE FROM "CLAIMS_BY_YEAR" WHERE rowid = (SELECT MIN(rowid) FROM "CLAIMS_BY_YEAR" '
+                   'WHERE "CLAIM_YEAR" = ?)', [year])
+    db.close()
+    outcome, context = pipeline.run("backfill", key="repair", targets=specs, partition=partition)
+    assert isinstance(outcome, Succeeded), outcome
+    assert outcome.outputs["rebuilt"] == {"CLAIMS_BY_WEEK": [week], "CLAIMS_BY_YEAR": [str(year)]}
+    before = {(c["target"], c["month"]): c for c in report(context)["verified_before"] if not c["ok"]}
+    assert set(before) == {("CLAIMS_BY_WEEK", week), ("CLAIMS_BY_YEAR", str(year))}
+    assert before[("CLAIMS_BY_WEEK", week)]["variance"] == {"rows": 0, "N_CLAIMS": 3}
+    assert before[("CLAIMS_BY_YEAR", str(year))]["variance"]["rows"] == -1
+    assert all(c["ok"] for c in report(context)["verified_after"])
+    # Equal to the independent computation, row for row.
+    built = read_sqlite_table(pipeline.target_path, "CLAIMS_BY_WEEK")
+    assert {r["WEEK_START"]: int(r["N_CLAIMS"]) for r in built} == dict(weeks) and len(built) == len(weeks)
+    built = read_sqlite_table(pipeline.target_path, "CLAIMS_BY_YEAR")
+    assert {(int(r["CLAIM_YEAR"]), int(r["PROVIDER_ID"])): int(r["N_CLAIMS"]) for r in built} == dict(years)
+    assert len(built) == len(years)
+
+
+@pytest.mark.parametrize("value", ["true", None])
+def test_a_mission_launched_with_full_refresh_rebuilds_every_period(tmp_path, dbt_dir, bronze_b, value):
+    """The shipped blueprints' full_refresh parameter reaches the backfill step: set, every period of every
+    target is rebuilt; left at its default, nothing is (the build already holds the history)."""
+    from blueprints.services import blueprint_launch
+    from tests.blueprints.conftest import load_shipped
+    from tests.conftest import leads_connection, leads_group
+    from tests.factories import UserFactory
+
+    pipeline = Pipeline(tmp_path, bronze_b)
+    for connection in (pipeline.source, pipeline.target):
+        connection.groups.add(leads_group())
+    validation = leads_connection(name=f"VAL_{tmp_path.name}"[:100], engine="sqlite", location=str(bronze_b),
+                                  purpose="validation")
+    lead = UserFactory()
+    lead.groups.add(leads_group())
+    params = {"source_connection": pipeline.source.name, "target_connection": pipeline.target.name,
+              "validation_connection": validation.name, **({"full_refresh": value} if value else {})}
+    mission = blueprint_launch(version=load_shipped("healthcare-data-pipeline"), name="Refresh", objective="",
+                               owner=lead, params=params)
+    step = mission.tasks.get(key="backfill_history")
+    assert step.config["full_refresh"] is bool(value)
+    assert "rebuilds only the periods that differ" in step.description
+    marts = yaml.safe_load(load_shipped("build-marts").source_text)
+    assert {"name": "full_refresh", "type": "boolean", "default": False}.items() <= next(
+        p for p in marts["parameters"] if p["name"] == "full_refresh").items()
+    backfill = next(a for phase in marts["phases"] for a in phase["actions"] if a["owner"] == "backfill")
+    assert backfill["config"]["full_refresh"] == "{{ full_refresh }}"
+    assert "verifies every period and rebuilds only the periods that differ" in backfill["description"].lower()
+
+    specs = targets()
+    assert isinstance(pipeline.run("dbt_build", targets=specs)[0], Succeeded)
+    outcome, context = pipeline.run("backfill", targets=specs, full_refresh=step.config["full_refresh"])
+    assert isinstance(outcome, Succeeded), outcome
+    if value:
+        assert outcome.outputs["rebuilt"] == {name: ["all"] for name in MEASURES}
+        checks = report(context)["verified_after"]
+        assert checks and all(c["ok"] for c in checks)
+        assert {(c["target"], c["month"]) for c in checks} == {
+            (c["target"], c["month"]) for c in report(context)["verified_before"]}
+    else:
+        assert outcome.outputs["rebuilt"] == {} and report(context)["verified_after"] == []
