@@ -362,22 +362,27 @@ _COUNT = {"function": "count", "table": "CLAIMS", "expression": "*"}
 _MONDAY = ("date(c.SERVICE_DATE, '-' || ((CAST(strftime('%w', c.SERVICE_DATE) AS INTEGER) + 6) % 7) || ' days')")
 
 
-def week_and_year_targets() -> list[dict]:
-    """Claims per week (its Monday, as the spec's period_start computes it) and per provider and year."""
-    return [
+_PG_MONDAY = "CAST(DATE_TRUNC('week', CAST(c.SERVICE_DATE AS TIMESTAMP)) AS DATE)"
+
+
+def week_and_year_targets(dialect: str = "sqlite") -> list[dict]:
+    """Claims per week (its Monday, as the spec's period_start computes it on each engine) and per provider and
+    year."""
+    monday = _PG_MONDAY if dialect == "postgres" else _MONDAY
+    return [{**spec, "dialect": dialect} for spec in [
         {"target_table": "CLAIMS_BY_WEEK", "period_unit": "week",
          "grain": {"columns": ["WEEK_START"], "period": "CLAIMS.SERVICE_DATE"},
-         "sql": f"SELECT {_MONDAY} AS WEEK_START, COUNT(*) AS N_CLAIMS FROM CLAIMS AS c GROUP BY 1",  # noqa: S608
+         "sql": f"SELECT {monday} AS WEEK_START, COUNT(*) AS N_CLAIMS FROM CLAIMS AS c GROUP BY 1",  # noqa: S608
          "columns": [{"name": "WEEK_START", "type": "DATE", "rule": {"period_start": "period"}},
                      {"name": "N_CLAIMS", "type": "INTEGER", "measure": _COUNT}]},
         {"target_table": "CLAIMS_BY_YEAR", "period_unit": "year",
          "grain": {"columns": ["CLAIM_YEAR", "PROVIDER_ID"], "period": "CLAIMS.SERVICE_DATE"},
-         "sql": "SELECT CAST(substr(c.SERVICE_DATE, 1, 4) AS INTEGER) AS CLAIM_YEAR, c.PROVIDER_ID, "
+         "sql": "SELECT CAST(substr(CAST(c.SERVICE_DATE AS TEXT), 1, 4) AS INTEGER) AS CLAIM_YEAR, c.PROVIDER_ID, "
                 "COUNT(*) AS N_CLAIMS FROM CLAIMS AS c GROUP BY 1, 2",
          "columns": [{"name": "CLAIM_YEAR", "type": "INTEGER", "rule": {"year_of": "period"}},
                      {"name": "PROVIDER_ID", "type": "INTEGER"},
                      {"name": "N_CLAIMS", "type": "INTEGER", "measure": _COUNT}]},
-    ]
+    ]]
 
 
 def by_week_and_year(claims: list[dict]) -> tuple[Counter, Counter]:
@@ -404,8 +409,7 @@ def test_a_week_and_a_year_target_are_verified_and_rebuilt_by_their_own_period(t
     assert {c["month"] for c in checks if c["target"] == "CLAIMS_BY_YEAR"} == {str(y) for y, _ in years}
 
     # A week that straddles two months, its count raised (its row count stays right); a year's row lost.
-    week = next(w for w in sorted(weeks)
-                if w[:7] != (datetime.date.fromisoformat(w) + datetime.timedelta(days=6)).isoformat()[:7])
+    week = straddling_week(weeks)
     year = sorted({y for y, _ in years})[-1]
     db = sqlite3.connect(pipeline.target_path)
     with db:
@@ -471,3 +475,71 @@ def test_a_mission_launched_with_full_refresh_rebuilds_every_period(tmp_path, db
             (c["target"], c["month"]) for c in report(context)["verified_before"]}
     else:
         assert outcome.outputs["rebuilt"] == {} and report(context)["verified_after"] == []
+
+
+def test_a_month_gone_from_the_source_leaves_no_stale_rows_in_an_incremental_target(tmp_path, dbt_dir, bronze_b):
+    """One dbt run at a time (SQLite): a month the source no longer has gives dbt's delete+insert no rows to key
+    its delete on, so the backfill replaces that month's rows by nothing itself."""
+    import shutil
+
+    bronze = shutil.copy(bronze_b, tmp_path / "bronze.sqlite3")
+    pipeline = Pipeline(tmp_path, bronze)
+    specs = targets(materialized="incremental")
+    assert isinstance(pipeline.run("dbt_build", targets=specs)[0], Succeeded)
+    assert isinstance(pipeline.run("backfill", key="history", targets=specs)[0], Succeeded)
+    months = sorted({c["SERVICE_DATE"][:7] for c in read_bronze(bronze)["CLAIMS"]})
+    gone = months[len(months) // 2]
+    assert all(gone in months_of(pipeline.target_path, name) for name in MEASURES)
+    db = sqlite3.connect(bronze)
+    with db:
+        db.execute("DELETE FROM CLAIM_DETAILS WHERE CLAIM_ID IN (SELECT CLAIM_ID FROM CLAIMS "
+                   "WHERE substr(SERVICE_DATE, 1, 7) = ?)", [gone])
+        db.execute("DELETE FROM CLAIMS WHERE substr(SERVICE_DATE, 1, 7) = ?", [gone])
+    db.close()
+
+    outcome, context = pipeline.run("backfill", key="again", targets=specs)
+    assert isinstance(outcome, Succeeded), outcome
+    assert outcome.outputs["rebuilt"] == {name: [gone] for name in MEASURES}
+    assert all(b["how"] == "replace month" for b in report(context)["builds"])
+    for name, rows in expected_targets(read_bronze(bronze)).items():
+        assert gone not in months_of(pipeline.target_path, name)
+        assert_target_matches(name, read_sqlite_table(pipeline.target_path, name), rows)
+
+
+def straddling_week(weeks) -> str:
+    """A week whose Monday and Sunday fall in different months: its rebuild is not a month's."""
+    return next(w for w in sorted(weeks)
+                if w[:7] != (datetime.date.fromisoformat(w) + datetime.timedelta(days=6)).isoformat()[:7])
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("degree", [1, 3])
+def test_week_and_year_targets_on_postgresql_are_repaired_by_their_own_period(tmp_path, dbt_dir, pg, settings,
+                                                                               degree):
+    """PostgreSQL's date_trunc('week') and the backfill's week key agree (Monday), one period after another and
+    side by side."""
+    bronze_schema, target_schema, bronze_copy = pg
+    settings.GENESIS_DBT_POSTGRES_THREADS = degree
+    pipeline = pg_pipeline(tmp_path, bronze_schema, target_schema(), bronze_copy, f"weeks{degree}")
+    specs = week_and_year_targets("postgres")
+    partition = {"table": "CLAIMS", "column": "SERVICE_DATE"}
+    assert isinstance(pipeline.run("dbt_build", targets=specs, partition=partition)[0], Succeeded)
+    weeks, years = by_week_and_year(read_bronze(bronze_copy)["CLAIMS"])
+    outcome, _ = pipeline.run("backfill", key="verify", targets=specs, partition=partition)
+    assert isinstance(outcome, Succeeded) and outcome.outputs["rebuilt"] == {}, outcome
+    week, year = straddling_week(weeks), sorted({y for y, _ in years})[0]
+    pg_execute(pipeline.schema, f'UPDATE "CLAIMS_BY_WEEK" SET "N_CLAIMS" = "N_CLAIMS" + 3 '  # noqa: S608
+                                f"WHERE \"WEEK_START\" = DATE '{week}'")
+    pg_execute(pipeline.schema, 'DELETE FROM "CLAIMS_BY_YEAR" WHERE ctid = (SELECT MIN(ctid) FROM "CLAIMS_BY_YEAR" '
+                                f'WHERE "CLAIM_YEAR" = {year})')  # noqa: S608
+    outcome, context = pipeline.run("backfill", key="repair", targets=specs, partition=partition)
+    assert isinstance(outcome, Succeeded), outcome
+    assert outcome.outputs["rebuilt"] == {"CLAIMS_BY_WEEK": [week], "CLAIMS_BY_YEAR": [str(year)]}
+    hows = {b["how"] for b in report(context)["builds"]}
+    assert hows == ({"parallel month"} if degree > 1 else {"replace month"})
+    built = pg_rows(pipeline.schema, "CLAIMS_BY_WEEK")
+    assert {r["WEEK_START"].isoformat(): int(r["N_CLAIMS"]) for r in built} == dict(weeks)
+    assert len(built) == len(weeks)
+    built = pg_rows(pipeline.schema, "CLAIMS_BY_YEAR")
+    assert {(int(r["CLAIM_YEAR"]), int(r["PROVIDER_ID"])): int(r["N_CLAIMS"]) for r in built} == dict(years)
+    assert len(built) == len(years)
