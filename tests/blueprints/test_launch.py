@@ -115,7 +115,7 @@ def test_parameters_are_substituted_into_titles_descriptions_configs_and_objecti
 def test_connections_are_prefilled_from_context_only_when_there_is_one_fitting(healthcare, bronze, lead):
     assert launch_initial_params(version=healthcare) == {
         "source_connection": "BRONZE", "source_tables": ["claims", "providers", "patients"],
-        "dbt_project": "healthcare", "refresh_cron": "0 6 * * *",
+        "dbt_project": "healthcare", "full_refresh": False, "refresh_cron": "0 6 * * *",
     }
     Connection.objects.create(name="BRONZE_2", engine="sqlite", location="/tmp/x.sqlite3", purpose="source")
     assert "source_connection" not in launch_initial_params(version=healthcare)
