@@ -26,7 +26,9 @@ Stages:
   fault, runs lost, and whether the cluster restarted itself. The cluster uses production timings (lease 30 s,
   sweep 5 s, stall watchdog 10 s).
 
-Needs PostgreSQL at 127.0.0.1:5432 (trust auth) and ``wrk`` (``apt-get install wrk``).
+Needs PostgreSQL at 127.0.0.1:5432 (trust auth); the load stage uses ``wrk`` (``apt-get install wrk``) when it is
+installed, otherwise ``bench.httpload`` (the same figures, from a Python client). ``GENESIS_PROBE_DB`` and
+``GENESIS_PROBE_PORT`` name another database and port (default ``genesis_probe``, 8791).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -49,9 +52,10 @@ from bench.engine import pids_where
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-DB = "genesis_probe"
+# Another checkout probing at the same time names its own database and port.
+DB = os.environ.get("GENESIS_PROBE_DB", "genesis_probe")
 VAR = ROOT / "var" / "probe"
-PORT = 8791
+PORT = int(os.environ.get("GENESIS_PROBE_PORT", "8791"))
 PASSWORD = "probe-password-1-not-for-production"  # noqa: S105 (a throw-away probe database)
 DEMO = "Healthcare Data Pipeline (demo)"
 CLK = os.sysconf("SC_CLK_TCK")
@@ -345,11 +349,13 @@ end
 
 
 def wrk(url: str, header: str, *, connections: int, duration: int, threads: int = 2) -> dict:
-    script = Path(tempfile.mkdtemp(prefix="genesis-probe-")) / "done.lua"
-    script.write_text(WRK_LUA)
     gunicorn = session_of(gunicorn_process.pid)
     cluster = session_of(cluster_process.pid)
     pg = pids_where(lambda _p, comm: comm.startswith("postgres"))
+    if shutil.which("wrk") is None:
+        return _python_load(url, header, connections=connections, duration=duration, pids=(gunicorn, cluster, pg))
+    script = Path(tempfile.mkdtemp(prefix="genesis-probe-")) / "done.lua"
+    script.write_text(WRK_LUA)
     before = cpu_ticks(gunicorn + cluster + pg)
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy0, total0 = machine_busy()
@@ -382,6 +388,39 @@ def wrk(url: str, header: str, *, connections: int, duration: int, threads: int 
     return result
 
 
+def _python_load(url: str, header: str, *, connections: int, duration: int, pids: tuple) -> dict:
+    """As ``wrk`` measures, with ``bench.httpload`` (wrk is not installed): the same percentiles and CPU shares, the
+    load generator's own CPU from this process's usage."""
+    from bench import httpload
+
+    gunicorn, cluster, pg = pids
+    before = cpu_ticks(gunicorn + cluster + pg)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    busy0, total0 = machine_busy()
+    load = os.getloadavg()[0]
+    measured = httpload.run(url, connections=connections, duration=duration, headers=[header])
+    busy1, total1 = machine_busy()
+    after = cpu_ticks(gunicorn + cluster + pg)
+    now = resource.getrusage(resource.RUSAGE_SELF)
+
+    def share(group):  # % of one core over the run
+        return 100 * sum(max(after.get(p, 0) - before.get(p, 0), 0) for p in group) / CLK / duration
+    result = {
+        "url": url, "connections": connections, "duration": duration, "load_at_start": load,
+        "load_at_end": os.getloadavg()[0], "client": "bench.httpload",
+        "p50_ms": measured["p50_ms"], "p90_ms": measured["p90_ms"], "p95_ms": measured["p95_ms"],
+        "p99_ms": measured["p99_ms"], "requests_per_s": measured["requests_per_s"], "requests": measured["requests"],
+        "non_2xx": sum(n for status, n in measured["statuses"].items() if not 200 <= status < 400),
+        "socket_errors": f"timeouts {measured['timeouts']}, errors {measured['errors']}",
+        "machine_busy_pct": 100 * (busy1 - busy0) / max(total1 - total0, 1),
+        "cpu_pct_of_a_core": {"gunicorn": share(gunicorn), "cluster": share(cluster), "postgres": share(pg),
+                              "load client": 100 * ((now.ru_utime + now.ru_stime) - (own.ru_utime + own.ru_stime))
+                              / duration},
+    }
+    print(json.dumps(result, indent=1), flush=True)
+    return result
+
+
 def stage_load(connections: int, duration: int) -> dict:
     global gunicorn_process
     owner_token = tokens()["demo_owner"]
@@ -408,6 +447,17 @@ def stage_load(connections: int, duration: int) -> dict:
         results["api list, cache off"] = wrk(api, token, connections=connections, duration=duration)
     finally:
         os.environ.pop("GENESIS_API_LIST_CACHE_SECONDS")
+    # The cockpit's panel cache off (every page builds every panel): gunicorn restarted with
+    # GENESIS_COCKPIT_CACHE_SECONDS=0.
+    stop(gunicorn_process)
+    os.environ["GENESIS_COCKPIT_CACHE_SECONDS"] = "0"
+    try:
+        gunicorn_process = start_gunicorn()
+        wrk(cockpit, cookie, connections=4, duration=3, threads=1)
+        results["cockpit, panel cache off, 1 client"] = wrk(cockpit, cookie, connections=1, duration=8, threads=1)
+        results["cockpit, panel cache off"] = wrk(cockpit, cookie, connections=connections, duration=duration)
+    finally:
+        os.environ.pop("GENESIS_COCKPIT_CACHE_SECONDS")
     return results
 
 

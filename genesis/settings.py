@@ -171,8 +171,14 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "genesis-default"},
     "api": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "genesis-api",
             "OPTIONS": {"MAX_ENTRIES": 2000}},
+    # Rendered page panels (genesis/fragments.py), keyed by the version of what they show.
+    "pages": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "genesis-pages",
+              "OPTIONS": {"MAX_ENTRIES": 400}},
 }
 GENESIS_API_LIST_CACHE_SECONDS = env_int("GENESIS_API_LIST_CACHE_SECONDS", 5)
+# The cockpit's panels are kept rendered under the mission's history version; this bounds what no history entry
+# records (a renamed user, a row edited outside the services). 0 turns the cache off.
+GENESIS_COCKPIT_CACHE_SECONDS = env_int("GENESIS_COCKPIT_CACHE_SECONDS", 30)
 
 # REST API: token auth first so an anonymous request gets 401 with a WWW-Authenticate header.
 REST_FRAMEWORK = {

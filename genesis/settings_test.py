@@ -16,6 +16,8 @@ GENESIS_RETRY_BACKOFF_SECONDS = 0
 GENESIS_NOTIFY_BACKOFF_SECONDS = 0
 # Factories write rows without history entries, which the API's list cache keys on: off, except in its own tests.
 GENESIS_API_LIST_CACHE_SECONDS = 0
+# Likewise the cockpit's panel cache (keyed on the mission's history version): its own tests turn it on.
+GENESIS_COCKPIT_CACHE_SECONDS = 0
 
 # Several checkouts (or helpers) may share one PostgreSQL server: each can name its own test database.
 if os.environ.get("GENESIS_TEST_DB_NAME"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
-from django.db.models import Max, QuerySet
+from django.db.models import Count, Max, QuerySet
 
 from history.models import HistoryEntry
 from missions.choices import Role, SignoffDecision
@@ -84,9 +84,14 @@ def signoffs_required(mission_ids: list[int]) -> dict[int, list[str]]:
     return required
 
 
-def newest_history_id(mission_id: int) -> int:
-    """The id of the mission's newest history entry (0 before any): the version of everything its pages show."""
-    return HistoryEntry.objects.filter(mission_id=mission_id).aggregate(newest=Max("id"))["newest"] or 0
+def history_version(mission_id: int) -> str:
+    """The version of everything the mission's pages show, ``"<newest id>-<count>"`` of its history entries, in one
+    query over the mission's index. Every change of state writes an entry in the transaction that makes it, so the
+    version moves when the change commits. The newest id alone would miss a change whose transaction took its id
+    before another's and committed after it (PostgreSQL hands ids out in the order they are asked for, not the order
+    of the commits); the count moves then too."""
+    row = HistoryEntry.objects.filter(mission_id=mission_id).aggregate(newest=Max("id"), entries=Count("id"))
+    return f"{row['newest'] or 0}-{row['entries']}"
 
 
 def closing_entry(mission: Mission) -> HistoryEntry | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -17,6 +18,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.safestring import SafeString
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -24,6 +26,7 @@ from agents import llm
 from blueprints import selectors as blueprint_selectors
 from blueprints.models import CheckEvaluation
 from genesis.exceptions import DomainError
+from genesis.fragments import Built, FragmentCache
 from genesis.htmx import go_to, is_fragment
 from history.choices import ActorKind
 from missions import selectors
@@ -105,15 +108,30 @@ def _can_launch(user) -> bool:
 
 DECISIONS_SHOWN = 8
 
-# Fragments of the cockpit, chosen by the element htmx targets (``HX-Target``).
-COCKPIT_FRAGMENTS = {
+# The cockpit's panels that follow the mission's state, each built by ``CockpitPanels`` and kept rendered in the page
+# cache (``genesis.fragments``) under the mission's history version: a page, a fragment or the live poller's answer
+# asked for while nothing changed is served from there. An htmx request naming one (``HX-Target``) gets it alone.
+PANELS = {
     "board": "missions/htmx/board.html",
     "decisions": "missions/htmx/decisions.html",
     "phases": "missions/htmx/phases.html",
     "recent-history": "missions/htmx/recent_history.html",
     "artifacts": "missions/htmx/artifacts.html",
-    "environments": "missions/htmx/environments.html",
+    "success-criteria": "missions/htmx/success_criteria.html",
+    "signoff": "missions/htmx/signoff.html",
+    "graph": "missions/inc/task_graph.html",
+    # What of the graph follows the mission live: the critical path written out, each node's status and run time.
+    "task-graph-state": "missions/htmx/graph_state.html",
 }
+# The panels the live poller swaps: the graph's picture is drawn once, by the page, and then follows its state.
+LIVE_PANELS = [name for name in PANELS if name != "graph"]
+# The page's panels (its graph includes the graph's state).
+PAGE_PANELS = [name for name in PANELS if name != "task-graph-state"]
+# Fragments served alone besides the panels: built on every request (their data moves without a history entry).
+COCKPIT_FRAGMENTS = {**{name: PANELS[name] for name in LIVE_PANELS}, "environments": "missions/htmx/environments.html"}
+# A panel that shows a running attempt's log tail or run time so far is kept this long at most: those move without
+# a history entry.
+MOVING_SECONDS = 3
 
 
 @page_login_required
@@ -122,42 +140,35 @@ def mission_cockpit(request: HttpRequest, pk: int) -> HttpResponse:
     mission = mission_for(request, pk)
     context = _cockpit_context(request, mission)
     target = request.htmx.target if is_fragment(request) else None
-    if target in COCKPIT_FRAGMENTS:
-        context.update(_cockpit_part(request, mission, target))
+    if target == "environments":
+        context["environments"] = _environments(request, mission)
         return render(request, COCKPIT_FRAGMENTS[target], context)
-    context.update(_live_parts(request, mission))
-    context["live_version"] = selectors.newest_history_id(mission.pk)
-    context["llm_usage"] = _llm_usage(mission)
-    context["status_choices"] = TaskStatus.choices
-    context["graph"] = _graph(mission, context)
-    return render(request, "missions/cockpit.html", context)
+    version = selectors.history_version(mission.pk)
+    panels = CockpitPanels(request, mission, context, version)
+    if target in PANELS:
+        return panels.response(HttpResponse(panels.render(target)))
+    context.update(panels=panels.render_all(PAGE_PANELS), live_version=version,
+                   llm_usage=_llm_usage(mission), environments=_environments(request, mission))
+    return panels.response(render(request, "missions/cockpit.html", context))
 
 
 @never_cache
 @page_login_required
 @require_GET
 def mission_live(request: HttpRequest, pk: int) -> HttpResponse:
-    """The cockpit's one live mechanism: its poller sends the newest history id it has seen (``since``); while the
-    mission's newest history id is the same, the answer is an empty 204 (three queries: the session, the mission,
-    the id); otherwise every panel that follows the mission's state comes back to be swapped out of band, with the
-    poller carrying the new id. Every change of state writes history, so the id is the version of the page."""
+    """The cockpit's one live mechanism: its poller sends the version of the mission's history it has seen
+    (``since``); while it is the same, the answer is an empty 204 (three queries: the session, the mission, the
+    version); otherwise every panel that follows the mission's state comes back to be swapped out of band, with the
+    poller carrying the new version. Every change of state writes history, so that version is the page's."""
     mission = mission_for(request, pk)
-    version = selectors.newest_history_id(mission.pk)
-    if request.GET.get("since") == str(version):
+    version = selectors.history_version(mission.pk)
+    if request.GET.get("since") == version:
         return HttpResponse(status=204)
     context = _cockpit_context(request, mission)
-    context.update(_live_parts(request, mission))
     context.update(live_version=version, oob=True)
-    # The graph's statuses, run times and critical path follow too (its layout stays as the page drew it).
-    context["graph"] = _graph(mission, context)
-    context["graph_state"] = task_selectors.graph_state(context["graph"])
-    return render(request, "missions/htmx/live.html", context)
-
-
-def _graph(mission: Mission, context: dict) -> dict:
-    """The task graph of the board and phases already in ``context`` (two more queries: edges and run times)."""
-    return task_selectors.mission_graph(context["board"], task_selectors.mission_edges(mission),
-                                        task_selectors.task_run_times(mission), context["phases"])
+    panels = CockpitPanels(request, mission, context, version)
+    context.update(panels=panels.render_all(LIVE_PANELS), environments=_environments(request, mission))
+    return panels.response(render(request, "missions/htmx/live.html", context))
 
 
 def _llm_usage(mission: Mission) -> object:
@@ -174,18 +185,97 @@ def _cockpit_context(request: HttpRequest, mission: Mission) -> dict:
         "can_manage": can_manage(request.user, mission),
         "can_work": can_work_on(request.user, mission),
         "live": not mission.is_finished,
+        # Where a decision's plain form post comes back to: the cockpit, also when the poller rendered the form.
+        "return_to": reverse("missions:cockpit", args=[mission.pk]),
+        "status_choices": TaskStatus.choices,
     }
 
 
-def _live_parts(request: HttpRequest, mission: Mission) -> dict:
-    """Everything the cockpit shows that follows the mission's state: the panels, the success criteria and the
-    sign-offs."""
-    context: dict = {}
-    for part in COCKPIT_FRAGMENTS:
-        context.update(_cockpit_part(request, mission, part))
-    context["success"] = blueprint_selectors.success_state(mission)
-    context.update(_signoff_part(mission))
-    return context
+class CockpitPanels:
+    """The cockpit's panels for one request, each rendered once per key and then served from the page cache. A key
+    names the mission, its history version, whether the panel is swapped out of band, and what the viewer may do
+    that the panel shows: whether they manage the mission (the waive and sign-off forms), and for the decisions,
+    who they are (the cards they may decide, the questions addressed to them)."""
+
+    def __init__(self, request: HttpRequest, mission: Mission, context: dict, version: str) -> None:
+        self.request, self.mission, self.context, self.version = request, mission, context, version
+        self.cache = FragmentCache(request, lifetime=settings.GENESIS_COCKPIT_CACHE_SECONDS,
+                                   prefix=f"cockpit:{mission.pk}:{version}")
+        self._board: task_selectors.Board | None = None
+        self._phases: list[Phase] | None = None
+        self._graph: dict | None = None
+
+    def _viewer(self, name: str) -> str:
+        user = self.request.user
+        if name == "decisions":
+            return f"u{user.pk}.{int(user.is_staff)}.{self.context['role'] or ''}"
+        if name in {"phases", "signoff"}:
+            return f"m{int(self.context['can_manage'])}"
+        return ""
+
+    def render(self, name: str) -> SafeString:
+        key = f"{name}:{int(bool(self.context.get('oob')))}:{self._viewer(name)}"
+
+        def build() -> Built:
+            data, lifetime = self._build(name)
+            return PANELS[name], {**self.context, **data}, lifetime
+
+        return self.cache.render(key, build)
+
+    def render_all(self, names: list[str]) -> dict[str, SafeString]:
+        return {name.replace("-", "_"): self.render(name) for name in names}
+
+    def response(self, response: HttpResponse) -> HttpResponse:
+        response["X-Genesis-Cache"] = self.cache.outcome
+        return response
+
+    def _board_once(self) -> task_selectors.Board:
+        if self._board is None:
+            self._board = task_selectors.mission_board(self.mission)
+        return self._board
+
+    def _build(self, name: str) -> tuple[dict, int | None]:
+        """The data of one panel, and a shorter lifetime if it shows what moves without history (its queries run
+        only when the cache does not hold the panel)."""
+        request, mission = self.request, self.mission
+        if name == "board":
+            board = self._board_once()
+            # Task links are built from one reversed prefix, not one {% url %} per card.
+            return ({"board": board, "task_prefix": reverse("tasks:detail", args=[0])[:-2]},
+                    MOVING_SECONDS if board.running_runs else None)
+        if name in {"graph", "task-graph-state"}:
+            board = self._board_once()
+            if self._graph is None:
+                phases = self._phases if self._phases is not None else task_selectors.mission_phases(mission)
+                self._graph = task_selectors.mission_graph(board, task_selectors.mission_edges(mission),
+                                                           task_selectors.task_run_times(mission), phases)
+            data = {"board": board, "graph": self._graph}
+            if name == "task-graph-state":
+                data["graph_state"] = task_selectors.graph_state(self._graph)
+            return data, MOVING_SECONDS if board.running_runs else None
+        if name == "decisions":
+            # The cockpit shows the first few decisions; "My work" and the board list them all.
+            approvals = task_selectors.approvals_waiting(mission=mission, limit=DECISIONS_SHOWN + 1)
+            questions = task_selectors.open_questions(mission=mission, limit=DECISIONS_SHOWN + 1)
+            cards = _cards(request, approvals[:DECISIONS_SHOWN])
+            return {
+                **cards,
+                "questions": _with_tables(_not_on_cards(questions[:DECISIONS_SHOWN], cards["cards"])),
+                "more_decisions": len(approvals) > DECISIONS_SHOWN or len(questions) > DECISIONS_SHOWN,
+            }, None
+        if name == "phases":
+            self._phases = blueprint_selectors.phases_with_checks(mission)
+            return {"phases": self._phases, "waive_enabled": True}, None
+        if name == "artifacts":
+            groups, cut = task_selectors.mission_artifact_groups(mission)
+            return {"artifact_groups": groups, "artifacts_cut": cut}, None
+        if name == "recent-history":
+            return {"recent_history": list(task_selectors.mission_history(mission)[:25])}, None
+        if name == "success-criteria":
+            return {"success": blueprint_selectors.success_state(mission)}, None
+        if name == "signoff":
+            return _signoff_part(mission), None
+        raise ValueError(f"No cockpit panel {name!r}.")
 
 
 def _signoff_part(mission: Mission) -> dict:
@@ -196,32 +286,6 @@ def _signoff_part(mission: Mission) -> dict:
         "signoff_open": mission.status in SIGNOFF_STATUSES,
         "closing": selectors.closing_entry(mission) if mission.status == "closed" else None,
     }
-
-
-def _cockpit_part(request: HttpRequest, mission: Mission, part: str) -> dict:
-    if part == "board":
-        # Task links are built from one reversed prefix, not one {% url %} per card.
-        return {"board": task_selectors.mission_board(mission), "task_prefix": reverse("tasks:detail", args=[0])[:-2]}
-    if part == "decisions":
-        # The cockpit shows the first few decisions; "My work" and the board list them all.
-        approvals = task_selectors.approvals_waiting(mission=mission, limit=DECISIONS_SHOWN + 1)
-        questions = task_selectors.open_questions(mission=mission, limit=DECISIONS_SHOWN + 1)
-        cards = _cards(request, approvals[:DECISIONS_SHOWN])
-        return {
-            **cards,
-            "questions": _with_tables(_not_on_cards(questions[:DECISIONS_SHOWN], cards["cards"])),
-            "more_decisions": len(approvals) > DECISIONS_SHOWN or len(questions) > DECISIONS_SHOWN,
-        }
-    if part == "phases":
-        return {"phases": blueprint_selectors.phases_with_checks(mission), "waive_enabled": True}
-    if part == "artifacts":
-        groups, cut = task_selectors.mission_artifact_groups(mission)
-        return {"artifact_groups": groups, "artifacts_cut": cut}
-    if part == "recent-history":
-        return {"recent_history": list(task_selectors.mission_history(mission)[:25])}
-    if part == "environments":
-        return {"environments": _environments(request, mission)}
-    return {}
 
 
 def _cards(request: HttpRequest, approvals: list) -> dict:

@@ -140,6 +140,11 @@ class Catalog:
         self.weight = {word: 1 / math.sqrt(n) for word, n in df.items()}
         self.fks = [(Ref(fk["table"], fk["column"]), Ref(fk["ref_table"], fk["ref_column"]))
                     for fk in profile.get("foreign_keys", [])]
+        # Columns whose values fit the keys of several tables with nothing to tell which (the profile leaves them
+        # without a foreign key): (the column, the keys it may refer to). A person says which, when it matters.
+        self.ambiguous = [(Ref(item["table"], item["column"]),
+                           [Ref(*candidate.split(".", 1)) for candidate in item["candidates"]])
+                          for item in profile.get("ambiguous_foreign_keys", [])]
 
     def find(self, text: str) -> Ref | None:
         """A ``TABLE.COLUMN`` (or a column name unique in the source) named in ``text``, case-insensitively."""
@@ -462,8 +467,15 @@ class TargetMapper:
         plan.confidence = confidence if plan.confidence == 0 else min(plan.confidence, confidence)
 
     def _resolve(self, plan: ColumnPlan, key: str, phrase_words: list[str], desc_words: list[str], *,
-                 refs: list[Ref], want: str | None, what: str, exact: str | None = None, prefer=None) -> Ref | None:
+                 refs: list[Ref], want: str | None, what: str, exact: str | None = None, prefer=None,
+                 children: bool = False) -> Ref | None:
         candidates = self.catalog.score(phrase_words, desc_words, refs=refs, want=want, exact_name=exact)
+        if hasattr(self, "paths"):
+            unreachable = self._out_of_reach(key, phrase_words, desc_words, want=want, exact=exact,
+                                             children=children,
+                                             better_than=candidates[0].score + 1e-9 if candidates else 0.0)
+            if unreachable is not None:
+                raise unreachable
         cited: dict[Ref, list[dict[str, Any]]] = defaultdict(list)
         for hinted, citation in self.hints.get(key.upper(), []):
             cited[hinted].append(citation)
@@ -519,6 +531,60 @@ class TargetMapper:
                                   f"{child}.column = {parent}.column (or through the tables in between, one "
                                   "question each), or none.")
 
+    def _ambiguity_toward(self, table: str, *, parents_only: bool = False) -> Ambiguity | None:
+        """The relationship question that would bring ``table`` within the target's reach, when the profile found a
+        column whose values fit ``table``'s key and another table's alike: a row of the fact's side refers to it
+        (``table`` a parent), or, unless ``parents_only``, ``table``'s rows refer to the fact or one of its child
+        tables (``table`` a child). Keyed ``CHILD->PARENT``; the options are every key the column fits, and the
+        default is ``none``: picking one of two equally fitting parents would be a guess."""
+        answered = {key.split("->")[0].strip().upper()
+                    for key in {**self.answers, **self.feedback, **self.overrides} if "->" in key}
+        linked = {src for src, _dst in self.catalog.fks}
+        children = set(getattr(self, "descendants", {})) | {self.fact}
+        for column, keys in self.catalog.ambiguous:
+            if column in linked or column.table.upper() in answered:
+                continue
+            if column.table in self.paths and any(k.table == table for k in keys):
+                parent = table
+            elif not parents_only and column.table == table and (
+                    near := [k.table for k in keys if k.table in children]):
+                parent = near[0]
+            else:
+                continue
+            key = f"{column.table}->{parent}"
+            fits = " and ".join(str(k) for k in keys)
+            options = [f"{column} = {k}" for k in sorted(keys, key=lambda k: k.table != parent)]
+            return Ambiguity(
+                column=key, reason="relationship",
+                question=f"{key}: the values of {column} fit {fits} alike, and no name says which it refers to; "
+                         f"{self.target['name']} needs {table} joined to {self.fact}. How does a {column.table} row "
+                         f"relate to {parent}? Answer as {column.table}.column = {parent}.column (e.g. "
+                         f"{options[0]}), or none.",
+                options=[*options, "none"], default="none",
+            )
+        return None
+
+    def _out_of_reach(self, key: str, phrase_words: list[str], desc_words: list[str], *, want: str | None,
+                      exact: str | None, children: bool, better_than: float) -> Ambiguity | None:
+        """A relationship question when the best source for ``key`` lies in a table only an ambiguous foreign key
+        would join (and scores above every column within reach): ask which parent, rather than take a worse column
+        or none."""
+        if not self.catalog.ambiguous or key.upper() in {**self.answers, **self.feedback, **self.overrides}:
+            return None
+        best: tuple[float, Ambiguity] | None = None
+        for table in self.catalog.tables:
+            if table in self.paths or table in self.descendants:
+                continue
+            question = self._ambiguity_toward(table, parents_only=not children)
+            if question is None:
+                continue
+            refs = [ref for ref in self.catalog.words if ref.table == table]
+            found = self.catalog.score(phrase_words, desc_words, refs=refs, want=want, exact_name=exact)
+            if found and found[0].score >= max(ACCEPT_SCORE, better_than) and (best is None or
+                                                                                found[0].score > best[0]):
+                best = (found[0].score, question)
+        return best[1] if best else None
+
     def _written(self, plan: ColumnPlan) -> tuple[str, str, str] | None:
         """A SQL expression a person gave for this column (as ``sql: ...`` to its question, in the task config or
         in review feedback): (sql, decided by, key)."""
@@ -548,7 +614,11 @@ class TargetMapper:
             self.period_reasoning = holder.reasoning
             self.fact = self.period.table
         self.paths = self._reachable()
+        self.descendants = {}
         if self.entity_table not in self.paths:
+            ambiguous = self._ambiguity_toward(self.entity_table, parents_only=True)
+            if ambiguous is not None:
+                raise ambiguous
             raise self._relationship_question(
                 self.fact, self.entity_table, f"{self.entity_table} (one row per {grain['entity']!r}) cannot be "
                                               f"reached from {self.fact} along the foreign keys")
@@ -696,9 +766,11 @@ class TargetMapper:
         return {"integer": "INTEGER", "decimal": self._numeric, "date": "TEXT", "datetime": "TEXT",
                 "boolean": "INTEGER"}.get(want, "TEXT")
 
-    def _phrase(self, plan: ColumnPlan, phrase: str, *, refs: list[Ref], want: str | None, key_suffix: str) -> Ref:
+    def _phrase(self, plan: ColumnPlan, phrase: str, *, refs: list[Ref], want: str | None, key_suffix: str,
+                children: bool = False) -> Ref:
         ref = self._resolve(plan, f"{plan.name.upper()}.{key_suffix}", tokens(phrase), [], refs=refs, want=want,
-                            what=f"{plan.name}'s {key_suffix} of {phrase!r}", prefer=self._prefer)
+                            what=f"{plan.name}'s {key_suffix} of {phrase!r}", prefer=self._prefer,
+                            children=children)
         if ref is None:
             raise NoSource(phrase)
         return ref
@@ -759,6 +831,9 @@ class TargetMapper:
                 continue
             unreachable = sorted(t for t in tables if t not in self.paths and t not in self.descendants)
             if unreachable:
+                ambiguous = self._ambiguity_toward(unreachable[0])
+                if ambiguous is not None:
+                    raise ambiguous
                 raise self._relationship_question(unreachable[0], self.fact, f"{path} reads {unreachable[0]}, which "
                                                                              f"no foreign key links to {self.fact}")
             if len(tables) > 1 or not tables <= set(self.descendants):
@@ -895,7 +970,8 @@ class TargetMapper:
         return tree.sql(dialect=self.dialect)
 
     def _aggregate_rule(self, plan: ColumnPlan, function: str, phrase: str, want: str | None) -> None:
-        ref = self._phrase(plan, phrase, refs=self.row_refs + self.child_refs, want=want, key_suffix=function.lower())
+        ref = self._phrase(plan, phrase, refs=self.row_refs + self.child_refs, want=want, key_suffix=function.lower(),
+                           children=True)
         value = self._qualified(ref)
         where = self._where(plan, ref.table)
         if where:
@@ -920,6 +996,9 @@ class TargetMapper:
     def _rule_count(self, plan: ColumnPlan, phrase: str, want: str) -> None:
         table, key = self.catalog.entity(phrase)
         if table not in self.paths and table not in self.descendants:
+            ambiguous = self._ambiguity_toward(table)
+            if ambiguous is not None:
+                raise ambiguous
             raise MappingProblem(f"{plan.name}: cannot count {phrase!r} ({table}) at the grain of {self.fact}")
         value = self._qualified(Ref(table, key))
         where = self._where(plan, table)
@@ -932,7 +1011,7 @@ class TargetMapper:
 
     def _rule_count_distinct(self, plan: ColumnPlan, phrase: str, want: str) -> None:
         ref = self._phrase(plan, phrase, refs=self.row_refs + self.child_refs, want=None,
-                           key_suffix="count_distinct")
+                           key_suffix="count_distinct", children=True)
         value = self._qualified(ref)
         where = self._where(plan, ref.table)
         if where:
@@ -1018,7 +1097,8 @@ class TargetMapper:
         """The first day of the grain's period (day, week from Monday, month or year) as an ISO date."""
         column = self.col_sql(self.period)
         text = f"CAST({column} AS TEXT)"
-        if self.dialect == "postgres":
+        if self.dialect in {"postgres", "duckdb"}:
+            # Both truncate a week to its Monday (ISO weeks), as the SQLite form below does.
             plan.expression = f"CAST(DATE_TRUNC('{self.period_unit}', CAST({column} AS TIMESTAMP)) AS DATE)"
         elif self.period_unit == "week":
             plan.expression = (f"DATE(SUBSTR({text}, 1, 10), '-' || ((CAST(STRFTIME('%w', SUBSTR({text}, 1, 10)) "

@@ -8,6 +8,7 @@ an expression is compared with its aliases replaced by the tables they stand for
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import sqlglot
@@ -39,19 +40,27 @@ def resolved_expression(expression: str, aliases: dict[str, str], dialect: str |
     An expression sqlglot cannot read is returned as it is."""
     if not expression:
         return ""
+    return _resolved(expression, tuple(sorted(aliases.items())), dialect or None)
+
+
+@lru_cache(maxsize=4096)
+def _resolved(expression: str, aliases: tuple[tuple[str, str], ...], dialect: str | None) -> str:
+    """Remembered per process: parsing and printing one expression costs sqlglot about a millisecond, and every
+    approval card (its table and its diff) resolves the same few dozen expressions each time it is shown."""
     try:
-        tree = sqlglot.parse_one(expression, read=dialect or None)
+        tree = sqlglot.parse_one(expression, read=dialect)
     except (SqlglotError, ValueError):
         return expression
+    tables = dict(aliases)
 
     def swap(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and node.table in aliases:
-            return exp.column(node.name, table=aliases[node.table])
+        if isinstance(node, exp.Column) and node.table in tables:
+            return exp.column(node.name, table=tables[node.table])
         if isinstance(node, exp.Identifier):
             node.set("quoted", False)
         return node
 
-    return tree.transform(swap).sql(dialect=dialect or None)
+    return tree.transform(swap).sql(dialect=dialect)
 
 
 def _comparable(field: str, column: dict[str, Any], aliases: dict[str, str], dialect: str | None) -> Any:

@@ -51,7 +51,7 @@ class BlueprintFilterSet(django_filters.FilterSet):
 # A blueprint is addressed by id or by slug: the path parameter is text.
 BLUEPRINT_ID = OpenApiParameter(
     "id", OpenApiTypes.STR, OpenApiParameter.PATH, pattern=r"^[a-z0-9][a-z0-9_-]*$",
-    description="The blueprint's id (all digits) or its slug, e.g. `healthcare-data-pipeline`.",
+    description="The blueprint's id (all digits) or its slug, e.g. `build-marts`.",
 )
 
 
@@ -92,7 +92,7 @@ class BlueprintViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
         return BlueprintDetailSerializer if self.action == "retrieve" else BlueprintSerializer
 
     def get_object(self):
-        """A blueprint by id or by slug (``/blueprints/healthcare-data-pipeline/``): all digits is an id."""
+        """A blueprint by id or by slug (``/blueprints/build-marts/``): all digits is an id."""
         value = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
         lookup = {"pk": int(value)} if value.isascii() and value.isdigit() and len(value) <= 18 else {"slug": value}
         blueprint = get_object_or_404(self.filter_queryset(self.get_queryset()), **lookup)

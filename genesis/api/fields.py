@@ -147,7 +147,7 @@ def file_name_only(path: str) -> str:
 
 
 class FileNameField(serializers.CharField):
-    """A stored file path, shown as its file name only (``healthcare-data-pipeline.yaml``, not the folder it was
+    """A stored file path, shown as its file name only (``build-marts.yaml``, not the folder it was
     loaded from on the server)."""
 
     def to_representation(self, value):

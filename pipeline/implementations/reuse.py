@@ -1,7 +1,8 @@
 """A mapping task of a mission launched ``from_mission``: instead of mapping its target again, it takes that mission's
 approved mapping spec of the target and verifies it against the current source (the spec still covers the target's
-columns, its SQL runs on the source as it is now, no grain key falls on two rows), then proposes it unchanged for
-approval, saying where it comes from. Mapping is done and approved once; each environment re-checks and builds it."""
+columns, its SQL runs on the source as it is now, no grain key falls on two rows, and each summed or counted measure
+of its rows reconciles with the source's own total), then proposes it unchanged for approval, saying where it comes
+from. Mapping is done and approved once; each environment re-checks and builds it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 from agents.base import AgentContext, Failed, NeedsApproval, Outcome
 from agents.connectors import ConnectorError
 from genesis.exceptions import DomainError
+from pipeline.dbt.spec import target_from_dict
 from pipeline.implementations.common import artifact_id, mission_spec, open_source, say, write
+from pipeline.quality.reconcile import reconcile_mapping
 from pipeline.specfile import target_spec
 
 
@@ -54,6 +57,10 @@ def verify_reused(context: AgentContext, *, target_name: str, dry_run, refusal) 
     try:
         content["dry_run"] = dry_run(adapter, content, {"tables": {}})
         refused = refusal(adapter, content, target_name)
+        # The measures' totals over the mapping's rows, on the source as it is now: a source whose rows no longer
+        # fit the approved joins (e.g. lines whose parent is missing) is refused here, not after the build.
+        reconciled = [] if refused is not None else reconcile_mapping(
+            adapter, target_from_dict(content, sql=approved.sql, dialect=approved.dialect))
     except ConnectorError as error:
         return Failed(error=f"{target_name}: the approved mapping of “{approved.spec.mission.name}” (v"
                             f"{approved.number}) no longer runs on the source: {error.message}", retryable=False)
@@ -61,6 +68,14 @@ def verify_reused(context: AgentContext, *, target_name: str, dry_run, refusal) 
         adapter.close()
     if refused is not None:
         return refused
+    failed = [r for r in reconciled if not r.passed]
+    if failed:
+        return Failed(error=f"{target_name}: the approved mapping of “{approved.spec.mission.name}” (v"
+                            f"{approved.number}) does not reconcile with the current source: "
+                            + "; ".join(r.describe() for r in failed)
+                            + ". Map the target again (launch without from_mission) or fix the source.",
+                      retryable=False)
+    content["reconciliation"] = [{"column": r.column, "passed": r.passed, "detail": r.detail} for r in reconciled]
     content["reused_from"] = {"mission": approved.spec.mission_id, "mission_name": approved.spec.mission.name,
                               "version": approved.number}
     version = mapping_spec_propose(
@@ -72,7 +87,8 @@ def verify_reused(context: AgentContext, *, target_name: str, dry_run, refusal) 
     dry = content["dry_run"]
     summary = (f"{target_name} mapping spec v{version.number}: the approved v{approved.number} of "
                f"“{approved.spec.mission.name}”, not mapped again; verified on the current source: "
-               f"{dry['rows']} rows, {dry['duplicate_grain_rows']} duplicate grain keys.")
+               f"{dry['rows']} rows, {dry['duplicate_grain_rows']} duplicate grain keys, "
+               f"{len(reconciled)} measure total(s) reconciled with the source.")
     say(context, summary)
     return NeedsApproval(summary=summary, outputs={
         "mapping_spec_id": version.spec_id, "version": version.number, "target": target_name, "rows": dry["rows"],

@@ -103,3 +103,10 @@ def reconcile_select(adapter, sql: str, measures: list[dict]) -> list[Totals]:
         source_total = adapter.query(source_sql, limit=1).rows[0][0]
         results.append(compared(measure, row[index], row[-1], source_total, [target_sql, source_sql]))
     return results
+
+
+def reconcile_mapping(source_adapter, target: TargetSpec) -> list[CheckResult]:
+    """``reconcile``'s results before anything is built: the target's totals read from its mapping SQL run on the
+    source as it is now (how a mission reusing another's approved mapping proves it still holds on its source)."""
+    return [CheckResult(check="reconcile", target=target.name, column=t.column, passed=t.passed, detail=t.detail,
+                        sql=t.sql) for t in reconcile_select(source_adapter, target.sql, target.measures)]

@@ -1,4 +1,5 @@
-"""Fixtures for blueprint tests: the shipped blueprints loaded, and real SQLite databases behind connections."""
+"""Fixtures for blueprint tests: the shipped blueprints loaded, the healthcare spec file, and real SQLite databases
+behind connections."""
 
 import sqlite3
 from pathlib import Path
@@ -7,9 +8,14 @@ import pytest
 
 from agents.models import Connection
 from blueprints.services import blueprint_import
+from pipeline.specfile import load_spec_text
 from tests.conftest import leads_connection
 
 FILES = Path(__file__).resolve().parents[2] / "blueprints" / "files"
+HEALTHCARE_SPEC = Path(__file__).resolve().parents[2] / "pipeline" / "demo" / "project.yml"
+# The healthcare pipeline's targets (the spec file's order): one mapping task each.
+HEALTHCARE_TARGETS = ["CLAIM_SUMMARY", "PROVIDER_SUMMARY", "PATIENT_SUMMARY"]
+HEALTHCARE_TABLES = ["PATIENTS", "PROVIDERS", "CLAIMS", "CLAIM_DETAILS"]
 
 
 def load_shipped(name: str):
@@ -17,9 +23,23 @@ def load_shipped(name: str):
     return blueprint_import(text=path.read_text(), filename=str(path))
 
 
+def healthcare_spec_text(*, source: str = "BRONZE", target: str = "WAREHOUSE") -> str:
+    """The demo's healthcare spec file with its source and target connections renamed to the tests' own."""
+    text = HEALTHCARE_SPEC.read_text()
+    return (text.replace("connection: HCLS_DEMO_1_SOURCES", f"connection: {source}")
+            .replace("connection: HCLS_DEMO_1_TARGET", f"connection: {target}"))
+
+
 @pytest.fixture
 def healthcare(db):
-    return load_shipped("healthcare-data-pipeline")
+    """The healthcare pipeline's blueprint: the generic build-marts (launched with ``healthcare_spec``)."""
+    return load_shipped("build-marts")
+
+
+@pytest.fixture
+def healthcare_spec():
+    """The healthcare spec file, validated, naming the BRONZE and WAREHOUSE connections."""
+    return load_spec_text(healthcare_spec_text(), source="spec file project.yml")
 
 
 def make_sqlite(path: Path, statements: list[str]) -> Path:

@@ -119,12 +119,12 @@ def test_the_rerun_action_runs_the_phase_checks_again(client, lead, failed_phase
                                  "admin:blueprints_blueprintversion_changelist",
                                  "admin:blueprints_checkevaluation_changelist",
                                  "admin:blueprints_missionorigin_changelist"])
-def test_changelists_run_a_bounded_number_of_queries(client_admin, connections, lead, url,
+def test_changelists_run_a_bounded_number_of_queries(client_admin, connections, lead, url, healthcare_spec,
                                                      django_assert_max_num_queries):
-    versions = [load_shipped("healthcare-data-pipeline"), load_shipped("source-onboarding"),
-                load_shipped("field-mapping")]
+    versions = [load_shipped("build-marts"), load_shipped("source-onboarding"), load_shipped("field-mapping")]
     for i in range(12):
-        mission = blueprint_launch(version=versions[0], name=f"HC {i}", objective="", owner=lead)
+        mission = blueprint_launch(version=versions[0], name=f"HC {i}", objective="", owner=lead,
+                                   spec=healthcare_spec)
         phases_advance(mission=mission)
         task = mission.tasks.get(key="initialize")
         task_transition(task=task, to="skipped")

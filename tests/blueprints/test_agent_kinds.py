@@ -16,12 +16,12 @@ def test_every_kind_the_shipped_blueprints_use_is_registered_with_a_name_and_des
 
 
 @pytest.mark.django_db
-def test_launch_creates_one_agent_per_kind_named_after_it(connections, lead):
+def test_launch_creates_one_agent_per_kind_named_after_it(connections, healthcare_spec, lead):
     from agents.models import Agent
     from blueprints.services import blueprint_launch
     from tests.blueprints.conftest import load_shipped
 
-    blueprint_launch(version=load_shipped("healthcare-data-pipeline"), name="HC", objective="", owner=lead)
+    blueprint_launch(version=load_shipped("build-marts"), name="HC", objective="", owner=lead, spec=healthcare_spec)
     kinds = dict(Agent.objects.values_list("kind", "name"))
     assert kinds == {
         "initialize": "InitializeAgent", "profiling": "ProfilingAgent", "field_mapping": "FieldMappingAgent",

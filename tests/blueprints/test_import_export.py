@@ -10,16 +10,16 @@ from django.core.management.base import CommandError
 from blueprints.models import ActionTemplate, Blueprint, BlueprintVersion, PhaseTemplate
 from blueprints.services import blueprint_export, blueprint_import, blueprint_launch
 from blueprints.validation import BlueprintInvalid, normalize
-from tests.blueprints.conftest import FILES
+from tests.blueprints.conftest import FILES, load_shipped
 
 pytestmark = pytest.mark.django_db
 
 SHIPPED = sorted(FILES.glob("*.yaml"))
 
 
-def test_four_blueprints_are_shipped():
-    assert [p.stem for p in SHIPPED] == ["build-marts", "field-mapping", "healthcare-data-pipeline",
-                                         "source-onboarding"]
+def test_three_blueprints_are_shipped():
+    # The healthcare pipeline is build-marts plus the healthcare spec file, not a blueprint of its own.
+    assert [p.stem for p in SHIPPED] == ["build-marts", "field-mapping", "source-onboarding"]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
@@ -43,23 +43,24 @@ def test_round_trip_keeps_defaults_spelled_out_in_the_original_equivalent():
 
 
 def test_loading_the_same_file_twice_keeps_one_version(healthcare):
-    path = FILES / "healthcare-data-pipeline.yaml"
+    path = FILES / "build-marts.yaml"
     again = blueprint_import(text=path.read_text(), filename=str(path))
     assert again.pk == healthcare.pk and not again.created
     assert BlueprintVersion.objects.count() == 1
 
 
 def test_a_changed_file_makes_a_new_version_and_the_old_one_stays(healthcare):
-    text = (FILES / "healthcare-data-pipeline.yaml").read_text().replace(
+    text = (FILES / "build-marts.yaml").read_text().replace(
         "title: Schedule refresh and alerts", "title: Schedule the refresh and its alerts")
     newer = blueprint_import(text=text, filename="hc-v2.yaml")
     assert (newer.number, newer.created) == (2, True)
     assert healthcare.phases.get(order=5).actions.get(key="schedule_refresh").title == "Schedule refresh and alerts"
     assert newer.phases.get(order=5).actions.get(key="schedule_refresh").title == \
         "Schedule the refresh and its alerts"
-    blueprint = Blueprint.objects.get(slug="healthcare-data-pipeline")
+    blueprint = Blueprint.objects.get(slug="build-marts")
     assert blueprint.latest_version() == newer
-    assert PhaseTemplate.objects.count() == 10 and ActionTemplate.objects.count() == 24
+    # Two versions of five phases and ten actions (the mapping action is one, expanded per target at launch).
+    assert PhaseTemplate.objects.count() == 10 and ActionTemplate.objects.count() == 20
 
 
 def test_stored_versions_cannot_be_edited(healthcare):
@@ -73,27 +74,28 @@ def test_stored_versions_cannot_be_edited(healthcare):
 
 
 def test_an_explicit_version_that_exists_with_other_content_is_refused(healthcare):
-    text = (FILES / "healthcare-data-pipeline.yaml").read_text()
-    changed = "version: 1\n" + text.replace("name: Healthcare data pipeline", "name: Healthcare pipeline")
+    text = (FILES / "build-marts.yaml").read_text()
+    changed = "version: 1\n" + text.replace("name: Build marts from a spec file", "name: Build marts")
     with pytest.raises(BlueprintInvalid) as caught:
         blueprint_import(text=changed, filename="hc.yaml")
     assert caught.value.lines() == [
-        "hc.yaml: version: version 1 of 'healthcare-data-pipeline' is already stored with other content, and a "
+        "hc.yaml: version: version 1 of 'build-marts' is already stored with other content, and a "
         "stored version never changes: remove 'version' or use 2"
     ]
     bumped = blueprint_import(text=changed.replace("version: 1", "version: 5"), filename="hc.yaml")
     assert bumped.number == 5
 
 
-def test_a_changed_blueprint_makes_a_new_version_while_a_running_mission_keeps_its_own(healthcare, connections, lead):
-    mission = blueprint_launch(version=healthcare, name="HC", objective="", owner=lead)
-    text = (FILES / "healthcare-data-pipeline.yaml").read_text().replace(
+def test_a_changed_blueprint_makes_a_new_version_while_a_running_mission_keeps_its_own(healthcare, healthcare_spec,
+                                                                                     connections, lead):
+    mission = blueprint_launch(version=healthcare, name="HC", objective="", owner=lead, spec=healthcare_spec)
+    text = (FILES / "build-marts.yaml").read_text().replace(
         "title: Inventory source fields", "title: Inventory and profile source fields")
     newer = blueprint_import(text=text, filename="hc.yaml")
     mission.refresh_from_db()
     assert mission.origin.blueprint_version == healthcare and newer.number == 2
     assert mission.tasks.get(key="inventory_sources").title == "Inventory source fields"
-    later = blueprint_launch(version=newer, name="HC 2", objective="", owner=lead)
+    later = blueprint_launch(version=newer, name="HC 2", objective="", owner=lead, spec=healthcare_spec)
     assert later.tasks.get(key="inventory_sources").title == "Inventory and profile source fields"
     assert later.origin.blueprint_version == newer
     with pytest.raises(Exception, match="protected"):
@@ -104,9 +106,7 @@ def test_load_and_export_commands(tmp_path):
     out = StringIO()
     call_command("load_blueprint", "--shipped", stdout=out)
     assert out.getvalue().splitlines() == [
-        "loaded as build-marts version 1", "loaded as field-mapping version 1",
-        "loaded as healthcare-data-pipeline version 1",
-        "loaded as source-onboarding version 1",
+        "loaded as build-marts version 1", "loaded as field-mapping version 1", "loaded as source-onboarding version 1",
     ]
     out = StringIO()
     call_command("load_blueprint", str(FILES / "field-mapping.yaml"), stdout=out)
@@ -120,3 +120,29 @@ def test_load_and_export_commands(tmp_path):
         call_command("export_blueprint", "field-mapping", "--version", "9")
     with pytest.raises(CommandError, match="Name at least one blueprint file"):
         call_command("load_blueprint")
+
+
+def test_a_blueprint_no_longer_shipped_stays_stored_and_loading_the_shipped_ones_leaves_it(connections, lead):
+    """A database that loaded a blueprint Genesis no longer ships (the hand-written healthcare pipeline) keeps it,
+    and the missions launched from it: ``load_blueprint --shipped`` loads the shipped files and touches nothing
+    else."""
+    text = (FILES / "field-mapping.yaml").read_text().replace("slug: field-mapping", "slug: healthcare-data-pipeline")
+    retired = blueprint_import(text=text, filename="healthcare-data-pipeline.yaml")
+    mission = blueprint_launch(version=retired, name="Old HC", objective="", owner=lead,
+                               params={"source_tables": ["claims"], "target_spec": "CLAIM_SUMMARY"})
+    out = StringIO()
+    call_command("load_blueprint", "--shipped", stdout=out)
+    assert out.getvalue().splitlines() == [
+        "loaded as build-marts version 1", "loaded as field-mapping version 1", "loaded as source-onboarding version 1",
+    ]
+    again = StringIO()
+    call_command("load_blueprint", "--shipped", stdout=again)
+    assert again.getvalue().splitlines() == [
+        "unchanged: build-marts version 1", "unchanged: field-mapping version 1",
+        "unchanged: source-onboarding version 1",
+    ]
+    assert Blueprint.objects.get(slug="healthcare-data-pipeline").latest_version() == retired
+    mission.refresh_from_db()
+    assert mission.origin.blueprint_version == retired
+    assert mission.tasks.count() == ActionTemplate.objects.filter(phase__version=retired).count() == 4
+    assert load_shipped("build-marts").blueprint.slug == "build-marts"

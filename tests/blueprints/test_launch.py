@@ -14,21 +14,22 @@ from genesis.exceptions import DomainError
 from history.models import HistoryEntry
 from missions.models import Mission
 from tasks.models import Dependency, Phase, Task
-from tests.blueprints.conftest import load_shipped
+from tests.blueprints.conftest import HEALTHCARE_TABLES, healthcare_spec_text, load_shipped
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
+# The healthcare pipeline: build-marts with the healthcare spec file (one mapping task per target).
 TWELVE = [
     ("initialize", "Initialize tooling and agents", []),
-    ("inventory_sources", "Inventory source fields", []),
-    ("map_claim_summary", "Define CLAIM_SUMMARY mapping spec", ["initialize", "inventory_sources"]),
+    ("inventory_sources", "Inventory source fields", ["initialize"]),
+    ("map_claim_summary", "Define CLAIM_SUMMARY mapping spec", ["inventory_sources"]),
     ("map_provider_summary", "Define PROVIDER_SUMMARY mapping spec", ["inventory_sources"]),
     ("map_patient_summary", "Define PATIENT_SUMMARY mapping spec", ["inventory_sources"]),
     ("review_mapping_specs", "Review and approve mapping specs",
      ["map_claim_summary", "map_patient_summary", "map_provider_summary"]),
     ("implement_dbt_models", "Implement dbt models", ["review_mapping_specs"]),
-    ("add_data_quality_checks", "Add data quality checks", ["implement_dbt_models"]),
+    ("add_data_quality_checks", "Add data quality and reconciliation checks", ["implement_dbt_models"]),
     ("validate_models", "Validate models via validation connection", ["add_data_quality_checks"]),
     ("backfill_history", "Historical backfill and verification", ["validate_models"]),
     ("schedule_refresh", "Schedule refresh and alerts", ["backfill_history"]),
@@ -36,8 +37,9 @@ TWELVE = [
 ]
 
 
-def test_healthcare_launch_yields_exactly_the_twelve_steps_and_their_edges(healthcare, connections, lead):
-    mission = blueprint_launch(version=healthcare, name="Healthcare", objective="", owner=lead)
+def test_healthcare_launch_yields_exactly_the_twelve_steps_and_their_edges(healthcare, healthcare_spec, connections,
+                                                                           lead):
+    mission = blueprint_launch(version=healthcare, name="Healthcare", objective="", owner=lead, spec=healthcare_spec)
     tasks = list(Task.objects.filter(mission=mission).order_by("position"))
     edges = {}
     for task_id, dep_key in Dependency.objects.filter(task__mission=mission).values_list("task_id",
@@ -49,8 +51,9 @@ def test_healthcare_launch_yields_exactly_the_twelve_steps_and_their_edges(healt
     assert mission.status == "draft" and all(t.status == "pending" for t in tasks)
 
 
-def test_owners_are_agents_of_their_kind_or_the_person_holding_the_role(healthcare, connections, lead):
-    mission = blueprint_launch(version=healthcare, name="Healthcare", objective="", owner=lead)
+def test_owners_are_agents_of_their_kind_or_the_person_holding_the_role(healthcare, healthcare_spec, connections,
+                                                                        lead):
+    mission = blueprint_launch(version=healthcare, name="Healthcare", objective="", owner=lead, spec=healthcare_spec)
     owners = {t.key: (t.owner_user.username if t.owner_user else t.owner_agent.name) for t in
               mission.tasks.select_related("owner_user", "owner_agent")}
     assert owners == {
@@ -63,19 +66,20 @@ def test_owners_are_agents_of_their_kind_or_the_person_holding_the_role(healthca
     }
     assert Agent.objects.get(name="FieldMappingAgent").kind == "field_mapping"
     # A second launch reuses the agents instead of creating more.
-    blueprint_launch(version=healthcare, name="Healthcare 2", objective="", owner=lead)
+    blueprint_launch(version=healthcare, name="Healthcare 2", objective="", owner=lead, spec=healthcare_spec)
     assert Agent.objects.filter(kind="field_mapping").count() == 1
 
 
-def test_phases_exit_criteria_and_acceptance_criteria_are_copied_with_values(healthcare, connections, lead):
-    mission = blueprint_launch(version=healthcare, name="Healthcare", objective="", owner=lead)
+def test_phases_exit_criteria_and_acceptance_criteria_are_copied_with_values(healthcare, healthcare_spec, connections,
+                                                                             lead):
+    mission = blueprint_launch(version=healthcare, name="Healthcare", objective="", owner=lead, spec=healthcare_spec)
     phases = list(Phase.objects.filter(mission=mission).order_by("order"))
     assert [(p.order, p.name, p.tasks.count()) for p in phases] == [
         (1, "Setup and discovery", 2), (2, "Mapping", 4), (3, "Build", 2), (4, "Validation and backfill", 2),
         (5, "Operate and hand off", 2),
     ]
     assert phases[0].exit_criteria[1] == {
-        "type": "table_exists", "params": {"connection": "BRONZE", "tables": ["claims", "providers", "patients"]},
+        "type": "table_exists", "params": {"connection": "BRONZE", "tables": HEALTHCARE_TABLES},
         "description": "The source tables exist",
     }
     build = mission.tasks.get(key="implement_dbt_models")
@@ -114,30 +118,34 @@ def test_parameters_are_substituted_into_titles_descriptions_configs_and_objecti
 
 def test_connections_are_prefilled_from_context_only_when_there_is_one_fitting(healthcare, bronze, lead):
     assert launch_initial_params(version=healthcare) == {
-        "source_connection": "BRONZE", "source_tables": ["claims", "providers", "patients"],
-        "dbt_project": "healthcare", "full_refresh": False, "refresh_cron": "0 6 * * *",
+        "source_connection": "BRONZE", "dbt_project": "marts", "full_refresh": False, "refresh_cron": "0 6 * * *",
     }
     Connection.objects.create(name="BRONZE_2", engine="sqlite", location="/tmp/x.sqlite3", purpose="source")
     assert "source_connection" not in launch_initial_params(version=healthcare)
 
 
-def test_a_refused_launch_creates_no_mission(healthcare, bronze, lead):
+def test_a_refused_launch_creates_no_mission(healthcare, healthcare_spec, bronze, lead):
     before = (Mission.objects.count(), Task.objects.count(), HistoryEntry.objects.count(), Agent.objects.count())
     with pytest.raises(DomainError) as caught:
-        blueprint_launch(version=healthcare, name="HC", objective="", owner=lead)
+        blueprint_launch(version=healthcare, name="HC", objective="", owner=lead, spec=healthcare_spec)
     assert caught.value.field == "params.target_connection"
     assert "Parameter target_connection is required" in caught.value.message
     with pytest.raises(DomainError, match="no connection is named 'NOPE'"):
-        blueprint_launch(version=healthcare, name="HC", objective="", owner=lead,
+        blueprint_launch(version=healthcare, name="HC", objective="", owner=lead, spec=healthcare_spec,
                          params={"target_connection": "NOPE", "validation_connection": "BRONZE"})
     with pytest.raises(DomainError, match="has no parameter\\(s\\) colour") as caught:
-        blueprint_launch(version=healthcare, name="HC", objective="", owner=lead, params={"colour": "red"})
+        blueprint_launch(version=healthcare, name="HC", objective="", owner=lead, spec=healthcare_spec,
+                         params={"colour": "red"})
     assert caught.value.field == "params.colour"
+    with pytest.raises(DomainError, match="requires a spec file") as caught:
+        blueprint_launch(version=healthcare, name="HC", objective="", owner=lead,
+                         params={"target_connection": "BRONZE", "validation_connection": "BRONZE"})
+    assert caught.value.field == "spec_file"
     after = (Mission.objects.count(), Task.objects.count(), HistoryEntry.objects.count(), Agent.objects.count())
     assert after == before
 
 
-def test_a_failure_midway_rolls_the_whole_launch_back(healthcare, connections, lead, monkeypatch):
+def test_a_failure_midway_rolls_the_whole_launch_back(healthcare, healthcare_spec, connections, lead, monkeypatch):
     from blueprints import services
 
     real = services.dependency_add
@@ -149,7 +157,7 @@ def test_a_failure_midway_rolls_the_whole_launch_back(healthcare, connections, l
 
     monkeypatch.setattr(services, "dependency_add", failing)
     with pytest.raises(DomainError, match="boom"):
-        blueprint_launch(version=healthcare, name="HC", objective="", owner=lead)
+        blueprint_launch(version=healthcare, name="HC", objective="", owner=lead, spec=healthcare_spec)
     assert not Mission.objects.exists() and not Task.objects.exists() and not MissionOrigin.objects.exists()
 
 
@@ -174,24 +182,26 @@ def test_task_owner_actions_go_to_the_task_owner(connections, lead):
     assert alone.tasks.get(key="review_mapping").owner_user == lead and alone.objective == "Mine"
 
 
-def test_launch_mission_command_prints_the_new_mission_id(healthcare, connections, lead):
+def test_launch_mission_command_prints_the_new_mission_id(healthcare, connections, lead, tmp_path):
+    spec_file = tmp_path / "project.yml"
+    spec_file.write_text(healthcare_spec_text())
     out = StringIO()
-    call_command("launch_mission", "--blueprint", "healthcare-data-pipeline", "--name", "From the shell",
-                 "--owner", "lead", "--param", "dbt_project=claims_dbt", "--param", "source_tables=claims",
+    call_command("launch_mission", "--blueprint", "build-marts", "--name", "From the shell",
+                 "--owner", "lead", "--param", "dbt_project=claims_dbt", "--spec-file", str(spec_file),
                  "--mode", "continuous", stdout=out)
     mission = Mission.objects.get(pk=int(out.getvalue().strip()))
     assert (mission.name, mission.mode, mission.owner) == ("From the shell", "continuous", lead)
     assert mission.tasks.count() == 12
     assert mission.tasks.get(key="initialize").config["dbt_project"] == "claims_dbt"
-    assert mission.phases.get(order=1).exit_criteria[1]["params"]["tables"] == ["claims"]
+    assert mission.phases.get(order=1).exit_criteria[1]["params"]["tables"] == HEALTHCARE_TABLES
     with pytest.raises(CommandError, match="write it as key=value"):
-        call_command("launch_mission", "--blueprint", "healthcare-data-pipeline", "--name", "x", "--owner", "lead",
-                     "--param", "novalue")
+        call_command("launch_mission", "--blueprint", "build-marts", "--name", "x", "--owner", "lead",
+                     "--spec-file", str(spec_file), "--param", "novalue")
     with pytest.raises(CommandError, match="No blueprint 'nope'"):
         call_command("launch_mission", "--blueprint", "nope", "--name", "x", "--owner", "lead")
     with pytest.raises(CommandError, match="Parameter dbt_project must be text|no parameter"):
-        call_command("launch_mission", "--blueprint", "healthcare-data-pipeline", "--name", "x", "--owner", "lead",
-                     "--param", "team=x")
+        call_command("launch_mission", "--blueprint", "build-marts", "--name", "x", "--owner", "lead",
+                     "--spec-file", str(spec_file), "--param", "team=x")
     assert Mission.objects.count() == 1
 
 

@@ -2,6 +2,7 @@
 waive; acceptance and success criteria are computed by the same checks."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from tasks.acceptance import evaluate_acceptance, evaluate_success
 from tasks.models import Phase
 from tasks.phase_gate import phases_advance
 from tasks.services import artifact_create, run_create, run_transition, task_transition
+from tests.blueprints.conftest import make_sqlite
 from workflows.checks import check_waive, phase_recheck
 
 pytestmark = pytest.mark.django_db
@@ -34,8 +36,11 @@ def phase_states(mission):
 
 
 @pytest.fixture
-def hc_mission(healthcare, connections, lead):
-    return blueprint_launch(version=healthcare, name="Healthcare", objective="", owner=lead)
+def hc_mission(healthcare, healthcare_spec, connections, lead):
+    """The healthcare pipeline (build-marts with the healthcare spec) on BRONZE, which also gets the claim lines
+    table the spec allows."""
+    make_sqlite(Path(connections["source"].location), ["CREATE TABLE claim_details (claim_id TEXT, line INTEGER)"])
+    return blueprint_launch(version=healthcare, name="Healthcare", objective="", owner=lead, spec=healthcare_spec)
 
 
 def test_a_phase_whose_checks_fail_holds_back_later_phases(hc_mission, lead):
@@ -51,7 +56,8 @@ def test_a_phase_whose_checks_fail_holds_back_later_phases(hc_mission, lead):
     assert [p.name for p in advance.opened] == ["Mapping"]
     passed = CheckEvaluation.objects.filter(phase__order=1).order_by("criterion_index")
     assert [(e.check_type, e.passed) for e in passed] == [("all_tasks_done", True), ("table_exists", True)]
-    assert passed[1].evidence["found"] == {"claims": "claims", "providers": "providers", "patients": "patients"}
+    assert passed[1].evidence["found"] == {"PATIENTS": "patients", "PROVIDERS": "providers", "CLAIMS": "claims",
+                                           "CLAIM_DETAILS": "claim_details"}
 
     # Mapping: every task done and approved, but no spec was ever attached.
     for key in ("map_claim_summary", "map_provider_summary", "map_patient_summary"):
@@ -74,8 +80,8 @@ def test_a_phase_whose_checks_fail_holds_back_later_phases(hc_mission, lead):
     assert failed_entry.data["evidence"]["count"] == 0 and failed_entry.data["type"] == "artifact_exists"
     summary = HistoryEntry.objects.get(mission=mission, event="phase.checks_failed")
     assert summary.data["owner"] == "lead"
-    assert summary.data["failures"] == ["Three mapping specs are attached: Found 0 artifact(s) matching kind=spec; "
-                                        "3 needed."]
+    assert summary.data["failures"] == ["A mapping spec per target is attached: Found 0 artifact(s) matching "
+                                        "kind=spec; 3 needed."]
 
     # Fixed: the specs are attached and the owner re-runs the checks; the next phase opens.
     for key, name in (("map_claim_summary", "CLAIM_SUMMARY.yml"), ("map_provider_summary", "PROVIDER_SUMMARY.yml"),
@@ -195,7 +201,8 @@ def test_a_mission_succeeds_only_when_its_success_checks_pass(hc_mission, lead):
     assert not verdict.passed
     outcome = {r["name"]: r["passed"] for r in verdict.results}
     assert outcome == {"Mapping specs approved": False, "dbt models materialize": True,
-                       "Data-quality checks pass": False, "Backfill verified against the source": False}
+                       "Data-quality and reconciliation checks pass": False,
+                       "Backfill verified against the source": False}
     assert CheckEvaluation.objects.filter(mission=hc_mission, scope="success").count() == 4
     assert HistoryEntry.objects.filter(mission=hc_mission, event="check.failed").count() == 3
 

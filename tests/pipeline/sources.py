@@ -6,6 +6,10 @@
   ``SERVICEDATE``, ``DIAGNOSIS1``), text identifiers, transaction lines typed CHARGE/PAYMENT/TRANSFER, and empty
   diagnosis columns.
 - ``library``: a lending library's members, loans and fines in cents of several kinds.
+- ``bike_hire``: docks with text codes and hires dated around two New Years (Sundays and Mondays among them), for
+  periods (day, week from Monday, month, year) that must agree on every engine.
+- ``field_service``: technicians and vans numbered alike, and jobs whose ``assignee_id`` fits both: a foreign key
+  only a person can tell.
 
 Each comes with the foreign keys a person knows it has (``relationships``), for the tests to hold the agents'
 inferences against; the values are deterministic for a seed.
@@ -185,3 +189,58 @@ def subscriptions(folder: Path, *, seed: int = 8, accounts: int = 70) -> Source:
     return Source(path, tables, {("subscriptions", "acct_no", "accounts", "acct_no"),
                                  ("subscriptions", "plan_code", "plans", "plan_code"),
                                  ("invoices", "sub_ref", "subscriptions", "sub_ref")})
+
+
+# Days a period's first day is easy to get wrong: New Year's Eve on a Sunday, New Year's Day on a Monday, a week
+# that starts in one year and ends in the next, a leap day.
+BIKE_EDGE_DAYS = ["2023-12-31", "2024-01-01", "2024-02-29", "2024-12-29", "2024-12-30", "2024-12-31", "2025-01-01",
+                  "2025-01-05", "2025-01-06"]
+
+
+def bike_hire(folder: Path, *, seed: int = 21, docks: int = 12, hires: int = 400) -> Source:
+    """Docks keyed by text codes, and hires with their day, minutes and fare in cents, around two New Years."""
+    rng = random.Random(seed)
+    tables: dict[str, list[dict]] = {
+        "docks": [{"dock_code": f"DK-{300 + i}", "area": rng.choice(["north", "harbour", "old town"])}
+                  for i in range(docks)],
+        "hires": [],
+    }
+    for i in range(hires):
+        if i < len(BIKE_EDGE_DAYS) * 2:
+            day = date.fromisoformat(BIKE_EDGE_DAYS[i % len(BIKE_EDGE_DAYS)])
+        else:
+            day = rng.choice([date(2023, 12, 20), date(2024, 12, 20)]) + timedelta(days=rng.randint(0, 25))
+        tables["hires"].append({"hire_no": 70_000 + i, "dock_code": rng.choice(tables["docks"])["dock_code"],
+                                "hired_on": day.isoformat(), "minutes": rng.randint(3, 180),
+                                "fare_cents": rng.randint(150, 2_500)})
+    path = folder / "bike_hire.sqlite3"
+    _write(path, tables, {
+        "docks": {"dock_code": "TEXT", "area": "TEXT"},
+        "hires": {"hire_no": "INTEGER", "dock_code": "TEXT", "hired_on": "TEXT", "minutes": "INTEGER",
+                  "fare_cents": "INTEGER"},
+    })
+    return Source(path, tables, {("hires", "dock_code", "docks", "dock_code")})
+
+
+def field_service(folder: Path, *, seed: int = 17, people: int = 15, jobs: int = 240) -> Source:
+    """Technicians and vans, both numbered 1..N, and jobs whose ``assignee_id`` holds a number of each: the
+    values fit both keys and no name says which (the answer key: a technician)."""
+    rng = random.Random(seed)
+    first = ["Ines", "Mo", "Yara", "Teo", "Lis", "Bram", "Noor", "Sem"]
+    tables: dict[str, list[dict]] = {
+        "technicians": [{"tech_id": i, "full_name": f"{rng.choice(first)} T{i:02d}", "grade": rng.choice("ABC")}
+                        for i in range(1, people + 1)],
+        "vans": [{"van_id": i, "plate": f"VX-{100 + i}", "grade": rng.choice("ABC")} for i in range(1, people + 1)],
+        "jobs": [],
+    }
+    for i in range(jobs):
+        tables["jobs"].append({"job_no": 9_000 + i, "assignee_id": rng.randint(1, people),
+                               "job_day": (date(2024, 3, 1) + timedelta(days=rng.randint(0, 90))).isoformat(),
+                               "hours_worked": rng.randint(1, 9)})
+    path = folder / "field_service.sqlite3"
+    _write(path, tables, {
+        "technicians": {"tech_id": "INTEGER", "full_name": "TEXT", "grade": "TEXT"},
+        "vans": {"van_id": "INTEGER", "plate": "TEXT", "grade": "TEXT"},
+        "jobs": {"job_no": "INTEGER", "assignee_id": "INTEGER", "job_day": "TEXT", "hours_worked": "INTEGER"},
+    })
+    return Source(path, tables, {("jobs", "assignee_id", "technicians", "tech_id")})

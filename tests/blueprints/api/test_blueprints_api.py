@@ -17,6 +17,8 @@ from tests.blueprints.conftest import (  # noqa: F401  (fixtures reused here)
     bronze,
     connections,
     healthcare,
+    healthcare_spec_text,
+    load_shipped,
     validation_db,
     warehouse,
 )
@@ -26,27 +28,27 @@ from tests.factories import ConnectionFactory
 
 pytestmark = pytest.mark.django_db
 
-HEALTHCARE = (FILES / "healthcare-data-pipeline.yaml").read_text()
+MARTS = (FILES / "build-marts.yaml").read_text()
 
 
 def test_import_as_text_then_the_same_content_again_is_not_a_new_version(as_user, lead):
     client = as_user(lead)
-    first = client.post("/api/v1/blueprints/import/", {"text": HEALTHCARE, "filename": "hdp.yaml"})
+    first = client.post("/api/v1/blueprints/import/", {"text": MARTS, "filename": "hdp.yaml"})
     assert first.status_code == 201, first.json()
     assert (first.json()["slug"], first.json()["number"], first.json()["created"]) == (
-        "healthcare-data-pipeline", 1, True,
+        "build-marts", 1, True,
     )
-    again = client.post("/api/v1/blueprints/import/", {"text": HEALTHCARE, "filename": "hdp.yaml"})
+    again = client.post("/api/v1/blueprints/import/", {"text": MARTS, "filename": "hdp.yaml"})
     assert (again.json()["number"], again.json()["created"]) == (1, False)
     listed = client.get("/api/v1/blueprints/").json()["results"]
     assert [(b["slug"], b["latest_version"], b["version_count"]) for b in listed] == [
-        ("healthcare-data-pipeline", 1, 1),
+        ("build-marts", 1, 1),
     ]
 
 
 def test_import_as_a_file_and_export_round_trip(as_user, lead):
     client = as_user(lead)
-    upload = SimpleUploadedFile("hdp.yaml", HEALTHCARE.encode(), "application/yaml")
+    upload = SimpleUploadedFile("hdp.yaml", MARTS.encode(), "application/yaml")
     created = client.post("/api/v1/blueprints/import/", {"file": upload}, format="multipart")
     assert created.status_code == 201, created.json()
     blueprint_id = created.json()["blueprint"]
@@ -71,12 +73,13 @@ def test_a_refused_file_lists_every_problem_and_stores_nothing(as_user, lead):
 
 
 def test_launch_builds_the_twelve_tasks_and_can_start_the_mission(as_user, lead, healthcare):  # noqa: F811
-    ConnectionFactory(name="HCLS_SOURCE", purpose="source")  # the only source: the parameter is pre-filled
+    ConnectionFactory(name="HCLS_SOURCE", purpose="source")
     ConnectionFactory(name="HCLS_TARGET", purpose="target")
-    ConnectionFactory(name="HCLS_CHECK", purpose="validation")
+    ConnectionFactory(name="HCLS_CHECK", purpose="validation")  # the only one: the parameter is pre-filled
+    # The healthcare pipeline: build-marts with the healthcare spec file, which names the source and the target.
     response = as_user(lead).post(f"/api/v1/blueprints/{healthcare.blueprint_id}/launch/", {
         "name": "HCLS demo", "objective": "Summary tables are built daily.", "start": True,
-        "params": {"target_connection": "HCLS_TARGET", "validation_connection": "HCLS_CHECK"},
+        "spec": healthcare_spec_text(source="HCLS_SOURCE", target="HCLS_TARGET"),
     })
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -85,6 +88,9 @@ def test_launch_builds_the_twelve_tasks_and_can_start_the_mission(as_user, lead,
     assert mission.tasks.count() == 12 and body["progress"]["total"] == 12
     assert mission.origin.blueprint_version == healthcare
     assert mission.origin.params["source_connection"] == "HCLS_SOURCE"
+    assert mission.origin.params["validation_connection"] == "HCLS_CHECK"
+    assert sorted(mission.tasks.filter(key__startswith="map_").values_list("key", flat=True)) == [
+        "map_claim_summary", "map_patient_summary", "map_provider_summary"]
 
 
 def test_launch_refuses_an_unknown_parameter_and_an_unknown_version(as_user, lead, healthcare):  # noqa: F811
@@ -208,7 +214,7 @@ def test_an_upload_claiming_two_gigabytes_is_refused_before_its_body_is_read(as_
 
 
 def test_a_blueprint_file_over_the_upload_limit_is_refused(as_user, admin_user, settings):
-    padded = HEALTHCARE + "#" * settings.GENESIS_MAX_UPLOAD_BYTES + "\n"  # a valid blueprint, too large
+    padded = MARTS + "#" * settings.GENESIS_MAX_UPLOAD_BYTES + "\n"  # a valid blueprint, too large
     upload = SimpleUploadedFile("hdp.yaml", padded.encode(), "application/yaml")
     response = as_user(admin_user).post("/api/v1/blueprints/import/", {"file": upload}, format="multipart")
     assert response.status_code == 400
@@ -217,9 +223,8 @@ def test_a_blueprint_file_over_the_upload_limit_is_refused(as_user, admin_user, 
     assert not Blueprint.objects.exists()
 
 
-def test_a_list_parameter_given_as_json_text_nested_too_deep_is_a_400(as_user, lead, healthcare,  # noqa: F811
-                                                                       connections):  # noqa: F811
-    url = f"/api/v1/blueprints/{healthcare.blueprint_id}/launch/"
+def test_a_list_parameter_given_as_json_text_nested_too_deep_is_a_400(as_user, lead, connections):  # noqa: F811
+    url = f"/api/v1/blueprints/{load_shipped('field-mapping').blueprint_id}/launch/"
     response = as_user(lead).post(url, {"name": "X", "params": {"source_tables": "[" * 5_000 + "]" * 5_000}})
     assert response.status_code == 400
     [message] = response.json()["errors"]["params.source_tables"]

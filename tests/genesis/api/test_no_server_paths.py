@@ -83,11 +83,11 @@ def test_no_list_or_detail_shows_a_server_path_to_a_member_who_is_not_staff(as_u
 
 
 def test_a_blueprint_version_shows_the_file_name_it_came_from(as_user, lead, world):
-    blueprint = Blueprint.objects.get(slug="healthcare-data-pipeline")
+    blueprint = Blueprint.objects.get(slug="build-marts")
     stored = blueprint.versions.get().source_name
     assert stored.startswith(str(settings.BASE_DIR))  # the server keeps the full path (the admin shows it to staff)
     body = as_user(lead).get(f"/api/v1/blueprints/{blueprint.pk}/").json()
-    assert [v["source_name"] for v in body["versions"]] == ["healthcare-data-pipeline.yaml"]
+    assert [v["source_name"] for v in body["versions"]] == ["build-marts.yaml"]
 
 
 def test_a_connection_location_is_shown_to_staff_only(as_user, lead, admin_user, world):

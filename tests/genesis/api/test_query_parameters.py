@@ -96,19 +96,19 @@ def shipped(db):
     from django.core.management import call_command
 
     call_command("load_blueprint", "--shipped", stdout=StringIO())
-    return Blueprint.objects.get(slug="healthcare-data-pipeline")
+    return Blueprint.objects.get(slug="build-marts")
 
 
 def test_a_blueprint_is_found_by_slug_and_addressed_by_slug_or_id(as_user, lead, shipped):
     client = as_user(lead)
-    listed = client.get("/api/v1/blueprints/", {"slug": "healthcare-data-pipeline"}).json()["results"]
+    listed = client.get("/api/v1/blueprints/", {"slug": "build-marts"}).json()["results"]
     assert [b["id"] for b in listed] == [shipped.pk]
-    by_slug = client.get("/api/v1/blueprints/healthcare-data-pipeline/")
+    by_slug = client.get("/api/v1/blueprints/build-marts/")
     assert by_slug.status_code == 200
     assert by_slug.json() == client.get(f"/api/v1/blueprints/{shipped.pk}/").json()
-    assert by_slug.json()["slug"] == "healthcare-data-pipeline"
-    exported = client.get("/api/v1/blueprints/healthcare-data-pipeline/export/", {"version": 1})
-    assert exported.status_code == 200 and b"slug: healthcare-data-pipeline" in exported.content
+    assert by_slug.json()["slug"] == "build-marts"
+    exported = client.get("/api/v1/blueprints/build-marts/export/", {"version": 1})
+    assert exported.status_code == 200 and b"slug: build-marts" in exported.content
     assert client.get("/api/v1/blueprints/no-such-blueprint/").status_code == 404
     # The launch reached the blueprint by its slug: it asks for that blueprint's own parameter.
     launched = client.post("/api/v1/blueprints/field-mapping/launch/", {"name": "By slug"}, format="json")

@@ -112,7 +112,7 @@ def test_the_live_poller_brings_the_graphs_statuses_run_times_and_critical_path(
     assert "task-graph-state-data" not in page  # the page draws from the graph's own data
     assert {n["key"]: (n["status"], n["duration"]) for n in graph_of(page)["nodes"]} == {
         "extract": ("pending", ""), "load": ("pending", "")}
-    since = re.search(r'id="cockpit-live" hidden data-version="(\d+)"', page).group(1)
+    since = re.search(r'id="cockpit-live" hidden data-version="([\d-]+)"', page).group(1)
     live = reverse("missions:live", args=[mission.pk])
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -435,10 +435,11 @@ def test_a_week_and_a_year_target_are_verified_and_rebuilt_by_their_own_period(t
 
 @pytest.mark.parametrize("value", ["true", None])
 def test_a_mission_launched_with_full_refresh_rebuilds_every_period(tmp_path, dbt_dir, bronze_b, value):
-    """The shipped blueprints' full_refresh parameter reaches the backfill step: set, every period of every
-    target is rebuilt; left at its default, nothing is (the build already holds the history)."""
+    """The shipped build-marts blueprint's full_refresh parameter reaches the backfill step: set, every period of
+    every target is rebuilt; left at its default, nothing is (the build already holds the history)."""
     from blueprints.services import blueprint_launch
-    from tests.blueprints.conftest import load_shipped
+    from pipeline.specfile import load_spec_text
+    from tests.blueprints.conftest import healthcare_spec_text, load_shipped
     from tests.conftest import leads_connection, leads_group
     from tests.factories import UserFactory
 
@@ -449,19 +450,18 @@ def test_a_mission_launched_with_full_refresh_rebuilds_every_period(tmp_path, db
                                   purpose="validation")
     lead = UserFactory()
     lead.groups.add(leads_group())
+    spec = load_spec_text(healthcare_spec_text(source=pipeline.source.name, target=pipeline.target.name),
+                          source="spec file project.yml")
     params = {"source_connection": pipeline.source.name, "target_connection": pipeline.target.name,
               "validation_connection": validation.name, **({"full_refresh": value} if value else {})}
-    mission = blueprint_launch(version=load_shipped("healthcare-data-pipeline"), name="Refresh", objective="",
-                               owner=lead, params=params)
+    marts = load_shipped("build-marts")
+    mission = blueprint_launch(version=marts, name="Refresh", objective="", owner=lead, params=params, spec=spec)
     step = mission.tasks.get(key="backfill_history")
     assert step.config["full_refresh"] is bool(value)
-    assert "rebuilds only the periods that differ" in step.description
-    marts = yaml.safe_load(load_shipped("build-marts").source_text)
-    assert {"name": "full_refresh", "type": "boolean", "default": False}.items() <= next(
-        p for p in marts["parameters"] if p["name"] == "full_refresh").items()
-    backfill = next(a for phase in marts["phases"] for a in phase["actions"] if a["owner"] == "backfill")
-    assert backfill["config"]["full_refresh"] == "{{ full_refresh }}"
-    assert "verifies every period and rebuilds only the periods that differ" in backfill["description"].lower()
+    assert "verifies every period and rebuilds only the periods that differ" in step.description.lower()
+    assert f"here {str(bool(value)).lower()}" in step.description
+    declared = next(p for p in yaml.safe_load(marts.source_text)["parameters"] if p["name"] == "full_refresh")
+    assert declared["type"] == "boolean" and declared["default"] is False
 
     specs = targets()
     assert isinstance(pipeline.run("dbt_build", targets=specs)[0], Succeeded)

@@ -17,7 +17,7 @@ from missions.models import Mission
 from pipeline.management.commands.load_demo import SPEC_FILE
 from pipeline.specfile import load_mission_spec
 from tasks.models import Dependency, Task
-from tests.blueprints.conftest import load_shipped
+from tests.blueprints.test_launch import TWELVE
 
 pytestmark = pytest.mark.django_db
 
@@ -151,9 +151,10 @@ def test_the_healthcare_pipeline_is_build_marts_plus_the_healthcare_spec(db, lea
     assert mission.origin.blueprint_version.blueprint.slug == "build-marts"
     assert mission.source_connection.name == "HCLS_DEMO_1_SOURCES"
     assert mission.target_connection.name == "HCLS_DEMO_1_TARGET"
-    hand_written = load_shipped("healthcare-data-pipeline")
-    keys = {a.key for p in hand_written.phases.all() for a in p.actions.all()}
-    assert set(mission.tasks.values_list("key", flat=True)) == keys
+    assert list(mission.tasks.order_by("position").values_list("key", flat=True)) == [key for key, _, _ in TWELVE]
+    edges = {(t, d) for t, d in Dependency.objects.filter(task__mission=mission).values_list("task__key",
+                                                                                            "depends_on__key")}
+    assert edges == {(key, dep) for key, _, deps in TWELVE for dep in deps}
     assert mission.tasks.count() == 12
     assert Dependency.objects.filter(task__mission=mission).count() == 13
     owners = dict(mission.tasks.values_list("key", "owner_agent__kind"))
