@@ -543,3 +543,24 @@ def test_week_and_year_targets_on_postgresql_are_repaired_by_their_own_period(tm
     built = pg_rows(pipeline.schema, "CLAIMS_BY_YEAR")
     assert {(int(r["CLAIM_YEAR"]), int(r["PROVIDER_ID"])): int(r["N_CLAIMS"]) for r in built} == dict(years)
     assert len(built) == len(years)
+
+
+def test_the_week_key_is_the_monday_on_sqlite_and_duckdb_as_in_python():
+    """Every day of two years, as ISO text: both engines key it by the Monday Python's weekday() gives."""
+    import duckdb
+
+    from pipeline.dbt.sqlgen import period_key
+
+    days = [datetime.date(2023, 1, 1) + datetime.timedelta(days=n) for n in range(731)]
+    want = [(d - datetime.timedelta(days=d.weekday())).isoformat() for d in days]
+    column = '"D"'
+    lite = sqlite3.connect(":memory:")
+    lite.execute('CREATE TABLE t ("D" TEXT)')
+    lite.executemany("INSERT INTO t VALUES (?)", [(d.isoformat(),) for d in days])
+    assert [r[0] for r in lite.execute(f'SELECT {period_key(column, "week", "sqlite")} '  # noqa: S608
+                                       'FROM t ORDER BY "D"')] == want
+    duck = duckdb.connect(":memory:")
+    duck.execute('CREATE TABLE t ("D" VARCHAR)')
+    duck.executemany("INSERT INTO t VALUES (?)", [(d.isoformat(),) for d in days])
+    assert [r[0] for r in duck.execute(f'SELECT {period_key(column, "week", "duckdb")} '  # noqa: S608
+                                       'FROM t ORDER BY "D"').fetchall()] == want
