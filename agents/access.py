@@ -1,11 +1,11 @@
 """Who may run SQL on which connection: each connection's access list.
 
 Running SQL is a permission tied to connections. A mission's agents, checks and previews open a connection only
-when the connection is granted to that mission (``Connection.missions``); ``adapter_for`` asks ``require_use``
-before it opens anything, so no path that runs SQL for a mission skips the question. A connection is granted to a
-mission when the mission is launched or given a spec file or an environment that names it, and only if whoever
-does so may grant it (``may_grant``): staff, a member of one of the connection's groups, or the system itself (no
-actor: ``load_demo``, migrations). Staff can also edit the list in the admin.
+when the connection is granted to that mission (``Connection.missions``): they open it through ``adapter_for`` here,
+which asks ``require_use`` before it opens anything, so no path that runs SQL for a mission skips the question. A
+connection is granted to a mission when the mission is launched or given a spec file or an environment that names
+it, and only if whoever does so may grant it (``may_grant``): staff, a member of one of the connection's groups, or
+the system itself (no actor: ``load_demo``, migrations). Staff can also edit the list in the admin.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from agents.connectors.base import ConnectorError
+from agents.connectors import ADAPTERS, Adapter, ConnectorError
+from agents.connectors.base import RefusalHook
 from agents.models import Agent, Connection
 
 
@@ -75,6 +76,23 @@ def require_grant(actor: Any, connections: Iterable[Connection], *, field: str =
             f"{who} may not give connection(s) {', '.join(refused)} to a mission: only staff or members of the "
             "connection's groups may.", field=field,
         )
+
+
+def adapter_for(connection: Connection, *, mission: Any, allowed_tables: Iterable[str] | None = None,
+                on_refused: RefusalHook | None = None) -> Adapter:
+    """The guarded adapter for ``connection``, on behalf of ``mission``: refused (``ConnectionNotAllowed``) unless the
+    connection is granted to the mission. ``mission=None`` is for staff-only tools that act for no mission (testing a
+    connection from the admin); every path that runs SQL for a mission passes it."""
+    if mission is not None:
+        require_use(connection, mission)
+    try:
+        cls = ADAPTERS[connection.engine]
+    except KeyError:
+        raise ConnectorError(
+            f"Connection {connection.name}: engine {connection.engine!r} has no adapter yet "
+            f"(available: {', '.join(sorted(ADAPTERS))}).", field="engine", code="unsupported_engine",
+        ) from None
+    return cls(connection, allowed_tables=allowed_tables, on_refused=on_refused)
 
 
 # Keys of check params and task config that name connections.

@@ -6,6 +6,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from agents.choices import Engine, Purpose
+from agents.connectors.duckdb import location_problem
+from agents.connectors.platform import refusal_for
 
 
 def split_password(location: str) -> tuple[str, str]:
@@ -69,13 +71,9 @@ class Connection(models.Model):
         if self.engine == Engine.POSTGRESQL and not self.location.startswith(("postgres://", "postgresql://")):
             raise ValidationError({"location": "A PostgreSQL connection needs a DSN like postgres://user@host/db."})
         if self.engine == Engine.DUCKDB:
-            from agents.connectors.duckdb import location_problem
-
             problem = location_problem(self.location)
             if problem:
                 raise ValidationError({"location": f"A DuckDB connection needs a local file path: {problem}."})
-        from agents.connectors.platform import refusal_for
-
         refusal = refusal_for(self.engine, self.location)
         if refusal:
             raise ValidationError({"location": f"This location is refused: {refusal}, which holds every user's "

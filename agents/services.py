@@ -8,8 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from agents.access import may_use, require_grant
 from agents.models import Connection
 from genesis.exceptions import DomainError
 from history.services import Actor, history_record
@@ -34,8 +37,6 @@ def connections_grant(*, mission: Mission, connections: Iterable[Connection], ac
                       reason: str = "") -> list[Connection]:
     """Put ``connections`` on the access list of ``mission`` (refused unless ``actor`` may grant each one); records
     the grant. Returns the connections newly granted."""
-    from agents.access import may_use, require_grant
-
     connections = list(connections)
     require_grant(actor, connections)
     new = [c for c in connections if not may_use(c, mission)]
@@ -57,9 +58,6 @@ def connection_register(*, name: str, engine: str, location: str, purpose: str, 
     """Create or update a named connection (validated like the admin does: a DSN password goes to the secret).
     ``groups``: the names of the groups whose members may give it to missions, replacing its list (None: unchanged);
     a name no group has is refused and nothing is saved."""
-    from django.contrib.auth.models import Group
-    from django.core.exceptions import ValidationError
-
     wanted = None if groups is None else list(dict.fromkeys(groups))
     found = list(Group.objects.filter(name__in=wanted)) if wanted else []
     missing = sorted(set(wanted or ()) - {group.name for group in found})

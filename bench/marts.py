@@ -50,7 +50,7 @@ def _one(claims: int, seed: int, repeat: int) -> dict:
     django.setup()
     from django.core.management import call_command
 
-    from agents.connectors import adapter_for
+    from agents.access import adapter_for
     from missions.models import Mission
     from pipeline.dbt.spec import approved_targets
     from pipeline.quality.reconcile import reconcile, reconcile_mapping

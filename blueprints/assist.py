@@ -23,7 +23,7 @@ from django.utils import timezone
 from agents.llm import Assistant
 from blueprints.models import BlueprintVersion, LaunchSuggestion
 from blueprints.selectors import launch_suggestion_usage
-from blueprints.services import launch_suggestion_record, param_value
+from blueprints.services import launch_suggestion_record, launch_suggestion_refused, param_value
 from genesis.exceptions import DomainError
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class SuggestedLaunch:
     params: dict[str, Any] = field(default_factory=dict)
     reasoning: str = ""
     dropped: list[str] = field(default_factory=list)  # parameters the model gave that did not check out
-    record: LaunchSuggestion | None = None  # the stored exchange (None when no call was made)
+    record: LaunchSuggestion | None = None  # the stored exchange, or the stored refusal when the budget was spent
 
 
 def budget_spent(user: User) -> str:
@@ -82,7 +82,9 @@ def suggest_launch(objective: str, versions: list[BlueprintVersion], *, user: Us
     spent = budget_spent(user)
     if spent:
         logger.info("launch suggestion refused for user %s: %s", user.pk, spent)
-        return SuggestedLaunch(outcome="budget", detail=spent)
+        record = launch_suggestion_refused(user=user, objective=objective, reason=spent,
+                                           model=assistant.config.model)
+        return SuggestedLaunch(outcome=LaunchSuggestion.BUDGET_SPENT, detail=spent, record=record)
     catalogue = [{"slug": v.blueprint.slug, "name": v.name, "description": v.description[:400],
                   "parameters": [{k: p.get(k) for k in ("name", "type", "description", "required") if k in p}
                                  for p in v.parameters]} for v in versions]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agents.access import require_use
+from agents.access import adapter_for, require_use
 from agents.choices import Engine
-from agents.connectors import ConnectorError, adapter_for
+from agents.connectors import ConnectorError
 from agents.models import Connection
 
 TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")

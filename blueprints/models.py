@@ -188,7 +188,10 @@ class LaunchSuggestion(models.Model):
     """One language-model suggestion asked for on the launch page: who asked, the exchange (prompt, response, model,
     tokens, latency, outcome) and the mission launched from it, if any. Asked before any mission exists, so it is
     its own record: it counts against the person's daily budget, and against the mission's once one is launched
-    from it."""
+    from it. A request refused because the person's daily budget was spent is stored too (``BUDGET_SPENT``, no
+    call made, no tokens), so staff see who hit the limit and when."""
+
+    BUDGET_SPENT = "budget"  # the outcome of a request refused before any call: the person's daily budget spent
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="launch_suggestions")
     objective = models.TextField(blank=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -96,6 +97,14 @@ class Suggestion:
     matched: list[str] = field(default_factory=list)
 
 
+def blueprint_latest_versions() -> QuerySet[BlueprintVersion]:
+    """The latest version of every blueprint, by slug, one query: what the launch page and the API offer (and what a
+    language-model suggestion may choose from)."""
+    latest = BlueprintVersion.objects.filter(blueprint=OuterRef("blueprint")).order_by("-number").values("pk")[:1]
+    return BlueprintVersion.objects.filter(pk=Subquery(latest)).select_related("blueprint").order_by(
+        "blueprint__slug")
+
+
 def blueprints_suggested_for(objective: str, *, limit: int = 5) -> list[Suggestion]:
     """Blueprints whose latest version matches the objective's words, best first; none if nothing matches.
 
@@ -127,8 +136,6 @@ OUTCOME_LABELS = {"passed": "Passed", "failed": "Failed", "waived": "Failed, wai
 
 
 def _decorate_check(check: Any) -> None:
-    import json
-
     check.state = "passed" if check.passed else ("waived" if check.waived_at else "failed")
     check.state_label = OUTCOME_LABELS[check.state]
     evidence = check.evidence
@@ -221,7 +228,9 @@ def success_state(mission: Mission) -> list[dict[str, Any]]:
 
 
 def launch_suggestion_usage(*, user: User, since: datetime) -> tuple[int, int]:
-    """The launch suggestions ``user`` asked of the language model since ``since``: (calls, tokens), one query."""
-    totals = LaunchSuggestion.objects.filter(user=user, created_at__gte=since).aggregate(
+    """The launch suggestions ``user`` asked of the language model since ``since``: (calls, tokens), one query.
+    Requests refused for a spent budget made no call and are not counted (else asking again would keep it spent)."""
+    totals = LaunchSuggestion.objects.filter(user=user, created_at__gte=since).exclude(
+        outcome=LaunchSuggestion.BUDGET_SPENT).aggregate(
         calls=Count("id"), tokens=Sum(F("prompt_tokens") + F("completion_tokens")))
     return int(totals["calls"] or 0), int(totals["tokens"] or 0)

@@ -31,6 +31,7 @@ from blueprints.models import (
     MissionOrigin,
     PhaseTemplate,
 )
+from blueprints.selectors import launch_initial_params
 from blueprints.validation import BlueprintError, BlueprintInvalid, load_text, substitute
 from genesis.documents import format_path, loads_json
 from genesis.exceptions import DomainError
@@ -299,8 +300,6 @@ def param_value(*, version: BlueprintVersion, name: str, value: Any) -> Any:
 def resolve_params(*, version: BlueprintVersion, params: dict[str, Any] | None) -> dict[str, Any]:
     """Every declared parameter's value: the given one (converted to its type), else the pre-filled one
     (default, or what the context makes obvious), else refused if required."""
-    from blueprints.selectors import launch_initial_params
-
     given = dict(params or {})
     declared = {p["name"]: p for p in version.parameters}
     unknown = sorted(set(given) - set(declared))
@@ -583,6 +582,15 @@ def launch_suggestion_record(*, user: User, objective: str, exchange: Exchange,
         latency_ms=exchange.latency_ms, blueprint_version=version, exchange=exchange.record())
 
 
+def launch_suggestion_refused(*, user: User, objective: str, reason: str, model: str) -> LaunchSuggestion:
+    """Store a launch suggestion refused before any call because ``user``'s daily budget is spent: no tokens, the
+    reason kept, so staff see the refusals beside the calls (the budget does not count them)."""
+    outcome = LaunchSuggestion.BUDGET_SPENT
+    return LaunchSuggestion.objects.create(
+        user=user, objective=objective[:4000], outcome=outcome, model=model[:200],
+        exchange={"purpose": "suggest a blueprint", "outcome": outcome, "detail": reason, "sent": False})
+
+
 @transaction.atomic
 def launch_suggestion_attach(*, suggestion_id: int, mission: Mission, user: AbstractBaseUser,
                              actor: Actor = None) -> LaunchSuggestion:
@@ -593,6 +601,9 @@ def launch_suggestion_attach(*, suggestion_id: int, mission: Mission, user: Abst
     if suggestion is None:
         raise DomainError(f"Suggestion {suggestion_id} is not one you asked for; launch without it.",
                           field="suggestion")
+    if suggestion.outcome == LaunchSuggestion.BUDGET_SPENT:
+        raise DomainError(f"Suggestion {suggestion_id} was refused (your daily budget was spent) and suggests nothing; "
+                          "launch without it.", field="suggestion")
     if suggestion.mission_id is not None:
         raise DomainError(f"Suggestion {suggestion_id} already launched a mission; ask for a new suggestion or "
                           "launch without it.", field="suggestion")

@@ -14,6 +14,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from agents import registry
+from blueprints.checks import check_types
 from blueprints.choices import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_SECONDS, ROLE_OWNERS, ParamType
 from genesis.documents import DocumentInvalid, Path, format_path, json_type, load_yaml, schema_problems
 from genesis.exceptions import DomainError
@@ -313,14 +315,12 @@ def _check_placeholders(value: Any, path: Path, declared: set[str], out: _Collec
 
 def _check_criterion(criterion: Any, path: Path, samples: dict[str, Any], keys: set[str], out: _Collector,
                      *, own_key: str | None = None) -> None:
-    from blueprints.checks import check_types
-
     if not isinstance(criterion, dict) or not isinstance(criterion.get("type"), str):
         return
-    registry = check_types()
-    cls = registry.get(criterion["type"])
+    known = check_types()
+    cls = known.get(criterion["type"])
     if cls is None:
-        out.add(path + ["type"], f"unknown check type {criterion['type']!r} (known: {', '.join(registry)})")
+        out.add(path + ["type"], f"unknown check type {criterion['type']!r} (known: {', '.join(known)})")
         return
     params = criterion.get("params") or {}
     if not isinstance(params, dict):
@@ -398,8 +398,6 @@ def _check_parameters(data: dict[str, Any], out: _Collector) -> dict[str, Any]:
 
 def _check_actions(data: dict[str, Any], out: _Collector) -> dict[str, tuple[int, Path]]:
     """Unique keys and known owners; returns each key's phase index and the path of its key."""
-    from agents import registry
-
     where: dict[str, tuple[int, Path]] = {}
     roles_and_kinds = None
     for p, a, action in _actions(data):

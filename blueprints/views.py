@@ -4,7 +4,6 @@ objective reads like a title rather than an outcome."""
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -13,19 +12,12 @@ from agents import llm
 from blueprints import selectors
 from blueprints.assist import suggest_launch
 from blueprints.forms import PARAM_PREFIX, LaunchForm, objective_warning
-from blueprints.models import BlueprintVersion
+from blueprints.models import LaunchSuggestion
 from genesis.exceptions import DomainError
 from genesis.htmx import is_fragment
 from missions.views import _can_launch, page_login_required
 from pipeline.selectors import missions_with_approved_mappings
 from workflows.missions import mission_create_from_blueprint
-
-
-def _latest_versions():
-    """The latest version of every blueprint, one query."""
-    latest = BlueprintVersion.objects.filter(blueprint=OuterRef("blueprint")).order_by("-number").values("pk")[:1]
-    return BlueprintVersion.objects.filter(pk=Subquery(latest)).select_related("blueprint").order_by(
-        "blueprint__slug")
 
 
 def _model_on() -> bool:
@@ -36,7 +28,7 @@ def _model_on() -> bool:
 def mission_launch(request: HttpRequest) -> HttpResponse:
     if not _can_launch(request.user):
         raise PermissionDenied("You may not launch missions.")
-    versions = _latest_versions()
+    versions = selectors.blueprint_latest_versions()
     source = request.POST if request.method == "POST" else request.GET
     objective = source.get("objective", "")
     suggestions = selectors.blueprints_suggested_for(objective) if objective.strip() else []
@@ -103,7 +95,7 @@ def mission_launch(request: HttpRequest) -> HttpResponse:
         "warning": objective_warning(objective),
         "proposed": proposed,
         "suggest_asked": asking,
-        "suggest_refused": asked.detail if asked is not None and asked.outcome == "budget" else "",
+        "suggest_refused": asked.detail if asked is not None and asked.outcome == LaunchSuggestion.BUDGET_SPENT else "",
         "model_on": _model_on(),
     }
     status = 422 if request.method == "POST" and form.errors else 200

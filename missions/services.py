@@ -11,6 +11,8 @@ from django.db import transaction
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
+from agents.access import require_grant
+from agents.services import connections_grant
 from genesis.exceptions import DomainError, InvalidTransition
 from history.services import Actor, history_record
 from missions.choices import MISSION_TRANSITIONS, MissionMode, MissionStatus, Role
@@ -60,8 +62,6 @@ def mission_create(
 
 def _named_connections(*, mission: Mission, grantor: Actor) -> list[Any]:
     """The connections the mission names, each refused (naming its field) unless ``grantor`` may grant it."""
-    from agents.access import require_grant
-
     named = []
     for field in ("source_connection", "target_connection"):
         connection = getattr(mission, field)
@@ -72,8 +72,6 @@ def _named_connections(*, mission: Mission, grantor: Actor) -> list[Any]:
 
 
 def _grant_named_connections(*, mission: Mission, grantor: Actor, named: list[Any] | None = None) -> None:
-    from agents.services import connections_grant
-
     named = _named_connections(mission=mission, grantor=grantor) if named is None else named
     if named:
         connections_grant(mission=mission, connections=named, actor=grantor, reason="named by the mission")
@@ -113,8 +111,6 @@ def mission_update(*, mission: Mission, actor: Actor, **changes: Any) -> Mission
     locked: Mission = Mission.objects.select_for_update().get(pk=mission.pk)
     for field in {"source_connection", "target_connection"} & set(changes):
         if changes[field] is not None and changes[field] != getattr(locked, field):
-            from agents.access import require_grant
-
             require_grant(actor, [changes[field]], field=field)
     changed: dict[str, Any] = {}
     for field, value in changes.items():

@@ -30,15 +30,20 @@ from genesis.fragments import Built, FragmentCache
 from genesis.htmx import go_to, is_fragment
 from history.choices import ActorKind
 from missions import selectors
-from missions.choices import SIGNOFF_STATUSES, MissionStatus, SignoffDecision
+from missions.choices import SIGNOFF_STATUSES, MissionStatus, Role, SignoffDecision
 from missions.filtersets import MissionFilterSet
 from missions.models import Mission
 from missions.permissions import can_create_missions, can_manage, can_sign_off, can_work_on, role_of
+from pipeline import reports
+from pipeline.dbt.services import environment_build_roles
 from pipeline.models import Environment
-from pipeline.selectors import question_tables
+from pipeline.selectors import approval_cards, environments_of, mapping_lineage, question_tables
 from tasks import selectors as task_selectors
 from tasks.choices import PhaseStatus, TaskStatus
+from tasks.filtersets import HistoryFilterSet
 from tasks.models import Phase
+from tasks.previews import render_text
+from tasks.timeline import mission_timeline
 from workflows import checks as check_workflows
 from workflows import environments as environment_workflows
 from workflows import missions as mission_workflows
@@ -291,8 +296,6 @@ def _signoff_part(mission: Mission) -> dict:
 def _cards(request: HttpRequest, approvals: list) -> dict:
     """Approval cards of the tasks shown (the spec, its diff, the dry run, the questions about it), and the ones this
     person may decide, which "Approve all shown" approves."""
-    from pipeline.selectors import approval_cards
-
     cards = approval_cards(approvals, user=request.user)
     return {"cards": cards, "decidable_cards": [c for c in cards if c.can_decide]}
 
@@ -311,9 +314,6 @@ def _not_on_cards(questions: list, cards: list) -> list:
 
 def _environments(request: HttpRequest, mission: Mission) -> list:
     """The mission's environments (one query), each marked with whether this person may build in it."""
-    from pipeline.dbt.services import environment_build_roles
-    from pipeline.selectors import environments_of
-
     role = role_of(request.user, mission)
     environments = list(environments_of(mission=mission))
     for environment in environments:
@@ -323,8 +323,6 @@ def _environments(request: HttpRequest, mission: Mission) -> list:
 
 def _role_label(role: str | None, user) -> str:
     if role:
-        from missions.choices import Role
-
         return Role(role).label
     return "Staff (read)" if user.is_staff else ""
 
@@ -336,8 +334,6 @@ def _role_label(role: str | None, user) -> str:
 @require_GET
 def mission_history(request: HttpRequest, pk: int) -> HttpResponse:
     mission = mission_for(request, pk)
-    from tasks.filtersets import HistoryFilterSet
-
     valid_kinds = {k for k, _ in task_selectors.HISTORY_KINDS}
     kinds = [k for k in request.GET.getlist("kind") if k in valid_kinds]
     replay = request.GET.get("view") == "replay"
@@ -360,8 +356,6 @@ def mission_history(request: HttpRequest, pk: int) -> HttpResponse:
         "querystring": _querystring_without_page(request),
     }
     if replay and not is_fragment(request):
-        from tasks.timeline import mission_timeline
-
         context["timeline"] = mission_timeline(mission)
     template = "missions/htmx/history_list.html" if is_fragment(request) else "missions/history.html"
     return render(request, template, context)
@@ -374,9 +368,6 @@ def mission_history(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def mission_lineage(request: HttpRequest, pk: int) -> HttpResponse:
     """Each target column of the mission's mapping specs traced back to its bronze source columns."""
-    from pipeline.selectors import mapping_lineage
-    from tasks.previews import render_text
-
     mission = mission_for(request, pk)
     specs = mapping_lineage(mission=mission)
     for spec in specs:
@@ -527,8 +518,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     """Read-only: the missions the person follows as a stakeholder, their progress, check results, per-target data
     quality and reconciliation, freshness and deliverables. A fixed number of queries whatever the number of
     missions."""
-    from pipeline import reports
-
     missions = task_selectors.missions_with_progress(list(selectors.missions_followed(request.user)))
     ids = [m.pk for m in missions]
     phases = task_selectors.phases_for_missions(ids)

@@ -6,6 +6,7 @@ from genesis.admin_utils import service_action
 from genesis.exceptions import DomainError
 from pipeline.dbt.services import environment_set
 from pipeline.models import DocsIndex, Environment, IndexedDocument, MappingSpec, MappingSpecVersion
+from pipeline.services import mapping_spec_approve
 from workflows.environments import environment_build
 
 
@@ -73,8 +74,6 @@ class MappingSpecVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve the selected proposed versions")
     def approve(self, request, queryset):
-        from pipeline.services import mapping_spec_approve
-
         for version in queryset.filter(status="proposed"):
             try:
                 mapping_spec_approve(version=version, actor=request.user)

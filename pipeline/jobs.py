@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
+
+from missions.models import Mission
+from pipeline.dbt.services import environment_build as build
+from pipeline.models import Environment
+from pipeline.quality.refresh import refresh_run
+
 
 def refresh_mission(mission_id: int) -> dict:
     """The scheduled refresh: rebuild and re-check the mission's targets, alerting its channels on failure."""
-    from missions.models import Mission
-    from pipeline.quality.refresh import refresh_run
-
     mission = Mission.objects.filter(pk=mission_id).first()
     if mission is None:
         return {"ok": False, "error": f"Mission {mission_id} no longer exists."}
@@ -15,11 +19,6 @@ def refresh_mission(mission_id: int) -> dict:
 
 
 def environment_build(environment_id: int, actor_id: int | None = None) -> dict:
-    from django.contrib.auth import get_user_model
-
-    from pipeline.dbt.services import environment_build as build
-    from pipeline.models import Environment
-
     environment = Environment.objects.select_related("mission", "target").filter(pk=environment_id).first()
     if environment is None:
         return {"ok": False, "error": f"Environment {environment_id} no longer exists."}

@@ -22,7 +22,13 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.lineage import lineage as sqlglot_lineage
 
-from pipeline.expressions import AGGREGATES, ExpressionError, parse_expression
+from pipeline.expressions import (
+    AGGREGATES,
+    DIVISION_TYPES,
+    ExpressionError,
+    fraction_outside_whole,
+    parse_expression,
+)
 from pipeline.specfile import band_bounds
 from pipeline.words import tokens
 
@@ -675,12 +681,14 @@ class TargetMapper:
             plan.transformation = f"{text}, as {who}"
             plan.confidence, plan.decided_by = 1.0, label
             plan.reasoning.append(f"A person gave the expression {text}.")
+            self._refuse_fraction_into_integer(plan, f"answers.{self.target['name']}.{key}", text=text)
             return
         if plan.spec_expression:
             self._compile(plan, plan.spec_expression, path=self._path(plan))
             plan.transformation = f"the spec's expression {plan.spec_expression}"
             plan.confidence, plan.decided_by = 1.0, "spec"
             plan.reasoning.append("The spec gives this column's expression.")
+            self._refuse_fraction_into_integer(plan, self._path(plan), text=plan.spec_expression)
             return
         if kind is None:
             refs = [r for r in self.row_refs if self._grain_ok(r)] if self.aggregated else self.row_refs
@@ -727,6 +735,36 @@ class TargetMapper:
             plan.transformation += f", rounded to {rule['round']} decimals"
             if plan.measure is not None:
                 plan.measure["round"] = int(rule["round"])
+        self._refuse_fraction_into_integer(plan, self._path(plan, "rule"), rule=rule)
+
+    def _refuse_fraction_into_integer(self, plan: ColumnPlan, path: str, *, text: str | None = None,
+                                      rule: dict[str, Any] | None = None) -> None:
+        """An integer column whose value (the expression ``text``, or ``rule``) divides or averages without rounding
+        to a whole number: the engines make a whole number of the fraction differently (SQLite's CAST truncates 3.5
+        to 3, PostgreSQL's and DuckDB's round it to 4), so the same spec would load another number on another
+        engine. Refused, naming the way to say which."""
+        if target_category(plan.target_type) != "integer":
+            return
+        if text is not None:
+            node = fraction_outside_whole(parse_expression(text, dialect=self.dialect, path=path))
+            if node is None:
+                return
+            shown = node.sql(dialect=self.dialect)
+            what = f"{'an average' if isinstance(node, exp.Avg) else 'a division'} ({shown[:77]})"
+            fix = "write ROUND(...) (nearest), FLOOR(...) or CEIL(...) around it"
+        else:
+            rule = rule or {}
+            kind = next((k for k in rule if k not in RULE_MODIFIERS), None)
+            if kind not in {"avg", "fraction"} and "divide" not in rule:
+                return
+            if "round" in rule and int(rule["round"]) == 0:
+                return
+            what = ("an average (avg)" if kind == "avg" else "a share (fraction)" if kind == "fraction"
+                    else f"a division (divide: {rule['divide']})")
+            fix = "add round: 0 to the rule"
+        raise ExpressionError(path, f"{plan.name} is {plan.target_type} but its value is {what}, which can leave a "
+                                    "fraction that SQLite truncates and PostgreSQL and DuckDB round, so the engines "
+                                    f"would load different numbers: {fix}, or declare the column DECIMAL")
 
     def _type_decision(self, plan: ColumnPlan, ref: Ref, want: str, observed: str) -> None:
         """The source column holds values of another type than the spec declares: a person says whether to keep
@@ -944,7 +982,9 @@ class TargetMapper:
                 column.replace(exp.column(column.name, quoted=True))
         text = inner.sql(dialect=self.dialect)
         for kind, literal in reversed(factors):
-            text = f"({text}) {'*' if kind is exp.Mul else '/'} {literal}"
+            # Applied to each row of the source's total: a division there divides as decimals too.
+            text = (f"({text}) * {literal}" if kind is exp.Mul else
+                    f"CAST(({text}) AS {DIVISION_TYPES.get(self.dialect, 'REAL')}) / {literal}")
         table = tables.pop()
         plan.measure = {"function": "sum" if isinstance(node, exp.Sum) else "count", "table": table,
                         "expression": text,

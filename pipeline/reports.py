@@ -16,7 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Case, CharField, Max, Q, Value, When
+from django_q.models import Schedule
 
+from genesis.documents import loads_json
 from history.models import HistoryEntry
 from tasks.choices import RunStatus
 from tasks.models import Artifact, Run
@@ -169,8 +171,6 @@ class MissionReports:
 
 
 def _read_json(artifact: Artifact | None) -> Any:
-    from genesis.documents import loads_json
-
     if artifact is None or not artifact.file:
         return None
     try:
@@ -265,8 +265,6 @@ def newest_reports(mission_ids: list[int]) -> dict[int, dict[str, Artifact]]:
 def freshness_of(mission_ids: list[int]) -> dict[int, Freshness]:
     """Per mission: the last successful refresh (or dbt build task), the last failed one, and the refresh schedule's
     next run. Three queries."""
-    from django_q.models import Schedule
-
     found = {pk: Freshness() for pk in mission_ids}
     events = (HistoryEntry.objects.filter(mission_id__in=mission_ids,
                                           event__in=["refresh.succeeded", "refresh.failed"])

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from django.db import connection
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
+from missions.models import Mission
+from missions.permissions import can_act_on_task
+from missions.selectors import roles_map
 from pipeline.choices import MappingStatus
-from pipeline.models import Environment, MappingSpec, MappingSpecVersion
+from pipeline.models import Environment, MappingSpec, MappingSpecVersion, Passage
 from pipeline.rule_words import rule_sentence
 from pipeline.specdiff import DIFF_FIELDS, as_text, column_changes, resolved_expression, source_names, table_aliases
 from tasks.choices import QuestionStatus
@@ -47,8 +52,6 @@ def mapping_specs_waiting(*, mission: Mission) -> QuerySet[MappingSpecVersion]:
 
 
 def _words(text: str) -> list[str]:
-    import re
-
     return [w for w in re.findall(r"[A-Za-z0-9]+", text.replace("_", " ")) if w]
 
 
@@ -56,10 +59,6 @@ def docs_search(*, index_name: str, query: str, phrase: bool = True, limit: int 
     """Passages of the named docs index matching ``query`` by the database's full-text search (SQLite FTS5,
     PostgreSQL tsvector), best first: ``{"passage", "document", "title", "position", "text", "rank"}``.
     With ``phrase`` the words must appear together, in order; otherwise any of them matches."""
-    from django.db import connection
-
-    from pipeline.models import Passage
-
     words = _words(query)
     if not words:
         return []
@@ -283,9 +282,6 @@ def approval_cards(tasks: list[Task], *, user: Any) -> list[ApprovalCard]:
     the person's roles in the tasks' missions, the newest spec version each task proposed, the versions before
     those, and the open questions of the missions; a fifth when a person's task (a review) is among them, for the
     newest version of each spec of its mission."""
-    from missions.permissions import can_act_on_task
-    from missions.selectors import roles_map
-
     if not tasks:
         return []
     missions = {task.mission_id: task.mission for task in tasks}
@@ -382,8 +378,6 @@ def _marked(table: QuestionTable, column: str) -> QuestionTable:
 def missions_with_approved_mappings(*, user: Viewer) -> list[tuple[int, str]]:
     """(id, name) of the missions the user may read that have an approved mapping spec, newest first: those a new
     mission may reuse the mappings of (``from_mission``). One query."""
-    from missions.models import Mission
-
     return list(
         Mission.objects.visible_to(user).filter(mapping_specs__versions__status=MappingStatus.APPROVED)
         .order_by("-pk").values_list("pk", "name").distinct()[:200]

@@ -5,18 +5,25 @@ Every change writes a history entry in the same transaction; nothing else sets a
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from typing import TYPE_CHECKING, Any
 
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from agents.models import Agent
 from genesis.exceptions import DomainError, InvalidTransition
+from genesis.uploads import display_name, sha256_of, validate_upload_size
 from history.services import Actor, history_record
 from pipeline.choices import MAPPING_TRANSITIONS, MappingStatus
-from pipeline.models import MappingSpec, MappingSpecVersion
+from pipeline.models import DocsIndex, IndexedDocument, MappingSpec, MappingSpecVersion, Passage
 from pipeline.specdiff import changed_fields, table_aliases
+from tasks.choices import TaskStatus
+from tasks.models import Task
 
 if TYPE_CHECKING:
     from missions.models import Mission
@@ -151,9 +158,6 @@ def mapping_specs_sync_approvals(*, mission: Mission, actor: Actor = None) -> li
     """Approve each proposed version whose mapping task is done but was approved before task approval approved
     its spec (``mapping_spec_approve_with_task``, called as it happens). Safe to call again; returns the versions
     it approved."""
-    from tasks.choices import TaskStatus
-    from tasks.models import Task
-
     done = Task.objects.filter(pk__in=MappingSpecVersion.objects.filter(
         spec__mission=mission, status=MappingStatus.PROPOSED, task__status=TaskStatus.DONE).values("task_id")
     ).order_by("pk")
@@ -163,10 +167,6 @@ def mapping_specs_sync_approvals(*, mission: Mission, actor: Actor = None) -> li
 def _passages(text: str, *, csv_rows: bool) -> list[str]:
     """Split a document: a CSV into one passage per row (``header: value; ...``), prose into paragraphs
     (long ones cut at sentence ends near 1,200 characters)."""
-    import csv
-    import io
-    import re
-
     if csv_rows:
         rows = list(csv.reader(io.StringIO(text)))
         if not rows:
@@ -193,11 +193,6 @@ def docs_index_add_document(*, index_name: str, title: str, content: bytes | str
                             ) -> IndexedDocument:
     """Store a document in the named docs index (created if new) and index its passages for full-text search.
     Text, Markdown and CSV are understood; anything else is refused."""
-    from django.core.files.base import ContentFile
-
-    from genesis.uploads import display_name, sha256_of, validate_upload_size
-    from pipeline.models import DocsIndex, IndexedDocument, Passage
-
     raw = content.encode() if isinstance(content, str) else content
     try:
         text = raw.decode("utf-8")

@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator
 
 from genesis.documents import DocumentInvalid, Path, SchemaWording, format_path, load_yaml, schema_problems
 from genesis.exceptions import DomainError
+from pipeline.expressions import ExpressionError, check_tables, parse_expression
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 PHRASE = {"type": "string", "minLength": 1}
@@ -302,8 +303,6 @@ def _column_expression_errors(target: dict[str, Any], column: dict[str, Any],
 def _expression_errors(text: str, path: str, spec: dict[str, Any]) -> list[tuple[str, str]]:
     """The expression parses (within the size limits) and names only allowed tables; its columns are checked
     against the profiled source and it is dry-run when the target is mapped."""
-    from pipeline.expressions import ExpressionError, check_tables, parse_expression
-
     try:
         check_tables(parse_expression(text, dialect="sqlite", path=path), allowed=spec["sources"]["allowed_tables"],
                      path=path)

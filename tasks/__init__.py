@@ -11,6 +11,7 @@ The engine in parts a reader can name, each importing only the ones above it in 
 - ``dispatch``: readiness, starting what is ready, what follows a finished task or a failed attempt.
 - ``runtime``: the worker: claim, lease, run the agent, record, retry.
 - ``recovery``: the sweep.
+- ``broker``: the transports django-q2's cluster loads by name; they run the sweep while idle, so they come after it.
 - ``cluster``: django-q2's cluster under a watchdog (``manage.py qcluster``).
 - ``jobs``: the thin entry points the queue messages and schedules name.
 

@@ -23,6 +23,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
@@ -30,6 +31,8 @@ from django_q.brokers.orm import ORM
 from django_q.brokers.redis_broker import Redis
 from django_q.conf import Conf
 from django_q.models import OrmQ
+
+from tasks.recovery import sweep
 
 logger = logging.getLogger("genesis.broker")
 CHANNEL = "genesis_q"
@@ -45,8 +48,6 @@ class _IdleSweep:
             return
         self._last_sweep = time.monotonic()
         try:
-            from tasks.recovery import sweep
-
             counts = sweep()
             if any(counts.values()):
                 logger.info("sweep: %s", counts)
@@ -113,8 +114,6 @@ class PostgresNotifyBroker(_ClaimingORM):
 
     def _listen(self):
         if self._listener is None or self._listener.closed:
-            import psycopg
-
             params = self._db().settings_dict
             self._listener = psycopg.connect(
                 dbname=params["NAME"], user=params.get("USER") or None, password=params.get("PASSWORD") or None,

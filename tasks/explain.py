@@ -7,9 +7,11 @@ runs tasks, and without a model nothing at all happens. The explanation is a his
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
+import django_q.tasks
 from django.db import transaction
 
 from agents.llm import Assistant, settings
@@ -41,10 +43,8 @@ def explain_later(job: str, pk: int) -> None:
         return
 
     def enqueue() -> None:
-        from django_q.tasks import async_task
-
         try:
-            async_task(job, pk, task_name=f"{job.rsplit('.', 1)[-1]}-{pk}")
+            django_q.tasks.async_task(job, pk, task_name=f"{job.rsplit('.', 1)[-1]}-{pk}")
         except Exception:  # an explanation is a nicety: a queue fault must not fail the engine's step
             logger.exception("could not enqueue %s for %s", job, pk)
 
@@ -83,8 +83,6 @@ def run_explain(run_id: int) -> str:
 
 
 def store_exchange(record: dict[str, Any], **where: Any) -> None:
-    import json
-
     if record["outcome"] == "disabled":
         return
     artifact_create(kind="report", file=json.dumps(record, indent=2, default=str).encode(),

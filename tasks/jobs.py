@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tasks import explain, recovery, runtime
 from tasks.models import Notification
+from tasks.notifications import send_with_retries
 
 
 def execute_run(run_id: int) -> str:
@@ -28,8 +29,6 @@ def sweep() -> dict[str, int]:
 
 
 def notification_send(notification_id: int) -> bool:
-    from tasks.notifications import send_with_retries
-
     notification = Notification.objects.filter(pk=notification_id).first()
     if notification is None:
         return False

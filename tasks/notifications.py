@@ -12,6 +12,7 @@ import logging
 import time
 import urllib.request
 
+import django_q.tasks
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -19,6 +20,7 @@ from django.db import transaction
 from history.services import history_record
 from tasks.choices import NotificationChannel, NotificationStatus
 from tasks.models import Notification
+from tasks.services import notification_transition
 
 logger = logging.getLogger("genesis.notifications")
 
@@ -51,11 +53,9 @@ def notify(*, mission, event: str, subject: str, body: str, task=None, person=No
 
 
 def _enqueue(ids: list[int]) -> None:
-    from django_q.tasks import async_task
-
     for pk in ids:
         try:
-            async_task("tasks.jobs.notification_send", pk, task_name=f"notify-{pk}")
+            django_q.tasks.async_task("tasks.jobs.notification_send", pk, task_name=f"notify-{pk}")
         except Exception:  # the queue being down must not break the caller; the row stays pending
             logger.exception("could not enqueue notification %s", pk)
 
@@ -78,8 +78,6 @@ def deliver(notification: Notification) -> None:
 
 def send_with_retries(notification: Notification) -> bool:
     """Try up to GENESIS_NOTIFY_ATTEMPTS times with growing pauses; every attempt's result is recorded."""
-    from tasks.services import notification_transition
-
     attempts = int(settings.GENESIS_NOTIFY_ATTEMPTS)
     pause = float(settings.GENESIS_NOTIFY_BACKOFF_SECONDS)
     for attempt in range(1, attempts + 1):

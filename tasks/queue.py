@@ -3,9 +3,12 @@ django-q2's brokers and ``tasks.broker``; the worker entry points the messages n
 
 from __future__ import annotations
 
+import django_q.brokers
+import django_q.tasks
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django_q.conf import Conf
 
 from tasks.choices import RunStatus
 from tasks.models import Run
@@ -14,8 +17,6 @@ from tasks.timing import batch_max
 
 def _broker_is_transactional() -> bool:
     """The ORM brokers store the queue row in the same database: it can commit with the run (an outbox)."""
-    from django_q.conf import Conf
-
     return not Conf.SYNC and bool(Conf.ORM) and "redis" not in settings.Q_CLUSTER
 
 _brokers: dict[str, object] = {}
@@ -23,14 +24,11 @@ _brokers: dict[str, object] = {}
 def messages_waiting() -> int:
     """How many messages the broker holds that no cluster has taken yet (an ORM broker's unlocked rows, a Redis
     list's length); 0 in sync mode. One broker (one Redis connection) per process and configuration."""
-    from django_q.brokers import get_broker
-    from django_q.conf import Conf
-
     if Conf.SYNC:
         return 0
     key = repr((Conf.BROKER_CLASS, Conf.REDIS, Conf.ORM, Conf.CLUSTER_NAME))  # Conf.REDIS may be a dict
     if key not in _brokers:
-        _brokers[key] = get_broker()
+        _brokers[key] = django_q.brokers.get_broker()
     return int(_brokers[key].queue_size())
 
 def enqueue_runs(run_ids: list[int], *, stamped: bool = False) -> None:
@@ -55,12 +53,10 @@ def _batch_size(count: int) -> int:
     return max(1, min(batch_max(), count // (2 * workers)))
 
 def _send(run_ids: list[int]) -> None:
-    from django_q.tasks import async_task
-
     size = _batch_size(len(run_ids))
     for at in range(0, len(run_ids), size):
         ids = run_ids[at:at + size]
         if len(ids) == 1:
-            async_task("tasks.jobs.execute_run", ids[0], task_name=f"run-{ids[0]}", save=False)
+            django_q.tasks.async_task("tasks.jobs.execute_run", ids[0], task_name=f"run-{ids[0]}", save=False)
         else:
-            async_task("tasks.jobs.execute_runs", ids, task_name=f"runs-{ids[0]}-{ids[-1]}", save=False)
+            django_q.tasks.async_task("tasks.jobs.execute_runs", ids, task_name=f"runs-{ids[0]}-{ids[-1]}", save=False)

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, Max, Q, QuerySet
+from django.utils import timezone
 
+from genesis.graphs import critical_path
 from history.models import HistoryEntry
 from missions.models import Mission
 from tasks.choices import TASK_FINISHED, PhaseStatus, QuestionStatus, TaskStatus
@@ -129,8 +131,6 @@ def mission_edges(mission: Mission) -> list[tuple[int, int]]:
 
 def task_run_times(mission: Mission) -> dict[int, float]:
     """Seconds each task of the mission has run, all attempts added (a running attempt up to now), in one query."""
-    from django.utils import timezone
-
     now = timezone.now()
     seconds: dict[int, float] = defaultdict(float)
     runs = Run.objects.filter(task__mission=mission, started_at__isnull=False).values_list(
@@ -159,8 +159,6 @@ def mission_graph(board: Board, edges: list[tuple[int, int]], run_times: dict[in
     """Nodes and edges for the task-graph picture (laid out in the browser by dagre): each task with its status and
     run time, inside its phase; the critical path (the chain of dependencies with the most run time, see
     ``genesis.graphs.critical_path``) marked on its nodes and edges and summed."""
-    from genesis.graphs import critical_path
-
     run_times = run_times or {}
     tasks = [t for column in board.columns for t in column.tasks]
     depends: dict[int, list[int]] = {t.pk: [] for t in tasks}

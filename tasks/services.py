@@ -22,6 +22,7 @@ from genesis.graphs import reachable
 from genesis.uploads import display_name, sha256_of, validate_upload_size
 from history.models import HistoryEntry
 from history.services import Actor, actor_fields, history_add, history_record
+from missions.choices import MissionStatus
 from missions.models import Mission
 from tasks.choices import (
     PHASE_TRANSITIONS,
@@ -688,8 +689,6 @@ def artifact_refusal(mission: Mission) -> str | None:
     """Why ``mission`` takes no new artifact now, or None: a completed, closed or cancelled mission's record is done
     (completed work re-opens only through a rejection, which makes the mission active again). The status is read
     from the database, not from the object passed."""
-    from missions.choices import MissionStatus
-
     status = Mission.objects.filter(pk=mission.pk).values_list("status", flat=True).first()
     if status not in {MissionStatus.COMPLETED, MissionStatus.CLOSED, MissionStatus.CANCELLED}:
         return None

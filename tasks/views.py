@@ -8,10 +8,12 @@ request with the updated fragment and an ``HX-Trigger`` so the board refreshes a
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from genesis.exceptions import DomainError
@@ -75,8 +77,6 @@ def _decision_response(request: HttpRequest, task: Task, *, done: str = "", erro
     """The approval card again: with the outcome after a decision, or with the error next to its field."""
     if not is_fragment(request):
         if error:
-            from django.contrib import messages
-
             messages.error(request, error.message)
         return redirect(_next_url(request, reverse("missions:cockpit", args=[task.mission_id])))
     task.latest_run = selectors.latest_runs([task.pk]).get(task.pk)
@@ -90,8 +90,6 @@ def _decision_response(request: HttpRequest, task: Task, *, done: str = "", erro
 
 def _next_url(request: HttpRequest, default: str) -> str:
     """Where a plain form post goes back to: the page it came from, if it is on this site."""
-    from django.utils.http import url_has_allowed_host_and_scheme
-
     target = request.POST.get("next", "")
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
                                                   require_https=request.is_secure()):
@@ -141,8 +139,6 @@ def task_retry(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         task_workflows.task_retry(task=task, actor=request.user)
     except DomainError as error:
-        from django.contrib import messages
-
         messages.error(request, error.message)
     response = go_to(request, reverse("tasks:detail", args=[task.pk]))
     return _changed(response) if request.htmx else response
@@ -175,8 +171,6 @@ def question_answer(request: HttpRequest, pk: int) -> HttpResponse:
         error = DomainError(" ".join(form.errors.get("answer", ["An answer is required."])), field="answer")
     if not is_fragment(request):
         if error:
-            from django.contrib import messages
-
             messages.error(request, error.message)
         return redirect(_next_url(request, reverse("missions:cockpit", args=[question.mission_id])))
     if error:
@@ -225,8 +219,6 @@ def approve_all(request: HttpRequest) -> HttpResponse:
     approved = [(o.ref, o.task.pk) for o in outcomes if o.approved and o.task is not None]
     refused = [(o.ref, o.reason) for o in outcomes if not o.approved]
     if not is_fragment(request):
-        from django.contrib import messages
-
         if approved:
             messages.success(request, f"Approved: {', '.join(key for key, _ in approved)}.")
         for key, reason in refused:

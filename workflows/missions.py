@@ -20,6 +20,7 @@ from missions.models import Mission, MissionSignoff
 from missions.permissions import can_create_missions, can_manage, can_sign_off, can_view
 from missions.selectors import signoffs_missing
 from missions.services import mission_transition, signoff_record
+from pipeline.dbt.spec import approved_targets
 from pipeline.specfile import SpecFileError, load_spec_text, spec_connection_names
 from tasks import services as task_services
 from tasks.choices import TASK_FINISHED, RunStatus, TaskStatus
@@ -133,8 +134,6 @@ def spec_file_read(spec_file: File[Any], *, field: str = "spec_file") -> dict[st
 def _reused_mission(reference: Mission | int | str, *, actor: Actor, spec: dict[str, Any] | None) -> Mission:
     """The mission whose approved mapping specs a new mission reuses: one the actor may read, with an approved
     mapping spec for every target of the new mission's spec file."""
-    from pipeline.dbt.spec import approved_targets
-
     found: Mission | None
     if isinstance(reference, Mission):
         found = reference

@@ -18,6 +18,8 @@ from agents.models import Agent
 from genesis.exceptions import DomainError
 from history.services import Actor, history_record
 from missions.permissions import can_act_on_task
+from pipeline.expressions import ExpressionError, parse_expression
+from pipeline.mapping import sql_answer
 from tasks import services
 from tasks.choices import QuestionStatus, RunStatus, TaskStatus
 from tasks.dispatch import after_task_done, mission_reopen, task_rerun
@@ -169,9 +171,6 @@ def task_cancel(*, task: Task, actor: Actor, reason: str = "") -> Task:
 def answer_check(answer: str) -> None:
     """An answer written as SQL (``sql: ...``) must parse as one expression within the limits; the agent checks its
     columns and dry-runs it when the task runs again."""
-    from pipeline.expressions import ExpressionError, parse_expression
-    from pipeline.mapping import sql_answer
-
     text = sql_answer(answer)
     if text is not None:
         try:

@@ -1,8 +1,7 @@
-"""One adapter per connection engine; ``adapter_for(connection)`` picks it."""
+"""One adapter per connection engine (``ADAPTERS``). The adapters know nothing of missions or models: the guarded
+opener that checks a mission's access list first is ``agents.access.adapter_for``."""
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from agents.connectors.base import (
     Adapter,
@@ -11,7 +10,6 @@ from agents.connectors.base import (
     QueryRefused,
     QueryResult,
     QueryTimeout,
-    RefusalHook,
     TableInfo,
 )
 from agents.connectors.duckdb import DuckDBAdapter
@@ -23,27 +21,8 @@ ADAPTERS: dict[str, type[Adapter]] = {"sqlite": SQLiteAdapter, "postgresql": Pos
 
 __all__ = [
     "ADAPTERS", "Adapter", "ColumnInfo", "ConnectorError", "QueryRefused", "QueryResult", "QueryTimeout",
-    "TableInfo", "adapter_for", "dialect_for",
+    "TableInfo", "dialect_for",
 ]
-
-
-def adapter_for(connection, *, mission, allowed_tables: Iterable[str] | None = None,
-                on_refused: RefusalHook | None = None) -> Adapter:
-    """The guarded adapter for ``connection``, on behalf of ``mission``: refused (``ConnectionNotAllowed``) unless the
-    connection is granted to the mission. ``mission=None`` is for staff-only tools that act for no mission (testing a
-    connection from the admin); every path that runs SQL for a mission passes it."""
-    if mission is not None:
-        from agents.access import require_use
-
-        require_use(connection, mission)
-    try:
-        cls = ADAPTERS[connection.engine]
-    except KeyError:
-        raise ConnectorError(
-            f"Connection {connection.name}: engine {connection.engine!r} has no adapter yet "
-            f"(available: {', '.join(sorted(ADAPTERS))}).", field="engine", code="unsupported_engine",
-        ) from None
-    return cls(connection, allowed_tables=allowed_tables, on_refused=on_refused)
 
 
 def dialect_for(engine: str) -> str:

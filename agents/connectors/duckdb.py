@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 
 from agents.connectors.base import Adapter, ColumnInfo, ConnectorError, QueryRefused, QueryResult, QueryTimeout
+from agents.connectors.platform import refusal_for
 
 # What every DuckDB session the platform opens on a connection is held to; the dbt profile uses the extension half.
 NO_DOWNLOADS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
@@ -68,8 +69,6 @@ class DuckDBAdapter(Adapter):
                 f"Connection {self.connection.name}: the DuckDB file {path} does not exist.", field="location",
                 code="unreachable",
             )
-        from agents.connectors.platform import refusal_for
-
         if refusal_for("duckdb", str(path)):
             raise ConnectorError(
                 f"Connection {self.connection.name} reaches the platform's own database, which is never a data "

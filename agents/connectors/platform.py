@@ -13,6 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection as platform_connection
+from psycopg.conninfo import conninfo_to_dict
 
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "0.0.0.0"}  # noqa: S104 - names compared, nothing bound
 
@@ -45,8 +46,6 @@ def refusal_for(engine: str, location: str) -> str | None:
             return None
         return None
     if engine == "postgresql" and vendor in {"postgresql", "postgresql_psycopg2"}:
-        from psycopg.conninfo import conninfo_to_dict
-
         try:
             info = conninfo_to_dict(location)
         except Exception:  # an unreadable DSN is refused elsewhere, with its own message

@@ -6,6 +6,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from agents.connectors.base import Adapter, ColumnInfo, ConnectorError, QueryResult, QueryTimeout
+from agents.connectors.platform import same_as_platform
 
 
 class PostgreSQLAdapter(Adapter):
@@ -24,8 +25,6 @@ class PostgreSQLAdapter(Adapter):
                 field="location", code="unreachable",
             ) from None
         raw.read_only = True
-        from agents.connectors.platform import same_as_platform
-
         if same_as_platform(raw):
             raw.close()
             raise ConnectorError(

@@ -15,6 +15,7 @@ import jsonschema
 
 from agents.llm import client
 from agents.llm.config import LLMSettings, settings
+from genesis.documents import loads_json
 from history.models import HistoryEntry
 from history.services import history_record
 
@@ -143,8 +144,6 @@ class Assistant:
 
 
 def _validated(text: str, schema: dict[str, Any]) -> tuple[str, str, dict[str, Any] | None]:
-    from genesis.documents import loads_json
-
     try:
         data = loads_json(text)
     except ValueError as error:

@@ -10,6 +10,7 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from agents.llm.config import LLMSettings
+from genesis.documents import loads_json
 
 MAX_RESPONSE_BYTES = 256 * 1024
 
@@ -94,8 +95,6 @@ def complete(config: LLMSettings, messages: list[dict[str, str]], *, max_tokens:
 
 
 def _completion(response: httpx.Response, attempts: int) -> Completion:
-    from genesis.documents import loads_json
-
     try:
         payload: Any = loads_json(response.content)
         text = payload["choices"][0]["message"]["content"]

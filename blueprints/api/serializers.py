@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from rest_framework import serializers
 
 from blueprints.models import Blueprint, BlueprintVersion, CheckEvaluation
@@ -85,6 +86,9 @@ class BlueprintLaunchSerializer(serializers.Serializer):
     from_mission = serializers.CharField(required=False, max_length=200, help_text=(
         "A mission (id or exact name) whose approved mapping specs the new mission's mapping tasks verify against "
         "the current source instead of mapping again."))
+    suggestion = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1, help_text=(
+        "The id of the language model's launch suggestion this launch follows (POST /api/v1/blueprints/suggest/): "
+        "the mission takes its exchange and its tokens. Only the person who asked may give it, and only once."))
 
     def validate(self, data):
         if "spec_file" in data and "spec" in data:
@@ -93,14 +97,61 @@ class BlueprintLaunchSerializer(serializers.Serializer):
 
     def spec_upload(self):
         """The spec file as an uploaded file (the text one wrapped as a file), or None."""
-        from django.core.files.base import ContentFile
-
         data = self.validated_data
         if data.get("spec_file") is not None:
             return data["spec_file"]
         if data.get("spec"):
             return ContentFile(data["spec"].encode("utf-8"), name="spec.yml")
         return None
+
+
+class _TextOnlyField(serializers.CharField):
+    """Text as sent: DRF would read a number as its digits, and a model asked about "0" costs tokens for nothing."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class BlueprintSuggestRequestSerializer(serializers.Serializer):
+    objective = _TextOnlyField(max_length=TEXT_MAX, help_text=(
+        "What the mission should achieve, in your words (an outcome, e.g. \"two years of weather observations "
+        "loaded daily from BRONZE\")."))
+
+
+class RuleBasedSuggestionSerializer(serializers.Serializer):
+    """A blueprint the objective's words point to (no model involved), as the launch page ranks them."""
+
+    blueprint = serializers.CharField(source="blueprint.slug", help_text="The blueprint's slug.")
+    version = serializers.IntegerField(source="version.number", help_text="Its latest version.")
+    name = serializers.CharField(source="version.name")
+    score = serializers.FloatField(help_text="How well the objective's words match (higher fits better).")
+    matched = serializers.ListField(child=serializers.CharField(), help_text="The objective's words that matched.")
+
+
+class BlueprintSuggestionSerializer(serializers.Serializer):
+    """What came of asking for a launch suggestion: the model's checked suggestion, or why there is none, and the
+    rule-based suggestions from the objective's words in every case."""
+
+    model = serializers.BooleanField(help_text="Whether a language model is configured on this platform.")
+    outcome = serializers.CharField(help_text=(
+        "ok; off (no model configured, nothing asked); budget (your daily budget is spent, nothing asked); "
+        "not_listed (the model named no listed blueprint); or the fault (timeout, rate_limited, server_error, "
+        "malformed, schema, ...)."))
+    detail = serializers.CharField(allow_blank=True, help_text="Why there is no suggestion, in words.")
+    suggestion = serializers.IntegerField(allow_null=True, help_text=(
+        "The stored suggestion's id, to give as `suggestion` when you launch from it; null when nothing was "
+        "suggested."))
+    blueprint = serializers.CharField(allow_null=True, help_text="The suggested blueprint's slug.")
+    version = serializers.IntegerField(allow_null=True, help_text="Its latest version (what a launch uses).")
+    name = serializers.CharField(allow_blank=True, help_text="A suggested mission name.")
+    params = ObjectField(help_text="Suggested parameter values, each checked against the blueprint's declaration.")
+    dropped = serializers.ListField(child=serializers.CharField(), help_text=(
+        "Parameters the model gave that the blueprint does not declare or whose value did not fit: left out."))
+    reasoning = serializers.CharField(allow_blank=True, help_text="The model's reasoning, as it gave it.")
+    rule_based = RuleBasedSuggestionSerializer(many=True, help_text=(
+        "Blueprints the objective's words point to, best first (no model involved)."))
 
 
 class MissionLaunchSerializer(BlueprintLaunchSerializer):

@@ -15,6 +15,7 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 from rest_framework.viewsets import ReadOnlyModelViewSet
 
+from agents import llm
 from blueprints import services
 from blueprints.api.serializers import (
     BlueprintDetailSerializer,
@@ -22,13 +23,16 @@ from blueprints.api.serializers import (
     BlueprintImportSerializer,
     BlueprintLaunchSerializer,
     BlueprintSerializer,
+    BlueprintSuggestionSerializer,
+    BlueprintSuggestRequestSerializer,
     CheckEvaluationSerializer,
     WaiveSerializer,
 )
+from blueprints.assist import suggest_launch
 from blueprints.choices import CheckScope
 from blueprints.models import BlueprintVersion, CheckEvaluation
 from blueprints.permissions import can_import_blueprints
-from blueprints.selectors import blueprint_list
+from blueprints.selectors import blueprint_latest_versions, blueprint_list, blueprints_suggested_for
 from genesis.api.filters import KnownQueryParametersMixin
 from genesis.api.parsers import FormParser, JSONParser, MultiPartParser
 from genesis.api.permissions import RolePermission
@@ -78,7 +82,7 @@ class BlueprintViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
     permission_classes = [RolePermission]
     filterset_class = BlueprintFilterSet
     parser_classes = [JSONParser, MultiPartParser, FormParser]
-    write_rules = {"launch": "authenticated"}
+    write_rules = {"launch": "authenticated", "suggest": "authenticated"}
     query_parameters = {"export": ("version",)}
 
     def get_queryset(self):
@@ -166,6 +170,54 @@ class BlueprintViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
         return response
 
     @extend_schema(
+        summary="Suggest a blueprint and parameters",
+        description="From a free-text `objective`, the configured language model suggests a blueprint (its latest "
+                    "version), a mission name and parameter values; only a listed blueprint and parameters it "
+                    "declares, with values of their type, are kept (`dropped` lists the rest). Nothing is launched: "
+                    "launch with POST /api/v1/blueprints/{id}/launch/ (or POST /api/v1/missions/ with `blueprint`) "
+                    "giving `suggestion` (the id answered here), and the mission takes the exchange and its tokens. "
+                    "Each request is stored for you (staff see them in the admin) and counts against your budget "
+                    "over the last 24 hours (GENESIS_LLM_SUGGESTIONS_PER_USER_PER_DAY, "
+                    "GENESIS_LLM_SUGGESTION_TOKENS_PER_USER_PER_DAY).\n\n"
+                    "The answer is 200 in every case, with `rule_based` (the blueprints the objective's words point "
+                    "to) and, when the model gave no usable suggestion, `suggestion` null and `outcome` and `detail` "
+                    "saying why: `off` when no model is configured (nothing asked, nothing stored), `budget` when "
+                    "your daily budget is spent (nothing asked; the refusal is stored), or the fault.\n\n"
+                    "**Who:** as for launching: staff, or people with the permission to add missions; others get "
+                    "403.\n\n"
+                    "**Errors:** 400 when `objective` is missing, blank or too long.",
+        request=BlueprintSuggestRequestSerializer, responses={200: BlueprintSuggestionSerializer},
+    )
+    @action(detail=False, methods=["post"], filterset_class=None)
+    def suggest(self, request):
+        if not can_create_missions(request.user):
+            raise PermissionDenied("You may not launch missions: it needs staff or the 'add mission' permission.")
+        serializer = BlueprintSuggestRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        objective = serializer.validated_data["objective"]
+        model_on = llm.settings().enabled
+        asked = suggest_launch(objective, list(blueprint_latest_versions()), user=request.user) if model_on else None
+        proposed = asked if asked is not None and asked.version is not None else None
+        if asked is None:
+            outcome = "off"
+            detail = ("No language model is configured (GENESIS_LLM_BASE_URL and GENESIS_LLM_MODEL): see the "
+                      "rule-based suggestions.")
+        else:
+            outcome, detail = asked.outcome, asked.detail
+        answer = {
+            "model": model_on, "outcome": outcome, "detail": detail,
+            "suggestion": proposed.record.pk if proposed is not None and proposed.record is not None else None,
+            "blueprint": proposed.version.blueprint.slug if proposed is not None and proposed.version else None,
+            "version": proposed.version.number if proposed is not None and proposed.version else None,
+            "name": proposed.name if proposed is not None else "",
+            "params": proposed.params if proposed is not None else {},
+            "dropped": proposed.dropped if proposed is not None else [],
+            "reasoning": proposed.reasoning if proposed is not None else "",
+            "rule_based": blueprints_suggested_for(objective),
+        }
+        return Response(BlueprintSuggestionSerializer(answer).data)
+
+    @extend_schema(
         summary="Launch a mission from a blueprint",
         description="Create a mission from a blueprint version in one step: its phases, its tasks with their owners "
                     "and acceptance criteria, and their dependencies. The mission is a draft, or launched at once "
@@ -173,12 +225,16 @@ class BlueprintViewSet(KnownQueryParametersMixin, ReadOnlyModelViewSet):
                     "the Mission Owner unless `owner` names someone else. `spec_file` (multipart) or `spec` (text) "
                     "attaches the mission's spec file, validated before anything is written; its connections fill "
                     "the source and target connection parameters left empty. `from_mission` reuses another "
-                    "mission's approved mapping specs.\n\n"
+                    "mission's approved mapping specs. `suggestion` is the id of the language model's suggestion "
+                    "this launch follows (POST /api/v1/blueprints/suggest/): the mission takes its exchange and "
+                    "tokens.\n\n"
                     "**Who:** staff, or people with the permission to add missions; naming another owner needs "
                     "staff.\n\n"
                     "**Errors:** 400 names each field or parameter at fault (`params.<name>`: a missing or unknown "
                     "parameter, a connection you may not give; `spec_file`: a spec file that is invalid, with each "
-                    "path at fault, too large, or missing when the blueprint requires one); 403 when you may not "
+                    "path at fault, too large, or missing when the blueprint requires one; `suggestion`: a suggestion "
+                    "you did not ask for, one already launched from, or a refused one, and nothing is created); 403 "
+                    "when you may not "
                     "launch missions; 404 when there is no such blueprint or version.",
         request=BlueprintLaunchSerializer, responses={201: MissionSerializer},
     )
@@ -208,7 +264,7 @@ def launch_response(view, request, blueprint, serializer) -> Response:
     mission = mission_workflows.mission_create_from_blueprint(
         version=version, name=data["name"], objective=data["objective"], owner=owner, mode=data["mode"],
         params=data["params"], actor=request.user, start=data["start"], spec_file=serializer.spec_upload(),
-        from_mission=data.get("from_mission"),
+        from_mission=data.get("from_mission"), suggestion=data.get("suggestion"),
     )
     mission.refresh_from_db()
     missions_with_progress([mission])

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlglot
 from django.conf import settings
+from sqlglot import exp
 
-from agents.access import require_use
-from agents.connectors import adapter_for
+from agents.access import adapter_for, require_use
+from agents.connectors.duckdb import duckdb_path
+from agents.models import Connection
 from genesis.exceptions import DomainError
 from pipeline.dbt import runner
 from pipeline.dbt.project import (
@@ -19,9 +23,11 @@ from pipeline.dbt.project import (
     profile_for,
     source_database_for,
     source_schema_for,
+    sqlite_path,
 )
 from pipeline.dbt.spec import TargetSpec, targets_for
 from pipeline.dbt.sqlgen import Partition
+from pipeline.models import Environment
 from pipeline.quality.checks import infer_references
 
 
@@ -55,7 +61,6 @@ def _connection(name: str | None, connections: dict, fallback, what: str):
     if name:
         if name in connections:
             return connections[name]
-        from agents.models import Connection
 
         found = Connection.objects.filter(name=name).first()
         if found is None:
@@ -82,8 +87,6 @@ def resolve_connections(*, mission, config: dict, connections: dict) -> tuple[An
     source = _connection(config.get("source_connection"), connections, mission.source_connection, "source")
     environment = config.get("environment")
     if environment and not config.get("target_connection"):
-        from pipeline.models import Environment
-
         env = Environment.objects.filter(mission=mission, name=environment).select_related("target").first()
         if env is None:
             raise DomainError(f"The mission has no environment named {environment!r}.", field="environment")
@@ -162,9 +165,6 @@ def plan_build(*, mission, config: dict, connections: dict | None = None) -> Bui
 
 
 def _tables_read(targets: list[TargetSpec]) -> set[str]:
-    import sqlglot
-    from sqlglot import exp
-
     names: set[str] = set()
     for target in targets:
         try:
@@ -188,12 +188,8 @@ def target_file_missing(target) -> bool:
     """A SQLite or DuckDB target whose file is not there yet (nothing built into it): it has no tables, and dbt
     creates it on the first build."""
     if target.engine == "sqlite":
-        from pipeline.dbt.project import sqlite_path
-
         return not sqlite_path(target.location).is_file()
     if target.engine == "duckdb":
-        from agents.connectors.duckdb import duckdb_path
-
         return not duckdb_path(target.location).is_file()
     return False
 
@@ -213,8 +209,6 @@ def write_json(context, name: str, kind: str, data: Any) -> None:
 def write(context, *, name: str, kind: str, content: bytes | str, content_type: str = "") -> None:
     """Attach an artifact; one too large for the upload limit is stored gzipped, and if still too large, noted
     in the log rather than failing the step."""
-    import gzip
-
     try:
         context.write_artifact(name=name, kind=kind, content=content, content_type=content_type)
     except DomainError as error:

@@ -15,6 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+
+from agents.connectors.platform import same_as_platform
 from genesis.exceptions import DomainError
 
 
@@ -58,10 +61,6 @@ class _Gauge:
 
 
 def _connect(connection: Any) -> Any:
-    import psycopg
-
-    from agents.connectors.platform import same_as_platform
-
     kwargs: dict[str, Any] = {"connect_timeout": 10, "autocommit": False}
     if connection.secret:
         kwargs["password"] = connection.secret
@@ -78,8 +77,6 @@ def _connect(connection: Any) -> Any:
 
 
 def _build_month(connection: Any, work: MonthWork, gauge: _Gauge) -> MonthDone:
-    import psycopg
-
     started = time.monotonic()
     done = MonthDone(month=work.month, targets=[item["model"] for item in work.items])
     with gauge:

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import yaml
 from django.conf import settings
 
+from agents.connectors.duckdb import NO_DOWNLOADS, duckdb_path
 from genesis.exceptions import DomainError
 from pipeline.dbt.spec import TargetSpec
 from pipeline.dbt.sqlgen import Partition, model_sql, period_unit, target_period_sql
@@ -261,8 +262,6 @@ def profile_for(*, target, source) -> tuple[dict, dict[str, str]]:
         }
         env["GENESIS_DBT_PASSWORD"] = target.secret or ""
     elif target.engine == "duckdb":
-        from agents.connectors.duckdb import NO_DOWNLOADS, duckdb_path
-
         _same_engine(target=target, source=source)
         target_path = duckdb_path(target.location).resolve()
         output = {
@@ -303,7 +302,6 @@ def source_database_for(*, target, source) -> str | None:
     (then None: dbt reads the bronze tables from the target database)."""
     if target.engine != "duckdb":
         return None
-    from agents.connectors.duckdb import duckdb_path
 
     source_path, target_path = duckdb_path(source.location).resolve(), duckdb_path(target.location).resolve()
     return None if source_path == target_path else "bronze"

@@ -141,7 +141,7 @@ def invoke(project: DbtProject, *, project_dir: Path, profile: dict, env: dict[s
            target_dir: Path, variables: dict | None = None, write_results: bool = True) -> Invocation:
     """Run one dbt command (e.g. ``["build"]``) on the project with a cached parse; blocks while another
     invocation runs in this process."""
-    from dbt.cli.main import dbtRunner
+    from dbt.cli.main import dbtRunner  # noqa: PLC0415 - dbt is slow to import; only a build pays for it
 
     started = time.monotonic()
     project.write(project_dir)

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import django_q.tasks
 from django.db import transaction
 from django.utils import timezone
+from django_q.models import Schedule, validate_cron
 
+from agents.access import require_grant, require_use
+from agents.connectors import ConnectorError
 from agents.models import Connection
+from agents.services import connections_grant
 from genesis.exceptions import DomainError
 from history.services import Actor, history_record
 from missions.choices import Role
 from missions.permissions import role_of
 from pipeline.models import Environment
+from pipeline.quality.refresh import RefreshResult, refresh_run
 
 if TYPE_CHECKING:
-    from django_q.models import Schedule
-
     from missions.models import Mission
-    from pipeline.quality.refresh import RefreshResult
 
 REFRESH_FUNC = "pipeline.jobs.refresh_mission"
 DEFAULT_CRON = "0 2 * * *"  # daily at 02:00
@@ -42,14 +45,11 @@ def environment_set(*, mission: Mission, name: str, target: Connection, actor: A
         raise DomainError(f"Unknown environment {name!r}; choose one of {', '.join(Environment.Name.values)}.",
                           field="name")
     _require_role(mission=mission, actor=actor, roles={Role.MISSION_OWNER}, action="change environments")
-    from agents.access import require_grant, require_use
-    from agents.connectors import ConnectorError
 
     try:
         require_use(target, mission)
     except ConnectorError:
         require_grant(actor, [target], field="target")
-        from agents.services import connections_grant
 
         connections_grant(mission=mission, connections=[target], actor=actor, reason=f"environment {name}")
     environment, created = Environment.objects.update_or_create(
@@ -69,8 +69,6 @@ def environment_build_roles(name: str) -> set[str]:
 @transaction.atomic
 def environment_build_request(*, environment: Environment, actor: Actor) -> None:
     """Ask for the mission's approved dbt project to be built in ``environment`` (a background job)."""
-    from django_q.tasks import async_task
-
     mission = environment.mission
     _require_role(mission=mission, actor=actor, roles=environment_build_roles(environment.name),
                   action=f"build in {environment.name}")
@@ -78,14 +76,12 @@ def environment_build_request(*, environment: Environment, actor: Actor) -> None
                    message=f"Build of the dbt project in {environment.name} ({environment.target.name}) requested.",
                    data={"environment": environment.name})
     actor_id = getattr(actor, "pk", None)
-    transaction.on_commit(lambda: async_task("pipeline.jobs.environment_build", environment.pk, actor_id,
-                                             task_name=f"environment-build-{environment.pk}"))
+    transaction.on_commit(lambda: django_q.tasks.async_task("pipeline.jobs.environment_build", environment.pk, actor_id,
+                                                            task_name=f"environment-build-{environment.pk}"))
 
 
 def environment_build(*, environment: Environment, actor: Actor = None) -> RefreshResult:
     """Build now (the job calls this): a refresh aimed at the environment's target, recorded like any refresh."""
-    from pipeline.quality.refresh import refresh_run
-
     result = refresh_run(mission=environment.mission, label=f"{environment.name} build", target=environment.target,
                          actor=actor)
     if result.ok:
@@ -98,9 +94,6 @@ def environment_build(*, environment: Environment, actor: Actor = None) -> Refre
 def refresh_schedule_set(*, mission: Mission, cron: str = DEFAULT_CRON, actor: Actor = None,
                          start_now: bool = False) -> Schedule:
     """Create or update the django-q2 schedule that refreshes the mission (visible in the admin)."""
-    from django_q.models import Schedule, validate_cron
-    from django_q.tasks import async_task
-
     try:
         validate_cron(cron)
     except Exception as error:  # django's ValidationError or croniter's errors
@@ -114,5 +107,5 @@ def refresh_schedule_set(*, mission: Mission, cron: str = DEFAULT_CRON, actor: A
                    data={"schedule": schedule.pk, "cron": cron, "name": name,
                          "next_run": schedule.next_run.isoformat() if schedule.next_run else None})
     if start_now:
-        transaction.on_commit(lambda: async_task(REFRESH_FUNC, mission.pk, task_name=f"{name}-now"))
+        transaction.on_commit(lambda: django_q.tasks.async_task(REFRESH_FUNC, mission.pk, task_name=f"{name}-now"))
     return schedule

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from genesis.exceptions import DomainError
+from pipeline.choices import MappingStatus
+from pipeline.models import MappingSpecVersion
+from pipeline.services import mapping_specs_sync_approvals
 
 # Type families: a declared type (from the spec or the database) is compared by family, not by spelling.
 _FAMILIES: list[tuple[str, tuple[str, ...]]] = [
@@ -189,9 +192,6 @@ def target_from_dict(raw: dict, *, sql: str | None = None, dialect: str | None =
 
 def approved_targets(mission) -> list[TargetSpec]:
     """The mission's approved mapping spec versions as target specs (latest approved version per target)."""
-    from pipeline.choices import MappingStatus
-    from pipeline.models import MappingSpecVersion
-
     versions = (
         MappingSpecVersion.objects.filter(spec__mission=mission, status=MappingStatus.APPROVED)
         .select_related("spec").order_by("spec__target_table", "-number")
@@ -216,8 +216,6 @@ def targets_for(mission, config: dict) -> list[TargetSpec]:
     if not targets:
         # Mapping tasks approved before task approval approved their spec version: bring those specs in line
         # (safe to call again), then look again.
-        from pipeline.services import mapping_specs_sync_approvals
-
         if mapping_specs_sync_approvals(mission=mission):
             targets = approved_targets(mission)
     if not targets:

@@ -14,11 +14,15 @@ fields (zip code, insurance type, specialty, NPI, state, diagnosis code, units) 
 
 from __future__ import annotations
 
+import csv
 import random
 import sqlite3
+import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+
+import duckdb
 
 SCHEMA: dict[str, list[tuple[str, str]]] = {
     "PATIENTS": [
@@ -216,11 +220,6 @@ def write_duckdb(path: Path | str, data: DemoData, *, rename: dict[str, str] | N
     """Write the bronze tables into a new DuckDB file (an existing file is replaced), with the same declared types as
     on SQLite. The rows go through a scratch CSV file and DuckDB's built-in CSV reader (no extension, no download):
     inserting millions of rows one by one from Python would take minutes."""
-    import csv
-    import tempfile
-
-    import duckdb
-
     _check_rename(rename)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,8 @@ from typing import Any
 
 from django.conf import settings
 
+from agents.access import adapter_for
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
-from agents.connectors import adapter_for
 from agents.registry import register
 from genesis.exceptions import DomainError
 from pipeline.dbt.build import (

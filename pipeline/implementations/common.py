@@ -9,9 +9,11 @@ from typing import Any
 
 from django.conf import settings
 
+from agents.access import adapter_for
 from agents.base import AgentContext
-from agents.connectors import Adapter, QueryRefused, adapter_for
+from agents.connectors import Adapter, QueryRefused
 from agents.models import Connection
+from agents.services import connection_read_refused
 from genesis.exceptions import DomainError
 from pipeline.specfile import SpecFileError, load_mission_spec, load_spec_text
 
@@ -99,8 +101,6 @@ def source_connection(context: AgentContext, spec: dict[str, Any] | None) -> Con
 
 def open_source(context: AgentContext, spec: dict[str, Any] | None) -> Adapter:
     """A guarded adapter on the source: reads outside the allowed tables are refused and recorded."""
-    from agents.services import connection_read_refused
-
     connection = source_connection(context, spec)
 
     def record(error: QueryRefused) -> None:

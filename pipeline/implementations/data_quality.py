@@ -6,7 +6,8 @@ from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
 from agents.registry import register
 from genesis.exceptions import DomainError
 from pipeline.dbt.build import log, plan_build, run_dir, write, write_json
-from pipeline.quality.checks import CheckResult, run_checks
+from pipeline.quality.checks import run_checks
+from pipeline.quality.results import CheckResult
 
 
 def report_markdown(results: list[CheckResult]) -> str:

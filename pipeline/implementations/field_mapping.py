@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from agents.base import AgentContext, BaseAgent, Failed, NeedsApproval, NeedsInput, Outcome
 from agents.connectors import Adapter, ConnectorError
@@ -31,8 +32,12 @@ from pipeline.implementations.common import (
     write,
 )
 from pipeline.implementations.profiling import PROFILE_ARTIFACT
+from pipeline.implementations.reuse import verify_reused
 from pipeline.mapping import Ambiguity, Catalog, MappingProblem, TargetMapper, column_lineage
+from pipeline.models import DocsIndex
 from pipeline.profiler import profile_source
+from pipeline.selectors import docs_search, mapping_spec_latest
+from pipeline.services import mapping_spec_approve_with_task, mapping_spec_propose, mapping_spec_reject
 from pipeline.specfile import relationships, target_spec
 
 _SENTENCE = re.compile(r"(?<=[.;!?\n])\s+")
@@ -129,9 +134,6 @@ def _sentences(text: str) -> list[str]:
 def docs_hints(context: AgentContext, target: dict[str, Any], catalog: Catalog) -> tuple[str, dict[str, list]]:
     """Search the mission's docs index (task config ``docs_index``, else the mission's) for each copied target
     column; the source columns a matching passage names become cited candidates."""
-    from pipeline.models import DocsIndex
-    from pipeline.selectors import docs_search
-
     name = context.config.get("docs_index") or getattr(context.mission, "docs_index", "") or ""
     if not name:
         return "", {}
@@ -184,15 +186,10 @@ class FieldMappingAgent(BaseAgent):
         target_name = context.config.get("target") or context.config.get("target_table")
         if target_name and context.config.get("from_mission"):
             # Launched from another mission's approved mappings: verify that spec rather than map again.
-            from pipeline.implementations.reuse import verify_reused
-
             return verify_reused(context, target_name=target_name, dry_run=self._dry_run, refusal=_refusal)
         return self._map(context)
 
     def _map(self, context: AgentContext) -> Outcome:
-        from pipeline.selectors import mapping_spec_latest
-        from pipeline.services import mapping_spec_propose, mapping_spec_reject
-
         target_name = context.config.get("target") or context.config.get("target_table")
         if not target_name:
             return Failed(error="The task config names no target (config.target, e.g. CLAIM_SUMMARY).",
@@ -217,8 +214,6 @@ class FieldMappingAgent(BaseAgent):
             # steers this run (a named source for a named column, or a question when it names no source).
             latest = mapping_spec_latest(mission=context.mission, target_table=target_name)
             if context.feedback and latest is not None and latest.status == MappingStatus.PROPOSED:
-                from django.contrib.auth import get_user_model
-
                 last = context.feedback[-1]
                 users = get_user_model()
                 reviewer = users.objects.filter(**{users.USERNAME_FIELD: last.get("by") or ""}).first()
@@ -378,8 +373,6 @@ class FieldMappingAgent(BaseAgent):
     def approved(self, *, task, run, actor) -> None:
         """The owner approved the proposal: the spec version this task proposed becomes the approved one, in the
         same transaction (the build reads approved versions only)."""
-        from pipeline.services import mapping_spec_approve_with_task
-
         mapping_spec_approve_with_task(task=task, actor=actor)
 
     def _dry_run(self, adapter: Adapter, content: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:

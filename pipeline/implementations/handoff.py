@@ -10,7 +10,9 @@ import zipfile
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
 from agents.registry import register
 from genesis.exceptions import DomainError
+from pipeline.choices import MappingStatus
 from pipeline.dbt.build import plan_build, target_row_counts, write
+from pipeline.models import MappingSpecVersion
 
 
 def run_logs(context: AgentContext) -> str:
@@ -61,8 +63,6 @@ class HandoffAgent(BaseAgent):
             rows = target_row_counts(plan)
         except DomainError as error:
             return Failed(error=str(error), retryable=False)
-        from pipeline.choices import MappingStatus
-        from pipeline.models import MappingSpecVersion
 
         specs = [{"target": v.spec.target_table, "version": v.number, "status": v.status, "sql": v.sql,
                   "dialect": v.dialect, "content": v.content, "lineage": v.lineage}

@@ -11,8 +11,9 @@ from typing import Any
 
 from django.conf import settings
 
+from agents.access import adapter_for
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
-from agents.connectors import ConnectorError, adapter_for
+from agents.connectors import ConnectorError
 from agents.models import Connection
 from agents.registry import register
 from genesis.exceptions import DomainError

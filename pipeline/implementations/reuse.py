@@ -11,17 +11,17 @@ from typing import Any
 from agents.base import AgentContext, Failed, NeedsApproval, Outcome
 from agents.connectors import ConnectorError
 from genesis.exceptions import DomainError
+from pipeline.choices import MappingStatus
 from pipeline.dbt.spec import target_from_dict
 from pipeline.implementations.common import artifact_id, mission_spec, open_source, say, write
+from pipeline.models import MappingSpecVersion
 from pipeline.quality.reconcile import reconcile_mapping
+from pipeline.services import mapping_spec_propose
 from pipeline.specfile import target_spec
 
 
 def approved_version(mission_id: int, target: str):
     """The approved mapping spec version of ``target`` in mission ``mission_id`` (the newest approved), or None."""
-    from pipeline.choices import MappingStatus
-    from pipeline.models import MappingSpecVersion
-
     return (MappingSpecVersion.objects.select_related("spec", "spec__mission")
             .filter(spec__mission_id=mission_id, spec__target_table__iexact=target, status=MappingStatus.APPROVED)
             .order_by("-number").first())
@@ -30,8 +30,6 @@ def approved_version(mission_id: int, target: str):
 def verify_reused(context: AgentContext, *, target_name: str, dry_run, refusal) -> Outcome:
     """Verify and propose the approved spec of ``target_name`` from ``config["from_mission"]``. ``dry_run`` and
     ``refusal`` are the mapping agent's own (the same dry run and the same refusals as a fresh mapping)."""
-    from pipeline.services import mapping_spec_propose
-
     origin = context.config["from_mission"]
     try:
         spec = mission_spec(context)

@@ -9,6 +9,7 @@ from genesis.exceptions import DomainError
 from pipeline.dbt.build import log, write_json
 from pipeline.dbt.services import DEFAULT_CRON, refresh_schedule_set
 from pipeline.quality.refresh import refresh_check, refresh_run
+from pipeline.specfile import load_mission_spec
 
 
 def cron_for(context: AgentContext) -> tuple[str, str]:
@@ -17,8 +18,6 @@ def cron_for(context: AgentContext) -> tuple[str, str]:
         return str(context.config["cron"]), "task config"
     if context.mission.spec_file:
         try:
-            from pipeline.specfile import load_mission_spec
-
             cron = (load_mission_spec(context.mission).get("schedule") or {}).get("cron")
         except DomainError as error:
             log(context, f"The spec file could not be read for its schedule ({error}); using the default.",

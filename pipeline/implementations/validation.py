@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
 from agents.choices import Purpose
+from agents.models import Connection
 from agents.registry import register
 from genesis.exceptions import DomainError
 from pipeline.dbt.build import log, resolve_connections, write, write_json
@@ -17,7 +18,6 @@ def validation_connection(context: AgentContext):
     if name:
         if name in context.connections:
             return context.connections[name]
-        from agents.models import Connection
 
         found = Connection.objects.filter(name=name).first()
         if found is None:

@@ -11,9 +11,9 @@ How an ingest runs (``services.files_ingest``; the ``ingest`` agent and ``manage
 3. Reading (``reading``). A private, sandboxed DuckDB database reads every file whole, with DuckDB's own readers
    inferring the columns and their types (its CSV sniffer, its Parquet and JSON readers). A malformed file is
    refused here, naming the file, the line and the problem; the target has not been touched.
-4. Writing (``writing``). In one transaction of the target (SQLite or PostgreSQL), each table is filled under a
-   staging name and swapped in for the table of the same name: loading a file again replaces its table's content,
-   never adds to it. Any failure rolls everything back.
+4. Writing (``writing``). In one transaction of the target (SQLite, DuckDB or PostgreSQL), each table is filled
+   under a staging name and swapped in for the table of the same name: loading a file again replaces its table's
+   content, never adds to it. Any failure rolls everything back.
 5. The report (``services.IngestReport``): per file, its table, rows, columns with their inferred and declared
    types, size, SHA-256 and timings. The agent returns it as its outputs and attaches it as ``ingest_report.json``.
 

@@ -18,6 +18,8 @@ from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
 from agents.connectors import ConnectorError
 from agents.models import Connection
 from agents.registry import register
+from pipeline.ingest.errors import IngestError
+from pipeline.ingest.services import files_ingest
 
 REPORT_ARTIFACT = "ingest_report.json"
 
@@ -30,9 +32,6 @@ class IngestAgent(BaseAgent):
                    "table per file with the types DuckDB infers; a re-run replaces each table's content.")
 
     def run(self, context: AgentContext) -> Outcome:
-        from pipeline.ingest.errors import IngestError
-        from pipeline.ingest.services import files_ingest
-
         config = context.config or {}
         connection = _connection(context)
         if connection is None:

@@ -63,7 +63,10 @@ class Landing:
 
 
 def landing_for(duck_type: str, engine: str) -> Landing:
-    """How a column of DuckDB type ``duck_type`` lands on ``engine`` (``sqlite`` or ``postgresql``)."""
+    """How a column of DuckDB type ``duck_type`` lands on ``engine`` (``sqlite``, ``postgresql`` or ``duckdb``: there
+    every column keeps the type DuckDB inferred)."""
+    if engine == "duckdb":
+        return Landing(duck_type.strip(), NATIVE)
     on_sqlite = engine == "sqlite"
     name = duck_type.strip().upper()
     if name in _PLAIN:

@@ -109,6 +109,7 @@ class Reader:
     def __init__(self, files: list[SourceFile], *, scratch: Path, options: IngestOptions, max_columns: int):
         self.options = options
         self.max_columns = max_columns
+        self.scratch = scratch
         self.db = duckdb.connect(":memory:", config={
             "autoinstall_known_extensions": False, "autoload_known_extensions": False,
             "allow_community_extensions": False, "temp_directory": str(scratch),
@@ -222,6 +223,12 @@ class Reader:
         cursor = self.db.execute(f"SELECT {select} FROM {loaded.relation}")  # noqa: S608 - quoted, inferred names
         while rows := cursor.fetchmany(size):
             yield rows
+
+    def export(self, loaded: LoadedFile) -> Path:
+        """The file's rows as a Parquet file in the scratch folder (for a DuckDB target: every type as inferred)."""
+        path = self.scratch / f"{loaded.relation}.parquet"
+        self.db.execute(f"COPY {loaded.relation} TO '{path}' (FORMAT parquet)")  # noqa: S608 - generated names
+        return path
 
     def _refusal(self, file: SourceFile, error: duckdb.Error) -> IngestError:
         text = str(error).replace(str(file.path), file.shown)

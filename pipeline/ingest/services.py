@@ -117,7 +117,7 @@ def files_ingest(
             loaded.append(item)
             say(f"read {file.shown}: {item.rows:,} rows, {len(item.columns)} columns")
         with target_class(connection) as target:
-            target.replace(loaded, reader.batches, cancelled=stop,
+            target.replace(loaded, reader, cancelled=stop,
                            on_table=lambda item: say(f"loaded {item.file.shown} into {item.file.table}"))
             where, created = target.where(), target.created
     return IngestReport(connection=connection.name, engine=connection.engine, where=where, created=created,

@@ -4,11 +4,12 @@ Each table is filled under a staging name (``_ingest_<random>``), then the table
 and the staging table renamed to it. A failure anywhere (the database refusing a value, the disk filling up, a lost
 connection, a cancel) rolls the whole transaction back: every table is as it was before, and no staging table is
 left. On PostgreSQL the old table is locked only for the drop and rename at the end, so readers are not held up for
-the whole load.
+the whole load. On DuckDB the rows go from the reader's database to the target's through a Parquet file in the
+ingest's scratch folder (every type kept as DuckDB inferred it, no row through Python).
 
 The adapters of ``agents.connectors`` only read; these open their own read-write session, and refuse the platform's
-own database at every open: a SQLite file that is the platform's file, a PostgreSQL session whose server says it is
-the platform's database (``agents.connectors.platform``).
+own database at every open: a SQLite (or DuckDB) file that is the platform's file, a PostgreSQL session whose server
+says it is the platform's database (``agents.connectors.platform``).
 """
 
 from __future__ import annotations
@@ -16,18 +17,19 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import psycopg
 
+from agents.connectors.duckdb import NO_DOWNLOADS, duckdb_path, location_problem
 from agents.connectors.platform import refusal_for, same_as_platform
 from pipeline.ingest.errors import IngestCancelled, IngestError
 from pipeline.ingest.landing import landing_for
-from pipeline.ingest.reading import LoadedFile, quote
+from pipeline.ingest.reading import LoadedFile, Reader, quote
 
-Batches = Callable[..., Iterator[list[tuple]]]
 LOCK_TIMEOUT_SECONDS = 60
 MAX_POSTGRES_NAME_BYTES = 63
 
@@ -62,7 +64,7 @@ class Target:
         raise NotImplementedError
 
     def where(self) -> str:  # pragma: no cover - abstract
-        """Where the tables land, for the report: the SQLite file or the PostgreSQL schema."""
+        """Where the tables land, for the report: the SQLite or DuckDB file or the PostgreSQL schema."""
         raise NotImplementedError
 
     def existing(self, table: str) -> str | None:  # pragma: no cover - abstract
@@ -72,8 +74,11 @@ class Target:
     def _begin(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _insert(self, staging: str, loaded: LoadedFile, batches: Iterator[list[tuple]]) -> int:  # pragma: no cover
+    def _insert(self, staging: str, loaded: LoadedFile, reader: Reader) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _prepare(self, reader: Reader) -> None:
+        """Anything the session needs to know of the reader before the load (DuckDB: its scratch folder)."""
 
     def _qualified(self, name: str) -> str:
         return quote(name)
@@ -89,10 +94,12 @@ class Target:
                 raise self._refuse(f"{item.file.table} is a view; ingest replaces tables only ({item.file.shown} "
                                    "would land there). Drop the view or rename the file.")
 
-    def replace(self, loaded: list[LoadedFile], batches: Batches, *,
+    def replace(self, loaded: list[LoadedFile], reader: Reader, *,
                 on_table: Callable[[LoadedFile], None] | None = None,
                 cancelled: Callable[[], bool] | None = None) -> None:
-        """Load every file's rows into its table, replacing the table's content, all in one transaction."""
+        """Load every file's rows (read by ``reader``) into its table, replacing the table's content, all in one
+        transaction."""
+        self._prepare(reader)
         self._begin()
         try:
             self.check(loaded)
@@ -106,7 +113,7 @@ class Target:
                     body = ", ".join(f"{quote(c.name)} {declared}" for c, declared in zip(item.columns, item.declared,
                                                                                          strict=True))
                     self.raw.execute(f"CREATE TABLE {self._qualified(staging)} ({body})")
-                    written = self._insert(staging, item, batches(item, engine=self.engine))
+                    written = self._insert(staging, item, reader)
                     if written != item.rows:
                         raise self._refuse(f"{item.file.shown}: {written:,} rows were written of the {item.rows:,} "
                                            "read; nothing was loaded.")
@@ -189,11 +196,11 @@ class SQLiteTarget(Target):
         except sqlite3.Error as error:
             raise self._refuse(f"cannot start writing to {self.path()}: {error}.") from None
 
-    def _insert(self, staging: str, loaded: LoadedFile, batches: Iterator[list[tuple]]) -> int:
+    def _insert(self, staging: str, loaded: LoadedFile, reader: Reader) -> int:
         marks = ", ".join("?" * len(loaded.columns))
         sql = f"INSERT INTO {quote(staging)} VALUES ({marks})"  # noqa: S608 - a generated name
         written = 0
-        for rows in batches:
+        for rows in reader.batches(loaded, engine=self.engine):
             self.raw.executemany(sql, rows)
             written += len(rows)
         return written
@@ -253,14 +260,87 @@ class PostgreSQLTarget(Target):
     def _begin(self) -> None:
         self.raw.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'")
 
-    def _insert(self, staging: str, loaded: LoadedFile, batches: Iterator[list[tuple]]) -> int:
+    def _insert(self, staging: str, loaded: LoadedFile, reader: Reader) -> int:
         written = 0
         with self.raw.cursor() as cursor, cursor.copy(f"COPY {self._qualified(staging)} FROM STDIN") as copy:
-            for rows in batches:
+            for rows in reader.batches(loaded, engine=self.engine):
                 for row in rows:
                     copy.write_row(row)
                 written += len(rows)
         return written
 
 
-TARGETS: dict[str, type[Target]] = {"sqlite": SQLiteTarget, "postgresql": PostgreSQLTarget}
+class DuckDBTarget(Target):
+    """A DuckDB file, opened read-write; created when it does not exist yet (its folder must). The session downloads
+    no extension and, once the load starts, reaches no file but its own and the ingest's scratch folder."""
+
+    engine = "duckdb"
+    driver_error = duckdb.Error
+
+    def path(self) -> Path:
+        return duckdb_path(self.connection.location)
+
+    def where(self) -> str:
+        return str(self.path())
+
+    def open(self) -> None:
+        problem = location_problem(self.connection.location)
+        if problem:
+            raise self._refuse(f"this location is refused: {problem}.")
+        refusal = refusal_for(self.engine, self.connection.location)
+        if refusal:
+            raise self._refuse(f"this location is refused: {refusal}.", code="platform_database")
+        path = self.path()
+        if path.is_dir():
+            raise self._refuse(f"{path} is a folder, not a DuckDB file.")
+        if not path.exists():
+            if not path.parent.is_dir():
+                raise self._refuse(f"the DuckDB file {path} does not exist and neither does its folder "
+                                   f"{path.parent}; create the folder, or register the connection elsewhere.")
+            self.created = True
+        try:
+            self.raw = duckdb.connect(str(path), config=dict(NO_DOWNLOADS))
+            self.raw.execute("SELECT count(*) FROM information_schema.tables").fetchone()
+        except duckdb.Error as error:
+            if self.raw is not None:
+                self.raw.close()
+                self.raw = None
+            raise self._refuse(f"cannot open {path} as a DuckDB database for writing: "
+                               f"{_driver_message(error)}.") from None
+
+    def _prepare(self, reader: Reader) -> None:
+        scratch = str(reader.scratch)
+        self.raw.execute("SET temp_directory = ?", [scratch])
+        self.raw.execute("SET allowed_directories = ?", [[scratch]])
+        self.raw.execute("SET enable_external_access = false")
+        self.raw.execute("SET lock_configuration = true")
+
+    def _discard(self) -> None:
+        for suffix in ("", ".wal"):
+            Path(f"{self.path()}{suffix}").unlink(missing_ok=True)
+
+    def existing(self, table: str) -> str | None:
+        row = self.raw.execute("SELECT table_type FROM information_schema.tables WHERE table_catalog = "
+                               "current_database() AND table_schema = current_schema() AND lower(table_name) = "
+                               "lower(?)", [table]).fetchone()
+        if row is None:
+            return None
+        return "view" if row[0] == "VIEW" else "table"
+
+    def _begin(self) -> None:
+        try:
+            self.raw.execute("BEGIN TRANSACTION")
+        except duckdb.Error as error:
+            raise self._refuse(f"cannot start writing to {self.path()}: {_driver_message(error)}.") from None
+
+    def _insert(self, staging: str, loaded: LoadedFile, reader: Reader) -> int:
+        parquet = reader.export(loaded)
+        try:
+            row = self.raw.execute(f"INSERT INTO {quote(staging)} SELECT * FROM read_parquet(?)",  # noqa: S608
+                                   [str(parquet)]).fetchone()
+        finally:
+            parquet.unlink(missing_ok=True)
+        return int(row[0]) if row else 0
+
+
+TARGETS: dict[str, type[Target]] = {"sqlite": SQLiteTarget, "postgresql": PostgreSQLTarget, "duckdb": DuckDBTarget}

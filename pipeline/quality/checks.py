@@ -4,42 +4,12 @@ keys and the SQL it ran (the handoff ships those queries)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from agents.access import adapter_for
+from pipeline.dbt.spec import TargetSpec, type_family
+from pipeline.quality.reconcile import reconcile
+from pipeline.quality.results import SAMPLE, CheckResult
 
-from agents.connectors import adapter_for
-from pipeline.dbt.spec import TargetSpec
-
-SAMPLE = 10
 BIG = 50_000_000
-
-
-@dataclass
-class CheckResult:
-    """One data-quality check on one target (and column)."""
-
-    check: str
-    target: str
-    column: str = ""
-    passed: bool = True
-    failing_rows: int = 0
-    sample_keys: list = field(default_factory=list)
-    detail: str = ""
-    sql: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def describe(self) -> str:
-        where = f"{self.target}.{self.column}" if self.column else self.target
-        if self.check == "reconcile":
-            return f"reconcile on {where}: {self.detail}"
-        text = f"{self.check} on {where}: {self.failing_rows:,} failing row(s)"
-        if self.detail:
-            text += f" ({self.detail})"
-        if self.sample_keys:
-            text += f"; sample keys {', '.join(str(k) for k in self.sample_keys[:SAMPLE])}"
-        return text
 
 
 def _keys_sql(adapter, target: TargetSpec) -> str:
@@ -100,7 +70,6 @@ def check_declared_types(adapter, target: TargetSpec) -> list[CheckResult]:
     """PostgreSQL and DuckDB enforce each column's type: its declared type is compared with the spec's."""
     if adapter.engine not in {"postgresql", "duckdb"}:
         return []
-    from pipeline.dbt.spec import type_family
 
     table = adapter.quote(target.name)
     declared = {c.name.upper(): type_family(c.declared_type) for c in adapter._columns(target.name)}
@@ -188,8 +157,6 @@ def infer_references(targets: list[TargetSpec], bronze_first_columns: dict[str, 
 def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_connection,
                references: dict[str, str] | None = None) -> list[CheckResult]:
     results: list[CheckResult] = []
-    from pipeline.quality.reconcile import reconcile
-
     with adapter_for(target_connection, mission=mission) as target_adapter, \
             adapter_for(source_connection, mission=mission) as source_adapter:
         bronze = source_adapter.introspect()

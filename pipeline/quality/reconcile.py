@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from pipeline.dbt.spec import TargetSpec
-from pipeline.quality.checks import CheckResult
+from pipeline.quality.results import CheckResult
 
 # Totals are compared as numbers: equal within this relative tolerance (floating-point sums), plus half a unit of
 # the last kept decimal per target row when the column is rounded row by row.

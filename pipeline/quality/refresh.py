@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from genesis.exceptions import DomainError
 from history.services import history_record
 from pipeline.dbt.build import dbt_root, plan_build, target_row_counts
 from pipeline.quality.checks import run_checks
 from tasks import services as task_services
+from tasks.models import Task
+from tasks.notifications import notify
 
 
 @dataclass
@@ -41,8 +44,6 @@ class RefreshResult:
 def _config_for(mission) -> dict:
     """The build config of the mission's dbt task (partition, references, ...) without its inline targets when the
     mission has approved specs."""
-    from tasks.models import Task
-
     task = Task.objects.filter(mission=mission, owner_agent__kind="dbt_build").order_by("position").first()
     return dict(task.config or {}) if task else {}
 
@@ -89,8 +90,6 @@ def refresh_run(*, mission, label: str = "scheduled refresh", config: dict | Non
                if result.ok else f"{label.capitalize()} failed: {result.error}")
     history_record(mission=mission, event=event, actor=actor, message=message[:2000], data=result.as_dict())
     if not result.ok:
-        from tasks.notifications import notify
-
         notify(mission=mission, event=event, subject=f"[Genesis] {mission.name}: {label} failed",
                body=f"{message}\n\nRevision {result.revision[:12] or '-'}; see the mission's history and artifacts.")
     return result
@@ -100,8 +99,6 @@ def refresh_check(*, mission, func: str, actor=None) -> RefreshResult:
     """What a scheduled refresh needs, checked without rebuilding: the job's function imports, the approved project
     generates and compiles against the target (warm manifest), and the targets it refreshes are there. Recorded as
     ``refresh.checked`` (or ``refresh.check_failed``)."""
-    from django.utils.module_loading import import_string
-
     started = time.monotonic()
     result = RefreshResult(ok=False, label="schedule check")
     try:

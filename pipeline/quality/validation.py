@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agents.connectors import adapter_for
+from agents.access import adapter_for
 from pipeline.dbt.spec import TargetSpec, type_family
 
 # Families a spec type may land in on each engine (SQLite keeps dates and timestamps as ISO text).

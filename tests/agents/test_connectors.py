@@ -1,6 +1,7 @@
 import pytest
 
-from agents.connectors import ConnectorError, QueryRefused, QueryTimeout, adapter_for
+from agents.access import adapter_for
+from agents.connectors import ConnectorError, QueryRefused, QueryTimeout
 from agents.models import Connection
 from tests.pipeline.conftest import ALLOWED, pg_connection, sqlite_connection
 
@@ -29,6 +30,7 @@ def test_sqlite_adapter_introspects_and_queries(demo_small):
 
 
 @pytest.mark.postgres
+@pytest.mark.django_db  # opening a PostgreSQL session compares it with the platform's own database
 def test_postgresql_adapter_introspects_and_queries(pg_schema):
     with adapter_for(pg_connection(pg_schema), mission=None, allowed_tables=ALLOWED) as adapter:
         _check_adapter(adapter, dialect="postgres")
@@ -113,6 +115,7 @@ def test_the_guard_refuses_everything_but_one_plain_read_on_sqlite(demo_small, t
 
 
 @pytest.mark.postgres
+@pytest.mark.django_db  # opening a PostgreSQL session compares it with the platform's own database
 @pytest.mark.parametrize("sql", NOT_A_READ)
 def test_the_guard_refuses_everything_but_one_plain_read_on_postgresql(pg_schema, tmp_path, sql):
     with adapter_for(pg_connection(pg_schema), mission=None) as adapter:
@@ -143,6 +146,7 @@ def test_sqlite_timeout_stops_a_long_query(demo_small):
 
 
 @pytest.mark.postgres
+@pytest.mark.django_db  # opening a PostgreSQL session compares it with the platform's own database
 def test_postgresql_timeout_and_read_only(pg_schema):
     with adapter_for(pg_connection(pg_schema), mission=None) as adapter:
         with pytest.raises(QueryTimeout, match="longer than 0.2 s"):

@@ -10,7 +10,8 @@ import duckdb
 import pytest
 from django.core.exceptions import ValidationError
 
-from agents.connectors import ConnectorError, QueryRefused, QueryTimeout, adapter_for, dialect_for
+from agents.access import adapter_for
+from agents.connectors import ConnectorError, QueryRefused, QueryTimeout, dialect_for
 from agents.models import Connection
 from pipeline.demo.generator import generate, write_duckdb, write_sqlite
 from tests.agents.test_connectors import NOT_A_READ

@@ -10,8 +10,8 @@ from collections import defaultdict
 import pytest
 import yaml
 
+from agents.access import adapter_for
 from agents.base import NeedsApproval, NeedsInput
-from agents.connectors import adapter_for
 from pipeline.mapping import Ambiguity, Catalog, TargetMapper
 from pipeline.profiler import profile_source
 from tests.pipeline import sources

@@ -10,8 +10,8 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from agents.access import adapter_for
 from agents.base import NeedsApproval, NeedsInput
-from agents.connectors import adapter_for
 from genesis.exceptions import DomainError
 from pipeline.mapping import Ambiguity, Catalog, TargetMapper
 from pipeline.models import MappingSpecVersion

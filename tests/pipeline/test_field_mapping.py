@@ -7,8 +7,8 @@ import math
 
 import pytest
 
+from agents.access import adapter_for
 from agents.base import Failed, NeedsApproval, NeedsInput
-from agents.connectors import adapter_for
 from history.models import HistoryEntry
 from pipeline.models import MappingSpecVersion
 from tasks.models import Artifact

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from agents.connectors import adapter_for
+from agents.access import adapter_for
 from pipeline.profiler import name_evidence, profile_source
 from pipeline.words import tokens
 from tests.pipeline import sources

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.connectors import adapter_for
+from agents.access import adapter_for
 from agents.llm import Assistant
 from pipeline import assist
 from pipeline.expressions import ExpressionError

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from agents.connectors import adapter_for
+from agents.access import adapter_for
 from pipeline.demo.generator import SCHEMA, generate, write_sqlite
 from pipeline.mapping import Ambiguity, Catalog, TargetMapper
 from pipeline.profiler import profile_source

@@ -4,7 +4,7 @@ never by joining payments to customers on a coincident id; every cell equals a c
 import sqlite3
 from collections import defaultdict
 
-from agents.connectors import adapter_for
+from agents.access import adapter_for
 from pipeline.mapping import Catalog, TargetMapper
 from pipeline.profiler import profile_source
 from tests.pipeline import sources

@@ -12,7 +12,7 @@ import duckdb
 import psycopg
 import pytest
 
-from agents.connectors import adapter_for
+from agents.access import adapter_for
 from agents.models import Connection
 from pipeline.mapping import Catalog, TargetMapper
 from pipeline.profiler import profile_source

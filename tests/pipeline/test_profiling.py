@@ -2,8 +2,9 @@ import json
 
 import pytest
 
+from agents.access import adapter_for
 from agents.base import Failed, Succeeded
-from agents.connectors import QueryRefused, adapter_for
+from agents.connectors import QueryRefused
 from history.models import HistoryEntry
 from pipeline.implementations.common import open_source
 from pipeline.profiler import observed_type, profile_source

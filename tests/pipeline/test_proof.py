@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from agents.connectors import adapter_for
+from agents.access import adapter_for
 from pipeline.dbt.spec import target_from_dict
 from pipeline.mapping import Ambiguity, Catalog, MappingProblem, TargetMapper
 from pipeline.profiler import profile_source

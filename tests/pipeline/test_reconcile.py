@@ -4,7 +4,7 @@ column and both totals."""
 
 import sqlite3
 
-from agents.connectors import adapter_for
+from agents.access import adapter_for
 from pipeline.dbt.spec import target_from_dict
 from pipeline.mapping import Catalog, TargetMapper
 from pipeline.profiler import profile_source

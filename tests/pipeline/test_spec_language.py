@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from agents.connectors import adapter_for
+from agents.access import adapter_for
 from pipeline.expressions import ExpressionError
 from pipeline.mapping import Catalog, TargetMapper
 from pipeline.profiler import profile_source

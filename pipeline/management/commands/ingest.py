@@ -22,7 +22,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", metavar="PATH", help="A file or a folder of files.")
-        parser.add_argument("--connection", required=True, help="The connection to load into (SQLite or PostgreSQL).")
+        parser.add_argument("--connection", required=True,
+                            help="The connection to load into (SQLite, DuckDB or PostgreSQL).")
         parser.add_argument("--delimiter", help="CSV: the delimiter (default: sniffed).")
         parser.add_argument("--header", choices=["true", "false"], help="CSV: whether the first line names the "
                                                                         "columns (default: sniffed).")
@@ -54,7 +55,8 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(report.as_dict(), indent=2))
             return
         if report.created:
-            self.stdout.write(f"Created the SQLite file {report.where}.")
+            kind = "DuckDB" if report.engine == "duckdb" else "SQLite"
+            self.stdout.write(f"Created the {kind} file {report.where}.")
         for table in report.tables:
             columns = ", ".join(f"{c['name']} {c['type']}" for c in table.columns)
             self.stdout.write(f"{table.file} -> {table.table}: {table.rows:,} rows, {len(table.columns)} columns "

@@ -133,10 +133,15 @@ def test_a_spent_daily_budget_is_refused_politely_with_the_rule_based_suggestion
     assert refused.status_code == 200 and len(llm_stub.requests) == 2  # the third was not sent
     assert "No language-model suggestion now: you have had your 2 suggestions of the last 24 hours" in content
     assert content.index("Weather feed") < content.index("Claims refresh") and "check-passed\">Suggested" in content
-    assert LaunchSuggestion.objects.count() == 2
+    refusal = LaunchSuggestion.objects.get(outcome="budget")  # stored, with no call and no tokens
+    assert (LaunchSuggestion.objects.count(), refusal.user, refusal.tokens) == (3, lead, 0)
+    assert 'name="suggestion" value=' not in content  # nothing to launch from
+    ask(client)  # a refusal is not a call: still refused, not for a growing count
+    assert len(llm_stub.requests) == 2
     ask(client_for(admin_user))  # another person's budget is their own
     assert len(llm_stub.requests) == 3
-    LaunchSuggestion.objects.filter(user=lead).update(created_at=timezone.now() - timedelta(days=1, minutes=1))
+    LaunchSuggestion.objects.filter(user=lead).exclude(outcome="budget").update(
+        created_at=timezone.now() - timedelta(days=1, minutes=1))
     assert "Suggested: Weather feed" in ask(client_for(lead)).content.decode()  # a day later it is whole again
     assert len(llm_stub.requests) == 4
 

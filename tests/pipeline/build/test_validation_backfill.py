@@ -9,8 +9,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
+from agents.access import adapter_for
 from agents.base import Failed, Succeeded
-from agents.connectors import adapter_for
 from agents.models import Connection
 from pipeline.dbt.build import plan_build
 from pipeline.quality.backfill import expected_counts, expected_sql

@@ -1,6 +1,6 @@
 """Ingest fixtures: files written by the tests themselves (CSV, Parquet by DuckDB, JSON, NDJSON) and a target
-connection on each engine (a SQLite file, a scratch schema on the local PostgreSQL server, skipped when it is down),
-with a reader that shows what landed."""
+connection on each engine (a SQLite file, a DuckDB file, a scratch schema on the local PostgreSQL server, skipped
+when it is down), with a reader that shows what landed."""
 
 from __future__ import annotations
 
@@ -100,12 +100,18 @@ class Target:
         if self.engine == "sqlite":
             with sqlite3.connect(self.location) as db:
                 return db.execute(sql, params or []).fetchall()
+        if self.engine == "duckdb":
+            with duckdb.connect(self.location) as db:
+                return db.execute(sql.replace("%s", "?"), params or []).fetchall()
         with self._pg() as db:
             return db.execute(sql, params or []).fetchall()
 
     def execute(self, sql: str) -> None:
         if self.engine == "sqlite":
             with sqlite3.connect(self.location) as db:
+                db.execute(sql)
+        elif self.engine == "duckdb":
+            with duckdb.connect(self.location) as db:
                 db.execute(sql)
         else:
             with self._pg() as db:
@@ -117,6 +123,11 @@ class Target:
                 return []
             sql = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
             return [r[0] for r in self.query(sql)]
+        if self.engine == "duckdb":
+            if not Path(self.location).exists():
+                return []
+            return [r[0] for r in self.query("SELECT table_name FROM information_schema.tables WHERE table_type = "
+                                             "'BASE TABLE' ORDER BY table_name")]
         return [r[0] for r in self.query("SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
                                          "AND table_type = 'BASE TABLE' ORDER BY table_name", [self.schema])]
 
@@ -126,6 +137,9 @@ class Target:
     def declared(self, table: str) -> dict[str, str]:
         if self.engine == "sqlite":
             return {r[1]: r[2] for r in self.query(f'PRAGMA table_info("{table}")')}
+        if self.engine == "duckdb":
+            return dict(self.query("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+                                   "ORDER BY ordinal_position", [table]))
         return dict(self.query("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s "
                                "AND table_name = %s ORDER BY ordinal_position", [self.schema, table]))
 
@@ -134,6 +148,12 @@ def sqlite_target(path: Path, name: str = "MY_FILES") -> Target:
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = Connection.objects.create(name=name, engine="sqlite", location=str(path), purpose="source")
     return Target(engine="sqlite", connection=connection, location=str(path))
+
+
+def duckdb_target(path: Path, name: str = "MY_FILES") -> Target:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = Connection.objects.create(name=name, engine="duckdb", location=str(path), purpose="source")
+    return Target(engine="duckdb", connection=connection, location=str(path))
 
 
 @pytest.fixture
@@ -158,11 +178,13 @@ def postgresql_target(schema: str, name: str = "MY_FILES") -> Target:
     return Target(engine="postgresql", connection=connection, location=location, schema=schema)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", "duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def target(request, db, tmp_path) -> Target:
-    """A source connection to load into, on SQLite and on PostgreSQL."""
+    """A source connection to load into, on SQLite, on DuckDB and on PostgreSQL."""
     if request.param == "sqlite":
         return sqlite_target(tmp_path / "target" / "mine.sqlite3")
+    if request.param == "duckdb":
+        return duckdb_target(tmp_path / "target" / "mine.duckdb")
     return postgresql_target(request.getfixturevalue("pg_scratch"))
 
 

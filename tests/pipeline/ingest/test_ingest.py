@@ -1,11 +1,12 @@
-"""Ingest on SQLite and PostgreSQL: each format lands with DuckDB's inferred types, a re-run replaces, a malformed
-file is refused naming the file, the line and the problem, and nothing is ever half-loaded."""
+"""Ingest on SQLite, DuckDB and PostgreSQL: each format lands with DuckDB's inferred types, a re-run replaces, a
+malformed file is refused naming the file, the line and the problem, and nothing is ever half-loaded."""
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
 
+import duckdb
 import psycopg
 import pytest
 
@@ -31,9 +32,9 @@ def ingest(target, *paths, **options):
 
 
 def landed(target, rows):
-    """Rows as the target gives them back: PostgreSQL keeps dates, booleans and JSON; SQLite stores ISO text, 0/1
-    and JSON text."""
-    if target.engine == "postgresql":
+    """Rows as the target gives them back: PostgreSQL and DuckDB keep dates, booleans, decimals, lists and structs;
+    SQLite stores ISO text, 0/1, floats and JSON text."""
+    if target.engine in {"postgresql", "duckdb"}:
         return rows
 
     def cell(value):
@@ -79,6 +80,8 @@ def test_a_csv_with_a_header_lands_with_its_inferred_types(target, tmp_path):
     assert target.declared("claims") == (
         {"claim_id": "INTEGER", "member": "TEXT", "amount": "REAL", "service_date": "DATE", "paid": "BOOLEAN"}
         if target.engine == "sqlite" else
+        {"claim_id": "BIGINT", "member": "VARCHAR", "amount": "DOUBLE", "service_date": "DATE", "paid": "BOOLEAN"}
+        if target.engine == "duckdb" else
         {"claim_id": "bigint", "member": "text", "amount": "double precision", "service_date": "date",
          "paid": "boolean"})
 
@@ -197,7 +200,8 @@ def test_a_value_late_in_a_csv_that_does_not_fit_the_inferred_type_is_refused_wi
     assert target.tables() == []
     report = ingest(target, path, sample_size=-1)  # the whole file: the column is text
     assert report.tables[0].columns[2] == {"name": "score", "type": "VARCHAR",
-                                           "declared": "TEXT" if target.engine == "sqlite" else "text"}
+                                           "declared": {"sqlite": "TEXT", "duckdb": "VARCHAR"}.get(target.engine,
+                                                                                                   "text")}
 
 
 def test_a_truncated_parquet_file_is_refused_and_the_table_is_unchanged(target, tmp_path):
@@ -280,8 +284,9 @@ def test_a_failure_while_writing_rolls_back_every_table_of_the_load(target, tmp_
     numbered_csv(folder / "a_first.csv", 30_000)
     numbered_csv(folder / "b_second.csv", 30_000)
     failure = {"sqlite": __import__("sqlite3").OperationalError("disk I/O error"),
+               "duckdb": duckdb.IOException("No space left on device"),
                "postgresql": psycopg.OperationalError("server closed the connection unexpectedly")}[target.engine]
-    real = reading.Reader.batches
+    real, real_export = reading.Reader.batches, reading.Reader.export
 
     def failing(self, loaded, **kwargs):
         for number, rows in enumerate(real(self, loaded, **kwargs)):
@@ -289,7 +294,13 @@ def test_a_failure_while_writing_rolls_back_every_table_of_the_load(target, tmp_
                 raise failure
             yield rows
 
+    def failing_export(self, loaded):
+        if loaded.file.table == "b_second":  # DuckDB's rows go through a Parquet file, not batches
+            raise failure
+        return real_export(self, loaded)
+
     monkeypatch.setattr(reading.Reader, "batches", failing)
+    monkeypatch.setattr(reading.Reader, "export", failing_export)
 
     error = refusal(target, folder)
 
@@ -430,3 +441,35 @@ def test_files_that_cannot_be_loaded_are_refused_naming_them(target, tmp_path, g
 
     assert error.message.startswith(f"{tmp_path / given}") and why in error.message
     assert error.file == str(tmp_path / given)
+
+
+@pytest.mark.parametrize("location, why", [
+    (":memory:", "an in-memory DuckDB database holds no data to read or build into"),
+    ("md:my_db", "only a local DuckDB file is allowed"),
+    ("{tmp}/no/such/folder/x.duckdb", "does not exist and neither does its folder"),
+    ("{tmp}", "is a folder, not a DuckDB file"),
+])
+def test_a_duckdb_location_ingest_cannot_write_is_refused_naming_the_connection(db, tmp_path, location, why):
+    from agents.models import Connection
+
+    connection = Connection.objects.create(name="DUCK", engine="duckdb", location=location.format(tmp=tmp_path),
+                                           purpose="source")
+    with pytest.raises(IngestError) as caught:
+        files_ingest(connection=connection, paths=[str(claims_csv(tmp_path / "claims.csv"))], mission=None)
+    assert caught.value.field == "connection"
+    assert caught.value.message.startswith("Connection DUCK: ") and why in caught.value.message
+
+
+def test_a_duckdb_file_that_is_the_platforms_own_database_is_refused(db, tmp_path, monkeypatch):
+    from agents.connectors import platform
+    from agents.models import Connection
+
+    platform_file = tmp_path / "platform.sqlite3"
+    platform_file.write_bytes(b"")
+    monkeypatch.setattr(platform, "platform_database",
+                        lambda: {"ENGINE": "django.db.backends.sqlite3", "NAME": str(platform_file)})
+    connection = Connection.objects.create(name="DUCK", engine="duckdb", location=str(platform_file),
+                                           purpose="source")
+    with pytest.raises(IngestError) as caught:
+        files_ingest(connection=connection, paths=[str(claims_csv(tmp_path / "claims.csv"))], mission=None)
+    assert caught.value.code == "platform_database" and "the platform's own database" in caught.value.message

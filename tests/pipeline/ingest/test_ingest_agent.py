@@ -38,8 +38,10 @@ def test_the_agent_loads_the_files_of_its_task_config_and_reports_each_table(tar
     assert [(t["file"], t["table"], t["rows"]) for t in outputs["tables"]] == [
         ("exports/claims.csv", "claims", 4), ("exports/members.json", "members", 3)]
     assert outputs["tables"][0]["columns"][:2] == [
-        {"name": "claim_id", "type": "BIGINT", "declared": "INTEGER" if target.engine == "sqlite" else "bigint"},
-        {"name": "member", "type": "VARCHAR", "declared": "TEXT" if target.engine == "sqlite" else "text"}]
+        {"name": "claim_id", "type": "BIGINT",
+         "declared": {"sqlite": "INTEGER", "duckdb": "BIGINT"}.get(target.engine, "bigint")},
+        {"name": "member", "type": "VARCHAR",
+         "declared": {"sqlite": "TEXT", "duckdb": "VARCHAR"}.get(target.engine, "text")}]
     assert all(t["elapsed_ms"] >= 0 for t in outputs["tables"])
     assert (outputs["connection"], outputs["rows"], outputs["options"]) == ("MY_FILES", 7, {"sample_size": -1})
     assert done.outcome.summary == "Loaded 2 file(s) into MY_FILES: claims (4 rows), members (3 rows)."

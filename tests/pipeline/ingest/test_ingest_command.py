@@ -8,7 +8,14 @@ from io import StringIO
 import pytest
 from django.core.management import ManagementUtility, call_command
 
-from tests.pipeline.ingest.conftest import MEMBERS, claims_csv, numbered_csv, sqlite_target, write_ndjson
+from tests.pipeline.ingest.conftest import (
+    MEMBERS,
+    claims_csv,
+    duckdb_target,
+    numbered_csv,
+    sqlite_target,
+    write_ndjson,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -42,6 +49,28 @@ def test_the_command_loads_files_and_says_what_each_became(tmp_path):
     assert lines[2].startswith(f"{events} -> events: 3 rows, 6 columns (member_id BIGINT, ")
     assert lines[3].startswith(f"Loaded 2 file(s), 7 rows, into MINE (sqlite, {tmp_path / 'mine.sqlite3'}) in ")
     assert target.tables() == ["claims", "events"]
+
+
+def test_the_command_loads_into_a_duckdb_file_that_the_pipeline_then_reads(tmp_path):
+    """Created by the first load, loaded again without a duplicate row, then read by the DuckDB connector the
+    profiling and mapping agents use (read-only)."""
+    from agents.access import adapter_for
+
+    target = duckdb_target(tmp_path / "warehouse.duckdb", name="DUCK")
+    claims = claims_csv(tmp_path / "claims.csv")
+
+    status, out, err = run("--connection", "DUCK", str(claims))
+    assert (status, err) == (0, "")
+    assert out.splitlines()[0] == f"Created the DuckDB file {tmp_path / 'warehouse.duckdb'}."
+    where = tmp_path / "warehouse.duckdb"
+    assert out.splitlines()[-1].startswith(f"Loaded 1 file(s), 4 rows, into DUCK (duckdb, {where})")
+    status, out, _err = run("--connection", "DUCK", str(claims))
+    assert status == 0 and not out.startswith("Created")
+    assert target.tables() == ["claims"]
+    with adapter_for(target.connection, mission=None) as adapter:
+        assert adapter.list_tables() == ["claims"]
+        (count, total), = adapter.query('SELECT count(*), sum(amount) FROM "claims"', limit=1).rows
+    assert count == 4 and total == pytest.approx(2200.49)
 
 
 def test_the_command_refuses_a_malformed_file_with_status_1_and_the_reason(tmp_path):

@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from agents.connectors import adapter_for
+from agents.access import adapter_for
 from agents.models import Connection
 from pipeline.dbt.project import DbtProject
 from pipeline.dbt.spec import ColumnSpec, TargetSpec, target_from_dict
