@@ -55,22 +55,47 @@ class Partition:
                                   field="partition")
 
 
+PERIOD_UNITS = ("day", "week", "month", "year")
+# What a period's key looks like: a day's or a week's first day as an ISO date, a month 'YYYY-MM', a year 'YYYY'.
+PERIOD_KEY = {"day": r"\d{4}-\d{2}-\d{2}", "week": r"\d{4}-\d{2}-\d{2}", "month": r"\d{4}-\d{2}", "year": r"\d{4}"}
+_KEY_LENGTH = {"day": 10, "week": 10, "month": 7, "year": 4}
+
+
+def period_unit(target: TargetSpec) -> str:
+    """The unit the backfill verifies and rebuilds the target by: its grain's period, a month when unstated."""
+    return target.period_unit if target.period_unit in PERIOD_UNITS else "month"
+
+
+def period_key(column: str, unit: str, dialect: str) -> str:
+    """SQL giving the key of the period (of ``unit``) that the date in ``column`` (quoted; ISO text or a date)
+    falls in. A week starts on Monday on every engine, as the spec's ``period_start`` rule computes it: SQLite
+    steps back to the Monday, PostgreSQL's and DuckDB's date_trunc('week') are ISO weeks."""
+    text = f"CAST({column} AS TEXT)"
+    if unit != "week":
+        return f"substr({text}, 1, {_KEY_LENGTH[unit]})"
+    if dialect == "sqlite":
+        day = f"substr({text}, 1, 10)"
+        return f"date({day}, '-' || ((CAST(strftime('%w', {day}) AS INTEGER) + 6) % 7) || ' days')"
+    return f"CAST(CAST(date_trunc('week', CAST({column} AS TIMESTAMP)) AS DATE) AS TEXT)"
+
+
 def target_period_sql(target: TargetSpec, partition: Partition | None) -> str | None:
-    """SQL over the target's own table giving a built row's month ('YYYY-MM'), the same on SQLite, PostgreSQL and
-    DuckDB: from the column holding the period's start (rule ``period_start``, or a date column copied from the
-    partition's date), else from the year and month columns (``year_of``, ``month_of``). None when the target has
-    no such column, or when its period spans months (a week, a year), so that no month holds its rows whole."""
-    if target.period_unit in {"week", "year"}:
-        return None
+    """SQL over the target's own table giving a built row's period key (``period_unit``; see ``PERIOD_KEY``), the
+    same on SQLite, PostgreSQL and DuckDB: from the column holding the period's start (rule ``period_start``, or,
+    for a day or a month, a date column copied from the partition's date), else from the year (``year_of``) and,
+    by month, month columns (``month_of``). None when the target has no such column."""
+    unit = period_unit(target)
     parts = {c.period_part: c.name for c in target.columns if c.period_part}
     start = parts.get("start")
-    if start is None and partition is not None:
+    if start is None and partition is not None and unit in {"day", "month"}:
         start = next((c.name for c in target.columns if c.family in {"date", "timestamp"}
                       and c.source_column.upper() == partition.column.upper()
                       and c.source_table.upper() in {"", partition.table.upper()}), None)
     if start is not None:
-        return f'substr(CAST("{start}" AS TEXT), 1, 7)'
-    if "year" in parts and "month" in parts:
+        return f'substr(CAST("{start}" AS TEXT), 1, {_KEY_LENGTH[unit]})'
+    if unit == "year" and "year" in parts:
+        return f'CAST("{parts["year"]}" AS TEXT)'
+    if unit == "month" and "year" in parts and "month" in parts:
         year, month = f'"{parts["year"]}"', f'"{parts["month"]}"'
         return (f"CAST({year} AS TEXT) || '-' || CASE WHEN {month} < 10 THEN '0' ELSE '' END || "
                 f"CAST({month} AS TEXT)")

@@ -1,10 +1,10 @@
-"""The backfill agent. With table models the build is the historical load: the backfill verifies every month of each
-target whose grain has a period (rows and measure totals against the source, both sides in one grouped pass each)
-and rebuilds only the months that differ (every month on ``full_refresh``), then verifies again; a variance left
-fails the step naming the months. Incremental targets (``materialized: incremental``) are built by the build for
-their latest month only, and here month by month for the rest of the history, each month once (dbt's
-delete+insert keyed by the month). Targets without a period are verified whole-table and rebuilt whole if they
-differ."""
+"""The backfill agent. With table models the build is the historical load: the backfill verifies every period of each
+target whose grain has one (by its own unit: day, week from Monday, month or year; rows and measure totals against
+the source, both sides in one grouped pass each per unit) and rebuilds only the periods that differ (every period on
+``full_refresh``), then verifies again; a variance left fails the step naming the periods. Incremental targets
+(``materialized: incremental``, by day or month) are built by the build for their latest month only, and here
+period by period for the rest of the history, each period once (dbt's delete+insert keyed by the period).
+Targets without a period are verified whole-table and rebuilt whole if they differ."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from pipeline.dbt.build import (
 )
 from pipeline.dbt.parallel import MonthWork, build_months
 from pipeline.dbt.spec import TargetSpec
-from pipeline.dbt.sqlgen import target_period_sql
+from pipeline.dbt.sqlgen import period_unit, target_period_sql
 from pipeline.quality.backfill import (
     PeriodCheck,
     WholeResult,
@@ -57,6 +57,8 @@ class Source:
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
     measures: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     queries: dict[str, Any] = field(default_factory=dict)
+    # The periods of the source's history per unit ("day", "week", "month", "year"): the keys ``months`` unites.
+    periods: dict[str, list[str]] = field(default_factory=dict)
 
 
 def report_markdown(report: dict) -> str:
@@ -98,8 +100,9 @@ def _variance(check: dict) -> str:
 @register
 class BackfillAgent(BaseAgent):
     kind = "backfill"
-    description = ("Verifies every month of each target against the source (row counts and measure totals, one "
-                   "grouped pass per side) and rebuilds only the months that differ (all on full_refresh); builds "
+    description = ("Verifies every period (day, week, month or year, as each target's grain says) of each target "
+                   "against the source (row counts and measure totals, one grouped pass per side) and rebuilds only "
+                   "the periods that differ (all on full_refresh); builds "
                    "the history of incremental targets month by month, each month once; verifies targets without "
                    "a period whole-table.")
 
@@ -123,17 +126,19 @@ class BackfillAgent(BaseAgent):
         periods = {t.name: sql for t in by_month if (sql := target_period_sql(t, partition)) is not None}
         whole += [t for t in by_month if t.name not in periods]
         by_month = [t for t in by_month if t.name in periods]
-        source = self._read_source(plan, by_month, config) if by_month else Source(months=[])
+        units = {t.name: period_unit(t) for t in by_month}
+        source = self._read_source(plan, by_month, units, config) if by_month else Source(months=[])
         wanted = set(config.get("months") or [])
         months = [m for m in source.months if not wanted or m in wanted]
         if by_month:
             log(context, f"Verifying {', '.join(t.name for t in by_month)} over {len(months)} months "
                          f"({months[0] if months else '-'} to {months[-1] if months else '-'})"
                          + ("; full refresh requested." if full_refresh else "."))
-        before, missing = self._verify(plan, by_month, periods, source, months, wanted)
+        before, missing = self._verify(plan, by_month, periods, source, wanted)
         rebuilt, builds = self._rebuild(context, plan, by_month, periods, before, missing,
-                                        full_refresh=full_refresh, every_month=not wanted)
-        after = self._verify(plan, by_month, periods, source, months, wanted)[0] if rebuilt else []
+                                        full_refresh=full_refresh, every_month=not wanted,
+                                        source_periods={(u, k) for u, keys in source.periods.items() for k in keys})
+        after = self._verify(plan, by_month, periods, source, wanted)[0] if rebuilt else []
         checked, rebuilt_whole = self._whole(context, plan, whole, full_refresh, config.get("expected_sql")) \
             if whole else ([], [])
         final = after or before
@@ -177,19 +182,30 @@ class BackfillAgent(BaseAgent):
         return _outcome(final, checked, builds, rebuilt, outputs)
 
     @staticmethod
-    def _read_source(plan: BuildPlan, targets: list[TargetSpec], config: dict) -> Source:
+    def _read_source(plan: BuildPlan, targets: list[TargetSpec], units: dict[str, str], config: dict) -> Source:
+        """What the source says, unit by unit (the targets by day, week, month or year): the periods of each unit,
+        and per target its rows and measure totals per period, in one grouped pass per unit and side."""
         partition = require_partition(plan.project.partition)
+        source = Source(months=[], queries={"rows": {}, "measures": []})
         with adapter_for(plan.source, mission=plan.mission) as adapter:
-            months, undated = source_months(adapter, partition)
-            rows, row_sql = expected_counts(adapter, targets, partition, config.get("expected_sql"))
-            measures, measure_sql = source_measure_totals(adapter, targets, partition)
-        return Source(months=months, undated=undated, rows=rows, measures=measures,
-                      queries={"rows": row_sql, "measures": measure_sql})
+            for unit in sorted(set(units.values())):
+                group = [t for t in targets if units[t.name] == unit]
+                keys, undated = source_months(adapter, partition, unit)
+                source.periods[unit], source.undated = keys, undated
+                source.months = sorted({*source.months, *keys})
+                rows, row_sql = expected_counts(adapter, group, partition, config.get("expected_sql"), unit)
+                measures, measure_sql = source_measure_totals(adapter, group, partition, unit)
+                source.rows.update(rows)
+                source.measures.update(measures)
+                source.queries["rows"].update(row_sql)
+                source.queries["measures"] += measure_sql
+        return source
 
     @staticmethod
     def _verify(plan: BuildPlan, targets: list[TargetSpec], periods: dict[str, str], source: Source,
-                months: list[str], wanted: set[str]) -> tuple[list[PeriodCheck], list[str]]:
-        """Every month of every target against the source, and the targets that have no table yet."""
+                wanted: set[str]) -> tuple[list[PeriodCheck], list[str]]:
+        """Every period of every target (by its unit) against the source, and the targets that have no table
+        yet."""
         checks: list[PeriodCheck] = []
         missing: list[str] = []
         if not targets:
@@ -209,13 +225,14 @@ class BackfillAgent(BaseAgent):
                     missing.append(target.name)
                 if wanted:
                     built = {m: v for m, v in built.items() if m in wanted}
+                months = [m for m in source.periods.get(period_unit(target), []) if not wanted or m in wanted]
                 checks += compare_periods(target, months, source.rows.get(target.name, {}),
                                           source.measures.get(target.name, {}), measures, built)
         return checks, missing
 
     def _rebuild(self, context: AgentContext, plan: BuildPlan, targets: list[TargetSpec], periods: dict[str, str],
                  checks: list[PeriodCheck], missing: list[str], *, full_refresh: bool,
-                 every_month: bool) -> tuple[dict[str, list[str]], list[dict]]:
+                 every_month: bool, source_periods: set[tuple[str, str]]) -> tuple[dict[str, list[str]], list[dict]]:
         """Rebuild what differs: per month, the table targets that differ in it (their month replaced) and the
         incremental ones (dbt's delete+insert of the month). A table target with no table yet, or every month of
         one on a full refresh of the whole history, is built in one run. Returns {target: months rebuilt} and
@@ -229,17 +246,18 @@ class BackfillAgent(BaseAgent):
             builds.append(_build_record("all", whole_runs, "full run", invocation))
             for name in whole_runs:
                 rebuilt[name] = ["all"]
-        todo: dict[str, list[TargetSpec]] = {}
+        # Keyed by (unit, period key): a day and a week can share a key (the Monday), not a range.
+        todo: dict[tuple[str, str], list[TargetSpec]] = {}
         for target in targets:
             if target.name in whole_runs:
                 continue
             differing = {c.month for c in checks if c.target == target.name and (full_refresh or not c.ok)}
             for month in sorted(differing):
-                todo.setdefault(month, []).append(target)
+                todo.setdefault((period_unit(target), month), []).append(target)
         if plan.target.engine == "postgresql" and settings.GENESIS_DBT_POSTGRES_THREADS > 1 and len(todo) > 1:
             builds += self._build_parallel(context, plan, todo, periods, missing)
         else:
-            builds += self._build_serial(context, plan, todo, periods)
+            builds += self._build_serial(context, plan, todo, periods, missing, source_periods)
         for record in builds:
             if record["month"] != "all":
                 for name in record["targets"]:
@@ -256,52 +274,57 @@ class BackfillAgent(BaseAgent):
             log(context, "Every month verified equal to the source; nothing rebuilt.")
         return rebuilt, builds
 
-    def _build_serial(self, context: AgentContext, plan: BuildPlan, todo: dict[str, list[TargetSpec]],
-                      periods: dict[str, str]) -> list[dict]:
-        """One month after another through dbt: the incremental targets by dbt's delete+insert, the table targets by
-        replacing the month's rows with the month's SQL."""
+    def _build_serial(self, context: AgentContext, plan: BuildPlan, todo: dict[tuple[str, str], list[TargetSpec]],
+                      periods: dict[str, str], missing: list[str],
+                      source_periods: set[tuple[str, str]]) -> list[dict]:
+        """One period after another through dbt: the incremental targets by dbt's delete+insert, the table targets
+        by replacing the period's rows with the period's SQL. A period the source no longer has leaves dbt's
+        delete+insert nothing to key its delete on, so an incremental target's stale rows of it are replaced (by
+        nothing) as a table target's are."""
         builds: list[dict] = []
-        for index, month in enumerate(sorted(todo)):
+        for index, (unit, month) in enumerate(sorted(todo)):
             if callable(context.cancelled) and context.cancelled():
-                raise _Cancelled(f"Cancelled after {index} of {len(todo)} months to rebuild.")
+                raise _Cancelled(f"Cancelled after {index} of {len(todo)} periods to rebuild.")
             started = time.monotonic()
-            items = todo[month]
-            incremental = [t.name for t in items if t.materialized == "incremental"]
-            replaced = [t for t in items if t.materialized == "table"]
+            items = todo[(unit, month)]
+            vanished = (unit, month) not in source_periods
+            incremental = [t.name for t in items if t.materialized == "incremental"
+                           and not (vanished and t.name not in missing)]
+            replaced = [t for t in items if t.name not in incremental]
             if incremental:
-                invocation = plan.invoke(["run", "--select", *incremental], variables={"genesis_month": month},
+                invocation = plan.invoke(["run", "--select", *incremental], variables=_period_vars(unit, month),
                                          target_dir=run_dir(context, "dbt-backfill"), write_results=False)
                 builds.append(_build_record(month, incremental, "incremental", invocation, started))
             if replaced:
-                builds.append(self._replace_month(context, plan, replaced, periods, month))
+                builds.append(self._replace_month(context, plan, replaced, periods, month, unit))
             if callable(context.heartbeat):
                 context.heartbeat()
         return builds
 
     @staticmethod
-    def _build_parallel(context: AgentContext, plan: BuildPlan, todo: dict[str, list[TargetSpec]],
+    def _build_parallel(context: AgentContext, plan: BuildPlan, todo: dict[tuple[str, str], list[TargetSpec]],
                         periods: dict[str, str], missing: list[str]) -> list[dict]:
         """On PostgreSQL: dbt compiles each month's SQL, and the months' delete+insert run on up to
         GENESIS_DBT_POSTGRES_THREADS connections at once. An incremental target without a table yet gets it from
         dbt with its first month."""
         builds: list[dict] = []
         todo = {month: list(items) for month, items in todo.items()}
-        for month in sorted(todo):
-            seeds = [t.name for t in todo[month] if t.name in missing and t.materialized == "incremental"]
+        for unit, month in sorted(todo):
+            seeds = [t.name for t in todo[(unit, month)] if t.name in missing and t.materialized == "incremental"]
             if seeds:
                 started = time.monotonic()
-                invocation = plan.invoke(["run", "--select", *seeds], variables={"genesis_month": month},
+                invocation = plan.invoke(["run", "--select", *seeds], variables=_period_vars(unit, month),
                                          target_dir=run_dir(context, "dbt-backfill"), write_results=False)
                 builds.append(_build_record(month, seeds, "incremental", invocation, started))
-                todo[month] = [t for t in todo[month] if t.name not in seeds]
+                todo[(unit, month)] = [t for t in todo[(unit, month)] if t.name not in seeds]
                 missing = [name for name in missing if name not in seeds]
         work = []
-        for index, month in enumerate(sorted(m for m, items in todo.items() if items)):
+        for index, (unit, month) in enumerate(sorted(m for m, items in todo.items() if items)):
             if callable(context.cancelled) and context.cancelled():
-                raise _Cancelled(f"Cancelled after compiling {index} of {len(todo)} months to rebuild.")
+                raise _Cancelled(f"Cancelled after compiling {index} of {len(todo)} periods to rebuild.")
             started = time.monotonic()
-            names = [t.name for t in todo[month]]
-            compiled = plan.invoke(["compile", "--select", *names], variables={"genesis_month": month},
+            names = [t.name for t in todo[(unit, month)]]
+            compiled = plan.invoke(["compile", "--select", *names], variables=_period_vars(unit, month),
                                    target_dir=run_dir(context, "dbt-backfill"), write_results=False)
             nodes = {n.name: n for n in compiled.nodes if n.resource_type == "model"}
             if not compiled.success or set(nodes) != set(names):
@@ -310,7 +333,7 @@ class BackfillAgent(BaseAgent):
             work.append(MonthWork(month=month, items=[
                 {"model": t.name, "relation": nodes[t.name].relation, "period": periods[t.name],
                  "sql": nodes[t.name].compiled_code, "columns": ['"' + c.name + '"' for c in t.columns]}
-                for t in todo[month]]))
+                for t in todo[(unit, month)]]))
         degree = settings.GENESIS_DBT_POSTGRES_THREADS
         done, most = build_months(plan.target, work, degree=degree)
         log(context, f"{len(work)} months built on PostgreSQL, up to {degree} at once ({most} at the busiest).")
@@ -322,11 +345,11 @@ class BackfillAgent(BaseAgent):
 
     @staticmethod
     def _replace_month(context: AgentContext, plan: BuildPlan, targets: list[TargetSpec], periods: dict[str, str],
-                       month: str) -> dict:
-        """The month's SQL of each table target, compiled by dbt, replaces the target's rows of that month."""
+                       month: str, unit: str = "month") -> dict:
+        """The period's SQL of each target, compiled by dbt, replaces the target's rows of that period."""
         started = time.monotonic()
         names = [t.name for t in targets]
-        compiled = plan.invoke(["compile", "--select", *names], variables={"genesis_month": month},
+        compiled = plan.invoke(["compile", "--select", *names], variables=_period_vars(unit, month),
                                target_dir=run_dir(context, "dbt-backfill"), write_results=False)
         sql = {n.name: n.compiled_code for n in compiled.nodes if n.resource_type == "model"}
         if not compiled.success or set(sql) != set(names):
@@ -362,6 +385,12 @@ class BackfillAgent(BaseAgent):
 
 class _Cancelled(Exception):
     pass
+
+
+def _period_vars(unit: str, key: str) -> dict[str, str]:
+    """The dbt vars that point the period filter at one period: a month by its key alone, as before periods of other
+    units existed (so a month's command line stays ``genesis_month: YYYY-MM``)."""
+    return {"genesis_month": key} if unit == "month" else {"genesis_month": key, "genesis_period_unit": unit}
 
 
 def _verify_whole(plan: BuildPlan, whole: list[TargetSpec], overrides: dict | None) -> list[WholeResult]:

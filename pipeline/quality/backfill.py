@@ -1,5 +1,6 @@
-"""Backfill verification: each month of a target whose grain has a period is verified against the source (its rows
-and its measure totals, both sides in one grouped pass each), and only the months that differ are rebuilt; targets
+"""Backfill verification: each period of a target whose grain has one (its day, week, month or year; a month when
+the spec does not say) is verified against the source (its rows and its measure totals, both sides in one grouped
+pass each), and only the periods that differ are rebuilt; targets
 without a period are verified whole-table (their rows against the distinct grain keys of the source, and no grain
 key twice).
 
@@ -17,25 +18,27 @@ from typing import Any
 
 from genesis.exceptions import DomainError
 from pipeline.dbt.spec import TargetSpec
-from pipeline.dbt.sqlgen import Partition
+from pipeline.dbt.sqlgen import PERIOD_KEY, Partition, period_key, period_unit
 from pipeline.quality.reconcile import RELATIVE, _number
 
 BIG = 10_000_000
 
 
-def month_expr(adapter, column: str) -> str:
-    return f"substr(CAST({adapter.quote(column)} AS TEXT), 1, 7)"
+def month_expr(adapter, column: str, unit: str = "month") -> str:
+    """The key of the period (of ``unit``) a source row's date falls in, as ``target_period_sql`` keys built rows."""
+    return period_key(adapter.quote(column), unit, adapter.dialect)
 
 
-def source_months(adapter, partition: Partition) -> tuple[list[str], int]:
-    """The months of the partition table's history ('YYYY-MM'), and how many of its rows belong to no month (no
-    date, or one that does not start with a year and month): no month rebuild holds those. One pass."""
-    expr = month_expr(adapter, partition.column)
+def source_months(adapter, partition: Partition, unit: str = "month") -> tuple[list[str], int]:
+    """The periods of the partition table's history (keys as ``PERIOD_KEY`` says, 'YYYY-MM' by month), and how
+    many of its rows belong to no period (no date, or one that is not an ISO date): no period rebuild holds those.
+    One pass."""
+    expr = month_expr(adapter, partition.column, unit)
     sql = (f"SELECT {expr}, COUNT(*) FROM {adapter.quote(partition.table)} "  # noqa: S608 - quoted identifiers
            f"GROUP BY {expr} ORDER BY 1")
     months, undated = [], 0
     for month, rows in adapter.query(sql, limit=BIG).rows:
-        if isinstance(month, str) and re.fullmatch(r"\d{4}-\d{2}", month):
+        if isinstance(month, str) and re.fullmatch(PERIOD_KEY[unit], month):
             months.append(month)
         else:
             undated += int(rows)
@@ -65,7 +68,7 @@ def grain_source_columns(target: TargetSpec, partition: Partition, partition_col
 
 
 def expected_sql(adapter, target: TargetSpec, partition: Partition, partition_columns: list[str]) -> str:
-    expr = month_expr(adapter, partition.column)
+    expr = month_expr(adapter, partition.column, period_unit(target))
     keys = [adapter.quote(c) for c in grain_source_columns(target, partition, partition_columns)]
     distinct = ", ".join([f"{expr} AS genesis_month", *keys])
     return (f"SELECT genesis_month, COUNT(*) FROM (SELECT DISTINCT {distinct} "  # noqa: S608 - quoted identifiers
@@ -74,7 +77,8 @@ def expected_sql(adapter, target: TargetSpec, partition: Partition, partition_co
 
 
 def expected_counts(adapter, targets: list[TargetSpec], partition: Partition,
-                    overrides: dict[str, str] | None = None) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+                    overrides: dict[str, str] | None = None, unit: str = "month"
+                    ) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
     """{target: {month: expected rows}} and the SQL used per target. Targets whose grain is at most one column of
     the partition table within a month are counted together in one pass (distinct values per month, a missing
     value counting as one, as SELECT DISTINCT counts it); the others, and overrides, one query each."""
@@ -84,7 +88,7 @@ def expected_counts(adapter, targets: list[TargetSpec], partition: Partition,
     single = {t.name: keys for t in targets if t.name.upper() not in overrides
               and len(keys := grain_source_columns(t, partition, columns)) <= 1}
     if single:
-        expr = month_expr(adapter, partition.column)
+        expr = month_expr(adapter, partition.column, unit)
         parts = [f"COUNT(DISTINCT {adapter.quote(keys[0])}) + MAX(CASE WHEN {adapter.quote(keys[0])} IS NULL "
                  f"THEN 1 ELSE 0 END)" if keys else "1" for keys in single.values()]
         sql = (f"SELECT {expr} AS genesis_month, {', '.join(parts)} "  # noqa: S608 - quoted identifiers
@@ -221,7 +225,7 @@ def period_measures(target: TargetSpec, partition: Partition) -> list[dict]:
             and str(m.get("table", "")).upper() in tables and m.get("column")]
 
 
-def source_measure_totals(adapter, targets: list[TargetSpec], partition: Partition
+def source_measure_totals(adapter, targets: list[TargetSpec], partition: Partition, unit: str = "month"
                           ) -> tuple[dict[str, dict[str, dict[str, float]]], list[str]]:
     """{target: {column: {month: source total}}} for the measures a month holds, and the SQL: one grouped pass per
     source table, every target's measures over that table together. A child table's rows take their parent's month
@@ -232,7 +236,7 @@ def source_measure_totals(adapter, targets: list[TargetSpec], partition: Partiti
             by_table.setdefault(str(measure["table"]).upper(), []).append((target.name, measure))
     children = {t.upper(): (t, c) for t, c in partition.children}
     q = adapter.quote
-    month = month_expr(adapter, partition.column)
+    month = month_expr(adapter, partition.column, unit)
     totals: dict[str, dict[str, dict[str, float]]] = {}
     queries = []
     for table, measures in by_table.items():
@@ -242,7 +246,7 @@ def source_measure_totals(adapter, targets: list[TargetSpec], partition: Partiti
                         f"WHERE {q(partition.column)} IS NOT NULL")
         else:
             child, column = children[table]
-            parent_month = f"substr(CAST(genesis_parent.{q(partition.column)} AS TEXT), 1, 7)"
+            parent_month = period_key(f"genesis_parent.{q(partition.column)}", unit, adapter.dialect)
             rows_sql = (f"SELECT genesis_child.*, {parent_month} AS genesis_month "  # noqa: S608
                         f"FROM {q(child)} AS genesis_child JOIN {q(partition.table)} AS genesis_parent "
                         f"ON genesis_child.{q(column)} = genesis_parent.{q(partition.key)} "
@@ -257,6 +261,7 @@ def source_measure_totals(adapter, targets: list[TargetSpec], partition: Partiti
 
 def built_totals(adapter, target: TargetSpec, period_sql: str, measures: list[dict]
                  ) -> tuple[dict[str, tuple[int, dict[str, float]]], int, str]:
+    pattern = PERIOD_KEY[period_unit(target)]
     """The built target in one grouped pass: {month: (rows, {column: total})}, the rows without a month, the SQL.
     Raises DomainError when the table cannot be read."""
     columns = [m["column"] for m in measures]
@@ -265,7 +270,7 @@ def built_totals(adapter, target: TargetSpec, period_sql: str, measures: list[di
            f"FROM {adapter.quote(target.name)} GROUP BY {period_sql}")
     built, undated = {}, 0
     for row in adapter.query(sql, limit=BIG).rows:
-        if not isinstance(row[0], str) or not re.fullmatch(r"\d{4}-\d{2}", row[0]):
+        if not isinstance(row[0], str) or not re.fullmatch(pattern, row[0]):
             undated += int(row[1])  # no date, or not one with a year and month: as in the source, no month
             continue
         built[str(row[0])] = (int(row[1]), {c: _number(v) for c, v in zip(columns, row[2:], strict=True)})

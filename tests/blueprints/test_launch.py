@@ -118,7 +118,7 @@ def test_parameters_are_substituted_into_titles_descriptions_configs_and_objecti
 
 def test_connections_are_prefilled_from_context_only_when_there_is_one_fitting(healthcare, bronze, lead):
     assert launch_initial_params(version=healthcare) == {
-        "source_connection": "BRONZE", "dbt_project": "marts", "refresh_cron": "0 6 * * *",
+        "source_connection": "BRONZE", "dbt_project": "marts", "full_refresh": False, "refresh_cron": "0 6 * * *",
     }
     Connection.objects.create(name="BRONZE_2", engine="sqlite", location="/tmp/x.sqlite3", purpose="source")
     assert "source_connection" not in launch_initial_params(version=healthcare)

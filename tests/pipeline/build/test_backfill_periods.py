@@ -4,11 +4,13 @@ that differ rebuilt; incremental targets built month by month, each month once, 
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import sqlite3
 from collections import Counter
 
 import pytest
+import yaml
 
 from agents.base import Failed, Succeeded
 from pipeline.dbt.build import plan_build
@@ -63,8 +65,10 @@ def test_a_built_rows_month_comes_from_its_period_columns():
     for target in (by_parts, copied):
         sql = target_period_sql(target, partition)
         assert [r[0] for r in db.execute(f"SELECT {sql} FROM T ORDER BY 1")] == ["2023-05", "2024-11"]  # noqa: S608
-    # A week or a year spans months; a target without a column holding its period has no month.
+    # A year grain keys its rows by the year; a week grain by its start, which a copied date is not.
     assert target_period_sql(TargetSpec(name="T", sql="", period_unit="year", columns=by_parts.columns),
+                             partition) == 'CAST("Y" AS TEXT)'
+    assert target_period_sql(TargetSpec(name="T", sql="", period_unit="week", columns=copied.columns),
                              partition) is None
     assert target_period_sql(TargetSpec(name="T", sql="", columns=[ColumnSpec(name="X")]), partition) is None
 
@@ -350,3 +354,213 @@ def test_an_incremental_target_on_postgresql_equals_the_table_build(tmp_path, db
         assert {b["how"] for b in report(context)["builds"]} == {"incremental" if degree == 1 else "parallel month"}
         for name, rows in expected.items():
             assert_target_matches(name, pg_rows(pipeline.schema, name), rows)
+
+
+# --- Periods other than months -----------------------------------------------------------------------------------
+
+_COUNT = {"function": "count", "table": "CLAIMS", "expression": "*"}
+_MONDAY = ("date(c.SERVICE_DATE, '-' || ((CAST(strftime('%w', c.SERVICE_DATE) AS INTEGER) + 6) % 7) || ' days')")
+
+
+_PG_MONDAY = "CAST(DATE_TRUNC('week', CAST(c.SERVICE_DATE AS TIMESTAMP)) AS DATE)"
+
+
+def week_and_year_targets(dialect: str = "sqlite") -> list[dict]:
+    """Claims per week (its Monday, as the spec's period_start computes it on each engine) and per provider and
+    year."""
+    monday = _PG_MONDAY if dialect == "postgres" else _MONDAY
+    return [{**spec, "dialect": dialect} for spec in [
+        {"target_table": "CLAIMS_BY_WEEK", "period_unit": "week",
+         "grain": {"columns": ["WEEK_START"], "period": "CLAIMS.SERVICE_DATE"},
+         "sql": f"SELECT {monday} AS WEEK_START, COUNT(*) AS N_CLAIMS FROM CLAIMS AS c GROUP BY 1",  # noqa: S608
+         "columns": [{"name": "WEEK_START", "type": "DATE", "rule": {"period_start": "period"}},
+                     {"name": "N_CLAIMS", "type": "INTEGER", "measure": _COUNT}]},
+        {"target_table": "CLAIMS_BY_YEAR", "period_unit": "year",
+         "grain": {"columns": ["CLAIM_YEAR", "PROVIDER_ID"], "period": "CLAIMS.SERVICE_DATE"},
+         "sql": "SELECT CAST(substr(CAST(c.SERVICE_DATE AS TEXT), 1, 4) AS INTEGER) AS CLAIM_YEAR, c.PROVIDER_ID, "
+                "COUNT(*) AS N_CLAIMS FROM CLAIMS AS c GROUP BY 1, 2",
+         "columns": [{"name": "CLAIM_YEAR", "type": "INTEGER", "rule": {"year_of": "period"}},
+                     {"name": "PROVIDER_ID", "type": "INTEGER"},
+                     {"name": "N_CLAIMS", "type": "INTEGER", "measure": _COUNT}]},
+    ]]
+
+
+def by_week_and_year(claims: list[dict]) -> tuple[Counter, Counter]:
+    """The independent computation: plain Python over the bronze claims, weeks from Monday."""
+    weeks, years = Counter(), Counter()
+    for claim in claims:
+        day = datetime.date.fromisoformat(claim["SERVICE_DATE"][:10])
+        weeks[(day - datetime.timedelta(days=day.weekday())).isoformat()] += 1
+        years[(day.year, int(claim["PROVIDER_ID"]))] += 1
+    return weeks, years
+
+
+def test_a_week_and_a_year_target_are_verified_and_rebuilt_by_their_own_period(tmp_path, dbt_dir, bronze_b):
+    pipeline = Pipeline(tmp_path, bronze_b)
+    specs = week_and_year_targets()
+    partition = {"table": "CLAIMS", "column": "SERVICE_DATE"}
+    assert isinstance(pipeline.run("dbt_build", targets=specs, partition=partition)[0], Succeeded)
+    weeks, years = by_week_and_year(read_bronze(bronze_b)["CLAIMS"])
+    outcome, context = pipeline.run("backfill", key="verify", targets=specs, partition=partition)
+    assert isinstance(outcome, Succeeded), outcome
+    assert outcome.outputs["rebuilt"] == {}
+    checks = report(context)["verified_before"]
+    assert {c["month"] for c in checks if c["target"] == "CLAIMS_BY_WEEK"} == set(weeks)
+    assert {c["month"] for c in checks if c["target"] == "CLAIMS_BY_YEAR"} == {str(y) for y, _ in years}
+
+    # A week that straddles two months, its count raised (its row count stays right); a year's row lost.
+    week = straddling_week(weeks)
+    year = sorted({y for y, _ in years})[-1]
+    db = sqlite3.connect(pipeline.target_path)
+    with db:
+        db.execute('UPDATE "CLAIMS_BY_WEEK" SET "N_CLAIMS" = "N_CLAIMS" + 3 WHERE "WEEK_START" = ?', [week])
+        db.execute('DELETE FROM "CLAIMS_BY_YEAR" WHERE rowid = (SELECT MIN(rowid) FROM "CLAIMS_BY_YEAR" '
+                   'WHERE "CLAIM_YEAR" = ?)', [year])
+    db.close()
+    outcome, context = pipeline.run("backfill", key="repair", targets=specs, partition=partition)
+    assert isinstance(outcome, Succeeded), outcome
+    assert outcome.outputs["rebuilt"] == {"CLAIMS_BY_WEEK": [week], "CLAIMS_BY_YEAR": [str(year)]}
+    before = {(c["target"], c["month"]): c for c in report(context)["verified_before"] if not c["ok"]}
+    assert set(before) == {("CLAIMS_BY_WEEK", week), ("CLAIMS_BY_YEAR", str(year))}
+    assert before[("CLAIMS_BY_WEEK", week)]["variance"] == {"rows": 0, "N_CLAIMS": 3}
+    assert before[("CLAIMS_BY_YEAR", str(year))]["variance"]["rows"] == -1
+    assert all(c["ok"] for c in report(context)["verified_after"])
+    # Equal to the independent computation, row for row.
+    built = read_sqlite_table(pipeline.target_path, "CLAIMS_BY_WEEK")
+    assert {r["WEEK_START"]: int(r["N_CLAIMS"]) for r in built} == dict(weeks) and len(built) == len(weeks)
+    built = read_sqlite_table(pipeline.target_path, "CLAIMS_BY_YEAR")
+    assert {(int(r["CLAIM_YEAR"]), int(r["PROVIDER_ID"])): int(r["N_CLAIMS"]) for r in built} == dict(years)
+    assert len(built) == len(years)
+
+
+@pytest.mark.parametrize("value", ["true", None])
+def test_a_mission_launched_with_full_refresh_rebuilds_every_period(tmp_path, dbt_dir, bronze_b, value):
+    """The shipped build-marts blueprint's full_refresh parameter reaches the backfill step: set, every period of
+    every target is rebuilt; left at its default, nothing is (the build already holds the history)."""
+    from blueprints.services import blueprint_launch
+    from pipeline.specfile import load_spec_text
+    from tests.blueprints.conftest import healthcare_spec_text, load_shipped
+    from tests.conftest import leads_connection, leads_group
+    from tests.factories import UserFactory
+
+    pipeline = Pipeline(tmp_path, bronze_b)
+    for connection in (pipeline.source, pipeline.target):
+        connection.groups.add(leads_group())
+    validation = leads_connection(name=f"VAL_{tmp_path.name}"[:100], engine="sqlite", location=str(bronze_b),
+                                  purpose="validation")
+    lead = UserFactory()
+    lead.groups.add(leads_group())
+    spec = load_spec_text(healthcare_spec_text(source=pipeline.source.name, target=pipeline.target.name),
+                          source="spec file project.yml")
+    params = {"source_connection": pipeline.source.name, "target_connection": pipeline.target.name,
+              "validation_connection": validation.name, **({"full_refresh": value} if value else {})}
+    marts = load_shipped("build-marts")
+    mission = blueprint_launch(version=marts, name="Refresh", objective="", owner=lead, params=params, spec=spec)
+    step = mission.tasks.get(key="backfill_history")
+    assert step.config["full_refresh"] is bool(value)
+    assert "verifies every period and rebuilds only the periods that differ" in step.description.lower()
+    assert f"here {str(bool(value)).lower()}" in step.description
+    declared = next(p for p in yaml.safe_load(marts.source_text)["parameters"] if p["name"] == "full_refresh")
+    assert declared["type"] == "boolean" and declared["default"] is False
+
+    specs = targets()
+    assert isinstance(pipeline.run("dbt_build", targets=specs)[0], Succeeded)
+    outcome, context = pipeline.run("backfill", targets=specs, full_refresh=step.config["full_refresh"])
+    assert isinstance(outcome, Succeeded), outcome
+    if value:
+        assert outcome.outputs["rebuilt"] == {name: ["all"] for name in MEASURES}
+        checks = report(context)["verified_after"]
+        assert checks and all(c["ok"] for c in checks)
+        assert {(c["target"], c["month"]) for c in checks} == {
+            (c["target"], c["month"]) for c in report(context)["verified_before"]}
+    else:
+        assert outcome.outputs["rebuilt"] == {} and report(context)["verified_after"] == []
+
+
+def test_a_month_gone_from_the_source_leaves_no_stale_rows_in_an_incremental_target(tmp_path, dbt_dir, bronze_b):
+    """One dbt run at a time (SQLite): a month the source no longer has gives dbt's delete+insert no rows to key
+    its delete on, so the backfill replaces that month's rows by nothing itself."""
+    import shutil
+
+    bronze = shutil.copy(bronze_b, tmp_path / "bronze.sqlite3")
+    pipeline = Pipeline(tmp_path, bronze)
+    specs = targets(materialized="incremental")
+    assert isinstance(pipeline.run("dbt_build", targets=specs)[0], Succeeded)
+    assert isinstance(pipeline.run("backfill", key="history", targets=specs)[0], Succeeded)
+    months = sorted({c["SERVICE_DATE"][:7] for c in read_bronze(bronze)["CLAIMS"]})
+    gone = months[len(months) // 2]
+    assert all(gone in months_of(pipeline.target_path, name) for name in MEASURES)
+    db = sqlite3.connect(bronze)
+    with db:
+        db.execute("DELETE FROM CLAIM_DETAILS WHERE CLAIM_ID IN (SELECT CLAIM_ID FROM CLAIMS "
+                   "WHERE substr(SERVICE_DATE, 1, 7) = ?)", [gone])
+        db.execute("DELETE FROM CLAIMS WHERE substr(SERVICE_DATE, 1, 7) = ?", [gone])
+    db.close()
+
+    outcome, context = pipeline.run("backfill", key="again", targets=specs)
+    assert isinstance(outcome, Succeeded), outcome
+    assert outcome.outputs["rebuilt"] == {name: [gone] for name in MEASURES}
+    assert all(b["how"] == "replace month" for b in report(context)["builds"])
+    for name, rows in expected_targets(read_bronze(bronze)).items():
+        assert gone not in months_of(pipeline.target_path, name)
+        assert_target_matches(name, read_sqlite_table(pipeline.target_path, name), rows)
+
+
+def straddling_week(weeks) -> str:
+    """A week whose Monday and Sunday fall in different months: its rebuild is not a month's."""
+    return next(w for w in sorted(weeks)
+                if w[:7] != (datetime.date.fromisoformat(w) + datetime.timedelta(days=6)).isoformat()[:7])
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("degree", [1, 3])
+def test_week_and_year_targets_on_postgresql_are_repaired_by_their_own_period(tmp_path, dbt_dir, pg, settings,
+                                                                               degree):
+    """PostgreSQL's date_trunc('week') and the backfill's week key agree (Monday), one period after another and
+    side by side."""
+    bronze_schema, target_schema, bronze_copy = pg
+    settings.GENESIS_DBT_POSTGRES_THREADS = degree
+    pipeline = pg_pipeline(tmp_path, bronze_schema, target_schema(), bronze_copy, f"weeks{degree}")
+    specs = week_and_year_targets("postgres")
+    partition = {"table": "CLAIMS", "column": "SERVICE_DATE"}
+    assert isinstance(pipeline.run("dbt_build", targets=specs, partition=partition)[0], Succeeded)
+    weeks, years = by_week_and_year(read_bronze(bronze_copy)["CLAIMS"])
+    outcome, _ = pipeline.run("backfill", key="verify", targets=specs, partition=partition)
+    assert isinstance(outcome, Succeeded) and outcome.outputs["rebuilt"] == {}, outcome
+    week, year = straddling_week(weeks), sorted({y for y, _ in years})[0]
+    pg_execute(pipeline.schema, f'UPDATE "CLAIMS_BY_WEEK" SET "N_CLAIMS" = "N_CLAIMS" + 3 '  # noqa: S608
+                                f"WHERE \"WEEK_START\" = DATE '{week}'")
+    pg_execute(pipeline.schema, 'DELETE FROM "CLAIMS_BY_YEAR" WHERE ctid = (SELECT MIN(ctid) FROM "CLAIMS_BY_YEAR" '
+                                f'WHERE "CLAIM_YEAR" = {year})')  # noqa: S608
+    outcome, context = pipeline.run("backfill", key="repair", targets=specs, partition=partition)
+    assert isinstance(outcome, Succeeded), outcome
+    assert outcome.outputs["rebuilt"] == {"CLAIMS_BY_WEEK": [week], "CLAIMS_BY_YEAR": [str(year)]}
+    hows = {b["how"] for b in report(context)["builds"]}
+    assert hows == ({"parallel month"} if degree > 1 else {"replace month"})
+    built = pg_rows(pipeline.schema, "CLAIMS_BY_WEEK")
+    assert {r["WEEK_START"].isoformat(): int(r["N_CLAIMS"]) for r in built} == dict(weeks)
+    assert len(built) == len(weeks)
+    built = pg_rows(pipeline.schema, "CLAIMS_BY_YEAR")
+    assert {(int(r["CLAIM_YEAR"]), int(r["PROVIDER_ID"])): int(r["N_CLAIMS"]) for r in built} == dict(years)
+    assert len(built) == len(years)
+
+
+def test_the_week_key_is_the_monday_on_sqlite_and_duckdb_as_in_python():
+    """Every day of two years, as ISO text: both engines key it by the Monday Python's weekday() gives."""
+    import duckdb
+
+    from pipeline.dbt.sqlgen import period_key
+
+    days = [datetime.date(2023, 1, 1) + datetime.timedelta(days=n) for n in range(731)]
+    want = [(d - datetime.timedelta(days=d.weekday())).isoformat() for d in days]
+    column = '"D"'
+    lite = sqlite3.connect(":memory:")
+    lite.execute('CREATE TABLE t ("D" TEXT)')
+    lite.executemany("INSERT INTO t VALUES (?)", [(d.isoformat(),) for d in days])
+    assert [r[0] for r in lite.execute(f'SELECT {period_key(column, "week", "sqlite")} '  # noqa: S608
+                                       'FROM t ORDER BY "D"')] == want
+    duck = duckdb.connect(":memory:")
+    duck.execute('CREATE TABLE t ("D" VARCHAR)')
+    duck.executemany("INSERT INTO t VALUES (?)", [(d.isoformat(),) for d in days])
+    assert [r[0] for r in duck.execute(f'SELECT {period_key(column, "week", "duckdb")} '  # noqa: S608
+                                       'FROM t ORDER BY "D"').fetchall()] == want

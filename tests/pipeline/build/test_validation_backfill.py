@@ -120,7 +120,7 @@ def test_a_cancelled_backfill_stops_between_months(tmp_path, dbt_dir, bronze_b):
 
     context.cancelled = cancelled
     outcome = get("backfill")().run(context)
-    assert isinstance(outcome, Failed) and outcome.error == "Cancelled after 2 of 3 months to rebuild."
+    assert isinstance(outcome, Failed) and outcome.error == "Cancelled after 2 of 3 periods to rebuild."
     assert _target_tables(pipeline.target_path) == sorted(t["target_table"] for t in TARGETS)
 
 
