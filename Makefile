@@ -42,7 +42,7 @@ browser:
 
 # Refresh docs/screenshots/ from the browser tests.
 screenshots: install browser
-	GENESIS_SCREENSHOTS=1 $(PY) -m pytest tests/missions/web/test_browser.py
+	GENESIS_SCREENSHOTS=1 $(PY) -m pytest tests/missions/web/test_browser.py tests/missions/web/test_browser_lineage.py
 
 lint: install
 	$(VENV)/bin/ruff check .
