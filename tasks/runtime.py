@@ -89,8 +89,9 @@ def _reconnect(*, attempt: int, what: str, error: Exception) -> None:
 
 def _reconnecting(fn, *, what: str):
     """``fn`` (a database read or write the engine hands an agent) tried again on a new connection when the one it
-    used was lost, up to ``DB_ATTEMPTS`` times; inside a transaction the error is the caller's to handle."""
-    @functools.wraps(fn)
+    used was lost, up to ``DB_ATTEMPTS`` times; inside a transaction the error is the caller's to handle.
+    Four are built for every run and most are never called, so the wrapper is a bare closure: ``functools.wraps``
+    would copy ``fn``'s attributes each time, as many Python calls as the rest of building the run's context."""
     def call(*args, **kwargs):
         for attempt in range(1, DB_ATTEMPTS + 1):
             try:
@@ -388,18 +389,19 @@ def _context(run: Run, lease: Lease, log: RunLog) -> AgentContext:
                                         content_type=content_type, actor=task.owner_agent)
 
     workspace = Path(settings.VAR_DIR) / "runs" / str(run.pk)
+    label = f"run {run.pk}"
     return AgentContext(
         mission=mission, task=task, run=run, agent=task.owner_agent, config={**(task.owner_agent.config or {}),
                                                                             **(task.config or {})},
         connections=connections, feedback=feedback, answers=answers, log=log, cancelled=lease.cancelled.is_set,
         workspace=workspace,
         # What the agent asks of the database survives a lost connection as the worker's own writes do.
-        write_artifact=_reconnecting(write_artifact, what=f"run {run.pk} writing an artifact"),
-        heartbeat=_reconnecting(lease.renew, what=f"run {run.pk} renewing its lease"),
+        write_artifact=_reconnecting(write_artifact, what=f"{label} writing an artifact"),
+        heartbeat=_reconnecting(lease.renew, what=f"{label} renewing its lease"),
         read_artifact=_reconnecting(functools.partial(selectors.artifact_content_latest, mission=mission),
-                                    what=f"run {run.pk} reading an artifact"),
+                                    what=f"{label} reading an artifact"),
         mission_runs=_reconnecting(functools.partial(selectors.mission_runs, mission=mission),
-                                   what=f"run {run.pk} reading the mission's runs"),
+                                   what=f"{label} reading the mission's runs"),
     )
 
 # How often one attempt is run again because the platform database's connection was lost under its agent (its own
