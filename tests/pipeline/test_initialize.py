@@ -56,6 +56,7 @@ def test_a_new_target_database_is_created_empty_and_nothing_else_is(mission, run
     assert checks["connection LAKE"]["passed"]
     # A source is never made up, nor a folder: those stay failures naming the file.
     assert not (tmp_path / "gone.db").exists() and not (tmp_path / "no").exists()
-    assert "the SQLite file" in checks["connection OLD_SOURCE"]["detail"] and not checks["connection OLD_SOURCE"]["passed"]
+    old_source = checks["connection OLD_SOURCE"]
+    assert "the SQLite file" in old_source["detail"] and not old_source["passed"]
     assert not checks["connection NOWHERE"]["passed"]
     assert isinstance(result.outcome, Failed)
