@@ -504,7 +504,9 @@ def artifact_store_for_run(
 
     The lease is checked on the run's row, locked, in the transaction that stores the artifact: a worker that no
     longer holds the run (it was timed out, cancelled or swept as lost, and the task's next attempt may already be
-    writing) stores nothing, so it cannot put a stale output above a newer one."""
+    writing) stores nothing, so it cannot put a stale output above a newer one. Locks are taken mission first, then
+    run, the order the mission verbs (cancel) take them in, so the two never wait on each other in a cycle."""
+    Mission.objects.select_for_update().filter(pk=run.task.mission_id).first()
     held = Run.objects.select_for_update(of=("self",)).filter(
         pk=run.pk, lease_token=token, status=RunStatus.RUNNING).exists()
     if not held:
