@@ -48,6 +48,22 @@ def answers_text(value: object) -> str:
     raise ValueError('an answer is TABLE.COLUMN, {sql: "..."}, TABLE_A.col = TABLE_B.col or none')
 
 
+def answer_key(key: str, keys: dict[str, str] | set[str]) -> str:
+    """The file's key for a question keyed ``key``: itself, else, for a question about one part of a column
+    (``TARGET.COLUMN.sum``: which source column a sum adds up), the column's ``TARGET.COLUMN`` as the documented
+    form says. Relationship keys (``CHILD->PARENT``) are only ever matched whole."""
+    if key in keys or "->" in key:
+        return key
+    parts = key.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 else key
+
+
+def question_line(question: Question) -> str:
+    """A question as one line naming its key, for a person to write an answers file from."""
+    key, text = question_key(question), question.text.strip()
+    return text if text.upper().startswith(key.upper() + ":") else f"{key}: {text}"
+
+
 def answer_from(mission: Mission, answers: dict[str, str], used: dict[str, int]) -> tuple[int, list[Question]]:
     """Answer the mission's open questions from ``answers`` (keys matched case-insensitively), as the Mission
     Owner. Returns how many were answered and the questions the file cannot answer: no key for them, or their key
@@ -55,7 +71,7 @@ def answer_from(mission: Mission, answers: dict[str, str], used: dict[str, int])
     by_key = {k.upper(): v for k, v in answers.items()}
     answered, unanswerable = 0, []
     for question in Question.objects.filter(mission=mission, status=QuestionStatus.OPEN).order_by("pk"):
-        key = question_key(question).upper()
+        key = answer_key(question_key(question).upper(), by_key)
         if key not in by_key or used.get(key, 0) >= 2:
             unanswerable.append(question)
             continue

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import importlib
 import platform
+import sqlite3
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from django.conf import settings
 
 from agents.access import adapter_for
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
+from agents.choices import Purpose
 from agents.connectors import ConnectorError
+from agents.connectors.duckdb import duckdb_path, location_problem
 from agents.models import Connection
 from agents.registry import register
 from genesis.exceptions import DomainError
@@ -29,6 +33,38 @@ from pipeline.implementations.common import (
 
 DBT_MODULES = {"dbt-core": "dbt.cli.main", "dbt-sqlite": "dbt.adapters.sqlite", "dbt-postgres": "dbt.adapters.postgres"}
 PACKAGES = ["sqlglot", "Django", "django-q2", "psycopg", "jsonschema", "PyYAML"]
+
+
+def _new_target_file(connection: Connection) -> Path | None:
+    """A target database file on SQLite or DuckDB that does not exist yet in a folder that does: created empty here
+    (the build fills it), since a new mart's file is where a user points the target before anything is built.
+    Anything else (a source, a missing folder, a remote or in-memory location) is left to the reachability check."""
+    if connection.purpose != Purpose.TARGET or connection.engine not in {"sqlite", "duckdb"}:
+        return None
+    if connection.engine == "duckdb":
+        if location_problem(connection.location):
+            return None
+        path = duckdb_path(connection.location)
+    else:
+        location = connection.location
+        for prefix in ("sqlite:///", "sqlite://", "file:"):
+            location = location.removeprefix(prefix)
+        path = Path(location.split("?", 1)[0])
+    if path.exists() or not path.parent.is_dir():
+        return None
+    if connection.engine == "duckdb":
+        duckdb.connect(str(path), config={"autoinstall_known_extensions": False,
+                                          "autoload_known_extensions": False}).close()
+    else:
+        sqlite3.connect(path).close()
+    return path
+
+
+def _create_new_targets(connections: dict[str, Connection], check) -> None:
+    for name, connection in sorted(connections.items()):
+        created = _new_target_file(connection)
+        if created is not None:
+            check(f"target database {name}", True, f"created an empty {connection.engine} database at {created}")
 
 
 def _version(package: str) -> str | None:
@@ -73,6 +109,7 @@ class InitializeAgent(BaseAgent):
         except DomainError as error:
             source = None
             check("source connection", False, error.message)
+        _create_new_targets(connections, check)
         for name, connection in sorted(connections.items()):
             try:
                 with adapter_for(connection, mission=context.mission) as adapter:

@@ -29,6 +29,21 @@ def validation_connection(context: AgentContext):
     return resolve_connections(mission=context.mission, config=context.config, connections=context.connections)[1]
 
 
+def _elsewhere(context: AgentContext, connection, results: list[TableValidation]) -> str:
+    """When no target exists on the validation connection and it reads another database than the one the targets
+    were built in, say so: the likely mistake is a validation connection to some other (empty) database."""
+    if not results or any(r.exists for r in results):
+        return ""
+    try:
+        target = resolve_connections(mission=context.mission, config=context.config, connections=context.connections)[1]
+    except DomainError:
+        return ""
+    if target is None or (target.engine, target.location) == (connection.engine, connection.location):
+        return ""
+    return (f". None of the targets is on {connection.name}, which reads another database than {target.name} "
+            f"(where they are built): the validation connection must read the targets' database.")
+
+
 def report_markdown(connection, results: list[TableValidation]) -> str:
     lines = [f"# Validation on {connection.name} ({connection.engine})", ""]
     for r in results:
@@ -70,5 +85,6 @@ class ValidationAgent(BaseAgent):
         outputs = {"connection": connection.name, "rows": {r.target: r.row_count for r in results},
                    "problems": problems}
         if problems:
-            return Failed(error="Validation failed: " + "; ".join(problems), retryable=False, outputs=outputs)
+            return Failed(error="Validation failed: " + "; ".join(problems) + _elsewhere(context, connection, results),
+                          retryable=False, outputs=outputs)
         return Succeeded(outputs=outputs, summary=f"{len(results)} targets match their specs on {connection.name}.")

@@ -31,3 +31,32 @@ def test_initialize_fails_naming_what_is_missing(mission, run_agent, source_for,
     assert "connection NOT_REGISTERED: not registered" in result.outcome.error
     # The report is attached even when a check fails.
     assert Artifact.objects.filter(task=result.task, name="initialize_report.json").exists()
+
+
+def test_a_new_target_database_is_created_empty_and_nothing_else_is(mission, run_agent, source_for, demo_small,
+                                                                       tmp_path):
+    source = source_for(demo_small)
+    marts = tmp_path / "marts.sqlite3"
+    lake = tmp_path / "lake.duckdb"
+    Connection.objects.create(name="MARTS", engine="sqlite", location=str(marts), purpose="target")
+    Connection.objects.create(name="MARTS_CHECK", engine="sqlite", location=str(marts), purpose="validation")
+    Connection.objects.create(name="LAKE", engine="duckdb", location=str(lake), purpose="target")
+    Connection.objects.create(name="NOWHERE", engine="sqlite", location=str(tmp_path / "no" / "x.db"),
+                              purpose="target")
+    Connection.objects.create(name="OLD_SOURCE", engine="sqlite", location=str(tmp_path / "gone.db"),
+                              purpose="source")
+    result = run_agent("initialize", mission=mission, workspace=tmp_path / "w",
+                       config={"source_connection": source.name, "allowed_tables": ["CLAIMS"],
+                               "connections": ["MARTS", "MARTS_CHECK", "LAKE", "NOWHERE", "OLD_SOURCE"]})
+    checks = {c["check"]: c for c in result.outcome.outputs["checks"]}
+    assert marts.is_file() and lake.is_file()
+    assert checks["target database MARTS"]["detail"] == f"created an empty sqlite database at {marts}"
+    assert checks["target database LAKE"]["detail"] == f"created an empty duckdb database at {lake}"
+    assert checks["connection MARTS"]["passed"] and checks["connection MARTS_CHECK"]["passed"]
+    assert checks["connection LAKE"]["passed"]
+    # A source is never made up, nor a folder: those stay failures naming the file.
+    assert not (tmp_path / "gone.db").exists() and not (tmp_path / "no").exists()
+    old_source = checks["connection OLD_SOURCE"]
+    assert "the SQLite file" in old_source["detail"] and not old_source["passed"]
+    assert not checks["connection NOWHERE"]["passed"]
+    assert isinstance(result.outcome, Failed)

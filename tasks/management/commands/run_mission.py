@@ -9,7 +9,8 @@ default as the Mission Owner), or at the timeout. It prints tasks, runs and arti
 mission failed, was cancelled, or timed out.
 
 ``--answers FILE.yml`` maps question keys (``TARGET.COLUMN``, or ``CHILD->PARENT`` for a relationship between source
-tables) to answers: ``TABLE.COLUMN``, ``{sql: "..."}``, ``TABLE_A.col = TABLE_B.col`` or ``none``. The file is read
+tables; a question about one part of a column, keyed ``TARGET.COLUMN.sum``, takes its own key or the column's) to
+answers: ``TABLE.COLUMN``, ``{sql: "..."}``, ``TABLE_A.col = TABLE_B.col`` or ``none``. The file is read
 with the strict loader. Questions are answered from it (before any default); a question it has no answer for
 stops the command non-zero, printing its key and text.
 """
@@ -70,7 +71,7 @@ class Command(BaseCommand):
                 if missing:
                     self._summary(mission)
                     raise CommandError("No usable answer in the answers file for: " + "; ".join(
-                        f"{driver.question_key(q)}: {q.text}" for q in missing))
+                        driver.question_line(q) for q in missing))
             if options["auto_approve"]:
                 if mission.status == MissionStatus.PAUSED and not driver.phases_blocked(mission):
                     mission_resume(mission=mission, actor=mission.owner)

@@ -56,6 +56,20 @@ def test_validation_compares_declared_columns_and_types_with_the_spec(tmp_path, 
     assert "PATIENT_SUMMARY.TOTAL_CLAIMS is INT, spec says DATE" in outcome.error
 
 
+def test_a_validation_connection_to_another_empty_database_is_named_as_the_likely_mistake(tmp_path, dbt_dir, bronze_b):
+    pipeline = Pipeline(tmp_path, bronze_b)
+    assert isinstance(pipeline.run("dbt_build")[0], Succeeded)
+    elsewhere = tmp_path / "other.sqlite3"
+    sqlite3.connect(elsewhere).close()
+    wrong = Connection.objects.create(name="OTHER_DB", engine="sqlite", location=str(elsewhere), purpose="validation")
+    pipeline.grant(wrong)
+    outcome, _ = pipeline.run("validation", validation_connection=wrong.name)
+    assert isinstance(outcome, Failed)
+    assert "CLAIM_SUMMARY does not exist" in outcome.error
+    assert "None of the targets is on OTHER_DB, which reads another database than" in outcome.error
+    assert "the validation connection must read the targets' database" in outcome.error
+
+
 def _months_by_target(bronze):
     expected = expected_targets(read_bronze(bronze))
     per_month = defaultdict(Counter)
