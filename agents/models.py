@@ -4,6 +4,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 from agents.choices import Engine, Purpose
 from agents.connectors.duckdb import location_problem
@@ -99,3 +100,27 @@ class Agent(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class LLMBudget(models.Model):
+    """One holder of a language-model budget (``mission:<id>`` or ``user:<id>``). Its row is what a call locks
+    while it reserves its share (``agents.llm.budget``): two workers or two requests of the same holder then check
+    the budget one after the other, never both on the same spent total."""
+
+    owner = models.CharField(max_length=40, unique=True)
+
+    def __str__(self) -> str:
+        return self.owner
+
+
+class LLMReservation(models.Model):
+    """A call in flight against a budget: counted as spent (one call, ``tokens`` its upper bound) from before the
+    call is made until its record is written, in the same transaction as this row is deleted. A row left by a
+    process that died mid-call stops counting once older than the longest a call can take."""
+
+    budget = models.ForeignKey(LLMBudget, on_delete=models.CASCADE, related_name="reservations")
+    tokens = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.budget}: {self.tokens} tokens reserved at {self.created_at:%Y-%m-%d %H:%M:%S}"

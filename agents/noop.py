@@ -9,10 +9,11 @@ Config keys (all optional):
   ``crash_always``: on every attempt; ``raise_attempts``: raise an exception on attempts 1..N;
 - ``ask``: a question to ask once (with ``options`` and ``default``); the answer is then reported in outputs;
 - ``needs_approval``: propose the result for approval instead of finishing;
-- ``artifact``: text stored as a ``report`` artifact of the run;
+- ``artifact``: text stored as a ``report`` artifact of the run (``artifact_first``: before working, not after);
 - ``db_read_ms``: while working, read its own agent row from the platform database through the ORM every N ms, in a
   transaction of its own, as an agent's own queries do (outside the calls the engine hands it), so a lost
-  connection raises in the agent.
+  connection raises in the agent; ``catch_db_errors``: catch such an error and answer a failure instead, as an agent
+  that handles its own errors does.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import os
 import signal
 import time
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from agents.base import AgentContext, BaseAgent, Failed, NeedsApproval, NeedsInput, Succeeded
 from agents.registry import register
@@ -45,10 +46,13 @@ class NoopAgent(BaseAgent):
         ignore_cancel = bool(config.get("ignore_cancel"))
         read_every = int(config.get("db_read_ms", 0)) / 1000
         next_read = time.monotonic()
+        if config.get("artifact") and config.get("artifact_first"):
+            self._write_report(context)
         while time.monotonic() < deadline:
             if read_every and context.agent is not None and time.monotonic() >= next_read:
-                with transaction.atomic():  # as ORM code often is (get_or_create, bulk_create, its own blocks)
-                    type(context.agent).objects.filter(pk=context.agent.pk).exists()
+                failed = self._read_platform(context)
+                if failed is not None:
+                    return failed
                 next_read = time.monotonic() + read_every
             if not ignore_cancel and context.cancelled():
                 context.log.info("cancelled while working; stopping")
@@ -66,9 +70,25 @@ class NoopAgent(BaseAgent):
             outputs["answer"] = context.answers[-1]["answer"]
         if context.feedback:
             outputs["feedback"] = [f["feedback"] for f in context.feedback]
-        if config.get("artifact"):
-            context.write_artifact(name=f"{context.task.key}-report.txt", kind="report",
-                                   content=str(config["artifact"]))
+        if config.get("artifact") and not config.get("artifact_first"):
+            self._write_report(context)
         if config.get("needs_approval") and not context.feedback:
             return NeedsApproval(summary=str(config["needs_approval"]), outputs=outputs)
         return Succeeded(outputs=outputs, summary="noop done")
+
+    @staticmethod
+    def _write_report(context: AgentContext) -> None:
+        context.write_artifact(name=f"{context.task.key}-report.txt", kind="report",
+                               content=str(context.config["artifact"]))
+
+    @staticmethod
+    def _read_platform(context: AgentContext) -> Failed | None:
+        try:
+            with transaction.atomic():  # as ORM code often is (get_or_create, bulk_create, its own blocks)
+                type(context.agent).objects.filter(pk=context.agent.pk).exists()
+        except DatabaseError as error:
+            if not context.config.get("catch_db_errors"):
+                raise
+            context.log.error("reading the platform database failed: %s", error)
+            return Failed(error=f"Could not read the platform database: {error}", retryable=True)
+        return None

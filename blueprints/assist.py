@@ -6,7 +6,9 @@ No mission exists yet to hold the exchange, so each one is stored as a ``LaunchS
 (``blueprints.services.launch_suggestion_record``): staff see them all in the admin, a launch from one gives the
 mission the exchange and its tokens (``launch_suggestion_attach``), and each person has a daily budget of calls and
 tokens (``GENESIS_LLM_SUGGESTIONS_PER_USER_PER_DAY``, ``GENESIS_LLM_SUGGESTION_TOKENS_PER_USER_PER_DAY``); once
-spent, the page says so and offers the suggestions from the objective's words alone."""
+spent, the page says so and offers the suggestions from the objective's words alone. Each call is reserved against
+that budget before it is made and settled to its actual tokens when stored (``agents.llm.budget``), so two requests
+of one person at the same instant cannot both spend its last call."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from agents.llm import Assistant
+from agents.llm import Assistant, Exchange, budget
 from blueprints.models import BlueprintVersion, LaunchSuggestion
 from blueprints.selectors import launch_suggestion_usage
 from blueprints.services import launch_suggestion_record, launch_suggestion_refused, param_value
@@ -42,6 +44,7 @@ SYSTEM = ("You help a data engineer launch a mission from a catalogue of bluepri
           "the one blueprint that fits (its slug, exactly as listed), a short mission name, and values for the "
           "blueprint's parameters that the objective states (leave out what it does not say). Answer with a JSON "
           'object: {"blueprint": "<slug>", "name": "...", "params": {...}, "reasoning": "..."}.')
+MAX_TOKENS = 800  # the most the answer may take: with the prompt's estimate, what a call reserves of the budget
 
 
 @dataclass
@@ -59,13 +62,16 @@ class SuggestedLaunch:
     record: LaunchSuggestion | None = None  # the stored exchange, or the stored refusal when the budget was spent
 
 
-def budget_spent(user: User) -> str:
-    """Why ``user`` may not ask for another suggestion now (their last 24 hours' calls or tokens), or ""."""
+def budget_spent(user: User, held: budget.Held | None = None) -> str:
+    """Why ``user`` may not ask for another suggestion now (their last 24 hours' calls or tokens, and ``held``: their
+    calls in flight with the tokens reserved for them), or ""."""
+    held = held or budget.Held()
     calls_allowed = settings.GENESIS_LLM_SUGGESTIONS_PER_USER_PER_DAY
     tokens_allowed = settings.GENESIS_LLM_SUGGESTION_TOKENS_PER_USER_PER_DAY
     if not calls_allowed and not tokens_allowed:
         return ""
     calls, tokens = launch_suggestion_usage(user=user, since=timezone.now() - timedelta(days=1))
+    calls, tokens = calls + held.calls, tokens + held.tokens
     if calls_allowed and calls >= calls_allowed:
         return f"you have had your {calls_allowed} suggestions of the last 24 hours"
     if tokens_allowed and tokens >= tokens_allowed:
@@ -79,19 +85,33 @@ def suggest_launch(objective: str, versions: list[BlueprintVersion], *, user: Us
     assistant = Assistant(mission_id=None)
     if not assistant.enabled or not objective.strip():
         return None
-    spent = budget_spent(user)
-    if spent:
-        logger.info("launch suggestion refused for user %s: %s", user.pk, spent)
-        record = launch_suggestion_refused(user=user, objective=objective, reason=spent,
-                                           model=assistant.config.model)
-        return SuggestedLaunch(outcome=LaunchSuggestion.BUDGET_SPENT, detail=spent, record=record)
     catalogue = [{"slug": v.blueprint.slug, "name": v.name, "description": v.description[:400],
                   "parameters": [{k: p.get(k) for k in ("name", "type", "description", "required") if k in p}
                                  for p in v.parameters]} for v in versions]
-    exchange = assistant.ask("suggest a blueprint", [
+    messages = [
         {"role": "system", "content": SYSTEM},
         {"role": "user", "content": f"Objective: {objective[:4000]}\nBlueprints: {json.dumps(catalogue)[:16000]}"},
-    ], SCHEMA)
+    ]
+    reservation = budget.reserve(f"user:{user.pk}", tokens=budget.token_bound(messages, MAX_TOKENS),
+                                 lifetime=budget.call_lifetime(assistant.config),
+                                 refusal=lambda held: budget_spent(user, held))
+    if reservation.pk is None:
+        logger.info("launch suggestion refused for user %s: %s", user.pk, reservation.refused)
+        record = launch_suggestion_refused(user=user, objective=objective, reason=reservation.refused,
+                                           model=assistant.config.model)
+        return SuggestedLaunch(outcome=LaunchSuggestion.BUDGET_SPENT, detail=reservation.refused, record=record)
+    try:
+        exchange = assistant.ask("suggest a blueprint", messages, SCHEMA, max_tokens=MAX_TOKENS)
+        return _checked(exchange, objective, versions, user=user, reservation=reservation)
+    except BaseException:
+        budget.released(reservation)  # the call raised, or its record did: it counts for nothing
+        raise
+
+
+def _checked(exchange: Exchange, objective: str, versions: list[BlueprintVersion], *, user: User,
+             reservation: budget.Reservation) -> SuggestedLaunch:
+    """The suggestion checked against the listed blueprints and their parameters, stored in place of its
+    reservation."""
     result = SuggestedLaunch(outcome=exchange.outcome, detail=exchange.detail)
     if exchange.ok and exchange.data is not None:
         result.version = next((v for v in versions if v.blueprint.slug == exchange.data["blueprint"]), None)
@@ -107,6 +127,7 @@ def suggest_launch(objective: str, versions: list[BlueprintVersion], *, user: Us
             result.reasoning = str(exchange.data.get("reasoning") or "")
         exchange.validation = {"passed": result.version is not None, "detail": result.detail,
                                "params": result.params, "dropped": result.dropped}
-    result.record = launch_suggestion_record(user=user, objective=objective, exchange=exchange,
-                                             version=result.version, outcome=result.outcome)
+    with budget.settled(reservation):
+        result.record = launch_suggestion_record(user=user, objective=objective, exchange=exchange,
+                                                 version=result.version, outcome=result.outcome)
     return result

@@ -87,21 +87,45 @@ def _reconnect(*, attempt: int, what: str, error: Exception) -> None:
     connection.close()
     time.sleep(0.2 * 2 ** (attempt - 1))
 
-def _reconnecting(fn, *, what: str):
+def _reconnecting(fn, *, what: str, watch: _AgentConnection | None = None):
     """``fn`` (a database read or write the engine hands an agent) tried again on a new connection when the one it
-    used was lost, up to ``DB_ATTEMPTS`` times; inside a transaction the error is the caller's to handle.
+    used was lost, up to ``DB_ATTEMPTS`` times; inside a transaction the error is the caller's to handle. The
+    agent's ``watch`` learns of the new connection: the agent saw no error, so it is no loss under the agent.
     Four are built for every run and most are never called, so the wrapper is a bare closure: ``functools.wraps``
     would copy ``fn``'s attributes each time, as many Python calls as the rest of building the run's context."""
     def call(*args, **kwargs):
         for attempt in range(1, DB_ATTEMPTS + 1):
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
+                if attempt > 1 and watch is not None:
+                    watch.reconnected()
+                return result
             except DB_ERRORS as error:
                 if attempt == DB_ATTEMPTS or connection.in_atomic_block:
                     raise
                 _reconnect(attempt=attempt, what=what, error=error)
         raise AssertionError("unreachable")  # the last attempt returned or raised
     return call
+
+class _AgentConnection:
+    """The platform database connection the agent's own code works on, as far as the worker knows it works: the one
+    open when the agent started, or the one a call the engine hands it reconnected to (transparently to the agent).
+    Another one, or none, once the agent returns, means it was lost under the agent's own code (Django drops a
+    connection whose rollback failed, and opens a new one at the next query)."""
+
+    def __init__(self) -> None:
+        self.opened: object | None = None
+
+    def start(self) -> None:
+        try:
+            connection.ensure_connection()
+        except DB_ERRORS:
+            pass  # the agent's first query opens one, and is judged as any other
+        self.opened = connection.connection
+
+    def reconnected(self) -> None:
+        self.opened = connection.connection
+
 
 class RunLog:
     """A logger an agent writes to; the lines become the run's log (and go to the worker's log too)."""
@@ -354,7 +378,7 @@ def _claim_once(run_id: int) -> tuple[Run, uuid.UUID] | None:
                                  already_locked=True)
         return run, token
 
-def _context(run: Run, lease: Lease, log: RunLog) -> AgentContext:
+def _context(run: Run, lease: Lease, log: RunLog, watch: _AgentConnection | None = None) -> AgentContext:
     task, mission = run.task, run.task.mission
     feedback: list[dict] = []
     answers: list[dict] = []
@@ -383,10 +407,10 @@ def _context(run: Run, lease: Lease, log: RunLog) -> AgentContext:
             connections.setdefault(c.name, c)
 
     def write_artifact(*, name: str, kind: str, content, content_type: str = ""):
-        if not Run.objects.filter(pk=run.pk, lease_token=lease.token, status=RunStatus.RUNNING).exists():
-            raise DomainError("This worker no longer holds the run; the artifact was not stored.", code="stale_lease")
-        return services.artifact_create(mission=mission, task=task, run=run, kind=kind, name=name, file=content,
-                                        content_type=content_type, actor=task.owner_agent)
+        # Once per (run, name, content), under the lease checked in the same transaction: a write tried again after
+        # a lost connection, or an attempt rerun from the top, leaves one artifact; a stale worker stores none.
+        return services.artifact_store_for_run(run=run, token=lease.token, kind=kind, name=name, content=content,
+                                               content_type=content_type, actor=task.owner_agent)
 
     workspace = Path(settings.VAR_DIR) / "runs" / str(run.pk)
     label = f"run {run.pk}"
@@ -396,12 +420,12 @@ def _context(run: Run, lease: Lease, log: RunLog) -> AgentContext:
         connections=connections, feedback=feedback, answers=answers, log=log, cancelled=lease.cancelled.is_set,
         workspace=workspace,
         # What the agent asks of the database survives a lost connection as the worker's own writes do.
-        write_artifact=_reconnecting(write_artifact, what=f"{label} writing an artifact"),
-        heartbeat=_reconnecting(lease.renew, what=f"{label} renewing its lease"),
+        write_artifact=_reconnecting(write_artifact, what=f"{label} writing an artifact", watch=watch),
+        heartbeat=_reconnecting(lease.renew, what=f"{label} renewing its lease", watch=watch),
         read_artifact=_reconnecting(functools.partial(selectors.artifact_content_latest, mission=mission),
-                                    what=f"{label} reading an artifact"),
+                                    what=f"{label} reading an artifact", watch=watch),
         mission_runs=_reconnecting(functools.partial(selectors.mission_runs, mission=mission),
-                                   what=f"{label} reading the mission's runs"),
+                                   what=f"{label} reading the mission's runs", watch=watch),
     )
 
 # How often one attempt is run again because the platform database's connection was lost under its agent (its own
@@ -438,7 +462,15 @@ def platform_connection_lost(error: BaseException, *, opened: object | None) -> 
     psycopg, duckdb), which Django does not wrap; so is an error the platform database gave on a connection that
     still works (a bad query, a statement timeout, a lock). Inside a transaction nothing is probed (the caller's
     transaction is broken either way, and only the caller can start it again)."""
-    if not _db_error_in(error) or connection.in_atomic_block:
+    if not _db_error_in(error):
+        return False
+    return _connection_gone(opened=opened)
+
+
+def _connection_gone(*, opened: object | None) -> bool:
+    """Whether the platform database connection the agent started on (``opened``) was replaced, dropped, or no longer
+    answers a ``SELECT 1``; never probed inside a transaction (see ``platform_connection_lost``)."""
+    if connection.in_atomic_block:
         return False
     if connection.connection is None or connection.connection is not opened:
         return True
@@ -451,13 +483,15 @@ def platform_connection_lost(error: BaseException, *, opened: object | None) -> 
     return False
 
 
-def _run_attempt(run: Run, context: AgentContext, log: RunLog, lease: Lease) -> Outcome:
-    """Run the agent for this attempt. When the platform database's connection was lost under it, reconnect and run
-    it again as the same attempt (the lease is still this worker's, renewed on the new connection), up to
+def _run_attempt(run: Run, context: AgentContext, log: RunLog, lease: Lease,
+                 watch: _AgentConnection | None = None) -> Outcome:
+    """Run the agent for this attempt. When the platform database's connection was lost under it (its own query
+    raised, or it answered a failure after the connection it worked on was lost), reconnect and run it again as the
+    same attempt (the lease is still this worker's, renewed on the new connection), up to
     ``DB_RERUNS`` times, each recorded as ``run.db_rerun``; a further loss fails the attempt as any error does."""
     losses: list[str] = []
     while True:
-        outcome = _run_agent(run, context, log)
+        outcome = _run_agent(run, context, log, watch or _AgentConnection())
         if not isinstance(outcome, _ConnectionLost):
             return outcome
         losses.append(outcome.error)
@@ -491,13 +525,10 @@ def _note_rerun(*, run: Run, losses: list[str]) -> None:
         logger.exception("run %s: could not record the rerun", run.pk)
 
 
-def _run_agent(run: Run, context: AgentContext, log: RunLog) -> Outcome | _ConnectionLost:
+def _run_agent(run: Run, context: AgentContext, log: RunLog,
+               watch: _AgentConnection) -> Outcome | _ConnectionLost:
     agent = run.task.owner_agent
-    try:
-        connection.ensure_connection()
-    except DB_ERRORS:
-        pass  # the agent's first query opens one, and is judged as any other
-    opened = connection.connection
+    watch.start()
     try:
         if not agent.enabled:
             return Failed(error=f"Agent {agent.name} is disabled.", retryable=False)
@@ -507,11 +538,17 @@ def _run_agent(run: Run, context: AgentContext, log: RunLog) -> Outcome | _Conne
         return Failed(error=str(error), retryable=False)
     except Exception as error:
         log.lines.append(traceback.format_exc())
-        if platform_connection_lost(error, opened=opened):
+        if platform_connection_lost(error, opened=watch.opened):
             return _ConnectionLost(error=f"{type(error).__name__}: {str(error).strip()}")
         return Failed(error=f"{type(error).__name__}: {error}", retryable=True)
     if not isinstance(outcome, Succeeded | NeedsInput | NeedsApproval | Failed):
         return Failed(error=f"Agent {agent.kind} answered {type(outcome).__name__}, not an outcome.", retryable=False)
+    if isinstance(outcome, Failed) and not context.cancelled() and _connection_gone(opened=watch.opened):
+        # The agent caught the error of its own query on a lost connection and answered a failure: the same loss as
+        # one it let through, so the same bounded rerun. Only a failure: an agent that got through despite the loss
+        # answered what it did, and the recording reconnects by itself.
+        return _ConnectionLost(error=f"the agent failed ({outcome.error}) after the platform database connection "
+                                     "it worked on was lost")
     return outcome
 
 class _Delivery:
@@ -591,8 +628,9 @@ def _execute_one(run_id: int, *, chain_until: float, delivery: _Delivery | None 
                   local=connection.in_atomic_block)
     lease.start()
     try:
-        context = _context(run, lease, log)
-        outcome = _run_attempt(run, context, log, lease)
+        watch = _AgentConnection()
+        context = _context(run, lease, log, watch)
+        outcome = _run_attempt(run, context, log, lease, watch)
     finally:
         lease.stop()
     if lease.timed_out.is_set():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import mimetypes
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -488,6 +489,38 @@ def artifact_create(
                    message=f"Artifact {name} v{version} ({kind}) stored.",
                    data={"artifact": artifact.pk, "sha256": artifact.sha256, "size": artifact.size})
     return artifact
+
+
+@transaction.atomic
+def artifact_store_for_run(
+    *, run: Run, token: Any, kind: str, name: str, content: bytes | str, content_type: str = "",
+    actor: Actor = None,
+) -> Artifact:
+    """Store an output an agent writes while it holds ``run`` under the lease ``token``, once per (run, name,
+    content): the run's newest artifact of that name is answered if it holds the same bytes (and kind and content
+    type), and no new version is stored. A write the worker tries again after its connection failed (the first try
+    may have committed unseen), and an attempt run again from the top after its connection was lost under the
+    agent, so leave one artifact, not one per try. Different content is a new version, as any write of a name is.
+
+    The lease is checked on the run's row, locked, in the transaction that stores the artifact: a worker that no
+    longer holds the run (it was timed out, cancelled or swept as lost, and the task's next attempt may already be
+    writing) stores nothing, so it cannot put a stale output above a newer one. Locks are taken mission first, then
+    run, the order the mission verbs (cancel) take them in, so the two never wait on each other in a cycle."""
+    Mission.objects.select_for_update().filter(pk=run.task.mission_id).first()
+    held = Run.objects.select_for_update(of=("self",)).filter(
+        pk=run.pk, lease_token=token, status=RunStatus.RUNNING).exists()
+    if not held:
+        raise DomainError("This worker no longer holds the run; the artifact was not stored.", code="stale_lease")
+    data = content.encode() if isinstance(content, str) else content
+    clean = display_name(name)
+    newest = Artifact.objects.filter(run=run, task_id=run.task_id, name=clean).order_by("-version")
+    same: Artifact | None = newest.first()
+    wanted_type = content_type or mimetypes.guess_type(clean)[0] or "application/octet-stream"
+    if (same is not None and same.kind == kind and same.url == "" and same.content_type == wanted_type
+            and same.sha256 == hashlib.sha256(data).hexdigest()):
+        return same
+    return artifact_create(mission=run.task.mission, task=run.task, run=run, kind=kind, name=name,
+                           file=data, content_type=content_type, actor=actor)
 
 
 def _creator_fields(actor: Actor) -> dict[str, Any]:

@@ -7,7 +7,8 @@ error, malformed or off-schema JSON, budget spent) is recorded and the caller ca
 and statistics behave exactly as when no model is configured.
 
 1. ``settings()``: the configuration (the key is kept out of every ``repr``, log line and record).
-2. ``Assistant(mission_id=...).ask(purpose, messages, schema)``: one call within the mission's budget; returns an
+2. ``Assistant(mission_id=...).ask(purpose, messages, schema)``: one call within the mission's budget (reserved
+   before the call and settled after it, ``budget``, so two workers cannot both spend its last call); returns an
    ``Exchange`` whose ``data`` is the validated JSON, or None with ``outcome`` saying why.
 3. Each exchange is recorded: a history entry ``llm.call`` (model, tokens, latency, outcome; what the budget and the
    cockpit's total read) and, through the caller's artifact writer, the prompt and response as a JSON artifact.

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import jsonschema
 
-from agents.llm import client
+from agents.llm import budget, client
 from agents.llm.config import LLMSettings, settings
 from genesis.documents import loads_json
 from history.models import HistoryEntry
@@ -99,13 +99,35 @@ class Assistant:
         if size > MAX_PROMPT_CHARS:
             exchange.outcome, exchange.detail = "too_large", f"the prompt is {size} characters"
             return self._recorded(exchange)
-        usage = mission_usage(self.mission_id) if self.mission_id is not None else Usage()
-        if self.config.max_calls and usage.calls >= self.config.max_calls:
-            exchange.outcome, exchange.detail = "budget", f"the mission's {self.config.max_calls} calls are spent"
+        if self.mission_id is None:
+            return self._called(exchange, messages, schema, max_tokens)  # the caller holds the person's budget
+        mission_id = self.mission_id
+        reservation = budget.reserve(f"mission:{mission_id}", tokens=budget.token_bound(messages, max_tokens),
+                                     lifetime=budget.call_lifetime(self.config),
+                                     refusal=lambda held: self._spent(mission_id, held))
+        if reservation.pk is None:
+            exchange.outcome, exchange.detail = "budget", reservation.refused
             return self._recorded(exchange, count=False)
-        if self.config.max_tokens and usage.tokens >= self.config.max_tokens:
-            exchange.outcome, exchange.detail = "budget", f"the mission's {self.config.max_tokens} tokens are spent"
-            return self._recorded(exchange, count=False)
+        try:
+            self._called(exchange, messages, schema, max_tokens, record=False)
+            with budget.settled(reservation):
+                return self._recorded(exchange)
+        except BaseException:
+            budget.released(reservation)  # the call raised, or its record did: it counts for nothing
+            raise
+
+    def _spent(self, mission_id: int, held: budget.Held) -> str:
+        """Why the mission may not call now (its recorded calls and those in flight), or ""."""
+        usage = mission_usage(mission_id)
+        if self.config.max_calls and usage.calls + held.calls >= self.config.max_calls:
+            return f"the mission's {self.config.max_calls} calls are spent"
+        if self.config.max_tokens and usage.tokens + held.tokens >= self.config.max_tokens:
+            return f"the mission's {self.config.max_tokens} tokens are spent"
+        return ""
+
+    def _called(self, exchange: Exchange, messages: list[dict[str, str]], schema: dict[str, Any],
+                max_tokens: int, *, record: bool = True) -> Exchange:
+        """Make the call (no transaction open: it takes seconds) and check its answer."""
         started = time.monotonic()
         try:
             completion = client.complete(self.config, messages, max_tokens=max_tokens, transport=self.transport)
@@ -117,7 +139,7 @@ class Assistant:
             exchange.attempts, exchange.response_text = completion.attempts, completion.text[:20_000]
             exchange.outcome, exchange.detail, exchange.data = _validated(completion.text, schema)
         exchange.latency_ms = round((time.monotonic() - started) * 1000)
-        return self._recorded(exchange)
+        return self._recorded(exchange) if record else exchange
 
     def _recorded(self, exchange: Exchange, *, count: bool = True) -> Exchange:
         """The history entry (what the budget and the cockpit's total read) and, when the caller writes artifacts,

@@ -4,11 +4,13 @@ is simulated (an ``OperationalError`` from the statements that record or claim t
 killed under a cluster worker (``pg_terminate_backend``) is in test_worker_faults.py."""
 
 import sqlite3
+import uuid
 
 import pytest
 from django.db import OperationalError, connection
 
 from agents.models import Agent
+from genesis.exceptions import DomainError
 from history.models import HistoryEntry
 from missions.choices import MissionStatus
 from missions.models import Mission
@@ -111,13 +113,17 @@ AGENTS_OWN_READ = f'AS "a" FROM "{Agent._meta.db_table}"'  # the noop agent's ``
 class Killed:
     """The platform database connection killed under the agent: the agent's own read (the noop agent's
     ``db_read_ms``) finds it dead, and so does every statement after it until the connection is closed and opened
-    again, as with a connection the server terminated. It is killed on the first ``kills`` such reads."""
+    again, as with a connection the server terminated. It is killed on the first ``kills`` such reads made once a
+    statement containing ``after`` has run (an artifact's validation reads the same row: ``after`` its INSERT, the
+    read is the agent's own)."""
 
-    def __init__(self, kills: int):
+    def __init__(self, kills: int, *, after: str = ""):
         self.kills, self.killed, self.dead, self.failed = kills, 0, False, 0
+        self.after, self.armed = after, not after
 
     def __call__(self, execute, sql, params, many, context):
-        if not self.dead and self.killed < self.kills and AGENTS_OWN_READ in sql:
+        self.armed = self.armed or self.after in sql
+        if self.armed and not self.dead and self.killed < self.kills and AGENTS_OWN_READ in sql:
             self.dead, self.killed = True, self.killed + 1
         if self.dead:
             self.failed += 1
@@ -201,3 +207,86 @@ def test_only_the_platform_databases_own_errors_on_a_dead_connection_count_as_it
         assert not runtime.platform_connection_lost(ValueError("bad input"), opened=opened)
         connection.close()
     assert not killed.dead
+
+
+def test_a_rerun_leaves_one_artifact_where_the_lost_try_stored_one(mission, agent, lead, monkeypatch):
+    task = one_task(mission, agent, max_attempts=1, config={"sleep_ms": 300, "db_read_ms": 50,
+                                                           "artifact": "rows: 12", "artifact_first": True})
+    killed = Killed(kills=1, after=f'INSERT INTO "{Artifact._meta.db_table}"')
+    with killed.install(monkeypatch):
+        mission_workflows.mission_launch(mission=mission, actor=lead)
+    assert killed.killed == 1
+    (run,) = Run.objects.filter(task=task)
+    assert run.status == RunStatus.SUCCEEDED
+    assert HistoryEntry.objects.filter(run=run, event="run.db_rerun").count() == 1
+    # The lost try had stored the report before the loss; the rerun wrote it again and found it there.
+    assert list(Artifact.objects.filter(task=task).values_list("name", "version", "run")) == [
+        ("work-report.txt", 1, run.pk)]
+    assert HistoryEntry.objects.filter(run=run, event="artifact.created").count() == 1
+
+
+def test_a_runs_artifact_is_stored_once_per_content_and_only_under_its_lease(mission, agent, lead, monkeypatch):
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    task = one_task(mission, agent)
+    mission_workflows.mission_launch(mission=mission, actor=lead)
+    run, token = runtime._claim(Run.objects.get(task=task).pk)
+
+    def store(content, held=token):
+        return services.artifact_store_for_run(run=run, token=held, kind="report", name="out.csv", content=content)
+    first = store("a,b\n1,2\n")
+    assert store(b"a,b\n1,2\n").pk == first.pk  # the same bytes again: the same artifact
+    second = store("a,b\n1,3\n")
+    assert (first.version, second.version) == (1, 2)
+    assert store("a,b\n1,3\n").pk == second.pk
+    assert store("a,b\n1,2\n").version == 3  # the newest is compared: going back is a new version
+    with pytest.raises(DomainError) as refused:
+        store("stale", held=uuid.uuid4())
+    assert refused.value.code == "stale_lease"
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.LOST)  # swept: its next attempt may write meanwhile
+    with pytest.raises(DomainError):
+        store("a,b\n9,9\n")
+    assert Artifact.objects.filter(task=task).count() == 3
+
+
+def catching_task(mission, agent, **fields) -> Task:
+    return one_task(mission, agent, config={"sleep_ms": 300, "db_read_ms": 50, "catch_db_errors": True}, **fields)
+
+
+def test_an_agent_that_catches_the_lost_connection_and_fails_is_rerun_too(mission, agent, lead, monkeypatch):
+    task = catching_task(mission, agent, max_attempts=1)
+    killed = Killed(kills=1)
+    with killed.install(monkeypatch):
+        mission_workflows.mission_launch(mission=mission, actor=lead)
+    assert killed.killed == 1
+    (run,) = Run.objects.filter(task=task)
+    assert run.status == RunStatus.SUCCEEDED
+    (rerun,) = HistoryEntry.objects.filter(run=run, event="run.db_rerun")
+    assert "the agent failed (Could not read the platform database" in rerun.data["errors"][0]
+    assert "after the platform database connection it worked on was lost" in rerun.data["errors"][0]
+
+
+def test_an_agent_that_catches_the_lost_connection_every_time_fails_after_the_bound(mission, agent, lead,
+                                                                                  monkeypatch):
+    task = catching_task(mission, agent, max_attempts=2)
+    killed = Killed(kills=runtime.DB_RERUNS + 1)
+    with killed.install(monkeypatch):
+        mission_workflows.mission_launch(mission=mission, actor=lead)
+    first, second = Run.objects.filter(task=task).order_by("attempt")
+    assert (first.status, second.status) == (RunStatus.FAILED, RunStatus.SUCCEEDED)
+    assert f"lost under the agent {runtime.DB_RERUNS + 1} times" in first.error
+    assert HistoryEntry.objects.filter(run=first, event="run.db_rerun").count() == runtime.DB_RERUNS
+
+
+def test_a_failure_after_the_engine_reconnected_for_the_agent_is_the_agents_own(mission, agent, lead):
+    task = one_task(mission, agent, max_attempts=2, config={"artifact": "x", "artifact_first": True,
+                                                           "fail_attempts": 1})
+    drops = Drops("", times=1, table=Artifact._meta.db_table, verb="INSERT")
+    with connection.execute_wrapper(drops):
+        mission_workflows.mission_launch(mission=mission, actor=lead)
+    assert drops.dropped == 1  # the write reconnected: a new connection, but the agent saw no loss
+    first, second = Run.objects.filter(task=task).order_by("attempt")
+    assert (first.status, second.status) == (RunStatus.FAILED, RunStatus.SUCCEEDED)
+    assert first.error == "noop told to fail attempt 1"
+    assert not HistoryEntry.objects.filter(task=task, event="run.db_rerun").exists()

@@ -256,14 +256,18 @@ def test_database_connections_killed_under_a_running_agent_cost_no_attempt(missi
     assert not HistoryEntry.objects.filter(mission=mission, event__in=["run.lost", "run.stale_result_refused"]).exists()
 
 
-def test_a_connection_killed_under_the_agents_own_query_reruns_the_attempt_in_place(mission, agent, lead, clusters):
+@pytest.mark.parametrize("catches", [False, True], ids=["agent-raises", "agent-catches"])
+def test_a_connection_killed_under_the_agents_own_query_reruns_the_attempt_in_place(mission, agent, lead, clusters,
+                                                                                    catches):
     """The agent queries the platform database itself (not through a call the engine hands it) when every
-    connection is killed: its query raises, the worker sees its connection dead, reconnects and runs the same
-    attempt again (``run.db_rerun``); with ``max_attempts=1`` the task still succeeds."""
+    connection is killed: its query raises (and the agent lets it through, or catches it and answers a failure),
+    the worker sees its connection dead, reconnects and runs the same attempt again (``run.db_rerun``); with
+    ``max_attempts=1`` the task still succeeds. The report the lost try stored before the kill is stored once."""
     from django.db import connection
 
     task = services.task_create(mission=mission, key="reader", title="reader", owner_agent=agent, max_attempts=1,
-                                config={"sleep_ms": 3000, "db_read_ms": 100})
+                                config={"sleep_ms": 3000, "db_read_ms": 100, "artifact": "report",
+                                        "artifact_first": True, "catch_db_errors": catches})
     clusters(1, workers=1)
     mission_workflows.mission_launch(mission=mission, actor=lead)
     run = wait_for(lambda: Run.objects.filter(task=task, status=RunStatus.RUNNING).first(), 30, "the run")
@@ -276,7 +280,10 @@ def test_a_connection_killed_under_the_agents_own_query_reruns_the_attempt_in_pl
     wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 60, "the mission to complete")
     assert list(Run.objects.filter(task=task).values_list("attempt", "status")) == [(1, RunStatus.SUCCEEDED)]
     rerun = HistoryEntry.objects.get(run=run, event="run.db_rerun")
-    assert rerun.data["rerun"] == 1 and "OperationalError" in rerun.data["errors"][0]
+    assert rerun.data["rerun"] == 1
+    assert ("the agent failed (Could not read" if catches else "OperationalError") in rerun.data["errors"][0]
+    assert list(run.artifacts.values_list("name", "version")) == [("reader-report.txt", 1)]
+    assert HistoryEntry.objects.filter(run=run, event="artifact.created").count() == 1
     assert not HistoryEntry.objects.filter(mission=mission, event__in=["run.lost", "run.stale_result_refused"]).exists()
 
 
