@@ -24,8 +24,12 @@ def run(*argv: str) -> tuple[int, str, str]:
     """Run ``manage.py ingest ...`` as the shell would: its exit status, standard output and standard error."""
     out, err = StringIO(), StringIO()
     from contextlib import redirect_stderr, redirect_stdout
+    from unittest import mock
 
-    with redirect_stdout(out), redirect_stderr(err):
+    # run_from_argv closes every database connection when the command ends, as a process about to exit may; here
+    # that would close the test's own connection inside its transaction (on PostgreSQL the next query then fails).
+    with redirect_stdout(out), redirect_stderr(err), \
+            mock.patch("django.core.management.base.connections.close_all"):
         try:
             ManagementUtility(["manage.py", "ingest", *argv]).execute()
             status = 0
