@@ -23,6 +23,14 @@ _READS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE}
 _PRAGMAS = {"table_info", "table_xinfo"}
 
 
+def sqlite_path(location: str) -> Path:
+    """The database file a SQLite location names: a path, optionally prefixed ``sqlite:///`` or ``file:``, without
+    its ``?`` URI parameters."""
+    for prefix in ("sqlite:///", "sqlite://", "file:"):
+        location = location.removeprefix(prefix)
+    return Path(location.split("?", 1)[0])
+
+
 def _authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None) -> int:
     if action in _READS:
         return sqlite3.SQLITE_OK

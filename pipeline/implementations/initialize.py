@@ -17,7 +17,8 @@ from agents.access import adapter_for
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
 from agents.choices import Purpose
 from agents.connectors import ConnectorError
-from agents.connectors.duckdb import duckdb_path, location_problem
+from agents.connectors.duckdb import NO_DOWNLOADS, duckdb_path, location_problem
+from agents.connectors.sqlite import sqlite_path
 from agents.models import Connection
 from agents.registry import register
 from genesis.exceptions import DomainError
@@ -46,15 +47,11 @@ def _new_target_file(connection: Connection) -> Path | None:
             return None
         path = duckdb_path(connection.location)
     else:
-        location = connection.location
-        for prefix in ("sqlite:///", "sqlite://", "file:"):
-            location = location.removeprefix(prefix)
-        path = Path(location.split("?", 1)[0])
+        path = sqlite_path(connection.location)
     if path.exists() or not path.parent.is_dir():
         return None
     if connection.engine == "duckdb":
-        duckdb.connect(str(path), config={"autoinstall_known_extensions": False,
-                                          "autoload_known_extensions": False}).close()
+        duckdb.connect(str(path), config=NO_DOWNLOADS).close()
     else:
         sqlite3.connect(path).close()
     return path

@@ -26,6 +26,7 @@ import psycopg
 
 from agents.connectors.duckdb import NO_DOWNLOADS, duckdb_path, location_problem
 from agents.connectors.platform import refusal_for, same_as_platform
+from agents.connectors.sqlite import sqlite_path
 from pipeline.ingest.errors import IngestCancelled, IngestError
 from pipeline.ingest.landing import landing_for
 from pipeline.ingest.reading import LoadedFile, Reader, quote
@@ -149,10 +150,7 @@ class SQLiteTarget(Target):
     driver_error = sqlite3.Error
 
     def path(self) -> Path:
-        location = self.connection.location
-        for prefix in ("sqlite:///", "sqlite://", "file:"):
-            location = location.removeprefix(prefix)
-        return Path(location.split("?", 1)[0])
+        return sqlite_path(self.connection.location)
 
     def where(self) -> str:
         return str(self.path())
