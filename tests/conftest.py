@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from missions import services as mission_services
-from missions.choices import Role
+from missions.choices import MissionStatus, Role
 from tests.agents.llm_stub import KEY, StubLLM
 from tests.browser import browser_context  # noqa: F401  (the Playwright fixture of the page tests)
 from tests.factories import AgentFactory, MissionFactory, UserFactory, build_mission_graph
@@ -95,6 +95,14 @@ def mission(lead, analyst, viewer):
     mission_services.membership_set(mission=m, user=analyst, role=Role.TASK_OWNER, actor=lead)
     mission_services.membership_set(mission=m, user=viewer, role=Role.STAKEHOLDER, actor=lead)
     return m
+
+
+@pytest.fixture
+def completed(mission):
+    """``mission``, launched and completed (moved there directly): what stakeholders sign off and the owner closes."""
+    for status in (MissionStatus.ACTIVE, MissionStatus.COMPLETED):
+        mission_services.mission_transition(mission=mission, to=status)
+    return mission
 
 
 @pytest.fixture

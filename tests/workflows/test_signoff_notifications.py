@@ -10,7 +10,7 @@ from django.core import mail
 from genesis.exceptions import DomainError
 from history.models import HistoryEntry
 from missions import services as mission_services
-from missions.choices import MissionStatus, Role
+from missions.choices import Role
 from tasks.models import Notification
 from tests.factories import UserFactory
 from workflows import missions as mission_workflows
@@ -19,12 +19,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def completed(mission):
-    mission.escalation_emails = ["oncall@example.com"]
-    mission.save(update_fields=["escalation_emails"])
-    for status in (MissionStatus.ACTIVE, MissionStatus.COMPLETED):
-        mission_services.mission_transition(mission=mission, to=status)
-    return mission
+def completed(completed):
+    completed.escalation_emails = ["oncall@example.com"]
+    completed.save(update_fields=["escalation_emails"])
+    return completed
 
 
 def test_an_approval_is_mailed_to_the_owner_alone_after_the_commit(completed, viewer, lead,

@@ -4,18 +4,10 @@ note, and a required stakeholder's missing approval is a 409 that names them."""
 import pytest
 
 from history.models import HistoryEntry
-from missions import services as mission_services
 from missions.choices import MissionStatus
 from missions.models import Membership, Mission, MissionSignoff
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def completed(mission):
-    for status in (MissionStatus.ACTIVE, MissionStatus.COMPLETED):
-        mission_services.mission_transition(mission=mission, to=status)
-    return mission
 
 
 def test_a_stakeholder_signs_off_and_everyone_in_the_mission_reads_it(as_user, completed, viewer, analyst):

@@ -18,13 +18,6 @@ from workflows import missions as mission_workflows
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def completed(mission):
-    for status in (MissionStatus.ACTIVE, MissionStatus.COMPLETED):
-        mission_services.mission_transition(mission=mission, to=status)
-    return mission
-
-
 def test_the_owner_sees_the_signoffs_and_closes_from_the_cockpit_with_a_note(client_for, completed, lead, viewer):
     mission_workflows.mission_signoff(mission=completed, actor=viewer, decision="concern", note="March is missing.")
     client = client_for(lead)
