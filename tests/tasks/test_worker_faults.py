@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
 from history.models import HistoryEntry
 from missions.choices import MissionStatus
@@ -226,13 +227,19 @@ def time_now():
     return timezone.now()
 
 
+def kill_other_connections() -> int:
+    """Terminate every connection to the test database but this process's own, as a failover would; how many."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND pid <> pg_backend_pid()")
+        return len(cursor.fetchall())
+
+
 @pytest.mark.parametrize("artifact", [False, True], ids=["recording", "agent-writes"])
 def test_database_connections_killed_under_a_running_agent_cost_no_attempt(mission, agent, lead, clusters, artifact):
     """Every connection of the cluster is killed (``pg_terminate_backend``, as a failover or a restart of the server
     would) while its agent works: the lease thread renews on a new connection, the worker reconnects to record the
     result (or the agent's artifact write reconnects first), and the task succeeds on its first attempt."""
-    from django.db import connection
-
     task = services.task_create(mission=mission, key="slow", title="slow", owner_agent=agent, max_attempts=1,
                                 config={"sleep_ms": 3000, **({"artifact": "report"} if artifact else {})})
     after = services.task_create(mission=mission, key="after", title="after", owner_agent=agent)
@@ -241,11 +248,7 @@ def test_database_connections_killed_under_a_running_agent_cost_no_attempt(missi
     mission_workflows.mission_launch(mission=mission, actor=lead)
     run = wait_for(lambda: Run.objects.filter(task=task, status=RunStatus.RUNNING).first(), 30, "the run")
     time.sleep(1.0)  # the worker's connections are open and idle while the agent works
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND pid <> pg_backend_pid()")
-        killed = len(cursor.fetchall())
-    assert killed >= 2
+    assert kill_other_connections() >= 2
     wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 60, "the mission to complete")
     assert list(Run.objects.filter(task=task).values_list("attempt", "status")) == [(1, RunStatus.SUCCEEDED)]
     assert list(Run.objects.filter(task=after).values_list("status", flat=True)) == [RunStatus.SUCCEEDED]
@@ -263,8 +266,6 @@ def test_a_connection_killed_under_the_agents_own_query_reruns_the_attempt_in_pl
     connection is killed: its query raises (and the agent lets it through, or catches it and answers a failure),
     the worker sees its connection dead, reconnects and runs the same attempt again (``run.db_rerun``); with
     ``max_attempts=1`` the task still succeeds. The report the lost try stored before the kill is stored once."""
-    from django.db import connection
-
     task = services.task_create(mission=mission, key="reader", title="reader", owner_agent=agent, max_attempts=1,
                                 config={"sleep_ms": 3000, "db_read_ms": 100, "artifact": "report",
                                         "artifact_first": True, "catch_db_errors": catches})
@@ -272,11 +273,7 @@ def test_a_connection_killed_under_the_agents_own_query_reruns_the_attempt_in_pl
     mission_workflows.mission_launch(mission=mission, actor=lead)
     run = wait_for(lambda: Run.objects.filter(task=task, status=RunStatus.RUNNING).first(), 30, "the run")
     time.sleep(1.0)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND pid <> pg_backend_pid()")
-        killed = len(cursor.fetchall())
-    assert killed >= 2
+    assert kill_other_connections() >= 2
     wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 60, "the mission to complete")
     assert list(Run.objects.filter(task=task).values_list("attempt", "status")) == [(1, RunStatus.SUCCEEDED)]
     rerun = HistoryEntry.objects.get(run=run, event="run.db_rerun")
