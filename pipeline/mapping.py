@@ -21,6 +21,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.lineage import lineage as sqlglot_lineage
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from pipeline.expressions import (
     AGGREGATES,
@@ -1305,17 +1306,26 @@ class TargetMapper:
 
 
 def column_lineage(sql: str, *, dialect: str, profile: dict[str, Any], columns: list[str]) -> dict[str, list[str]]:
-    """For each output column, the source ``TABLE.COLUMN``s sqlglot's lineage traces it to."""
+    """For each output column, the source ``TABLE.COLUMN``s sqlglot's lineage traces it to. The query is qualified
+    once for all its columns (sqlglot's lineage of every output column at once, sharing its work); a column it does
+    not give, or a query it cannot trace whole, is traced on its own (its error then said for that column alone)."""
     schema = {t: {c: (i["declared_type"] or "TEXT") for c, i in info["columns"].items()}
               for t, info in profile["tables"].items()}
     names = {(t.lower(), c.lower()): (t, c) for t, info in profile["tables"].items() for c in info["columns"]}
+    try:
+        traced = sqlglot_lineage(None, sql, schema=schema, dialect=dialect)
+    except (SqlglotError, ValueError, KeyError):
+        traced = {}
+    nodes = traced if isinstance(traced, dict) else {}
     result: dict[str, list[str]] = {}
     for column in columns:
-        try:
-            node = sqlglot_lineage(exp.column(column, quoted=True), sql, schema=schema, dialect=dialect)
-        except (SqlglotError, ValueError, KeyError) as error:
-            result[column] = [f"(lineage unavailable: {error})"]
-            continue
+        node = nodes.get(normalize_identifiers(exp.column(column, quoted=True), dialect=dialect).name)
+        if node is None:
+            try:
+                node = sqlglot_lineage(exp.column(column, quoted=True), sql, schema=schema, dialect=dialect)
+            except (SqlglotError, ValueError, KeyError) as error:
+                result[column] = [f"(lineage unavailable: {error})"]
+                continue
         leaves = set()
         for item in node.walk():
             if item.downstream or not isinstance(item.expression, exp.Table):

@@ -44,6 +44,8 @@ _SENTENCE = re.compile(r"(?<=[.;!?\n])\s+")
 _QUOTED = re.compile(r"`[^`]*`")
 _FEEDBACK_SQL = re.compile(r"`([^`]+)`|\bsql:\s*(.+)$", re.I | re.S)
 _QUESTION_KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z0-9_.]+?):")
+# The dry run's names for the model and its totals (beside the model's own columns, which are the target's).
+_MODEL, _ROWS, _DUPLICATES = "genesis_dry_run", "genesis_dry_run_rows", "genesis_dry_run_duplicate_keys"
 
 
 def _stored_profile(context: AgentContext, adapter: Adapter, tables: list[str]) -> dict[str, Any] | None:
@@ -384,17 +386,20 @@ class FieldMappingAgent(BaseAgent):
         if month is not None:
             sql, scope = month
         grain = content["grain"]["columns"]
+        # One statement: the model computed once (a materialized CTE), its first rows and, beside each, the rows in
+        # all and the grain keys held by more than one row (none when there is no grain). No row: the model is empty.
         if grain:
             cols = ", ".join(adapter.quote(c) for c in grain)
-            # One pass: rows per grain key, then their sum and the keys with more than one.
-            rows, duplicates = adapter.query(
-                f"SELECT COALESCE(SUM(n), 0), COALESCE(SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), 0) FROM "  # noqa: S608
-                f"(SELECT {cols}, COUNT(*) AS n FROM ({sql}) AS q GROUP BY {cols}) AS g", limit=1).rows[0]
+            totals = (f"SELECT COALESCE(SUM(n), 0) AS {_ROWS}, COALESCE(SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), 0) "  # noqa: S608
+                      f"AS {_DUPLICATES} FROM (SELECT {cols}, COUNT(*) AS n FROM {_MODEL} GROUP BY {cols}) AS g")
         else:
-            rows, duplicates = adapter.scalar(f"SELECT COUNT(*) FROM ({sql}) AS q"), 0  # noqa: S608
-        sample = adapter.query(f"SELECT * FROM ({sql}) AS q", limit=5)  # noqa: S608
-        return {"rows": int(rows), "scope": scope, "columns": sample.columns,
-                "sample": [[v if isinstance(v, int | float | str) or v is None else str(v) for v in row]
+            totals = f"SELECT COUNT(*) AS {_ROWS}, 0 AS {_DUPLICATES} FROM {_MODEL}"  # noqa: S608
+        sample = adapter.query(
+            f"WITH {_MODEL} AS MATERIALIZED ({sql}) SELECT * FROM (SELECT * FROM {_MODEL} LIMIT 5) AS s "  # noqa: S608
+            f"CROSS JOIN ({totals}) AS t", limit=5)
+        rows, duplicates = sample.rows[0][-2:] if sample.rows else (0, 0)
+        return {"rows": int(rows), "scope": scope, "columns": sample.columns[:-2],
+                "sample": [[v if isinstance(v, int | float | str) or v is None else str(v) for v in row[:-2]]
                            for row in sample.rows],
                 "duplicate_grain_rows": int(duplicates), "elapsed_ms": sample.elapsed_ms}
 

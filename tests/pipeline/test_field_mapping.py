@@ -283,3 +283,61 @@ def test_mapping_on_postgresql_source(mission, run_agent, pg_schema):
         result = run_agent("field_mapping", mission=mission, config=_config(source, target), key=target.lower())
         version = _check_target(bronze, result, target)
         assert version.dialect == "postgres"
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
+def test_the_dry_run_counts_rows_and_duplicate_grain_keys_in_one_statement(engine, tmp_path, source_for, monkeypatch):
+    from agents.connectors.base import Adapter
+    from pipeline.implementations.field_mapping import FieldMappingAgent
+
+    rows = [(1, "a"), (1, "b"), (2, "c"), (3, "d"), (3, "e"), (3, "f"), (4, "g")]
+    if engine == "sqlite":
+        import sqlite3
+
+        path = tmp_path / "dry.sqlite3"
+        with sqlite3.connect(path) as con:
+            con.execute("CREATE TABLE T (K INTEGER, V TEXT)")
+            con.executemany("INSERT INTO T VALUES (?, ?)", rows)
+        connection = source_for(path)
+    else:
+        import duckdb
+
+        from agents.models import Connection
+
+        path = tmp_path / "dry.duckdb"
+        with duckdb.connect(str(path)) as con:
+            con.execute("CREATE TABLE T (K INTEGER, V TEXT)")
+            con.executemany("INSERT INTO T VALUES (?, ?)", rows)
+        connection = Connection.objects.create(name="DRY_DUCK", engine="duckdb", location=str(path),
+                                               purpose="source")
+    statements = []
+    original = Adapter.query
+
+    def counted(self, sql, **kwargs):
+        statements.append(sql)
+        return original(self, sql, **kwargs)
+
+    monkeypatch.setattr(Adapter, "query", counted)
+    agent = FieldMappingAgent()
+    profile = {"tables": {"T": {"row_count": len(rows)}}}
+
+    def dry(sql, grain):
+        content = {"target": "DRY", "sql": sql, "grain": {"columns": grain, "period": None}, "dialect": engine,
+                   "columns": []}
+        statements.clear()
+        with adapter_for(connection, mission=None) as adapter:
+            result = agent._dry_run(adapter, content, profile)
+        assert len(statements) == 1, statements  # the model, its sample and its totals: one statement
+        return result
+
+    grained = dry('SELECT "K", "V" FROM "T" ORDER BY "K", "V"', ["K"])
+    assert (grained["rows"], grained["duplicate_grain_rows"], grained["scope"]) == (7, 2, "all rows")
+    assert grained["columns"] == ["K", "V"]
+    assert grained["sample"] == [[1, "a"], [1, "b"], [2, "c"], [3, "d"], [3, "e"]]
+    unique = dry('SELECT "K", "V" FROM "T" ORDER BY "K", "V"', ["K", "V"])
+    assert (unique["rows"], unique["duplicate_grain_rows"]) == (7, 0)
+    keys = dry('SELECT "K", COUNT(*) AS "N" FROM "T" GROUP BY "K" ORDER BY "K"', [])
+    assert (keys["rows"], keys["duplicate_grain_rows"], keys["sample"]) == (4, 0, [[1, 2], [2, 1], [3, 3], [4, 1]])
+    empty = dry('SELECT "K", "V" FROM "T" WHERE "K" > 9', ["K"])
+    assert (empty["rows"], empty["duplicate_grain_rows"], empty["sample"]) == (0, 0, [])
+    assert empty["columns"] == ["K", "V"]
