@@ -12,12 +12,16 @@ from tasks.models import Question, Run, Task
 from workflows.tasks import question_answer, task_approve
 
 
-def pending_runs(mission: Mission) -> list[int]:
+def pending_runs(mission: Mission, *, kept: bool = True) -> list[int]:
+    """The mission's queued runs that are due, oldest first. ``kept=False`` leaves out those never handed to the
+    queue (``enqueued_at`` unset): a worker that recorded the run before them keeps such a run for itself and claims
+    it next (``tasks`` point 4), so a driver with runs in flight leaves them to it."""
     now = timezone.now()
-    return list(
-        Run.objects.filter(task__mission=mission, status=RunStatus.QUEUED)
-        .filter(Q(available_at__isnull=True) | Q(available_at__lte=now)).order_by("pk").values_list("pk", flat=True)
-    )
+    runs = Run.objects.filter(task__mission=mission, status=RunStatus.QUEUED)
+    if not kept:
+        runs = runs.filter(enqueued_at__isnull=False)
+    return list(runs.filter(Q(available_at__isnull=True) | Q(available_at__lte=now)).order_by("pk")
+                .values_list("pk", flat=True))
 
 def auto_decide(mission: Mission) -> int:
     """Approve what waits for approval and answer open questions with their default (``--auto-approve``),

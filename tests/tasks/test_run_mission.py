@@ -5,6 +5,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from history.models import HistoryEntry
 from missions.choices import MissionStatus
@@ -93,3 +94,57 @@ def test_run_mission_in_a_transaction_fails_a_run_past_its_timeout_as_a_timeout(
     else:
         assert time.monotonic() - started < 2.5
         assert not ignored.exists()
+
+
+# Outside a test transaction (the runs' threads work on their own connections, as cluster workers would), with the
+# queue's jobs recorded, not run (``enqueued``): only the command works on the runs.
+
+
+def _fan_out(mission, agent, *, sleep_ms: int):
+    first = services.task_create(mission=mission, key="first", title="First", owner_agent=agent)
+    branches = [services.task_create(mission=mission, key=f"branch{i}", title=f"Branch {i}", owner_agent=agent,
+                                     config={"sleep_ms": sleep_ms, "artifact": f"b{i}"}) for i in range(3)]
+    last = services.task_create(mission=mission, key="last", title="Last", owner_agent=agent)
+    for branch in branches:
+        services.dependency_add(task=branch, depends_on=first)
+        services.dependency_add(task=last, depends_on=branch)
+    return branches
+
+
+def _spans(tasks):
+    runs = Run.objects.filter(task__in=tasks, status="succeeded")
+    return sorted((run.started_at, run.finished_at) for run in runs)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_mission_with_workers_runs_independent_runs_side_by_side(mission, agent, lead, enqueued):
+    if connection.vendor == "sqlite":
+        pytest.skip("the in-memory test database's shared cache takes table locks that fail at once (SQLITE_LOCKED) "
+                    "instead of waiting as the platform's WAL file does; the 1M benchmark runs this on SQLite")
+    branches = _fan_out(mission, agent, sleep_ms=700)
+    call_command("run_mission", str(mission.pk), "--wait", "--timeout", "60", "--workers", "3", stdout=StringIO())
+    mission.refresh_from_db()
+    assert mission.status == MissionStatus.COMPLETED
+    spans = _spans(branches)
+    assert len(spans) == 3
+    # Each branch started before any other finished: the three worked at once, each run claimed once.
+    assert max(start for start, _ in spans) < min(end for _, end in spans)
+    assert Run.objects.filter(task__mission=mission).count() == 5
+    assert Artifact.objects.filter(task__in=branches).count() == 3
+    assert not HistoryEntry.objects.filter(task__mission=mission, event__in=[
+        "run.claim_refused", "run.lost", "run.stale_result_refused", "run.cancelled"]).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_mission_with_one_worker_runs_one_run_at_a_time(mission, agent, lead, enqueued):
+    branches = _fan_out(mission, agent, sleep_ms=200)
+    call_command("run_mission", str(mission.pk), "--wait", "--timeout", "60", "--workers", "1", stdout=StringIO())
+    mission.refresh_from_db()
+    assert mission.status == MissionStatus.COMPLETED
+    spans = _spans(branches)
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:], strict=False))
+
+
+def test_run_mission_refuses_no_workers(mission):
+    with pytest.raises(CommandError, match="--workers"):
+        call_command("run_mission", str(mission.pk), "--workers", "-1", stdout=StringIO())

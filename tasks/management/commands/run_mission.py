@@ -8,6 +8,12 @@ mission ends, or waits for a person (unless ``--auto-approve``: it then approves
 default as the Mission Owner), or at the timeout. It prints tasks, runs and artifacts, and exits non-zero if the
 mission failed, was cancelled, or timed out.
 
+``--workers N`` (default: the cluster's worker count, ``Q_CLUSTER["workers"]``) works on up to N ready runs at once,
+each in its own thread with its own database connection, as N cluster workers would: the run ledger's claims and
+leases are the same, so the mapping tasks of several targets, which do not depend on one another, run side by side.
+Called inside an open transaction (a test's), it works on one run at a time: other connections could not see the
+transaction's runs.
+
 ``--answers FILE.yml`` maps question keys (``TARGET.COLUMN``, or ``CHILD->PARENT`` for a relationship between source
 tables; a question about one part of a column, keyed ``TARGET.COLUMN.sum``, takes its own key or the column's) to
 answers: ``TABLE.COLUMN``, ``{sql: "..."}``, ``TABLE_A.col = TABLE_B.col`` or ``none``. The file is read
@@ -18,9 +24,12 @@ stops the command non-zero, printing its key and text.
 from __future__ import annotations
 
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 from django.db.models import Count
 
 from genesis.documents import DocumentInvalid, load_yaml
@@ -46,6 +55,9 @@ class Command(BaseCommand):
         parser.add_argument("--answers", metavar="FILE.yml",
                             help="Answer questions from this file: keys TARGET.COLUMN or CHILD->PARENT; values "
                                  "TABLE.COLUMN, {sql: ...}, TABLE_A.col = TABLE_B.col or none.")
+        parser.add_argument("--workers", type=int, default=None,
+                            help="Ready runs worked on at once, each in its own thread (default: the cluster's "
+                                 "worker count, Q_CLUSTER workers).")
 
     def handle(self, *args, **options):
         mission = self._mission(options["mission"])
@@ -54,21 +66,41 @@ class Command(BaseCommand):
         if mission.status == MissionStatus.DRAFT:
             mission_launch(mission=mission, actor=mission.owner)
             self.stdout.write(f"Launched “{mission.name}”.")
+        workers = options.get("workers") or int(settings.Q_CLUSTER.get("workers") or 1)
+        if workers < 1:
+            raise CommandError("--workers must be at least 1.")
+        pool = (ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run_mission")
+                if workers > 1 and not connection.in_atomic_block else None)
+        try:
+            timed_out = self._drive(mission, options, answers, used, pool, workers)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._summary(mission)
+        if timed_out:
+            raise CommandError(f"Timed out after {options['timeout']:g} s; the mission is {mission.status}.")
+        if mission.status in {MissionStatus.FAILED, MissionStatus.CANCELLED}:
+            raise CommandError(f"The mission {mission.status}.")
+
+    def _drive(self, mission: Mission, options: dict, answers: dict[str, str] | None, used: dict[str, int],
+               pool: ThreadPoolExecutor | None, workers: int) -> bool:
+        """Work the mission until it ends, waits for a person or times out (True). With a pool, each ready run is
+        handed to a free thread and the loop goes on deciding and sweeping meanwhile; without, runs one by one."""
         deadline = time.monotonic() + options["timeout"]
-        timed_out = False
+        running: dict[int, Future] = {}
         while True:
+            for run_id, future in list(running.items()):
+                if future.done():
+                    del running[run_id]
+                    future.result()  # a run that raised stops the command, as it does without a pool
             mission.refresh_from_db()
-            if mission.status in ENDED:
-                break
-            progressed = False
-            if mission.status == MissionStatus.ACTIVE:
-                for run_id in driver.pending_runs(mission):
-                    runtime.execute_run(run_id)
-                    progressed = True
+            if mission.status in ENDED and not running:
+                return False
+            progressed = mission.status == MissionStatus.ACTIVE and _start_ready(mission, pool, running, workers)
             if answers is not None:
                 answered, missing = driver.answer_from(mission, answers, used)
                 progressed |= answered > 0
-                if missing:
+                if missing and not running:
                     self._summary(mission)
                     raise CommandError("No usable answer in the answers file for: " + "; ".join(
                         driver.question_line(q) for q in missing))
@@ -78,22 +110,20 @@ class Command(BaseCommand):
                     progressed = True
                 progressed |= driver.auto_decide(mission) > 0
             if not progressed:
+                if running:
+                    # Runs in our threads: wait for one to finish (or a moment, to decide what they asked).
+                    wait(running.values(), timeout=0.05, return_when=FIRST_COMPLETED)
+                    continue
                 recovery.sweep()
                 mission.refresh_from_db()
                 waiting = mission.status == MissionStatus.PAUSED or driver.waiting_on_people(mission) \
                     or driver.phases_blocked(mission)
                 live = Run.objects.filter(task__mission=mission, status__in=["queued", "running"]).exists()
                 if not options["wait"] or (waiting and not live and not options["auto_approve"]):
-                    break
+                    return False
                 if time.monotonic() > deadline:
-                    timed_out = True
-                    break
+                    return True
                 time.sleep(0.05)
-        self._summary(mission)
-        if timed_out:
-            raise CommandError(f"Timed out after {options['timeout']:g} s; the mission is {mission.status}.")
-        if mission.status in {MissionStatus.FAILED, MissionStatus.CANCELLED}:
-            raise CommandError(f"The mission {mission.status}.")
 
     def _answers(self, name: str) -> dict[str, str]:
         path = Path(name)
@@ -139,3 +169,25 @@ class Command(BaseCommand):
         waiting = Task.objects.filter(mission=mission, status__in=["waiting_approval", "waiting_input"])
         for task in waiting:
             out.write(f"Waiting for a person: {task.key} ({task.status})")
+
+
+def _start_ready(mission: Mission, pool: ThreadPoolExecutor | None, running: dict[int, Future], workers: int) -> bool:
+    """Work on the mission's ready runs: each in turn here without a pool, else each not yet handed to a thread
+    while one is free (but not a run a thread's recording kept for that thread to claim next). Whether any was."""
+    started = False
+    for run_id in driver.pending_runs(mission, kept=pool is None or not running):
+        if pool is None:
+            runtime.execute_run(run_id)
+            started = True
+        elif run_id not in running and len(running) < workers:
+            running[run_id] = pool.submit(_execute_in_thread, run_id)
+            started = True
+    return started
+
+
+def _execute_in_thread(run_id: int) -> str:
+    """One run, as a worker runs it, on this thread's own database connection (closed after it)."""
+    try:
+        return runtime.execute_run(run_id)
+    finally:
+        connection.close()
