@@ -49,11 +49,7 @@ class SQLiteAdapter(Adapter):
     dialect = "sqlite"
 
     def _path(self) -> Path:
-        location = self.connection.location
-        for prefix in ("sqlite:///", "sqlite://", "file:"):
-            if location.startswith(prefix):
-                location = location[len(prefix):]
-        return Path(location)
+        return sqlite_path(self.connection.location)
 
     def _open(self):
         path = self._path()
