@@ -67,6 +67,8 @@ def source(request, tmp_path):
         db.close()
         yield Connection(name="DUCK", engine="duckdb", location=str(path), purpose="source")
     else:
+        # The adapter checks that the server is not the platform's own database, which may be PostgreSQL too.
+        request.getfixturevalue("db")
         try:
             admin = psycopg.connect(PG_SERVER, connect_timeout=3, autocommit=True)
         except psycopg.OperationalError:
