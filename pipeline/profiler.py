@@ -216,6 +216,26 @@ def _fk_candidates(tables: dict[str, Any], table: str, column: str) -> list[tupl
     return found
 
 
+def _contained(adapter: Adapter, tables: dict[str, Any], table: str, column: str,
+               candidates: list[tuple[str, str, str | None]]) -> tuple[int, dict[tuple[str, str, str | None], int]]:
+    """The column's full distinct count and the orphan count of each candidate key looked up. The keys its name
+    points to come first: when exactly one of them fits, the keys only the values could suggest change nothing and
+    are not looked up; otherwise they are, in a second query, those with at least as many distinct values as the
+    column has over its full length (the profile's count may come from a sample)."""
+    by_name = [c for c in candidates if c[2] is not None]
+    checked: dict[tuple[str, str, str | None], int] = {}
+    total = 0
+    for stage in ([by_name, [c for c in candidates if c[2] is None]] if by_name else [candidates]):
+        if checked and sum(_share(total, n) >= FK_MIN_CONTAINMENT for n in checked.values()) == 1:
+            break
+        stage = [c for c in stage if c[2] is not None or not checked
+                 or total <= tables[c[0]]["columns"][c[1]]["distinct"]]
+        if stage:
+            total, orphan_counts = _containment(adapter, table, column, [(r, k) for r, k, _ in stage])
+            checked.update(zip(stage, orphan_counts, strict=True))
+    return total, checked
+
+
 def infer_foreign_keys(adapter: Adapter, tables: dict[str, Any],
                        declared: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
     """Foreign keys from evidence: the values (containment over the full columns), the types, the names (run-together
@@ -241,11 +261,12 @@ def infer_foreign_keys(adapter: Adapter, tables: dict[str, Any],
             if (table, column) in taken:
                 continue
             candidates = _fk_candidates(tables, table, column)
-            if not candidates:
-                continue
-            total, orphan_counts = _containment(adapter, table, column, [(r, k) for r, k, _ in candidates])
+            total, checked = _contained(adapter, tables, table, column, candidates)
             fits = []
-            for (ref_table, key, named), orphans in zip(candidates, orphan_counts, strict=True):
+            for ref_table, key, named in candidates:
+                if (ref_table, key, named) not in checked:
+                    continue
+                orphans = checked[(ref_table, key, named)]
                 containment = _share(total, orphans)
                 if containment < FK_MIN_CONTAINMENT:
                     continue

@@ -189,3 +189,32 @@ def test_the_profiling_agent_samples_above_the_configured_threshold(mission, run
     assert "sampling" not in profile["tables"]["PATIENTS"]
     with Artifact.objects.get(task=result.task, name="source_profile.md").file.open("rb") as handle:
         assert "Sampled: distinct counts and frequent values come from 400 of the 2,000 rows" in handle.read().decode()
+
+
+def test_containment_is_one_query_per_column_and_skips_keys_only_values_suggest_when_the_name_settles_it(demo_small):
+    from pipeline.profiler import _fk_candidates
+
+    queries = []
+    with adapter_for(sqlite_connection(demo_small), mission=None) as adapter:
+        run = adapter.query
+
+        def recorded(sql, **kwargs):
+            queries.append(sql)
+            return run(sql, **kwargs)
+
+        adapter.query = recorded
+        profile = profile_source(adapter)
+    # CLAIMS.PATIENT_ID could also be CLAIM_DETAILS.LINE_ID by its values alone, but its name points at PATIENTS.
+    candidates = _fk_candidates(profile["tables"], "CLAIMS", "PATIENT_ID")
+    assert ("PATIENTS", "PATIENT_ID", "names PATIENTS") in candidates
+    assert any(named is None for _, _, named in candidates)
+    lookups = [q for q in queries if 'SELECT DISTINCT "PATIENT_ID" AS v FROM "CLAIMS"' in q]
+    assert len(lookups) == 1 and 'FROM "PATIENTS" AS r' in lookups[0] and '"CLAIM_DETAILS"' not in lookups[0]
+    # Every column's containment is one query, whatever the number of keys it may refer to.
+    distinct_scans = [q.split("SELECT DISTINCT ", 1)[1].split(" WHERE")[0] for q in queries if "NOT EXISTS" in q]
+    assert len(distinct_scans) == len(set(distinct_scans))
+    line_number = [q for q in queries if 'SELECT DISTINCT "LINE_NUMBER"' in q]
+    assert len(line_number) == 1 and line_number[0].count("NOT EXISTS") == 3
+    assert {"table": "CLAIM_DETAILS", "column": "LINE_NUMBER",
+            "candidates": ["CLAIMS.CLAIM_ID", "PATIENTS.PATIENT_ID", "PROVIDERS.PROVIDER_ID"]} in \
+        profile["ambiguous_foreign_keys"]
