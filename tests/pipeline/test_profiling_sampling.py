@@ -152,6 +152,11 @@ def test_the_sample_is_spread_over_the_whole_table(source):
             f'SELECT MIN("ORDER_ID"), MAX("ORDER_ID"), COUNT(*) FROM {sample.sql}', limit=1).rows[0]  # noqa: S608
         again = adapter.query(f'SELECT SUM("ORDER_ID"), COUNT(*) FROM {sample.sql}', limit=1).rows[0]  # noqa: S608
         first = adapter.query(f'SELECT SUM("ORDER_ID"), COUNT(*) FROM {sample.sql}', limit=1).rows[0]  # noqa: S608
+        if source.engine == "postgresql":
+            # A large table is sampled by whole pages (SYSTEM), which reads only those pages.
+            pages = adapter.sample_of("ORDERS", 200, total=1_000_000)
+            assert "TABLESAMPLE SYSTEM" in pages.sql and "SYSTEM" in pages.method
+            assert adapter.scalar(f"SELECT COUNT(*) FROM {pages.sql}") <= ORDERS  # noqa: S608
     assert 100 <= count <= 400
     # Not the first rows: the sample reaches both ends of the table.
     assert low < ORDERS // 10 and high > ORDERS - ORDERS // 10
