@@ -117,12 +117,15 @@ def _spans(tasks):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_run_mission_with_workers_runs_independent_runs_side_by_side(mission, agent, lead, enqueued):
+@pytest.mark.parametrize("given", [True, False], ids=["--workers", "the cluster's count"])
+def test_run_mission_with_workers_runs_independent_runs_side_by_side(mission, agent, lead, enqueued, settings, given):
     if connection.vendor == "sqlite":
         pytest.skip("the in-memory test database's shared cache takes table locks that fail at once (SQLITE_LOCKED) "
                     "instead of waiting as the platform's WAL file does; the 1M benchmark runs this on SQLite")
     branches = _fan_out(mission, agent, sleep_ms=700)
-    call_command("run_mission", str(mission.pk), "--wait", "--timeout", "60", "--workers", "3", stdout=StringIO())
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": False, "workers": 3}
+    call_command("run_mission", str(mission.pk), "--wait", "--timeout", "60", *(["--workers", "3"] if given else []),
+                 stdout=StringIO())
     mission.refresh_from_db()
     assert mission.status == MissionStatus.COMPLETED
     spans = _spans(branches)

@@ -8,11 +8,11 @@ mission ends, or waits for a person (unless ``--auto-approve``: it then approves
 default as the Mission Owner), or at the timeout. It prints tasks, runs and artifacts, and exits non-zero if the
 mission failed, was cancelled, or timed out.
 
-``--workers N`` (default: the cluster's worker count, ``Q_CLUSTER["workers"]``) works on up to N ready runs at once,
-each in its own thread with its own database connection, as N cluster workers would: the run ledger's claims and
-leases are the same, so the mapping tasks of several targets, which do not depend on one another, run side by side.
-Called inside an open transaction (a test's), it works on one run at a time: other connections could not see the
-transaction's runs.
+``--workers N`` (default: the cluster's worker count, ``Q_CLUSTER["workers"]``; 1 when the queue runs in sync mode)
+works on up to N ready runs at once, each in its own thread with its own database connection, as N cluster workers
+would: the run ledger's claims and leases are the same, so the mapping tasks of several targets, which do not depend
+on one another, run side by side. Called inside an open transaction (a test's), it works on one run at a time: other
+connections could not see the transaction's runs.
 
 ``--answers FILE.yml`` maps question keys (``TARGET.COLUMN``, or ``CHILD->PARENT`` for a relationship between source
 tables; a question about one part of a column, keyed ``TARGET.COLUMN.sum``, takes its own key or the column's) to
@@ -57,7 +57,7 @@ class Command(BaseCommand):
                                  "TABLE.COLUMN, {sql: ...}, TABLE_A.col = TABLE_B.col or none.")
         parser.add_argument("--workers", type=int, default=None,
                             help="Ready runs worked on at once, each in its own thread (default: the cluster's "
-                                 "worker count, Q_CLUSTER workers).")
+                                 "worker count, Q_CLUSTER workers; 1 in sync mode).")
 
     def handle(self, *args, **options):
         mission = self._mission(options["mission"])
@@ -66,7 +66,9 @@ class Command(BaseCommand):
         if mission.status == MissionStatus.DRAFT:
             mission_launch(mission=mission, actor=mission.owner)
             self.stdout.write(f"Launched “{mission.name}”.")
-        workers = options.get("workers") or int(settings.Q_CLUSTER.get("workers") or 1)
+        # The cluster's worker count; one in sync mode, where the queue runs each run inline wherever it is sent.
+        cluster = settings.Q_CLUSTER
+        workers = options.get("workers") or (1 if cluster.get("sync") else int(cluster.get("workers") or 1))
         if workers < 1:
             raise CommandError("--workers must be at least 1.")
         pool = (ThreadPoolExecutor(max_workers=workers, thread_name_prefix="run_mission")
