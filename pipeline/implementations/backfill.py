@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,19 +137,35 @@ class BackfillAgent(BaseAgent):
         whole += [t for t in by_month if t.name not in periods]
         by_month = [t for t in by_month if t.name in periods]
         units = {t.name: period_unit(t) for t in by_month}
-        source = self._read_source(plan, by_month, units, config) if by_month else Source(months=[])
+        # The source's side and the target's side are read at the same time (a thread reads the source while this
+        # one reads the built targets, the whole-table targets included): two connections, read-only queries.
+        first_whole = None
+        with contextlib.ExitStack() as stack:
+            reading = None
+            if by_month:
+                adapter = stack.enter_context(adapter_for(plan.source, mission=plan.mission))
+                if _side_by_side(plan):
+                    pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+                    reading = pool.submit(self._read_source, adapter, plan, by_month, units, config)
+            built_before = self._read_built(plan, by_month, periods)
+            if whole and not target_file_missing(plan.target):
+                first_whole = _verify_whole(plan, whole, config.get("expected_sql"))
+            source = (reading.result() if reading is not None
+                      else self._read_source(adapter, plan, by_month, units, config) if by_month
+                      else Source(months=[]))
         wanted = set(config.get("months") or [])
         months = [m for m in source.months if not wanted or m in wanted]
         if by_month:
             log(context, f"Verifying {', '.join(t.name for t in by_month)} over {len(months)} months "
                          f"({months[0] if months else '-'} to {months[-1] if months else '-'})"
                          + ("; full refresh requested." if full_refresh else "."))
-        before, missing = self._verify(plan, by_month, periods, source, wanted)
+        before, missing = self._verify(plan, by_month, periods, source, wanted, built_before)
         rebuilt, builds, period_checks, halted = self._rebuild(context, plan, by_month, periods, before, missing,
                                                                source, full_refresh=full_refresh,
                                                                every_month=not wanted)
         after = self._verify(plan, by_month, periods, source, wanted)[0] if rebuilt else []
-        checked, rebuilt_whole = self._whole(context, plan, whole, full_refresh, config.get("expected_sql")) \
+        checked, rebuilt_whole = self._whole(context, plan, whole, full_refresh, config.get("expected_sql"),
+                                             first_whole) \
             if whole else ([], [])
         final = after or before
         try:
@@ -196,50 +213,61 @@ class BackfillAgent(BaseAgent):
         return _outcome(final, checked, builds, rebuilt, outputs, halted)
 
     @staticmethod
-    def _read_source(plan: BuildPlan, targets: list[TargetSpec], units: dict[str, str], config: dict) -> Source:
+    def _read_source(adapter, plan: BuildPlan, targets: list[TargetSpec], units: dict[str, str],
+                     config: dict) -> Source:
         """What the source says, unit by unit (the targets by day, week, month or year): the periods of each unit,
-        and per target its rows and measure totals per period, in one grouped pass per unit and side."""
+        and per target its rows and measure totals per period (``read_source_periods``: one grouped pass over the
+        partition table and one per child table with measures, per unit)."""
         partition = require_partition(plan.project.partition)
         source = Source(months=[], queries={"rows": {}, "measures": []})
-        with adapter_for(plan.source, mission=plan.mission) as adapter:
-            for unit in sorted(set(units.values())):
-                group = [t for t in targets if units[t.name] == unit]
-                read = read_source_periods(adapter, group, partition, unit, config.get("expected_sql"))
-                source.periods[unit], source.undated = read.keys, read.undated
-                source.months = sorted({*source.months, *read.keys})
-                source.rows.update(read.rows)
-                source.measures.update(read.measures)
-                source.queries["rows"].update(read.row_sql)
-                source.queries["measures"] += read.measure_sql
+        for unit in sorted(set(units.values())):
+            group = [t for t in targets if units[t.name] == unit]
+            read = read_source_periods(adapter, group, partition, unit, config.get("expected_sql"))
+            source.periods[unit], source.undated = read.keys, read.undated
+            source.months = sorted({*source.months, *read.keys})
+            source.rows.update(read.rows)
+            source.measures.update(read.measures)
+            source.queries["rows"].update(read.row_sql)
+            source.queries["measures"] += read.measure_sql
         return source
 
     @staticmethod
-    def _verify(plan: BuildPlan, targets: list[TargetSpec], periods: dict[str, str], source: Source,
-                wanted: set[str]) -> tuple[list[PeriodCheck], list[str]]:
+    def _read_built(plan: BuildPlan, targets: list[TargetSpec], periods: dict[str, str]) -> _Built:
+        """Each built target's rows and measure totals per period, one grouped pass per target table; the targets
+        with no table yet have none."""
+        built: _Built = {}
+        if not targets or target_file_missing(plan.target):
+            return built
+        partition = require_partition(plan.project.partition)
+        with adapter_for(plan.target, mission=plan.mission) as adapter:
+            tables = {name.upper() for name in adapter.list_tables()}
+            for target in targets:
+                if target.name.upper() in tables:
+                    measures = period_measures(target, partition)
+                    built[target.name] = built_totals(adapter, target, periods[target.name], measures)[0]
+        return built
+
+    def _verify(self, plan: BuildPlan, targets: list[TargetSpec], periods: dict[str, str], source: Source,
+                wanted: set[str], built: _Built | None = None) -> tuple[list[PeriodCheck], list[str]]:
         """Every period of every target (by its unit) against the source, and the targets that have no table
-        yet."""
+        yet. ``built``: the targets' side already read (``_read_built``)."""
         checks: list[PeriodCheck] = []
         missing: list[str] = []
         if not targets:
             return checks, missing
         partition = require_partition(plan.project.partition)
-        with contextlib.ExitStack() as stack:
-            adapter, tables = None, set()
-            if not target_file_missing(plan.target):
-                adapter = stack.enter_context(adapter_for(plan.target, mission=plan.mission))
-                tables = {name.upper() for name in adapter.list_tables()}
-            for target in targets:
-                measures = period_measures(target, partition)
-                built: dict[str, tuple[int, dict[str, float]]] = {}
-                if adapter is not None and target.name.upper() in tables:
-                    built = built_totals(adapter, target, periods[target.name], measures)[0]
-                else:
-                    missing.append(target.name)
-                if wanted:
-                    built = {m: v for m, v in built.items() if m in wanted}
-                months = [m for m in source.periods.get(period_unit(target), []) if not wanted or m in wanted]
-                checks += compare_periods(target, months, source.rows.get(target.name, {}),
-                                          source.measures.get(target.name, {}), measures, built)
+        if built is None:
+            built = self._read_built(plan, targets, periods)
+        for target in targets:
+            if target.name not in built:
+                missing.append(target.name)
+            periods_built = built.get(target.name, {})
+            if wanted:
+                periods_built = {m: v for m, v in periods_built.items() if m in wanted}
+            months = [m for m in source.periods.get(period_unit(target), []) if not wanted or m in wanted]
+            checks += compare_periods(target, months, source.rows.get(target.name, {}),
+                                      source.measures.get(target.name, {}), period_measures(target, partition),
+                                      periods_built)
         return checks, missing
 
     def _rebuild(self, context: AgentContext, plan: BuildPlan, targets: list[TargetSpec], periods: dict[str, str],
@@ -396,12 +424,13 @@ class BackfillAgent(BaseAgent):
 
     @staticmethod
     def _whole(context: AgentContext, plan: BuildPlan, whole: list[TargetSpec], full_refresh: bool,
-               overrides: dict | None) -> tuple[list[WholeResult], list[str]]:
-        """Verify the targets without a period; rebuild those that differ (all on a full refresh) and verify again."""
+               overrides: dict | None, first: list[WholeResult] | None = None) -> tuple[list[WholeResult], list[str]]:
+        """Verify the targets without a period (``first``: that verification, already run); rebuild those that
+        differ (all on a full refresh) and verify again."""
         if target_file_missing(plan.target):
             checked, redo = [], [t.name for t in whole]
         else:
-            checked = _verify_whole(plan, whole, overrides)
+            checked = first if first is not None else _verify_whole(plan, whole, overrides)
             redo = [w.target for w in checked if full_refresh or not w.ok]
         if not redo:
             return checked, []
@@ -418,6 +447,16 @@ class BackfillAgent(BaseAgent):
 
 class _Cancelled(Exception):
     pass
+
+
+# {target: {period: (rows, {measure column: total})}}
+_Built = dict[str, dict[str, tuple[int, dict[str, float]]]]
+
+
+def _side_by_side(plan: BuildPlan) -> bool:
+    """Whether the source and the built targets may be read at the same time: two connections, except to DuckDB
+    (a file one process opens once; its reads stay one after another)."""
+    return "duckdb" not in {plan.source.engine, plan.target.engine}
 
 
 class _PeriodVerifier:
