@@ -266,7 +266,8 @@ def profile_for(*, target, source) -> tuple[dict, dict[str, str]]:
         target_path = duckdb_path(target.location).resolve()
         output = {
             # One database instance for the whole invocation, shared by dbt's threads (DuckDB takes concurrent
-            # writers within one process): opened once instead of once per node, attaching the source each time.
+            # writers within one process): opened once instead of once per node (each open attached the source and
+            # each close checkpointed).
             # The runner closes it when the invocation ends, so the agents' read-only sessions (in this process)
             # and other processes can open the file again.
             "type": "duckdb", "threads": settings.GENESIS_DBT_DUCKDB_THREADS, "path": str(target_path),
