@@ -58,7 +58,8 @@ class DataQualityAgent(BaseAgent):
             return Failed(error=str(error), retryable=False)
         targets = plan.targets
         # dbt's own tests of the project (not_null, unique, grain, relationships) on the warm manifest: their
-        # run_results are the record dbt keeps; the checks below add the failing counts and sample keys.
+        # run_results are the record dbt keeps; the checks below add the failing counts and sample keys. (The
+        # build-marts blueprint's build task runs the models only, so these tests run once per pass.)
         invocation = plan.invoke(["test"], target_dir=run_dir(context, "dbt-test"))
         results_file = (invocation.target_dir or run_dir(context, "dbt-test")) / "run_results.json"
         if results_file.is_file():
@@ -68,7 +69,7 @@ class DataQualityAgent(BaseAgent):
               content_type="text/plain")
         if not invocation.nodes:
             return Failed(error=f"dbt test could not run: {invocation.failure_text()}", retryable=False)
-        errored = [n for n in invocation.nodes if n.status == "error"]
+        errored = invocation.failed_nodes  # a test that could not run, or failed at severity error
         try:
             results = run_checks(mission=context.mission, targets=targets, target_connection=plan.target,
                                  source_connection=plan.source,
@@ -93,7 +94,9 @@ class DataQualityAgent(BaseAgent):
                    "waived": [{**r.as_dict(), "reason": w["reason"]} for r, w in waived_results],
                    "passed": len(results) - len(failed), "dbt_tests": {n.name: n.status for n in invocation.nodes}}
         if errored:
-            return Failed(error="dbt tests could not run: " + "; ".join(f"{n.name}: {n.message}" for n in errored),
+            return Failed(error="dbt tests failed: " + "; ".join(f"{n.name} {n.status}: {n.message}"
+                                                           for n in errored)
+                          + ("; " + "; ".join(r.describe() for r in failed) if failed else ""),
                           retryable=False, outputs=outputs)
         if failed:
             return Failed(error="Data-quality checks failed: " + "; ".join(r.describe() for r in failed),

@@ -1,0 +1,221 @@
+"""The data-quality checks that count in SQL: a duplicated grain key, a missing reference (the target and the
+source in one SQLite file, in two SQLite files, in two engines looked up a chunk at a time) and a mismatch on one
+of several measures summed from the same source table, each caught with its counts and sample keys, and the number
+of queries each check runs."""
+
+import sqlite3
+
+import duckdb
+import pytest
+
+from agents.access import adapter_for
+from agents.models import Connection
+from pipeline.dbt.spec import target_from_dict
+from pipeline.quality import checks
+from pipeline.quality.checks import check_grain, check_reference
+from pipeline.quality.reconcile import reconcile, reconcile_targets
+from pipeline.quality.results import SAMPLE
+
+CLAIMS = {
+    "name": "CLAIMS_OUT", "sql": "SELECT 1", "grain": ["CLAIM_ID", "LINE"],
+    "columns": [
+        {"name": "CLAIM_ID", "type": "INTEGER", "description": "The claim."},
+        {"name": "LINE", "type": "INTEGER", "description": "The claim line."},
+        {"name": "PROVIDER_ID", "type": "INTEGER", "description": "The provider."},
+        {"name": "PAID", "type": "INTEGER", "description": "Paid cents.",
+         "measure": {"function": "sum", "table": "claims", "expression": '"paid"'}},
+        {"name": "BILLED", "type": "INTEGER", "description": "Billed cents.",
+         "measure": {"function": "sum", "table": "claims", "expression": '"billed"'}},
+        {"name": "LINES", "type": "INTEGER", "description": "How many lines.",
+         "measure": {"function": "count", "table": "claims", "expression": "*"}},
+    ],
+}
+
+
+def write_sqlite(path, statements):
+    db = sqlite3.connect(path)
+    with db:
+        for statement in statements:
+            db.execute(statement)
+    db.close()
+
+
+def source_rows(count=40):
+    """Claims of providers 1..5; one line each; paid i, billed 2i."""
+    return [(i, 1, i % 5 + 1, i, 2 * i) for i in range(1, count + 1)]
+
+
+def build(path, rows, *, with_source=False):
+    statements = ["CREATE TABLE CLAIMS_OUT (CLAIM_ID INTEGER, LINE INTEGER, PROVIDER_ID INTEGER, PAID INTEGER, "
+                  "BILLED INTEGER, LINES INTEGER)"]
+    statements += [f"INSERT INTO CLAIMS_OUT VALUES ({c}, {ln}, {p}, {paid}, {billed}, 1)"
+                   for c, ln, p, paid, billed in rows]
+    if with_source:
+        statements += source_statements()
+    write_sqlite(path, statements)
+
+
+def source_statements():
+    statements = ["CREATE TABLE providers (provider_id INTEGER PRIMARY KEY, name TEXT)",
+                  "CREATE TABLE claims (claim_id INTEGER, line INTEGER, provider_id INTEGER, paid INTEGER, "
+                  "billed INTEGER)"]
+    statements += [f"INSERT INTO providers VALUES ({p}, 'p{p}')" for p in range(1, 6)]
+    statements += [f"INSERT INTO claims VALUES ({c}, {ln}, {p}, {paid}, {billed})"
+                   for c, ln, p, paid, billed in source_rows()]
+    return statements
+
+
+class Counting:
+    """An adapter wrapper that counts the queries run through it."""
+
+    def __init__(self, adapter):
+        self.adapter, self.queries = adapter, []
+
+    def __getattr__(self, name):
+        return getattr(self.adapter, name)
+
+    def query(self, sql, **kwargs):
+        self.queries.append(sql)
+        return self.adapter.query(sql, **kwargs)
+
+
+@pytest.fixture
+def spec():
+    return target_from_dict(CLAIMS)
+
+
+def test_a_duplicated_grain_key_is_counted_in_sql_and_only_a_sample_of_keys_is_read(tmp_path, spec):
+    rows = source_rows()
+    duplicated = rows[:SAMPLE + 5]  # more duplicated keys than the sample keeps
+    build(tmp_path / "t.sqlite3", rows + duplicated + duplicated[:1])  # the first key three times
+    with adapter_for(Connection(name="T", engine="sqlite", location=str(tmp_path / "t.sqlite3")),
+                     mission=None) as raw:
+        adapter = Counting(raw)
+        [result] = check_grain(adapter, spec)
+    assert not result.passed
+    assert result.failing_rows == 2 * (SAMPLE + 5) + 1
+    assert result.detail == f"{SAMPLE + 5} duplicated key(s)"
+    assert len(result.sample_keys) == SAMPLE
+    assert all(key in [[c, ln] for c, ln, *_ in duplicated] for key in result.sample_keys)
+    assert len(adapter.queries) == 2 and "COUNT(*), COALESCE(SUM" in adapter.queries[0]
+
+
+def test_a_unique_grain_passes_in_one_query(tmp_path, spec):
+    build(tmp_path / "t.sqlite3", source_rows())
+    with adapter_for(Connection(name="T", engine="sqlite", location=str(tmp_path / "t.sqlite3")),
+                     mission=None) as raw:
+        adapter = Counting(raw)
+        [result] = check_grain(adapter, spec)
+    assert result.passed and result.failing_rows == 0 and result.sample_keys == []
+    assert len(adapter.queries) == 1
+
+
+def orphans(rows):
+    """Claims 7 and 8 point at provider 9, claim 9 at provider 10: neither exists in the source."""
+    changed = {7: 9, 8: 9, 9: 10}
+    return [(c, ln, changed.get(c, p), paid, billed) for c, ln, p, paid, billed in rows]
+
+
+def assert_missing_providers(result):
+    assert not result.passed
+    assert result.failing_rows == 3
+    assert sorted(result.sample_keys) == [[7, 1], [8, 1], [9, 1]]
+    assert "missing providers.provider_id values: 10, 9" in result.detail
+
+
+def test_a_missing_reference_in_the_same_database_is_found_by_an_anti_join(tmp_path, spec):
+    path = tmp_path / "both.sqlite3"
+    build(path, orphans(source_rows()), with_source=True)
+    connection = Connection(name="BOTH", engine="sqlite", location=str(path))
+    with adapter_for(connection, mission=None) as raw:
+        adapter = Counting(raw)
+        result = check_reference(adapter, adapter, spec, "PROVIDER_ID", "providers", "provider_id",
+                                 family="integer")
+    assert_missing_providers(result)
+    assert "NOT EXISTS" in result.sql[0]
+    assert len(adapter.queries) == 3  # the count, the missing values, the sample keys
+    build(tmp_path / "good.sqlite3", source_rows(), with_source=True)
+    good = Connection(name="GOOD", engine="sqlite", location=str(tmp_path / "good.sqlite3"))
+    with adapter_for(good, mission=None) as adapter:
+        assert check_reference(adapter, adapter, spec, "PROVIDER_ID", "providers", "provider_id").passed
+
+
+def test_a_missing_reference_in_another_sqlite_file_is_found_by_an_anti_join_on_the_attached_file(tmp_path, spec):
+    build(tmp_path / "t.sqlite3", orphans(source_rows()))
+    write_sqlite(tmp_path / "s.sqlite3", source_statements())
+    with adapter_for(Connection(name="T", engine="sqlite", location=str(tmp_path / "t.sqlite3")),
+                     mission=None) as target, \
+            adapter_for(Connection(name="S", engine="sqlite", location=str(tmp_path / "s.sqlite3")),
+                        mission=None) as raw_source:
+        source = Counting(raw_source)
+        result = check_reference(target, source, spec, "PROVIDER_ID", "providers", "provider_id",
+                                 family="integer")
+        assert_missing_providers(result)
+        assert "genesis_source" in result.sql[0] and source.queries == []  # no source key read into Python
+        build(tmp_path / "good.sqlite3", source_rows())
+        with adapter_for(Connection(name="G", engine="sqlite", location=str(tmp_path / "good.sqlite3")),
+                         mission=None) as good:
+            assert check_reference(good, source, spec, "PROVIDER_ID", "providers", "provider_id").passed
+    # The attached connection reads only: the source file is unchanged and still opens.
+    db = sqlite3.connect(tmp_path / "s.sqlite3")
+    assert db.execute("SELECT COUNT(*) FROM providers").fetchone() == (5,)
+    db.close()
+
+
+def test_a_missing_reference_in_another_engine_is_found_a_chunk_of_values_at_a_time(tmp_path, spec, monkeypatch):
+    monkeypatch.setattr(checks, "CHUNK", 2)
+    build(tmp_path / "t.sqlite3", orphans(source_rows()))
+    source_path = tmp_path / "s.duckdb"
+    db = duckdb.connect(str(source_path))
+    db.execute("CREATE TABLE providers (provider_id INTEGER, name VARCHAR)")
+    db.execute("INSERT INTO providers SELECT range + 1, 'p' FROM range(5)")
+    db.close()
+    with adapter_for(Connection(name="T", engine="sqlite", location=str(tmp_path / "t.sqlite3")),
+                     mission=None) as target, \
+            adapter_for(Connection(name="S", engine="duckdb", location=str(source_path)), mission=None) as raw:
+        source = Counting(raw)
+        result = check_reference(target, source, spec, "PROVIDER_ID", "providers", "provider_id",
+                                 family="integer")
+    assert_missing_providers(result)
+    # Seven distinct provider ids in the target, two per lookup: four lookups, each naming only its own values.
+    assert len(source.queries) == 4
+    assert all(q.count(",") <= 1 and "IN (" in q for q in source.queries)
+
+
+def test_a_mismatch_on_one_of_several_measures_of_the_same_table_fails_that_measure_only(tmp_path, spec):
+    rows = source_rows()
+    rows[3] = (*rows[3][:4], rows[3][4] + 100)  # one line's billed amount is off in the target
+    build(tmp_path / "t.sqlite3", rows)
+    write_sqlite(tmp_path / "s.sqlite3", source_statements())
+    with adapter_for(Connection(name="T", engine="sqlite", location=str(tmp_path / "t.sqlite3")),
+                     mission=None) as raw_target, \
+            adapter_for(Connection(name="S", engine="sqlite", location=str(tmp_path / "s.sqlite3")),
+                        mission=None) as raw_source:
+        target, source = Counting(raw_target), Counting(raw_source)
+        results = {r.column: r for r in reconcile(target, source, spec)}
+    assert set(results) == {"PAID", "BILLED", "LINES"}
+    assert results["PAID"].passed and results["LINES"].passed
+    billed = results["BILLED"]
+    assert not billed.passed
+    assert "target total 1,740 but source total 1,640" in billed.detail
+    assert len(target.queries) == 1 and len(source.queries) == 1  # one pass per side for the three measures
+
+
+def test_the_measures_of_several_targets_over_one_source_table_read_it_once(tmp_path, spec):
+    build(tmp_path / "t.sqlite3", source_rows())
+    db = sqlite3.connect(tmp_path / "t.sqlite3")
+    with db:  # a second target over the same claims, whose paid total misses a claim
+        db.execute("CREATE TABLE CLAIMS_COPY AS SELECT * FROM CLAIMS_OUT WHERE CLAIM_ID <> 5")
+    db.close()
+    write_sqlite(tmp_path / "s.sqlite3", source_statements())
+    copy = target_from_dict({**CLAIMS, "name": "CLAIMS_COPY"})
+    with adapter_for(Connection(name="T", engine="sqlite", location=str(tmp_path / "t.sqlite3")),
+                     mission=None) as raw_target, \
+            adapter_for(Connection(name="S", engine="sqlite", location=str(tmp_path / "s.sqlite3")),
+                        mission=None) as raw_source:
+        target, source = Counting(raw_target), Counting(raw_source)
+        results = reconcile_targets(target, source, [spec, copy])
+    failed = [(r.target, r.column) for r in results if not r.passed]
+    assert len(results) == 6 and failed == [("CLAIMS_COPY", "PAID"), ("CLAIMS_COPY", "BILLED"),
+                                           ("CLAIMS_COPY", "LINES")]
+    assert len(source.queries) == 1 and len(target.queries) == 2
