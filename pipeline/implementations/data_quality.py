@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
 from agents.registry import register
 from genesis.exceptions import DomainError
 from pipeline.dbt.build import log, plan_build, run_dir, write, write_json
-from pipeline.quality.checks import run_checks
+from pipeline.quality.checks import dbt_proven, run_checks
 from pipeline.quality.results import CheckResult
 
 
@@ -70,10 +72,14 @@ class DataQualityAgent(BaseAgent):
         if not invocation.nodes:
             return Failed(error=f"dbt test could not run: {invocation.failure_text()}", retryable=False)
         errored = invocation.failed_nodes  # a test that could not run, or failed at severity error
+        manifest_file = plan.project_dir / "target" / "manifest.json"
+        # The grain and reference checks a dbt test just proved on these targets are not run a second time.
+        proven = dbt_proven(json.loads(manifest_file.read_bytes()) if manifest_file.is_file() else {},
+                            {n.unique_id: n.status for n in invocation.nodes})
         try:
             results = run_checks(mission=context.mission, targets=targets, target_connection=plan.target,
                                  source_connection=plan.source,
-                                 references=context.config.get("references"))
+                                 references=context.config.get("references"), proven=proven)
         except DomainError as error:
             return Failed(error=str(error), retryable=False)
         failed = [r for r in results if not r.passed]

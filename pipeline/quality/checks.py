@@ -4,6 +4,7 @@ keys and the SQL it ran (the handoff ships those queries)."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from contextlib import ExitStack, contextmanager
@@ -95,15 +96,19 @@ def check_declared_types(adapter, target: TargetSpec) -> list[CheckResult]:
     return results
 
 
+def _grain_sql(adapter, target: TargetSpec) -> tuple[str, str]:
+    table = adapter.quote(target.name)
+    keys = _keys_sql(adapter, target)
+    groups = f"SELECT {keys}, COUNT(*) AS n FROM {table} GROUP BY {keys} HAVING COUNT(*) > 1"  # noqa: S608
+    return groups, f"SELECT COUNT(*), COALESCE(SUM(d.n), 0) FROM ({groups}) AS d"  # noqa: S608 - quoted names
+
+
 def check_grain(adapter, target: TargetSpec) -> list[CheckResult]:
     """Each grain key once: the duplicated keys and their rows are counted in SQL; only a sample of the keys is
     fetched, and only when there are any."""
     if not target.grain:
         return []
-    table = adapter.quote(target.name)
-    keys = _keys_sql(adapter, target)
-    groups = f"SELECT {keys}, COUNT(*) AS n FROM {table} GROUP BY {keys} HAVING COUNT(*) > 1"  # noqa: S608
-    count_sql = f"SELECT COUNT(*), COALESCE(SUM(d.n), 0) FROM ({groups}) AS d"  # noqa: S608 - quoted identifiers
+    groups, count_sql = _grain_sql(adapter, target)
     duplicated, failing = adapter.query(count_sql, limit=1).rows[0]
     duplicated, failing = int(duplicated or 0), int(failing or 0)
     result = CheckResult(check="unique_grain", target=target.name, column=", ".join(target.grain),
@@ -290,8 +295,51 @@ def infer_references(targets: list[TargetSpec], bronze_first_columns: dict[str, 
     return pairs
 
 
+def _bare(name) -> str:
+    return str(name or "").strip().strip('"`[]').upper()
+
+
+def dbt_proven(manifest: dict, statuses: dict[str, str]) -> dict[tuple, str]:
+    """The checks below that a dbt test which just passed on the same targets already proves, each with the test's
+    name: a grain's uniqueness (``genesis_unique_combination`` over the grain, ``unique`` on a one-column grain) and
+    a column's references (``relationships`` to a bronze table's column, compared by plain equality, stricter than
+    ``check_reference``). ``statuses`` is each test's status by unique id; a test with a ``where`` filter proves
+    nothing here."""
+    proven: dict[tuple, str] = {}
+    nodes = manifest.get("nodes") or {}
+    for unique_id, status in statuses.items():
+        node = nodes.get(unique_id) or {}
+        if status != "pass" or node.get("resource_type") != "test" or (node.get("config") or {}).get("where"):
+            continue
+        meta = node.get("test_metadata") or {}
+        kwargs = meta.get("kwargs") or {}
+        model = _bare(str(node.get("attached_node") or "").rsplit(".", 1)[-1])
+        if meta.get("name") == "genesis_unique_combination":
+            proven[("unique_grain", model, tuple(_bare(c) for c in kwargs.get("columns") or []))] = node["name"]
+        elif meta.get("name") == "unique":
+            proven[("unique_grain", model, (_bare(kwargs.get("column_name")),))] = node["name"]
+        elif meta.get("name") == "relationships":
+            to = re.fullmatch(r"""source\(\s*['"][^'"]*['"]\s*,\s*['"]([^'"]+)['"]\s*\)""",
+                              str(kwargs.get("to") or "").strip())
+            if to:
+                proven[("references", model, _bare(kwargs.get("column_name")), _bare(to.group(1)),
+                        _bare(kwargs.get("field")))] = node["name"]
+    return proven
+
+
+def _proven_by(test: str, result: CheckResult) -> CheckResult:
+    result.detail = (f"{result.detail}; " if result.detail else "") + f"proven by dbt test {test}, which passed in " \
+                                                                     f"this step on the same targets"
+    return result
+
+
 def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_connection,
-               references: dict[str, str] | None = None) -> list[CheckResult]:
+               references: dict[str, str] | None = None, proven: dict[tuple, str] | None = None) -> list[CheckResult]:
+    """Every check of ``targets``. ``proven`` (from ``dbt_proven``) names the grain and reference checks that a dbt
+    test passed in the same step: those are recorded as passed with the test named and the query that would count
+    their failing rows, without running it again (a grain only when none of its columns is null: dbt's ``unique``
+    skips nulls)."""
+    proven = proven or {}
     results: list[CheckResult] = []
     with adapter_for(target_connection, mission=mission) as target_adapter, \
             adapter_for(source_connection, mission=mission) as source_adapter:
@@ -300,10 +348,27 @@ def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_
         families = {(t.name.upper(), c.name.upper()): type_family(c.declared_type) for t in bronze
                     for c in t.columns}
         for target in targets:
-            results += check_rows(target_adapter, target)
+            rows = check_rows(target_adapter, target)
+            results += rows
             results += check_declared_types(target_adapter, target)
-            results += check_grain(target_adapter, target)
+            test = proven.get(("unique_grain", _bare(target.name), tuple(_bare(g) for g in target.grain)))
+            nulls = [r for r in rows if r.check == "not_null" and _bare(r.column) in {_bare(g) for g in target.grain}]
+            if test and target.grain and len(nulls) == len(target.grain) and all(r.passed for r in nulls):
+                results.append(_proven_by(test, CheckResult(
+                    check="unique_grain", target=target.name, column=", ".join(target.grain),
+                    sql=[_grain_sql(target_adapter, target)[1]])))
+            else:
+                results += check_grain(target_adapter, target)
         for target, column, ref_table, ref_column in infer_references(targets, first_columns, references):
+            test = proven.get(("references", _bare(target.name), _bare(column), _bare(ref_table), _bare(ref_column)))
+            if test:
+                table, col = target_adapter.quote(target.name), target_adapter.quote(column)
+                results.append(_proven_by(test, CheckResult(
+                    check="references", target=target.name, column=column, detail=f"{ref_table}.{ref_column}",
+                    sql=[f"SELECT {col}, COUNT(*) FROM {table} WHERE {col} IS NOT NULL GROUP BY {col}",  # noqa: S608
+                         f"SELECT DISTINCT {source_adapter.quote(ref_column)} "  # noqa: S608 - quoted identifiers
+                         f"FROM {source_adapter.quote(ref_table)}"])))
+                continue
             family = families.get((ref_table.upper(), ref_column.upper()), "text")
             results.append(check_reference(target_adapter, source_adapter, target, column, ref_table, ref_column,
                                            family=family))

@@ -12,7 +12,7 @@ from agents.access import adapter_for
 from agents.models import Connection
 from pipeline.dbt.spec import target_from_dict
 from pipeline.quality import checks
-from pipeline.quality.checks import check_grain, check_reference
+from pipeline.quality.checks import check_grain, check_reference, dbt_proven, run_checks
 from pipeline.quality.reconcile import reconcile, reconcile_targets
 from pipeline.quality.results import SAMPLE
 
@@ -219,3 +219,37 @@ def test_the_measures_of_several_targets_over_one_source_table_read_it_once(tmp_
     assert len(results) == 6 and failed == [("CLAIMS_COPY", "PAID"), ("CLAIMS_COPY", "BILLED"),
                                            ("CLAIMS_COPY", "LINES")]
     assert len(source.queries) == 1 and len(target.queries) == 2
+
+
+def test_a_check_a_passing_dbt_test_proves_is_not_run_again_unless_its_grain_has_nulls(tmp_path, spec):
+    rows = source_rows()
+    build(tmp_path / "t.sqlite3", rows + rows[:1], with_source=True)  # claim 1 twice: the grain is not unique
+    connection = Connection(name="T", engine="sqlite", location=str(tmp_path / "t.sqlite3"))
+    proven = dbt_proven({"nodes": {
+        "test.p.unique_combo": {"resource_type": "test", "name": "combo", "attached_node": "model.p.CLAIMS_OUT",
+                                "test_metadata": {"name": "genesis_unique_combination",
+                                                  "kwargs": {"columns": ['"CLAIM_ID"', '"LINE"']}}},
+        "test.p.refs": {"resource_type": "test", "name": "refs", "attached_node": "model.p.CLAIMS_OUT",
+                        "test_metadata": {"name": "relationships", "kwargs": {
+                            "column_name": '"PROVIDER_ID"', "to": "source('bronze', 'providers')",
+                            "field": '"provider_id"'}}},
+        "test.p.failed_refs": {"resource_type": "test", "name": "failed", "attached_node": "model.p.CLAIMS_OUT",
+                               "test_metadata": {"name": "relationships", "kwargs": {
+                                   "column_name": '"CLAIM_ID"', "to": "source('bronze', 'claims')",
+                                   "field": '"claim_id"'}}},
+    }}, {"test.p.unique_combo": "pass", "test.p.refs": "pass", "test.p.failed_refs": "warn"})
+    assert set(proven.values()) == {"combo", "refs"}
+    results = {(r.check, r.column): r for r in run_checks(
+        mission=None, targets=[spec], target_connection=connection, source_connection=connection,
+        references={"CLAIMS_OUT.PROVIDER_ID": "providers.provider_id"}, proven=proven)}
+    # Trusted as dbt says (here the test result was made up: the platform does not run the count again).
+    assert "proven by dbt test combo" in results[("unique_grain", "CLAIM_ID, LINE")].detail
+    assert "proven by dbt test refs" in results[("references", "PROVIDER_ID")].detail
+    build(tmp_path / "nulls.sqlite3", rows + [("NULL", 1, 1, 0, 0), ("NULL", 1, 1, 0, 0)], with_source=True)
+    nulls = Connection(name="N", engine="sqlite", location=str(tmp_path / "nulls.sqlite3"))
+    results = {(r.check, r.column): r for r in run_checks(
+        mission=None, targets=[spec], target_connection=nulls, source_connection=nulls, proven=proven)}
+    # A null in the grain: dbt's unique tests skip nulls, so the platform counts the grain itself.
+    grain = results[("unique_grain", "CLAIM_ID, LINE")]
+    assert not grain.passed and grain.failing_rows == 2 and "proven" not in grain.detail
+    assert not results[("not_null", "CLAIM_ID")].passed

@@ -28,6 +28,13 @@ def test_quality_passes_on_the_built_demo(tmp_path, dbt_dir, bronze_b):
     assert ("not_null", "CLAIM_SUMMARY", "CLAIM_ID") in checks
     assert ("type", "CLAIM_SUMMARY", "CLAIM_DATE") in checks
     assert all(r["passed"] and r["failing_rows"] == 0 for r in results)
+    # dbt's unique and relationships tests passed in this step: those checks name them instead of running again.
+    proven = {(r["check"], r["target"], r["column"]): r["detail"] for r in results
+              if "proven by dbt test" in r["detail"]}
+    assert "relationships_CLAIM_SUMMARY__PROVIDER_ID" in proven[("references", "CLAIM_SUMMARY", "PROVIDER_ID")]
+    assert "genesis_unique_combination_PROVIDER_SUMMARY" in proven[
+        ("unique_grain", "PROVIDER_SUMMARY", "PROVIDER_ID, REPORT_YEAR, REPORT_MONTH")]
+    assert "unique_CLAIM_SUMMARY__CLAIM_ID_" in proven[("unique_grain", "CLAIM_SUMMARY", "CLAIM_ID")]
     assert "SELECT" in Artifact.objects.get(run=context.run, name="dq_queries.sql").file.read().decode()
     # dbt's own tests ran too (their run_results are what the blueprint's dbt_succeeded check reads).
     dbt_tests = outcome.outputs["dbt_tests"]
