@@ -16,7 +16,7 @@ from agents.connectors.base import DEFAULT_TIMEOUT_SECONDS
 from agents.connectors.sqlite import _authorize as sqlite_authorize
 from agents.connectors.sqlite import sqlite_path
 from pipeline.dbt.spec import TargetSpec, type_family
-from pipeline.quality.reconcile import reconcile_targets
+from pipeline.quality.reconcile import reconcile_targets, target_aggregates
 from pipeline.quality.results import SAMPLE, CheckResult
 
 BIG = 50_000_000
@@ -54,15 +54,19 @@ def _row_conditions(adapter, target: TargetSpec) -> list[tuple[str, str, str, st
     return conditions
 
 
-def check_rows(adapter, target: TargetSpec) -> list[CheckResult]:
+def check_rows(adapter, target: TargetSpec, *, also: list[str] | None = None) -> tuple[list[CheckResult], list]:
     """The row-by-row checks, counted in one pass over the target; each result keeps the standalone query that
-    counts its own failing rows (the handoff ships those) and samples the keys of failing rows."""
+    counts its own failing rows (the handoff ships those) and samples the keys of failing rows. ``also``: more
+    aggregates to compute in the same pass (the reconciliation's totals), returned second."""
     conditions = _row_conditions(adapter, target)
-    if not conditions:
-        return []
+    also = also or []
+    if not conditions and not also:
+        return [], []
     table = adapter.quote(target.name)
-    sums = ", ".join(f"COALESCE(SUM(CASE WHEN {where} THEN 1 ELSE 0 END), 0)" for _, _, where, _ in conditions)
-    counts = adapter.query(f"SELECT {sums} FROM {table}", limit=1).rows[0]  # noqa: S608 - quoted identifiers
+    sums = [f"COALESCE(SUM(CASE WHEN {where} THEN 1 ELSE 0 END), 0)" for _, _, where, _ in conditions]
+    row = adapter.query(f"SELECT {', '.join(sums + also)} FROM {table}",  # noqa: S608 - quoted identifiers
+                        limit=1).rows[0]
+    counts, extra = row[:len(conditions)], list(row[len(conditions):])
     results = []
     for (check, column, where, detail), failing in zip(conditions, counts, strict=True):
         count_sql = f"SELECT COUNT(*) FROM {table} WHERE {where}"  # noqa: S608 - quoted identifiers
@@ -73,7 +77,7 @@ def check_rows(adapter, target: TargetSpec) -> list[CheckResult]:
             result.sample_keys = [_key(r) for r in adapter.query(sample_sql, limit=SAMPLE).rows]
             result.sql.append(sample_sql)
         results.append(result)
-    return results
+    return results, extra
 
 
 def check_declared_types(adapter, target: TargetSpec) -> list[CheckResult]:
@@ -343,12 +347,19 @@ def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_
     results: list[CheckResult] = []
     with adapter_for(target_connection, mission=mission) as target_adapter, \
             adapter_for(source_connection, mission=mission) as source_adapter:
-        bronze = source_adapter.introspect()
-        first_columns = {t.name: t.columns[0].name for t in bronze if t.columns}
-        families = {(t.name.upper(), c.name.upper()): type_family(c.declared_type) for t in bronze
-                    for c in t.columns}
+        # The bronze tables' columns (no row counts: introspect() would count every table).
+        allowed = source_adapter.allowed_tables
+        bronze = {name: source_adapter._columns(name) for name in source_adapter.list_tables()
+                  if allowed is None or name.lower() in allowed}
+        first_columns = {name: columns[0].name for name, columns in bronze.items() if columns}
+        families = {(name.upper(), c.name.upper()): type_family(c.declared_type) for name, columns in bronze.items()
+                    for c in columns}
+        target_rows: dict[str, list] = {}
         for target in targets:
-            rows = check_rows(target_adapter, target)
+            aggregates = target_aggregates(target_adapter, target)
+            rows, totals = check_rows(target_adapter, target, also=aggregates)
+            if aggregates:
+                target_rows[target.name] = totals
             results += rows
             results += check_declared_types(target_adapter, target)
             test = proven.get(("unique_grain", _bare(target.name), tuple(_bare(g) for g in target.grain)))
@@ -372,5 +383,5 @@ def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_
             family = families.get((ref_table.upper(), ref_column.upper()), "text")
             results.append(check_reference(target_adapter, source_adapter, target, column, ref_table, ref_column,
                                            family=family))
-        results += reconcile_targets(target_adapter, source_adapter, targets)
+        results += reconcile_targets(target_adapter, source_adapter, targets, target_rows)
     return results

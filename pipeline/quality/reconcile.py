@@ -98,19 +98,30 @@ def compared(measure: dict, target_total, rows, source_total, sql: list[str]) ->
                   passed=passed, detail=detail, sql=sql)
 
 
+def target_aggregates(target_adapter, target: TargetSpec) -> list[str]:
+    """What ``reconcile`` reads from the target in its one pass: each measure's SUM, then COUNT(*) (empty when the
+    target has no measure); another pass over the target (the row checks') may compute them alongside its own."""
+    wanted = _measured(target.measures)
+    if not wanted:
+        return []
+    return [f"SUM({target_adapter.quote(m['column'])})" for m in wanted] + ["COUNT(*)"]
+
+
 def reconcile(target_adapter, source_adapter, target: TargetSpec, *,
-              totals: dict[tuple[str, str, str], tuple[object, str]] | None = None) -> list[CheckResult]:
+              totals: dict[tuple[str, str, str], tuple[object, str]] | None = None,
+              target_row: tuple | list | None = None) -> list[CheckResult]:
     """One ``reconcile`` result per summed or counted measure of ``target``: one pass over the target for all of
     its measures, one pass over each source table for all the measures it feeds (``totals``, when given, holds the
-    source totals already read for several targets at once)."""
+    source totals already read for several targets at once; ``target_row``, the values of ``target_aggregates``
+    already read from the target in another pass)."""
     wanted = _measured(target.measures)
     if not wanted:
         return []
     if totals is None or any(_key(m) not in totals for m in wanted):
         totals = source_totals(source_adapter, wanted)
-    sums = ", ".join(f"SUM({target_adapter.quote(m['column'])})" for m in wanted)
-    target_sql = f"SELECT {sums}, COUNT(*) FROM {target_adapter.quote(target.name)}"  # noqa: S608 - quoted names
-    row = target_adapter.query(target_sql, limit=1).rows[0]
+    aggregates = ", ".join(target_aggregates(target_adapter, target))
+    target_sql = f"SELECT {aggregates} FROM {target_adapter.quote(target.name)}"  # noqa: S608 - quoted names
+    row = target_row if target_row is not None else target_adapter.query(target_sql, limit=1).rows[0]
     results = []
     for index, measure in enumerate(wanted):
         source_total, source_sql = totals[_key(measure)]
@@ -121,10 +132,14 @@ def reconcile(target_adapter, source_adapter, target: TargetSpec, *,
     return results
 
 
-def reconcile_targets(target_adapter, source_adapter, targets: list[TargetSpec]) -> list[CheckResult]:
-    """``reconcile`` of each target, the source tables read once for all of them."""
+def reconcile_targets(target_adapter, source_adapter, targets: list[TargetSpec],
+                      target_rows: dict[str, tuple | list] | None = None) -> list[CheckResult]:
+    """``reconcile`` of each target, the source tables read once for all of them (``target_rows``: the targets'
+    ``target_aggregates`` already read, by target name)."""
     totals = source_totals(source_adapter, [m for t in targets for m in _measured(t.measures)])
-    return [r for target in targets for r in reconcile(target_adapter, source_adapter, target, totals=totals)]
+    return [r for target in targets
+            for r in reconcile(target_adapter, source_adapter, target, totals=totals,
+                               target_row=(target_rows or {}).get(target.name))]
 
 
 def reconcile_select(adapter, sql: str, measures: list[dict]) -> list[Totals]:

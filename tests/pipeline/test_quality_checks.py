@@ -253,3 +253,28 @@ def test_a_check_a_passing_dbt_test_proves_is_not_run_again_unless_its_grain_has
     grain = results[("unique_grain", "CLAIM_ID, LINE")]
     assert not grain.passed and grain.failing_rows == 2 and "proven" not in grain.detail
     assert not results[("not_null", "CLAIM_ID")].passed
+
+
+def test_the_row_checks_and_the_targets_totals_share_one_pass_and_still_catch_a_mismatch(tmp_path, spec,
+                                                                                          monkeypatch):
+    from agents.connectors.sqlite import SQLiteAdapter
+
+    ran = []
+    execute = SQLiteAdapter._execute
+
+    def counted(self, sql, **kwargs):
+        ran.append(sql)
+        return execute(self, sql, **kwargs)
+
+    monkeypatch.setattr(SQLiteAdapter, "_execute", counted)
+    rows = source_rows()
+    rows[3] = (*rows[3][:4], rows[3][4] + 100)
+    build(tmp_path / "t.sqlite3", rows, with_source=True)
+    connection = Connection(name="T", engine="sqlite", location=str(tmp_path / "t.sqlite3"))
+    results = run_checks(mission=None, targets=[spec], target_connection=connection, source_connection=connection)
+    failed = [(r.check, r.column) for r in results if not r.passed]
+    assert failed == [("reconcile", "BILLED")]
+    billed = next(r for r in results if r.column == "BILLED" and r.check == "reconcile")
+    assert "target total 1,740 but source total 1,640" in billed.detail
+    over_target = [sql for sql in ran if 'FROM "CLAIMS_OUT"' in sql and "GROUP BY" not in sql]
+    assert len(over_target) == 1 and 'SUM("BILLED")' in over_target[0] and "IS NULL" in over_target[0]
