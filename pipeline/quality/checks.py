@@ -34,8 +34,8 @@ _SQLITE_BAD_TYPE = {
     "integer": "typeof({c}) NOT IN ('integer', 'null')",
     "numeric": "typeof({c}) NOT IN ('integer', 'real', 'null')",
     "text": "typeof({c}) NOT IN ('text', 'null')",
-    "date": "{c} IS NOT NULL AND (typeof({c}) <> 'text' OR {c} NOT GLOB "
-            "'[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]' OR date({c}) IS NULL OR date({c}) <> {c})",
+    # date() writes YYYY-MM-DD only: a text equal to its own date() has that form (half the time of a GLOB first).
+    "date": "{c} IS NOT NULL AND (typeof({c}) <> 'text' OR date({c}) IS NOT {c})",
     "timestamp": "{c} IS NOT NULL AND datetime({c}) IS NULL",
     "boolean": "{c} IS NOT NULL AND {c} NOT IN (0, 1)",
 }
@@ -54,20 +54,29 @@ def _row_conditions(adapter, target: TargetSpec) -> list[tuple[str, str, str, st
     return conditions
 
 
-def check_rows(adapter, target: TargetSpec, *, also: list[str] | None = None) -> tuple[list[CheckResult], list]:
+def check_rows(adapter, target: TargetSpec, *, also: list[str] | None = None,
+               proven: dict[tuple, str] | None = None) -> tuple[list[CheckResult], list]:
     """The row-by-row checks, counted in one pass over the target; each result keeps the standalone query that
     counts its own failing rows (the handoff ships those) and samples the keys of failing rows. ``also``: more
-    aggregates to compute in the same pass (the reconciliation's totals), returned second."""
-    conditions = _row_conditions(adapter, target)
+    aggregates to compute in the same pass (the reconciliation's totals), returned second. ``proven`` (from
+    ``dbt_proven``): the not-null checks a dbt test passed in this step, recorded without being counted again."""
+    table = adapter.quote(target.name)
+    conditions, results = [], []
+    for check, column, where, detail in _row_conditions(adapter, target):
+        test = (proven or {}).get((check, _bare(target.name), _bare(column))) if check == "not_null" else None
+        if test:
+            results.append(_proven_by(test, CheckResult(
+                check=check, target=target.name, column=column, detail=detail,
+                sql=[f"SELECT COUNT(*) FROM {table} WHERE {where}"])))  # noqa: S608 - quoted identifiers
+        else:
+            conditions.append((check, column, where, detail))
     also = also or []
     if not conditions and not also:
-        return [], []
-    table = adapter.quote(target.name)
+        return results, []
     sums = [f"COALESCE(SUM(CASE WHEN {where} THEN 1 ELSE 0 END), 0)" for _, _, where, _ in conditions]
     row = adapter.query(f"SELECT {', '.join(sums + also)} FROM {table}",  # noqa: S608 - quoted identifiers
                         limit=1).rows[0]
     counts, extra = row[:len(conditions)], list(row[len(conditions):])
-    results = []
     for (check, column, where, detail), failing in zip(conditions, counts, strict=True):
         count_sql = f"SELECT COUNT(*) FROM {table} WHERE {where}"  # noqa: S608 - quoted identifiers
         result = CheckResult(check=check, target=target.name, column=column, passed=not failing,
@@ -305,10 +314,10 @@ def _bare(name) -> str:
 
 def dbt_proven(manifest: dict, statuses: dict[str, str]) -> dict[tuple, str]:
     """The checks below that a dbt test which just passed on the same targets already proves, each with the test's
-    name: a grain's uniqueness (``genesis_unique_combination`` over the grain, ``unique`` on a one-column grain) and
-    a column's references (``relationships`` to a bronze table's column, compared by plain equality, stricter than
-    ``check_reference``). ``statuses`` is each test's status by unique id; a test with a ``where`` filter proves
-    nothing here."""
+    name: a column's non-nulls (``not_null``), a grain's uniqueness (``genesis_unique_combination`` over the grain,
+    ``unique`` on a one-column grain) and a column's references (``relationships`` to a bronze table's column,
+    compared by plain equality, stricter than ``check_reference``). ``statuses`` is each test's status by unique
+    id; a test with a ``where`` filter proves nothing here."""
     proven: dict[tuple, str] = {}
     nodes = manifest.get("nodes") or {}
     for unique_id, status in statuses.items():
@@ -318,7 +327,9 @@ def dbt_proven(manifest: dict, statuses: dict[str, str]) -> dict[tuple, str]:
         meta = node.get("test_metadata") or {}
         kwargs = meta.get("kwargs") or {}
         model = _bare(str(node.get("attached_node") or "").rsplit(".", 1)[-1])
-        if meta.get("name") == "genesis_unique_combination":
+        if meta.get("name") == "not_null":
+            proven[("not_null", model, _bare(kwargs.get("column_name")))] = node["name"]
+        elif meta.get("name") == "genesis_unique_combination":
             proven[("unique_grain", model, tuple(_bare(c) for c in kwargs.get("columns") or []))] = node["name"]
         elif meta.get("name") == "unique":
             proven[("unique_grain", model, (_bare(kwargs.get("column_name")),))] = node["name"]
@@ -339,10 +350,10 @@ def _proven_by(test: str, result: CheckResult) -> CheckResult:
 
 def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_connection,
                references: dict[str, str] | None = None, proven: dict[tuple, str] | None = None) -> list[CheckResult]:
-    """Every check of ``targets``. ``proven`` (from ``dbt_proven``) names the grain and reference checks that a dbt
-    test passed in the same step: those are recorded as passed with the test named and the query that would count
-    their failing rows, without running it again (a grain only when none of its columns is null: dbt's ``unique``
-    skips nulls)."""
+    """Every check of ``targets``. ``proven`` (from ``dbt_proven``) names the not-null, grain and reference checks
+    that a dbt test passed in the same step: those are recorded as passed with the test named and the query that
+    would count their failing rows, without running it again (a grain only when none of its columns is null: dbt's
+    ``unique`` skips nulls)."""
     proven = proven or {}
     results: list[CheckResult] = []
     with adapter_for(target_connection, mission=mission) as target_adapter, \
@@ -357,7 +368,7 @@ def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_
         target_rows: dict[str, list] = {}
         for target in targets:
             aggregates = target_aggregates(target_adapter, target)
-            rows, totals = check_rows(target_adapter, target, also=aggregates)
+            rows, totals = check_rows(target_adapter, target, also=aggregates, proven=proven)
             if aggregates:
                 target_rows[target.name] = totals
             results += rows

@@ -239,6 +239,10 @@ def test_a_check_a_passing_dbt_test_proves_is_not_run_again_unless_its_grain_has
                                    "field": '"claim_id"'}}},
     }}, {"test.p.unique_combo": "pass", "test.p.refs": "pass", "test.p.failed_refs": "warn"})
     assert set(proven.values()) == {"combo", "refs"}
+    assert dbt_proven({"nodes": {"test.p.nn": {
+        "resource_type": "test", "name": "nn", "attached_node": "model.p.CLAIMS_OUT",
+        "test_metadata": {"name": "not_null", "kwargs": {"column_name": '"CLAIM_ID"'}}}}},
+        {"test.p.nn": "pass"}) == {("not_null", "CLAIMS_OUT", "CLAIM_ID"): "nn"}
     results = {(r.check, r.column): r for r in run_checks(
         mission=None, targets=[spec], target_connection=connection, source_connection=connection,
         references={"CLAIMS_OUT.PROVIDER_ID": "providers.provider_id"}, proven=proven)}
@@ -278,3 +282,18 @@ def test_the_row_checks_and_the_targets_totals_share_one_pass_and_still_catch_a_
     assert "target total 1,740 but source total 1,640" in billed.detail
     over_target = [sql for sql in ran if 'FROM "CLAIMS_OUT"' in sql and "GROUP BY" not in sql]
     assert len(over_target) == 1 and 'SUM("BILLED")' in over_target[0] and "IS NULL" in over_target[0]
+
+
+def test_a_date_column_on_sqlite_takes_only_iso_dates_as_text(tmp_path):
+    spec = target_from_dict({"name": "VISITS", "sql": "SELECT 1", "grain": ["ID"], "columns": [
+        {"name": "ID", "type": "INTEGER", "description": "The visit."},
+        {"name": "DAY", "type": "DATE", "description": "The day."}]})
+    values = {1: "'2024-01-05'", 2: "'2024-1-5'", 3: "'now'", 4: "20240105", 5: "'2024-01-05 10:00'",
+              6: "NULL", 7: "'0999-12-31'", 8: "'2024-13-01'"}
+    write_sqlite(tmp_path / "v.sqlite3", ["CREATE TABLE VISITS (ID INTEGER, DAY DATE)"]
+                 + [f"INSERT INTO VISITS VALUES ({k}, {v})" for k, v in values.items()])
+    with adapter_for(Connection(name="V", engine="sqlite", location=str(tmp_path / "v.sqlite3")),
+                     mission=None) as adapter:
+        results, _ = checks.check_rows(adapter, spec)
+    day = next(r for r in results if r.check == "type" and r.column == "DAY")
+    assert day.failing_rows == 5 and sorted(day.sample_keys) == [2, 3, 4, 5, 8]

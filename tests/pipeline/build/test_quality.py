@@ -35,6 +35,8 @@ def test_quality_passes_on_the_built_demo(tmp_path, dbt_dir, bronze_b):
     assert "genesis_unique_combination_PROVIDER_SUMMARY" in proven[
         ("unique_grain", "PROVIDER_SUMMARY", "PROVIDER_ID, REPORT_YEAR, REPORT_MONTH")]
     assert "unique_CLAIM_SUMMARY__CLAIM_ID_" in proven[("unique_grain", "CLAIM_SUMMARY", "CLAIM_ID")]
+    assert "not_null_CLAIM_SUMMARY__PATIENT_ID_" in proven[("not_null", "CLAIM_SUMMARY", "PATIENT_ID")]
+    assert ("type", "CLAIM_SUMMARY", "CLAIM_DATE") not in proven  # dbt has no test of that: the platform counts it
     assert "SELECT" in Artifact.objects.get(run=context.run, name="dq_queries.sql").file.read().decode()
     # dbt's own tests ran too (their run_results are what the blueprint's dbt_succeeded check reads).
     dbt_tests = outcome.outputs["dbt_tests"]
