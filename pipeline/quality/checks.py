@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from agents.access import adapter_for
-from agents.connectors.base import DEFAULT_TIMEOUT_SECONDS
+from agents.connectors.base import DEFAULT_TIMEOUT_SECONDS, ConnectorError
 from agents.connectors.sqlite import _authorize as sqlite_authorize
 from agents.connectors.sqlite import sqlite_path
 from pipeline.dbt.spec import TargetSpec, type_family
@@ -150,8 +150,9 @@ def same_database(target_adapter, source_adapter) -> bool:
         return False
     if target_adapter.engine == "sqlite":
         return _path(target_adapter) == _path(source_adapter)
-    return (str(target_adapter.connection.location) == str(source_adapter.connection.location)
-            and getattr(target_adapter.connection, "schema", "") == getattr(source_adapter.connection, "schema", ""))
+    # The same location and credentials (a PostgreSQL location carries its schema search path).
+    return all(str(getattr(target_adapter.connection, attribute, "") or "")
+               == str(getattr(source_adapter.connection, attribute, "") or "") for attribute in ("location", "secret"))
 
 
 @contextmanager
@@ -263,8 +264,12 @@ def check_reference(target_adapter, source_adapter, target: TargetSpec, column: 
     comparable = (target_adapter.engine == "sqlite" or (spec is not None and (
         spec.family == family or {spec.family, family} <= numbers)))
     # PostgreSQL and DuckDB refuse to compare a number with a text: such columns are compared value by value.
-    found = _reference_in_sql(target_adapter, source_adapter, table, col, ref_table, ref_column) \
-        if comparable else None
+    found = None
+    if comparable:
+        try:
+            found = _reference_in_sql(target_adapter, source_adapter, table, col, ref_table, ref_column)
+        except (ConnectorError, sqlite3.Error):
+            found = None  # the source's table not readable from the target's side: compared value by value below
     if found is None:
         found = _reference_in_chunks(target_adapter, source_adapter, table, col, ref_table, ref_column, family)
     failing, distinct, missing, sql = found
