@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -137,6 +138,19 @@ def _node_results(result) -> list[NodeResult]:
     return nodes
 
 
+def _close_duckdb() -> None:
+    """Close the database dbt-duckdb keeps open through an invocation (``keep_open``), if it opened one: until then
+    the file is held read-write by this process, and DuckDB refuses a read-only session on it here or elsewhere."""
+    connections = sys.modules.get("dbt.adapters.duckdb.connections")
+    if connections is None:
+        return
+    manager = connections.DuckDBConnectionManager
+    with manager._LOCK:
+        environment, manager._ENV = manager._ENV, None
+        if environment is not None:
+            environment.close()
+
+
 def invoke(project: DbtProject, *, project_dir: Path, profile: dict, env: dict[str, str], args: list[str],
            target_dir: Path, variables: dict | None = None, write_results: bool = True) -> Invocation:
     """Run one dbt command (e.g. ``["build"]``) on the project with a cached parse; blocks while another
@@ -180,7 +194,10 @@ def invoke(project: DbtProject, *, project_dir: Path, profile: dict, env: dict[s
             if variables:
                 command += ["--vars", json.dumps(variables)]
             dbt_started = time.monotonic()
-            result = dbtRunner(manifest=manifest, callbacks=[collector]).invoke(command)
+            try:
+                result = dbtRunner(manifest=manifest, callbacks=[collector]).invoke(command)
+            finally:
+                _close_duckdb()
             invocation.dbt_elapsed = time.monotonic() - dbt_started
         finally:
             for name, value in saved.items():
