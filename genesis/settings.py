@@ -331,6 +331,9 @@ GENESIS_REDISPATCH_SECONDS = env_seconds("GENESIS_REDISPATCH_SECONDS", 2 * GENES
 GENESIS_NOTIFY_ATTEMPTS = env_int("GENESIS_NOTIFY_ATTEMPTS", 3)
 GENESIS_NOTIFY_BACKOFF_SECONDS = env_seconds("GENESIS_NOTIFY_BACKOFF_SECONDS", 2)
 GENESIS_WEBHOOK_TIMEOUT = env_seconds("GENESIS_WEBHOOK_TIMEOUT", 10)
+# How long one query of an agent may run in a worker (profiles, checks and verification read whole tables); a page's
+# or an API call's preview keeps the connectors' 30 s. The task's own timeout still bounds the whole run.
+GENESIS_AGENT_QUERY_TIMEOUT_SECONDS = env_seconds("GENESIS_AGENT_QUERY_TIMEOUT_SECONDS", 900)
 # Optional language-model assistance (agents/llm): off unless both the URL (an OpenAI-compatible API, e.g.
 # https://api.example.com/v1 or a local vLLM/Ollama/llama.cpp server) and the model are set. The key is a secret.
 GENESIS_LLM_BASE_URL = env_str("GENESIS_LLM_BASE_URL", "")

@@ -150,7 +150,8 @@ class DuckDBAdapter(Adapter):
             rows = cursor.fetchmany(limit + 1)
             columns = [d[0] for d in cursor.description or []]
         except duckdb.InterruptException:
-            raise QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped.") from None
+            raise QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped (an agent's "
+                                   "queries may run GENESIS_AGENT_QUERY_TIMEOUT_SECONDS).") from None
         except duckdb.PermissionException as error:
             raise ConnectorError(f"Refused on {self.connection.name}: queries read only this database's tables "
                                  f"({_first_line(error)}).", field="sql", code="query_refused") from None

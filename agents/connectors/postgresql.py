@@ -85,7 +85,8 @@ class PostgreSQLAdapter(Adapter):
                 columns = [d.name for d in cursor.description or []]
         except pg_errors.QueryCanceled:
             raw.rollback()
-            raise QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped.") from None
+            raise QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped (an agent's "
+                                   "queries may run GENESIS_AGENT_QUERY_TIMEOUT_SECONDS).") from None
         except psycopg.Error as error:
             raw.rollback()
             raise ConnectorError(f"The query failed on {self.connection.name}: {str(error).strip()}",

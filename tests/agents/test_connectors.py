@@ -1,7 +1,11 @@
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from agents.access import adapter_for
 from agents.connectors import ConnectorError, QueryRefused, QueryTimeout
+from agents.connectors.base import DEFAULT_TIMEOUT_SECONDS, default_timeout, query_timeout
 from agents.models import Connection
 from tests.pipeline.conftest import ALLOWED, pg_connection, sqlite_connection
 
@@ -167,3 +171,19 @@ def test_unreachable_connections_fail_clearly(tmp_path):
         adapter_for(down, mission=None).connect()
     with pytest.raises(ConnectorError, match="no adapter"):
         adapter_for(Connection(name="D", engine="oracle", location="x"), mission=None)
+
+
+def test_query_timeout_applies_to_queries_that_give_none_and_to_threads_given_its_context(demo_small):
+    with adapter_for(sqlite_connection(demo_small), mission=None) as adapter:
+        assert default_timeout() == DEFAULT_TIMEOUT_SECONDS
+        with query_timeout(0.2):
+            assert default_timeout() == 0.2
+            with pytest.raises(QueryTimeout, match="longer than 0.2 s.*GENESIS_AGENT_QUERY_TIMEOUT_SECONDS"):
+                adapter.query(SLOW)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                inherited = pool.submit(contextvars.copy_context().run, default_timeout).result()
+                bare = pool.submit(default_timeout).result()
+            assert (inherited, bare) == (0.2, DEFAULT_TIMEOUT_SECONDS)
+            # A timeout given by the caller wins.
+            assert adapter.query('SELECT COUNT(*) FROM "CLAIMS"', timeout=5).rows[0][0] > 0
+        assert default_timeout() == DEFAULT_TIMEOUT_SECONDS
