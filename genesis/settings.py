@@ -112,6 +112,10 @@ GENESIS_MAX_UPLOAD_BYTES = env_int("GENESIS_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = min(GENESIS_MAX_UPLOAD_BYTES, 2_621_440)
 # A mapping's dry run reads every row up to this many rows of the month-partitioned table, else its latest month.
 GENESIS_DRY_RUN_FULL_ROWS = env_int("GENESIS_DRY_RUN_FULL_ROWS", 200_000)
+# Source profiling: above this many rows a table's distinct counts and frequent values come from a sample of about
+# GENESIS_PROFILE_SAMPLE_ROWS rows (row and null counts, min, max, keys and foreign keys stay exact).
+GENESIS_PROFILE_SAMPLE_ABOVE_ROWS = env_int("GENESIS_PROFILE_SAMPLE_ABOVE_ROWS", 200_000, minimum=1)
+GENESIS_PROFILE_SAMPLE_ROWS = env_int("GENESIS_PROFILE_SAMPLE_ROWS", 50_000, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 
 # Ingest (pipeline/ingest/): a mission's ingest task reads files only under GENESIS_INGEST_ROOT (the ingest command

@@ -15,9 +15,11 @@ from agents.connectors import Adapter, TableInfo
 from pipeline.words import tokens
 
 SAMPLE_ROWS = 1000
-# Above this many rows, distinct counts, frequent values and candidate keys are computed on a sample of this many rows
-# (the report says so); row counts, null counts, min and max stay exact (one pass over the full table).
-LARGE_TABLE_ROWS = 1_000_000
+# Above SAMPLE_ABOVE_ROWS rows, distinct counts and frequent values are computed on a sample of about SAMPLE_SIZE_ROWS
+# rows (the report says so and how the rows were picked); row counts, null counts, min and max stay exact (one pass
+# over the full table), and the columns unique in the sample are confirmed keys only after a count over the full table.
+SAMPLE_ABOVE_ROWS = 200_000
+SAMPLE_SIZE_ROWS = 50_000
 TOP_VALUES_MAX_DISTINCT = 20
 FK_MIN_CONTAINMENT = 0.9
 
@@ -77,20 +79,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def profile_table(adapter: Adapter, table: TableInfo, *, large_rows: int = LARGE_TABLE_ROWS) -> dict[str, Any]:
-    """One table's profile. A table of more than ``large_rows`` rows is profiled partly on a sample of that many rows
-    (distinct counts, frequent values, candidate keys), said in ``sampling``; counts of rows and nulls are exact."""
+def profile_table(adapter: Adapter, table: TableInfo, *, sample_above: int = SAMPLE_ABOVE_ROWS,
+                  sample_rows: int = SAMPLE_SIZE_ROWS) -> dict[str, Any]:
+    """One table's profile. A table of more than ``sample_above`` rows is profiled partly on a sample of about
+    ``sample_rows`` rows (distinct counts, frequent values), said in ``sampling``; counts of rows and nulls, min and
+    max are exact, and a column unique in the sample is a candidate key only if it is unique in the full table."""
     q = adapter.quote
     name = q(table.name)
-    sampled = table.row_count > large_rows
+    sampled = table.row_count > sample_above
     parts = []
     for column in table.columns:
         c = q(column.name)
         parts += [f"COUNT({c})", "0" if sampled else f"COUNT(DISTINCT {c})", f"MIN({c})", f"MAX({c})"]
     stats = list(adapter.query(f"SELECT {', '.join(parts)} FROM {name}", limit=1).rows[0])  # noqa: S608
-    source, sample_size = name, table.row_count
+    source, sample_size, method = name, table.row_count, ""
     if sampled:
-        source = adapter.sample_of(table.name, large_rows, total=table.row_count)
+        source, method = adapter.sample_of(table.name, sample_rows, total=table.row_count)
         distinct_parts = ", ".join(f"COUNT(DISTINCT {q(c.name)})" for c in table.columns)
         row = adapter.query(f"SELECT COUNT(*), {distinct_parts} FROM {source}", limit=1).rows[0]  # noqa: S608
         sample_size = int(row[0])
@@ -119,14 +123,26 @@ def profile_table(adapter: Adapter, table: TableInfo, *, large_rows: int = LARGE
             ).rows
             info["top_values"] = [[_plain(v), n] for v, n in top]
         columns[column.name] = info
-    keys = [n for n, info in columns.items()
-            if sample_size > 0 and info["nulls"] == 0 and info["distinct"] == sample_size]
-    profile = {"row_count": table.row_count, "columns": columns, "candidate_keys": keys}
+    no_nulls = [n for n, info in columns.items() if table.row_count > 0 and info["nulls"] == 0]
+    keys = [n for n in no_nulls if columns[n]["distinct"] == sample_size]
+    profile: dict[str, Any] = {"row_count": table.row_count, "columns": columns, "candidate_keys": keys}
     if sampled:
+        # Unique in the sample says little (a sample of a tenth of the rows misses most duplicates): the candidates
+        # are counted over the full table, all in one pass, and their exact distinct counts replace the sample's.
+        # An empty sample (sparse blocks) leaves every column without nulls to count.
+        checked = keys if sample_size else no_nulls
+        exact = adapter.query(
+            f"SELECT {', '.join(f'COUNT(DISTINCT {q(n)})' for n in checked)} FROM {name}", limit=1,  # noqa: S608
+        ).rows[0] if checked else ()
+        for key, distinct in zip(checked, exact, strict=True):
+            columns[key]["distinct"] = int(distinct)
+        profile["candidate_keys"] = [k for k in checked if columns[k]["distinct"] == table.row_count]
         profile["sampling"] = {
-            "rows": sample_size, "method": adapter.sample_method,
-            "sampled": ["distinct", "top_values", "candidate_keys"],
-            "exact": ["row_count", "nulls", "min", "max"],
+            "rows": sample_size, "of_rows": table.row_count, "method": method,
+            "sampled": ["distinct", "top_values"],
+            "exact": ["row_count", "nulls", "min", "max", "candidate_keys"],
+            # The columns unique in the sample, with their distinct counts over the full table.
+            "keys_checked": {k: columns[k]["distinct"] for k in checked},
         }
     return profile
 
@@ -155,24 +171,30 @@ def name_evidence(column: str, ref_table: str, ref_key: str) -> str | None:
     return None
 
 
-def _containment(adapter: Adapter, table: str, column: str, ref_table: str, ref_key: str, distinct: int) -> tuple:
-    """Share of the column's distinct values found in the referenced key, and the orphan count (one query over the
-    full columns: sampling would hide the few orphans that matter)."""
+def _containment(adapter: Adapter, table: str, column: str, refs: list[tuple[str, str]]) -> tuple[int, list[int]]:
+    """The column's distinct (non-null) values over the full column, and how many of them each referenced key
+    ``(ref_table, ref_key)`` lacks (orphans): one grouped query for all the keys a column may refer to (sampling would
+    hide the few orphans that matter). Each key is looked up once per distinct value (an index seek where the key
+    has an index, as a key usually has)."""
     q = adapter.quote
-    # The distinct values are counted in the same query, over the full column (the profile's count may come from a
-    # sample on a large table).
-    total, orphans = adapter.query(
-        f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM {q(ref_table)} AS r "  # noqa: S608
-        f"WHERE r.{q(ref_key)} = x.v) THEN 1 ELSE 0 END), 0) FROM (SELECT DISTINCT {q(column)} AS v "
-        f"FROM {q(table)} WHERE {q(column)} IS NOT NULL) AS x", limit=1,
+    orphans = ", ".join(
+        f"COALESCE(SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM {q(ref_table)} AS r "  # noqa: S608
+        f"WHERE r.{q(ref_key)} = x.v) THEN 1 ELSE 0 END), 0)" for ref_table, ref_key in refs)
+    row = adapter.query(
+        f"SELECT COUNT(*), {orphans} FROM (SELECT DISTINCT {q(column)} AS v FROM {q(table)} "  # noqa: S608
+        f"WHERE {q(column)} IS NOT NULL) AS x", limit=1,
     ).rows[0]
-    return round(1 - int(orphans) / max(int(total), 1), 4), int(orphans)
+    return int(row[0]), [int(n) for n in row[1:]]
+
+
+def _share(total: int, orphans: int) -> float:
+    return round(1 - orphans / max(total, 1), 4)
 
 
 def _fk_candidates(tables: dict[str, Any], table: str, column: str) -> list[tuple[str, str, str | None]]:
     """Keys of other tables ``table.column`` may refer to, with the name evidence for each (None: values only)."""
     tinfo, cinfo = tables[table], tables[table]["columns"][column]
-    if cinfo["distinct"] == 0 or cinfo["observed_type"] not in ("integer", "text"):
+    if cinfo["nulls"] == tinfo["row_count"] or cinfo["observed_type"] not in ("integer", "text"):
         return []
     found = []
     for ref_table, rinfo in tables.items():
@@ -184,13 +206,34 @@ def _fk_candidates(tables: dict[str, Any], table: str, column: str) -> list[tupl
             evidence = name_evidence(column, ref_table, key)
             if evidence is None:
                 # Without a name saying so, only a column that looks like a reference and is not its own
-                # table's key may point elsewhere, and never to more distinct values than the key has.
+                # table's key may point elsewhere, and never to more distinct values than the key has (a sampled
+                # count is a lower bound: checked again on the full count below).
                 if column in tinfo["candidate_keys"] or not set(tokens(column)) & GENERIC_KEY_WORDS:
                     continue
                 if cinfo["distinct"] > rinfo["columns"][key]["distinct"]:
                     continue
             found.append((ref_table, key, evidence))
     return found
+
+
+def _contained(adapter: Adapter, tables: dict[str, Any], table: str, column: str,
+               candidates: list[tuple[str, str, str | None]]) -> tuple[int, dict[tuple[str, str, str | None], int]]:
+    """The column's full distinct count and the orphan count of each candidate key looked up. The keys its name
+    points to come first: when exactly one of them fits, the keys only the values could suggest change nothing and
+    are not looked up; otherwise they are, in a second query, those with at least as many distinct values as the
+    column has over its full length (the profile's count may come from a sample)."""
+    by_name = [c for c in candidates if c[2] is not None]
+    checked: dict[tuple[str, str, str | None], int] = {}
+    total = 0
+    for stage in ([by_name, [c for c in candidates if c[2] is None]] if by_name else [candidates]):
+        if checked and sum(_share(total, n) >= FK_MIN_CONTAINMENT for n in checked.values()) == 1:
+            break
+        stage = [c for c in stage if c[2] is not None or not checked
+                 or total <= tables[c[0]]["columns"][c[1]]["distinct"]]
+        if stage:
+            total, orphan_counts = _containment(adapter, table, column, [(r, k) for r, k, _ in stage])
+            checked.update(zip(stage, orphan_counts, strict=True))
+    return total, checked
 
 
 def infer_foreign_keys(adapter: Adapter, tables: dict[str, Any],
@@ -203,28 +246,37 @@ def infer_foreign_keys(adapter: Adapter, tables: dict[str, Any],
     taken: set[tuple[str, str]] = set()
     for item in declared or []:
         table, column, ref_table, ref_key = item["table"], item["column"], item["ref_table"], item["ref_column"]
-        distinct = tables.get(table, {}).get("columns", {}).get(column, {}).get("distinct", 0)
-        containment, orphans = (_containment(adapter, table, column, ref_table, ref_key, distinct)
-                                if distinct else (1.0, 0))
+        cinfo = tables.get(table, {}).get("columns", {}).get(column)
+        if cinfo is not None and cinfo["nulls"] < tables[table]["row_count"]:
+            total, (orphans,) = _containment(adapter, table, column, [(ref_table, ref_key)])
+        else:
+            total, orphans = 0, 0
         result.append({"table": table, "column": column, "ref_table": ref_table, "ref_column": ref_key,
-                       "by": ["declared"], "evidence": ["declared in the spec file"], "containment": containment,
-                       "orphan_values": orphans})
+                       "by": ["declared"], "evidence": ["declared in the spec file"],
+                       "containment": _share(total, orphans), "orphan_values": orphans})
         taken.add((table, column))
     ambiguous = []
     for table, tinfo in tables.items():
         for column, cinfo in tinfo["columns"].items():
             if (table, column) in taken:
                 continue
+            candidates = _fk_candidates(tables, table, column)
+            total, checked = _contained(adapter, tables, table, column, candidates)
             fits = []
-            for ref_table, key, named in _fk_candidates(tables, table, column):
-                containment, orphans = _containment(adapter, table, column, ref_table, key, cinfo["distinct"])
+            for ref_table, key, named in candidates:
+                if (ref_table, key, named) not in checked:
+                    continue
+                orphans = checked[(ref_table, key, named)]
+                containment = _share(total, orphans)
                 if containment < FK_MIN_CONTAINMENT:
                     continue
-                unique = cinfo["distinct"] == tinfo["row_count"] and cinfo["nulls"] == 0
-                evidence = [f"{containment:.1%} of its {cinfo['distinct']:,} distinct values are {ref_table}.{key}",
+                if named is None and total > tables[ref_table]["columns"][key]["distinct"]:
+                    continue
+                unique = total == tinfo["row_count"] and cinfo["nulls"] == 0
+                evidence = [f"{containment:.1%} of its {total:,} distinct values are {ref_table}.{key}",
                             f"both {cinfo['observed_type']}",
                             "one row per value (one-to-one)" if unique else
-                            f"{tinfo['row_count'] / max(cinfo['distinct'], 1):.1f} rows per value (many-to-one)"]
+                            f"{tinfo['row_count'] / max(total, 1):.1f} rows per value (many-to-one)"]
                 if named:
                     evidence.insert(0, f"the name {named}")
                 fits.append({"table": table, "column": column, "ref_table": ref_table, "ref_column": key,
@@ -244,16 +296,17 @@ def profile_source(adapter: Adapter, *, tables: list[str] | None = None,
                    progress: Callable[[str], None] | None = None,
                    cancelled: Callable[[], bool] | None = None,
                    relationships: list[dict[str, str]] | None = None,
-                   large_rows: int = LARGE_TABLE_ROWS) -> dict[str, Any]:
+                   sample_above: int = SAMPLE_ABOVE_ROWS, sample_rows: int = SAMPLE_SIZE_ROWS) -> dict[str, Any]:
     """Profile the given (default: all allowed) tables of the adapter's connection; ``relationships`` are the
-    foreign keys the spec file declares; tables above ``large_rows`` rows are partly sampled (``profile_table``)."""
+    foreign keys the spec file declares; tables above ``sample_above`` rows are partly profiled on a sample of about
+    ``sample_rows`` rows (``profile_table``)."""
     profile_tables: dict[str, Any] = {}
     for info in adapter.introspect(tables):
         if cancelled and cancelled():
             raise InterruptedError("cancelled")
         if progress:
             progress(f"profiling {info.name} ({info.row_count} rows, {len(info.columns)} columns)")
-        profile_tables[info.name] = profile_table(adapter, info, large_rows=large_rows)
+        profile_tables[info.name] = profile_table(adapter, info, sample_above=sample_above, sample_rows=sample_rows)
     foreign_keys, ambiguous = infer_foreign_keys(adapter, profile_tables, relationships)
     return {
         "connection": adapter.connection.name,
@@ -275,8 +328,15 @@ def profile_markdown(profile: dict[str, Any]) -> str:
         lines += [f"## {table}", "", f"{info['row_count']:,} rows; candidate keys: {keys}.", ""]
         if info.get("sampling"):
             sample = info["sampling"]
-            lines += [f"Sampled: distinct counts, frequent values and candidate keys come from {sample['rows']:,} "
-                      f"rows ({sample['method']}); row and null counts, min and max are exact.", ""]
+            lines += [f"Sampled: distinct counts and frequent values come from {sample['rows']:,} of the "
+                      f"{info['row_count']:,} rows ({sample['method']}); row and null counts, min and max are "
+                      "exact.", ""]
+            checked = sample.get("keys_checked", {})
+            if checked:
+                verdicts = [f"{name} ({'a key' if n == info['row_count'] else f'not a key: {n:,} distinct values'})"
+                            for name, n in checked.items()]
+                lines += ["Columns unique in the sample, counted over the full table: " + ", ".join(verdicts) + ".",
+                          ""]
         lines += ["| column | declared | observed | nulls | distinct | min | max | samples |",
                   "|---|---|---|---:|---:|---|---|---|"]
         for name, c in info["columns"].items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlglot
 from sqlglot import exp
@@ -100,6 +100,14 @@ class QueryResult:
     elapsed_ms: float = 0.0
 
 
+class Sample(NamedTuple):
+    """Rows of a table picked for statistics: ``sql`` is a subquery with its alias, ``method`` says in words how the
+    rows were picked (for a report)."""
+
+    sql: str
+    method: str
+
+
 RefusalHook = Callable[[QueryRefused], None]
 
 
@@ -164,14 +172,12 @@ class Adapter:
     def quote(self, name: str) -> str:
         return exp.to_identifier(name, quoted=True).sql(dialect=self.dialect)
 
-    # How ``sample_of`` picks rows, in words for a report.
-    sample_method: str = "the first rows the database returns"
-
-    def sample_of(self, table: str, rows: int, *, total: int) -> str:
-        """A subquery (with its alias) of about ``rows`` of the ``total`` rows of ``table``, for statistics that need
-        not read every row (distinct counts, frequent values, candidate keys). The engines that can sample cheaply
-        at random do so."""
-        return f"(SELECT * FROM {self.quote(table)} LIMIT {int(rows)}) AS genesis_sample"  # noqa: S608 - quoted
+    def sample_of(self, table: str, rows: int, *, total: int) -> Sample:
+        """About ``rows`` of the ``total`` rows of ``table``, as a subquery with its alias, for statistics that need
+        not read every row (distinct counts, frequent values, candidate keys to confirm). The engines that can pick
+        rows cheaply across the whole table do so; this fallback takes the first rows the database returns."""
+        return Sample(f"(SELECT * FROM {self.quote(table)} LIMIT {int(rows)}) AS genesis_sample",  # noqa: S608
+                      "the first rows the database returns (LIMIT)")
 
     # --- shared ------------------------------------------------------------------------------------
     def ping(self) -> None:

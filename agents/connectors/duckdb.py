@@ -15,7 +15,15 @@ from pathlib import Path
 
 import duckdb
 
-from agents.connectors.base import Adapter, ColumnInfo, ConnectorError, QueryRefused, QueryResult, QueryTimeout
+from agents.connectors.base import (
+    Adapter,
+    ColumnInfo,
+    ConnectorError,
+    QueryRefused,
+    QueryResult,
+    QueryTimeout,
+    Sample,
+)
 from agents.connectors.platform import refusal_for
 
 # What every DuckDB session the platform opens on a connection is held to; the dbt profile uses the extension half.
@@ -110,14 +118,14 @@ class DuckDBAdapter(Adapter):
     # System sampling keeps whole vectors (2,048 rows) at random and reads only those; a reservoir sample reads the
     # whole table and measured slower than the exact statistics it replaces. A table of fewer than a hundred vectors
     # gets a reservoir (system sampling would keep all of it or nothing).
-    sample_method = "DuckDB's USING SAMPLE: random blocks of rows (system) on large tables, repeatable"
-
-    def sample_of(self, table: str, rows: int, *, total: int) -> str:
+    def sample_of(self, table: str, rows: int, *, total: int) -> Sample:
         name = self.quote(table)
         if total < 100 * 2048:
-            return f"(SELECT * FROM {name} USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE (7)) AS genesis_sample"  # noqa: S608
+            return Sample(f"(SELECT * FROM {name} USING SAMPLE reservoir({int(rows)} ROWS) REPEATABLE (7)) "  # noqa: S608
+                          "AS genesis_sample", "DuckDB's USING SAMPLE: a reservoir of rows at random, repeatable")
         percent = min(100.0, round(100.0 * rows / max(total, 1), 4))
-        return f"(SELECT * FROM {name} USING SAMPLE {percent} PERCENT (system, 7)) AS genesis_sample"  # noqa: S608
+        return Sample(f"(SELECT * FROM {name} USING SAMPLE {percent} PERCENT (system, 7)) AS genesis_sample",  # noqa: S608
+                      "DuckDB's USING SAMPLE: random blocks of rows (system), repeatable")
 
     def _execute(self, sql: str, *, limit: int, timeout: float) -> QueryResult:
         raw = self.raw

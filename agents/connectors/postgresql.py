@@ -21,6 +21,7 @@ from agents.connectors.base import (
     ConnectorError,
     QueryResult,
     QueryTimeout,
+    Sample,
 )
 from agents.connectors.platform import same_as_platform
 
@@ -115,6 +116,25 @@ class PostgreSQLAdapter(Adapter):
         self.raw.rollback()
         return [ColumnInfo(name=name, declared_type=dtype.upper(), nullable=nullable, position=pos)
                 for name, dtype, nullable, pos in rows]
+
+    def sample_of(self, table: str, rows: int, *, total: int) -> Sample:
+        """PostgreSQL's TABLESAMPLE, repeatable: whole pages at random (SYSTEM, reads only those pages) on a large
+        table, rows at random (BERNOULLI, reads every page) on a smaller one, where a few pages would make too coarse a
+        sample. A view (which TABLESAMPLE cannot read) gets the first rows."""
+        with self.raw.cursor() as cursor:
+            cursor.execute(
+                "SELECT table_type FROM information_schema.tables "
+                "WHERE table_schema = ANY (current_schemas(false)) AND table_name = %s", [table])
+            kinds = {row[0] for row in cursor.fetchall()}
+        self.raw.rollback()
+        if kinds != {"BASE TABLE"}:
+            return super().sample_of(table, rows, total=total)
+        percent = min(100.0, round(100.0 * rows / max(total, 1), 4))
+        method = "SYSTEM" if total >= 100_000 else "BERNOULLI"
+        how = "pages" if method == "SYSTEM" else "rows"
+        return Sample(f"(SELECT * FROM {self.quote(table)} TABLESAMPLE {method} ({percent}) REPEATABLE (7)) "  # noqa: S608
+                      "AS genesis_sample", f"PostgreSQL's TABLESAMPLE {method}: {percent}% of the {how} at random, "
+                      "repeatable")
 
     def _execute(self, sql: str, *, limit: int, timeout: float) -> QueryResult:
         raw = self.raw

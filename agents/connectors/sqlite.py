@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from agents.connectors.base import (
+    DEFAULT_TIMEOUT_SECONDS,
     DENIED_FUNCTION_PREFIXES,
     DENIED_FUNCTIONS,
     Adapter,
@@ -14,6 +15,7 @@ from agents.connectors.base import (
     ConnectorError,
     QueryResult,
     QueryTimeout,
+    Sample,
 )
 
 # What a statement on a source may do, asked by SQLite itself of every statement it prepares (``set_authorizer``):
@@ -49,11 +51,7 @@ class SQLiteAdapter(Adapter):
     dialect = "sqlite"
 
     def _path(self) -> Path:
-        location = self.connection.location
-        for prefix in ("sqlite:///", "sqlite://", "file:"):
-            if location.startswith(prefix):
-                location = location[len(prefix):]
-        return Path(location)
+        return sqlite_path(self.connection.location)
 
     def _open(self):
         path = self._path()
@@ -92,6 +90,33 @@ class SQLiteAdapter(Adapter):
             return ConnectorError(f"Refused on {self.connection.name}: only reads are allowed ({error}).",
                                   field="sql", code="query_refused")
         return ConnectorError(f"The query failed on {self.connection.name}: {error}", field="sql")
+
+    def sample_of(self, table: str, rows: int, *, total: int) -> Sample:
+        """Rows spread over the whole table: the rowid range is cut into as many equal strides as rows are wanted and
+        one rowid is looked up in each, at a repeatable pseudo-random offset within its stride (index seeks, never a
+        scan; no bias to the first, often oldest, rows). Gaps in the rowids make the sample a little smaller. A view,
+        a table without rowid or one whose rowids are mostly gaps gets the first rows."""
+        name = self.quote(table)
+        try:
+            # Two subqueries: SQLite reads a lone MIN or MAX of the rowid at an end of the b-tree, both in one
+            # SELECT by scanning the table.
+            low, high = self._execute(f"SELECT (SELECT MIN(rowid) FROM {name}), (SELECT MAX(rowid) FROM {name})",  # noqa: S608
+                                      limit=1, timeout=DEFAULT_TIMEOUT_SECONDS).rows[0]
+        except ConnectorError:
+            low = high = None
+        if not isinstance(low, int) or not isinstance(high, int) or high - low + 1 > 4 * max(total, 1):
+            return super().sample_of(table, rows, total=total)
+        span = high - low + 1
+        probes = max(1, min(span, -(-rows * span // max(total, 1))))  # enough probes for ``rows`` rows at this density
+        n = "genesis_probe.n"
+        start = f"{n} * {span} / {probes}"
+        width = f"(({n} + 1) * {span} / {probes} - {start})"
+        sql = (f"(WITH RECURSIVE genesis_probe(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM genesis_probe "  # noqa: S608
+               f"WHERE n < {probes - 1}) SELECT genesis_row.* FROM genesis_probe JOIN {name} AS genesis_row "
+               f"ON genesis_row.rowid = {low} + {start} + ({n} * 2654435761) % 4294967296 % {width}) "
+               "AS genesis_sample")
+        return Sample(sql, f"one row at a repeatable pseudo-random rowid in each of {probes:,} equal strides of the "
+                           "table's rowid range")
 
     def _execute(self, sql: str, *, limit: int, timeout: float) -> QueryResult:
         deadline = time.monotonic() + timeout

@@ -15,6 +15,7 @@ from sqlglot import exp
 
 from agents.access import adapter_for, require_use
 from agents.connectors.duckdb import duckdb_path
+from agents.connectors.sqlite import sqlite_path
 from agents.models import Connection
 from genesis.exceptions import DomainError
 from pipeline.dbt import runner
@@ -24,7 +25,6 @@ from pipeline.dbt.project import (
     profile_for,
     source_database_for,
     source_schema_for,
-    sqlite_path,
 )
 from pipeline.dbt.spec import TargetSpec, targets_for
 from pipeline.dbt.sqlgen import Partition

@@ -14,6 +14,7 @@ import yaml
 from django.conf import settings
 
 from agents.connectors.duckdb import NO_DOWNLOADS, duckdb_path
+from agents.connectors.sqlite import sqlite_path
 from genesis.exceptions import DomainError
 from pipeline.dbt.spec import TargetSpec
 from pipeline.dbt.sqlgen import Partition, model_sql, period_unit, target_period_sql
@@ -244,10 +245,10 @@ def profile_for(*, target, source) -> tuple[dict, dict[str, str]]:
     PostgreSQL source and target must be the same database."""
     env: dict[str, str] = {}
     if target.engine == "sqlite":
-        target_path = sqlite_path(target.location)
+        target_path = sqlite_path(target.location).resolve()
         output = {
             "type": "sqlite", "threads": 1, "database": "main", "schema": "main",
-            "schemas_and_paths": {"main": str(target_path), "bronze": str(sqlite_path(source.location))},
+            "schemas_and_paths": {"main": str(target_path), "bronze": str(sqlite_path(source.location).resolve())},
             "schema_directory": str(target_path.parent),
         }
     elif target.engine == "postgresql":
@@ -305,10 +306,3 @@ def source_database_for(*, target, source) -> str | None:
 
     source_path, target_path = duckdb_path(source.location).resolve(), duckdb_path(target.location).resolve()
     return None if source_path == target_path else "bronze"
-
-
-def sqlite_path(location: str) -> Path:
-    for prefix in ("sqlite:///", "sqlite://", "file:"):
-        if location.startswith(prefix):
-            location = location[len(prefix):]
-    return Path(location).resolve()

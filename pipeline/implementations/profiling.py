@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
 from agents.registry import register
 from genesis.exceptions import DomainError
@@ -31,7 +33,9 @@ class ProfilingAgent(BaseAgent):
                 beat(context)
 
             profile = profile_source(adapter, progress=progress, cancelled=lambda: stop_requested(context),
-                                     relationships=relationships(spec))
+                                     relationships=relationships(spec),
+                                     sample_above=settings.GENESIS_PROFILE_SAMPLE_ABOVE_ROWS,
+                                     sample_rows=settings.GENESIS_PROFILE_SAMPLE_ROWS)
         except InterruptedError:
             return Failed(error="Cancelled while profiling.", retryable=False)
         except DomainError as error:

@@ -244,24 +244,27 @@ def test_the_demo_profiles_on_duckdb_as_on_sqlite(duck, demo_small):
 
 @pytest.mark.parametrize("engine", ["duckdb", "sqlite"])
 def test_a_large_table_is_profiled_on_a_sample_and_the_report_says_so(duck, demo_small, engine):
-    """Above the threshold, distinct counts, frequent values and candidate keys come from a sample; row and null
-    counts stay exact, and foreign keys are still checked on the full columns."""
+    """Above the threshold, distinct counts and frequent values come from a sample; row and null counts, min and max
+    stay exact, candidate keys found on the sample are confirmed on the full table, and foreign keys are still checked
+    on the full columns."""
     from pipeline.profiler import profile_markdown, profile_source
     from tests.pipeline.conftest import sqlite_connection
 
     connection = duck_connection(duck) if engine == "duckdb" else sqlite_connection(demo_small)
     with adapter_for(connection, mission=None, allowed_tables=ALLOWED) as adapter:
         exact = profile_source(adapter)
-        sampled = profile_source(adapter, large_rows=500)
+        sampled = profile_source(adapter, sample_above=1500, sample_rows=500)
     claims, full = sampled["tables"]["CLAIMS"], exact["tables"]["CLAIMS"]
     size = claims["sampling"]["rows"]
     assert claims["row_count"] == 2000 and 0 < size < 2000
-    assert claims["sampling"]["exact"] == ["row_count", "nulls", "min", "max"]
+    assert claims["sampling"]["exact"] == ["row_count", "nulls", "min", "max", "candidate_keys"]
     assert ("USING SAMPLE" in claims["sampling"]["method"]) == (engine == "duckdb")
+    assert ("rowid" in claims["sampling"]["method"]) == (engine == "sqlite")
     for name, column in claims["columns"].items():
         assert column["nulls"] == full["columns"][name]["nulls"], name
         assert (column["min"], column["max"]) == (full["columns"][name]["min"], full["columns"][name]["max"])
-    assert claims["columns"]["CLAIM_ID"]["distinct"] == size and "CLAIM_ID" in claims["candidate_keys"]
+    # The key found on the sample is confirmed, and counted, on the full table.
+    assert claims["columns"]["CLAIM_ID"]["distinct"] == 2000 and claims["candidate_keys"] == ["CLAIM_ID"]
     assert claims["columns"]["PATIENT_ID"]["distinct"] <= full["columns"]["PATIENT_ID"]["distinct"]
     assert {v for v, _ in claims["columns"]["STATUS"]["top_values"]} == {"PAID", "DENIED", "PENDING"}
     assert sum(n for _, n in claims["columns"]["STATUS"]["top_values"]) == size
@@ -272,4 +275,4 @@ def test_a_large_table_is_profiled_on_a_sample_and_the_report_says_so(duck, demo
     assert fks[("CLAIMS", "PROVIDER_ID")] == ("PROVIDERS", 1.0, 0)
     assert fks[("CLAIM_DETAILS", "CLAIM_ID")] == ("CLAIMS", 1.0, 0)
     report = profile_markdown(sampled)
-    assert f"Sampled: distinct counts, frequent values and candidate keys come from {size:,} rows" in report
+    assert f"Sampled: distinct counts and frequent values come from {size:,} of the 2,000 rows" in report

@@ -38,7 +38,7 @@ def test_profile_of_the_demo_on_sqlite(demo_small):
 
 
 @pytest.mark.postgres
-def test_profile_of_the_demo_on_postgresql(pg_schema):
+def test_profile_of_the_demo_on_postgresql(pg_schema, db):  # db: the adapter compares the server with the platform's
     with adapter_for(pg_connection(pg_schema), mission=None, allowed_tables=ALLOWED) as adapter:
         _check_profile(profile_source(adapter), 300)
 
