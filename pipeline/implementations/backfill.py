@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,11 +39,10 @@ from pipeline.quality.backfill import (
     WholeResult,
     built_totals,
     compare_periods,
-    expected_counts,
+    period_built_totals,
     period_measures,
+    read_source_periods,
     require_partition,
-    source_measure_totals,
-    source_months,
     split_by_period,
     verify_whole,
 )
@@ -79,6 +79,16 @@ def report_markdown(report: dict) -> str:
         bad = sorted({c["month"] for c in after if not c["ok"]})
         lines += ["", f"{len({c['month'] for c in after})} months, {len(rebuilt)} target-month(s) rebuilt, "
                       f"{len(bad)} month(s) with a variance left" + (f": {', '.join(bad)}." if bad else ".")]
+        if report["verified_each"]:
+            each = report["verified_each"]
+            lines += ["", "## Each period verified right after its build", "",
+                      "| target | period | how | expected rows | built rows | variance |",
+                      "|---|---|---|---:|---:|---|"]
+            lines += [f"| {c['target']} | {c['month']}{'' if c['ok'] else ' ✗'} | {c['how']} | "
+                      f"{c['expected_rows']:,} | {c['rows']:,} | {_variance(c)} |" for c in each]
+            if report["halted"]:
+                lines += ["", f"The history build stopped at {report['halted']['target']} "
+                              f"{report['halted']['month']}: it differed from the source right after its build."]
         if report["undated_source_rows"]:
             lines += ["", f"{report['undated_source_rows']:,} source row(s) without a date belong to no month."]
     if report["whole_table"]:
@@ -127,19 +137,35 @@ class BackfillAgent(BaseAgent):
         whole += [t for t in by_month if t.name not in periods]
         by_month = [t for t in by_month if t.name in periods]
         units = {t.name: period_unit(t) for t in by_month}
-        source = self._read_source(plan, by_month, units, config) if by_month else Source(months=[])
+        # The source's side and the target's side are read at the same time (a thread reads the source while this
+        # one reads the built targets, the whole-table targets included): two connections, read-only queries.
+        first_whole = None
+        with contextlib.ExitStack() as stack:
+            reading = None
+            if by_month:
+                adapter = stack.enter_context(adapter_for(plan.source, mission=plan.mission))
+                if _side_by_side(plan):
+                    pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+                    reading = pool.submit(self._read_source, adapter, plan, by_month, units, config)
+            built_before = self._read_built(plan, by_month, periods)
+            if whole and not target_file_missing(plan.target):
+                first_whole = _verify_whole(plan, whole, config.get("expected_sql"))
+            source = (reading.result() if reading is not None
+                      else self._read_source(adapter, plan, by_month, units, config) if by_month
+                      else Source(months=[]))
         wanted = set(config.get("months") or [])
         months = [m for m in source.months if not wanted or m in wanted]
         if by_month:
             log(context, f"Verifying {', '.join(t.name for t in by_month)} over {len(months)} months "
                          f"({months[0] if months else '-'} to {months[-1] if months else '-'})"
                          + ("; full refresh requested." if full_refresh else "."))
-        before, missing = self._verify(plan, by_month, periods, source, wanted)
-        rebuilt, builds = self._rebuild(context, plan, by_month, periods, before, missing,
-                                        full_refresh=full_refresh, every_month=not wanted,
-                                        source_periods={(u, k) for u, keys in source.periods.items() for k in keys})
+        before, missing = self._verify(plan, by_month, periods, source, wanted, built_before)
+        rebuilt, builds, period_checks, halted = self._rebuild(context, plan, by_month, periods, before, missing,
+                                                               source, full_refresh=full_refresh,
+                                                               every_month=not wanted)
         after = self._verify(plan, by_month, periods, source, wanted)[0] if rebuilt else []
-        checked, rebuilt_whole = self._whole(context, plan, whole, full_refresh, config.get("expected_sql")) \
+        checked, rebuilt_whole = self._whole(context, plan, whole, full_refresh, config.get("expected_sql"),
+                                             first_whole) \
             if whole else ([], [])
         final = after or before
         try:
@@ -156,6 +182,10 @@ class BackfillAgent(BaseAgent):
             "period_sql": periods, "source_sql": source.queries,
             "verified_before": [c.as_dict() for c in before], "missing_targets": missing,
             "rebuilt": rebuilt, "builds": builds, "verified_after": [c.as_dict() for c in after],
+            # Each period rebuilt, verified right after its build (that period only), in build order; ``halted``:
+            # the incremental period whose variance stopped the history build.
+            "verified_each": [{**c.as_dict(), "how": how} for c, how in period_checks],
+            "halted": halted.as_dict() if halted else None,
             # The months built (one record each), in the shape the pipeline bench reads.
             "months": [b for b in builds if b["month"] != "all"],
             "whole_table": [w.as_dict() for w in checked], "rebuilt_whole": rebuilt_whole,
@@ -179,64 +209,79 @@ class BackfillAgent(BaseAgent):
                             for w in checked},
             "failing_whole_table": [w.target for w in checked if not w.ok],
         }
-        return _outcome(final, checked, builds, rebuilt, outputs)
+        outputs["period_variance"] = _variance_by_month([c for c, _ in period_checks])
+        return _outcome(final, checked, builds, rebuilt, outputs, halted)
 
     @staticmethod
-    def _read_source(plan: BuildPlan, targets: list[TargetSpec], units: dict[str, str], config: dict) -> Source:
+    def _read_source(adapter, plan: BuildPlan, targets: list[TargetSpec], units: dict[str, str],
+                     config: dict) -> Source:
         """What the source says, unit by unit (the targets by day, week, month or year): the periods of each unit,
-        and per target its rows and measure totals per period, in one grouped pass per unit and side."""
+        and per target its rows and measure totals per period (``read_source_periods``: one grouped pass over the
+        partition table and one per child table with measures, per unit)."""
         partition = require_partition(plan.project.partition)
         source = Source(months=[], queries={"rows": {}, "measures": []})
-        with adapter_for(plan.source, mission=plan.mission) as adapter:
-            for unit in sorted(set(units.values())):
-                group = [t for t in targets if units[t.name] == unit]
-                keys, undated = source_months(adapter, partition, unit)
-                source.periods[unit], source.undated = keys, undated
-                source.months = sorted({*source.months, *keys})
-                rows, row_sql = expected_counts(adapter, group, partition, config.get("expected_sql"), unit)
-                measures, measure_sql = source_measure_totals(adapter, group, partition, unit)
-                source.rows.update(rows)
-                source.measures.update(measures)
-                source.queries["rows"].update(row_sql)
-                source.queries["measures"] += measure_sql
+        for unit in sorted(set(units.values())):
+            group = [t for t in targets if units[t.name] == unit]
+            read = read_source_periods(adapter, group, partition, unit, config.get("expected_sql"))
+            source.periods[unit], source.undated = read.keys, read.undated
+            source.months = sorted({*source.months, *read.keys})
+            source.rows.update(read.rows)
+            source.measures.update(read.measures)
+            source.queries["rows"].update(read.row_sql)
+            source.queries["measures"] += read.measure_sql
         return source
 
     @staticmethod
-    def _verify(plan: BuildPlan, targets: list[TargetSpec], periods: dict[str, str], source: Source,
-                wanted: set[str]) -> tuple[list[PeriodCheck], list[str]]:
+    def _read_built(plan: BuildPlan, targets: list[TargetSpec], periods: dict[str, str]) -> _Built:
+        """Each built target's rows and measure totals per period, one grouped pass per target table; the targets
+        with no table yet have none."""
+        built: _Built = {}
+        if not targets or target_file_missing(plan.target):
+            return built
+        partition = require_partition(plan.project.partition)
+        with adapter_for(plan.target, mission=plan.mission) as adapter:
+            tables = {name.upper() for name in adapter.list_tables()}
+            for target in targets:
+                if target.name.upper() in tables:
+                    measures = period_measures(target, partition)
+                    built[target.name] = built_totals(adapter, target, periods[target.name], measures)[0]
+        return built
+
+    def _verify(self, plan: BuildPlan, targets: list[TargetSpec], periods: dict[str, str], source: Source,
+                wanted: set[str], built: _Built | None = None) -> tuple[list[PeriodCheck], list[str]]:
         """Every period of every target (by its unit) against the source, and the targets that have no table
-        yet."""
+        yet. ``built``: the targets' side already read (``_read_built``)."""
         checks: list[PeriodCheck] = []
         missing: list[str] = []
         if not targets:
             return checks, missing
         partition = require_partition(plan.project.partition)
-        with contextlib.ExitStack() as stack:
-            adapter, tables = None, set()
-            if not target_file_missing(plan.target):
-                adapter = stack.enter_context(adapter_for(plan.target, mission=plan.mission))
-                tables = {name.upper() for name in adapter.list_tables()}
-            for target in targets:
-                measures = period_measures(target, partition)
-                built: dict[str, tuple[int, dict[str, float]]] = {}
-                if adapter is not None and target.name.upper() in tables:
-                    built = built_totals(adapter, target, periods[target.name], measures)[0]
-                else:
-                    missing.append(target.name)
-                if wanted:
-                    built = {m: v for m, v in built.items() if m in wanted}
-                months = [m for m in source.periods.get(period_unit(target), []) if not wanted or m in wanted]
-                checks += compare_periods(target, months, source.rows.get(target.name, {}),
-                                          source.measures.get(target.name, {}), measures, built)
+        if built is None:
+            built = self._read_built(plan, targets, periods)
+        for target in targets:
+            if target.name not in built:
+                missing.append(target.name)
+            periods_built = built.get(target.name, {})
+            if wanted:
+                periods_built = {m: v for m, v in periods_built.items() if m in wanted}
+            months = [m for m in source.periods.get(period_unit(target), []) if not wanted or m in wanted]
+            checks += compare_periods(target, months, source.rows.get(target.name, {}),
+                                      source.measures.get(target.name, {}), period_measures(target, partition),
+                                      periods_built)
         return checks, missing
 
     def _rebuild(self, context: AgentContext, plan: BuildPlan, targets: list[TargetSpec], periods: dict[str, str],
-                 checks: list[PeriodCheck], missing: list[str], *, full_refresh: bool,
-                 every_month: bool, source_periods: set[tuple[str, str]]) -> tuple[dict[str, list[str]], list[dict]]:
+                 checks: list[PeriodCheck], missing: list[str], source: Source, *, full_refresh: bool,
+                 every_month: bool) -> tuple[dict[str, list[str]], list[dict], list[tuple[PeriodCheck, str]],
+                                         PeriodCheck | None]:
         """Rebuild what differs: per month, the table targets that differ in it (their month replaced) and the
         incremental ones (dbt's delete+insert of the month). A table target with no table yet, or every month of
-        one on a full refresh of the whole history, is built in one run. Returns {target: months rebuilt} and
-        one record per dbt invocation."""
+        one on a full refresh of the whole history, is built in one run. Each period built is verified right after
+        its build (that period of the target against what the source said of it); a variance in an incremental
+        target's period stops the history build there. Returns {target: months rebuilt}, one record per dbt
+        invocation, the per-period checks (with how the period was built) and the check that stopped the build."""
+        source_periods = {(u, k) for u, keys in source.periods.items() for k in keys}
+        verify = _PeriodVerifier(plan, periods, source)
         builds: list[dict] = []
         rebuilt: dict[str, list[str]] = {}
         table = [t for t in targets if t.materialized == "table"]
@@ -255,9 +300,9 @@ class BackfillAgent(BaseAgent):
             for month in sorted(differing):
                 todo.setdefault((period_unit(target), month), []).append(target)
         if plan.target.engine == "postgresql" and settings.GENESIS_DBT_POSTGRES_THREADS > 1 and len(todo) > 1:
-            builds += self._build_parallel(context, plan, todo, periods, missing)
+            builds += self._build_parallel(context, plan, todo, periods, missing, verify)
         else:
-            builds += self._build_serial(context, plan, todo, periods, missing, source_periods)
+            builds += self._build_serial(context, plan, todo, periods, missing, source_periods, verify)
         for record in builds:
             if record["month"] != "all":
                 for name in record["targets"]:
@@ -272,17 +317,24 @@ class BackfillAgent(BaseAgent):
             log(context, "Rebuilt " + "; ".join(f"{name}: {', '.join(m)}" for name, m in rebuilt.items()) + ".")
         else:
             log(context, "Every month verified equal to the source; nothing rebuilt.")
-        return rebuilt, builds
+        if verify.halted is not None:
+            log(context, f"{verify.halted.target} {verify.halted.month} differs from the source right after its "
+                         f"build ({_variance(verify.halted.as_dict())}): the history build stopped there.",
+                level="warning")
+        return rebuilt, builds, verify.checks, verify.halted
 
     def _build_serial(self, context: AgentContext, plan: BuildPlan, todo: dict[tuple[str, str], list[TargetSpec]],
                       periods: dict[str, str], missing: list[str],
-                      source_periods: set[tuple[str, str]]) -> list[dict]:
+                      source_periods: set[tuple[str, str]], verify: _PeriodVerifier) -> list[dict]:
         """One period after another through dbt: the incremental targets by dbt's delete+insert, the table targets
         by replacing the period's rows with the period's SQL. A period the source no longer has leaves dbt's
         delete+insert nothing to key its delete on, so an incremental target's stale rows of it are replaced (by
-        nothing) as a table target's are."""
+        nothing) as a table target's are. Each period built is verified right after its build; a variance in an
+        incremental target's period stops the build there."""
         builds: list[dict] = []
         for index, (unit, month) in enumerate(sorted(todo)):
+            if verify.halted is not None:
+                break
             if callable(context.cancelled) and context.cancelled():
                 raise _Cancelled(f"Cancelled after {index} of {len(todo)} periods to rebuild.")
             started = time.monotonic()
@@ -295,18 +347,21 @@ class BackfillAgent(BaseAgent):
                 invocation = plan.invoke(["run", "--select", *incremental], variables=_period_vars(unit, month),
                                          target_dir=run_dir(context, "dbt-backfill"), write_results=False)
                 builds.append(_build_record(month, incremental, "incremental", invocation, started))
+                verify(builds[-1], [t for t in items if t.name in incremental], unit)
             if replaced:
                 builds.append(self._replace_month(context, plan, replaced, periods, month, unit))
+                verify(builds[-1], replaced, unit)
             if callable(context.heartbeat):
                 context.heartbeat()
         return builds
 
     @staticmethod
     def _build_parallel(context: AgentContext, plan: BuildPlan, todo: dict[tuple[str, str], list[TargetSpec]],
-                        periods: dict[str, str], missing: list[str]) -> list[dict]:
+                        periods: dict[str, str], missing: list[str], verify: _PeriodVerifier) -> list[dict]:
         """On PostgreSQL: dbt compiles each month's SQL, and the months' delete+insert run on up to
         GENESIS_DBT_POSTGRES_THREADS connections at once. An incremental target without a table yet gets it from
-        dbt with its first month."""
+        dbt with its first month. Each period is verified after its build: the first month of such a target right
+        after it, the others once the months written side by side are done."""
         builds: list[dict] = []
         todo = {month: list(items) for month, items in todo.items()}
         for unit, month in sorted(todo):
@@ -316,6 +371,7 @@ class BackfillAgent(BaseAgent):
                 invocation = plan.invoke(["run", "--select", *seeds], variables=_period_vars(unit, month),
                                          target_dir=run_dir(context, "dbt-backfill"), write_results=False)
                 builds.append(_build_record(month, seeds, "incremental", invocation, started))
+                verify(builds[-1], [t for t in todo[(unit, month)] if t.name in seeds], unit)
                 todo[(unit, month)] = [t for t in todo[(unit, month)] if t.name not in seeds]
                 missing = [name for name in missing if name not in seeds]
         work = []
@@ -337,8 +393,13 @@ class BackfillAgent(BaseAgent):
         degree = settings.GENESIS_DBT_POSTGRES_THREADS
         done, most = build_months(plan.target, work, degree=degree)
         log(context, f"{len(work)} months built on PostgreSQL, up to {degree} at once ({most} at the busiest).")
-        builds += [{"month": d.month, "targets": d.targets, "how": "parallel month", "ok": d.ok, "error": d.error,
-                    "threads_used": 1, "concurrency": most, "seconds": d.seconds} for d in done]
+        built = [{"month": d.month, "targets": d.targets, "how": "parallel month", "ok": d.ok, "error": d.error,
+                  "threads_used": 1, "concurrency": most, "seconds": d.seconds} for d in done]
+        for record in sorted(built, key=lambda r: r["month"]):
+            for (unit, month), items in sorted(todo.items()):  # a day and a week may share a key: by target
+                if month == record["month"]:
+                    verify(record, [t for t in items if t.name in record["targets"]], unit)
+        builds += built
         if callable(context.heartbeat):
             context.heartbeat()
         return builds
@@ -363,12 +424,13 @@ class BackfillAgent(BaseAgent):
 
     @staticmethod
     def _whole(context: AgentContext, plan: BuildPlan, whole: list[TargetSpec], full_refresh: bool,
-               overrides: dict | None) -> tuple[list[WholeResult], list[str]]:
-        """Verify the targets without a period; rebuild those that differ (all on a full refresh) and verify again."""
+               overrides: dict | None, first: list[WholeResult] | None = None) -> tuple[list[WholeResult], list[str]]:
+        """Verify the targets without a period (``first``: that verification, already run); rebuild those that
+        differ (all on a full refresh) and verify again."""
         if target_file_missing(plan.target):
             checked, redo = [], [t.name for t in whole]
         else:
-            checked = _verify_whole(plan, whole, overrides)
+            checked = first if first is not None else _verify_whole(plan, whole, overrides)
             redo = [w.target for w in checked if full_refresh or not w.ok]
         if not redo:
             return checked, []
@@ -385,6 +447,44 @@ class BackfillAgent(BaseAgent):
 
 class _Cancelled(Exception):
     pass
+
+
+# {target: {period: (rows, {measure column: total})}}
+_Built = dict[str, dict[str, tuple[int, dict[str, float]]]]
+
+
+def _side_by_side(plan: BuildPlan) -> bool:
+    """Whether the source and the built targets may be read at the same time: two connections, except to DuckDB
+    (a file one process opens once; its reads stay one after another)."""
+    return "duckdb" not in {plan.source.engine, plan.target.engine}
+
+
+class _PeriodVerifier:
+    """Verifies one period of the targets just built in it against what the source said of that period: the
+    target's rows of that period only (one query per target), the source's side read before the builds. Keeps the
+    checks in build order, and the first variance of an incremental target (which stops the history build)."""
+
+    def __init__(self, plan: BuildPlan, periods: dict[str, str], source: Source) -> None:
+        self.plan, self.periods, self.source = plan, periods, source
+        self.partition = require_partition(plan.project.partition)
+        self.checks: list[tuple[PeriodCheck, str]] = []
+        self.halted: PeriodCheck | None = None
+
+    def __call__(self, record: dict, targets: list[TargetSpec], unit: str) -> None:
+        if not record["ok"] or not targets:
+            return  # a failed build is reported as such
+        month = record["month"]
+        with adapter_for(self.plan.target, mission=self.plan.mission) as adapter:
+            for target in targets:
+                measures = period_measures(target, self.partition)
+                built = period_built_totals(adapter, target, self.periods[target.name], measures, month)[0]
+                expected = self.source.periods.get(unit, [])
+                (check,) = compare_periods(target, [month] if month in expected else [],
+                                           self.source.rows.get(target.name, {}),
+                                           self.source.measures.get(target.name, {}), measures, {month: built})
+                self.checks.append((check, record["how"]))
+                if not check.ok and target.materialized == "incremental" and self.halted is None:
+                    self.halted = check
 
 
 def _period_vars(unit: str, key: str) -> dict[str, str]:
@@ -418,9 +518,16 @@ def _variance_by_month(checks: list[PeriodCheck]) -> dict[str, dict[str, dict[st
 
 
 def _outcome(final: list[PeriodCheck], checked: list[WholeResult], builds: list[dict],
-             rebuilt: dict[str, list[str]], outputs: dict) -> Outcome:
-    """Failed on a month's variance left after the rebuild, a failed rebuild or a whole-table variance; else
-    Succeeded, saying what was verified and rebuilt."""
+             rebuilt: dict[str, list[str]], outputs: dict, halted: PeriodCheck | None = None) -> Outcome:
+    """Failed on an incremental period that differs right after its build (the history build stopped there), a
+    month's variance left after the rebuild, a failed rebuild or a whole-table variance; else Succeeded, saying
+    what was verified and rebuilt."""
+    if halted is not None:
+        left = sorted({c.month for c in final if not c.ok} - {halted.month})
+        return Failed(error=f"Backfill variance in {halted.target} {halted.month} right after building it "
+                            f"({_variance(halted.as_dict())}): the history build stopped there"
+                            + (f"; {len(left)} other month(s) differ: {', '.join(left)}" if left else "")
+                            + ".", retryable=False, outputs=outputs)
     failing = outputs["failing_months"]
     if failing:
         detail = "; ".join(f"{c.target} {c.month} {({k: v for k, v in c.variance.items() if v})}"

@@ -29,22 +29,6 @@ def month_expr(adapter, column: str, unit: str = "month") -> str:
     return period_key(adapter.quote(column), unit, adapter.dialect)
 
 
-def source_months(adapter, partition: Partition, unit: str = "month") -> tuple[list[str], int]:
-    """The periods of the partition table's history (keys as ``PERIOD_KEY`` says, 'YYYY-MM' by month), and how
-    many of its rows belong to no period (no date, or one that is not an ISO date): no period rebuild holds those.
-    One pass."""
-    expr = month_expr(adapter, partition.column, unit)
-    sql = (f"SELECT {expr}, COUNT(*) FROM {adapter.quote(partition.table)} "  # noqa: S608 - quoted identifiers
-           f"GROUP BY {expr} ORDER BY 1")
-    months, undated = [], 0
-    for month, rows in adapter.query(sql, limit=BIG).rows:
-        if isinstance(month, str) and re.fullmatch(PERIOD_KEY[unit], month):
-            months.append(month)
-        else:
-            undated += int(rows)
-    return months, undated
-
-
 def month_partitioned(project, targets: list[TargetSpec]) -> list[str]:
     """The targets whose model reads the partition table through the month filter: a month's run builds only that
     month of them, so the months together are the whole target."""
@@ -74,37 +58,6 @@ def expected_sql(adapter, target: TargetSpec, partition: Partition, partition_co
     return (f"SELECT genesis_month, COUNT(*) FROM (SELECT DISTINCT {distinct} "  # noqa: S608 - quoted identifiers
             f"FROM {adapter.quote(partition.table)} WHERE {adapter.quote(partition.column)} IS NOT NULL) "
             f"AS genesis_grain GROUP BY genesis_month")
-
-
-def expected_counts(adapter, targets: list[TargetSpec], partition: Partition,
-                    overrides: dict[str, str] | None = None, unit: str = "month"
-                    ) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
-    """{target: {month: expected rows}} and the SQL used per target. Targets whose grain is at most one column of
-    the partition table within a month are counted together in one pass (distinct values per month, a missing
-    value counting as one, as SELECT DISTINCT counts it); the others, and overrides, one query each."""
-    overrides = {k.upper(): v for k, v in (overrides or {}).items()}
-    columns = [c.name for c in adapter.introspect([partition.table])[0].columns]
-    counts, queries = {}, {}
-    single = {t.name: keys for t in targets if t.name.upper() not in overrides
-              and len(keys := grain_source_columns(t, partition, columns)) <= 1}
-    if single:
-        expr = month_expr(adapter, partition.column, unit)
-        parts = [f"COUNT(DISTINCT {adapter.quote(keys[0])}) + MAX(CASE WHEN {adapter.quote(keys[0])} IS NULL "
-                 f"THEN 1 ELSE 0 END)" if keys else "1" for keys in single.values()]
-        sql = (f"SELECT {expr} AS genesis_month, {', '.join(parts)} "  # noqa: S608 - quoted identifiers
-               f"FROM {adapter.quote(partition.table)} WHERE {adapter.quote(partition.column)} IS NOT NULL "
-               f"GROUP BY {expr}")
-        rows = adapter.query(sql, limit=BIG).rows
-        for index, name in enumerate(single, start=1):
-            queries[name] = sql
-            counts[name] = {str(row[0]): int(row[index]) for row in rows}
-    for target in targets:
-        if target.name in single:
-            continue
-        sql = overrides.get(target.name.upper()) or expected_sql(adapter, target, partition, columns)
-        queries[target.name] = sql
-        counts[target.name] = {str(m): int(n) for m, n in adapter.query(sql, limit=BIG).rows}
-    return counts, queries
 
 
 @dataclass
@@ -168,8 +121,18 @@ def verify_whole(source, target_adapter, targets: list[TargetSpec],
             result.expected_sql = overrides.get(target.name.upper()) or whole_expected_sql(source, target, bronze)
             result.expected = int(source.scalar(result.expected_sql) or 0)
             table = target_adapter.quote(target.name)
-            result.actual = int(target_adapter.scalar(f"SELECT COUNT(*) FROM {table}") or 0)  # noqa: S608
-            if target.grain:
+            distinct = None
+            if len(target.grain) == 1:
+                # The rows and the distinct keys (a missing key counting as one, as GROUP BY groups it) in one
+                # pass: as many keys as rows means no key on several rows, and the count of those is not needed.
+                key = target_adapter.quote(target.grain[0])
+                rows, distinct = target_adapter.query(
+                    f"SELECT COUNT(*), COUNT(DISTINCT {key}) + COALESCE(MAX(CASE WHEN {key} IS NULL "  # noqa: S608
+                    f"THEN 1 ELSE 0 END), 0) FROM {table}", limit=1).rows[0]
+                result.actual = int(rows or 0)
+            else:
+                result.actual = int(target_adapter.scalar(f"SELECT COUNT(*) FROM {table}") or 0)  # noqa: S608
+            if target.grain and distinct != result.actual:
                 keys = ", ".join(target_adapter.quote(name) for name in target.grain)
                 result.duplicate_keys = int(target_adapter.scalar(
                     f"SELECT COUNT(*) FROM (SELECT {keys} FROM {table} GROUP BY {keys} "  # noqa: S608
@@ -225,45 +188,104 @@ def period_measures(target: TargetSpec, partition: Partition) -> list[dict]:
             and str(m.get("table", "")).upper() in tables and m.get("column")]
 
 
-def source_measure_totals(adapter, targets: list[TargetSpec], partition: Partition, unit: str = "month"
-                          ) -> tuple[dict[str, dict[str, dict[str, float]]], list[str]]:
-    """{target: {column: {month: source total}}} for the measures a month holds, and the SQL: one grouped pass per
-    source table, every target's measures over that table together. A child table's rows take their parent's month
-    (joined on the partition's key)."""
+@dataclass
+class SourcePeriods:
+    """What the source says of every period of one unit: its period keys, the rows of the partition table that fall
+    in none, per target the rows to expect per period and the measure totals per period, and the queries run."""
+
+    keys: list[str] = field(default_factory=list)
+    undated: int = 0
+    rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    measures: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    row_sql: dict[str, str] = field(default_factory=dict)
+    measure_sql: list[str] = field(default_factory=list)
+
+
+def _aggregate(measure: dict) -> str:
+    return f"{'SUM' if measure['function'] == 'sum' else 'COUNT'}({measure['expression']})"
+
+
+def read_source_periods(adapter, targets: list[TargetSpec], partition: Partition, unit: str = "month",
+                        overrides: dict[str, str] | None = None) -> SourcePeriods:
+    """Everything the verification needs from the source for the targets of one unit, in as few passes as exact
+    answers allow: ONE grouped pass over the partition table gives the periods, the undated rows, the expected rows
+    of every target whose grain is at most one of its columns within a period (distinct values, a missing value
+    counting as one, as SELECT DISTINCT counts it) and every measure over the partition table; one grouped pass per
+    child table gives the measures over it (each child row takes its parent's period; the child table drives the
+    join, read in its own order, each parent found by its key); targets with a wider grain, and overrides, one query
+    each (as ``expected_counts``)."""
+    q = adapter.quote
+    overrides = {k.upper(): v for k, v in (overrides or {}).items()}
+    result = SourcePeriods()
+    columns = adapter.query(f"SELECT * FROM {q(partition.table)} WHERE 1 = 0", limit=1).columns  # noqa: S608
+    single = {t.name: keys for t in targets if t.name.upper() not in overrides
+              and len(keys := grain_source_columns(t, partition, columns)) <= 1}
     by_table: dict[str, list[tuple[str, dict]]] = {}
     for target in targets:
         for measure in period_measures(target, partition):
             by_table.setdefault(str(measure["table"]).upper(), []).append((target.name, measure))
-    children = {t.upper(): (t, c) for t, c in partition.children}
-    q = adapter.quote
-    month = month_expr(adapter, partition.column, unit)
-    totals: dict[str, dict[str, dict[str, float]]] = {}
-    queries = []
-    for table, measures in by_table.items():
-        parts = ", ".join(f"{'SUM' if m['function'] == 'sum' else 'COUNT'}({m['expression']})" for _, m in measures)
-        if table == partition.table.upper():
-            rows_sql = (f"SELECT *, {month} AS genesis_month FROM {q(partition.table)} "  # noqa: S608
-                        f"WHERE {q(partition.column)} IS NOT NULL")
+    own = by_table.pop(partition.table.upper(), [])
+    expr = month_expr(adapter, partition.column, unit)
+    # Distinct counts once per key column, however many targets share it.
+    key_columns = sorted({keys[0] for keys in single.values() if keys})
+    parts = ["COUNT(*)"]
+    parts += [f"COUNT(DISTINCT {q(c)}) + MAX(CASE WHEN {q(c)} IS NULL THEN 1 ELSE 0 END)" for c in key_columns]
+    parts += [_aggregate(m) for _, m in own]
+    sql = (f"SELECT {expr} AS genesis_month, {', '.join(parts)} "  # noqa: S608 - quoted identifiers
+           f"FROM {q(partition.table)} GROUP BY {expr}")
+    rows = adapter.query(sql, limit=BIG).rows
+    distinct_at = {c: 2 + i for i, c in enumerate(key_columns)}
+    measure_at = 2 + len(key_columns)
+    for row in rows:
+        key = row[0]
+        if isinstance(key, str) and re.fullmatch(PERIOD_KEY[unit], key):
+            result.keys.append(key)
         else:
-            child, column = children[table]
-            parent_month = period_key(f"genesis_parent.{q(partition.column)}", unit, adapter.dialect)
-            rows_sql = (f"SELECT genesis_child.*, {parent_month} AS genesis_month "  # noqa: S608
-                        f"FROM {q(child)} AS genesis_child JOIN {q(partition.table)} AS genesis_parent "
-                        f"ON genesis_child.{q(column)} = genesis_parent.{q(partition.key)} "
-                        f"WHERE genesis_parent.{q(partition.column)} IS NOT NULL")
-        sql = f"SELECT genesis_month, {parts} FROM ({rows_sql}) AS genesis_rows GROUP BY genesis_month"  # noqa: S608
-        queries.append(sql)
-        for row in adapter.query(sql, limit=BIG).rows:
+            result.undated += int(row[1])
+        if key is None:
+            continue  # no date: no period's rows, no period's totals
+        for name, keys in single.items():
+            result.rows.setdefault(name, {})[str(key)] = int(row[distinct_at[keys[0]]]) if keys else 1
+        for index, (name, measure) in enumerate(own, start=measure_at):
+            result.measures.setdefault(name, {}).setdefault(measure["column"], {})[str(key)] = _number(row[index])
+    result.keys.sort()
+    for name in single:
+        result.rows.setdefault(name, {})
+        result.row_sql[name] = sql
+    if own:
+        result.measure_sql.append(sql)
+    for target in targets:
+        if target.name in single:
+            continue
+        target_sql = overrides.get(target.name.upper()) or expected_sql(adapter, target, partition, columns)
+        result.row_sql[target.name] = target_sql
+        result.rows[target.name] = {str(m): int(n) for m, n in adapter.query(target_sql, limit=BIG).rows}
+    children = {t.upper(): (t, c) for t, c in partition.children}
+    for table, measures in by_table.items():
+        child, column = children[table]
+        parent_month = period_key(f"genesis_parent.{q(partition.column)}", unit, adapter.dialect)
+        # CROSS JOIN: SQLite keeps the child table as the outer loop (a sequential read of it, each parent found by
+        # its key) instead of reading the child rows in the parent's date order (a random read of every row);
+        # PostgreSQL and DuckDB plan it as the inner join it is.
+        rows_sql = (f"SELECT genesis_child.*, {parent_month} AS genesis_month "  # noqa: S608
+                    f"FROM {q(child)} AS genesis_child CROSS JOIN {q(partition.table)} AS genesis_parent "
+                    f"WHERE genesis_child.{q(column)} = genesis_parent.{q(partition.key)} "
+                    f"AND genesis_parent.{q(partition.column)} IS NOT NULL")
+        child_sql = (f"SELECT genesis_month, {', '.join(_aggregate(m) for _, m in measures)} "  # noqa: S608
+                     f"FROM ({rows_sql}) AS genesis_rows GROUP BY genesis_month")
+        result.measure_sql.append(child_sql)
+        for row in adapter.query(child_sql, limit=BIG).rows:
             for index, (name, measure) in enumerate(measures, start=1):
-                totals.setdefault(name, {}).setdefault(measure["column"], {})[str(row[0])] = _number(row[index])
-    return totals, queries
+                result.measures.setdefault(name, {}).setdefault(measure["column"], {})[str(row[0])] = \
+                    _number(row[index])
+    return result
 
 
 def built_totals(adapter, target: TargetSpec, period_sql: str, measures: list[dict]
                  ) -> tuple[dict[str, tuple[int, dict[str, float]]], int, str]:
-    pattern = PERIOD_KEY[period_unit(target)]
     """The built target in one grouped pass: {month: (rows, {column: total})}, the rows without a month, the SQL.
     Raises DomainError when the table cannot be read."""
+    pattern = PERIOD_KEY[period_unit(target)]
     columns = [m["column"] for m in measures]
     parts = "".join(f", SUM({adapter.quote(c)})" for c in columns)
     sql = (f"SELECT {period_sql} AS genesis_month, COUNT(*){parts} "  # noqa: S608 - quoted identifiers
@@ -275,6 +297,20 @@ def built_totals(adapter, target: TargetSpec, period_sql: str, measures: list[di
             continue
         built[str(row[0])] = (int(row[1]), {c: _number(v) for c, v in zip(columns, row[2:], strict=True)})
     return built, undated, sql
+
+
+def period_built_totals(adapter, target: TargetSpec, period_sql: str, measures: list[dict], key: str
+                        ) -> tuple[tuple[int, dict[str, float]], str]:
+    """One period of the built target, right after its build: (rows, {column: total}) of the rows whose period
+    key is ``key``, and the SQL; the same key and totals as ``built_totals`` gives that period."""
+    if not re.fullmatch(PERIOD_KEY[period_unit(target)], key):
+        raise DomainError(f"{key!r} is not a {period_unit(target)} key.", field="period")
+    columns = [m["column"] for m in measures]
+    parts = "".join(f", SUM({adapter.quote(c)})" for c in columns)
+    sql = (f"SELECT COUNT(*){parts} FROM {adapter.quote(target.name)} "  # noqa: S608 - quoted, key checked above
+           f"WHERE {period_sql} = '{key}'")
+    row = adapter.query(sql, limit=1).rows[0]
+    return (int(row[0]), {c: _number(v) for c, v in zip(columns, row[1:], strict=True)}), sql
 
 
 def compare_periods(target: TargetSpec, months: list[str], expected_rows: dict[str, int],

@@ -564,3 +564,147 @@ def test_the_week_key_is_the_monday_on_sqlite_and_duckdb_as_in_python():
     duck.executemany("INSERT INTO t VALUES (?)", [(d.isoformat(),) for d in days])
     assert [r[0] for r in duck.execute(f'SELECT {period_key(column, "week", "duckdb")} '  # noqa: S608
                                        'FROM t ORDER BY "D"').fetchall()] == want
+
+
+# --- Verification on every engine: two corrupted periods of N, a period that differs right after its build --------
+
+ENGINES = ["sqlite", "duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+class EnginePipeline:
+    """A small demo on one engine (and the same rows in SQLite for the independent computation): the pipeline, its
+    target's rows, and SQL run on its target or its bronze."""
+
+    def __init__(self, engine, tmp_path, request):
+        import duckdb
+
+        from pipeline.demo.generator import generate, write_duckdb, write_sqlite
+        from tests.pipeline.build.test_duckdb import duck_pipeline, read_duckdb_table
+
+        self.engine = engine
+        if engine == "postgresql":
+            request.getfixturevalue("settings").GENESIS_DBT_POSTGRES_THREADS = 1  # one period after another
+            bronze_schema, target_schema, self.bronze_copy = request.getfixturevalue("pg")
+            self.pipeline = pg_pipeline(tmp_path, bronze_schema, target_schema(), self.bronze_copy, engine)
+            self.rows = lambda table: pg_rows(self.pipeline.schema, table)
+            self.on_target = lambda sql: pg_execute(self.pipeline.schema, sql)
+            on_bronze = [lambda sql: pg_execute(bronze_schema, sql)]
+        else:
+            data = generate(claims=300, seed=43)
+            self.bronze_copy = write_sqlite(tmp_path / "same-bronze.sqlite3", data)
+            if engine == "sqlite":
+                self.pipeline = Pipeline(tmp_path, write_sqlite(tmp_path / "bronze.sqlite3", data))
+                self.rows = lambda table: read_sqlite_table(self.pipeline.target_path, table)
+                self.on_target = lambda sql: _sqlite_execute(self.pipeline.target_path, sql)
+                on_bronze = [lambda sql: _sqlite_execute(self.pipeline.bronze, sql)]
+            else:
+                request.getfixturevalue("monkeypatch").setenv("HOME", str(tmp_path / "home"))
+                bronze = write_duckdb(tmp_path / "bronze.duckdb", data)
+                self.pipeline = duck_pipeline(tmp_path, bronze, self.bronze_copy)
+                self.rows = lambda table: read_duckdb_table(self.pipeline.target_path, table)
+
+                def duck_execute(path, sql):
+                    db = duckdb.connect(str(path))
+                    try:
+                        db.execute(sql)
+                    finally:
+                        db.close()
+
+                self.on_target = lambda sql: duck_execute(self.pipeline.target_path, sql)
+                on_bronze = [lambda sql: duck_execute(bronze, sql)]
+        self.on_bronze = lambda sql: [run(sql) for run in [*on_bronze,
+                                                           lambda s: _sqlite_execute(self.bronze_copy, s)]]
+
+
+def _sqlite_execute(path, sql):
+    db = sqlite3.connect(path)
+    with db:
+        db.execute(sql)
+    db.close()
+
+
+def _month(value) -> str:
+    return str(value)[:7]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_two_corrupted_periods_of_n_are_found_and_only_they_rebuilt(tmp_path, dbt_dir, request, engine):
+    """One month's amount raised (its row count right), another month's row lost: the verification finds exactly
+    those two of N months, rebuilds only them (each verified right after), leaves every other row as it was, and
+    nothing differs afterwards."""
+    setup = EnginePipeline(engine, tmp_path, request)
+    pipeline, specs = setup.pipeline, targets()
+    assert isinstance(pipeline.run("dbt_build", targets=specs)[0], Succeeded)
+    claims = sorted(setup.rows("CLAIM_SUMMARY"), key=lambda r: int(r["CLAIM_ID"]))
+    months = sorted({_month(r["CLAIM_DATE"]) for r in claims})
+    assert len(months) > 4
+    amended = next(r for r in claims if float(r["TOTAL_CHARGE"]) > 0)
+    lost = next(r for r in claims if _month(r["CLAIM_DATE"]) != _month(amended["CLAIM_DATE"]))
+    corrupted = sorted([_month(amended["CLAIM_DATE"]), _month(lost["CLAIM_DATE"])])
+    setup.on_target(f'UPDATE "CLAIM_SUMMARY" SET "TOTAL_CHARGE" = "TOTAL_CHARGE" + 5 '  # noqa: S608
+                    f'WHERE "CLAIM_ID" = {int(amended["CLAIM_ID"])}')
+    setup.on_target(f'DELETE FROM "CLAIM_SUMMARY" WHERE "CLAIM_ID" = {int(lost["CLAIM_ID"])}')  # noqa: S608
+
+    def untouched():
+        """Every row outside the corrupted months, of every target, as built."""
+        out = {}
+        for name in MEASURES:
+            rows = setup.rows(name)
+            if name == "CLAIM_SUMMARY":
+                rows = [r for r in rows if _month(r["CLAIM_DATE"]) not in corrupted]
+            out[name] = sorted(tuple(sorted((k, str(v)) for k, v in r.items())) for r in rows)
+        return out
+
+    others = untouched()
+    outcome, context = pipeline.run("backfill", targets=specs)
+    assert isinstance(outcome, Succeeded), outcome
+    assert outcome.outputs["rebuilt"] == {"CLAIM_SUMMARY": corrupted}
+    result = report(context)
+    found = {(c["target"], c["month"]): c["variance"] for c in result["verified_before"] if not c["ok"]}
+    assert set(found) == {("CLAIM_SUMMARY", month) for month in corrupted}
+    assert found[("CLAIM_SUMMARY", _month(amended["CLAIM_DATE"]))] == {"rows": 0, "TOTAL_CHARGE": 5.0}
+    assert found[("CLAIM_SUMMARY", _month(lost["CLAIM_DATE"]))]["rows"] == -1
+    assert sorted(b["month"] for b in result["builds"]) == corrupted
+    assert [(c["target"], c["month"], c["ok"]) for c in result["verified_each"]] == [
+        ("CLAIM_SUMMARY", month, True) for month in corrupted]
+    assert all(c["ok"] for c in result["verified_after"])
+    assert {c["month"] for c in result["verified_after"] if c["target"] == "CLAIM_SUMMARY"} == set(months)
+    assert untouched() == others
+    for name, rows in expected_targets(read_bronze(setup.bronze_copy)).items():
+        assert_target_matches(name, setup.rows(name), rows)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_incremental_period_that_differs_right_after_its_build_stops_the_history_there(tmp_path, dbt_dir,
+                                                                                          request, engine):
+    """A claim of the middle month points at a provider that does not exist: the provider summary cannot hold it.
+    The history is built period by period, each verified right after its build: the months before it verify
+    equal, that month differs, and the step fails naming it without building the months after it."""
+    setup = EnginePipeline(engine, tmp_path, request)
+    claims = read_bronze(setup.bronze_copy)["CLAIMS"]
+    months = sorted({c["SERVICE_DATE"][:7] for c in claims})
+    broken = months[len(months) // 2]
+    orphan = next(int(c["CLAIM_ID"]) for c in claims if c["SERVICE_DATE"][:7] == broken)
+    setup.on_bronze(f'UPDATE "CLAIMS" SET "PROVIDER_ID" = 9001 WHERE "CLAIM_ID" = {orphan}')  # noqa: S608
+    pipeline, specs = setup.pipeline, targets(materialized="incremental")
+    assert isinstance(pipeline.run("dbt_build", targets=specs)[0], Succeeded)
+
+    outcome, context = pipeline.run("backfill", targets=specs)
+    assert isinstance(outcome, Failed)
+    assert f"PROVIDER_SUMMARY {broken} right after building it" in outcome.error
+    result = report(context)
+    assert (result["halted"]["target"], result["halted"]["month"]) == ("PROVIDER_SUMMARY", broken)
+    assert result["halted"]["variance"]["rows"] == -1
+    assert outcome.outputs["period_variance"] == {broken: {"PROVIDER_SUMMARY": result["halted"]["variance"]}}
+    # Each month once, up to the one that differs; nothing after it.
+    assert [b["month"] for b in result["builds"]] == [m for m in months if m <= broken]
+    each = {(c["target"], c["month"]): c["ok"] for c in result["verified_each"]}
+    assert each == {(name, month): (name, month) != ("PROVIDER_SUMMARY", broken)
+                    for name in MEASURES for month in months if month <= broken}
+    assert months_built(setup, "CLAIM_SUMMARY") == {m for m in months if m <= broken} | {months[-1]}
+    markdown = Artifact.objects.get(run=context.run, name="backfill_report.md").file.read().decode()
+    assert f"stopped at PROVIDER_SUMMARY {broken}" in markdown
+
+
+def months_built(setup: EnginePipeline, table: str) -> set[str]:
+    return {_month(r["CLAIM_DATE"]) for r in setup.rows(table)}

@@ -13,7 +13,7 @@ from agents.access import adapter_for
 from agents.base import Failed, Succeeded
 from agents.models import Connection
 from pipeline.dbt.build import plan_build
-from pipeline.quality.backfill import expected_counts, expected_sql
+from pipeline.quality.backfill import expected_sql, read_source_periods
 from tasks.models import Artifact
 from tests.pipeline.build.conftest import Pipeline, bronze_with_orphans
 from tests.pipeline.build.healthcare import (
@@ -198,7 +198,8 @@ def test_expected_counts_in_one_pass_equal_one_query_per_target(tmp_path, dbt_di
     partition = plan.project.partition
     override = {"PROVIDER_SUMMARY": "SELECT '2022-01', 7"}
     with adapter_for(plan.source, mission=plan.mission) as adapter:
-        counts, queries = expected_counts(adapter, plan.targets, partition, override)
+        read = read_source_periods(adapter, plan.targets, partition, "month", override)
+        counts, queries = read.rows, read.row_sql
         columns = [c.name for c in adapter.introspect([partition.table])[0].columns]
         for target in plan.targets:
             if target.name == "PROVIDER_SUMMARY":
