@@ -266,9 +266,13 @@ def profile_for(*, target, source) -> tuple[dict, dict[str, str]]:
         _same_engine(target=target, source=source)
         target_path = duckdb_path(target.location).resolve()
         output = {
-            "type": "duckdb", "threads": 1, "path": str(target_path),
-            # Closed after each invocation, so the agents' read-only sessions can open the file in this process.
-            "keep_open": False,
+            # One database instance for the whole invocation, shared by dbt's threads (DuckDB takes concurrent
+            # writers within one process): opened once instead of once per node (each open attached the source and
+            # each close checkpointed).
+            # The runner closes it when the invocation ends, so the agents' read-only sessions (in this process)
+            # and other processes can open the file again.
+            "type": "duckdb", "threads": settings.GENESIS_DBT_DUCKDB_THREADS, "path": str(target_path),
+            "keep_open": True,
             # Nothing is fetched at run time: an extension the wheel does not carry fails instead of downloading.
             "config_options": dict(NO_DOWNLOADS), "extensions": [],
         }

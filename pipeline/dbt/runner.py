@@ -158,6 +158,19 @@ def _patch_dbt() -> None:
     behavior_flags.BehaviorFlagRendered._default_source = staticmethod(_behavior_flag_source)  # type: ignore[method-assign]
 
 
+def _close_duckdb() -> None:
+    """Close the database dbt-duckdb keeps open through an invocation (``keep_open``), if it opened one: until then
+    the file is held read-write by this process, and DuckDB refuses a read-only session on it here or elsewhere."""
+    connections = sys.modules.get("dbt.adapters.duckdb.connections")
+    if connections is None:
+        return
+    manager = connections.DuckDBConnectionManager
+    with manager._LOCK:
+        environment, manager._ENV = manager._ENV, None
+        if environment is not None:
+            environment.close()
+
+
 def invoke(project: DbtProject, *, project_dir: Path, profile: dict, env: dict[str, str], args: list[str],
            target_dir: Path, variables: dict | None = None, write_results: bool = True) -> Invocation:
     """Run one dbt command (e.g. ``["build"]``) on the project with a cached parse; blocks while another
@@ -202,7 +215,10 @@ def invoke(project: DbtProject, *, project_dir: Path, profile: dict, env: dict[s
             if variables:
                 command += ["--vars", json.dumps(variables)]
             dbt_started = time.monotonic()
-            result = dbtRunner(manifest=manifest, callbacks=[collector]).invoke(command)
+            try:
+                result = dbtRunner(manifest=manifest, callbacks=[collector]).invoke(command)
+            finally:
+                _close_duckdb()
             invocation.dbt_elapsed = time.monotonic() - dbt_started
         finally:
             for name, value in saved.items():

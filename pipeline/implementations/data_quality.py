@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
 from agents.registry import register
 from genesis.exceptions import DomainError
 from pipeline.dbt.build import log, plan_build, run_dir, write, write_json
-from pipeline.quality.checks import run_checks
+from pipeline.quality.checks import dbt_proven, run_checks
 from pipeline.quality.results import CheckResult
 
 
@@ -58,7 +60,8 @@ class DataQualityAgent(BaseAgent):
             return Failed(error=str(error), retryable=False)
         targets = plan.targets
         # dbt's own tests of the project (not_null, unique, grain, relationships) on the warm manifest: their
-        # run_results are the record dbt keeps; the checks below add the failing counts and sample keys.
+        # run_results are the record dbt keeps; the checks below add the failing counts and sample keys. (The
+        # build-marts blueprint's build task runs the models only, so these tests run once per pass.)
         invocation = plan.invoke(["test"], target_dir=run_dir(context, "dbt-test"))
         results_file = (invocation.target_dir or run_dir(context, "dbt-test")) / "run_results.json"
         if results_file.is_file():
@@ -68,11 +71,15 @@ class DataQualityAgent(BaseAgent):
               content_type="text/plain")
         if not invocation.nodes:
             return Failed(error=f"dbt test could not run: {invocation.failure_text()}", retryable=False)
-        errored = [n for n in invocation.nodes if n.status == "error"]
+        errored = invocation.failed_nodes  # a test that could not run, or failed at severity error
+        manifest_file = plan.project_dir / "target" / "manifest.json"
+        # The grain and reference checks a dbt test just proved on these targets are not run a second time.
+        proven = dbt_proven(json.loads(manifest_file.read_bytes()) if manifest_file.is_file() else {},
+                            {n.unique_id: n.status for n in invocation.nodes})
         try:
             results = run_checks(mission=context.mission, targets=targets, target_connection=plan.target,
                                  source_connection=plan.source,
-                                 references=context.config.get("references"))
+                                 references=context.config.get("references"), proven=proven)
         except DomainError as error:
             return Failed(error=str(error), retryable=False)
         failed = [r for r in results if not r.passed]
@@ -93,7 +100,9 @@ class DataQualityAgent(BaseAgent):
                    "waived": [{**r.as_dict(), "reason": w["reason"]} for r, w in waived_results],
                    "passed": len(results) - len(failed), "dbt_tests": {n.name: n.status for n in invocation.nodes}}
         if errored:
-            return Failed(error="dbt tests could not run: " + "; ".join(f"{n.name}: {n.message}" for n in errored),
+            return Failed(error="dbt tests failed: " + "; ".join(f"{n.name} {n.status}: {n.message}"
+                                                           for n in errored)
+                          + ("; " + "; ".join(r.describe() for r in failed) if failed else ""),
                           retryable=False, outputs=outputs)
         if failed:
             return Failed(error="Data-quality checks failed: " + "; ".join(r.describe() for r in failed),

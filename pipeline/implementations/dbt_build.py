@@ -1,4 +1,8 @@
-"""The dbt building agent: generate the project from the approved specs and run ``dbt build`` in-process."""
+"""The dbt building agent: generate the project from the approved specs and run ``dbt build`` in-process.
+
+With ``tests: false`` in the task's config it runs ``dbt run`` instead (the models only): the blueprint's own
+data-quality task runs the project's tests right after, on the same targets, so each test runs once per pass of the
+mission and its result is recorded where the blueprint looks for it (that task's run_results)."""
 
 from __future__ import annotations
 
@@ -38,7 +42,8 @@ def attach_invocation(context: AgentContext, plan: BuildPlan, invocation: Invoca
 class DbtBuildAgent(BaseAgent):
     kind = "dbt_build"
     description = ("Generates a dbt project from the approved mapping specs (sources, one model per target, "
-                   "schema docs and tests) and runs dbt build in-process with a warm, cached manifest.")
+                   "schema docs and tests) and runs dbt build in-process with a warm, cached manifest (dbt run, the "
+                   "models only, when its config says tests: false and a data-quality task runs the tests).")
 
     def run(self, context: AgentContext) -> Outcome:
         try:
@@ -51,8 +56,12 @@ class DbtBuildAgent(BaseAgent):
             if relative.startswith("models/") and relative.endswith(".sql"):
                 write(context, name=f"model-{Path(relative).name}", kind="sql", content=text,
                       content_type="text/x-sql")
-        invocation = plan.invoke(["build"], target_dir=run_dir(context, "dbt-build"))
-        log(context, f"dbt build: {'succeeded' if invocation.success else 'failed'} in {invocation.elapsed:.2f}s "
+        tests = context.config.get("tests", True)
+        if tests not in (True, False):
+            return Failed(error=f"config tests: {tests!r} is not true or false.", retryable=False)
+        command = "build" if tests else "run"
+        invocation = plan.invoke([command], target_dir=run_dir(context, "dbt-build"))
+        log(context, f"dbt {command}: {'succeeded' if invocation.success else 'failed'} in {invocation.elapsed:.2f}s "
                      f"(parse {invocation.parse_elapsed:.2f}s, manifest reused: {invocation.reused_manifest}).")
         attach_invocation(context, plan, invocation)
         outputs = {"revision": plan.project.revision, "project": plan.project.name, "target": plan.target.name,
@@ -60,11 +69,15 @@ class DbtBuildAgent(BaseAgent):
         if not invocation.success:
             failed = invocation.failed_nodes
             names = ", ".join(n.name for n in failed) or "the project"
-            return Failed(error=f"dbt build failed in {names}: {invocation.failure_text()}", retryable=False,
+            return Failed(error=f"dbt {command} failed in {names}: {invocation.failure_text()}", retryable=False,
                           outputs=outputs)
         outputs["rows"] = target_row_counts(plan)
+        rows = ", ".join(f"{name} {count:,}" for name, count in outputs["rows"].items())
+        if not tests:
+            outputs["tests"] = "not run here: the data-quality task runs them"
+            return Succeeded(outputs=outputs, summary=f"dbt run materialized {rows} rows; the data-quality task "
+                                                      f"runs the tests.")
         warnings = [f"{n.name}: {n.message}" for n in invocation.warned_nodes]
         outputs["test_warnings"] = warnings
-        rows = ", ".join(f"{name} {count:,}" for name, count in outputs["rows"].items())
         return Succeeded(outputs=outputs, summary=f"dbt build materialized {rows} rows"
                          + (f"; {len(warnings)} test warning(s)" if warnings else "") + ".")

@@ -32,7 +32,8 @@ from pipeline.implementations.common import (
     write,
 )
 
-DBT_MODULES = {"dbt-core": "dbt.cli.main", "dbt-sqlite": "dbt.adapters.sqlite", "dbt-postgres": "dbt.adapters.postgres"}
+DBT_MODULES = {"dbt-core": "dbt.cli.main", "dbt-sqlite": "dbt.adapters.sqlite", "dbt-postgres": "dbt.adapters.postgres",
+               "dbt-duckdb": "dbt.adapters.duckdb"}
 PACKAGES = ["sqlglot", "Django", "django-q2", "psycopg", "jsonschema", "PyYAML"]
 
 

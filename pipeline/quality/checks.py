@@ -4,9 +4,19 @@ keys and the SQL it ran (the handoff ships those queries)."""
 
 from __future__ import annotations
 
+import re
+import sqlite3
+import time
+from contextlib import ExitStack, contextmanager
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
 from agents.access import adapter_for
+from agents.connectors.base import DEFAULT_TIMEOUT_SECONDS, ConnectorError
+from agents.connectors.sqlite import _authorize as sqlite_authorize
+from agents.connectors.sqlite import sqlite_path
 from pipeline.dbt.spec import TargetSpec, type_family
-from pipeline.quality.reconcile import reconcile
+from pipeline.quality.reconcile import reconcile_targets, target_aggregates
 from pipeline.quality.results import SAMPLE, CheckResult
 
 BIG = 50_000_000
@@ -24,8 +34,8 @@ _SQLITE_BAD_TYPE = {
     "integer": "typeof({c}) NOT IN ('integer', 'null')",
     "numeric": "typeof({c}) NOT IN ('integer', 'real', 'null')",
     "text": "typeof({c}) NOT IN ('text', 'null')",
-    "date": "{c} IS NOT NULL AND (typeof({c}) <> 'text' OR {c} NOT GLOB "
-            "'[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]' OR date({c}) IS NULL OR date({c}) <> {c})",
+    # date() writes YYYY-MM-DD only: a text equal to its own date() has that form (half the time of a GLOB first).
+    "date": "{c} IS NOT NULL AND (typeof({c}) <> 'text' OR date({c}) IS NOT {c})",
     "timestamp": "{c} IS NOT NULL AND datetime({c}) IS NULL",
     "boolean": "{c} IS NOT NULL AND {c} NOT IN (0, 1)",
 }
@@ -44,16 +54,29 @@ def _row_conditions(adapter, target: TargetSpec) -> list[tuple[str, str, str, st
     return conditions
 
 
-def check_rows(adapter, target: TargetSpec) -> list[CheckResult]:
+def check_rows(adapter, target: TargetSpec, *, also: list[str] | None = None,
+               proven: dict[tuple, str] | None = None) -> tuple[list[CheckResult], list]:
     """The row-by-row checks, counted in one pass over the target; each result keeps the standalone query that
-    counts its own failing rows (the handoff ships those) and samples the keys of failing rows."""
-    conditions = _row_conditions(adapter, target)
-    if not conditions:
-        return []
+    counts its own failing rows (the handoff ships those) and samples the keys of failing rows. ``also``: more
+    aggregates to compute in the same pass (the reconciliation's totals), returned second. ``proven`` (from
+    ``dbt_proven``): the not-null checks a dbt test passed in this step, recorded without being counted again."""
     table = adapter.quote(target.name)
-    sums = ", ".join(f"COALESCE(SUM(CASE WHEN {where} THEN 1 ELSE 0 END), 0)" for _, _, where, _ in conditions)
-    counts = adapter.query(f"SELECT {sums} FROM {table}", limit=1).rows[0]  # noqa: S608 - quoted identifiers
-    results = []
+    conditions, results = [], []
+    for check, column, where, detail in _row_conditions(adapter, target):
+        test = (proven or {}).get((check, _bare(target.name), _bare(column))) if check == "not_null" else None
+        if test:
+            results.append(_proven_by(test, CheckResult(
+                check=check, target=target.name, column=column, detail=detail,
+                sql=[f"SELECT COUNT(*) FROM {table} WHERE {where}"])))  # noqa: S608 - quoted identifiers
+        else:
+            conditions.append((check, column, where, detail))
+    also = also or []
+    if not conditions and not also:
+        return results, []
+    sums = [f"COALESCE(SUM(CASE WHEN {where} THEN 1 ELSE 0 END), 0)" for _, _, where, _ in conditions]
+    row = adapter.query(f"SELECT {', '.join(sums + also)} FROM {table}",  # noqa: S608 - quoted identifiers
+                        limit=1).rows[0]
+    counts, extra = row[:len(conditions)], list(row[len(conditions):])
     for (check, column, where, detail), failing in zip(conditions, counts, strict=True):
         count_sql = f"SELECT COUNT(*) FROM {table} WHERE {where}"  # noqa: S608 - quoted identifiers
         result = CheckResult(check=check, target=target.name, column=column, passed=not failing,
@@ -63,7 +86,7 @@ def check_rows(adapter, target: TargetSpec) -> list[CheckResult]:
             result.sample_keys = [_key(r) for r in adapter.query(sample_sql, limit=SAMPLE).rows]
             result.sql.append(sample_sql)
         results.append(result)
-    return results
+    return results, extra
 
 
 def check_declared_types(adapter, target: TargetSpec) -> list[CheckResult]:
@@ -86,40 +109,176 @@ def check_declared_types(adapter, target: TargetSpec) -> list[CheckResult]:
     return results
 
 
-def check_grain(adapter, target: TargetSpec) -> list[CheckResult]:
-    if not target.grain:
-        return []
+def _grain_sql(adapter, target: TargetSpec) -> tuple[str, str]:
     table = adapter.quote(target.name)
     keys = _keys_sql(adapter, target)
-    sql = (f"SELECT {keys}, COUNT(*) FROM {table} GROUP BY {keys} "  # noqa: S608 - quoted identifiers
-           f"HAVING COUNT(*) > 1")
-    rows = adapter.query(sql, limit=BIG).rows
-    failing = sum(int(r[-1]) for r in rows)
-    return [CheckResult(check="unique_grain", target=target.name, column=", ".join(target.grain),
-                        passed=not rows, failing_rows=failing,
-                        sample_keys=[_key(r[:-1]) for r in rows[:SAMPLE]],
-                        detail=f"{len(rows):,} duplicated key(s)" if rows else "", sql=[sql])]
+    groups = f"SELECT {keys}, COUNT(*) AS n FROM {table} GROUP BY {keys} HAVING COUNT(*) > 1"  # noqa: S608
+    return groups, f"SELECT COUNT(*), COALESCE(SUM(d.n), 0) FROM ({groups}) AS d"  # noqa: S608 - quoted names
 
 
-def check_reference(target_adapter, source_adapter, target: TargetSpec, column: str, ref_table: str,
-                    ref_column: str) -> CheckResult:
-    """Every value of ``target.column`` must exist in the bronze ``ref_table.ref_column``. Both sides are read
-    through their own connections (they may be different databases) and compared here."""
-    table, col = target_adapter.quote(target.name), target_adapter.quote(column)
+def check_grain(adapter, target: TargetSpec) -> list[CheckResult]:
+    """Each grain key once: the duplicated keys and their rows are counted in SQL; only a sample of the keys is
+    fetched, and only when there are any."""
+    if not target.grain:
+        return []
+    groups, count_sql = _grain_sql(adapter, target)
+    duplicated, failing = adapter.query(count_sql, limit=1).rows[0]
+    duplicated, failing = int(duplicated or 0), int(failing or 0)
+    result = CheckResult(check="unique_grain", target=target.name, column=", ".join(target.grain),
+                         passed=not duplicated, failing_rows=failing,
+                         detail=f"{duplicated:,} duplicated key(s)" if duplicated else "", sql=[count_sql])
+    if duplicated:
+        result.sample_keys = [_key(r[:-1]) for r in adapter.query(groups, limit=SAMPLE).rows]
+        result.sql.append(groups)
+    return [result]
+
+
+# Target values looked up in the source per query when the two sides cannot be joined in one SQL statement.
+CHUNK = 2_000
+
+
+def _path(adapter) -> Path | None:
+    location = str(getattr(adapter.connection, "location", "") or "")
+    return sqlite_path(location).resolve() if adapter.engine == "sqlite" and location else None
+
+
+def same_database(target_adapter, source_adapter) -> bool:
+    """Whether both connections reach the same database, so one SQL statement can read both sides."""
+    if target_adapter.connection == source_adapter.connection:
+        return True
+    if target_adapter.engine != source_adapter.engine:
+        return False
+    if target_adapter.engine == "sqlite":
+        return _path(target_adapter) == _path(source_adapter)
+    # The same location and credentials (a PostgreSQL location carries its schema search path).
+    return all(str(getattr(target_adapter.connection, attribute, "") or "")
+               == str(getattr(source_adapter.connection, attribute, "") or "") for attribute in ("location", "secret"))
+
+
+@contextmanager
+def _sqlite_with_source(target_adapter, source_adapter, timeout: float = DEFAULT_TIMEOUT_SECONDS):
+    """A read-only connection to the target's SQLite file with the source's file attached as ``genesis_source``
+    (the adapters refuse ATTACH; this connection attaches once, then only reads, under the same authorizer)."""
+    target, source = _path(target_adapter), _path(source_adapter)
+    assert target is not None and source is not None  # noqa: S101 - both are SQLite files here
+    raw = sqlite3.connect(f"{target.as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        raw.execute("ATTACH DATABASE ? AS genesis_source", (f"{source.as_uri()}?mode=ro",))
+        raw.execute("PRAGMA query_only = ON")
+        raw.set_authorizer(sqlite_authorize)
+        deadline = time.monotonic() + timeout
+        raw.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
+        yield raw
+    finally:
+        raw.close()
+
+
+def _reference_in_sql(target_adapter, source_adapter, table: str, col: str, ref_table: str, ref_column: str):
+    """The anti-join in the target's database: (failing rows, distinct missing values, a sample of them, the SQL),
+    or None when the source is not reachable from there."""
+    ref = source_adapter.quote(ref_table)
+    with ExitStack() as stack:
+        if same_database(target_adapter, source_adapter):
+            def run(sql: str, limit: int) -> list:
+                return target_adapter.query(sql, limit=limit).rows
+        elif (target_adapter.engine == source_adapter.engine == "sqlite" and _path(target_adapter)
+              and (_path(source_adapter) or Path()).is_file()):
+            ref = f"genesis_source.{ref}"
+            raw = stack.enter_context(_sqlite_with_source(target_adapter, source_adapter))
+
+            def run(sql: str, limit: int) -> list:
+                return raw.execute(sql).fetchmany(limit)
+        else:
+            return None
+        # The target's distinct values first (one sort), then each looked up once: on SQLite, probing the source's
+        # key in the target's row order (random) was two to three times slower at 1M rows.
+        values = (f"SELECT {col} AS v, COUNT(*) AS n FROM {table} "  # noqa: S608 - quoted identifiers
+                  f"WHERE {col} IS NOT NULL GROUP BY {col}")
+        anti = (f"FROM ({values}) AS g WHERE NOT EXISTS "  # noqa: S608 - quoted identifiers
+                f"(SELECT 1 FROM {ref} AS s WHERE s.{source_adapter.quote(ref_column)} = g.v)")
+        count_sql = f"SELECT COALESCE(SUM(g.n), 0), COUNT(*) {anti}"
+        failing, distinct = (int(v or 0) for v in run(count_sql, 1)[0])
+        sql, missing = [count_sql], []
+        if failing:
+            values_sql = f"SELECT g.v {anti} ORDER BY g.v"
+            missing = [r[0] for r in run(values_sql, SAMPLE)]
+            sql.append(values_sql)
+        return failing, distinct, missing, sql
+
+
+def _literal_for(value, family: str) -> str | None:
+    """``value`` as a literal comparable with a source column of ``family``, or None when none can equal it."""
+    if family in {"integer", "numeric"}:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int | float | Decimal):
+            return str(value)
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            return None
+        return str(number) if number.is_finite() else None
+    if family == "text":
+        return "'" + str(value).replace("'", "''") + "'"
+    return _literal(value)
+
+
+def _reference_in_chunks(target_adapter, source_adapter, table: str, col: str, ref_table: str, ref_column: str,
+                         family: str):
+    """The comparison across two databases, bounded: the target's distinct values (with their row counts) are
+    looked up in the source CHUNK at a time (an IN list over the source's key), so no query reads every source
+    key into Python. Values compare as the old comparison did: equal, or equal as text."""
     values_sql = (f"SELECT {col}, COUNT(*) FROM {table} WHERE {col} IS NOT NULL "  # noqa: S608
                   f"GROUP BY {col}")
     counts = {row[0]: int(row[1]) for row in target_adapter.query(values_sql, limit=BIG).rows}
-    ref_sql = (f"SELECT DISTINCT {source_adapter.quote(ref_column)} "  # noqa: S608 - quoted identifiers
-               f"FROM {source_adapter.quote(ref_table)}")
-    known = {row[0] for row in source_adapter.query(ref_sql, limit=BIG).rows}
-    known_text = {str(k) for k in known}
-    missing = sorted((v for v in counts if v not in known and str(v) not in known_text), key=str)
-    failing = sum(counts[v] for v in missing)
-    result = CheckResult(check="references", target=target.name, column=column, passed=not missing,
-                         failing_rows=failing, detail=f"{ref_table}.{ref_column}", sql=[values_sql, ref_sql])
-    if missing:
+    ref_col, ref = source_adapter.quote(ref_column), source_adapter.quote(ref_table)
+    values = list(counts)
+    missing = []
+    lookup_sql = ""
+    for start in range(0, len(values), CHUNK):
+        chunk = values[start:start + CHUNK]
+        literals = {v: _literal_for(v, family) for v in chunk}
+        marks = sorted({lit for lit in literals.values() if lit is not None})
+        known: set = set()
+        if marks:
+            lookup_sql = (f"SELECT DISTINCT {ref_col} FROM {ref} "  # noqa: S608 - quoted identifiers, literals
+                          f"WHERE {ref_col} IN ({', '.join(marks)})")
+            known = {row[0] for row in source_adapter.query(lookup_sql, limit=BIG).rows}
+        known_text = {str(k) for k in known}
+        missing += [v for v in chunk if v not in known and str(v) not in known_text]
+    missing.sort(key=str)
+    sql = [values_sql] + ([lookup_sql.split(" WHERE ")[0] + f" WHERE {ref_col} IN (<{CHUNK} target values at a "
+                                                               f"time>)"] if lookup_sql else [])
+    return sum(counts[v] for v in missing), len(missing), missing[:SAMPLE], sql
+
+
+def check_reference(target_adapter, source_adapter, target: TargetSpec, column: str, ref_table: str,
+                    ref_column: str, *, family: str = "text") -> CheckResult:
+    """Every value of ``target.column`` must exist in the bronze ``ref_table.ref_column``. When the target's
+    database reaches the source (the same database, or a SQLite file it can attach) the anti-join runs there;
+    otherwise the target's distinct values are looked up in the source a chunk at a time. ``family`` is the type
+    family of the source column (how target values are written as literals in those lookups)."""
+    table, col = target_adapter.quote(target.name), target_adapter.quote(column)
+    spec = next((c for c in target.columns if c.name.upper() == column.upper()), None)
+    numbers = {"integer", "numeric"}
+    comparable = (target_adapter.engine == "sqlite" or (spec is not None and (
+        spec.family == family or {spec.family, family} <= numbers)))
+    # PostgreSQL and DuckDB refuse to compare a number with a text: such columns are compared value by value.
+    found = None
+    if comparable:
+        try:
+            found = _reference_in_sql(target_adapter, source_adapter, table, col, ref_table, ref_column)
+        except (ConnectorError, sqlite3.Error):
+            found = None  # the source's table not readable from the target's side: compared value by value below
+    if found is None:
+        found = _reference_in_chunks(target_adapter, source_adapter, table, col, ref_table, ref_column, family)
+    failing, distinct, missing, sql = found
+    missing = sorted(missing, key=str)
+    result = CheckResult(check="references", target=target.name, column=column, passed=not failing,
+                         failing_rows=failing, detail=f"{ref_table}.{ref_column}", sql=sql)
+    if failing:
         result.detail += f"; missing {ref_table}.{ref_column} values: " + ", ".join(str(m) for m in missing[:SAMPLE])
-        result.detail += f" ({len(missing)} distinct)" if len(missing) > SAMPLE else ""
+        result.detail += f" ({distinct} distinct)" if distinct > SAMPLE else ""
         marks = ", ".join(_literal(m) for m in missing[:SAMPLE])
         sample_sql = (f"SELECT {_keys_sql(target_adapter, target)} FROM {table} "  # noqa: S608
                       f"WHERE {col} IN ({marks})")
@@ -154,19 +313,91 @@ def infer_references(targets: list[TargetSpec], bronze_first_columns: dict[str, 
     return pairs
 
 
+def _bare(name) -> str:
+    return str(name or "").strip().strip('"`[]').upper()
+
+
+def dbt_proven(manifest: dict, statuses: dict[str, str]) -> dict[tuple, str]:
+    """The checks below that a dbt test which just passed on the same targets already proves, each with the test's
+    name: a column's non-nulls (``not_null``), a grain's uniqueness (``genesis_unique_combination`` over the grain,
+    ``unique`` on a one-column grain) and a column's references (``relationships`` to a bronze table's column,
+    compared by plain equality, stricter than ``check_reference``). ``statuses`` is each test's status by unique
+    id; a test with a ``where`` filter proves nothing here."""
+    proven: dict[tuple, str] = {}
+    nodes = manifest.get("nodes") or {}
+    for unique_id, status in statuses.items():
+        node = nodes.get(unique_id) or {}
+        if status != "pass" or node.get("resource_type") != "test" or (node.get("config") or {}).get("where"):
+            continue
+        meta = node.get("test_metadata") or {}
+        kwargs = meta.get("kwargs") or {}
+        model = _bare(str(node.get("attached_node") or "").rsplit(".", 1)[-1])
+        if meta.get("name") == "not_null":
+            proven[("not_null", model, _bare(kwargs.get("column_name")))] = node["name"]
+        elif meta.get("name") == "genesis_unique_combination":
+            proven[("unique_grain", model, tuple(_bare(c) for c in kwargs.get("columns") or []))] = node["name"]
+        elif meta.get("name") == "unique":
+            proven[("unique_grain", model, (_bare(kwargs.get("column_name")),))] = node["name"]
+        elif meta.get("name") == "relationships":
+            to = re.fullmatch(r"""source\(\s*['"][^'"]*['"]\s*,\s*['"]([^'"]+)['"]\s*\)""",
+                              str(kwargs.get("to") or "").strip())
+            if to:
+                proven[("references", model, _bare(kwargs.get("column_name")), _bare(to.group(1)),
+                        _bare(kwargs.get("field")))] = node["name"]
+    return proven
+
+
+def _proven_by(test: str, result: CheckResult) -> CheckResult:
+    result.detail = (f"{result.detail}; " if result.detail else "") + f"proven by dbt test {test}, which passed in " \
+                                                                     f"this step on the same targets"
+    return result
+
+
 def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_connection,
-               references: dict[str, str] | None = None) -> list[CheckResult]:
+               references: dict[str, str] | None = None, proven: dict[tuple, str] | None = None) -> list[CheckResult]:
+    """Every check of ``targets``. ``proven`` (from ``dbt_proven``) names the not-null, grain and reference checks
+    that a dbt test passed in the same step: those are recorded as passed with the test named and the query that
+    would count their failing rows, without running it again (a grain only when none of its columns is null: dbt's
+    ``unique`` skips nulls)."""
+    proven = proven or {}
     results: list[CheckResult] = []
     with adapter_for(target_connection, mission=mission) as target_adapter, \
             adapter_for(source_connection, mission=mission) as source_adapter:
-        bronze = source_adapter.introspect()
-        first_columns = {t.name: t.columns[0].name for t in bronze if t.columns}
+        # The bronze tables' columns (no row counts: introspect() would count every table).
+        allowed = source_adapter.allowed_tables
+        bronze = {name: source_adapter._columns(name) for name in source_adapter.list_tables()
+                  if allowed is None or name.lower() in allowed}
+        first_columns = {name: columns[0].name for name, columns in bronze.items() if columns}
+        families = {(name.upper(), c.name.upper()): type_family(c.declared_type) for name, columns in bronze.items()
+                    for c in columns}
+        target_rows: dict[str, list] = {}
         for target in targets:
-            results += check_rows(target_adapter, target)
+            aggregates = target_aggregates(target_adapter, target)
+            rows, totals = check_rows(target_adapter, target, also=aggregates, proven=proven)
+            if aggregates:
+                target_rows[target.name] = totals
+            results += rows
             results += check_declared_types(target_adapter, target)
-            results += check_grain(target_adapter, target)
+            test = proven.get(("unique_grain", _bare(target.name), tuple(_bare(g) for g in target.grain)))
+            nulls = [r for r in rows if r.check == "not_null" and _bare(r.column) in {_bare(g) for g in target.grain}]
+            if test and target.grain and len(nulls) == len(target.grain) and all(r.passed for r in nulls):
+                results.append(_proven_by(test, CheckResult(
+                    check="unique_grain", target=target.name, column=", ".join(target.grain),
+                    sql=[_grain_sql(target_adapter, target)[1]])))
+            else:
+                results += check_grain(target_adapter, target)
         for target, column, ref_table, ref_column in infer_references(targets, first_columns, references):
-            results.append(check_reference(target_adapter, source_adapter, target, column, ref_table, ref_column))
-        for target in targets:
-            results += reconcile(target_adapter, source_adapter, target)
+            test = proven.get(("references", _bare(target.name), _bare(column), _bare(ref_table), _bare(ref_column)))
+            if test:
+                table, col = target_adapter.quote(target.name), target_adapter.quote(column)
+                results.append(_proven_by(test, CheckResult(
+                    check="references", target=target.name, column=column, detail=f"{ref_table}.{ref_column}",
+                    sql=[f"SELECT {col}, COUNT(*) FROM {table} WHERE {col} IS NOT NULL GROUP BY {col}",  # noqa: S608
+                         f"SELECT DISTINCT {source_adapter.quote(ref_column)} "  # noqa: S608 - quoted identifiers
+                         f"FROM {source_adapter.quote(ref_table)}"])))
+                continue
+            family = families.get((ref_table.upper(), ref_column.upper()), "text")
+            results.append(check_reference(target_adapter, source_adapter, target, column, ref_table, ref_column,
+                                           family=family))
+        results += reconcile_targets(target_adapter, source_adapter, targets, target_rows)
     return results

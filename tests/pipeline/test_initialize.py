@@ -16,7 +16,8 @@ def test_initialize_checks_tooling_and_creates_the_workspace(mission, run_agent,
     assert workspace.is_dir()
     passed = {c["check"] for c in outputs["checks"] if c["passed"]}
     assert {"spec file", f"connection {source.name}", "connection TARGET_X", "allowed tables",
-            "dbt-core importable", "dbt-sqlite importable", "dbt-postgres importable", "workspace"} <= passed
+            "dbt-core importable", "dbt-sqlite importable", "dbt-postgres importable", "dbt-duckdb importable",
+            "workspace"} <= passed
     assert outputs["versions"]["dbt-core"] and outputs["versions"]["sqlglot"] == "30.30.0"
     assert Artifact.objects.filter(task=result.task, name="initialize_report.json", kind="report").exists()
 

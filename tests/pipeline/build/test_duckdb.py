@@ -103,8 +103,10 @@ def test_pipeline_on_duckdb(tmp_path, dbt_dir, duck_bronze, monkeypatch):
     assert not (tmp_path / "home" / ".duckdb").exists()
 
 
-def test_the_duckdb_profile_attaches_the_source_read_only_and_never_downloads(tmp_path):
+def test_the_duckdb_profile_attaches_the_source_read_only_and_never_downloads(tmp_path, settings):
     from pipeline.dbt.project import profile_for, source_database_for, source_schema_for
+
+    settings.GENESIS_DBT_DUCKDB_THREADS = 3
 
     source = Connection(name="S", engine="duckdb", location=str(tmp_path / "bronze.duckdb"))
     target = Connection(name="T", engine="duckdb", location=str(tmp_path / "gold.duckdb"))
@@ -115,7 +117,9 @@ def test_the_duckdb_profile_attaches_the_source_read_only_and_never_downloads(tm
                                  "read_only": True}]
     assert output["config_options"] == {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
                                         "allow_community_extensions": False}
-    assert output["extensions"] == [] and output["keep_open"] is False and env == {}
+    assert output["extensions"] == [] and env == {}
+    # One database instance per invocation, shared by dbt's threads (the runner closes it at the end).
+    assert output["keep_open"] is True and output["threads"] == 3
     assert (source_schema_for(target=target, source=source), source_database_for(target=target, source=source)) == (
         "main", "bronze")
     # The bronze tables in the target's own file: nothing to attach.

@@ -28,6 +28,15 @@ def test_quality_passes_on_the_built_demo(tmp_path, dbt_dir, bronze_b):
     assert ("not_null", "CLAIM_SUMMARY", "CLAIM_ID") in checks
     assert ("type", "CLAIM_SUMMARY", "CLAIM_DATE") in checks
     assert all(r["passed"] and r["failing_rows"] == 0 for r in results)
+    # dbt's unique and relationships tests passed in this step: those checks name them instead of running again.
+    proven = {(r["check"], r["target"], r["column"]): r["detail"] for r in results
+              if "proven by dbt test" in r["detail"]}
+    assert "relationships_CLAIM_SUMMARY__PROVIDER_ID" in proven[("references", "CLAIM_SUMMARY", "PROVIDER_ID")]
+    assert "genesis_unique_combination_PROVIDER_SUMMARY" in proven[
+        ("unique_grain", "PROVIDER_SUMMARY", "PROVIDER_ID, REPORT_YEAR, REPORT_MONTH")]
+    assert "unique_CLAIM_SUMMARY__CLAIM_ID_" in proven[("unique_grain", "CLAIM_SUMMARY", "CLAIM_ID")]
+    assert "not_null_CLAIM_SUMMARY__PATIENT_ID_" in proven[("not_null", "CLAIM_SUMMARY", "PATIENT_ID")]
+    assert ("type", "CLAIM_SUMMARY", "CLAIM_DATE") not in proven  # dbt has no test of that: the platform counts it
     assert "SELECT" in Artifact.objects.get(run=context.run, name="dq_queries.sql").file.read().decode()
     # dbt's own tests ran too (their run_results are what the blueprint's dbt_succeeded check reads).
     dbt_tests = outcome.outputs["dbt_tests"]
@@ -88,3 +97,39 @@ def test_the_mission_owner_can_waive_a_failed_check_only_with_a_reason(tmp_path,
     assert [w["column"] for w in outcome.outputs["waived"]] == ["PROVIDER_ID"]
     assert "9001" in outcome.summary and "being onboarded" in outcome.summary
     assert any("WAIVED" in line for line in context.lines)
+
+
+def test_with_tests_false_the_build_runs_the_models_and_the_quality_step_runs_each_test_once(tmp_path, dbt_dir,
+                                                                                            bronze_b):
+    pipeline = Pipeline(tmp_path, bronze_b)
+    build, build_context = pipeline.run("dbt_build", tests=False)
+    assert isinstance(build, Succeeded), build
+    assert "test_warnings" not in build.outputs and "data-quality task" in build.outputs["tests"]
+    assert {n["resource_type"] for n in build.outputs["dbt"]["nodes"]} == {"model"}
+    built = json.loads(Artifact.objects.get(run=build_context.run, name="run_results.json").file.read())
+    assert {r["unique_id"].split(".")[0] for r in built["results"]} == {"model"}
+    outcome, context = pipeline.run("data_quality")
+    assert isinstance(outcome, Succeeded), outcome
+    tested = json.loads(Artifact.objects.get(run=context.run, name="run_results.json").file.read())
+    assert {r["unique_id"].split(".")[0] for r in tested["results"]} == {"test"}
+    assert len(tested["results"]) == len(outcome.outputs["dbt_tests"]) > 0
+    assert set(outcome.outputs["dbt_tests"].values()) == {"pass"}
+    assert Artifact.objects.filter(run=context.run, name="dbt_test.log").exists()
+
+
+def test_with_tests_false_a_failing_test_is_reported_and_fails_the_quality_step(tmp_path, dbt_dir, bronze_b):
+    pipeline = Pipeline(tmp_path, bronze_b)
+    assert isinstance(pipeline.run("dbt_build", tests=False)[0], Succeeded)
+    db = sqlite3.connect(pipeline.target_path)
+    with db:
+        db.execute("INSERT INTO CLAIM_SUMMARY SELECT * FROM CLAIM_SUMMARY WHERE CLAIM_ID = 3")
+    db.close()
+    outcome, context = pipeline.run("data_quality")
+    assert isinstance(outcome, Failed) and not outcome.retryable
+    # dbt's tests warn (the generated project's severity); the platform's checks are the gate, with the counts.
+    warned = [name for name, status in outcome.outputs["dbt_tests"].items() if status == "warn"]
+    assert warned == ["unique_CLAIM_SUMMARY__CLAIM_ID_"]
+    assert "unique_grain on CLAIM_SUMMARY.CLAIM_ID: 2 failing row(s) (1 duplicated key(s)); sample keys 3" \
+        in outcome.error
+    results = json.loads(Artifact.objects.get(run=context.run, name="run_results.json").file.read())
+    assert {r["status"] for r in results["results"]} == {"pass", "warn"}
