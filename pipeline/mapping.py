@@ -1305,17 +1305,25 @@ class TargetMapper:
 
 
 def column_lineage(sql: str, *, dialect: str, profile: dict[str, Any], columns: list[str]) -> dict[str, list[str]]:
-    """For each output column, the source ``TABLE.COLUMN``s sqlglot's lineage traces it to."""
+    """For each output column, the source ``TABLE.COLUMN``s sqlglot's lineage traces it to. The query is parsed and
+    qualified once for all its columns (sqlglot shares the work across them); a column that way cannot trace is
+    traced on its own, with its own error."""
     schema = {t: {c: (i["declared_type"] or "TEXT") for c, i in info["columns"].items()}
               for t, info in profile["tables"].items()}
     names = {(t.lower(), c.lower()): (t, c) for t, info in profile["tables"].items() for c in info["columns"]}
+    try:
+        nodes: dict[str, Any] = sqlglot_lineage(None, sql, schema=schema, dialect=dialect)
+    except (SqlglotError, ValueError, KeyError):
+        nodes = {}
     result: dict[str, list[str]] = {}
     for column in columns:
-        try:
-            node = sqlglot_lineage(exp.column(column, quoted=True), sql, schema=schema, dialect=dialect)
-        except (SqlglotError, ValueError, KeyError) as error:
-            result[column] = [f"(lineage unavailable: {error})"]
-            continue
+        node = nodes.get(column)
+        if node is None:
+            try:
+                node = sqlglot_lineage(exp.column(column, quoted=True), sql, schema=schema, dialect=dialect)
+            except (SqlglotError, ValueError, KeyError) as error:
+                result[column] = [f"(lineage unavailable: {error})"]
+                continue
         leaves = set()
         for item in node.walk():
             if item.downstream or not isinstance(item.expression, exp.Table):
