@@ -218,6 +218,12 @@ def create_statements(rename: dict[str, str] | None = None, *, quote: str = "") 
     return statements
 
 
+def _primary_keys(rename: dict[str, str] | None = None) -> dict[str, str]:
+    """Each bronze table's primary key column (under its new name when renamed)."""
+    return {table: name for table, columns in SCHEMA.items()
+            for name, (_, ctype) in zip(column_names(table, rename), columns, strict=True) if "PRIMARY KEY" in ctype}
+
+
 def index_statements(rename: dict[str, str] | None = None, *, quote: str = "") -> list[str]:
     """CREATE INDEX for ``INDEXES``, run after the rows are in (faster than keeping them up to date row by row)."""
     statements = []
@@ -311,8 +317,10 @@ def write_duckdb(path: Path | str, data: Rows, *, rename: dict[str, str] | None 
     tmp.unlink(missing_ok=True)
     db = duckdb.connect(str(tmp), config=dict(NO_DOWNLOADS))
     try:
+        # The primary keys are added once the rows are in: one index build instead of an insert per row (about 3x
+        # faster, and the check that the keys are unique is the same).
         for statement in create_statements(rename, quote='"'):
-            db.execute(statement)
+            db.execute(statement.replace(" PRIMARY KEY", ""))
         with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
             batches = {table: _CsvBatch(Path(scratch) / f"{table}.csv") for table in SCHEMA}
             for table, rows in _chunks(data):
@@ -323,6 +331,8 @@ def write_duckdb(path: Path | str, data: Rows, *, rename: dict[str, str] | None 
             for table, batch in batches.items():
                 batch.load_into(db, table)
                 batch.handle.close()
+        for table, key in _primary_keys(rename).items():
+            db.execute(f'ALTER TABLE "{table}" ADD PRIMARY KEY ("{key}")')
         db.execute("CHECKPOINT")
     finally:
         db.close()
