@@ -57,6 +57,7 @@ class SqlMeter:
 
     def __init__(self) -> None:
         self.calls: list[tuple[float, float, str]] = []  # (start, seconds, kind)
+        self.queries: list[tuple[float, str]] = []  # (seconds, the connector query's text)
         self.dbt_invocations: list[dict] = []
         self._lock = threading.Lock()
 
@@ -75,7 +76,10 @@ class SqlMeter:
                 try:
                     return _original(self, sql, limit=limit, timeout=timeout)
                 finally:
-                    meter._add(started, time.monotonic() - clock, "query")
+                    seconds = time.monotonic() - clock
+                    meter._add(started, seconds, "query")
+                    with meter._lock:
+                        meter.queries.append((seconds, sql))
 
             cls._execute = timed
 
@@ -97,6 +101,12 @@ class SqlMeter:
     def _add(self, started: float, seconds: float, kind: str) -> None:
         with self._lock:
             self.calls.append((started, seconds, kind))
+
+    def slowest(self, count: int = 8) -> list[dict]:
+        """The slowest connector queries, one line each (whitespace folded, cut at 160 characters)."""
+        with self._lock:
+            top = sorted(self.queries, key=lambda q: q[0], reverse=True)[:count]
+        return [{"seconds": round(seconds, 3), "sql": " ".join(sql.split())[:160]} for seconds, sql in top]
 
     def within(self, start: float, end: float) -> dict[str, float]:
         totals: dict[str, float] = defaultdict(float)
@@ -149,6 +159,7 @@ def _one(claims: int, seed: int, target: str, location: str | None) -> dict:
         seconds = (run.finished_at - run.started_at).total_seconds()
         sql = meter.within(run.started_at.timestamp(), run.finished_at.timestamp())
         steps.append({"task": run.task.key, "status": run.status, "seconds": round(seconds, 3),
+                      "start_s": round(run.started_at.timestamp() - mission_started_wall, 3),
                       "query_s": round(sql.get("query", 0.0), 3), "dbt_sql_s": round(sql.get("dbt", 0.0), 3)})
     totals = meter.within(mission_started_wall, mission_ended_wall)
     sql_s = totals.get("query", 0.0) + totals.get("dbt", 0.0)
@@ -178,7 +189,8 @@ def _one(claims: int, seed: int, target: str, location: str | None) -> dict:
         "backfill_months": len(backfill.get("months", [])),
         "dbt_overhead_ms_p50": round(statistics.median(overheads), 1) if overheads else None,
         "dbt_invocations": len(meter.dbt_invocations), "dbt_build_cli_s": dbt_cli_s,
-        "peak_rss_mb": round(peak_rss_mb, 1),
+        "peak_rss_mb": round(peak_rss_mb, 1), "slowest_queries": meter.slowest(),
+        "steps_s": round(sum(s["seconds"] or 0.0 for s in steps), 3),
         "loadavg_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
     }
 
@@ -245,10 +257,18 @@ def markdown(target: str, results: list[dict]) -> str:
                   f"- worker peak RSS **{r['peak_rss_mb']:.0f} MB**; dbt invocations {r['dbt_invocations']} "
                   f"(overhead beyond their nodes p50 {r['dbt_overhead_ms_p50']} ms); backfill months "
                   f"{r['backfill_months']}", "",
-                  "| step | status | wall s | connector SQL s | dbt node SQL s |", "|---|---|---:|---:|---:|"]
+                  "| step | status | started at s | wall s | connector SQL s | dbt node SQL s |",
+                  "|---|---|---:|---:|---:|---:|"]
         for s in r["steps"]:
-            lines.append(f"| {s['task']} | {s['status']} | {s['seconds']} | {s.get('query_s', '')} | "
-                         f"{s.get('dbt_sql_s', '')} |")
+            lines.append(f"| {s['task']} | {s['status']} | {s.get('start_s', '')} | {s['seconds']} | "
+                         f"{s.get('query_s', '')} | {s.get('dbt_sql_s', '')} |")
+        lines += ["", f"Steps summed {r.get('steps_s')} s against the mission's {r['mission_s']} s: a step's wall "
+                  "time runs from its run's start to its end, so steps overlap where a task waits for approval "
+                  "while the next one runs, and the engine's work between runs (launch, dispatch, claims, the "
+                  "driver's polling) is in no step.", ""]
+        if r.get("slowest_queries"):
+            lines += ["Slowest connector queries:", "", "| s | query |", "|---:|---|"]
+            lines += [f"| {q['seconds']} | `{q['sql'].replace('|', '/')}` |" for q in r["slowest_queries"]]
         lines.append("")
     lines.append(end)
     return "\n".join(lines) + "\n"
