@@ -10,6 +10,8 @@ The bronze schema is a contract other code and datasets rely on (its meaning: do
 Three years of claims (2022-2024); denied (and pending) claims are paid 0; some claims have no lines; optional
 fields (zip code, insurance type, specialty, NPI, state, diagnosis code, units) are sometimes null.
 ``rename`` produces variants with renamed columns, e.g. ``{"CLAIMS.SERVICE_DATE": "SVC_DT"}``.
+``stream`` yields the rows in bounded chunks and the writers take them as they come, so millions of claims are
+written without holding them in memory; ``generate`` gathers the same rows for tests and small demos.
 """
 
 from __future__ import annotations
