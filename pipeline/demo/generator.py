@@ -30,7 +30,7 @@ from typing import Any
 
 import duckdb
 
-from agents.connectors.duckdb import NO_DOWNLOADS
+from agents.connectors.duckdb import duckdb_config
 
 SCHEMA: dict[str, list[tuple[str, str]]] = {
     "PATIENTS": [
@@ -317,7 +317,7 @@ def write_duckdb(path: Path | str, data: Rows, *, rename: dict[str, str] | None 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
-    db = duckdb.connect(str(tmp), config=dict(NO_DOWNLOADS))
+    db = duckdb.connect(str(tmp), config=duckdb_config())
     try:
         # The primary keys are added once the rows are in: one index build instead of an insert per row (about 3x
         # faster, and the check that the keys are unique is the same).
