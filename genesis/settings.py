@@ -331,6 +331,9 @@ GENESIS_REDISPATCH_SECONDS = env_seconds("GENESIS_REDISPATCH_SECONDS", 2 * GENES
 GENESIS_NOTIFY_ATTEMPTS = env_int("GENESIS_NOTIFY_ATTEMPTS", 3)
 GENESIS_NOTIFY_BACKOFF_SECONDS = env_seconds("GENESIS_NOTIFY_BACKOFF_SECONDS", 2)
 GENESIS_WEBHOOK_TIMEOUT = env_seconds("GENESIS_WEBHOOK_TIMEOUT", 10)
+# How long one query of an agent may run in a worker (profiles, checks and verification read whole tables); a page's
+# or an API call's preview keeps the connectors' 30 s. The task's own timeout still bounds the whole run.
+GENESIS_AGENT_QUERY_TIMEOUT_SECONDS = env_seconds("GENESIS_AGENT_QUERY_TIMEOUT_SECONDS", 900)
 # Optional language-model assistance (agents/llm): off unless both the URL (an OpenAI-compatible API, e.g.
 # https://api.example.com/v1 or a local vLLM/Ollama/llama.cpp server) and the model are set. The key is a secret.
 GENESIS_LLM_BASE_URL = env_str("GENESIS_LLM_BASE_URL", "")
@@ -353,6 +356,9 @@ GENESIS_DBT_POSTGRES_THREADS = env_int("GENESIS_DBT_POSTGRES_THREADS", 2, minimu
 # The same on DuckDB: one writing process per file, but within it dbt's threads share one database instance and
 # may write different tables at once. DuckDB already spreads each query over every core, so on a small machine one
 # node at a time is as fast (2 cores, 1M claims: 12.6-15.8 s with one thread, 14.9-16.3 s with two or four).
+# The memory each DuckDB database the platform opens may use (DuckDB's form: "4GB", "512MB", "50%"); beyond it
+# DuckDB spills to disk. A worker's peak memory is then bounded by this, not by the size of the data.
+GENESIS_DUCKDB_MEMORY_LIMIT = env_str("GENESIS_DUCKDB_MEMORY_LIMIT", "4GB").strip() or "4GB"
 GENESIS_DBT_DUCKDB_THREADS = env_int("GENESIS_DBT_DUCKDB_THREADS", 1, minimum=1, maximum=32)
 
 # One handler, on the root logger: Django's own "django" logger is given none (its default console handler

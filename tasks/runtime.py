@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from agents import registry
 from agents.base import AgentContext, Failed, NeedsApproval, NeedsInput, Outcome, Succeeded
+from agents.connectors.base import query_timeout
 from agents.models import Agent, Connection
 from genesis import fastsql
 from genesis.exceptions import DomainError
@@ -533,7 +534,9 @@ def _run_agent(run: Run, context: AgentContext, log: RunLog,
         if not agent.enabled:
             return Failed(error=f"Agent {agent.name} is disabled.", retryable=False)
         implementation = registry.get(agent.kind)()
-        outcome = implementation.run(context)
+        # An agent's queries read whole tables (profiles, checks, verification): the worker's limit, not a page's.
+        with query_timeout(settings.GENESIS_AGENT_QUERY_TIMEOUT_SECONDS):
+            outcome = implementation.run(context)
     except registry.UnknownAgentKind as error:
         return Failed(error=str(error), retryable=False)
     except Exception as error:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
@@ -15,6 +17,26 @@ from genesis.exceptions import DomainError
 
 DEFAULT_ROW_LIMIT = 1000
 DEFAULT_TIMEOUT_SECONDS = 30.0
+# The timeout of the queries run where no caller gives one: DEFAULT_TIMEOUT_SECONDS for a person waiting on a page
+# or an API call, the worker's longer limit while an agent runs (``query_timeout``).
+_query_timeout: ContextVar[float | None] = ContextVar("genesis_query_timeout", default=None)
+
+
+@contextmanager
+def query_timeout(seconds: float) -> Iterator[None]:
+    """Within this block (this thread, and the threads started with a copy of its context), queries that give no
+    timeout of their own stop after ``seconds``: how a worker lets an agent's queries over large tables run longer
+    than a preview may."""
+    token = _query_timeout.set(float(seconds))
+    try:
+        yield
+    finally:
+        _query_timeout.reset(token)
+
+
+def default_timeout() -> float:
+    """The timeout of a query that gives none: the enclosing ``query_timeout``, else DEFAULT_TIMEOUT_SECONDS."""
+    return _query_timeout.get() or DEFAULT_TIMEOUT_SECONDS
 # The longest query text the guard parses (a spec's expression or a check's query is far shorter).
 MAX_QUERY_CHARS = 100_000
 
@@ -203,7 +225,7 @@ class Adapter:
         infos = []
         for name in names:
             count = self._execute(f"SELECT COUNT(*) FROM {self.quote(name)}", limit=1,  # noqa: S608 - quoted name
-                                  timeout=DEFAULT_TIMEOUT_SECONDS).rows[0][0]
+                                  timeout=default_timeout()).rows[0][0]
             infos.append(TableInfo(name=name, columns=self._columns(name), row_count=int(count)))
         return infos
 
@@ -273,9 +295,10 @@ class Adapter:
                                       tables=catalog, sql=sql))
         return tables
 
-    def query(self, sql: str, *, limit: int = DEFAULT_ROW_LIMIT,
-              timeout: float = DEFAULT_TIMEOUT_SECONDS) -> QueryResult:
-        """Run one read-only SELECT, returning at most ``limit`` rows, stopped after ``timeout`` seconds."""
+    def query(self, sql: str, *, limit: int = DEFAULT_ROW_LIMIT, timeout: float | None = None) -> QueryResult:
+        """Run one read-only SELECT, returning at most ``limit`` rows, stopped after ``timeout`` seconds (default:
+        ``default_timeout()``)."""
+        timeout = default_timeout() if timeout is None else timeout
         if limit < 1:
             raise ConnectorError("The row limit must be at least 1.", field="limit")
         self.check_tables(self.tables_of(sql), sql=sql)
@@ -284,12 +307,12 @@ class Adapter:
         result.elapsed_ms = round((time.monotonic() - started) * 1000, 2)
         return result
 
-    def run_internal(self, sql: str, *, limit: int = 1, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> QueryResult:
+    def run_internal(self, sql: str, *, limit: int = 1, timeout: float | None = None) -> QueryResult:
         """Run SQL the platform wrote itself (quoted identifiers, no user text): the engine's read-only session,
         authorizer and timeout apply; the parse-level guard does not (it refuses the schema-qualified names the
         platform's own introspection needs)."""
-        return self._execute(sql, limit=limit, timeout=timeout)
+        return self._execute(sql, limit=limit, timeout=default_timeout() if timeout is None else timeout)
 
-    def scalar(self, sql: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Any:
+    def scalar(self, sql: str, *, timeout: float | None = None) -> Any:
         rows = self.query(sql, limit=1, timeout=timeout).rows
         return rows[0][0] if rows else None

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import duckdb
+from django.conf import settings
 
 from agents.connectors.base import (
     Adapter,
@@ -30,6 +31,13 @@ from agents.connectors.platform import refusal_for
 NO_DOWNLOADS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
                 "allow_community_extensions": False}
 READ_ONLY_CONFIG = {**NO_DOWNLOADS, "enable_external_access": False, "lock_configuration": True}
+
+
+def duckdb_config(**extra: object) -> dict:
+    """The settings every DuckDB database the platform opens gets: no downloads, and the memory it may use
+    (``GENESIS_DUCKDB_MEMORY_LIMIT``: DuckDB's own default is 80% of the machine, in a worker process that also
+    runs agents and dbt; past the limit it spills to a temporary directory beside the file)."""
+    return {**NO_DOWNLOADS, "memory_limit": settings.GENESIS_DUCKDB_MEMORY_LIMIT, **extra}
 # Characters a table name never holds but a path or URL does: DuckDB reads ``FROM 'data.csv'`` or
 # ``FROM 's3://bucket/x.parquet'`` as a file scan.
 _PATH_CHARACTERS = set("/\\:.*?")
@@ -83,7 +91,7 @@ class DuckDBAdapter(Adapter):
                 "connection.", field="location", code="platform_database",
             )
         try:
-            raw = duckdb.connect(str(path.resolve()), read_only=True, config=dict(READ_ONLY_CONFIG))
+            raw = duckdb.connect(str(path.resolve()), read_only=True, config=duckdb_config(**READ_ONLY_CONFIG))
             raw.execute("SELECT 1").fetchall()
             self._catalog = None
         except duckdb.Error as error:
@@ -150,7 +158,8 @@ class DuckDBAdapter(Adapter):
             rows = cursor.fetchmany(limit + 1)
             columns = [d[0] for d in cursor.description or []]
         except duckdb.InterruptException:
-            raise QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped.") from None
+            raise QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped (an agent's "
+                                   "queries may run GENESIS_AGENT_QUERY_TIMEOUT_SECONDS).") from None
         except duckdb.PermissionException as error:
             raise ConnectorError(f"Refused on {self.connection.name}: queries read only this database's tables "
                                  f"({_first_line(error)}).", field="sql", code="query_refused") from None

@@ -1,17 +1,54 @@
-"""PostgreSQL adapter (psycopg 3): read-only transactions and a server-side statement timeout."""
+"""PostgreSQL adapter (psycopg 3): read-only transactions and a server-side statement timeout.
+
+A query runs through a server-side cursor and fetches only the rows asked for (``limit`` + 1): a preview or a
+sample of a large join (``SELECT * FROM (...) LIMIT 5`` as the platform writes it) reads a few rows instead of
+moving the whole result to the client. The default timeout is the session's own (set once when the connection
+opens); another timeout is set for its query's transaction only. Introspection reads ``pg_catalog``, which is
+faster than ``information_schema``'s views over it, with the same visibility rules.
+"""
 
 from __future__ import annotations
+
+import re
 
 import psycopg
 from psycopg import errors as pg_errors
 
-from agents.connectors.base import Adapter, ColumnInfo, ConnectorError, QueryResult, QueryTimeout, Sample
+from agents.connectors.base import (
+    Adapter,
+    ColumnInfo,
+    ConnectorError,
+    QueryResult,
+    QueryTimeout,
+    Sample,
+    default_timeout,
+)
 from agents.connectors.platform import same_as_platform
+
+# The tables and views a session sees as information_schema.tables does ('BASE TABLE' is an ordinary or a
+# partitioned table): in a schema of its search path, and only those the role has some privilege on.
+LIST_TABLES_SQL = (
+    "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = ANY (current_schemas(false)) AND c.relkind IN ('r', 'p', 'v') "
+    "AND (pg_catalog.pg_has_role(c.relowner, 'USAGE') "
+    "OR pg_catalog.has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') "
+    "OR pg_catalog.has_any_column_privilege(c.oid, 'SELECT, INSERT, UPDATE, REFERENCES')) "
+    "ORDER BY c.relname"
+)
+
+# What a cursor can be declared for: a statement that starts (after comments and parentheses) with one of these.
+_CURSOR_STATEMENT = re.compile(r"^(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*(?:select|with|values|table)\b", re.I | re.S)
+
+
+def _ms(timeout: float) -> int:
+    return max(1, int(timeout * 1000))
 
 
 class PostgreSQLAdapter(Adapter):
     engine = "postgresql"
     dialect = "postgres"
+    # The statement timeout of the session (milliseconds) once it is open.
+    _session_timeout_ms: int | None = None
 
     def _open(self):
         kwargs = {"connect_timeout": 10, "autocommit": False}
@@ -24,36 +61,61 @@ class PostgreSQLAdapter(Adapter):
                 f"Connection {self.connection.name}: cannot reach PostgreSQL: {str(error).strip()}",
                 field="location", code="unreachable",
             ) from None
-        raw.read_only = True
         if same_as_platform(raw):
             raw.close()
             raise ConnectorError(
                 f"Connection {self.connection.name} reaches the platform's own database, which is never a data "
                 "connection.", field="location", code="platform_database",
             )
+        # The default timeout (a page's, or the worker's while an agent runs) for the whole session, so that most
+        # queries need no SET of their own (a session SET lasts only if its transaction commits).
+        session_ms = _ms(default_timeout())
+        try:
+            raw.execute(f"SET statement_timeout = {session_ms}")
+            raw.commit()
+        except psycopg.Error as error:
+            raw.close()
+            raise ConnectorError(f"Connection {self.connection.name}: {str(error).strip()}",
+                                 field="location", code="unreachable") from None
+        self._session_timeout_ms = session_ms
+        raw.read_only = True
         return raw
+
+    def close(self) -> None:
+        self._session_timeout_ms = None
+        super().close()
 
     def list_tables(self) -> list[str]:
         with self.raw.cursor() as cursor:
-            cursor.execute(
-                "SELECT table_name FROM information_schema.tables "
-                "WHERE table_schema = ANY (current_schemas(false)) AND table_type IN ('BASE TABLE', 'VIEW') "
-                "ORDER BY table_name"
-            )
+            cursor.execute(LIST_TABLES_SQL)
             rows = cursor.fetchall()
         self.raw.rollback()
         return [row[0] for row in rows]
 
     def _columns(self, table: str) -> list[ColumnInfo]:
+        # information_schema.columns' data_type, from pg_catalog: a domain shows its base type, an array ARRAY, an
+        # enum or another type outside pg_catalog USER-DEFINED, and a built-in type its name without modifiers.
         with self.raw.cursor() as cursor:
             cursor.execute(
-                "SELECT column_name, data_type, is_nullable, ordinal_position FROM information_schema.columns "
-                "WHERE table_schema = ANY (current_schemas(false)) AND table_name = %s ORDER BY ordinal_position",
+                "SELECT a.attname, CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN 'ARRAY' "
+                "WHEN tn.nspname = 'pg_catalog' THEN pg_catalog.format_type(t.oid, NULL) "
+                "ELSE 'USER-DEFINED' END, NOT (a.attnotnull OR (dt.typtype = 'd' AND dt.typnotnull)), a.attnum "
+                "FROM pg_catalog.pg_attribute a "
+                "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN pg_catalog.pg_type dt ON dt.oid = a.atttypid "
+                "JOIN pg_catalog.pg_type t ON t.oid = CASE WHEN dt.typtype = 'd' THEN dt.typbasetype ELSE dt.oid END "
+                "JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace "
+                "WHERE c.relname = %s AND n.nspname = ANY (current_schemas(false)) "
+                "AND c.relkind IN ('r', 'p', 'v', 'f') AND a.attnum > 0 AND NOT a.attisdropped "
+                "AND (pg_catalog.pg_has_role(c.relowner, 'USAGE') "
+                "OR pg_catalog.has_column_privilege(c.oid, a.attnum, 'SELECT, INSERT, UPDATE, REFERENCES')) "
+                "ORDER BY a.attnum",
                 [table],
             )
             rows = cursor.fetchall()
         self.raw.rollback()
-        return [ColumnInfo(name=name, declared_type=dtype.upper(), nullable=nullable == "YES", position=pos)
+        return [ColumnInfo(name=name, declared_type=dtype.upper(), nullable=nullable, position=pos)
                 for name, dtype, nullable, pos in rows]
 
     def sample_of(self, table: str, rows: int, *, total: int) -> Sample:
@@ -77,18 +139,27 @@ class PostgreSQLAdapter(Adapter):
 
     def _execute(self, sql: str, *, limit: int, timeout: float) -> QueryResult:
         raw = self.raw
+        # A server-side cursor: the server sends the first limit + 1 rows, never the rest of the result. Any other
+        # statement (which the guard lets through only from the platform's own code) runs as it is, and the
+        # read-only transaction refuses it if it writes.
+        cursor = raw.cursor(name="genesis_query") if _CURSOR_STATEMENT.match(sql) else raw.cursor()
         try:
-            with raw.cursor() as cursor:
-                cursor.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
-                cursor.execute(sql)
-                rows = cursor.fetchmany(limit + 1)
-                columns = [d.name for d in cursor.description or []]
+            if _ms(timeout) != self._session_timeout_ms:
+                raw.execute(f"SET LOCAL statement_timeout = {_ms(timeout)}")
+            cursor.execute(sql)
+            rows = cursor.fetchmany(limit + 1)
+            columns = [d.name for d in cursor.description or []]
         except pg_errors.QueryCanceled:
             raw.rollback()
-            raise QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped.") from None
+            raise QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped (an agent's "
+                                   "queries may run GENESIS_AGENT_QUERY_TIMEOUT_SECONDS).") from None
         except psycopg.Error as error:
             raw.rollback()
             raise ConnectorError(f"The query failed on {self.connection.name}: {str(error).strip()}",
                                  field="sql") from None
-        raw.rollback()
+        finally:
+            # After the rollback the cursor is gone with its transaction: closing it sends nothing more.
+            if not raw.closed and raw.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
+                raw.rollback()
+            cursor.close()
         return QueryResult(columns=columns, rows=rows[:limit], truncated=len(rows) > limit)

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from agents.connectors.base import (
-    DEFAULT_TIMEOUT_SECONDS,
     DENIED_FUNCTION_PREFIXES,
     DENIED_FUNCTIONS,
     Adapter,
@@ -16,6 +15,7 @@ from agents.connectors.base import (
     QueryResult,
     QueryTimeout,
     Sample,
+    default_timeout,
 )
 
 # What a statement on a source may do, asked by SQLite itself of every statement it prepares (``set_authorizer``):
@@ -101,7 +101,7 @@ class SQLiteAdapter(Adapter):
             # Two subqueries: SQLite reads a lone MIN or MAX of the rowid at an end of the b-tree, both in one
             # SELECT by scanning the table.
             low, high = self._execute(f"SELECT (SELECT MIN(rowid) FROM {name}), (SELECT MAX(rowid) FROM {name})",  # noqa: S608
-                                      limit=1, timeout=DEFAULT_TIMEOUT_SECONDS).rows[0]
+                                      limit=1, timeout=default_timeout()).rows[0]
         except ConnectorError:
             low = high = None
         if not isinstance(low, int) or not isinstance(high, int) or high - low + 1 > 4 * max(total, 1):
@@ -129,7 +129,8 @@ class SQLiteAdapter(Adapter):
             cursor.close()
         except sqlite3.OperationalError as error:
             if "interrupted" in str(error):
-                raise QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped.") from None
+                raise QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped (an agent's "
+                                   "queries may run GENESIS_AGENT_QUERY_TIMEOUT_SECONDS).") from None
             raise self._failure(error) from None
         except sqlite3.DatabaseError as error:
             raise self._failure(error) from None

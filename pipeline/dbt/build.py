@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 from dataclasses import dataclass
@@ -167,12 +168,18 @@ def plan_build(*, mission, config: dict, connections: dict | None = None) -> Bui
 def _tables_read(targets: list[TargetSpec]) -> set[str]:
     names: set[str] = set()
     for target in targets:
-        try:
-            tree = sqlglot.parse_one(target.sql, read=target.dialect)
-        except sqlglot.errors.ParseError:
-            continue  # generate_project reports it with the target's name
-        names |= {t.name for t in tree.find_all(exp.Table) if t.name}
+        names |= _tables_in(target.sql, target.dialect)
     return names
+
+
+@functools.lru_cache(maxsize=256)
+def _tables_in(sql: str, dialect: str) -> frozenset[str]:
+    """The tables one target's SQL names (each step of a mission plans the same targets again)."""
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except sqlglot.errors.ParseError:
+        return frozenset()  # generate_project reports it with the target's name
+    return frozenset(t.name for t in tree.find_all(exp.Table) if t.name)
 
 
 def run_dir(context, name: str) -> Path:

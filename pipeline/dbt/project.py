@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import yaml
 from django.conf import settings
 
-from agents.connectors.duckdb import NO_DOWNLOADS, duckdb_path
+from agents.connectors.duckdb import duckdb_config, duckdb_path
 from agents.connectors.sqlite import sqlite_path
 from genesis.exceptions import DomainError
 from pipeline.dbt.spec import TargetSpec
@@ -274,7 +274,7 @@ def profile_for(*, target, source) -> tuple[dict, dict[str, str]]:
             "type": "duckdb", "threads": settings.GENESIS_DBT_DUCKDB_THREADS, "path": str(target_path),
             "keep_open": True,
             # Nothing is fetched at run time: an extension the wheel does not carry fails instead of downloading.
-            "config_options": dict(NO_DOWNLOADS), "extensions": [],
+            "config_options": duckdb_config(), "extensions": [],
         }
         if source_database_for(target=target, source=source):
             output["attach"] = [{"path": str(duckdb_path(source.location).resolve()), "alias": "bronze",

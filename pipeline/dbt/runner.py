@@ -138,6 +138,26 @@ def _node_results(result) -> list[NodeResult]:
     return nodes
 
 
+def _behavior_flag_source() -> str:
+    """The module that created a behavior flag, as dbt_common's ``BehaviorFlagRendered._default_source`` finds it
+    (the first caller outside that module), read from the frames' globals: dbt's version calls ``inspect.stack()``,
+    which reads the source of every frame and searches ``sys.modules`` for each (about 80 ms per flag in this
+    process, two flags per adapter, a new adapter per invocation)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if name and name != "dbt_common.behavior_flags" and name in sys.modules:
+            return name
+        frame = frame.f_back  # type: ignore[assignment]
+    return "Unknown"
+
+
+def _patch_dbt() -> None:
+    from dbt_common import behavior_flags  # noqa: PLC0415 - imported with dbt, only when dbt runs
+
+    behavior_flags.BehaviorFlagRendered._default_source = staticmethod(_behavior_flag_source)  # type: ignore[method-assign]
+
+
 def _close_duckdb() -> None:
     """Close the database dbt-duckdb keeps open through an invocation (``keep_open``), if it opened one: until then
     the file is held read-write by this process, and DuckDB refuses a read-only session on it here or elsewhere."""
@@ -157,6 +177,7 @@ def invoke(project: DbtProject, *, project_dir: Path, profile: dict, env: dict[s
     invocation runs in this process."""
     from dbt.cli.main import dbtRunner  # noqa: PLC0415 - dbt is slow to import; only a build pays for it
 
+    _patch_dbt()
     started = time.monotonic()
     project.write(project_dir)
     profiles_dir = project_dir / "_profiles"

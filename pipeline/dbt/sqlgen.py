@@ -7,6 +7,7 @@ The result is cast to the spec's column types, so the built table carries the de
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from genesis.exceptions import DomainError
-from pipeline.dbt.spec import TargetSpec, type_family
+from pipeline.dbt.spec import ColumnSpec, TargetSpec, type_family
 
 _SRC = "__genesis_src__"
 _PART = "__genesis_part__"
@@ -143,7 +144,19 @@ def _dialect_fixes(tree: exp.Expression, dialect: str) -> exp.Expression:
 def model_sql(target: TargetSpec, *, dialect: str, bronze_tables: dict[str, str],
               partition: Partition | None = None) -> str:
     """The model's SQL for ``dialect`` (``sqlite``, ``postgres`` or ``duckdb``). ``bronze_tables`` maps upper-case
-    names to the source's actual table names."""
+    names to the source's actual table names. Every step of a mission generates the same project again (the build,
+    the checks, the schedule, the hand-off): the text is kept per input, since parsing and printing it is the bulk of
+    generating a project."""
+    return _model_sql(target.name, target.sql, target.dialect, tuple((c.name, c.type) for c in target.columns),
+                      target.materialized, dialect, tuple(sorted(bronze_tables.items())), partition)
+
+
+@functools.lru_cache(maxsize=256)
+def _model_sql(name: str, sql: str, source_dialect: str, columns: tuple[tuple[str, str], ...], materialized: str,
+               dialect: str, bronze: tuple[tuple[str, str], ...], partition: Partition | None) -> str:
+    bronze_tables = dict(bronze)
+    target = TargetSpec(name=name, sql=sql, dialect=source_dialect, materialized=materialized,
+                        columns=[ColumnSpec(name=n, type=t) for n, t in columns])
     try:
         tree = sqlglot.parse_one(target.sql, read=target.dialect)
     except ParseError as error:

@@ -10,6 +10,8 @@ The bronze schema is a contract other code and datasets rely on (its meaning: do
 Three years of claims (2022-2024); denied (and pending) claims are paid 0; some claims have no lines; optional
 fields (zip code, insurance type, specialty, NPI, state, diagnosis code, units) are sometimes null.
 ``rename`` produces variants with renamed columns, e.g. ``{"CLAIMS.SERVICE_DATE": "SVC_DT"}``.
+``stream`` yields the rows in bounded chunks and the writers take them as they come, so millions of claims are
+written without holding them in memory; ``generate`` gathers the same rows for tests and small demos.
 """
 
 from __future__ import annotations
@@ -18,11 +20,17 @@ import csv
 import random
 import sqlite3
 import tempfile
+from bisect import bisect
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from itertools import accumulate
 from pathlib import Path
+from typing import Any
 
 import duckdb
+
+from agents.connectors.duckdb import duckdb_config
 
 SCHEMA: dict[str, list[tuple[str, str]]] = {
     "PATIENTS": [
@@ -68,11 +76,21 @@ _DIAGNOSES = ["E11.9", "I10", "J06.9", "M54.5", "Z00.00", "K21.9", "F41.1", "J45
               "E78.5", "M17.11", "G43.909", "L40.0", "C50.911", "O80", "S93.401A", "H10.9"]
 _PROCEDURES = ["99213", "99214", "99203", "93000", "80053", "85025", "71046", "97110", "90471", "36415",
                "99284", "20610", "11042", "96372", "81001", "70450", "J1100", "G0439"]
+_GENDERS = ["F", "M", "M", "F", "U"]
+_LINE_COUNTS = [(1, 35), (2, 30), (3, 18), (4, 10), (5, 7)]
+_UNITS = [(1, 70), (2, 15), (3, 10), (4, 5)]
+
+
+# Rows per chunk the generator yields: memory stays bounded whatever the number of claims.
+CHUNK_ROWS = 50_000
+
+Chunk = tuple[str, list[tuple]]
 
 
 @dataclass
 class DemoData:
-    """Generated rows per bronze table, in the schema's column order."""
+    """Generated rows per bronze table, in the schema's column order (all in memory: for tests and small demos;
+    ``stream`` gives the same rows chunk by chunk)."""
 
     tables: dict[str, list[tuple]]
     seed: int
@@ -81,63 +99,104 @@ class DemoData:
     def counts(self) -> dict[str, int]:
         return {name: len(rows) for name, rows in self.tables.items()}
 
+    def chunks(self, size: int = CHUNK_ROWS) -> Iterator[Chunk]:
+        for table, rows in self.tables.items():
+            for start in range(0, len(rows), size):
+                yield table, rows[start:start + size]
 
-def _weighted(rng: random.Random, pairs: list[tuple[str, int]]) -> str:
-    return rng.choices([p[0] for p in pairs], weights=[p[1] for p in pairs])[0]
+
+def _picker(pairs: list[tuple[Any, int]]) -> Callable[[float], Any]:
+    """``pick(rng.random())`` is ``rng.choices(values, weights=weights)[0]`` (the same draw, the same value: what
+    ``Random.choices`` does for one value), without rebuilding the cumulative weights on every call."""
+    values = [value for value, _ in pairs]
+    cumulative = list(accumulate(weight for _, weight in pairs))
+    total, hi = cumulative[-1] + 0.0, len(values) - 1
+    return lambda draw: values[bisect(cumulative, draw * total, 0, hi)]
 
 
 def generate(*, claims: int = 20_000, seed: int = 42) -> DemoData:
-    """The demo's rows for ``claims`` claims; the same seed and size always give the same rows."""
+    """The demo's rows for ``claims`` claims, all in memory; the same seed and size always give the same rows."""
+    tables: dict[str, list[tuple]] = {table: [] for table in SCHEMA}
+    for table, rows in stream(claims=claims, seed=seed):
+        tables[table].extend(rows)
+    return DemoData(tables=tables, seed=seed, claims=claims)
+
+
+def stream(*, claims: int = 20_000, seed: int = 42, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+    """The demo's rows as ``(table, rows)`` chunks of at most ``chunk_rows`` rows: all of PATIENTS, then all of
+    PROVIDERS, then CLAIMS and CLAIM_DETAILS chunks interleaved (each table's chunks in key order). Concatenated per
+    table they are exactly ``generate``'s rows, whatever the chunk size: one random stream drawn in one order."""
     if claims < 1:
         raise ValueError("claims must be at least 1")
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be at least 1")
     rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not security
+    draw, choice, randint = rng.random, rng.choice, rng.randint
     n_patients = max(20, claims // 8)
     n_providers = max(10, claims // 150)
+    insurance, claim_type, status_of = _picker(_INSURANCE), _picker(_CLAIM_TYPES), _picker(_STATUSES)
+    line_count, units = _picker(_LINE_COUNTS), _picker(_UNITS)
 
-    patients = []
+    patients: list[tuple] = []
     for pid in range(1, n_patients + 1):
         # Ages 0-95 on the first day of the data, so every age group occurs.
-        birth = FIRST_DAY - timedelta(days=rng.randint(0, 95 * 365))
+        birth = FIRST_DAY - timedelta(days=randint(0, 95 * 365))
         patients.append((
-            pid, rng.choice(_FIRST), rng.choice(_LAST), birth.isoformat(), rng.choice(["F", "M", "M", "F", "U"]),
-            None if rng.random() < 0.04 else f"{rng.randint(1000, 99950):05d}",
-            None if rng.random() < 0.03 else _weighted(rng, _INSURANCE),
+            pid, choice(_FIRST), choice(_LAST), birth.isoformat(), choice(_GENDERS),
+            None if draw() < 0.04 else f"{randint(1000, 99950):05d}",
+            None if draw() < 0.03 else insurance(draw()),
         ))
+        if len(patients) == chunk_rows:
+            yield "PATIENTS", patients
+            patients = []
+    if patients:
+        yield "PATIENTS", patients
 
-    providers = []
+    providers: list[tuple] = []
     for prid in range(1, n_providers + 1):
-        specialty = rng.choice(_SPECIALTIES)
-        name = (f"Dr. {rng.choice(_FIRST)} {rng.choice(_LAST)}" if rng.random() < 0.7
-                else f"{rng.choice(_LAST)} {specialty} Clinic")
+        specialty = choice(_SPECIALTIES)
+        name = (f"Dr. {choice(_FIRST)} {choice(_LAST)}" if draw() < 0.7
+                else f"{choice(_LAST)} {specialty} Clinic")
         providers.append((
-            prid, name, None if rng.random() < 0.05 else specialty,
-            None if rng.random() < 0.05 else str(1_000_000_000 + rng.randint(0, 899_999_999)),
-            None if rng.random() < 0.03 else rng.choice(_STATES),
+            prid, name, None if draw() < 0.05 else specialty,
+            None if draw() < 0.05 else str(1_000_000_000 + randint(0, 899_999_999)),
+            None if draw() < 0.03 else choice(_STATES),
         ))
+        if len(providers) == chunk_rows:
+            yield "PROVIDERS", providers
+            providers = []
+    if providers:
+        yield "PROVIDERS", providers
 
     span = (LAST_DAY - FIRST_DAY).days
-    claim_rows, line_rows = [], []
+    days = [(FIRST_DAY + timedelta(days=offset)).isoformat() for offset in range(span + 1)]
+    claim_rows: list[tuple] = []
+    line_rows: list[tuple] = []
     line_id = 0
     for cid in range(1, claims + 1):
-        status = _weighted(rng, _STATUSES)
+        status = status_of(draw())
         claim_rows.append((
-            cid, rng.randint(1, n_patients), rng.randint(1, n_providers),
-            (FIRST_DAY + timedelta(days=rng.randint(0, span))).isoformat(), _weighted(rng, _CLAIM_TYPES), status,
-            None if rng.random() < 0.05 else rng.choice(_DIAGNOSES),
+            cid, randint(1, n_patients), randint(1, n_providers), days[randint(0, span)], claim_type(draw()), status,
+            None if draw() < 0.05 else choice(_DIAGNOSES),
         ))
-        n_lines = 0 if rng.random() < 0.04 else rng.choices([1, 2, 3, 4, 5], weights=[35, 30, 18, 10, 7])[0]
+        if len(claim_rows) == chunk_rows:
+            yield "CLAIMS", claim_rows
+            claim_rows = []
+        n_lines = 0 if draw() < 0.04 else line_count(draw())
         for number in range(1, n_lines + 1):
             line_id += 1
             charge = round(rng.uniform(15, 2500), 2)
             paid = round(charge * rng.uniform(0.45, 0.95), 2) if status == "PAID" else 0.0
             line_rows.append((
-                line_id, cid, number, rng.choice(_PROCEDURES), charge, paid,
-                None if rng.random() < 0.05 else rng.choices([1, 2, 3, 4], weights=[70, 15, 10, 5])[0],
+                line_id, cid, number, choice(_PROCEDURES), charge, paid, None if draw() < 0.05 else units(draw()),
             ))
-    return DemoData(
-        tables={"PATIENTS": patients, "PROVIDERS": providers, "CLAIMS": claim_rows, "CLAIM_DETAILS": line_rows},
-        seed=seed, claims=claims,
-    )
+            if len(line_rows) == chunk_rows:
+                yield "CLAIM_DETAILS", line_rows
+                line_rows = []
+    if claim_rows:
+        yield "CLAIMS", claim_rows
+    if line_rows:
+        yield "CLAIM_DETAILS", line_rows
 
 
 def column_names(table: str, rename: dict[str, str] | None = None) -> list[str]:
@@ -161,6 +220,12 @@ def create_statements(rename: dict[str, str] | None = None, *, quote: str = "") 
     return statements
 
 
+def _primary_keys(rename: dict[str, str] | None = None) -> dict[str, str]:
+    """Each bronze table's primary key column (under its new name when renamed)."""
+    return {table: name for table, columns in SCHEMA.items()
+            for name, (_, ctype) in zip(column_names(table, rename), columns, strict=True) if "PRIMARY KEY" in ctype}
+
+
 def index_statements(rename: dict[str, str] | None = None, *, quote: str = "") -> list[str]:
     """CREATE INDEX for ``INDEXES``, run after the rows are in (faster than keeping them up to date row by row)."""
     statements = []
@@ -171,73 +236,129 @@ def index_statements(rename: dict[str, str] | None = None, *, quote: str = "") -
     return statements
 
 
-def write_sqlite(path: Path | str, data: DemoData, *, rename: dict[str, str] | None = None) -> Path:
-    """Write the bronze tables into a new SQLite file (an existing file is replaced)."""
+Rows = DemoData | Iterable[Chunk]
+
+
+def _chunks(data: Rows) -> Iterator[Chunk]:
+    """The ``(table, rows)`` chunks of ``data``: a ``DemoData`` or chunks as ``stream`` yields them, consumed once."""
+    return data.chunks() if isinstance(data, DemoData) else iter(data)
+
+
+def write_sqlite(path: Path | str, data: Rows, *, rename: dict[str, str] | None = None) -> Path:
+    """Write the bronze tables into a new SQLite file (an existing file is replaced), chunk by chunk: one transaction
+    per chunk, the indexes made once the rows are in. The file is built aside and moved in place at the end, so the
+    bulk-load settings (no rollback journal, no fsync) cannot leave a half-written file behind."""
     _check_rename(rename)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
-    db = sqlite3.connect(tmp)
+    db = sqlite3.connect(tmp, isolation_level=None)  # transactions are explicit below
     try:
         db.execute("PRAGMA journal_mode = OFF")
         db.execute("PRAGMA synchronous = OFF")
-        with db:
-            for statement in create_statements(rename):
-                db.execute(statement)
-            for table, rows in data.tables.items():
-                marks = ", ".join("?" * len(SCHEMA[table]))
-                db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)  # noqa: S608 - fixed names
-            for statement in index_statements(rename):
-                db.execute(statement)
-            db.execute("ANALYZE")
+        db.execute("PRAGMA cache_size = -65536")  # 64 MiB of page cache, for the index builds
+        for statement in create_statements(rename):
+            db.execute(statement)
+        inserts = {table: f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))})"  # noqa: S608 - fixed names
+                   for table, columns in SCHEMA.items()}
+        for table, rows in _chunks(data):
+            db.execute("BEGIN")
+            db.executemany(inserts[table], rows)
+            db.execute("COMMIT")
+        db.execute("BEGIN")
+        for statement in index_statements(rename):
+            db.execute(statement)
+        db.execute("ANALYZE")
+        db.execute("COMMIT")
+        db.execute("PRAGMA journal_mode = DELETE")
+        db.execute("PRAGMA synchronous = FULL")
     finally:
         db.close()
     tmp.replace(path)
     return path
 
 
-def write_postgresql(connection, data: DemoData, *, rename: dict[str, str] | None = None) -> None:
+def write_postgresql(connection, data: Rows, *, rename: dict[str, str] | None = None) -> None:
     """Write the bronze tables through an open psycopg connection (into its current schema), quoted upper-case
-    names so they read the same as on SQLite."""
+    names so they read the same as on SQLite: one ``COPY`` per chunk, one transaction, the indexes made last."""
     _check_rename(rename)
+    copies = {table: f'COPY "{table}" ({", ".join(map(_quoted, column_names(table, rename)))}) FROM STDIN'
+              for table in SCHEMA}
     with connection.cursor() as cursor:
         for statement in create_statements(rename, quote='"'):
             cursor.execute(statement.replace("DECIMAL(12,2)", "NUMERIC(12,2)"))
-        for table, rows in data.tables.items():
-            names = ", ".join(f'"{n}"' for n in column_names(table, rename))
-            with cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+        for table, rows in _chunks(data):
+            with cursor.copy(copies[table]) as copy:
                 for row in rows:
                     copy.write_row(row)
         for statement in index_statements(rename, quote='"'):
             cursor.execute(statement)
-        for table in data.tables:
+        for table in SCHEMA:
             cursor.execute(f'ANALYZE "{table}"')
     connection.commit()
 
 
-def write_duckdb(path: Path | str, data: DemoData, *, rename: dict[str, str] | None = None) -> Path:
+def _quoted(name: str) -> str:
+    return f'"{name}"'
+
+
+# Rows a DuckDB table's scratch CSV file gathers before DuckDB reads it in (one COPY statement per batch).
+DUCKDB_BATCH_ROWS = 500_000
+
+
+def write_duckdb(path: Path | str, data: Rows, *, rename: dict[str, str] | None = None) -> Path:
     """Write the bronze tables into a new DuckDB file (an existing file is replaced), with the same declared types as
-    on SQLite. The rows go through a scratch CSV file and DuckDB's built-in CSV reader (no extension, no download):
-    inserting millions of rows one by one from Python would take minutes."""
+    on SQLite. The rows go through scratch CSV files next to it, read by DuckDB's built-in CSV reader (no extension,
+    nothing downloaded) in batches of ``DUCKDB_BATCH_ROWS`` rows: inserting millions of rows one by one from Python
+    would take minutes. A null is an empty field (no generated text value is empty)."""
     _check_rename(rename)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
-    db = duckdb.connect(str(tmp), config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    db = duckdb.connect(str(tmp), config=duckdb_config())
     try:
+        # The primary keys are added once the rows are in: one index build instead of an insert per row (about 3x
+        # faster, and the check that the keys are unique is the same).
         for statement in create_statements(rename, quote='"'):
-            db.execute(statement)
+            db.execute(statement.replace(" PRIMARY KEY", ""))
         with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
-            for table, rows in data.tables.items():
-                csv_path = Path(scratch) / f"{table}.csv"
-                with csv_path.open("w", newline="") as handle:
-                    writer = csv.writer(handle)
-                    writer.writerows(tuple(r"\N" if v is None else v for v in row) for row in rows)
-                db.execute(f"COPY \"{table}\" FROM '{csv_path}' (FORMAT csv, HEADER false, NULLSTR '\\N')")  # noqa: S608
+            batches = {table: _CsvBatch(Path(scratch) / f"{table}.csv") for table in SCHEMA}
+            for table, rows in _chunks(data):
+                batch = batches[table]
+                batch.add(rows)
+                if batch.rows >= DUCKDB_BATCH_ROWS:
+                    batch.load_into(db, table)
+            for table, batch in batches.items():
+                batch.load_into(db, table)
+                batch.handle.close()
+        for table, key in _primary_keys(rename).items():
+            db.execute(f'ALTER TABLE "{table}" ADD PRIMARY KEY ("{key}")')
         db.execute("CHECKPOINT")
     finally:
         db.close()
     tmp.replace(path)
     return path
+
+
+class _CsvBatch:
+    """A scratch CSV file of rows waiting to be copied into one DuckDB table."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.rows = path, 0
+        self.handle = path.open("w", newline="")
+        self.writer = csv.writer(self.handle)
+
+    def add(self, rows: list[tuple]) -> None:
+        self.writer.writerows(rows)
+        self.rows += len(rows)
+
+    def load_into(self, db: duckdb.DuckDBPyConnection, table: str) -> None:
+        """Copy the gathered rows into ``table`` and start an empty batch."""
+        if self.rows:
+            self.handle.flush()
+            db.execute(f"COPY \"{table}\" FROM '{self.path}' (FORMAT csv, HEADER false, NULLSTR '')")  # noqa: S608
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.rows = 0

@@ -9,6 +9,7 @@ Targets without a period are verified whole-table and rebuilt whole if they diff
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -146,7 +147,9 @@ class BackfillAgent(BaseAgent):
                 adapter = stack.enter_context(adapter_for(plan.source, mission=plan.mission))
                 if _side_by_side(plan):
                     pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
-                    reading = pool.submit(self._read_source, adapter, plan, by_month, units, config)
+                    # The copied context carries the worker's query timeout into the reading thread.
+                    reading = pool.submit(contextvars.copy_context().run, self._read_source, adapter, plan,
+                                          by_month, units, config)
             built_before = self._read_built(plan, by_month, periods)
             if whole and not target_file_missing(plan.target):
                 first_whole = _verify_whole(plan, whole, config.get("expected_sql"))

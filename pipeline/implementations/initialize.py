@@ -17,7 +17,7 @@ from agents.access import adapter_for
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
 from agents.choices import Purpose
 from agents.connectors import ConnectorError
-from agents.connectors.duckdb import NO_DOWNLOADS, duckdb_path, location_problem
+from agents.connectors.duckdb import duckdb_config, duckdb_path, location_problem
 from agents.connectors.sqlite import sqlite_path
 from agents.models import Connection
 from agents.registry import register
@@ -52,7 +52,7 @@ def _new_target_file(connection: Connection) -> Path | None:
     if path.exists() or not path.parent.is_dir():
         return None
     if connection.engine == "duckdb":
-        duckdb.connect(str(path), config=NO_DOWNLOADS).close()
+        duckdb.connect(str(path), config=duckdb_config()).close()
     else:
         sqlite3.connect(path).close()
     return path

@@ -24,7 +24,7 @@ from typing import Any
 import duckdb
 import psycopg
 
-from agents.connectors.duckdb import NO_DOWNLOADS, duckdb_path, location_problem
+from agents.connectors.duckdb import duckdb_config, duckdb_path, location_problem
 from agents.connectors.platform import refusal_for, same_as_platform
 from agents.connectors.sqlite import sqlite_path
 from pipeline.ingest.errors import IngestCancelled, IngestError
@@ -297,7 +297,7 @@ class DuckDBTarget(Target):
                                    f"{path.parent}; create the folder, or register the connection elsewhere.")
             self.created = True
         try:
-            self.raw = duckdb.connect(str(path), config=dict(NO_DOWNLOADS))
+            self.raw = duckdb.connect(str(path), config=duckdb_config())
             self.raw.execute("SELECT count(*) FROM information_schema.tables").fetchone()
         except duckdb.Error as error:
             if self.raw is not None:

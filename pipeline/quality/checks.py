@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from agents.access import adapter_for
-from agents.connectors.base import DEFAULT_TIMEOUT_SECONDS, ConnectorError
+from agents.connectors.base import ConnectorError, default_timeout
 from agents.connectors.sqlite import _authorize as sqlite_authorize
 from agents.connectors.sqlite import sqlite_path
 from pipeline.dbt.spec import TargetSpec, type_family
@@ -156,7 +156,7 @@ def same_database(target_adapter, source_adapter) -> bool:
 
 
 @contextmanager
-def _sqlite_with_source(target_adapter, source_adapter, timeout: float = DEFAULT_TIMEOUT_SECONDS):
+def _sqlite_with_source(target_adapter, source_adapter, timeout: float | None = None):
     """A read-only connection to the target's SQLite file with the source's file attached as ``genesis_source``
     (the adapters refuse ATTACH; this connection attaches once, then only reads, under the same authorizer)."""
     target, source = _path(target_adapter), _path(source_adapter)
@@ -166,7 +166,7 @@ def _sqlite_with_source(target_adapter, source_adapter, timeout: float = DEFAULT
         raw.execute("ATTACH DATABASE ? AS genesis_source", (f"{source.as_uri()}?mode=ro",))
         raw.execute("PRAGMA query_only = ON")
         raw.set_authorizer(sqlite_authorize)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (default_timeout() if timeout is None else timeout)
         raw.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
         yield raw
     finally:

@@ -1,9 +1,14 @@
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
 import pytest
 
 from agents.access import adapter_for
 from agents.connectors import ConnectorError, QueryRefused, QueryTimeout
+from agents.connectors.base import DEFAULT_TIMEOUT_SECONDS, default_timeout, query_timeout
 from agents.models import Connection
-from tests.pipeline.conftest import ALLOWED, pg_connection, sqlite_connection
+from tests.pipeline.conftest import ALLOWED, PG_SERVER, pg_connection, sqlite_connection
 
 
 def _check_adapter(adapter, *, dialect):
@@ -158,6 +163,53 @@ def test_postgresql_timeout_and_read_only(pg_schema):
         assert adapter.scalar('SELECT COUNT(*) FROM "CLAIMS"') == 300
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_postgresql_reads_only_the_rows_asked_for(pg_schema):
+    """A query stops at the row limit on the server: two billion rows are never produced, let alone sent."""
+    with adapter_for(pg_connection(pg_schema), mission=None) as adapter:
+        result = adapter.query("SELECT generate_series(1, 2000000000) AS g", limit=3, timeout=10)
+        assert result.rows == [(1,), (2,), (3,)] and result.truncated and result.columns == ["g"]
+        # A query's own timeout lasts for that query only; the session keeps the default.
+        with pytest.raises(QueryTimeout):
+            adapter.query(SLOW, timeout=0.2)
+        assert adapter.raw.execute("SHOW statement_timeout").fetchone() == ("30s",)
+        assert adapter.scalar('SELECT COUNT(*) FROM "CLAIMS"') == 300
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_postgresql_introspection_matches_information_schema(pg_schema):
+    """Tables and columns read from pg_catalog are what information_schema shows: the same tables and views, the
+    same declared types (a domain's base type, ARRAY, USER-DEFINED), nullability, positions and privileges."""
+    with psycopg.connect(PG_SERVER, autocommit=True, options=f"-c search_path={pg_schema}") as admin:
+        admin.execute("CREATE DOMAIN positive AS integer NOT NULL CHECK (VALUE > 0)")
+        admin.execute("CREATE TYPE mood AS ENUM ('calm', 'busy')")
+        admin.execute('CREATE TABLE "MIXED" (a int, b varchar(10) NOT NULL, c numeric(12,2), d timestamp, '
+                      "e char(3), f positive, g mood, h int[], i jsonb, gone text, j date)")
+        admin.execute('ALTER TABLE "MIXED" DROP COLUMN gone')
+        admin.execute('CREATE VIEW "MIXED_VIEW" AS SELECT a, j FROM "MIXED"')
+        admin.execute('CREATE MATERIALIZED VIEW "NOT_LISTED" AS SELECT 1 AS x')
+    info_tables = ("SELECT table_name FROM information_schema.tables WHERE table_schema = ANY (current_schemas(false)) "
+                   "AND table_type IN ('BASE TABLE', 'VIEW') ORDER BY table_name")
+    info_columns = ("SELECT column_name, upper(data_type), is_nullable = 'YES', ordinal_position FROM "
+                    "information_schema.columns WHERE table_schema = ANY (current_schemas(false)) AND table_name = %s "
+                    "ORDER BY ordinal_position")
+    with adapter_for(pg_connection(pg_schema), mission=None) as adapter:
+        tables = adapter.list_tables()
+        assert tables == [r[0] for r in adapter.raw.execute(info_tables).fetchall()]
+        assert {"MIXED", "MIXED_VIEW", "CLAIMS"} <= set(tables) and "NOT_LISTED" not in tables
+        for table in tables:
+            declared = [(c.name, c.declared_type, c.nullable, c.position) for c in adapter._columns(table)]
+            assert declared == [tuple(r) for r in adapter.raw.execute(info_columns, [table]).fetchall()], table
+        mixed = {c.name: c for c in adapter._columns("MIXED")}
+        assert [mixed[n].declared_type for n in "abcdefghij"] == [
+            "INTEGER", "CHARACTER VARYING", "NUMERIC", "TIMESTAMP WITHOUT TIME ZONE", "CHARACTER", "INTEGER",
+            "USER-DEFINED", "ARRAY", "JSONB", "DATE"]
+        assert not mixed["b"].nullable and not mixed["f"].nullable and mixed["a"].nullable
+        assert mixed["j"].position == 11
+
+
 def test_unreachable_connections_fail_clearly(tmp_path):
     missing = Connection(name="GONE", engine="sqlite", location=str(tmp_path / "nope.sqlite3"))
     with pytest.raises(ConnectorError, match="GONE: the SQLite file .* does not exist"):
@@ -167,3 +219,19 @@ def test_unreachable_connections_fail_clearly(tmp_path):
         adapter_for(down, mission=None).connect()
     with pytest.raises(ConnectorError, match="no adapter"):
         adapter_for(Connection(name="D", engine="oracle", location="x"), mission=None)
+
+
+def test_query_timeout_applies_to_queries_that_give_none_and_to_threads_given_its_context(demo_small):
+    with adapter_for(sqlite_connection(demo_small), mission=None) as adapter:
+        assert default_timeout() == DEFAULT_TIMEOUT_SECONDS
+        with query_timeout(0.2):
+            assert default_timeout() == 0.2
+            with pytest.raises(QueryTimeout, match="longer than 0.2 s.*GENESIS_AGENT_QUERY_TIMEOUT_SECONDS"):
+                adapter.query(SLOW)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                inherited = pool.submit(contextvars.copy_context().run, default_timeout).result()
+                bare = pool.submit(default_timeout).result()
+            assert (inherited, bare) == (0.2, DEFAULT_TIMEOUT_SECONDS)
+            # A timeout given by the caller wins.
+            assert adapter.query('SELECT COUNT(*) FROM "CLAIMS"', timeout=5).rows[0][0] > 0
+        assert default_timeout() == DEFAULT_TIMEOUT_SECONDS

@@ -139,19 +139,22 @@ def test_duckdb_itself_refuses_files_attach_and_extensions_the_parser_might_miss
     assert not target.exists()
 
 
-def test_the_session_configuration_is_locked_and_read_only(duck):
+def test_the_session_configuration_is_locked_and_read_only(duck, settings):
+    settings.GENESIS_DUCKDB_MEMORY_LIMIT = "300MB"
     with adapter_for(duck_connection(duck), mission=None) as adapter:
         for sql in ("SET enable_external_access = true", "SET autoload_known_extensions = true",
-                    "SET autoinstall_known_extensions = true"):
+                    "SET autoinstall_known_extensions = true", "SET memory_limit = '20GB'"):
             with pytest.raises(ConnectorError, match="locked"):
                 adapter.run_internal(sql)
         with pytest.raises(ConnectorError, match="read-only"):
             adapter.run_internal('DELETE FROM "CLAIMS"')
-        settings = dict(adapter.raw.execute(
+        values = dict(adapter.raw.execute(
             "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', "
-            "'autoinstall_known_extensions', 'autoload_known_extensions')").fetchall())
-    assert settings == {"enable_external_access": "false", "autoinstall_known_extensions": "false",
+            "'autoinstall_known_extensions', 'autoload_known_extensions', 'memory_limit')").fetchall())
+    memory = values.pop("memory_limit")
+    assert values == {"enable_external_access": "false", "autoinstall_known_extensions": "false",
                         "autoload_known_extensions": "false"}
+    assert memory in {"286.1 MiB", "300.0 MB"}  # the worker's bound, not 80% of the machine
 
 
 def test_a_query_that_needs_an_extension_fails_clearly_instead_of_downloading_it(duck, tmp_path, monkeypatch):

@@ -1,4 +1,6 @@
 import sqlite3
+import uuid
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -64,3 +66,69 @@ def test_the_demo_stakeholder_must_sign_off_before_the_owner_can_close(db, tmp_p
     mission_workflows.mission_signoff(mission=mission, actor=membership.user, decision="approve")
     mission_workflows.mission_close(mission=mission, actor=mission.owner, note="Delivered.")
     assert Mission.objects.get(pk=mission.pk).status == MissionStatus.CLOSED
+
+
+def _pg_database():
+    """A database of its own on the local PostgreSQL (the demo's schemas have fixed names), or a skip."""
+    import psycopg
+
+    try:
+        admin = psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", connect_timeout=3, autocommit=True)
+    except psycopg.OperationalError:
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    name = f"genesis_bronze_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    return admin, name
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb", "postgresql"])
+def test_load_demo_writes_the_generated_rows_on_each_engine(db, tmp_path, engine):
+    from pipeline.demo.generator import SCHEMA, generate
+
+    admin = location = None
+    if engine == "postgresql":
+        admin, name = _pg_database()
+        location = f"postgres://postgres@127.0.0.1:5432/{name}"
+    try:
+        out = StringIO()
+        call_command("load_demo", claims=2_100, seed=17, dir=str(tmp_path), engine=engine, location=location,
+                     stdout=out)
+        want = generate(claims=2_100, seed=17).tables
+        counts = ", ".join(f"{table} {len(rows):,}" for table, rows in want.items())
+        assert f"bronze data ({counts}) written to" in out.getvalue()
+        got = _bronze_rows(engine, Connection.objects.get(name="HCLS_DEMO_1_SOURCES").location)
+        assert got == {table: [tuple(row) for row in rows] for table, rows in want.items()}
+        assert set(got) == set(SCHEMA)
+    finally:
+        if admin is not None:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.close()
+
+
+def _bronze_rows(engine, location):
+    """Every bronze table's rows in key order, amounts as floats (as the generator gives them)."""
+    from pipeline.demo.generator import SCHEMA
+
+    def plain(row):
+        return tuple(float(v) if isinstance(v, Decimal) else v for v in row)
+
+    if engine == "sqlite":
+        reader = sqlite3.connect(location)
+        try:
+            return {t: reader.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in SCHEMA}  # noqa: S608
+        finally:
+            reader.close()
+    if engine == "duckdb":
+        import duckdb
+
+        reader = duckdb.connect(location, read_only=True)
+        try:
+            return {t: [plain(r) for r in reader.execute(f'SELECT * FROM "{t}" ORDER BY 1').fetchall()]  # noqa: S608
+                    for t in SCHEMA}
+        finally:
+            reader.close()
+    import psycopg
+
+    with psycopg.connect(location) as reader:
+        return {t: [plain(r) for r in reader.execute(f'SELECT * FROM "{t}" ORDER BY 1').fetchall()]  # noqa: S608
+                for t in SCHEMA}

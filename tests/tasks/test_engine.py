@@ -6,6 +6,9 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from agents.base import Succeeded
+from agents.connectors.base import DEFAULT_TIMEOUT_SECONDS, default_timeout
+from agents.noop import NoopAgent
 from genesis.exceptions import DomainError
 from history.models import HistoryEntry
 from missions.choices import MissionMode, MissionStatus
@@ -565,3 +568,19 @@ def test_a_long_run_hands_its_delivery_back_while_it_works(mission, agent, lead,
     for run in Run.objects.filter(pk__in=[a, b]):
         assert run.status == RunStatus.QUEUED and run.lease_expires_at is None
         assert run.enqueued_at < slow_run.finished_at - timedelta(seconds=1)  # while the slow run still worked
+
+
+def test_an_agent_runs_under_the_workers_query_timeout(mission, agent, lead, run_inline, settings, monkeypatch):
+    seen = []
+
+    def run(self, context):
+        seen.append(default_timeout())
+        return Succeeded()
+
+    monkeypatch.setattr(NoopAgent, "run", run)
+    settings.GENESIS_AGENT_QUERY_TIMEOUT_SECONDS = 123.0
+    make_tasks(mission, agent, {"a": {}})
+    run_inline(mission_workflows.mission_launch, mission=mission, actor=lead)
+    assert seen == [123.0]
+    assert refresh(mission).status == MissionStatus.COMPLETED
+    assert default_timeout() == DEFAULT_TIMEOUT_SECONDS  # the worker's limit ends with the agent's run

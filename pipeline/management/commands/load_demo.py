@@ -19,6 +19,7 @@ import secrets
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -38,7 +39,7 @@ from blueprints.selectors import blueprint_version_get
 from genesis.exceptions import DomainError
 from missions.choices import Role
 from missions.services import membership_set
-from pipeline.demo.generator import DemoData, generate, write_duckdb, write_postgresql, write_sqlite
+from pipeline.demo.generator import SCHEMA, Chunk, stream, write_duckdb, write_postgresql, write_sqlite
 from pipeline.specfile import SpecFileError, load_spec_text
 from workflows.missions import mission_create_from_blueprint
 
@@ -58,6 +59,13 @@ def with_search_path(dsn: str, schema: str) -> str:
     parts = urlsplit(dsn)
     query = [(k, v) for k, v in parse_qsl(parts.query) if k != "options"] + [("options", f"-c search_path={schema}")]
     return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+
+def _counted(chunks: Iterator[Chunk], counts: dict[str, int]) -> Iterator[Chunk]:
+    """``chunks`` as they are, counting each table's rows into ``counts`` on the way."""
+    for table, rows in chunks:
+        counts[table] += len(rows)
+        yield table, rows
 
 
 class Command(BaseCommand):
@@ -92,9 +100,11 @@ class Command(BaseCommand):
             raise CommandError(error.message) from None
 
         started = time.monotonic()
-        data = generate(claims=claims, seed=seed)
-        source_location, target_location = self._write(engine, data, folder=folder, location=location)
-        counts = ", ".join(f"{table} {n:,}" for table, n in data.counts().items())
+        # The rows are generated and written chunk by chunk: memory does not grow with the number of claims.
+        written = dict.fromkeys(SCHEMA, 0)
+        source_location, target_location = self._write(engine, _counted(stream(claims=claims, seed=seed), written),
+                                                        folder=folder, location=location)
+        counts = ", ".join(f"{table} {n:,}" for table, n in written.items())
         shown = source_location if engine != "postgresql" else f"schema {PG_SOURCE_SCHEMA}"
         self.stdout.write(f"bronze data ({counts}) written to {shown} in {time.monotonic() - started:.2f} s")
         spec_copy = folder / "project.yml"
@@ -134,7 +144,7 @@ class Command(BaseCommand):
             self.stdout.write(f"mission {mission.pk} “{mission.name}” created ({mode}); spec file attached; "
                               f"{STAKEHOLDER}'s sign-off is required before it closes")
 
-    def _write(self, engine: str, data: DemoData, *, folder: Path, location: str | None) -> tuple[str, str]:
+    def _write(self, engine: str, data: Iterator[Chunk], *, folder: Path, location: str | None) -> tuple[str, str]:
         """Write the bronze tables on ``engine`` and make the (empty) place the models are built in; the source and
         target connections' locations."""
         if engine == "sqlite":

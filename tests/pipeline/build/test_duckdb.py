@@ -107,6 +107,7 @@ def test_the_duckdb_profile_attaches_the_source_read_only_and_never_downloads(tm
     from pipeline.dbt.project import profile_for, source_database_for, source_schema_for
 
     settings.GENESIS_DBT_DUCKDB_THREADS = 3
+    settings.GENESIS_DUCKDB_MEMORY_LIMIT = "300MB"
 
     source = Connection(name="S", engine="duckdb", location=str(tmp_path / "bronze.duckdb"))
     target = Connection(name="T", engine="duckdb", location=str(tmp_path / "gold.duckdb"))
@@ -116,7 +117,7 @@ def test_the_duckdb_profile_attaches_the_source_read_only_and_never_downloads(tm
     assert output["attach"] == [{"path": str((tmp_path / "bronze.duckdb").resolve()), "alias": "bronze",
                                  "read_only": True}]
     assert output["config_options"] == {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
-                                        "allow_community_extensions": False}
+                                        "allow_community_extensions": False, "memory_limit": "300MB"}
     assert output["extensions"] == [] and env == {}
     # One database instance per invocation, shared by dbt's threads (the runner closes it at the end).
     assert output["keep_open"] is True and output["threads"] == 3
@@ -130,6 +131,8 @@ def test_the_duckdb_profile_attaches_the_source_read_only_and_never_downloads(tm
     db = duckdb.connect(str(tmp_path / "probe.duckdb"), config=output["config_options"])
     with pytest.raises(duckdb.Error, match="sqlite_scanner"):
         db.execute("SELECT * FROM sqlite_scan('x.db', 't')")
+    # Its memory is bounded by the setting (DuckDB's default is 80% of the machine).
+    assert db.execute("SELECT current_setting('memory_limit')").fetchone()[0] in {"286.1 MiB", "300.0 MB"}
     db.close()
 
 
