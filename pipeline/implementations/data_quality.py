@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 
+from django.db import connections
+
+from agents.access import adapter_for
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
 from agents.registry import register
 from genesis.exceptions import DomainError
 from pipeline.dbt.build import log, plan_build, run_dir, write, write_json
-from pipeline.quality.checks import dbt_proven, run_checks
+from pipeline.quality.checks import Independent, dbt_proven, independent_checks, run_checks
 from pipeline.quality.results import CheckResult
 
 
@@ -47,17 +52,45 @@ def waived(result: CheckResult, waivers: list[dict]) -> dict | None:
     return None
 
 
+def _independent_in_thread(target, source, targets) -> Independent:
+    """``independent_checks`` on adapters of its own (opened here, in the worker thread; the ORM is not used here,
+    and any connection Django opened for this thread is closed at the end)."""
+    try:
+        with target as target_adapter, source as source_adapter:
+            return independent_checks(target_adapter, source_adapter, targets)
+    finally:
+        connections.close_all()
+
+
 @register
 class DataQualityAgent(BaseAgent):
     kind = "data_quality"
     description = ("Checks the built targets: non-null keys, type conformity, referential integrity against the "
                    "bronze tables and grain uniqueness; records failing counts and sample keys.")
 
+    # The checks that do not depend on dbt's results run in a second thread while dbt test runs (each thread
+    # on its own database connections). Not on DuckDB: dbt-duckdb holds the file read-write for the invocation.
+    overlap = True
+
     def run(self, context: AgentContext) -> Outcome:
         try:
             plan = plan_build(mission=context.mission, config=context.config, connections=context.connections)
         except DomainError as error:
             return Failed(error=str(error), retryable=False)
+        if not (self.overlap and "duckdb" not in {plan.target.engine, plan.source.engine}):
+            return self._run(context, plan, None)
+        try:
+            # The access checks (ORM) here, in this thread; the adapters connect in the worker.
+            adapters = (adapter_for(plan.target, mission=context.mission),
+                        adapter_for(plan.source, mission=context.mission))
+        except DomainError as error:
+            return Failed(error=str(error), retryable=False)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="data-quality") as pool:
+            # The worker's query timeout (a ContextVar) goes with the copied context.
+            early = pool.submit(contextvars.copy_context().run, _independent_in_thread, *adapters, plan.targets)
+            return self._run(context, plan, early)
+
+    def _run(self, context: AgentContext, plan, early: Future | None) -> Outcome:
         targets = plan.targets
         # dbt's own tests of the project (not_null, unique, grain, relationships) on the warm manifest: their
         # run_results are the record dbt keeps; the checks below add the failing counts and sample keys. (The
@@ -77,9 +110,10 @@ class DataQualityAgent(BaseAgent):
         proven = dbt_proven(json.loads(manifest_file.read_bytes()) if manifest_file.is_file() else {},
                             {n.unique_id: n.status for n in invocation.nodes})
         try:
+            independent = early.result() if early is not None else None
             results = run_checks(mission=context.mission, targets=targets, target_connection=plan.target,
-                                 source_connection=plan.source,
-                                 references=context.config.get("references"), proven=proven)
+                                 source_connection=plan.source, references=context.config.get("references"),
+                                 proven=proven, independent=independent)
         except DomainError as error:
             return Failed(error=str(error), retryable=False)
         failed = [r for r in results if not r.passed]

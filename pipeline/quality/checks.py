@@ -8,6 +8,7 @@ import re
 import sqlite3
 import time
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -353,12 +354,59 @@ def _proven_by(test: str, result: CheckResult) -> CheckResult:
     return result
 
 
+@dataclass
+class Independent:
+    """The checks that do not depend on dbt's results, by target: the row-by-row pass (with the reconciliation's
+    target totals), the declared types, and the reconciliation against the source totals."""
+
+    rows: dict[str, list[CheckResult]] = field(default_factory=dict)
+    types: dict[str, list[CheckResult]] = field(default_factory=dict)
+    reconciled: list[CheckResult] = field(default_factory=list)
+
+
+def independent_checks(target_adapter, source_adapter, targets: list[TargetSpec], *,
+                       proven: dict[tuple, str] | None = None) -> Independent:
+    """The row checks, declared types and reconciliation of ``targets``. Without ``proven`` (run while dbt test
+    runs, before its results are in) every not-null check is counted in the row pass; ``with_proven`` then records
+    the ones dbt proved as ``run_checks`` does."""
+    found = Independent()
+    target_rows: dict[str, list] = {}
+    for target in targets:
+        aggregates = target_aggregates(target_adapter, target)
+        rows, totals = check_rows(target_adapter, target, also=aggregates, proven=proven)
+        if aggregates:
+            target_rows[target.name] = totals
+        found.rows[target.name] = rows
+        found.types[target.name] = check_declared_types(target_adapter, target)
+    found.reconciled = reconcile_targets(target_adapter, source_adapter, targets, target_rows)
+    return found
+
+
+def with_proven(found: Independent, proven: dict[tuple, str]) -> Independent:
+    """``found`` with each not-null check that a dbt test proved recorded as ``check_rows`` records it when given
+    ``proven``: passed, the test named, the query that would count its failing rows kept, and listed first."""
+    rows = {}
+    for name, results in found.rows.items():
+        by_dbt, counted = [], []
+        for r in results:
+            test = proven.get((r.check, _bare(r.target), _bare(r.column))) if r.check == "not_null" else None
+            if test:
+                by_dbt.append(_proven_by(test, CheckResult(check=r.check, target=r.target, column=r.column,
+                                                           detail=r.detail, sql=r.sql[:1])))
+            else:
+                counted.append(r)
+        rows[name] = by_dbt + counted  # check_rows lists the proven checks first
+    return Independent(rows=rows, types=found.types, reconciled=found.reconciled)
+
+
 def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_connection,
-               references: dict[str, str] | None = None, proven: dict[tuple, str] | None = None) -> list[CheckResult]:
+               references: dict[str, str] | None = None, proven: dict[tuple, str] | None = None,
+               independent: Independent | None = None) -> list[CheckResult]:
     """Every check of ``targets``. ``proven`` (from ``dbt_proven``) names the not-null, grain and reference checks
     that a dbt test passed in the same step: those are recorded as passed with the test named and the query that
     would count their failing rows, without running it again (a grain only when none of its columns is null: dbt's
-    ``unique`` skips nulls)."""
+    ``unique`` skips nulls). ``independent``: the result of ``independent_checks`` run without ``proven`` (while
+    dbt test ran); only the grain and reference checks then run here."""
     proven = proven or {}
     results: list[CheckResult] = []
     with adapter_for(target_connection, mission=mission) as target_adapter, \
@@ -370,14 +418,14 @@ def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_
         first_columns = {name: columns[0].name for name, columns in bronze.items() if columns}
         families = {(name.upper(), c.name.upper()): type_family(c.declared_type) for name, columns in bronze.items()
                     for c in columns}
-        target_rows: dict[str, list] = {}
+        if independent is None:
+            found = independent_checks(target_adapter, source_adapter, targets, proven=proven)
+        else:
+            found = with_proven(independent, proven)
         for target in targets:
-            aggregates = target_aggregates(target_adapter, target)
-            rows, totals = check_rows(target_adapter, target, also=aggregates, proven=proven)
-            if aggregates:
-                target_rows[target.name] = totals
+            rows = found.rows[target.name]
             results += rows
-            results += check_declared_types(target_adapter, target)
+            results += found.types[target.name]
             test = proven.get(("unique_grain", _bare(target.name), tuple(_bare(g) for g in target.grain)))
             nulls = [r for r in rows if r.check == "not_null" and _bare(r.column) in {_bare(g) for g in target.grain}]
             if test and target.grain and len(nulls) == len(target.grain) and all(r.passed for r in nulls):
@@ -399,5 +447,5 @@ def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_
             family = families.get((ref_table.upper(), ref_column.upper()), "text")
             results.append(check_reference(target_adapter, source_adapter, target, column, ref_table, ref_column,
                                            family=family))
-        results += reconcile_targets(target_adapter, source_adapter, targets, target_rows)
+        results += found.reconciled
     return results
