@@ -188,13 +188,22 @@ def _containment(adapter: Adapter, table: str, column: str, refs: list[tuple[str
     hide the few orphans that matter). Each key is looked up once per distinct value (an index seek where the key
     has an index, as a key usually has)."""
     q = adapter.quote
-    orphans = ", ".join(
-        f"COALESCE(SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM {q(ref_table)} AS r "  # noqa: S608
-        f"WHERE r.{q(ref_key)} = x.v) THEN 1 ELSE 0 END), 0)" for ref_table, ref_key in refs)
-    row = adapter.query(
-        f"SELECT COUNT(*), {orphans} FROM (SELECT DISTINCT {q(column)} AS v FROM {q(table)} "  # noqa: S608
-        f"WHERE {q(column)} IS NOT NULL) AS x", limit=1,
-    ).rows[0]
+    values = f"(SELECT DISTINCT {q(column)} AS v FROM {q(table)} WHERE {q(column)} IS NOT NULL) AS x"  # noqa: S608
+    if adapter.engine == "postgresql":
+        # PostgreSQL runs a NOT EXISTS inside an aggregate as one index probe per value; outer joins to each key's
+        # distinct values hash both sides instead (half the time at a million values). The DISTINCT keeps a key
+        # that is not unique from counting a value twice.
+        joins = " ".join(f"LEFT JOIN (SELECT DISTINCT {q(ref_key)} AS k FROM {q(ref_table)}) AS r{index} "  # noqa: S608
+                         f"ON r{index}.k = x.v" for index, (ref_table, ref_key) in enumerate(refs))
+        orphans = ", ".join(f"COUNT(*) - COUNT(r{index}.k)" for index in range(len(refs)))
+        sql = f"SELECT COUNT(*), {orphans} FROM {values} {joins}"  # noqa: S608
+    else:
+        # SQLite and DuckDB look each value up in the key (an index seek on SQLite).
+        orphans = ", ".join(
+            f"COALESCE(SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM {q(ref_table)} AS r "  # noqa: S608
+            f"WHERE r.{q(ref_key)} = x.v) THEN 1 ELSE 0 END), 0)" for ref_table, ref_key in refs)
+        sql = f"SELECT COUNT(*), {orphans} FROM {values}"  # noqa: S608
+    row = adapter.query(sql, limit=1).rows[0]
     return int(row[0]), [int(n) for n in row[1:]]
 
 
