@@ -116,6 +116,9 @@ GENESIS_DRY_RUN_FULL_ROWS = env_int("GENESIS_DRY_RUN_FULL_ROWS", 200_000)
 # GENESIS_PROFILE_SAMPLE_ROWS rows (row and null counts, min, max, keys and foreign keys stay exact).
 GENESIS_PROFILE_SAMPLE_ABOVE_ROWS = env_int("GENESIS_PROFILE_SAMPLE_ABOVE_ROWS", 200_000, minimum=1)
 GENESIS_PROFILE_SAMPLE_ROWS = env_int("GENESIS_PROFILE_SAMPLE_ROWS", 50_000, minimum=1)
+# Profiling runs up to this many tables (then foreign-key containment queries) at once, each thread on its own
+# connection to the source; DuckDB stays on one (one of its queries already uses every core).
+GENESIS_PROFILE_THREADS = env_int("GENESIS_PROFILE_THREADS", 2, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
 
 # Ingest (pipeline/ingest/): a mission's ingest task reads files only under GENESIS_INGEST_ROOT (the ingest command

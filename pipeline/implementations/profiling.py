@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from agents.access import adapter_for
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
+from agents.connectors import Adapter, QueryRefused
 from agents.registry import register
 from genesis.exceptions import DomainError
 from pipeline.implementations.common import artifact_id, beat, mission_spec, open_source, say, stop_requested, write
@@ -27,15 +29,29 @@ class ProfilingAgent(BaseAgent):
             adapter = open_source(context, spec)
         except DomainError as error:
             return Failed(error=error.message, retryable=False)
+        # Each profiling thread opens its own adapter on the same connection and guard. A refusal there is kept and
+        # recorded here, in the agent's thread, once the threads are done: no ORM in them.
+        refusals: list[QueryRefused] = []
+
+        def open_adapter() -> Adapter:
+            return adapter_for(adapter.connection, mission=context.mission, allowed_tables=adapter.allowed_tables,
+                               on_refused=refusals.append)
+
         try:
             def progress(message: str) -> None:
                 say(context, message)
                 beat(context)
 
-            profile = profile_source(adapter, progress=progress, cancelled=lambda: stop_requested(context),
-                                     relationships=relationships(spec),
-                                     sample_above=settings.GENESIS_PROFILE_SAMPLE_ABOVE_ROWS,
-                                     sample_rows=settings.GENESIS_PROFILE_SAMPLE_ROWS)
+            try:
+                profile = profile_source(adapter, progress=progress, cancelled=lambda: stop_requested(context),
+                                         relationships=relationships(spec),
+                                         sample_above=settings.GENESIS_PROFILE_SAMPLE_ABOVE_ROWS,
+                                         sample_rows=settings.GENESIS_PROFILE_SAMPLE_ROWS,
+                                         threads=settings.GENESIS_PROFILE_THREADS, open_adapter=open_adapter)
+            finally:
+                for refusal in refusals:
+                    if adapter.on_refused is not None:
+                        adapter.on_refused(refusal)
         except InterruptedError:
             return Failed(error="Cancelled while profiling.", retryable=False)
         except DomainError as error:
