@@ -52,8 +52,9 @@ def pg_schemas(tmp_path):
         admin.close()
 
 
-def test_pipeline_on_postgresql(tmp_path, dbt_dir, pg_schemas):
-    bronze_schema, target_schema, bronze_copy, claims = pg_schemas
+def pipeline_on_postgresql(tmp_path, pg_schemas) -> Pipeline:
+    """The test pipeline with its source and target connections on the two schemas of ``pg_schemas``."""
+    bronze_schema, target_schema, bronze_copy, _ = pg_schemas
     pipeline = Pipeline(tmp_path, bronze_copy)
     pipeline.source = Connection.objects.create(name="PG_BRONZE", engine="postgresql", location=_dsn(bronze_schema),
                                                 purpose="source")
@@ -62,6 +63,12 @@ def test_pipeline_on_postgresql(tmp_path, dbt_dir, pg_schemas):
     pipeline.grant(pipeline.source, pipeline.target)
     pipeline.mission.source_connection, pipeline.mission.target_connection = pipeline.source, pipeline.target
     pipeline.mission.save(update_fields=["source_connection", "target_connection"])
+    return pipeline
+
+
+def test_pipeline_on_postgresql(tmp_path, dbt_dir, pg_schemas):
+    bronze_schema, target_schema, bronze_copy, claims = pg_schemas
+    pipeline = pipeline_on_postgresql(tmp_path, pg_schemas)
 
     outcome, _ = pipeline.run("dbt_build")
     assert isinstance(outcome, Succeeded), outcome

@@ -14,13 +14,12 @@ import pytest
 
 from agents.base import Failed
 from agents.connectors.base import QueryTimeout, default_timeout, query_timeout
-from agents.models import Connection
 from pipeline.implementations import data_quality
 from pipeline.implementations.data_quality import DataQualityAgent
 from tasks.models import Artifact
 from tests.pipeline.build.conftest import Pipeline, bronze_with_orphans
 from tests.pipeline.build.healthcare import TARGETS
-from tests.pipeline.build.test_postgres import _dsn, pg_schemas  # noqa: F401 - the fixture
+from tests.pipeline.build.test_postgres import pg_schemas, pipeline_on_postgresql  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -120,15 +119,7 @@ def test_a_failure_in_the_overlapped_checks_fails_the_step_with_the_same_message
 @pytest.mark.postgres
 def test_overlapped_checks_give_the_sequential_results_on_postgresql(tmp_path, dbt_dir, pg_schemas,  # noqa: F811
                                                                      monkeypatch):
-    bronze_schema, target_schema, bronze_copy, _ = pg_schemas
-    pipeline = Pipeline(tmp_path, bronze_copy)
-    pipeline.source = Connection.objects.create(name="PG_BRONZE", engine="postgresql", location=_dsn(bronze_schema),
-                                                purpose="source")
-    pipeline.target = Connection.objects.create(name="PG_TARGET", engine="postgresql", location=_dsn(target_schema),
-                                                purpose="target")
-    pipeline.grant(pipeline.source, pipeline.target)
-    pipeline.mission.source_connection, pipeline.mission.target_connection = pipeline.source, pipeline.target
-    pipeline.mission.save(update_fields=["source_connection", "target_connection"])
+    pipeline = pipeline_on_postgresql(tmp_path, pg_schemas)
     targets = _with_measure(TARGETS)
     assert pipeline.run("dbt_build", targets=targets)[0].outputs is not None
     calls = _spy(monkeypatch)
