@@ -8,8 +8,8 @@ import pytest
 
 from agents.models import Connection
 from pipeline.demo.generator import generate, write_sqlite
-from tests.pipeline.build.healthcare import TARGETS, make_context
 from tests.factories import AgentFactory, MissionFactory, TaskFactory
+from tests.pipeline.build.healthcare import TARGETS, make_context
 
 
 @pytest.fixture

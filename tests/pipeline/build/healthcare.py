@@ -1,18 +1,17 @@
-"""The healthcare targets written by hand from their meanings in the demo spec file (the dbt tests' stand-in for approved
-mapping specs), an independent computation of what they must hold (plain Python over the bronze rows), and an
+"""The healthcare targets written by hand from their meanings in the demo spec file (the dbt tests' stand-in for
+approved mapping specs), an independent computation of what they must hold (plain Python over the bronze rows), and an
 AgentContext builder for running agents without the engine."""
 
 from __future__ import annotations
 
 import functools
-
 import sqlite3
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from tasks import selectors as task_selectors
 from agents.base import AgentContext
+from tasks import selectors as task_selectors
 from tasks import services as task_services
 
 _CLAIM_TOTALS = """

@@ -12,7 +12,6 @@ from pipeline import services as agent_services
 from pipeline.dbt.spec import approved_targets
 from pipeline.models import MappingSpecVersion
 from tasks.models import Artifact
-from tests.pipeline.conftest import SPEC_PATH
 from tests.pipeline.build.conftest import Pipeline
 from tests.pipeline.build.healthcare import (
     assert_target_matches,
@@ -20,6 +19,7 @@ from tests.pipeline.build.healthcare import (
     read_bronze,
     read_sqlite_table,
 )
+from tests.pipeline.conftest import SPEC_PATH
 
 pytestmark = pytest.mark.django_db
 TARGET_NAMES = ["CLAIM_SUMMARY", "PROVIDER_SUMMARY", "PATIENT_SUMMARY"]

@@ -13,14 +13,14 @@ from django_q.models import Schedule
 
 from agents.base import Failed, Succeeded
 from genesis.exceptions import DomainError
+from history.models import HistoryEntry
 from missions.choices import Role
 from missions.models import Membership
 from pipeline.dbt import services as dbt_services
 from pipeline.jobs import refresh_mission
 from tasks.models import Artifact, Notification
-from history.models import HistoryEntry
-from tests.pipeline.build.conftest import Pipeline, bronze_with_orphans
 from tests.conftest import leads_connection
+from tests.pipeline.build.conftest import Pipeline, bronze_with_orphans
 
 pytestmark = pytest.mark.django_db
 
