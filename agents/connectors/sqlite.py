@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from agents.connectors.base import (
@@ -69,6 +71,31 @@ class SQLiteAdapter(Adapter):
             raise ConnectorError(f"Connection {self.connection.name}: cannot open {path}: {error}",
                                  field="location", code="unreachable") from None
         return raw
+
+    @contextmanager
+    def attached(self, other: SQLiteAdapter, alias: str) -> Iterator[None]:
+        """``other``'s database file attached to this session, read-only, as ``alias`` for the block, so that one
+        statement of the platform's (``run_internal``) reads both files: a reference check's anti-join. The session's
+        authorizer refuses ATTACH and DETACH to every query; it is lifted only here, for these two statements."""
+        if not alias.isidentifier():
+            raise ConnectorError(f"{alias!r} is not a name a database can be attached under.", field="alias")
+        source = f"{other._path().resolve().as_uri()}?mode=ro"
+        raw = self.raw
+        raw.set_authorizer(None)
+        try:
+            raw.execute(f"ATTACH DATABASE ? AS {alias}", (source,))
+        except sqlite3.DatabaseError as error:
+            raise self._failure(error) from None
+        finally:
+            raw.set_authorizer(_authorize)
+        try:
+            yield
+        finally:
+            raw.set_authorizer(None)
+            try:
+                raw.execute(f"DETACH DATABASE {alias}")
+            finally:
+                raw.set_authorizer(_authorize)
 
     def list_tables(self) -> list[str]:
         rows = self.raw.execute(

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from agents.access import adapter_for
-from agents.connectors.base import ConnectorError, default_timeout
-from agents.connectors.sqlite import _authorize as sqlite_authorize
+from agents.connectors.base import ConnectorError
 from agents.connectors.sqlite import sqlite_path
 from pipeline.dbt.spec import TargetSpec, type_family
 from pipeline.quality.reconcile import reconcile_targets, target_aggregates
@@ -156,24 +154,6 @@ def same_database(target_adapter, source_adapter) -> bool:
                == str(getattr(source_adapter.connection, attribute, "") or "") for attribute in ("location", "secret"))
 
 
-@contextmanager
-def _sqlite_with_source(target_adapter, source_adapter, timeout: float | None = None):
-    """A read-only connection to the target's SQLite file with the source's file attached as ``genesis_source``
-    (the adapters refuse ATTACH; this connection attaches once, then only reads, under the same authorizer)."""
-    target, source = _path(target_adapter), _path(source_adapter)
-    assert target is not None and source is not None  # noqa: S101 - both are SQLite files here
-    raw = sqlite3.connect(f"{target.as_uri()}?mode=ro", uri=True, check_same_thread=False)
-    try:
-        raw.execute("ATTACH DATABASE ? AS genesis_source", (f"{source.as_uri()}?mode=ro",))
-        raw.execute("PRAGMA query_only = ON")
-        raw.set_authorizer(sqlite_authorize)
-        deadline = time.monotonic() + (default_timeout() if timeout is None else timeout)
-        raw.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
-        yield raw
-    finally:
-        raw.close()
-
-
 def _reference_in_sql(target_adapter, source_adapter, table: str, col: str, ref_table: str, ref_column: str):
     """The anti-join in the target's database: (failing rows, distinct missing values, a sample of them, the SQL),
     or None when the source is not reachable from there."""
@@ -185,10 +165,10 @@ def _reference_in_sql(target_adapter, source_adapter, table: str, col: str, ref_
         elif (target_adapter.engine == source_adapter.engine == "sqlite" and _path(target_adapter)
               and (_path(source_adapter) or Path()).is_file()):
             ref = f"genesis_source.{ref}"
-            raw = stack.enter_context(_sqlite_with_source(target_adapter, source_adapter))
+            stack.enter_context(target_adapter.attached(source_adapter, "genesis_source"))
 
             def run(sql: str, limit: int) -> list:
-                return raw.execute(sql).fetchmany(limit)
+                return target_adapter.run_internal(sql, limit=limit).rows
         else:
             return None
         # The target's distinct values first (one sort), then each looked up once: on SQLite, probing the source's

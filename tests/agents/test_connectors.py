@@ -1,4 +1,5 @@
 import contextvars
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -235,3 +236,24 @@ def test_query_timeout_applies_to_queries_that_give_none_and_to_threads_given_it
             # A timeout given by the caller wins.
             assert adapter.query('SELECT COUNT(*) FROM "CLAIMS"', timeout=5).rows[0][0] > 0
         assert default_timeout() == DEFAULT_TIMEOUT_SECONDS
+
+
+def test_a_sqlite_session_attaches_another_file_read_only_for_a_block_and_only_there(demo_small, tmp_path):
+    other = tmp_path / "other.sqlite3"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE KEYS (K INTEGER)")
+        db.executemany("INSERT INTO KEYS VALUES (?)", [(1,), (2,)])
+    source = Connection(name="OTHER", engine="sqlite", location=str(other))
+    with adapter_for(sqlite_connection(demo_small), mission=None) as adapter, \
+            adapter_for(source, mission=None) as second:
+        with adapter.attached(second, "genesis_source"):
+            assert adapter.run_internal("SELECT COUNT(*) FROM genesis_source.KEYS").rows == [(2,)]
+            with pytest.raises(ConnectorError, match="only reads are allowed"):
+                adapter.run_internal("INSERT INTO genesis_source.KEYS VALUES (3)")
+            with pytest.raises(ConnectorError):  # the session's own statements still may not attach
+                adapter.run_internal(f"ATTACH DATABASE '{other}' AS again")
+        with pytest.raises(ConnectorError, match="genesis_source"):
+            adapter.run_internal("SELECT COUNT(*) FROM genesis_source.KEYS")
+        with pytest.raises(ConnectorError, match="not a name"):
+            with adapter.attached(second, "x; DROP"):
+                pass
