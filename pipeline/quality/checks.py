@@ -53,22 +53,13 @@ def _row_conditions(adapter, target: TargetSpec) -> list[tuple[str, str, str, st
     return conditions
 
 
-def check_rows(adapter, target: TargetSpec, *, also: list[str] | None = None,
-               proven: dict[tuple, str] | None = None) -> tuple[list[CheckResult], list]:
+def check_rows(adapter, target: TargetSpec, *, also: list[str] | None = None) -> tuple[list[CheckResult], list]:
     """The row-by-row checks, counted in one pass over the target; each result keeps the standalone query that
     counts its own failing rows (the handoff ships those) and samples the keys of failing rows. ``also``: more
-    aggregates to compute in the same pass (the reconciliation's totals), returned second. ``proven`` (from
-    ``dbt_proven``): the not-null checks a dbt test passed in this step, recorded without being counted again."""
+    aggregates to compute in the same pass (the reconciliation's totals), returned second."""
     table = adapter.quote(target.name)
-    conditions, results = [], []
-    for check, column, where, detail in _row_conditions(adapter, target):
-        test = (proven or {}).get((check, _bare(target.name), _bare(column))) if check == "not_null" else None
-        if test:
-            results.append(_proven_by(test, CheckResult(
-                check=check, target=target.name, column=column, detail=detail,
-                sql=[f"SELECT COUNT(*) FROM {table} WHERE {where}"])))  # noqa: S608 - quoted identifiers
-        else:
-            conditions.append((check, column, where, detail))
+    conditions = _row_conditions(adapter, target)
+    results: list[CheckResult] = []
     also = also or []
     if not conditions and not also:
         return results, []
@@ -344,16 +335,14 @@ class Independent:
     reconciled: list[CheckResult] = field(default_factory=list)
 
 
-def independent_checks(target_adapter, source_adapter, targets: list[TargetSpec], *,
-                       proven: dict[tuple, str] | None = None) -> Independent:
-    """The row checks, declared types and reconciliation of ``targets``. Without ``proven`` (run while dbt test
-    runs, before its results are in) every not-null check is counted in the row pass; ``with_proven`` then records
-    the ones dbt proved as ``run_checks`` does."""
+def independent_checks(target_adapter, source_adapter, targets: list[TargetSpec]) -> Independent:
+    """The row checks, declared types and reconciliation of ``targets``, which need nothing of dbt's results (so
+    they may run while dbt test runs); ``with_proven`` then records the not-null checks dbt proved."""
     found = Independent()
     target_rows: dict[str, list] = {}
     for target in targets:
         aggregates = target_aggregates(target_adapter, target)
-        rows, totals = check_rows(target_adapter, target, also=aggregates, proven=proven)
+        rows, totals = check_rows(target_adapter, target, also=aggregates)
         if aggregates:
             target_rows[target.name] = totals
         found.rows[target.name] = rows
@@ -363,8 +352,9 @@ def independent_checks(target_adapter, source_adapter, targets: list[TargetSpec]
 
 
 def with_proven(found: Independent, proven: dict[tuple, str]) -> Independent:
-    """``found`` with each not-null check that a dbt test proved recorded as ``check_rows`` records it when given
-    ``proven``: passed, the test named, the query that would count its failing rows kept, and listed first."""
+    """``found`` with each not-null check that a dbt test proved in this step recorded as proven: passed, the test
+    named, the query that would count its failing rows kept, and listed first (its count in the row pass, one more
+    sum in a pass made anyway, is dropped)."""
     rows = {}
     for name, results in found.rows.items():
         by_dbt, counted = [], []
@@ -375,7 +365,7 @@ def with_proven(found: Independent, proven: dict[tuple, str]) -> Independent:
                                                            detail=r.detail, sql=r.sql[:1])))
             else:
                 counted.append(r)
-        rows[name] = by_dbt + counted  # check_rows lists the proven checks first
+        rows[name] = by_dbt + counted
     return Independent(rows=rows, types=found.types, reconciled=found.reconciled)
 
 
@@ -385,8 +375,8 @@ def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_
     """Every check of ``targets``. ``proven`` (from ``dbt_proven``) names the not-null, grain and reference checks
     that a dbt test passed in the same step: those are recorded as passed with the test named and the query that
     would count their failing rows, without running it again (a grain only when none of its columns is null: dbt's
-    ``unique`` skips nulls). ``independent``: the result of ``independent_checks`` run without ``proven`` (while
-    dbt test ran); only the grain and reference checks then run here."""
+    ``unique`` skips nulls). ``independent``: the result of ``independent_checks`` already run (while dbt test
+    ran); only the grain and reference checks then run here."""
     proven = proven or {}
     results: list[CheckResult] = []
     with adapter_for(target_connection, mission=mission) as target_adapter, \
@@ -399,9 +389,8 @@ def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_
         families = {(name.upper(), c.name.upper()): type_family(c.declared_type) for name, columns in bronze.items()
                     for c in columns}
         if independent is None:
-            found = independent_checks(target_adapter, source_adapter, targets, proven=proven)
-        else:
-            found = with_proven(independent, proven)
+            independent = independent_checks(target_adapter, source_adapter, targets)
+        found = with_proven(independent, proven)
         for target in targets:
             rows = found.rows[target.name]
             results += rows
