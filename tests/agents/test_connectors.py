@@ -180,6 +180,34 @@ def test_postgresql_reads_only_the_rows_asked_for(pg_schema):
 
 @pytest.mark.postgres
 @pytest.mark.django_db
+def test_postgresql_bounded_reads_keep_the_statement_as_written(pg_schema):
+    """Reads run inside ``SELECT * FROM (...) LIMIT n + 1`` (planned like any query, parallel workers allowed):
+    order, repeated and unnamed columns, VALUES, TABLE, a trailing comment or semicolon come through as written; a
+    statement the wrapper cannot hold runs on a server-side cursor; errors are the statement's own."""
+    with adapter_for(pg_connection(pg_schema), mission=None) as adapter:
+        ordered = adapter.query('SELECT "CLAIM_ID" FROM "CLAIMS" ORDER BY "CLAIM_ID" DESC', limit=3)
+        assert ordered.rows == [tuple(r) for r in adapter.raw.execute(
+            'SELECT "CLAIM_ID" FROM "CLAIMS" ORDER BY "CLAIM_ID" DESC LIMIT 3').fetchall()]
+        assert ordered.truncated
+        adapter.raw.rollback()
+        twice = adapter.query("SELECT 1 AS a, 2 AS a, 3")
+        assert twice.columns == ["a", "a", "?column?"] and twice.rows == [(1, 2, 3)] and not twice.truncated
+        assert adapter.run_internal("VALUES (1), (2)", limit=1).rows == [(1,)]
+        assert adapter.run_internal('TABLE "CLAIMS"', limit=2).truncated
+        assert adapter.query('SELECT COUNT(*) FROM "CLAIMS" -- all of them').rows == [(300,)]
+        assert adapter.query('SELECT COUNT(*) FROM "CLAIMS";  ').rows == [(300,)]
+        # The semicolon stays inside the wrapper here: the statement runs as written on a cursor instead.
+        assert adapter.run_internal('SELECT COUNT(*) FROM "CLAIMS"; -- counted').rows == [(300,)]
+        with pytest.raises(ConnectorError, match='column "NOPE" does not exist') as raised:
+            adapter.query('SELECT "NOPE" FROM "CLAIMS"')
+        assert "genesis_query" not in str(raised.value)
+        with pytest.raises(ConnectorError, match='syntax error at or near "WHERE"'):
+            adapter.run_internal("SELECT FROM WHERE")
+        assert adapter.scalar('SELECT COUNT(*) FROM "CLAIMS"') == 300
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
 def test_postgresql_introspection_matches_information_schema(pg_schema):
     """Tables and columns read from pg_catalog are what information_schema shows: the same tables and views, the
     same declared types (a domain's base type, ARRAY, USER-DEFINED), nullability, positions and privileges."""
