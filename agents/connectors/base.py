@@ -194,6 +194,24 @@ class Adapter:
     def quote(self, name: str) -> str:
         return exp.to_identifier(name, quoted=True).sql(dialect=self.dialect)
 
+    def literal(self, value: Any) -> str:
+        """``value``, as this engine's driver returned it, written as a SQL literal that compares in this database as
+        the value itself does (a keyset's bound: ``column > literal``). Whole numbers are written bare; anything else
+        as a quoted string (sqlglot escapes it), which PostgreSQL and DuckDB cast to the compared column's type."""
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "TRUE" if value else "FALSE"
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, bytes | bytearray | memoryview):
+            return self._bytes_literal(bytes(value))
+        return exp.Literal.string(str(value)).sql(dialect=self.dialect)
+
+    def _bytes_literal(self, data: bytes) -> str:
+        """Binary data as a literal: PostgreSQL's bytea hex input."""
+        return f"'\\x{data.hex()}'"
+
     def sample_of(self, table: str, rows: int, *, total: int) -> Sample:
         """About ``rows`` of the ``total`` rows of ``table``, as a subquery with its alias, for statistics that need
         not read every row (distinct counts, frequent values, candidate keys to confirm). The engines that can pick

@@ -74,6 +74,9 @@ class DuckDBAdapter(Adapter):
     def _path(self) -> Path:
         return duckdb_path(self.connection.location)
 
+    def _bytes_literal(self, data: bytes) -> str:
+        return "'" + "".join(f"\\x{byte:02X}" for byte in data) + "'::BLOB"
+
     def _open(self):
         problem = location_problem(self.connection.location)
         if problem:

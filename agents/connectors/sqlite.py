@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from agents.connectors.base import (
     DENIED_FUNCTION_PREFIXES,
@@ -55,6 +57,29 @@ class SQLiteAdapter(Adapter):
     def _path(self) -> Path:
         return sqlite_path(self.connection.location)
 
+    @property
+    def path(self) -> Path | None:
+        """The database file, resolved, so that two locations that spell one file differently (relative, with a
+        ``sqlite:///`` or ``file:`` prefix, with URI parameters) compare equal; None when the location is empty."""
+        return self._path().resolve() if self.connection.location else None
+
+    def literal(self, value: Any) -> str:
+        """As ``Adapter.literal``, keeping each value's storage class, which decides how SQLite compares it with a
+        column's values (numbers before text before blobs): whole numbers and reals bare, text quoted, blobs as
+        ``X'..'``."""
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        if isinstance(value, float):
+            if math.isnan(value):
+                return "NULL"  # SQLite stores a NaN as NULL
+            if math.isinf(value):
+                return "9e999" if value > 0 else "-9e999"
+            return repr(value)
+        return super().literal(value)
+
+    def _bytes_literal(self, data: bytes) -> str:
+        return f"X'{data.hex()}'"
+
     def _open(self):
         path = self._path()
         if not path.is_file():
@@ -79,7 +104,10 @@ class SQLiteAdapter(Adapter):
         authorizer refuses ATTACH and DETACH to every query; it is lifted only here, for these two statements."""
         if not alias.isidentifier():
             raise ConnectorError(f"{alias!r} is not a name a database can be attached under.", field="alias")
-        source = f"{other._path().resolve().as_uri()}?mode=ro"
+        if other.path is None:
+            raise ConnectorError(f"Connection {other.connection.name} names no SQLite file to attach.",
+                                 field="location")
+        source = f"{other.path.as_uri()}?mode=ro"
         raw = self.raw
         raw.set_authorizer(None)
         try:

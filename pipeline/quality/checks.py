@@ -4,16 +4,16 @@ keys and the SQL it ran (the handoff ships those queries)."""
 
 from __future__ import annotations
 
+import heapq
 import re
 import sqlite3
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 
 from agents.access import adapter_for
 from agents.connectors.base import ConnectorError
-from agents.connectors.sqlite import sqlite_path
 from pipeline.dbt.spec import TargetSpec, type_family
 from pipeline.quality.reconcile import reconcile_targets, target_aggregates
 from pipeline.quality.results import SAMPLE, CheckResult
@@ -123,13 +123,11 @@ def check_grain(adapter, target: TargetSpec) -> list[CheckResult]:
     return [result]
 
 
-# Target values looked up in the source per query when the two sides cannot be joined in one SQL statement.
+# When the two sides cannot be joined in one SQL statement: the target's distinct values read per query (a keyset
+# page; without an index on the column each page scans the target again, so pages are large but bounded), and the
+# target values looked up in the source per query (an IN list).
+PAGE = 50_000
 CHUNK = 2_000
-
-
-def _path(adapter) -> Path | None:
-    location = str(getattr(adapter.connection, "location", "") or "")
-    return sqlite_path(location).resolve() if adapter.engine == "sqlite" and location else None
 
 
 def same_database(target_adapter, source_adapter) -> bool:
@@ -139,7 +137,7 @@ def same_database(target_adapter, source_adapter) -> bool:
     if target_adapter.engine != source_adapter.engine:
         return False
     if target_adapter.engine == "sqlite":
-        return _path(target_adapter) == _path(source_adapter)
+        return target_adapter.path == source_adapter.path
     # The same location and credentials (a PostgreSQL location carries its schema search path).
     return all(str(getattr(target_adapter.connection, attribute, "") or "")
                == str(getattr(source_adapter.connection, attribute, "") or "") for attribute in ("location", "secret"))
@@ -153,8 +151,8 @@ def _reference_in_sql(target_adapter, source_adapter, table: str, col: str, ref_
         if same_database(target_adapter, source_adapter):
             def run(sql: str, limit: int) -> list:
                 return target_adapter.query(sql, limit=limit).rows
-        elif (target_adapter.engine == source_adapter.engine == "sqlite" and _path(target_adapter)
-              and (_path(source_adapter) or Path()).is_file()):
+        elif (target_adapter.engine == source_adapter.engine == "sqlite" and target_adapter.path
+              and source_adapter.path and source_adapter.path.is_file()):
             ref = f"genesis_source.{ref}"
             stack.enter_context(target_adapter.attached(source_adapter, "genesis_source"))
 
@@ -195,33 +193,68 @@ def _literal_for(value, family: str) -> str | None:
     return _literal(value)
 
 
+def _target_values(target_adapter, table: str, col: str) -> tuple[str, Iterator[list]]:
+    """The target's distinct non-null values with their row counts, PAGE at a time in the target's own order (a
+    keyset: each page starts after the previous page's last value), and the paging query as shipped. Only the
+    target's database compares the values here: its ``ORDER BY`` and ``>`` use the same collation and the same
+    ordering across types (on SQLite numbers before text before blobs; ``literal`` keeps each value's storage class),
+    so no ordering has to agree with the source's engine."""
+    def page_sql(after: str) -> str:
+        return (f"SELECT {col}, COUNT(*) FROM {table} WHERE {col} IS NOT NULL{after} "  # noqa: S608 - quoted names
+                f"GROUP BY {col} ORDER BY {col} LIMIT {PAGE}")
+
+    def pages() -> Iterator[list]:
+        after = ""
+        last: list = []
+        while True:
+            rows = target_adapter.query(page_sql(after), limit=PAGE).rows
+            # A bound that does not read back exactly (a value the driver rounds) can bring the previous last value
+            # back: it is skipped; a full page with nothing else stops the check rather than loop or pass values
+            # it never read.
+            fresh = rows[1:] if rows and last and rows[0][0] == last[0] else rows
+            if len(rows) == PAGE and not fresh:
+                raise ConnectorError(f"The values of {col} cannot be read a page at a time: {last[0]!r} does not "
+                                     "read back as itself.", field="sql")
+            if fresh:
+                yield fresh
+            if len(rows) < PAGE:
+                return
+            last = fresh[-1]
+            after = f" AND {col} > {target_adapter.literal(last[0])}"
+
+    return page_sql(f" AND {col} > <the previous page's last value>"), pages()
+
+
 def _reference_in_chunks(target_adapter, source_adapter, table: str, col: str, ref_table: str, ref_column: str,
                          family: str):
-    """The comparison across two databases, bounded: the target's distinct values (with their row counts) are
-    looked up in the source CHUNK at a time (an IN list over the source's key), so no query reads every source
-    key into Python. Values compare as the old comparison did: equal, or equal as text."""
-    values_sql = (f"SELECT {col}, COUNT(*) FROM {table} WHERE {col} IS NOT NULL "  # noqa: S608
-                  f"GROUP BY {col}")
-    counts = {row[0]: int(row[1]) for row in target_adapter.query(values_sql, limit=BIG).rows}
+    """The comparison across two databases, in bounded memory: the target's distinct values (with their row counts)
+    are read PAGE at a time in the target's keyset order and looked up in the source CHUNK at a time (an IN list over
+    the source's key, which needs no ordering shared by the two engines), so no query reads a whole column into
+    Python; only the counts and the SAMPLE first missing values (by text) are kept. Values compare as the old
+    comparison did: equal, or equal as text."""
+    values_sql, pages = _target_values(target_adapter, table, col)
     ref_col, ref = source_adapter.quote(ref_column), source_adapter.quote(ref_table)
-    values = list(counts)
-    missing = []
+    failing = distinct = 0
+    first: list = []
     lookup_sql = ""
-    for start in range(0, len(values), CHUNK):
-        chunk = values[start:start + CHUNK]
-        literals = {v: _literal_for(v, family) for v in chunk}
+    chunks = (page[start:start + CHUNK] for page in pages for start in range(0, len(page), CHUNK))
+    for chunk in chunks:
+        literals = {row[0]: _literal_for(row[0], family) for row in chunk}
         marks = sorted({lit for lit in literals.values() if lit is not None})
         known: set = set()
         if marks:
+            # At most one row per literal: DISTINCT folds the source values equal to one literal into one.
             lookup_sql = (f"SELECT DISTINCT {ref_col} FROM {ref} "  # noqa: S608 - quoted identifiers, literals
                           f"WHERE {ref_col} IN ({', '.join(marks)})")
             known = {row[0] for row in source_adapter.query(lookup_sql, limit=BIG).rows}
         known_text = {str(k) for k in known}
-        missing += [v for v in chunk if v not in known and str(v) not in known_text]
-    missing.sort(key=str)
+        missing = [(v, int(n)) for v, n in chunk if v not in known and str(v) not in known_text]
+        failing += sum(n for _, n in missing)
+        distinct += len(missing)
+        first = heapq.nsmallest(SAMPLE, first + [v for v, _ in missing], key=str)
     sql = [values_sql] + ([lookup_sql.split(" WHERE ")[0] + f" WHERE {ref_col} IN (<{CHUNK} target values at a "
                                                                f"time>)"] if lookup_sql else [])
-    return sum(counts[v] for v in missing), len(missing), missing[:SAMPLE], sql
+    return failing, distinct, first, sql
 
 
 def check_reference(target_adapter, source_adapter, target: TargetSpec, column: str, ref_table: str,

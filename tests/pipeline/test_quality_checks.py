@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from agents.access import adapter_for
+from agents.connectors.base import ConnectorError
 from agents.models import Connection
 from pipeline.dbt.spec import target_from_dict
 from pipeline.quality import checks
@@ -180,6 +181,194 @@ def test_a_missing_reference_in_another_engine_is_found_a_chunk_of_values_at_a_t
     # Seven distinct provider ids in the target, two per lookup: four lookups, each naming only its own values.
     assert len(source.queries) == 4
     assert all(q.count(",") <= 1 and "IN (" in q for q in source.queries)
+
+
+class Fetched:
+    """Records how many rows each query of an adapter brought into Python (its ``_execute``, under every read)."""
+
+    def __init__(self, adapter, monkeypatch):
+        self.rows: list[int] = []
+        execute = adapter._execute
+
+        def recording(sql, **kwargs):
+            result = execute(sql, **kwargs)
+            self.rows.append(len(result.rows))
+            return result
+
+        monkeypatch.setattr(adapter, "_execute", recording)
+
+
+def duckdb_providers(path, ids):
+    db = duckdb.connect(str(path))
+    db.execute("CREATE TABLE providers (provider_id INTEGER, name VARCHAR)")
+    db.executemany("INSERT INTO providers VALUES (?, 'p')", [(i,) for i in ids])
+    db.close()
+
+
+def test_a_cross_engine_reference_check_reads_both_sides_a_chunk_at_a_time(tmp_path, spec, monkeypatch):
+    # 150 distinct provider ids (two claims each); the source lacks the multiples of 7: 21 ids, 42 claims.
+    rows = [(i, 1, i % 150 + 1, i, 2 * i) for i in range(300)]
+    build(tmp_path / "t.sqlite3", rows)
+    known = [p for p in range(1, 151) if p % 7]
+    duckdb_providers(tmp_path / "s.duckdb", known)
+    missing = sorted((p for p in range(1, 151) if p % 7 == 0), key=str)
+    target_connection = Connection(name="T", engine="sqlite", location=str(tmp_path / "t.sqlite3"))
+    source_connection = Connection(name="S", engine="duckdb", location=str(tmp_path / "s.duckdb"))
+
+    def check(page, chunk):
+        monkeypatch.setattr(checks, "PAGE", page)
+        monkeypatch.setattr(checks, "CHUNK", chunk)
+        with adapter_for(target_connection, mission=None) as raw_target, \
+                adapter_for(source_connection, mission=None) as raw_source:
+            target, source = Counting(raw_target), Counting(raw_source)
+            fetched = Fetched(raw_target, monkeypatch), Fetched(raw_source, monkeypatch)
+            result = check_reference(target, source, spec, "PROVIDER_ID", "providers", "provider_id",
+                                     family="integer")
+        return result, target.queries, source.queries, fetched
+
+    result, target_queries, source_queries, (target_rows, source_rows_) = check(14, 7)
+    assert not result.passed and result.failing_rows == 42
+    assert result.detail == ("providers.provider_id; missing providers.provider_id values: "
+                             + ", ".join(map(str, missing[:SAMPLE])) + " (21 distinct)")
+    assert sorted(result.sample_keys) == sorted([c, 1] for c, _, p, *_ in rows if p in missing[:SAMPLE])[:SAMPLE]
+    # 150 values, 14 a page: 11 pages of the target's values, then the sample keys; 7 a lookup: 22 lookups.
+    assert len(target_queries) == 12 and len(source_queries) == 22
+    assert all("ORDER BY" in q and "LIMIT 14" in q for q in target_queries[:-1])
+    assert max(source_rows_.rows) <= 7 and max(target_rows.rows[:-1]) <= 14 and target_rows.rows[-1] <= SAMPLE
+    assert sum(target_rows.rows[:-1]) == 150  # each value read once
+    # The same result as when every value is read in one page (the check before it read the target in pages)...
+    one_page = check(10_000, 10_000)[0]
+    assert (one_page.failing_rows, one_page.detail, one_page.sample_keys) == (
+        result.failing_rows, result.detail, result.sample_keys)
+    # ...and the same counts as the anti-join in one database (whose examples are the first missing values in SQL's
+    # order, here numeric, where the chunked comparison's are the first by text).
+    build(tmp_path / "both.sqlite3", rows, with_source=True)
+    write_sqlite(tmp_path / "both.sqlite3", ["DELETE FROM providers",
+                                             *[f"INSERT INTO providers VALUES ({p}, 'p')" for p in known]])
+    with adapter_for(Connection(name="B", engine="sqlite", location=str(tmp_path / "both.sqlite3")),
+                     mission=None) as both:
+        joined = check_reference(both, both, spec, "PROVIDER_ID", "providers", "provider_id", family="integer")
+    assert "NOT EXISTS" in joined.sql[0]
+    assert joined.failing_rows == result.failing_rows and joined.detail.endswith("(21 distinct)")
+
+
+def test_a_page_bound_that_reads_back_lower_repeats_no_value_and_one_that_cannot_advance_stops(tmp_path, spec,
+                                                                                             monkeypatch):
+    build(tmp_path / "t.sqlite3", orphans(source_rows()))
+    duckdb_providers(tmp_path / "s.duckdb", range(1, 6))
+    with adapter_for(Connection(name="T", engine="sqlite", location=str(tmp_path / "t.sqlite3")),
+                     mission=None) as target, \
+            adapter_for(Connection(name="S", engine="duckdb", location=str(tmp_path / "s.duckdb")),
+                        mission=None) as source:
+        # A bound one below the last value read brings that value back at the head of the next page.
+        monkeypatch.setattr(target, "literal", lambda value: str(value - 1))
+        monkeypatch.setattr(checks, "PAGE", 2)
+        assert_missing_providers(check_reference(target, source, spec, "PROVIDER_ID", "providers", "provider_id",
+                                                 family="integer"))
+        monkeypatch.setattr(checks, "PAGE", 1)
+        with pytest.raises(ConnectorError, match="cannot be read a page at a time"):
+            check_reference(target, source, spec, "PROVIDER_ID", "providers", "provider_id", family="integer")
+
+
+CODES = {"name": "CODES", "sql": "SELECT 1", "grain": ["ID"],
+         "columns": [{"name": "ID", "type": "INTEGER", "description": "The row."},
+                     {"name": "CODE", "type": "TEXT", "description": "A code of the source's."}]}
+# Numbers, a text that reads as one of them, cases, accents, punctuation and blobs: on SQLite (which orders numbers
+# before text before blobs) and on PostgreSQL (a linguistic collation) the pages follow the target's own order.
+MIXED = [*range(1, 13), "10", "a", "A", "b", "B", "ab", "a b", "Ab", "é", "e", "z", "_x", "-", "O'Hara", "",
+         "x'); DROP TABLE CODES; --", b"\x00", b"\x01\x02"]
+KNOWN = ["1", "2", "3", "10", "11", "a", "B", "ab", "e", "O'Hara", "-"]
+
+
+def expected_missing(values):
+    """What the check reports, computed here: a value is found when the source holds its text (text family)."""
+    missing = [v for v in values if str(v) not in KNOWN]
+    return missing, sorted(missing, key=str)[:SAMPLE]
+
+
+def assert_codes_result(result, values, *, rows_per_value=2):
+    missing, first = expected_missing(values)
+    assert result.failing_rows == rows_per_value * len(missing)
+    suffix = f" ({len(missing)} distinct)" if len(missing) > SAMPLE else ""
+    assert result.detail.split("values: ", 1)[1] == ", ".join(str(m) for m in first) + suffix
+
+
+def test_a_cross_engine_reference_check_pages_mixed_types_in_the_targets_own_order(tmp_path, monkeypatch):
+    spec = target_from_dict(CODES)
+    db = sqlite3.connect(tmp_path / "t.sqlite3")
+    with db:
+        db.execute("CREATE TABLE CODES (ID INTEGER, CODE)")  # no affinity: each value keeps its storage class
+        db.executemany("INSERT INTO CODES VALUES (?, ?)", [(i, v) for i, v in enumerate(MIXED + MIXED)])
+    db.close()
+    db = duckdb.connect(str(tmp_path / "s.duckdb"))
+    db.execute("CREATE TABLE codes (code VARCHAR)")
+    db.executemany("INSERT INTO codes VALUES (?)", [(k,) for k in KNOWN])
+    db.close()
+    results = {}
+    for chunk in (3, 10_000):
+        monkeypatch.setattr(checks, "PAGE", chunk)
+        monkeypatch.setattr(checks, "CHUNK", max(chunk - 1, 1))
+        with adapter_for(Connection(name="T", engine="sqlite", location=str(tmp_path / "t.sqlite3")),
+                         mission=None) as target, \
+                adapter_for(Connection(name="S", engine="duckdb", location=str(tmp_path / "s.duckdb")),
+                            mission=None) as source:
+            results[chunk] = check_reference(target, source, spec, "CODE", "codes", "code", family="text")
+    assert_codes_result(results[3], MIXED)
+    assert (results[3].failing_rows, results[3].detail) == (results[10_000].failing_rows, results[10_000].detail)
+    assert sorted(map(str, results[3].sample_keys)) == sorted(map(str, results[10_000].sample_keys))
+
+
+@pytest.fixture
+def pg_target():
+    """A scratch schema on the local PostgreSQL server, dropped afterwards."""
+    import uuid
+
+    import psycopg
+
+    try:
+        admin = psycopg.connect("postgres://postgres@127.0.0.1:5432/test", connect_timeout=3, autocommit=True)
+    except psycopg.OperationalError:
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    schema = f"genesis_refs_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield admin, schema
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
+@pytest.mark.postgres
+def test_a_reference_check_from_postgresql_to_sqlite_pages_text_in_postgresqls_collation(tmp_path, monkeypatch,
+                                                                                            pg_target):
+    from urllib.parse import quote
+
+    admin, schema = pg_target
+    texts = [v for v in MIXED if isinstance(v, str)]
+    admin.execute(f'CREATE TABLE "{schema}"."CODES" ("ID" integer, "CODE" text)')
+    with admin.cursor() as cursor:
+        cursor.executemany(f'INSERT INTO "{schema}"."CODES" VALUES (%s, %s)',  # noqa: S608 - a test's own schema
+                           [(i, v) for i, v in enumerate(texts + texts)])
+    write_sqlite(tmp_path / "s.sqlite3", ["CREATE TABLE codes (code TEXT)",
+                                          *[f"INSERT INTO codes VALUES ('{k.replace(chr(39), chr(39) * 2)}')"
+                                            for k in KNOWN]])
+    target_connection = Connection(name="PG_T", engine="postgresql", location=(
+        f"postgres://postgres@127.0.0.1:5432/test?options={quote(f'-c search_path={schema}')}"))
+    spec = target_from_dict(CODES)
+    results = {}
+    for chunk in (2, 10_000):
+        monkeypatch.setattr(checks, "PAGE", chunk)
+        monkeypatch.setattr(checks, "CHUNK", chunk)
+        with adapter_for(target_connection, mission=None) as raw_target, \
+                adapter_for(Connection(name="S", engine="sqlite", location=str(tmp_path / "s.sqlite3")),
+                            mission=None) as source:
+            target = Counting(raw_target)
+            results[chunk] = check_reference(target, source, spec, "CODE", "codes", "code", family="text")
+        if chunk == 2:
+            assert len(target.queries) == len(set(texts)) // 2 + 2  # the pages (the last one partial), the sample
+    assert_codes_result(results[2], texts)
+    assert (results[2].failing_rows, results[2].detail) == (results[10_000].failing_rows, results[10_000].detail)
+    assert sorted(results[2].sample_keys) == sorted(results[10_000].sample_keys)
 
 
 def test_a_mismatch_on_one_of_several_measures_of_the_same_table_fails_that_measure_only(tmp_path, spec):
