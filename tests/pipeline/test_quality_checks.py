@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from agents.access import adapter_for
-from agents.connectors.base import ConnectorError
+from agents.connectors.base import ConnectorError, QueryRefused
 from agents.models import Connection
 from pipeline.dbt.spec import target_from_dict
 from pipeline.quality import checks
@@ -78,6 +78,10 @@ class Counting:
     def query(self, sql, **kwargs):
         self.queries.append(sql)
         return self.adapter.query(sql, **kwargs)
+
+    def run_internal(self, sql, **kwargs):
+        self.queries.append(sql)
+        return self.adapter.run_internal(sql, **kwargs)
 
 
 @pytest.fixture
@@ -181,6 +185,17 @@ def test_a_missing_reference_in_another_engine_is_found_a_chunk_of_values_at_a_t
     # Seven distinct provider ids in the target, two per lookup: four lookups, each naming only its own values.
     assert len(source.queries) == 4
     assert all(q.count(",") <= 1 and "IN (" in q for q in source.queries)
+
+    # The lookups skip the parse-level guard, not the allowed tables: a source table the mission may not read is
+    # refused before any value is looked up.
+    with adapter_for(Connection(name="T", engine="sqlite", location=str(tmp_path / "t.sqlite3")),
+                     mission=None) as target, \
+            adapter_for(Connection(name="S", engine="duckdb", location=str(source_path)), mission=None) as raw:
+        raw.allowed_tables = {"claims"}
+        source = Counting(raw)
+        with pytest.raises(QueryRefused, match="providers"):
+            check_reference(target, source, spec, "PROVIDER_ID", "providers", "provider_id", family="integer")
+        assert source.queries == []
 
 
 class Fetched:
