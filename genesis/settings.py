@@ -327,6 +327,10 @@ GENESIS_SWEEP_SECONDS = env_seconds("GENESIS_SWEEP_SECONDS", 5)
 # A cluster whose messages wait while every worker is idle this long is restarted (a dead process holds one of its
 # queue locks: tasks/cluster.py); 0 turns the watchdog off.
 GENESIS_STALL_SECONDS = env_seconds("GENESIS_STALL_SECONDS", 10)
+# Modules a worker cluster imports once when it starts, before it forks its workers, so that no run pays for them
+# (dbt and its adapters: 1.5-2 s in a fresh process). Empty: each worker imports them when a run first needs them.
+GENESIS_WORKER_PRELOAD = env_list("GENESIS_WORKER_PRELOAD", [
+    "dbt.cli.main", "dbt.adapters.sqlite", "dbt.adapters.postgres", "dbt.adapters.duckdb"])
 # A run enqueued this long ago and never claimed is sent again once the broker holds no untaken message (its message
 # is presumed held by a dead cluster; a live one may hold it too, behind busy workers: then another cluster takes it
 # and the stale copy is refused at its claim).

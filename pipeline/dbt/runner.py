@@ -15,6 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,21 @@ class NodeResult:
     relation: str = ""
     compiled_code: str = ""
     thread: str = ""  # dbt's worker thread: more than one across an invocation's nodes means they ran in parallel
+    # When the node's SQL ran: dbt's "execute" timing, as Unix time (``time.time()``'s clock); None when the node
+    # never reached execution (skipped, or failed to compile). ``execution_time`` also counts the compile before it.
+    execute_started_at: float | None = None
+    execute_completed_at: float | None = None
 
     @property
     def ok(self) -> bool:
         return self.status in {"success", "pass", "skipped"}
+
+    @property
+    def execute_span(self) -> tuple[float, float] | None:
+        """(start, end) of the node's execution in Unix time, or None when it did not execute."""
+        if self.execute_started_at is None or self.execute_completed_at is None:
+            return None
+        return self.execute_started_at, self.execute_completed_at
 
 
 @dataclass
@@ -64,6 +76,9 @@ class Invocation:
     elapsed: float = 0.0
     parse_elapsed: float = 0.0
     dbt_elapsed: float = 0.0
+    # The dbt command itself (after the parse), as Unix time: every node's execute span lies within it.
+    dbt_started_at: float | None = None
+    dbt_completed_at: float | None = None
     reused_manifest: bool = False
     log_lines: list[str] = field(default_factory=list)
     target_dir: Path | None = None
@@ -92,6 +107,7 @@ class Invocation:
             "command": self.command, "success": self.success, "error": self.error,
             "elapsed_s": round(self.elapsed, 3), "parse_s": round(self.parse_elapsed, 3),
             "dbt_s": round(self.dbt_elapsed, 3), "reused_manifest": self.reused_manifest,
+            "dbt_started_at": self.dbt_started_at, "dbt_completed_at": self.dbt_completed_at,
             "threads_used": self.threads_used,
             "nodes": [{k: v for k, v in asdict(n).items() if k != "compiled_code"} for n in self.nodes],
         }
@@ -121,12 +137,27 @@ class _Collector:
             self.lines.append(f"{info.ts.ToDatetime().strftime('%H:%M:%S.%f')[:-3]} {info.level:5} {info.msg}")
 
 
+def _unix_time(moment: datetime | None) -> float | None:
+    """A dbt timing datetime as Unix time: dbt stores UTC without a time zone."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _execute_span(item) -> tuple[float | None, float | None]:
+    for timing in getattr(item, "timing", None) or []:
+        if timing.name == "execute":
+            return _unix_time(timing.started_at), _unix_time(timing.completed_at)
+    return None, None
+
+
 def _node_results(result) -> list[NodeResult]:
     nodes = []
     for item in getattr(result, "results", None) or []:
         node = getattr(item, "node", None)
         if node is None:
             continue  # run-operation reports the macro, not a node
+        execute_started_at, execute_completed_at = _execute_span(item)
         nodes.append(NodeResult(
             unique_id=node.unique_id, name=node.name, resource_type=str(node.resource_type),
             status=str(item.status), message=str(item.message or ""),
@@ -134,6 +165,7 @@ def _node_results(result) -> list[NodeResult]:
             relation=getattr(node, "relation_name", None) or "",
             compiled_code=getattr(node, "compiled_code", None) or "",
             thread=str(getattr(item, "thread_id", None) or ""),
+            execute_started_at=execute_started_at, execute_completed_at=execute_completed_at,
         ))
     return nodes
 
@@ -215,11 +247,13 @@ def invoke(project: DbtProject, *, project_dir: Path, profile: dict, env: dict[s
             if variables:
                 command += ["--vars", json.dumps(variables)]
             dbt_started = time.monotonic()
+            invocation.dbt_started_at = time.time()
             try:
                 result = dbtRunner(manifest=manifest, callbacks=[collector]).invoke(command)
             finally:
                 _close_duckdb()
             invocation.dbt_elapsed = time.monotonic() - dbt_started
+            invocation.dbt_completed_at = time.time()
         finally:
             for name, value in saved.items():
                 if value is None:

@@ -118,3 +118,16 @@ def test_a_spawned_worker_reads_as_starting_until_it_says_it_reads_the_queue():
             process.kill()
             process.join()
     assert process.exitcode == 0
+
+
+def test_preload_imports_the_modules_and_logs_those_it_cannot(caplog, settings):
+    import sys
+
+    settings.GENESIS_WORKER_PRELOAD = ["colorsys", "no_such_module_here"]
+    sys.modules.pop("colorsys", None)
+    with caplog.at_level("INFO", logger="genesis.cluster"):
+        seconds = cluster.preload()
+    assert list(seconds) == ["colorsys"] and "colorsys" in sys.modules
+    assert "preloading no_such_module_here failed: No module named 'no_such_module_here'" in caplog.text
+    assert cluster.preload([]) == {}
+

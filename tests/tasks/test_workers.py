@@ -60,6 +60,8 @@ def clusters(monkeypatch, tmp_path):
         "GENESIS_REDISPATCH_SECONDS": "30",
         "DB_CONN_MAX_AGE": "600",
         "LOG_LEVEL": "WARNING",
+        # No dbt import at each cluster's start (2 s): these runs never build (test_a_cluster_preloads_* tests it).
+        "GENESIS_WORKER_PRELOAD": "",
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     }
 
@@ -159,6 +161,18 @@ def test_two_clusters_run_every_task_of_200_exactly_once(mission, agent, lead, c
                   "run.succeeded"):
         assert HistoryEntry.objects.filter(mission=mission, event=event).count() == 200, event
     assert not HistoryEntry.objects.filter(mission=mission, event="run.claim_refused").exists()
+
+
+def test_a_cluster_preloads_its_modules_once_before_forking_its_workers(mission, agent, lead, clusters, tmp_path):
+    """GENESIS_WORKER_PRELOAD is imported by the qcluster command itself, before its sentinel and workers fork from
+    it (so they start with it); a module that cannot be imported does not keep the cluster from working."""
+    marker = tmp_path / "preloaded.txt"
+    build_graph(mission, agent)
+    [process] = clusters(1, GENESIS_WORKER_PRELOAD="tests.tasks.preload_marker,no_such_module_here",
+                         GENESIS_TEST_PRELOAD_MARKER=str(marker))
+    mission_workflows.mission_launch(mission=mission, actor=lead)
+    wait_for(lambda: mission_status(mission) == MissionStatus.COMPLETED, 120, "the mission to complete")
+    assert marker.read_text().split() == [str(process.pid)]
 
 
 def test_a_worker_killed_mid_run_is_marked_lost_and_the_task_retried(mission, agent, lead, clusters):

@@ -57,3 +57,40 @@ def test_invocations_never_overlap_and_reuse_the_manifest_per_revision(tmp_path,
     assert all(m == "parsed-manifest" for c, m in _FakeRunner.calls if c == "build")
     assert len(runner.cached_revisions()) == 2
     runner.clear_cache()
+
+
+def test_each_node_carries_when_it_executed_within_the_invocation(tmp_path):
+    """A real dbt build of a two-model project on SQLite: every model and test that ran reports its execute interval
+    (Unix time), start before end, inside the dbt command's own wall time."""
+    runner.clear_cache()
+    project = DbtProject(name="spans", files={
+        "dbt_project.yml": "name: spans\nversion: '1.0.0'\nconfig-version: 2\nprofile: genesis\n"
+                           "models:\n  spans:\n    +materialized: table\n",
+        "models/first.sql": "select 1 as id union all select 2 as id\n",
+        "models/second.sql": "select id * 10 as id from {{ ref('first') }}\n",
+        "models/schema.yml": "version: 2\nmodels:\n  - name: second\n    columns:\n      - name: id\n"
+                             "        data_tests: [not_null, unique]\n",
+    })
+    target = tmp_path / "target.sqlite3"
+    profile = {"genesis": {"target": "genesis", "outputs": {"genesis": {
+        "type": "sqlite", "threads": 1, "database": "main", "schema": "main",
+        "schemas_and_paths": {"main": str(target)}, "schema_directory": str(tmp_path)}}}}
+    before = time.time()
+    invocation = runner.invoke(project, project_dir=tmp_path / "project", profile=profile, env={}, args=["build"],
+                               target_dir=tmp_path / "target", write_results=False)
+    after = time.time()
+    assert invocation.success, invocation.failure_text()
+    assert sorted(n.name for n in invocation.nodes if n.resource_type == "model") == ["first", "second"]
+    assert len(invocation.nodes) == 4  # two models, two tests
+    assert before <= invocation.dbt_started_at <= invocation.dbt_completed_at <= after
+    for node in invocation.nodes:
+        assert node.execute_span is not None, node.name
+        started, ended = node.execute_span
+        assert invocation.dbt_started_at <= started <= ended <= invocation.dbt_completed_at, node.name
+        assert ended - started <= node.execution_time + 0.01  # execution_time also counts the compile
+    first, second = (next(n for n in invocation.nodes if n.name == name) for name in ("first", "second"))
+    assert first.execute_completed_at <= second.execute_started_at  # second reads first: it waited for it
+    summary = invocation.summary()
+    assert {"execute_started_at", "execute_completed_at", "execution_time"} <= set(summary["nodes"][0])
+    assert summary["dbt_started_at"] == invocation.dbt_started_at
+    runner.clear_cache()
