@@ -5,12 +5,11 @@ cardinality) or declared by the spec file."""
 from __future__ import annotations
 
 import contextvars
-import queue
 import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
@@ -185,25 +184,12 @@ def name_evidence(column: str, ref_table: str, ref_key: str) -> str | None:
 def _containment(adapter: Adapter, table: str, column: str, refs: list[tuple[str, str]]) -> tuple[int, list[int]]:
     """The column's distinct (non-null) values over the full column, and how many of them each referenced key
     ``(ref_table, ref_key)`` lacks (orphans): one grouped query for all the keys a column may refer to (sampling would
-    hide the few orphans that matter). Each key is looked up once per distinct value (an index seek where the key
-    has an index, as a key usually has)."""
+    hide the few orphans that matter). Each engine looks the values up in the form it runs fastest
+    (``Adapter.containment_sql``): one index seek per distinct value where the key has an index (as a key usually
+    has), or outer joins that hash both sides."""
     q = adapter.quote
     values = f"(SELECT DISTINCT {q(column)} AS v FROM {q(table)} WHERE {q(column)} IS NOT NULL) AS x"  # noqa: S608
-    if adapter.engine == "postgresql":
-        # PostgreSQL runs a NOT EXISTS inside an aggregate as one index probe per value; outer joins to each key's
-        # distinct values hash both sides instead (half the time at a million values). The DISTINCT keeps a key
-        # that is not unique from counting a value twice.
-        joins = " ".join(f"LEFT JOIN (SELECT DISTINCT {q(ref_key)} AS k FROM {q(ref_table)}) AS r{index} "  # noqa: S608
-                         f"ON r{index}.k = x.v" for index, (ref_table, ref_key) in enumerate(refs))
-        orphans = ", ".join(f"COUNT(*) - COUNT(r{index}.k)" for index in range(len(refs)))
-        sql = f"SELECT COUNT(*), {orphans} FROM {values} {joins}"  # noqa: S608
-    else:
-        # SQLite and DuckDB look each value up in the key (an index seek on SQLite).
-        orphans = ", ".join(
-            f"COALESCE(SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM {q(ref_table)} AS r "  # noqa: S608
-            f"WHERE r.{q(ref_key)} = x.v) THEN 1 ELSE 0 END), 0)" for ref_table, ref_key in refs)
-        sql = f"SELECT COUNT(*), {orphans} FROM {values}"  # noqa: S608
-    row = adapter.query(sql, limit=1).rows[0]
+    row = adapter.query(adapter.containment_sql(values, refs), limit=1).rows[0]
     return int(row[0]), [int(n) for n in row[1:]]
 
 
@@ -324,40 +310,64 @@ def infer_foreign_keys(adapter: Adapter, tables: dict[str, Any], declared: list[
 
 
 class _Workers:
-    """Threads that each own an adapter (opened, used and closed in that thread: no database connection is shared
-    between threads) and run jobs in a copy of the submitter's context (the worker's query timeout, a ContextVar,
-    holds in them)."""
+    """A thread pool whose threads each own one of ``adapters`` (opened, used and closed in that thread: no database
+    connection is shared between threads) and run jobs in a copy of the submitter's context (the worker's query
+    timeout, a ContextVar, holds in them). Use as a context manager: every thread's adapter is closed on the way
+    out, errors or not."""
 
-    def __init__(self, adapters: list[Adapter]):
-        self._jobs: queue.SimpleQueue[tuple[Future[Any], Job[Any], contextvars.Context] | None] = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._work, args=(adapter,), name=f"profile-{n}", daemon=True)
-                         for n, adapter in enumerate(adapters)]
-        for thread in self._threads:
-            thread.start()
+    def __init__(self, adapters: Sequence[Adapter]):
+        self._adapters = list(adapters)
+        self._threads = len(self._adapters)
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="profile")
 
-    def _work(self, adapter: Adapter) -> None:
+    def __enter__(self) -> _Workers:
         try:
-            while (item := self._jobs.get()) is not None:
-                future, job, context = item
-                if future.set_running_or_notify_cancel():
-                    try:
-                        adapter.connect()
-                        future.set_result(context.run(job, adapter))
-                    except BaseException as error:  # noqa: BLE001 - handed to the submitter, raised there
-                        future.set_exception(error)
+            self._on_each_thread(self._take)
+        except BaseException:
+            self._pool.shutdown()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._on_each_thread(self._close)
         finally:
+            self._pool.shutdown()
+
+    def _take(self, index: int) -> None:
+        self._local.adapter = self._adapters[index]
+
+    def _close(self, index: int) -> None:
+        adapter = getattr(self._local, "adapter", None)
+        if adapter is not None:
             adapter.close()
 
-    def submit(self, job: Job[T]) -> Future[T]:
-        future: Future[T] = Future()
-        self._jobs.put((future, job, contextvars.copy_context()))
-        return future
+    def _on_each_thread(self, step: Callable[[int], None]) -> None:
+        """Run ``step`` once on each of the pool's threads (with the thread's number). Each call waits at a barrier
+        for all the others to have started, so no thread takes two: the pool starts every one of its threads on the
+        first call (none is idle), and they stay until it shuts down."""
+        barrier = threading.Barrier(self._threads)
 
-    def close(self) -> None:
-        for _ in self._threads:
-            self._jobs.put(None)
-        for thread in self._threads:
-            thread.join()
+        def once() -> None:
+            step(barrier.wait())
+
+        futures: list[Future[None]] = []
+        try:
+            for _ in range(self._threads):
+                futures.append(self._pool.submit(once))
+        except BaseException:
+            barrier.abort()  # a thread that cannot start leaves the others waiting for it
+            raise
+        finally:
+            wait(futures)
+        for future in futures:
+            future.result()
+
+    def _call(self, job: Job[T]) -> T:
+        adapter: Adapter = self._local.adapter
+        adapter.connect()
+        return job(adapter)
 
     def run(self, jobs: Sequence[Job[T]], *, cancelled: Callable[[], bool] | None = None,
             before: Callable[[int], None] | None = None) -> list[T]:
@@ -368,7 +378,7 @@ class _Workers:
         stop = False
         for index, job in enumerate(jobs):
             running = {f for f in futures if not f.done()}
-            if len(running) >= len(self._threads):
+            if len(running) >= self._threads:
                 wait(running, return_when=FIRST_COMPLETED)
             if any(f.done() and f.exception() is not None for f in futures):
                 break
@@ -377,7 +387,7 @@ class _Workers:
                 break
             if before:
                 before(index)
-            futures.append(self.submit(job))
+            futures.append(self._pool.submit(contextvars.copy_context().run, self._call, job))
         wait(futures)
         for future in futures:
             if future.exception() is not None:
@@ -425,13 +435,10 @@ def profile_source(adapter: Adapter, *, tables: list[str] | None = None,
         partial(profile_table, table=info, sample_above=sample_above, sample_rows=sample_rows) for info in infos]
     if parallel:
         assert open_adapter is not None  # noqa: S101 - narrowed above
-        workers = _Workers([open_adapter() for _ in range(threads)])
-        try:
+        with _Workers([open_adapter() for _ in range(threads)]) as workers:
             profiles = workers.run(table_jobs, cancelled=cancelled, before=announce)
             profile_tables = {info.name: p for info, p in zip(infos, profiles, strict=True)}
             foreign_keys, ambiguous = infer_foreign_keys(adapter, profile_tables, relationships, run=workers.run)
-        finally:
-            workers.close()
     else:
         profiles = _sequential(adapter, table_jobs, cancelled=cancelled, before=announce)
         profile_tables = {info.name: p for info, p in zip(infos, profiles, strict=True)}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
@@ -218,6 +218,17 @@ class Adapter:
         rows cheaply across the whole table do so; this fallback takes the first rows the database returns."""
         return Sample(f"(SELECT * FROM {self.quote(table)} LIMIT {int(rows)}) AS genesis_sample",  # noqa: S608
                       "the first rows the database returns (LIMIT)")
+
+    def containment_sql(self, values: str, refs: Sequence[tuple[str, str]]) -> str:
+        """A query of one row: how many values ``values`` holds (a subquery aliased ``x`` of distinct values in its
+        column ``v``), then for each key ``(table, key)`` of ``refs`` how many of them the key lacks (a foreign key's
+        orphans). This form looks each value up in each key."""
+        # SQLite and DuckDB look each value up in the key (an index seek on SQLite).
+        q = self.quote
+        orphans = ", ".join(
+            f"COALESCE(SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM {q(ref_table)} AS r "  # noqa: S608
+            f"WHERE r.{q(ref_key)} = x.v) THEN 1 ELSE 0 END), 0)" for ref_table, ref_key in refs)
+        return f"SELECT COUNT(*), {orphans} FROM {values}"  # noqa: S608
 
     # --- shared ------------------------------------------------------------------------------------
     def ping(self) -> None:

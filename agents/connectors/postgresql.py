@@ -13,6 +13,7 @@ faster than ``information_schema``'s views over it, with the same visibility rul
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -143,6 +144,18 @@ class PostgreSQLAdapter(Adapter):
         return Sample(f"(SELECT * FROM {self.quote(table)} TABLESAMPLE {method} ({percent}) REPEATABLE (7)) "  # noqa: S608
                       "AS genesis_sample", f"PostgreSQL's TABLESAMPLE {method}: {percent}% of the {how} at random, "
                       "repeatable")
+
+    def containment_sql(self, values: str, refs: Sequence[tuple[str, str]]) -> str:
+        """The values and each key's orphans (``Adapter.containment_sql``) by outer joins to each key's distinct
+        values."""
+        # PostgreSQL runs a NOT EXISTS inside an aggregate as one index probe per value; outer joins to each key's
+        # distinct values hash both sides instead (half the time at a million values). The DISTINCT keeps a key
+        # that is not unique from counting a value twice.
+        q = self.quote
+        joins = " ".join(f"LEFT JOIN (SELECT DISTINCT {q(ref_key)} AS k FROM {q(ref_table)}) AS r{index} "  # noqa: S608
+                         f"ON r{index}.k = x.v" for index, (ref_table, ref_key) in enumerate(refs))
+        orphans = ", ".join(f"COUNT(*) - COUNT(r{index}.k)" for index in range(len(refs)))
+        return f"SELECT COUNT(*), {orphans} FROM {values} {joins}"  # noqa: S608
 
     def _execute(self, sql: str, *, limit: int, timeout: float) -> QueryResult:
         if not _CURSOR_STATEMENT.match(sql):

@@ -285,3 +285,32 @@ def test_a_sqlite_session_attaches_another_file_read_only_for_a_block_and_only_t
         with pytest.raises(ConnectorError, match="not a name"):
             with adapter.attached(second, "x; DROP"):
                 pass
+
+
+# (key table, key column) the patients of the claims are looked up in: their own table, a key that repeats its
+# values (counted once each all the same), and a key holding only some of them.
+CONTAINMENT_REFS = [("PATIENTS", "PATIENT_ID"), ("CLAIMS", "PATIENT_ID"), ("CLAIM_DETAILS", "CLAIM_ID")]
+
+
+def _check_containment(adapter, form):
+    values = '(SELECT DISTINCT "PATIENT_ID" AS v FROM "CLAIMS" WHERE "PATIENT_ID" IS NOT NULL) AS x'
+    sql = adapter.containment_sql(values, CONTAINMENT_REFS)
+    assert form in sql
+    expected = [adapter.scalar('SELECT COUNT(DISTINCT "PATIENT_ID") FROM "CLAIMS"')] + [
+        adapter.scalar(f'SELECT COUNT(DISTINCT "PATIENT_ID") FROM "CLAIMS" WHERE "PATIENT_ID" IS NOT NULL AND '  # noqa: S608
+                       f'"PATIENT_ID" NOT IN (SELECT "{key}" FROM "{table}" WHERE "{key}" IS NOT NULL)')
+        for table, key in CONTAINMENT_REFS]
+    assert [int(n) for n in adapter.query(sql, limit=1).rows[0]] == expected
+    assert expected[2] == 0 and 0 < expected[3] < expected[0]
+
+
+def test_sqlite_looks_each_value_up_in_the_keys(demo_small):
+    with adapter_for(sqlite_connection(demo_small), mission=None, allowed_tables=ALLOWED) as adapter:
+        _check_containment(adapter, "NOT EXISTS")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_postgresql_joins_the_values_to_each_keys_distinct_values(pg_schema):
+    with adapter_for(pg_connection(pg_schema), mission=None, allowed_tables=ALLOWED) as adapter:
+        _check_containment(adapter, "LEFT JOIN (SELECT DISTINCT")
