@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.db import connections
 
 from agents.access import adapter_for
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
@@ -144,12 +145,15 @@ class BackfillAgent(BaseAgent):
         with contextlib.ExitStack() as stack:
             reading = None
             if by_month:
-                adapter = stack.enter_context(adapter_for(plan.source, mission=plan.mission))
+                # The access check (ORM) here, in this thread; the adapter connects in the thread that reads with it.
+                adapter = adapter_for(plan.source, mission=plan.mission)
                 if _side_by_side(plan):
-                    pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+                    pool = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill"))
                     # The copied context carries the worker's query timeout into the reading thread.
-                    reading = pool.submit(contextvars.copy_context().run, self._read_source, adapter, plan,
+                    reading = pool.submit(contextvars.copy_context().run, _read_source_in_thread, adapter, plan,
                                           by_month, units, config)
+                else:
+                    stack.enter_context(adapter)
             built_before = self._read_built(plan, by_month, periods)
             if whole and not target_file_missing(plan.target):
                 first_whole = _verify_whole(plan, whole, config.get("expected_sql"))
@@ -454,6 +458,17 @@ class _Cancelled(Exception):
 
 # {target: {period: (rows, {measure column: total})}}
 _Built = dict[str, dict[str, tuple[int, dict[str, float]]]]
+
+
+def _read_source_in_thread(adapter, plan: BuildPlan, targets: list[TargetSpec], units: dict[str, str],
+                           config: dict) -> Source:
+    """``BackfillAgent._read_source`` on ``adapter``, opened and closed here, in the reading thread (the ORM is not
+    used here, and any connection Django opened for this thread is closed at the end)."""
+    try:
+        with adapter:
+            return BackfillAgent._read_source(adapter, plan, targets, units, config)
+    finally:
+        connections.close_all()
 
 
 def _side_by_side(plan: BuildPlan) -> bool:

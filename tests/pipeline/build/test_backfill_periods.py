@@ -7,12 +7,15 @@ import copy
 import datetime
 import json
 import sqlite3
+import threading
 from collections import Counter
 
 import pytest
 import yaml
 
 from agents.base import Failed, Succeeded
+from agents.connectors.base import query_timeout
+from agents.connectors.sqlite import SQLiteAdapter
 from pipeline.dbt.build import plan_build
 from tasks.models import Artifact
 from tests.pipeline.build.conftest import Pipeline, bronze_with_orphans
@@ -149,6 +152,58 @@ def test_after_the_build_the_backfill_rebuilds_exactly_the_months_that_differ(tm
     assert outcome.outputs["rebuilt"] == {name: ["all"] for name in expected}
     for name, rows in expected.items():
         assert_target_matches(name, read_sqlite_table(pipeline.target_path, name), rows)
+
+
+def test_each_adapter_of_a_backfill_is_connected_used_and_closed_on_one_thread(tmp_path, dbt_dir, bronze_b,
+                                                                                  monkeypatch):
+    """The source is read in a second thread while this one reads the built targets: each adapter is opened, used
+    and closed in the thread that reads with it (no connection passes between threads), and the worker's query
+    timeout holds in the reading thread."""
+    pipeline = Pipeline(tmp_path, bronze_b)
+    specs = targets()
+    assert isinstance(pipeline.run("dbt_build", targets=specs)[0], Succeeded)
+
+    calls: dict[int, dict[str, list[int]]] = {}
+    timeouts: dict[int, set[float]] = {}
+    connect, execute, close = SQLiteAdapter.connect, SQLiteAdapter._execute, SQLiteAdapter.close
+
+    def seen(adapter, step):
+        calls.setdefault(id(adapter), {"connect": [], "use": [], "close": [], "adapter": adapter})[step].append(
+            threading.get_ident())
+
+    def recorded_connect(self):
+        if self._raw is None:
+            seen(self, "connect")
+        connect(self)
+
+    def recorded_execute(self, sql, *, limit, timeout):
+        seen(self, "use")
+        timeouts.setdefault(threading.get_ident(), set()).add(timeout)
+        return execute(self, sql, limit=limit, timeout=timeout)
+
+    def recorded_close(self):
+        if self._raw is not None:
+            seen(self, "close")
+        close(self)
+
+    monkeypatch.setattr(SQLiteAdapter, "connect", recorded_connect)
+    monkeypatch.setattr(SQLiteAdapter, "_execute", recorded_execute)
+    monkeypatch.setattr(SQLiteAdapter, "close", recorded_close)
+    with query_timeout(321):
+        outcome, _context = pipeline.run("backfill", key="verify", targets=specs)
+    assert isinstance(outcome, Succeeded), outcome
+
+    used = [c for c in calls.values() if c["use"]]
+    assert used
+    for c in used:
+        source = c["adapter"].connection.location
+        assert len(set(c["use"])) == 1, source
+        assert c["connect"] == c["close"] == c["use"][:1], source
+    # The source was read in another thread than this one, with this thread's query timeout.
+    here = threading.get_ident()
+    source_threads = {c["use"][0] for c in used if c["adapter"].connection == pipeline.source}
+    assert source_threads and here not in source_threads
+    assert set().union(*(timeouts[t] for t in source_threads)) == {321.0}
 
 
 def test_a_variance_that_a_rebuild_does_not_remove_fails_naming_the_months(tmp_path, dbt_dir):
