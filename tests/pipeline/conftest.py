@@ -4,6 +4,7 @@ schema on the local PostgreSQL server."""
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -68,22 +69,30 @@ def sqlite_connection(path, name="SRC") -> Connection:
     return Connection(name=name, engine="sqlite", location=str(path), purpose="source")
 
 
-@pytest.fixture
-def pg_schema():
-    """A scratch schema on the local PostgreSQL server holding a small demo; dropped afterwards."""
+@contextmanager
+def pg_scratch_schema(prefix: str):
+    """A new schema on the local PostgreSQL server, with an admin connection to it: (admin, schema name); dropped
+    afterwards. Skips the test when no server runs."""
     try:
         admin = psycopg.connect(PG_SERVER, connect_timeout=3, autocommit=True)
     except psycopg.OperationalError:
         pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    schema = f"genesis_map_{uuid.uuid4().hex[:10]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin.execute(f'CREATE SCHEMA "{schema}"')
     try:
-        with psycopg.connect(PG_SERVER, options=f"-c search_path={schema}") as conn:
-            write_postgresql(conn, generate(claims=300, seed=3))
-        yield schema
+        yield admin, schema
     finally:
         admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         admin.close()
+
+
+@pytest.fixture
+def pg_schema():
+    """A scratch schema on the local PostgreSQL server holding a small demo; dropped afterwards."""
+    with pg_scratch_schema("genesis_map") as (_, schema):
+        with psycopg.connect(PG_SERVER, options=f"-c search_path={schema}") as conn:
+            write_postgresql(conn, generate(claims=300, seed=3))
+        yield schema
 
 
 def pg_connection(schema: str, name="PG_SRC") -> Connection:

@@ -16,6 +16,7 @@ from pipeline.quality import checks
 from pipeline.quality.checks import check_grain, check_reference, dbt_proven, run_checks
 from pipeline.quality.reconcile import reconcile, reconcile_targets
 from pipeline.quality.results import SAMPLE
+from tests.pipeline.conftest import pg_scratch_schema
 
 CLAIMS = {
     "name": "CLAIMS_OUT", "sql": "SELECT 1", "grain": ["CLAIM_ID", "LINE"],
@@ -336,21 +337,8 @@ def test_a_cross_engine_reference_check_pages_mixed_types_in_the_targets_own_ord
 @pytest.fixture
 def pg_target():
     """A scratch schema on the local PostgreSQL server, dropped afterwards."""
-    import uuid
-
-    import psycopg
-
-    try:
-        admin = psycopg.connect("postgres://postgres@127.0.0.1:5432/test", connect_timeout=3, autocommit=True)
-    except psycopg.OperationalError:
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    schema = f"genesis_refs_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield admin, schema
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
+    with pg_scratch_schema("genesis_refs") as found:
+        yield found
 
 
 @pytest.mark.postgres
