@@ -140,12 +140,19 @@ def profile_table(adapter: Adapter, table: TableInfo, *, sample_above: int = SAM
         # Unique in the sample says little (a sample of a tenth of the rows misses most duplicates): the candidates
         # are counted over the full table, all in one pass, and their exact distinct counts replace the sample's.
         # An empty sample (sparse blocks) leaves every column without nulls to count.
+        # A column the database keeps unique (a primary key, a unique index) and without nulls is a key: not
+        # counted again.
         checked = keys if sample_size else no_nulls
+        declared = adapter.unique_columns(table.name) if checked else set()
+        counted = [n for n in checked if n not in declared]
         exact = adapter.query(
-            f"SELECT {', '.join(f'COUNT(DISTINCT {q(n)})' for n in checked)} FROM {name}", limit=1,  # noqa: S608
-        ).rows[0] if checked else ()
-        for key, distinct in zip(checked, exact, strict=True):
+            f"SELECT {', '.join(f'COUNT(DISTINCT {q(n)})' for n in counted)} FROM {name}", limit=1,  # noqa: S608
+        ).rows[0] if counted else ()
+        for key, distinct in zip(counted, exact, strict=True):
             columns[key]["distinct"] = int(distinct)
+        for key in checked:
+            if key in declared:
+                columns[key]["distinct"] = table.row_count
         profile["candidate_keys"] = [k for k in checked if columns[k]["distinct"] == table.row_count]
         profile["sampling"] = {
             "rows": sample_size, "of_rows": table.row_count, "method": method,
@@ -153,6 +160,8 @@ def profile_table(adapter: Adapter, table: TableInfo, *, sample_above: int = SAM
             "exact": ["row_count", "nulls", "min", "max", "candidate_keys"],
             # The columns unique in the sample, with their distinct counts over the full table.
             "keys_checked": {k: columns[k]["distinct"] for k in checked},
+            # Of those, the ones the database keeps unique itself (not counted).
+            "keys_declared_unique": [k for k in checked if k in declared],
         }
     return profile
 
@@ -454,6 +463,12 @@ def profile_source(adapter: Adapter, *, tables: list[str] | None = None,
     }
 
 
+def _key_verdict(distinct: int, rows: int, declared: bool) -> str:
+    if declared:
+        return "a key, kept unique by the database"
+    return "a key" if distinct == rows else f"not a key: {distinct:,} distinct values"
+
+
 def profile_markdown(profile: dict[str, Any]) -> str:
     """A readable report of a profile."""
     lines = [f"# Source profile: {profile['connection']} ({profile['engine']})", "",
@@ -468,10 +483,11 @@ def profile_markdown(profile: dict[str, Any]) -> str:
                       "exact.", ""]
             checked = sample.get("keys_checked", {})
             if checked:
-                verdicts = [f"{name} ({'a key' if n == info['row_count'] else f'not a key: {n:,} distinct values'})"
+                declared = set(sample.get("keys_declared_unique", []))
+                verdicts = [f"{name} ({_key_verdict(n, info['row_count'], name in declared)})"
                             for name, n in checked.items()]
-                lines += ["Columns unique in the sample, counted over the full table: " + ", ".join(verdicts) + ".",
-                          ""]
+                lines += ["Columns unique in the sample, counted over the full table unless the database keeps them "
+                          "unique: " + ", ".join(verdicts) + ".", ""]
         lines += ["| column | declared | observed | nulls | distinct | min | max | samples |",
                   "|---|---|---|---:|---:|---|---|---|"]
         for name, c in info["columns"].items():

@@ -219,6 +219,12 @@ class Adapter:
         return Sample(f"(SELECT * FROM {self.quote(table)} LIMIT {int(rows)}) AS genesis_sample",  # noqa: S608
                       "the first rows the database returns (LIMIT)")
 
+    def unique_columns(self, table: str) -> set[str]:
+        """The columns of ``table`` the database itself keeps unique: a primary key, or a unique index or constraint
+        on that one column (not partial, not on an expression). Profiling takes such a column's uniqueness as
+        proven instead of counting its distinct values over the whole table. Empty where the engine cannot say."""
+        return set()
+
     def containment_sql(self, values: str, refs: Sequence[tuple[str, str]]) -> str:
         """A query of one row: how many values ``values`` holds (a subquery aliased ``x`` of distinct values in its
         column ``v``), then for each key ``(table, key)`` of ``refs`` how many of them the key lacks (a foreign key's

@@ -130,6 +130,14 @@ class DuckDBAdapter(Adapter):
     def _columns(self, table: str) -> list[ColumnInfo]:
         return list(self._read_catalog().get(table, []))
 
+    def unique_columns(self, table: str) -> set[str]:
+        self.check_tables([table])
+        rows = self.raw.execute(
+            "SELECT constraint_column_names FROM duckdb_constraints() WHERE database_name = current_database() "
+            "AND schema_name = current_schema() AND table_name = ? AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')",
+            [table]).fetchall()
+        return {names[0] for (names,) in rows if len(names) == 1}
+
     def tables_of(self, sql: str) -> set[str]:
         tables = super().tables_of(sql)
         paths = sorted(t for t in tables if _PATH_CHARACTERS & set(t))

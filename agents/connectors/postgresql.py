@@ -126,6 +126,21 @@ class PostgreSQLAdapter(Adapter):
         return [ColumnInfo(name=name, declared_type=dtype.upper(), nullable=nullable, position=pos)
                 for name, dtype, nullable, pos in rows]
 
+    def unique_columns(self, table: str) -> set[str]:
+        self.check_tables([table])
+        # The table as a query names it (the search path decides); a valid unique index on one plain column.
+        with self.raw.cursor() as cursor:
+            cursor.execute(
+                "SELECT a.attname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a "
+                "ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+                "WHERE i.indrelid = pg_catalog.to_regclass(%s) AND i.indisunique AND i.indisvalid "
+                "AND i.indnkeyatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL",
+                [self.quote(table)],
+            )
+            rows = cursor.fetchall()
+        self.raw.rollback()
+        return {name for (name,) in rows}
+
     def sample_of(self, table: str, rows: int, *, total: int) -> Sample:
         """PostgreSQL's TABLESAMPLE, repeatable: whole pages at random (SYSTEM, reads only those pages) on a large
         table, rows at random (BERNOULLI, reads every page) on a smaller one, where a few pages would make too coarse a

@@ -24,9 +24,10 @@ from agents.connectors.base import (
 
 # What a statement on a source may do, asked by SQLite itself of every statement it prepares (``set_authorizer``):
 # read tables and call harmless functions. ATTACH, DETACH, writes, schema changes, transactions and every pragma but
-# the adapter's own ``table_info`` are denied before they run, whatever the SQL guard above made of the text.
+# the adapter's own introspection (``table_info``, ``index_list``, ``index_info``: they read the schema only) are
+# denied before they run, whatever the SQL guard above made of the text.
 _READS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE}
-_PRAGMAS = {"table_info", "table_xinfo"}
+_PRAGMAS = {"table_info", "table_xinfo", "index_list", "index_info"}
 
 
 def sqlite_path(location: str) -> Path:
@@ -139,6 +140,21 @@ class SQLiteAdapter(Adapter):
                        position=cid + 1)
             for cid, name, declared, notnull, _default, pk in rows
         ]
+
+    def unique_columns(self, table: str) -> set[str]:
+        self.check_tables([table])
+        raw, name = self.raw, self.quote(table)
+        key = [(column, (declared or "").upper()) for _cid, column, declared, _nn, _default, pk
+               in raw.execute(f"PRAGMA table_info({name})").fetchall() if pk]
+        # An INTEGER PRIMARY KEY is the rowid itself, unique without an index of its own; any other primary key or
+        # UNIQUE constraint has an index, listed here (a partial one, with a WHERE, proves nothing for the rest).
+        found = {key[0][0]} if len(key) == 1 and key[0][1] == "INTEGER" else set()
+        for _seq, index, unique, _origin, partial in raw.execute(f"PRAGMA index_list({name})").fetchall():
+            if unique and not partial:
+                parts = raw.execute(f"PRAGMA index_info({self.quote(index)})").fetchall()
+                if len(parts) == 1 and parts[0][2] is not None:  # one column, not an expression
+                    found.add(parts[0][2])
+        return found
 
     def _failure(self, error: sqlite3.DatabaseError) -> ConnectorError:
         if "not authorized" in str(error):

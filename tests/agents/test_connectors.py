@@ -314,3 +314,44 @@ def test_sqlite_looks_each_value_up_in_the_keys(demo_small):
 def test_postgresql_joins_the_values_to_each_keys_distinct_values(pg_schema):
     with adapter_for(pg_connection(pg_schema), mission=None, allowed_tables=ALLOWED) as adapter:
         _check_containment(adapter, "LEFT JOIN (SELECT DISTINCT")
+
+
+UNIQUE_DDL = [
+    'CREATE TABLE "KEYED" ("ID" INTEGER PRIMARY KEY, "CODE" TEXT UNIQUE, "A" INTEGER, "B" INTEGER, "C" TEXT, '
+    '"D" INTEGER, "E" INTEGER, UNIQUE ("A", "B"))',
+    'CREATE UNIQUE INDEX "keyed_c_partial" ON "KEYED" ("C") WHERE "C" IS NOT NULL',
+    'CREATE UNIQUE INDEX "keyed_d_expression" ON "KEYED" (("D" + 1))',
+    'CREATE INDEX "keyed_e_plain" ON "KEYED" ("E")',
+]
+
+
+def test_sqlite_unique_columns_are_the_keys_the_database_enforces_on_one_column(tmp_path):
+    """The rowid key and a UNIQUE column; not a composite key, a partial or an expression index, a plain index."""
+    path = tmp_path / "keyed.sqlite3"
+    with sqlite3.connect(path) as db:
+        for statement in UNIQUE_DDL:
+            db.execute(statement)
+        db.execute('CREATE TABLE "TEXT_KEY" ("K" TEXT PRIMARY KEY, "V" INTEGER)')
+        db.execute('CREATE TABLE "NO_KEY" ("K" INTEGER)')
+    with adapter_for(sqlite_connection(path), mission=None) as adapter:
+        assert adapter.unique_columns("KEYED") == {"ID", "CODE"}
+        assert adapter.unique_columns("TEXT_KEY") == {"K"}
+        assert adapter.unique_columns("NO_KEY") == set()
+        adapter.allowed_tables = {"no_key"}
+        with pytest.raises(QueryRefused):
+            adapter.unique_columns("KEYED")
+        # The pragmas it reads stay out of reach of a query.
+        with pytest.raises(QueryRefused):
+            adapter.query("SELECT * FROM pragma_index_list('NO_KEY')")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_postgresql_unique_columns_are_the_keys_the_database_enforces_on_one_column(pg_schema):
+    with psycopg.connect(PG_SERVER, autocommit=True, options=f"-c search_path={pg_schema}") as admin:
+        for statement in UNIQUE_DDL:
+            admin.execute(statement)
+    with adapter_for(pg_connection(pg_schema), mission=None) as adapter:
+        assert adapter.unique_columns("KEYED") == {"ID", "CODE"}
+        assert adapter.unique_columns("CLAIMS") == {"CLAIM_ID"}  # the demo's primary key
+        assert adapter.unique_columns("NOPE") == set()

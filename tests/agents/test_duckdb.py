@@ -279,3 +279,15 @@ def test_a_large_table_is_profiled_on_a_sample_and_the_report_says_so(duck, demo
     assert fks[("CLAIM_DETAILS", "CLAIM_ID")] == ("CLAIMS", 1.0, 0)
     report = profile_markdown(sampled)
     assert f"Sampled: distinct counts and frequent values come from {size:,} of the 2,000 rows" in report
+
+
+def test_duckdb_unique_columns_are_its_one_column_key_constraints(duck, tmp_path):
+    path = tmp_path / "keyed.duckdb"
+    db = duckdb.connect(str(path))
+    db.execute('CREATE TABLE "KEYED" ("ID" INTEGER PRIMARY KEY, "CODE" VARCHAR UNIQUE, "A" INTEGER, "B" INTEGER, '
+               'UNIQUE ("A", "B"))')
+    db.close()
+    with adapter_for(duck_connection(path), mission=None) as adapter:
+        assert adapter.unique_columns("KEYED") == {"ID", "CODE"}
+    with adapter_for(duck_connection(duck), mission=None) as adapter:
+        assert adapter.unique_columns("CLAIMS") == {"CLAIM_ID"}  # the demo's primary key

@@ -124,7 +124,8 @@ def test_a_column_unique_in_the_sample_but_not_in_the_table_is_no_key(source):
     assert customers["columns"]["NICK"]["distinct"] == CUSTOMERS - 1
     assert profile["tables"]["ORDERS"]["candidate_keys"] == ["ORDER_ID"]
     report = profile_markdown(profile)
-    assert ("Columns unique in the sample, counted over the full table: CUSTOMER_ID (a key), "
+    assert ("Columns unique in the sample, counted over the full table unless the database keeps them unique: "
+            "CUSTOMER_ID (a key), "
             "NICK (not a key: 1,999 distinct values).") in report
     # Unsampled, the same keys.
     exact = _profile(source)
@@ -223,3 +224,46 @@ def test_containment_is_one_query_per_column_and_skips_keys_only_values_suggest_
     assert {"table": "CLAIM_DETAILS", "column": "LINE_NUMBER",
             "candidates": ["CLAIMS.CLAIM_ID", "PATIENTS.PATIENT_ID", "PROVIDERS.PROVIDER_ID"]} in \
         profile["ambiguous_foreign_keys"]
+
+
+def test_a_key_the_database_keeps_unique_is_not_counted_again(source, monkeypatch):
+    """CUSTOMER_ID made a primary key (a unique index on SQLite): unique in the sample, it is a key without a count
+    of its distinct values over the full table; NICK, unique only in the sample and declared nowhere, is still
+    counted and is still no key."""
+    from agents.connectors.base import Adapter
+
+    with adapter_for(source, mission=None) as adapter:
+        if source.engine == "sqlite":
+            with sqlite3.connect(adapter.path) as db:
+                db.execute('CREATE UNIQUE INDEX "customers_id" ON "CUSTOMERS" ("CUSTOMER_ID")')
+        elif source.engine == "duckdb":
+            adapter.close()
+            db = duckdb.connect(source.location)
+            db.execute('ALTER TABLE "CUSTOMERS" ADD PRIMARY KEY ("CUSTOMER_ID")')
+            db.close()
+        else:
+            adapter.raw.read_only = False
+            adapter.raw.execute('ALTER TABLE "CUSTOMERS" ADD PRIMARY KEY ("CUSTOMER_ID")')
+            adapter.raw.commit()
+            adapter.raw.read_only = True
+    seen: list[str] = []
+    original = Adapter.query
+
+    def query(self, sql, **kwargs):
+        seen.append(sql)
+        return original(self, sql, **kwargs)
+
+    monkeypatch.setattr(Adapter, "query", query)
+    profile = _profile(source, sample_above=1000, sample_rows=200)
+    customers = profile["tables"]["CUSTOMERS"]
+    assert customers["sampling"]["keys_declared_unique"] == ["CUSTOMER_ID"]
+    assert customers["sampling"]["keys_checked"] == {"CUSTOMER_ID": CUSTOMERS, "NICK": CUSTOMERS - 1}
+    assert customers["candidate_keys"] == ["CUSTOMER_ID"]
+    assert customers["columns"]["CUSTOMER_ID"]["distinct"] == CUSTOMERS
+    full_counts = [sql for sql in seen if sql.startswith("SELECT COUNT(DISTINCT") and sql.endswith('FROM "CUSTOMERS"')]
+    assert full_counts == ['SELECT COUNT(DISTINCT "NICK") FROM "CUSTOMERS"']
+    assert "CUSTOMER_ID (a key, kept unique by the database), NICK (not a key: 1,999 distinct values)" in (
+        profile_markdown(profile))
+    # ORDERS declares nothing: its key is counted as before.
+    assert profile["tables"]["ORDERS"]["sampling"]["keys_declared_unique"] == []
+    assert profile["tables"]["ORDERS"]["candidate_keys"] == ["ORDER_ID"]
