@@ -9,7 +9,6 @@ Targets without a period are verified whole-table and rebuilt whole if they diff
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
 
 from agents.access import adapter_for
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
@@ -36,6 +34,7 @@ from pipeline.dbt.build import (
 from pipeline.dbt.parallel import MonthWork, build_months
 from pipeline.dbt.spec import TargetSpec
 from pipeline.dbt.sqlgen import period_unit, target_period_sql
+from pipeline.implementations.common import submit_on_adapters
 from pipeline.quality.backfill import (
     PeriodCheck,
     WholeResult,
@@ -149,9 +148,9 @@ class BackfillAgent(BaseAgent):
                 adapter = adapter_for(plan.source, mission=plan.mission)
                 if _side_by_side(plan):
                     pool = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill"))
-                    # The copied context carries the worker's query timeout into the reading thread.
-                    reading = pool.submit(contextvars.copy_context().run, _read_source_in_thread, adapter, plan,
-                                          by_month, units, config)
+                    # Opened and read in the pool's thread, the worker's query timeout carried there.
+                    reading = submit_on_adapters(pool, BackfillAgent._read_source, (adapter,), plan, by_month,
+                                                 units, config)
                 else:
                     stack.enter_context(adapter)
             built_before = self._read_built(plan, by_month, periods)
@@ -458,17 +457,6 @@ class _Cancelled(Exception):
 
 # {target: {period: (rows, {measure column: total})}}
 _Built = dict[str, dict[str, tuple[int, dict[str, float]]]]
-
-
-def _read_source_in_thread(adapter, plan: BuildPlan, targets: list[TargetSpec], units: dict[str, str],
-                           config: dict) -> Source:
-    """``BackfillAgent._read_source`` on ``adapter``, opened and closed here, in the reading thread (the ORM is not
-    used here, and any connection Django opened for this thread is closed at the end)."""
-    try:
-        with adapter:
-            return BackfillAgent._read_source(adapter, plan, targets, units, config)
-    finally:
-        connections.close_all()
 
 
 def _side_by_side(plan: BuildPlan) -> bool:

@@ -3,11 +3,16 @@ adapter whose refusals are recorded in history, and thin wrappers over the conte
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import connections
 
 from agents.access import adapter_for
 from agents.base import AgentContext
@@ -20,6 +25,25 @@ from pipeline.specfile import SpecFileError, load_mission_spec, load_spec_text
 
 class SetupError(DomainError):
     """The task or mission lacks something the agent needs (spec file, connection, allowed tables)."""
+
+
+T = TypeVar("T")
+
+
+def _on_own_adapters(work: Callable[..., T], adapters: tuple[Adapter, ...], args: tuple) -> T:
+    try:
+        with contextlib.ExitStack() as stack:
+            opened = [stack.enter_context(adapter) for adapter in adapters]
+            return work(*opened, *args)
+    finally:
+        connections.close_all()  # any connection Django opened for this thread
+
+
+def submit_on_adapters(pool: Executor, work: Callable[..., T], adapters: tuple[Adapter, ...], *args: Any) -> Future[T]:
+    """``work(*adapters, *args)`` on ``pool``, with the adapters opened, used and closed in the pool's thread (made
+    by ``adapter_for`` in the caller, where the access check may use the ORM; the work itself must not), in a copy of
+    the caller's context (the worker's query timeout, a ContextVar, holds there)."""
+    return pool.submit(contextvars.copy_context().run, _on_own_adapters, work, adapters, args)
 
 
 def say(context: AgentContext, message: str) -> None:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import contextvars
 import json
 from concurrent.futures import Future, ThreadPoolExecutor
-
-from django.db import connections
 
 from agents.access import adapter_for
 from agents.base import AgentContext, BaseAgent, Failed, Outcome, Succeeded
 from agents.registry import register
 from genesis.exceptions import DomainError
 from pipeline.dbt.build import log, plan_build, run_dir, write, write_json
-from pipeline.quality.checks import Independent, dbt_proven, independent_checks, run_checks
+from pipeline.implementations.common import submit_on_adapters
+from pipeline.quality.checks import dbt_proven, independent_checks, run_checks
 from pipeline.quality.results import CheckResult
 
 
@@ -52,16 +50,6 @@ def waived(result: CheckResult, waivers: list[dict]) -> dict | None:
     return None
 
 
-def _independent_in_thread(target, source, targets) -> Independent:
-    """``independent_checks`` on adapters of its own (opened here, in the worker thread; the ORM is not used here,
-    and any connection Django opened for this thread is closed at the end)."""
-    try:
-        with target as target_adapter, source as source_adapter:
-            return independent_checks(target_adapter, source_adapter, targets)
-    finally:
-        connections.close_all()
-
-
 @register
 class DataQualityAgent(BaseAgent):
     kind = "data_quality"
@@ -87,7 +75,7 @@ class DataQualityAgent(BaseAgent):
             return Failed(error=str(error), retryable=False)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="data-quality") as pool:
             # The worker's query timeout (a ContextVar) goes with the copied context.
-            early = pool.submit(contextvars.copy_context().run, _independent_in_thread, *adapters, plan.targets)
+            early = submit_on_adapters(pool, independent_checks, adapters, plan.targets)
             return self._run(context, plan, early)
 
     def _run(self, context: AgentContext, plan, early: Future | None) -> Outcome:
