@@ -11,6 +11,7 @@ second wall. A timer interrupts a query that outlives its timeout.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
@@ -146,6 +147,17 @@ class DuckDBAdapter(Adapter):
                 f"Refused: {', '.join(paths)} reads a file or URL; queries read only the tables of "
                 f"{self.connection.name}.", tables=paths, sql=sql))
         return tables
+
+    def containment_sql(self, values: str, refs: Sequence[tuple[str, str]]) -> str:
+        """The values and each key's orphans (``Adapter.containment_sql``), each key read once into a hash set."""
+        # DuckDB plans NOT EXISTS inside an aggregate as a mark join that keeps every value of both sides; NOT IN over
+        # the key (its missing values left out, so that one NULL cannot make every test unknown) builds one hash of
+        # the key and probes it: half the time at ten million values, and exact whether or not the key is unique.
+        q = self.quote
+        orphans = ", ".join(
+            f"COUNT(*) FILTER (WHERE x.v NOT IN (SELECT {q(ref_key)} FROM {q(ref_table)} "  # noqa: S608
+            f"WHERE {q(ref_key)} IS NOT NULL))" for ref_table, ref_key in refs)
+        return f"SELECT COUNT(*), {orphans} FROM {values}"  # noqa: S608
 
     # System sampling keeps whole vectors (2,048 rows) at random and reads only those; a reservoir sample reads the
     # whole table and measured slower than the exact statistics it replaces. A table of fewer than a hundred vectors

@@ -291,3 +291,33 @@ def test_duckdb_unique_columns_are_its_one_column_key_constraints(duck, tmp_path
         assert adapter.unique_columns("KEYED") == {"ID", "CODE"}
     with adapter_for(duck_connection(duck), mission=None) as adapter:
         assert adapter.unique_columns("CLAIMS") == {"CLAIM_ID"}  # the demo's primary key
+
+
+def test_duckdb_counts_orphans_against_keys_with_repeats_and_missing_values(duck, tmp_path):
+    path = tmp_path / "refs.duckdb"
+    db = duckdb.connect(str(path))
+    db.execute('CREATE TABLE "CHILD" ("REF" INTEGER)')
+    db.execute('INSERT INTO "CHILD" VALUES (1), (1), (2), (3), (4), (NULL), (5)')
+    db.execute('CREATE TABLE "WHOLE" ("K" INTEGER PRIMARY KEY)')
+    db.execute('INSERT INTO "WHOLE" SELECT range FROM range(1, 6)')
+    db.execute('CREATE TABLE "PARTIAL" ("K" INTEGER)')  # repeats a value and holds a missing one
+    db.execute('INSERT INTO "PARTIAL" VALUES (1), (1), (3), (NULL)')
+    db.execute('CREATE TABLE "EMPTY" ("K" INTEGER)')
+    db.close()
+    values = '(SELECT DISTINCT "REF" AS v FROM "CHILD" WHERE "REF" IS NOT NULL) AS x'
+    refs = [("WHOLE", "K"), ("PARTIAL", "K"), ("EMPTY", "K")]
+    with adapter_for(duck_connection(path), mission=None) as adapter:
+        row = adapter.query(adapter.containment_sql(values, refs), limit=1).rows[0]
+    # Five distinct values; the whole key lacks none, the partial key lacks 2, 4 and 5 (its NULL matches nothing and
+    # hides nothing), the empty key lacks all five.
+    assert [int(n) for n in row] == [5, 0, 3, 5]
+    # The demo's claim lines against their claims and the claims' patients against the patients, as profiling asks.
+    with adapter_for(duck_connection(duck), mission=None, allowed_tables=ALLOWED) as adapter:
+        lines = {r[0] for r in adapter.query('SELECT "CLAIM_ID" FROM "CLAIM_DETAILS"', limit=100_000).rows}
+        claims = {r[0] for r in adapter.query('SELECT "CLAIM_ID" FROM "CLAIMS"', limit=100_000).rows}
+        patients = {r[0] for r in adapter.query('SELECT "PATIENT_ID" FROM "CLAIMS"', limit=100_000).rows}
+        values = '(SELECT DISTINCT "CLAIM_ID" AS v FROM "CLAIMS" WHERE "CLAIM_ID" IS NOT NULL) AS x'
+        row = adapter.query(adapter.containment_sql(values, [("CLAIM_DETAILS", "CLAIM_ID"),
+                                                             ("CLAIMS", "PATIENT_ID")]), limit=1).rows[0]
+    assert [int(n) for n in row] == [len(claims), len(claims - lines), len(claims - patients)]
+    assert 0 < len(claims - patients) < len(claims)

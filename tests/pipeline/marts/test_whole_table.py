@@ -72,3 +72,27 @@ def test_only_month_partitioned_targets_with_a_period_go_month_by_month():
     assert target_from_dict({"target_table": "T", "sql": "SELECT 1",
                              "grain": {"columns": ["K"], "period": "O.D"}}).period == "O.D"
     assert target_from_dict({"target_table": "T", "sql": "SELECT 1", "grain": ["K"]}).period is None
+
+
+def test_a_key_the_database_keeps_unique_is_counted_without_hashing_it(tmp_path):
+    # A unique column may hold several missing values: SELECT DISTINCT keeps one of them, and so must the count.
+    source = database(tmp_path / "src.sqlite3", [
+        "CREATE TABLE customers (id INTEGER UNIQUE, name TEXT)",
+        "INSERT INTO customers VALUES (1, 'a'), (2, 'b'), (5, 'e'), (NULL, 'x'), (NULL, 'y')",
+        "CREATE TABLE keyed (ID INTEGER PRIMARY KEY, name TEXT)",
+        "INSERT INTO keyed VALUES (1, 'a'), (7, 'b')"])
+    target = database(tmp_path / "tgt.sqlite3", [
+        "CREATE TABLE CUSTOMER_DIM (CUSTOMER_ID INTEGER, NAME TEXT)",
+        "INSERT INTO CUSTOMER_DIM VALUES (1, 'a'), (2, 'b'), (5, 'e'), (NULL, 'x')",
+        "CREATE TABLE KEYED_DIM (K INTEGER)", "INSERT INTO KEYED_DIM VALUES (1), (7)"])
+    keyed = TargetSpec(name="KEYED_DIM", sql="SELECT id AS K FROM keyed", grain=["K"], period="",
+                       columns=[ColumnSpec(name="K", type="INTEGER", source_table="KEYED", source_column="id")])
+    src = Connection.objects.create(name="SRC", engine="sqlite", location=str(source), purpose="source")
+    tgt = Connection.objects.create(name="TGT", engine="sqlite", location=str(target), purpose="target")
+    with adapter_for(src, mission=None) as s, adapter_for(tgt, mission=None) as t:
+        customers, keys = verify_whole(s, t, [CUSTOMERS, keyed])
+        distinct = s.scalar('SELECT COUNT(*) FROM (SELECT DISTINCT "id" FROM "customers") AS g')
+    assert "DISTINCT" not in customers.expected_sql and "DISTINCT" not in keys.expected_sql
+    assert '"ID"' in keys.expected_sql  # the key as the database spells it
+    assert customers.expected == distinct == 4 and customers.ok
+    assert (keys.expected, keys.actual, keys.ok) == (2, 2, True)
