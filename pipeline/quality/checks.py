@@ -10,7 +10,6 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 
 from agents.access import adapter_for
 from agents.connectors.base import ConnectorError
@@ -176,23 +175,6 @@ def _reference_in_sql(target_adapter, source_adapter, table: str, col: str, ref_
         return failing, distinct, missing, sql
 
 
-def _literal_for(value, family: str) -> str | None:
-    """``value`` as a literal comparable with a source column of ``family``, or None when none can equal it."""
-    if family in {"integer", "numeric"}:
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int | float | Decimal):
-            return str(value)
-        try:
-            number = Decimal(str(value).strip())
-        except InvalidOperation:
-            return None
-        return str(number) if number.is_finite() else None
-    if family == "text":
-        return "'" + str(value).replace("'", "''") + "'"
-    return _literal(value)
-
-
 def _target_values(target_adapter, table: str, col: str) -> tuple[str, Iterator[list]]:
     """The target's distinct non-null values with their row counts, PAGE at a time in the target's own order (a
     keyset: each page starts after the previous page's last value), and the paging query as shipped. Only the
@@ -238,12 +220,13 @@ def _reference_in_chunks(target_adapter, source_adapter, table: str, col: str, r
     first: list = []
     lookup_sql = ""
     chunks = (page[start:start + CHUNK] for page in pages for start in range(0, len(page), CHUNK))
-    # The lookups are the platform's own SQL (quoted identifiers, literals written by _literal_for) on one table:
-    # that table is checked against the allowed tables once, and each lookup runs without the parse-level guard,
-    # which would parse thousands of literals per query (two thirds of the time at 200k values).
+    # The lookups are the platform's own SQL (quoted identifiers, literals written by the source adapter's literal
+    # for the source column's family) on one table: that table is checked against the allowed tables once, and each
+    # lookup runs without the parse-level guard, which would parse thousands of literals per query (two thirds of
+    # the time at 200k values).
     source_adapter.check_tables([ref_table])
     for chunk in chunks:
-        literals = {row[0]: _literal_for(row[0], family) for row in chunk}
+        literals = {row[0]: source_adapter.literal(row[0], family) for row in chunk}
         marks = sorted({lit for lit in literals.values() if lit is not None})
         known: set = set()
         if marks:
@@ -288,18 +271,14 @@ def check_reference(target_adapter, source_adapter, target: TargetSpec, column: 
     if failing:
         result.detail += f"; missing {ref_table}.{ref_column} values: " + ", ".join(str(m) for m in missing[:SAMPLE])
         result.detail += f" ({distinct} distinct)" if distinct > SAMPLE else ""
-        marks = ", ".join(_literal(m) for m in missing[:SAMPLE])
+        # Written as for a column of unknown family, as the values looked up in the source of another engine are
+        # (floats bare, blobs as the text of their Python form), not as the target's own keyset bounds.
+        marks = ", ".join(str(target_adapter.literal(m, "unknown")) for m in missing[:SAMPLE])
         sample_sql = (f"SELECT {_keys_sql(target_adapter, target)} FROM {table} "  # noqa: S608
                       f"WHERE {col} IN ({marks})")
         result.sample_keys = [_key(r) for r in target_adapter.query(sample_sql, limit=SAMPLE).rows]
         result.sql.append(sample_sql)
     return result
-
-
-def _literal(value) -> str:
-    if isinstance(value, int | float):
-        return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def infer_references(targets: list[TargetSpec], bronze_first_columns: dict[str, str],
