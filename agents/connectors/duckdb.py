@@ -72,9 +72,6 @@ class DuckDBAdapter(Adapter):
     # glob() lists files on DuckDB (on SQLite it is the GLOB operator's function).
     engine_denied_functions = frozenset({"glob"})
 
-    def _path(self) -> Path:
-        return duckdb_path(self.connection.location)
-
     def _bytes_literal(self, data: bytes) -> str:
         return "'" + "".join(f"\\x{byte:02X}" for byte in data) + "'::BLOB"
 
@@ -83,7 +80,7 @@ class DuckDBAdapter(Adapter):
         if problem:
             raise ConnectorError(f"Connection {self.connection.name}: {problem}.", field="location",
                                  code="unreachable")
-        path = self._path()
+        path = duckdb_path(self.connection.location)
         if not path.is_file():
             raise ConnectorError(
                 f"Connection {self.connection.name}: the DuckDB file {path} does not exist.", field="location",

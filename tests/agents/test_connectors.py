@@ -250,6 +250,32 @@ def test_unreachable_connections_fail_clearly(tmp_path):
         adapter_for(Connection(name="D", engine="oracle", location="x"), mission=None)
 
 
+def test_a_sqlite_location_is_opened_and_attached_resolved_and_named_as_written(demo_small, monkeypatch):
+    """A relative location, with a prefix and URI parameters, opens the file from the working directory and its path
+    is the absolute location's, which it is attached as; a missing file is named as the location writes it.
+    An empty location names no file: no path, and opening it fails on "."."""
+    monkeypatch.chdir(demo_small.parent)
+    relative = Connection(name="HERE", engine="sqlite", location=f"sqlite:///{demo_small.name}?mode=ro")
+    absolute = adapter_for(sqlite_connection(demo_small), mission=None)
+    with adapter_for(relative, mission=None) as adapter:
+        assert adapter.path == demo_small.resolve() == absolute.path
+        claims = adapter.scalar('SELECT COUNT(*) FROM "CLAIMS"')
+        assert claims > 0
+    with absolute, absolute.attached(adapter, "genesis_source"):
+        assert absolute.run_internal('SELECT COUNT(*) FROM genesis_source."CLAIMS"').rows == [(claims,)]
+    gone = Connection(name="GONE", engine="sqlite", location="file:gone.sqlite3?mode=ro")
+    with pytest.raises(ConnectorError, match=r"^Connection GONE: the SQLite file gone.sqlite3 does not exist\.$"):
+        adapter_for(gone, mission=None).connect()
+    empty = adapter_for(Connection(name="EMPTY", engine="sqlite", location=""), mission=None)
+    assert empty.path is None
+    with pytest.raises(ConnectorError, match=r"^Connection EMPTY: the SQLite file \. does not exist\.$") as caught:
+        empty.connect()
+    assert (caught.value.field, caught.value.code) == ("location", "unreachable")
+    with pytest.raises(ConnectorError, match="EMPTY names no SQLite file to attach"):
+        with absolute.attached(empty, "genesis_source"):
+            pass
+
+
 def test_query_timeout_applies_to_queries_that_give_none_and_to_threads_given_its_context(demo_small):
     with adapter_for(sqlite_connection(demo_small), mission=None) as adapter:
         assert default_timeout() == DEFAULT_TIMEOUT_SECONDS
