@@ -156,6 +156,10 @@ class DuckDBAdapter(Adapter):
             f"WHERE {q(ref_key)} IS NOT NULL))" for ref_table, ref_key in refs)
         return f"SELECT COUNT(*), {orphans} FROM {values}"  # noqa: S608
 
+    def regex_match_sql(self, text: str, pattern: str) -> str:
+        """``Adapter.regex_match_sql``: the whole text matched."""
+        return f"regexp_full_match({text}, {self.literal(pattern)})"
+
     # System sampling keeps whole vectors (2,048 rows) at random and reads only those; a reservoir sample reads the
     # whole table and measured slower than the exact statistics it replaces. A table of fewer than a hundred vectors
     # gets a reservoir (system sampling would keep all of it or nothing).

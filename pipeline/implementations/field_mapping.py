@@ -435,11 +435,12 @@ def _lossy_values(adapter: Adapter, table: str, column: str, to: str) -> tuple[i
     a few of them."""
     c, t = adapter.quote(column), adapter.quote(table)
     text = f"TRIM(CAST({c} AS TEXT))"
-    if adapter.engine in {"postgresql", "duckdb"}:
-        pattern = r"^[+-]?\d+$" if to == "integer" else r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-        # DuckDB's CAST raises on a value it cannot convert (SQLite's gives 0): the text is matched instead.
-        matches = (f"{text} ~ '{pattern}'" if adapter.engine == "postgresql"
-                   else f"regexp_full_match({text}, '{pattern}')")
+    pattern = r"^[+-]?\d+$" if to == "integer" else r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+    # Where the engine has regular expressions the text is matched (DuckDB's CAST raises on a value it cannot
+    # convert). SQLite has none, and its CAST gives 0 instead of raising: a whole number is cast back and compared
+    # with its text, a decimal's text is looked at with GLOB.
+    matches = adapter.regex_match_sql(text, pattern)
+    if matches is not None:
         where = f"{c} IS NOT NULL AND NOT ({matches})"
     elif to == "integer":
         where = f"{c} IS NOT NULL AND CAST(CAST({c} AS INTEGER) AS TEXT) <> {text}"

@@ -342,6 +342,41 @@ def test_postgresql_joins_the_values_to_each_keys_distinct_values(pg_schema):
         _check_containment(adapter, "LEFT JOIN (SELECT DISTINCT")
 
 
+# Texts, and the ones a whole number's pattern (anchored, as a lossy cast's check writes it) matches.
+REGEX_TEXTS = ["12", "-7", "+0", " 3", "1.5", "CLM000012", "12CLM", "", "it's"]
+WHOLE_NUMBER = r"^[+-]?\d+$"
+
+
+def _check_regex_match(adapter, *, whole_text: bool):
+    """``regex_match_sql`` on data: the whole numbers among ``REGEX_TEXTS``; a pattern holding a quote; and an
+    unanchored pattern, found anywhere in the text or only matched whole (``whole_text``)."""
+    texts = ", ".join(f"({adapter.literal(text)})" for text in REGEX_TEXTS)
+
+    def matching(pattern: str) -> list[str]:
+        where = adapter.regex_match_sql("t.v", pattern)
+        rows = adapter.query(f"SELECT t.v FROM (VALUES {texts}) AS t(v) WHERE {where}", limit=100).rows  # noqa: S608
+        return sorted(row[0] for row in rows)
+
+    assert matching(WHOLE_NUMBER) == ["+0", "-7", "12"]
+    assert matching("^it's$") == ["it's"]
+    anywhere = [" 3", "+0", "-7", "1.5", "12", "12CLM", "CLM000012"]
+    assert matching(r"\d+") == (["12"] if whole_text else anywhere)
+
+
+def test_sqlite_has_no_regular_expression_match(demo_small):
+    with adapter_for(sqlite_connection(demo_small), mission=None) as adapter:
+        assert adapter.regex_match_sql("t.v", WHOLE_NUMBER) is None
+        with pytest.raises(ConnectorError, match="no such function: REGEXP"):
+            adapter.query("SELECT '12' REGEXP '^[0-9]+$'")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_postgresql_finds_a_regular_expression_in_the_text(pg_schema):
+    with adapter_for(pg_connection(pg_schema), mission=None) as adapter:
+        _check_regex_match(adapter, whole_text=False)
+
+
 UNIQUE_DDL = [
     'CREATE TABLE "KEYED" ("ID" INTEGER PRIMARY KEY, "CODE" TEXT UNIQUE, "A" INTEGER, "B" INTEGER, "C" TEXT, '
     '"D" INTEGER, "E" INTEGER, UNIQUE ("A", "B"))',
