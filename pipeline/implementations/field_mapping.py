@@ -492,8 +492,12 @@ def _month_sample(adapter: Adapter, content: dict[str, Any], profile: dict[str, 
     table = next((t for name, t in profile["tables"].items() if name.upper() == partition.table.upper()), {})
     if (table.get("row_count") or 0) <= settings.GENESIS_DRY_RUN_FULL_ROWS:
         return None
-    latest = adapter.scalar(f"SELECT MAX({adapter.quote(partition.column)}) "  # noqa: S608 - quoted identifiers
-                            f"FROM {adapter.quote(partition.table)}")
+    # The profile read the column's exact maximum; a profile without it (or a column it did not see) asks.
+    columns = {name.upper(): info for name, info in (table.get("columns") or {}).items()}
+    latest = (columns.get(partition.column.upper()) or {}).get("max")
+    if latest is None:
+        latest = adapter.scalar(f"SELECT MAX({adapter.quote(partition.column)}) "  # noqa: S608 - quoted identifiers
+                                f"FROM {adapter.quote(partition.table)}")
     if latest is None:
         return None
     month = str(latest)[:7]
