@@ -263,6 +263,13 @@ class Adapter:
             f"WHERE r.{q(ref_key)} = x.v) THEN 1 ELSE 0 END), 0)" for ref_table, ref_key in refs)
         return f"SELECT COUNT(*), {orphans} FROM {values}"  # noqa: S608
 
+    def regex_match_sql(self, text: str, pattern: str) -> str | None:
+        """A condition that holds when the text expression ``text`` matches the regular expression ``pattern``, or
+        None where the engine has no regular expressions: SQLite, whose REGEXP operator calls a function no session
+        of the platform's defines. Anchor ``pattern`` (``^...$``) where the whole text must match: PostgreSQL's form
+        finds it anywhere in the text, DuckDB's matches only the whole text."""
+        return None
+
     # --- shared ------------------------------------------------------------------------------------
     def ping(self) -> None:
         self._execute("SELECT 1", limit=1, timeout=5)

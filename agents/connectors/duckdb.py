@@ -72,9 +72,6 @@ class DuckDBAdapter(Adapter):
     # glob() lists files on DuckDB (on SQLite it is the GLOB operator's function).
     engine_denied_functions = frozenset({"glob"})
 
-    def _path(self) -> Path:
-        return duckdb_path(self.connection.location)
-
     def _bytes_literal(self, data: bytes) -> str:
         return "'" + "".join(f"\\x{byte:02X}" for byte in data) + "'::BLOB"
 
@@ -83,7 +80,7 @@ class DuckDBAdapter(Adapter):
         if problem:
             raise ConnectorError(f"Connection {self.connection.name}: {problem}.", field="location",
                                  code="unreachable")
-        path = self._path()
+        path = duckdb_path(self.connection.location)
         if not path.is_file():
             raise ConnectorError(
                 f"Connection {self.connection.name}: the DuckDB file {path} does not exist.", field="location",
@@ -158,6 +155,10 @@ class DuckDBAdapter(Adapter):
             f"COUNT(*) FILTER (WHERE x.v NOT IN (SELECT {q(ref_key)} FROM {q(ref_table)} "  # noqa: S608
             f"WHERE {q(ref_key)} IS NOT NULL))" for ref_table, ref_key in refs)
         return f"SELECT COUNT(*), {orphans} FROM {values}"  # noqa: S608
+
+    def regex_match_sql(self, text: str, pattern: str) -> str:
+        """``Adapter.regex_match_sql``: the whole text matched."""
+        return f"regexp_full_match({text}, {self.literal(pattern)})"
 
     # System sampling keeps whole vectors (2,048 rows) at random and reads only those; a reservoir sample reads the
     # whole table and measured slower than the exact statistics it replaces. A table of fewer than a hundred vectors

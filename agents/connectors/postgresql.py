@@ -172,6 +172,10 @@ class PostgreSQLAdapter(Adapter):
         orphans = ", ".join(f"COUNT(*) - COUNT(r{index}.k)" for index in range(len(refs)))
         return f"SELECT COUNT(*), {orphans} FROM {values} {joins}"  # noqa: S608
 
+    def regex_match_sql(self, text: str, pattern: str) -> str:
+        """``Adapter.regex_match_sql``: the pattern found in the text (POSIX ``~``)."""
+        return f"{text} ~ {self.literal(pattern)}"
+
     def _execute(self, sql: str, *, limit: int, timeout: float) -> QueryResult:
         if not _CURSOR_STATEMENT.match(sql):
             # Any other statement (which the guard lets through only from the platform's own code) runs as it is,

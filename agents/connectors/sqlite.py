@@ -55,14 +55,11 @@ class SQLiteAdapter(Adapter):
     engine = "sqlite"
     dialect = "sqlite"
 
-    def _path(self) -> Path:
-        return sqlite_path(self.connection.location)
-
     @property
     def path(self) -> Path | None:
         """The database file, resolved, so that two locations that spell one file differently (relative, with a
         ``sqlite:///`` or ``file:`` prefix, with URI parameters) compare equal; None when the location is empty."""
-        return self._path().resolve() if self.connection.location else None
+        return sqlite_path(self.connection.location).resolve() if self.connection.location else None
 
     def literal(self, value: Any, family: str | None = None) -> str | None:
         """As ``Adapter.literal``; without ``family``, keeping each value's storage class, which decides how SQLite
@@ -84,19 +81,22 @@ class SQLiteAdapter(Adapter):
         return f"X'{data.hex()}'"
 
     def _open(self):
-        path = self._path()
-        if not path.is_file():
+        # Checked, and named in the messages, as the location writes it (an empty one writes ".", no file); only a
+        # file found there is resolved, by ``path``, and opened (resolving a symlink loop would raise, not refuse).
+        written = sqlite_path(self.connection.location)
+        path = self.path if written.is_file() else None
+        if path is None:
             raise ConnectorError(
-                f"Connection {self.connection.name}: the SQLite file {path} does not exist.", field="location",
+                f"Connection {self.connection.name}: the SQLite file {written} does not exist.", field="location",
                 code="unreachable",
             )
         try:
-            raw = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            raw = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
             raw.execute("PRAGMA query_only = ON")
             raw.execute("SELECT count(*) FROM sqlite_master").fetchone()
             raw.set_authorizer(_authorize)
         except sqlite3.DatabaseError as error:
-            raise ConnectorError(f"Connection {self.connection.name}: cannot open {path}: {error}",
+            raise ConnectorError(f"Connection {self.connection.name}: cannot open {written}: {error}",
                                  field="location", code="unreachable") from None
         return raw
 

@@ -435,11 +435,12 @@ def _lossy_values(adapter: Adapter, table: str, column: str, to: str) -> tuple[i
     a few of them."""
     c, t = adapter.quote(column), adapter.quote(table)
     text = f"TRIM(CAST({c} AS TEXT))"
-    if adapter.engine in {"postgresql", "duckdb"}:
-        pattern = r"^[+-]?\d+$" if to == "integer" else r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-        # DuckDB's CAST raises on a value it cannot convert (SQLite's gives 0): the text is matched instead.
-        matches = (f"{text} ~ '{pattern}'" if adapter.engine == "postgresql"
-                   else f"regexp_full_match({text}, '{pattern}')")
+    pattern = r"^[+-]?\d+$" if to == "integer" else r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+    # Where the engine has regular expressions the text is matched (DuckDB's CAST raises on a value it cannot
+    # convert). SQLite has none, and its CAST gives 0 instead of raising: a whole number is cast back and compared
+    # with its text, a decimal's text is looked at with GLOB.
+    matches = adapter.regex_match_sql(text, pattern)
+    if matches is not None:
         where = f"{c} IS NOT NULL AND NOT ({matches})"
     elif to == "integer":
         where = f"{c} IS NOT NULL AND CAST(CAST({c} AS INTEGER) AS TEXT) <> {text}"
@@ -491,8 +492,12 @@ def _month_sample(adapter: Adapter, content: dict[str, Any], profile: dict[str, 
     table = next((t for name, t in profile["tables"].items() if name.upper() == partition.table.upper()), {})
     if (table.get("row_count") or 0) <= settings.GENESIS_DRY_RUN_FULL_ROWS:
         return None
-    latest = adapter.scalar(f"SELECT MAX({adapter.quote(partition.column)}) "  # noqa: S608 - quoted identifiers
-                            f"FROM {adapter.quote(partition.table)}")
+    # The profile read the column's exact maximum; a profile without it (or a column it did not see) asks.
+    columns = {name.upper(): info for name, info in (table.get("columns") or {}).items()}
+    latest = (columns.get(partition.column.upper()) or {}).get("max")
+    if latest is None:
+        latest = adapter.scalar(f"SELECT MAX({adapter.quote(partition.column)}) "  # noqa: S608 - quoted identifiers
+                                f"FROM {adapter.quote(partition.table)}")
     if latest is None:
         return None
     month = str(latest)[:7]

@@ -250,6 +250,32 @@ def test_unreachable_connections_fail_clearly(tmp_path):
         adapter_for(Connection(name="D", engine="oracle", location="x"), mission=None)
 
 
+def test_a_sqlite_location_is_opened_and_attached_resolved_and_named_as_written(demo_small, monkeypatch):
+    """A relative location, with a prefix and URI parameters, opens the file from the working directory and its path
+    is the absolute location's, which it is attached as; a missing file is named as the location writes it.
+    An empty location names no file: no path, and opening it fails on "."."""
+    monkeypatch.chdir(demo_small.parent)
+    relative = Connection(name="HERE", engine="sqlite", location=f"sqlite:///{demo_small.name}?mode=ro")
+    absolute = adapter_for(sqlite_connection(demo_small), mission=None)
+    with adapter_for(relative, mission=None) as adapter:
+        assert adapter.path == demo_small.resolve() == absolute.path
+        claims = adapter.scalar('SELECT COUNT(*) FROM "CLAIMS"')
+        assert claims > 0
+    with absolute, absolute.attached(adapter, "genesis_source"):
+        assert absolute.run_internal('SELECT COUNT(*) FROM genesis_source."CLAIMS"').rows == [(claims,)]
+    gone = Connection(name="GONE", engine="sqlite", location="file:gone.sqlite3?mode=ro")
+    with pytest.raises(ConnectorError, match=r"^Connection GONE: the SQLite file gone.sqlite3 does not exist\.$"):
+        adapter_for(gone, mission=None).connect()
+    empty = adapter_for(Connection(name="EMPTY", engine="sqlite", location=""), mission=None)
+    assert empty.path is None
+    with pytest.raises(ConnectorError, match=r"^Connection EMPTY: the SQLite file \. does not exist\.$") as caught:
+        empty.connect()
+    assert (caught.value.field, caught.value.code) == ("location", "unreachable")
+    with pytest.raises(ConnectorError, match="EMPTY names no SQLite file to attach"):
+        with absolute.attached(empty, "genesis_source"):
+            pass
+
+
 def test_query_timeout_applies_to_queries_that_give_none_and_to_threads_given_its_context(demo_small):
     with adapter_for(sqlite_connection(demo_small), mission=None) as adapter:
         assert default_timeout() == DEFAULT_TIMEOUT_SECONDS
@@ -314,6 +340,41 @@ def test_sqlite_looks_each_value_up_in_the_keys(demo_small):
 def test_postgresql_joins_the_values_to_each_keys_distinct_values(pg_schema):
     with adapter_for(pg_connection(pg_schema), mission=None, allowed_tables=ALLOWED) as adapter:
         _check_containment(adapter, "LEFT JOIN (SELECT DISTINCT")
+
+
+# Texts, and the ones a whole number's pattern (anchored, as a lossy cast's check writes it) matches.
+REGEX_TEXTS = ["12", "-7", "+0", " 3", "1.5", "CLM000012", "12CLM", "", "it's"]
+WHOLE_NUMBER = r"^[+-]?\d+$"
+
+
+def _check_regex_match(adapter, *, whole_text: bool):
+    """``regex_match_sql`` on data: the whole numbers among ``REGEX_TEXTS``; a pattern holding a quote; and an
+    unanchored pattern, found anywhere in the text or only matched whole (``whole_text``)."""
+    texts = ", ".join(f"({adapter.literal(text)})" for text in REGEX_TEXTS)
+
+    def matching(pattern: str) -> list[str]:
+        where = adapter.regex_match_sql("t.v", pattern)
+        rows = adapter.query(f"SELECT t.v FROM (VALUES {texts}) AS t(v) WHERE {where}", limit=100).rows  # noqa: S608
+        return sorted(row[0] for row in rows)
+
+    assert matching(WHOLE_NUMBER) == ["+0", "-7", "12"]
+    assert matching("^it's$") == ["it's"]
+    anywhere = [" 3", "+0", "-7", "1.5", "12", "12CLM", "CLM000012"]
+    assert matching(r"\d+") == (["12"] if whole_text else anywhere)
+
+
+def test_sqlite_has_no_regular_expression_match(demo_small):
+    with adapter_for(sqlite_connection(demo_small), mission=None) as adapter:
+        assert adapter.regex_match_sql("t.v", WHOLE_NUMBER) is None
+        with pytest.raises(ConnectorError, match="no such function: REGEXP"):
+            adapter.query("SELECT '12' REGEXP '^[0-9]+$'")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_postgresql_finds_a_regular_expression_in_the_text(pg_schema):
+    with adapter_for(pg_connection(pg_schema), mission=None) as adapter:
+        _check_regex_match(adapter, whole_text=False)
 
 
 UNIQUE_DDL = [

@@ -14,7 +14,7 @@ from agents.access import adapter_for
 from agents.connectors import ConnectorError, QueryRefused, QueryTimeout, dialect_for
 from agents.models import Connection
 from pipeline.demo.generator import generate, write_duckdb, write_sqlite
-from tests.agents.test_connectors import NOT_A_READ
+from tests.agents.test_connectors import NOT_A_READ, _check_regex_match
 from tests.pipeline.conftest import ALLOWED
 
 
@@ -321,3 +321,8 @@ def test_duckdb_counts_orphans_against_keys_with_repeats_and_missing_values(duck
                                                              ("CLAIMS", "PATIENT_ID")]), limit=1).rows[0]
     assert [int(n) for n in row] == [len(claims), len(claims - lines), len(claims - patients)]
     assert 0 < len(claims - patients) < len(claims)
+
+
+def test_duckdb_matches_a_regular_expression_against_the_whole_text(duck):
+    with adapter_for(duck_connection(duck), mission=None) as adapter:
+        _check_regex_match(adapter, whole_text=True)

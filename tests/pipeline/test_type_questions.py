@@ -6,12 +6,17 @@ the spec declares INTEGER keys: the finding was that ``CLAIMS.CLAIM_ID`` scored 
 default was ``none``, and an unattended run loaded 6,000 null keys."""
 
 import sqlite3
+from contextlib import contextmanager
 
+import duckdb
 import pytest
 
+from agents.access import adapter_for
 from agents.base import NeedsApproval, NeedsInput
+from agents.models import Connection
+from pipeline.implementations.field_mapping import _lossy_values
 from pipeline.models import MappingSpecVersion
-from tests.pipeline.conftest import SPEC_PATH
+from tests.pipeline.conftest import SPEC_PATH, pg_connection, pg_scratch_schema
 
 pytestmark = pytest.mark.django_db
 
@@ -82,3 +87,38 @@ def _answer_type_questions(run_agent, mission, config, answers, *, answer):
             return result
         chosen = outcome.default if answer is None else next(o for o in outcome.options if o.startswith(answer))
         answers.append({"question": outcome.question, "answer": chosen, "context": outcome.context})
+
+
+# Texts a cast is checked on, and those a cast to each type would lose where the engine matches them with a regular
+# expression (PostgreSQL and DuckDB; SQLite's CAST never raises and is checked otherwise).
+CAST_TEXTS = ["12", " -7 ", "+0", "1.5", ".5", "2e3", "CLM000012", "1.2.3", None]
+LOST = {"integer": {"1.5", ".5", "2e3", "CLM000012", "1.2.3"}, "decimal": {"CLM000012", "1.2.3"}}
+
+
+@contextmanager
+def _texts_on(engine: str, tmp_path):
+    """An adapter on a table ``T`` whose text column ``V`` holds ``CAST_TEXTS``."""
+    if engine == "duckdb":
+        path = tmp_path / "texts.duckdb"
+        db = duckdb.connect(str(path))
+        db.execute('CREATE TABLE "T" ("V" VARCHAR)')
+        db.executemany('INSERT INTO "T" VALUES (?)', [(text,) for text in CAST_TEXTS])
+        db.close()
+        with adapter_for(Connection(name="TEXTS", engine="duckdb", location=str(path)), mission=None) as adapter:
+            yield adapter
+        return
+    with pg_scratch_schema("genesis_cast") as (admin, schema):
+        admin.execute(f'CREATE TABLE "{schema}"."T" ("V" TEXT)')
+        with admin.cursor() as cursor:
+            cursor.executemany(f'INSERT INTO "{schema}"."T" VALUES (%s)', [(text,) for text in CAST_TEXTS])
+        with adapter_for(pg_connection(schema), mission=None) as adapter:
+            yield adapter
+
+
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_the_values_a_cast_would_lose_are_matched_by_the_engines_regular_expression(engine, tmp_path):
+    with _texts_on(engine, tmp_path) as adapter:
+        for to, lost in LOST.items():
+            count, examples = _lossy_values(adapter, "T", "V", to)
+            assert count == len(lost), to
+            assert set(examples) <= lost and len(examples) == min(3, len(lost)), to
