@@ -195,21 +195,10 @@ class Adapter:
     def quote(self, name: str) -> str:
         return exp.to_identifier(name, quoted=True).sql(dialect=self.dialect)
 
-    def literal(self, value: Any, family: str | None = None) -> str | None:
-        """``value`` written as a SQL literal, the one writer of the platform's own SQL's values.
-
-        Without ``family``: ``value`` as this engine's driver returned it, written so that it compares in this
-        database as the value itself does (a keyset's bound: ``column > literal``). Whole numbers are written bare;
-        anything else as a quoted string (sqlglot escapes it), which PostgreSQL and DuckDB cast to the compared
-        column's type.
-
-        With ``family`` (``type_family`` of the column it is compared with): a value read on another engine, or read
-        back for a lookup, written the same on every engine. For an ``integer`` or ``numeric`` column a number, or a
-        text that reads as a finite one, is written bare, and anything else (a boolean too) is None: no number can
-        equal it. For a ``text`` column, the quoted text of the value. For any other family, numbers bare (a boolean
-        as ``True``/``False``) and anything else as its quoted text (a blob as the text of its Python form)."""
-        if family is not None:
-            return self._family_literal(value, family)
+    def literal(self, value: Any) -> str:
+        """``value``, as this engine's driver returned it, written as a SQL literal that compares in this database as
+        the value itself does (a keyset's bound: ``column > literal``). Whole numbers are written bare; anything else
+        as a quoted string (sqlglot escapes it), which PostgreSQL and DuckDB cast to the compared column's type."""
         if value is None:
             return "NULL"
         if isinstance(value, bool):
@@ -220,7 +209,13 @@ class Adapter:
             return self._bytes_literal(bytes(value))
         return exp.Literal.string(str(value)).sql(dialect=self.dialect)
 
-    def _family_literal(self, value: Any, family: str) -> str | None:
+    def lookup_literal(self, value: Any, family: str) -> str | None:
+        """``value``, read on another engine (or read back for a lookup), written as a literal to compare with a
+        column of this database whose ``type_family`` is ``family``, the same on every engine. For an ``integer`` or
+        ``numeric`` column a number, or a text that reads as a finite one, is written bare, and anything else (a
+        boolean too) is None: no number can equal it. For a ``text`` column, the quoted text of the value. For any
+        other family, numbers bare (a boolean as ``True``/``False``) and anything else as its quoted text (a blob as
+        the text of its Python form)."""
         if family in {"integer", "numeric"}:
             if isinstance(value, bool):
                 return None

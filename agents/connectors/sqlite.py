@@ -61,12 +61,10 @@ class SQLiteAdapter(Adapter):
         ``sqlite:///`` or ``file:`` prefix, with URI parameters) compare equal; None when the location is empty."""
         return sqlite_path(self.connection.location).resolve() if self.connection.location else None
 
-    def literal(self, value: Any, family: str | None = None) -> str | None:
-        """As ``Adapter.literal``; without ``family``, keeping each value's storage class, which decides how SQLite
-        compares it with a column's values (numbers before text before blobs): whole numbers and reals bare, text
-        quoted, blobs as ``X'..'``."""
-        if family is not None:
-            return super().literal(value, family)
+    def literal(self, value: Any) -> str:
+        """As ``Adapter.literal``, keeping each value's storage class, which decides how SQLite compares it with a
+        column's values (numbers before text before blobs): whole numbers and reals bare, text quoted, blobs as
+        ``X'..'``."""
         if isinstance(value, bool):
             return "1" if value else "0"
         if isinstance(value, float):

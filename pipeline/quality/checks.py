@@ -220,13 +220,13 @@ def _reference_in_chunks(target_adapter, source_adapter, table: str, col: str, r
     first: list = []
     lookup_sql = ""
     chunks = (page[start:start + CHUNK] for page in pages for start in range(0, len(page), CHUNK))
-    # The lookups are the platform's own SQL (quoted identifiers, literals written by the source adapter's literal
-    # for the source column's family) on one table: that table is checked against the allowed tables once, and each
-    # lookup runs without the parse-level guard, which would parse thousands of literals per query (two thirds of
-    # the time at 200k values).
+    # The lookups are the platform's own SQL (quoted identifiers, literals written by the source adapter's
+    # lookup_literal for the source column's family) on one table: that table is checked against the allowed tables
+    # once, and each lookup runs without the parse-level guard, which would parse thousands of literals per query (two
+    # thirds of the time at 200k values).
     source_adapter.check_tables([ref_table])
     for chunk in chunks:
-        literals = {row[0]: source_adapter.literal(row[0], family) for row in chunk}
+        literals = {row[0]: source_adapter.lookup_literal(row[0], family) for row in chunk}
         marks = sorted({lit for lit in literals.values() if lit is not None})
         known: set = set()
         if marks:
@@ -273,7 +273,7 @@ def check_reference(target_adapter, source_adapter, target: TargetSpec, column: 
         result.detail += f" ({distinct} distinct)" if distinct > SAMPLE else ""
         # Written as for a column of unknown family, as the values looked up in the source of another engine are
         # (floats bare, blobs as the text of their Python form), not as the target's own keyset bounds.
-        marks = ", ".join(str(target_adapter.literal(m, "unknown")) for m in missing[:SAMPLE])
+        marks = ", ".join(str(target_adapter.lookup_literal(m, "unknown")) for m in missing[:SAMPLE])
         sample_sql = (f"SELECT {_keys_sql(target_adapter, target)} FROM {table} "  # noqa: S608
                       f"WHERE {col} IN ({marks})")
         result.sample_keys = [_key(r) for r in target_adapter.query(sample_sql, limit=SAMPLE).rows]
