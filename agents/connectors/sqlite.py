@@ -80,16 +80,15 @@ class SQLiteAdapter(Adapter):
 
     def _open(self):
         # Checked, and named in the messages, as the location writes it (an empty one writes ".", no file); only a
-        # file found there is resolved, by ``path``, and opened (resolving a symlink loop would raise, not refuse).
+        # file found there is resolved (as ``path`` resolves it) and opened: resolving a symlink loop would raise.
         written = sqlite_path(self.connection.location)
-        path = self.path if written.is_file() else None
-        if path is None:
+        if not written.is_file():
             raise ConnectorError(
                 f"Connection {self.connection.name}: the SQLite file {written} does not exist.", field="location",
                 code="unreachable",
             )
         try:
-            raw = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            raw = sqlite3.connect(f"{written.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
             raw.execute("PRAGMA query_only = ON")
             raw.execute("SELECT count(*) FROM sqlite_master").fetchone()
             raw.set_authorizer(_authorize)
