@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from sqlglot import exp
 
 from agents.connectors.base import (
     Adapter,
@@ -171,6 +173,15 @@ class PostgreSQLAdapter(Adapter):
                          f"ON r{index}.k = x.v" for index, (ref_table, ref_key) in enumerate(refs))
         orphans = ", ".join(f"COUNT(*) - COUNT(r{index}.k)" for index in range(len(refs)))
         return f"SELECT COUNT(*), {orphans} FROM {values} {joins}"  # noqa: S608
+
+    def lookup_literal(self, value: Any, family: str) -> str | None:
+        """As ``Adapter.lookup_literal``, with a float compared with a column of numbers (or of a type not known)
+        quoted. PostgreSQL reads a quoted literal as the compared column's own type, so that a ``real`` column's 1.1
+        equals it; a bare 1.1 is ``numeric``, and ``real = numeric`` compares at double precision, where the two
+        differ (in an IN list of one value: a longer list is resolved as ``real``)."""
+        if isinstance(value, float) and family in {"numeric", "unknown"}:
+            return exp.Literal.string(repr(value)).sql(dialect=self.dialect)
+        return super().lookup_literal(value, family)
 
     def regex_match_sql(self, text: str, pattern: str) -> str:
         """``Adapter.regex_match_sql``: the pattern found in the text (POSIX ``~``)."""

@@ -3,8 +3,8 @@ decimals, integers stored as text, text that reads as a number, quotes, booleans
 engine and the source on another (SQLite, DuckDB, PostgreSQL). Each case is checked on data: which target values are
 reported missing, how many rows fail, which rows are sampled, the same whether the target's values are read a page
 of two at a time (keyset bounds written as literals) or all at once. These pin the behaviour as it is, including
-results that look wrong (the comments say which); the strict xfails at the end are values that should be found and
-are not."""
+results that look wrong (the comments say which); the tests at the end are a float alone in a PostgreSQL real
+column, looked up and sampled."""
 
 import sqlite3
 import struct
@@ -192,17 +192,12 @@ def real_check(tmp_path, monkeypatch, target_engine, source_engine, values, know
 
 @pytest.mark.postgres
 @pytest.mark.django_db
-@pytest.mark.xfail(strict=True, reason="a bare 1.1 is numeric, and PostgreSQL's real = numeric compares as double "
-                                       "precision, where real 1.1 is not 1.1; with two or more values in the IN "
-                                       "list they compare as real and it is found")
 def test_a_float_looked_up_alone_in_a_postgresql_real_column_is_found(tmp_path, monkeypatch):
     assert real_check(tmp_path, monkeypatch, "sqlite", "postgresql", [1.1], [1.1]).passed
 
 
 @pytest.mark.postgres
 @pytest.mark.django_db
-@pytest.mark.xfail(strict=True, reason="the sample query writes the missing 1.1 bare, which a PostgreSQL real does "
-                                       "not equal when it stands alone in the IN list")
 def test_the_rows_of_a_float_missing_from_the_source_are_sampled_from_a_postgresql_real_column(tmp_path,
                                                                                                monkeypatch):
     result = real_check(tmp_path, monkeypatch, "postgresql", "sqlite", [1.1], [2.5])
