@@ -214,8 +214,8 @@ class Adapter:
         column of this database whose ``type_family`` is ``family``, the same on every engine. For an ``integer`` or
         ``numeric`` column a number, or a text that reads as a finite one, is written bare, and anything else (a
         boolean too) is None: no number can equal it. For a ``text`` column, the quoted text of the value. For any
-        other family, numbers bare (a boolean as ``True``/``False``) and anything else as its quoted text (a blob as
-        the text of its Python form)."""
+        other family, numbers bare (a boolean as ``True``/``False``), a blob as this engine writes binary data, and
+        anything else as its quoted text."""
         if family in {"integer", "numeric"}:
             if isinstance(value, bool):
                 return None
@@ -228,6 +228,8 @@ class Adapter:
             return str(number) if number.is_finite() else None
         if family != "text" and isinstance(value, int | float):
             return str(value)
+        if family != "text" and isinstance(value, bytes | bytearray | memoryview):
+            return self._bytes_literal(bytes(value))
         return exp.Literal.string(str(value)).sql(dialect=self.dialect)
 
     def _bytes_literal(self, data: bytes) -> str:
