@@ -178,9 +178,14 @@ class PostgreSQLAdapter(Adapter):
         """As ``Adapter.lookup_literal``, with a float compared with a column of numbers (or of a type not known)
         quoted. PostgreSQL reads a quoted literal as the compared column's own type, so that a ``real`` column's 1.1
         equals it; a bare 1.1 is ``numeric``, and ``real = numeric`` compares at double precision, where the two
-        differ (in an IN list of one value: a longer list is resolved as ``real``)."""
+        differ (in an IN list of one value: a longer list is resolved as ``real``). A number looked up in a boolean
+        column is its truth value."""
         if isinstance(value, float) and family in {"numeric", "unknown"}:
             return exp.Literal.string(repr(value)).sql(dialect=self.dialect)
+        if family == "boolean" and isinstance(value, int) and not isinstance(value, bool):
+            # SQLite keeps a boolean as 1 or 0, which PostgreSQL refuses to compare with a boolean; no other number
+            # can equal one.
+            return {1: "TRUE", 0: "FALSE"}.get(value)
         return super().lookup_literal(value, family)
 
     def regex_match_sql(self, text: str, pattern: str) -> str:

@@ -57,9 +57,10 @@ CASES = {
     "a float looked up in text": ("float", [1.5, 2.0], "text", ["1.5", "2"], "text", ["2.0"]),
     "quotes in text": ("text", ["O'Hara", 'say "hi"', "back\\slash", "it''s", "');--"], "text",
                        ["O'Hara", 'say "hi"', "back\\slash", "');--"], "text", ["it''s"]),
-    # SQLite's booleans are 1 and 0, which PostgreSQL refuses to compare with a boolean.
-    "booleans": ("boolean", [True, False], "boolean", [True], "boolean",
-                 {"sqlite>postgresql": "boolean = integer", "sqlite": ["0"], "default": ["False"]}),
+    # SQLite's booleans are 1 and 0, looked up in PostgreSQL's as TRUE and FALSE.
+    "booleans": ("boolean", [True, False], "boolean", [True], "boolean", {"sqlite": ["0"], "default": ["False"]}),
+    # A number looked up in booleans: 1 is true, 0 false, and no boolean is 2.
+    "integers looked up in booleans": ("integer", [1, 0, 2], "boolean", [True], "boolean", ["0", "2"]),
     # A boolean never equals a number; SQLite has no booleans (it stores 1 and 0), which do.
     "booleans looked up in integers": ("boolean", [True, False], "integer", [1, 0], "integer",
                                        {"sqlite": [], "default": ["False", "True"]}),
