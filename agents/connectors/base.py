@@ -211,11 +211,11 @@ class Adapter:
 
     def lookup_literal(self, value: Any, family: str) -> str | None:
         """``value``, read on another engine (or read back for a lookup), written as a literal to compare with a
-        column of this database whose ``type_family`` is ``family``, the same on every engine. For an ``integer`` or
-        ``numeric`` column a number, or a text that reads as a finite one, is written bare, and anything else (a
-        boolean too) is None: no number can equal it. For a ``text`` column, the quoted text of the value. For any
-        other family, numbers bare (a boolean as ``True``/``False``), a blob as this engine writes binary data, and
-        anything else as its quoted text."""
+        column of this database whose ``type_family`` is ``family`` (an engine that compares some values otherwise
+        overrides it). For an ``integer`` or ``numeric`` column a number, or a text that reads as a finite one, is
+        written bare, and anything else (a boolean too) is None: no number can equal it. For a ``text`` column, the
+        quoted text of the value. For any other family, numbers bare (a boolean as ``True``/``False``), a blob as
+        this engine writes binary data, and anything else as its quoted text."""
         if family in {"integer", "numeric"}:
             if isinstance(value, bool):
                 return None
