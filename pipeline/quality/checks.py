@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from agents.access import adapter_for
 from agents.connectors.base import ConnectorError
@@ -207,13 +208,24 @@ def _target_values(target_adapter, table: str, col: str) -> tuple[str, Iterator[
     return page_sql(f" AND {col} > <the previous page's last value>"), pages()
 
 
+NUMBERS = frozenset({"integer", "numeric"})
+
+
+def _decimal(value) -> Decimal | None:
+    """A number (not a boolean) as the decimal its text writes, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return None
+    number = Decimal(str(value))
+    return number if number.is_finite() else None
+
+
 def _reference_in_chunks(target_adapter, source_adapter, table: str, col: str, ref_table: str, ref_column: str,
                          family: str):
     """The comparison across two databases, in bounded memory: the target's distinct values (with their row counts)
     are read PAGE at a time in the target's keyset order and looked up in the source CHUNK at a time (an IN list over
     the source's key, which needs no ordering shared by the two engines), so no query reads a whole column into
     Python; only the counts and the SAMPLE first missing values (by text) are kept. Values compare as the old
-    comparison did: equal, or equal as text."""
+    comparison did: equal, or equal as text; and numbers looked up in numbers by their decimal value."""
     values_sql, pages = _target_values(target_adapter, table, col)
     ref_col, ref = source_adapter.quote(ref_column), source_adapter.quote(ref_table)
     failing = distinct = 0
@@ -235,7 +247,11 @@ def _reference_in_chunks(target_adapter, source_adapter, table: str, col: str, r
                           f"WHERE {ref_col} IN ({', '.join(marks)})")
             known = {row[0] for row in source_adapter.run_internal(lookup_sql, limit=BIG).rows}
         known_text = {str(k) for k in known}
-        missing = [(v, int(n)) for v, n in chunk if v not in known and str(v) not in known_text]
+        # A number the source found compares by its decimal value: a Decimal('0.10') and the float 0.1 the source
+        # returns for it are one value, which Python's == does not say (the float is not exactly 0.1).
+        known_numbers = {n for k in known if (n := _decimal(k)) is not None} if family in NUMBERS else set()
+        missing = [(v, int(n)) for v, n in chunk if v not in known and str(v) not in known_text
+                   and (not known_numbers or _decimal(v) not in known_numbers)]
         failing += sum(n for _, n in missing)
         distinct += len(missing)
         first = heapq.nsmallest(SAMPLE, first + [v for v, _ in missing], key=str)
@@ -252,9 +268,8 @@ def check_reference(target_adapter, source_adapter, target: TargetSpec, column: 
     family of the source column (how target values are written as literals in those lookups)."""
     table, col = target_adapter.quote(target.name), target_adapter.quote(column)
     spec = next((c for c in target.columns if c.name.upper() == column.upper()), None)
-    numbers = {"integer", "numeric"}
     comparable = (target_adapter.engine == "sqlite" or (spec is not None and (
-        spec.family == family or {spec.family, family} <= numbers)))
+        spec.family == family or {spec.family, family} <= NUMBERS)))
     # PostgreSQL and DuckDB refuse to compare a number with a text: such columns are compared value by value.
     found = None
     if comparable:
