@@ -64,6 +64,8 @@ DENIED_FUNCTION_PREFIXES = ("pg_", "lo_", "pragma_", "sqlite_", "dblink", "read_
                             "postgres_", "mysql_", "iceberg_", "delta_", "ducklake_", "http_")
 # Tables of the engines' own catalogs, which hold other sessions' queries, roles and passwords.
 DENIED_TABLE_PREFIXES = ("pg_", "sqlite_", "duckdb_", "pragma_")
+# The type families (``pipeline.dbt.spec.type_family``) whose values are numbers.
+NUMBER_FAMILIES = frozenset({"integer", "numeric"})
 
 
 class ConnectorError(DomainError):
@@ -216,7 +218,7 @@ class Adapter:
         written bare, and anything else (a boolean too) is None: no number can equal it. For a ``text`` column, the
         quoted text of the value. For any other family, numbers bare (a boolean as ``True``/``False``), a blob as
         this engine writes binary data, and anything else as its quoted text."""
-        if family in {"integer", "numeric"}:
+        if family in NUMBER_FAMILIES:
             if isinstance(value, bool):
                 return None
             if isinstance(value, int | float | Decimal):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from agents.access import adapter_for
-from agents.connectors.base import ConnectorError
+from agents.connectors.base import NUMBER_FAMILIES, ConnectorError
 from pipeline.dbt.spec import TargetSpec, type_family
 from pipeline.quality.reconcile import reconcile_targets, target_aggregates
 from pipeline.quality.results import SAMPLE, CheckResult
@@ -208,9 +208,6 @@ def _target_values(target_adapter, table: str, col: str) -> tuple[str, Iterator[
     return page_sql(f" AND {col} > <the previous page's last value>"), pages()
 
 
-NUMBERS = frozenset({"integer", "numeric"})
-
-
 def _decimal(value) -> Decimal | None:
     """A number (not a boolean) as the decimal its text writes, or None."""
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
@@ -249,7 +246,8 @@ def _reference_in_chunks(target_adapter, source_adapter, table: str, col: str, r
         known_text = {str(k) for k in known}
         # A number the source found compares by its decimal value: a Decimal('0.10') and the float 0.1 the source
         # returns for it are one value, which Python's == does not say (the float is not exactly 0.1).
-        known_numbers = {n for k in known if (n := _decimal(k)) is not None} if family in NUMBERS else set()
+        known_numbers = ({n for k in known if (n := _decimal(k)) is not None} if family in NUMBER_FAMILIES
+                         else set())
         missing = [(v, int(n)) for v, n in chunk if v not in known and str(v) not in known_text
                    and (not known_numbers or _decimal(v) not in known_numbers)]
         failing += sum(n for _, n in missing)
@@ -269,7 +267,7 @@ def check_reference(target_adapter, source_adapter, target: TargetSpec, column: 
     table, col = target_adapter.quote(target.name), target_adapter.quote(column)
     spec = next((c for c in target.columns if c.name.upper() == column.upper()), None)
     comparable = (target_adapter.engine == "sqlite" or (spec is not None and (
-        spec.family == family or {spec.family, family} <= NUMBERS)))
+        spec.family == family or {spec.family, family} <= NUMBER_FAMILIES)))
     # PostgreSQL and DuckDB refuse to compare a number with a text: such columns are compared value by value.
     found = None
     if comparable:
@@ -286,8 +284,8 @@ def check_reference(target_adapter, source_adapter, target: TargetSpec, column: 
     if failing:
         result.detail += f"; missing {ref_table}.{ref_column} values: " + ", ".join(str(m) for m in missing[:SAMPLE])
         result.detail += f" ({distinct} distinct)" if distinct > SAMPLE else ""
-        # Written as for a column of unknown family, as the values looked up in the source of another engine are
-        # (floats bare, blobs as the text of their Python form), not as the target's own keyset bounds.
+        # Written as for a column of unknown family, by the target's lookup_literal (a float as the engine compares
+        # it with its own column, a blob as the engine writes binary data), not as the target's keyset bounds.
         marks = ", ".join(str(target_adapter.lookup_literal(m, "unknown")) for m in missing[:SAMPLE])
         sample_sql = (f"SELECT {_keys_sql(target_adapter, target)} FROM {table} "  # noqa: S608
                       f"WHERE {col} IN ({marks})")
