@@ -29,6 +29,13 @@ def month_expr(adapter, column: str, unit: str = "month") -> str:
     return period_key(adapter.quote(column), unit, adapter.dialect)
 
 
+def distinct_keys_sql(key: str, *, unique: bool = False) -> str:
+    """The distinct values of the quoted column ``key`` as SELECT DISTINCT and GROUP BY count them, a missing value
+    counting as one; over a column the database keeps ``unique``, its values counted without hashing them."""
+    counted = f"COUNT({key})" if unique else f"COUNT(DISTINCT {key})"
+    return f"{counted} + COALESCE(MAX(CASE WHEN {key} IS NULL THEN 1 ELSE 0 END), 0)"
+
+
 def month_partitioned(project, targets: list[TargetSpec]) -> list[str]:
     """The targets whose model reads the partition table through the month filter: a month's run builds only that
     month of them, so the months together are the whole target."""
@@ -106,11 +113,8 @@ def whole_expected_sql(adapter, target: TargetSpec, bronze: dict[str, str]) -> s
         if len(columns) == 1 and columns[0] is not None:
             declared = {c.upper(): c for c in adapter.unique_columns(name)}
             if key := declared.get(columns[0].source_column.upper()):
-                # The database keeps the key unique: its distinct values are its rows that have one, plus one for
-                # the rows without (SELECT DISTINCT keeps one missing value), read without hashing every key.
-                key = adapter.quote(key)
-                return (f"SELECT COUNT({key}) + COALESCE(MAX(CASE WHEN {key} IS NULL THEN 1 ELSE 0 END), 0) "  # noqa: S608
-                        f"FROM {table}")
+                # The database keeps the key unique: its rows that have one are its distinct values.
+                return f"SELECT {distinct_keys_sql(adapter.quote(key), unique=True)} FROM {table}"  # noqa: S608
         keys = ", ".join(adapter.quote(c.source_column) for c in columns if c is not None)
         return f"SELECT COUNT(*) FROM (SELECT DISTINCT {keys} FROM {table}) AS genesis_grain"  # noqa: S608
     keys = ", ".join(adapter.quote(name) for name in target.grain) or "*"
@@ -136,8 +140,7 @@ def verify_whole(source, target_adapter, targets: list[TargetSpec],
                 # pass: as many keys as rows means no key on several rows, and the count of those is not needed.
                 key = target_adapter.quote(target.grain[0])
                 rows, distinct = target_adapter.query(
-                    f"SELECT COUNT(*), COUNT(DISTINCT {key}) + COALESCE(MAX(CASE WHEN {key} IS NULL "  # noqa: S608
-                    f"THEN 1 ELSE 0 END), 0) FROM {table}", limit=1).rows[0]
+                    f"SELECT COUNT(*), {distinct_keys_sql(key)} FROM {table}", limit=1).rows[0]  # noqa: S608
                 result.actual = int(rows or 0)
             else:
                 result.actual = int(target_adapter.scalar(f"SELECT COUNT(*) FROM {table}") or 0)  # noqa: S608
@@ -238,7 +241,7 @@ def read_source_periods(adapter, targets: list[TargetSpec], partition: Partition
     # Distinct counts once per key column, however many targets share it.
     key_columns = sorted({keys[0] for keys in single.values() if keys})
     parts = ["COUNT(*)"]
-    parts += [f"COUNT(DISTINCT {q(c)}) + MAX(CASE WHEN {q(c)} IS NULL THEN 1 ELSE 0 END)" for c in key_columns]
+    parts += [distinct_keys_sql(q(c)) for c in key_columns]
     parts += [_aggregate(m) for _, m in own]
     sql = (f"SELECT {expr} AS genesis_month, {', '.join(parts)} "  # noqa: S608 - quoted identifiers
            f"FROM {q(partition.table)} GROUP BY {expr}")
