@@ -331,6 +331,9 @@ GENESIS_STALL_SECONDS = env_seconds("GENESIS_STALL_SECONDS", 10)
 # (dbt and its adapters: 1.5-2 s in a fresh process). Empty: each worker imports them when a run first needs them.
 GENESIS_WORKER_PRELOAD = env_list("GENESIS_WORKER_PRELOAD", [
     "dbt.cli.main", "dbt.adapters.sqlite", "dbt.adapters.postgres", "dbt.adapters.duckdb"])
+# Called after the imports, before the cluster forks: each adapter's dbt template is parsed (or found current), so a
+# new project's parse starts from it (pipeline/dbt/runner.py).
+GENESIS_WORKER_WARMUP = env_list("GENESIS_WORKER_WARMUP", ["pipeline.dbt.runner.warm_up"])
 # A run enqueued this long ago and never claimed is sent again once the broker holds no untaken message (its message
 # is presumed held by a dead cluster; a live one may hold it too, behind busy workers: then another cluster takes it
 # and the stale copy is refused at its claim).
@@ -357,6 +360,9 @@ GENESIS_LLM_SUGGESTION_TOKENS_PER_USER_PER_DAY = env_int("GENESIS_LLM_SUGGESTION
                                                          minimum=0)
 # Where the dbt projects generated for missions (and their builds' artifacts) live.
 GENESIS_DBT_DIR = Path(env_str("GENESIS_DBT_DIR", str(VAR_DIR / "dbt")))
+# Each dbt adapter's template parse (pipeline/dbt/runner.py), written at a worker's start and read by every new
+# project's parse: workers on one machine share it.
+GENESIS_DBT_TEMPLATE_DIR = Path(env_str("GENESIS_DBT_TEMPLATE_DIR", str(GENESIS_DBT_DIR / "_templates")))
 # How many models dbt builds at once on PostgreSQL (dbt's threads), which takes concurrent writers; a SQLite file
 # takes one writer, so dbt keeps one thread there.
 GENESIS_DBT_POSTGRES_THREADS = env_int("GENESIS_DBT_POSTGRES_THREADS", 2, minimum=1, maximum=32)

@@ -10,6 +10,8 @@ from genesis.settings import Q_CLUSTER
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="genesis-test-media-"))
+# Tests move GENESIS_DBT_DIR into their own directories; the dbt templates stay, made once (tests/conftest.py).
+GENESIS_DBT_TEMPLATE_DIR = Path(tempfile.mkdtemp(prefix="genesis-test-dbt-templates-"))
 GENESIS_MAX_UPLOAD_BYTES = 64 * 1024
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 GENESIS_RETRY_BACKOFF_SECONDS = 0

@@ -39,6 +39,7 @@ import time
 from multiprocessing import util
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 from django_q import cluster as q_cluster
 from django_q.conf import Conf
 from django_q.signals import post_spawn
@@ -151,11 +152,12 @@ class Sentinel(q_cluster.Sentinel):
         os._exit(STALLED_EXIT)
 
 
-def preload(modules: list[str] | None = None) -> dict[str, float]:
-    """Import the modules a run would otherwise import on first use (``GENESIS_WORKER_PRELOAD``) in the command's
-    process, before the cluster forks: its sentinel and every worker, the ones the guard spawns later included,
-    start with them. Seconds per module imported; a module that cannot be imported is logged and left to the runs
-    that need it, which report it (the initialize step names a missing dbt adapter)."""
+def preload(modules: list[str] | None = None, warmups: list[str] | None = None) -> dict[str, float]:
+    """Import the modules a run would otherwise import on first use (``GENESIS_WORKER_PRELOAD``), then call the
+    warm-ups (``GENESIS_WORKER_WARMUP``, dotted paths of functions: work every run would otherwise repeat, such as
+    parsing dbt's templates), in the command's process, before the cluster forks: its sentinel and every worker, the
+    ones the guard spawns later included, start with them. Seconds per module and warm-up; one that fails is logged
+    and left to the runs that need it, which report it (the initialize step names a missing dbt adapter)."""
     seconds = {}
     for name in settings.GENESIS_WORKER_PRELOAD if modules is None else modules:
         started = time.monotonic()
@@ -163,6 +165,14 @@ def preload(modules: list[str] | None = None) -> dict[str, float]:
             importlib.import_module(name)
         except Exception as error:  # noqa: BLE001 - a worker without dbt still runs everything else
             logger.warning("preloading %s failed: %s", name, error)
+            continue
+        seconds[name] = time.monotonic() - started
+    for name in settings.GENESIS_WORKER_WARMUP if warmups is None else warmups:
+        started = time.monotonic()
+        try:
+            import_string(name)()
+        except Exception as error:  # noqa: BLE001 - a warm-up saves time; without it runs do the work themselves
+            logger.warning("warming up with %s failed: %s", name, error)
             continue
         seconds[name] = time.monotonic() - started
     if seconds:

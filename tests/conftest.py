@@ -4,6 +4,8 @@ missions, import blueprints and give the test connections made with ``leads_conn
 superuser) and ``agent`` (a data agent). Every cache (throttles, sign-in limits) starts empty. ``llm_stub`` turns the
 language model on against a local stub of the chat API."""
 
+from pathlib import Path
+
 import pytest
 from django.core.cache import caches
 from rest_framework.authtoken.models import Token
@@ -14,6 +16,19 @@ from missions.choices import MissionStatus, Role
 from tests.agents.llm_stub import KEY, StubLLM
 from tests.browser import browser_context  # noqa: F401  (the Playwright fixture of the page tests)
 from tests.factories import AgentFactory, MissionFactory, UserFactory, build_mission_graph
+
+
+@pytest.fixture(scope="session")
+def dbt_templates():
+    """Each dbt adapter's template, parsed once per session as a worker does at its start
+    (``GENESIS_DBT_TEMPLATE_DIR`` of the test settings): the parses of the tests that build start from it, as a
+    mission's do. tests/pipeline/build/test_templates.py compares such a parse with a full one."""
+    from django.conf import settings
+
+    from pipeline.dbt import runner
+
+    runner.warm_up()
+    return Path(settings.GENESIS_DBT_TEMPLATE_DIR)
 
 
 @pytest.fixture(autouse=True)

@@ -3,14 +3,26 @@
 dbt's start-up (import, then parsing the project) costs seconds; a long-lived worker parses a project once per
 revision (and profile) and hands the parsed manifest to every later invocation. ``dbtRunner`` is not safe to run
 concurrently (dbt keeps global state), so one invocation runs at a time per process, behind a lock.
+
+Most of a new project's parse is the same in every mission: dbt parses the six hundred-odd macros of dbt-core and
+the adapter, and the generated macros. A worker parses them once per adapter at its start, as a template
+(``prepare_template``: the generated projects' dbt_project.yml and macros, no models), and a new project's parse
+starts from that saved parse: dbt's own partial parsing, which re-reads every file, compares checksums and parses
+what is new or changed (the models and schema files). dbt rejects a saved parse made with another profile, because
+parsing can render ``target``; the template's files are macros, which parsing does not render, so for the template
+alone the profile is taken as the new project's (``_is_partial_parsable``). Anything else that differs (dbt's
+version, a package, dbt_project.yml, another adapter) still makes dbt parse in full.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import logging
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -20,9 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from django.conf import settings
 
-from pipeline.dbt.project import DbtProject
+from pipeline.dbt.project import DbtProject, template_profile, template_project, warm_up_project
 
+logger = logging.getLogger("genesis.dbt")
+TEMPLATE_ADAPTERS = ("sqlite", "duckdb", "postgres")
 _LOCK = threading.Lock()
 _CACHE: OrderedDict[str, Any] = OrderedDict()
 CACHE_SIZE = 8
@@ -80,6 +95,8 @@ class Invocation:
     dbt_started_at: float | None = None
     dbt_completed_at: float | None = None
     reused_manifest: bool = False
+    # The parse started from the adapter's template (see the module's docstring) instead of parsing in full.
+    parsed_from_template: bool = False
     log_lines: list[str] = field(default_factory=list)
     target_dir: Path | None = None
 
@@ -107,6 +124,7 @@ class Invocation:
             "command": self.command, "success": self.success, "error": self.error,
             "elapsed_s": round(self.elapsed, 3), "parse_s": round(self.parse_elapsed, 3),
             "dbt_s": round(self.dbt_elapsed, 3), "reused_manifest": self.reused_manifest,
+            "parsed_from_template": self.parsed_from_template,
             "dbt_started_at": self.dbt_started_at, "dbt_completed_at": self.dbt_completed_at,
             "threads_used": self.threads_used,
             "nodes": [{k: v for k, v in asdict(n).items() if k != "compiled_code"} for n in self.nodes],
@@ -122,6 +140,11 @@ def cached_revisions() -> list[str]:
     return list(_CACHE)
 
 
+def cached_manifest(project: DbtProject, profile: dict) -> Any | None:
+    """The parsed manifest this process holds for the project and profile, if any."""
+    return _CACHE.get(cache_key(project, profile))
+
+
 def clear_cache() -> None:
     with _LOCK:
         _CACHE.clear()
@@ -130,9 +153,11 @@ def clear_cache() -> None:
 class _Collector:
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.names: set[str] = set()
 
     def __call__(self, event) -> None:
         info = event.info
+        self.names.add(info.name)
         if info.msg and info.level != "debug":
             self.lines.append(f"{info.ts.ToDatetime().strftime('%H:%M:%S.%f')[:-3]} {info.level:5} {info.msg}")
 
@@ -184,10 +209,49 @@ def _behavior_flag_source() -> str:
     return "Unknown"
 
 
+def template_root() -> Path:
+    return Path(settings.GENESIS_DBT_TEMPLATE_DIR)
+
+
+def template_file(adapter_type: str) -> Path:
+    """The template's saved parse for dbt's adapter type (``sqlite``, ``duckdb``, ``postgres``)."""
+    return template_root() / adapter_type / "partial_parse.msgpack"
+
+
+def _adapter_type(profile: dict) -> str | None:
+    for entry in profile.values():
+        return ((entry.get("outputs") or {}).get(entry.get("target")) or {}).get("type")
+    return None
+
+
+def _template_aware(is_partial_parsable):
+    """dbt's check whether a saved parse may be reused, knowing the template: when the saved parse dbt read is a
+    template's, its profile is taken as the new project's and its root-project files (the generated macros, which
+    the new project holds too) as living in the new project's directory; then dbt's own check decides."""
+
+    def check(loader, manifest):
+        from dbt.flags import get_flags  # noqa: PLC0415 - imported with dbt, only when dbt runs
+
+        path = getattr(get_flags(), "PARTIAL_PARSE_FILE_PATH", None)
+        if path and Path(path).parent.parent == template_root():
+            manifest.state_check.profile_hash = loader.manifest.state_check.profile_hash
+            root = loader.root_project
+            for source_file in manifest.files.values():
+                if source_file.project_name == root.project_name:
+                    source_file.path.project_root = root.project_root
+        return is_partial_parsable(loader, manifest)
+
+    check.genesis_template_aware = True  # type: ignore[attr-defined]
+    return check
+
+
 def _patch_dbt() -> None:
-    from dbt_common import behavior_flags  # noqa: PLC0415 - imported with dbt, only when dbt runs
+    from dbt.parser.manifest import ManifestLoader  # noqa: PLC0415 - imported with dbt, only when dbt runs
+    from dbt_common import behavior_flags  # noqa: PLC0415
 
     behavior_flags.BehaviorFlagRendered._default_source = staticmethod(_behavior_flag_source)  # type: ignore[method-assign]
+    if not getattr(ManifestLoader.is_partial_parsable, "genesis_template_aware", False):
+        ManifestLoader.is_partial_parsable = _template_aware(ManifestLoader.is_partial_parsable)  # type: ignore[method-assign]
 
 
 def _close_duckdb() -> None:
@@ -203,6 +267,90 @@ def _close_duckdb() -> None:
             environment.close()
 
 
+def _write(project: DbtProject, project_dir: Path, profile: dict) -> list[str]:
+    """Write the project and its profile; dbt's arguments naming them."""
+    project.write(project_dir)
+    profiles_dir = project_dir / "_profiles"
+    profiles_dir.mkdir(parents=True, exist_ok=True)
+    profiles = profiles_dir / "profiles.yml"
+    text = yaml.safe_dump(profile, sort_keys=False)
+    if not profiles.exists() or profiles.read_text() != text:
+        profiles.write_text(text)
+    return ["--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir), *_FLAGS]
+
+
+def _parse(common: list[str], *, adapter_type: str | None, target_path: Path, log_path: Path,
+           collector: _Collector) -> tuple[Any, bool]:
+    """dbt's parse, from the adapter's template when there is one: (dbt's result, whether it started from the
+    template). Holds the lock."""
+    from dbt.cli.main import dbtRunner  # noqa: PLC0415 - dbt is slow to import; only a build pays for it
+
+    template = template_file(adapter_type) if adapter_type else None
+    offered = template is not None and template.exists()
+    command = ["parse", *common, "--target-path", str(target_path), "--log-path", str(log_path)]
+    if offered:
+        command += ["--partial-parse-file-path", str(template)]
+    parsed = dbtRunner(callbacks=[collector]).invoke(command)
+    from_template = offered and "PartialParsingEnabled" in collector.names and not (
+        {"UnableToPartialParse", "ParsedFileLoadFailed", "PartialParsingError"} & collector.names)
+    return parsed, from_template
+
+
+def prepare_template(adapter_type: str) -> Invocation:
+    """Parse the template project for dbt's adapter type (what every generated project shares: dbt_project.yml
+    and the macros) and put dbt's saved parse at ``template_file(adapter_type)``, replacing it whole (workers in
+    other processes read it). A template already there is the start, when dbt accepts it (same dbt, same files):
+    then nothing is parsed again."""
+    _patch_dbt()
+    started = time.monotonic()
+    directory = template_file(adapter_type).parent
+    common = _write(template_project(), directory, template_profile(adapter_type, directory))
+    collector = _Collector()
+    invocation = Invocation(command=f"parse the {adapter_type} template", success=False)
+    with _LOCK, tempfile.TemporaryDirectory(dir=directory, prefix="parse-") as scratch:
+        parsed, invocation.parsed_from_template = _parse(
+            common, adapter_type=adapter_type, target_path=Path(scratch), log_path=Path(scratch), collector=collector)
+        saved = Path(scratch) / "partial_parse.msgpack"
+        if parsed.success and saved.exists():
+            os.replace(saved, template_file(adapter_type))
+    invocation.success = bool(parsed.success)
+    if parsed.exception is not None:
+        invocation.error = f"dbt could not parse the template: {parsed.exception}"
+    invocation.log_lines = collector.lines
+    invocation.elapsed = invocation.parse_elapsed = time.monotonic() - started
+    return invocation
+
+
+def warm_up() -> dict[str, float]:
+    """A worker's start (``GENESIS_WORKER_WARMUP``): the template of each dbt adapter installed, parsed or found
+    current, then a small project parsed from the SQLite template and built into a scratch SQLite file, which does
+    dbt's once-per-process work (it builds the code and schemas that read, validate and run its objects: about a
+    second that the first mission would otherwise pay); seconds per step. A template that cannot be parsed is
+    logged, and projects on that adapter parse in full."""
+    seconds = {}
+    for adapter_type in TEMPLATE_ADAPTERS:
+        if importlib.util.find_spec(f"dbt.adapters.{adapter_type}") is None:
+            continue
+        invocation = prepare_template(adapter_type)
+        if not invocation.success:
+            logger.warning("the dbt %s template could not be parsed: %s", adapter_type, invocation.error)
+            continue
+        seconds[f"{adapter_type} template"] = invocation.elapsed
+    if "sqlite template" in seconds:
+        with tempfile.TemporaryDirectory(prefix="genesis-dbt-warm-up-") as scratch:
+            directory = Path(scratch)
+            project, profile = warm_up_project(), template_profile("sqlite", directory)
+            invocation = invoke(project, project_dir=directory / "project", profile=profile, env={},
+                                args=["build"], target_dir=directory / "target", write_results=False)
+            with _LOCK:
+                _CACHE.pop(cache_key(project, profile), None)
+        if not (invocation.success and invocation.parsed_from_template):
+            logger.warning("the dbt warm-up build %s: %s", "did not start from the template" if invocation.success
+                           else "failed", invocation.failure_text() if not invocation.success else invocation.error)
+        seconds["build"] = invocation.elapsed
+    return seconds
+
+
 def invoke(project: DbtProject, *, project_dir: Path, profile: dict, env: dict[str, str], args: list[str],
            target_dir: Path, variables: dict | None = None, write_results: bool = True) -> Invocation:
     """Run one dbt command (e.g. ``["build"]``) on the project with a cached parse; blocks while another
@@ -211,12 +359,8 @@ def invoke(project: DbtProject, *, project_dir: Path, profile: dict, env: dict[s
 
     _patch_dbt()
     started = time.monotonic()
-    project.write(project_dir)
-    profiles_dir = project_dir / "_profiles"
-    profiles_dir.mkdir(parents=True, exist_ok=True)
-    (profiles_dir / "profiles.yml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    common = _write(project, project_dir, profile)
     target_dir.mkdir(parents=True, exist_ok=True)
-    common = ["--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir), *_FLAGS]
     key = cache_key(project, profile)
     collector = _Collector()
     with _LOCK:
@@ -227,9 +371,9 @@ def invoke(project: DbtProject, *, project_dir: Path, profile: dict, env: dict[s
             manifest = _CACHE.get(key)
             if manifest is None:
                 parse_started = time.monotonic()
-                parsed = dbtRunner(callbacks=[collector]).invoke(
-                    ["parse", *common, "--target-path", str(project_dir / "target"),
-                     "--log-path", str(project_dir / "logs")])
+                parsed, invocation.parsed_from_template = _parse(
+                    common, adapter_type=_adapter_type(profile), target_path=project_dir / "target",
+                    log_path=project_dir / "logs", collector=collector)
                 invocation.parse_elapsed = time.monotonic() - parse_started
                 if not parsed.success:
                     invocation.error = f"dbt could not parse the project: {parsed.exception}"

@@ -61,8 +61,9 @@ class DbtBuildAgent(BaseAgent):
             return Failed(error=f"config tests: {tests!r} is not true or false.", retryable=False)
         command = "build" if tests else "run"
         invocation = plan.invoke([command], target_dir=run_dir(context, "dbt-build"))
+        start = " from the template" if invocation.parsed_from_template else ""
         log(context, f"dbt {command}: {'succeeded' if invocation.success else 'failed'} in {invocation.elapsed:.2f}s "
-                     f"(parse {invocation.parse_elapsed:.2f}s, manifest reused: {invocation.reused_manifest}).")
+                     f"(parse {invocation.parse_elapsed:.2f}s{start}, manifest reused: {invocation.reused_manifest}).")
         attach_invocation(context, plan, invocation)
         outputs = {"revision": plan.project.revision, "project": plan.project.name, "target": plan.target.name,
                    "dbt": invocation.summary()}

@@ -120,14 +120,36 @@ def test_a_spawned_worker_reads_as_starting_until_it_says_it_reads_the_queue():
     assert process.exitcode == 0
 
 
+WARMED: list[str] = []
+
+
+def warm_once() -> None:
+    WARMED.append("warmed")
+
+
+def warm_badly() -> None:
+    raise RuntimeError("no template today")
+
+
 def test_preload_imports_the_modules_and_logs_those_it_cannot(caplog, settings):
     import sys
 
     settings.GENESIS_WORKER_PRELOAD = ["colorsys", "no_such_module_here"]
+    settings.GENESIS_WORKER_WARMUP = []
     sys.modules.pop("colorsys", None)
     with caplog.at_level("INFO", logger="genesis.cluster"):
         seconds = cluster.preload()
     assert list(seconds) == ["colorsys"] and "colorsys" in sys.modules
     assert "preloading no_such_module_here failed: No module named 'no_such_module_here'" in caplog.text
     assert cluster.preload([]) == {}
+
+
+def test_preload_calls_the_warm_ups_after_the_imports_and_logs_those_that_fail(caplog, settings):
+    settings.GENESIS_WORKER_WARMUP = [f"{__name__}.warm_badly", f"{__name__}.warm_once", "no_such_module.warm"]
+    WARMED.clear()
+    with caplog.at_level("INFO", logger="genesis.cluster"):
+        seconds = cluster.preload(["colorsys"])
+    assert list(seconds) == ["colorsys", f"{__name__}.warm_once"] and WARMED == ["warmed"]
+    assert f"warming up with {__name__}.warm_badly failed: no template today" in caplog.text
+    assert "warming up with no_such_module.warm failed" in caplog.text
 

@@ -62,6 +62,7 @@ def clusters(monkeypatch, tmp_path):
         "LOG_LEVEL": "WARNING",
         # No dbt import at each cluster's start (2 s): these runs never build (test_a_cluster_preloads_* tests it).
         "GENESIS_WORKER_PRELOAD": "",
+        "GENESIS_WORKER_WARMUP": "",
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     }
 

@@ -13,7 +13,7 @@ from tests.pipeline.build.healthcare import TARGETS, make_context
 
 
 @pytest.fixture
-def dbt_dir(settings, tmp_path):
+def dbt_dir(settings, tmp_path, dbt_templates):
     settings.GENESIS_DBT_DIR = tmp_path / "dbt"
     settings.GENESIS_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
     return settings.GENESIS_DBT_DIR

@@ -76,7 +76,7 @@ def marts(db):
 
 
 @pytest.fixture
-def retail(db, tmp_path, settings):
+def retail(db, tmp_path, settings, dbt_templates):
     """(the generated source, its connection, the target connection, the validation connection)."""
     settings.GENESIS_DBT_DIR = tmp_path / "dbt"
     source = sources.retail(tmp_path)
