@@ -6,9 +6,12 @@ raises ``SpecFileError`` listing every problem as ``path: message`` (e.g. ``targ
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from typing import Any
 
+from django.conf import settings
 from jsonschema import Draft202012Validator
 
 from genesis.documents import DocumentInvalid, Path, SchemaWording, format_path, load_yaml, schema_problems
@@ -339,7 +342,17 @@ def validate_spec(data: Any, *, source: str = "spec file") -> dict[str, Any]:
 
 def load_spec_text(text: str | bytes, *, source: str = "spec file") -> dict[str, Any]:
     """Read a spec file with the one strict loader (genesis/documents.py: duplicate keys refused by line, dates kept
-    as text, the size, alias, depth and node limits) and validate it."""
+    as text, the size, alias, depth and node limits) and validate it. A mission's steps each read its spec: the
+    same text is parsed and validated once per process (a copy each time, so no caller sees another's changes); a
+    bad one raises every time."""
+    limits = (settings.GENESIS_YAML_MAX_BYTES, settings.GENESIS_YAML_MAX_DEPTH, settings.GENESIS_YAML_MAX_NODES,
+              settings.GENESIS_YAML_MAX_ALIASES)
+    return copy.deepcopy(_parsed_spec(text, source, limits))
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed_spec(text: str | bytes, source: str, limits: tuple) -> dict[str, Any]:
+    """The spec, parsed under the loader's limits (part of the key: a text read under other limits is read again)."""
     try:
         data = load_yaml(text, filename=source)
     except DocumentInvalid as error:

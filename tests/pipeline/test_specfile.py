@@ -117,7 +117,21 @@ def test_twenty_thousand_levels_are_refused_naming_the_depth_limit(text):
     assert message == "lists and mappings nested 65 levels deep, over the limit of 64 (GENESIS_YAML_MAX_DEPTH)"
 
 
+def test_a_spec_read_again_is_an_equal_copy_that_no_earlier_reader_changed(settings):
+    first = load_spec_text(DEMO.read_bytes(), source="project.yml")
+    pristine = copy.deepcopy(first)
+    first["targets"]["tables"][0]["name"] = "CHANGED"
+    first["sources"]["allowed_tables"].append("SECRETS")
+    again = load_spec_text(DEMO.read_bytes(), source="project.yml")
+    assert again == pristine and again is not first
+    # The same text under a smaller limit is read again, and refused.
+    settings.GENESIS_YAML_MAX_BYTES = 1000
+    with pytest.raises(SpecFileError):
+        load_spec_text(DEMO.read_bytes(), source="project.yml")
+
+
 def test_a_spec_file_over_the_size_limit_is_refused_before_it_is_read(settings):
+    load_spec_text(DEMO.read_bytes(), source="project.yml")
     settings.GENESIS_YAML_MAX_BYTES = 1000
     with pytest.raises(SpecFileError) as caught:
         load_spec_text(DEMO.read_bytes(), source="project.yml")
