@@ -53,6 +53,10 @@ class BuildPlan:
         return runner.invoke(self.project, project_dir=self.project_dir, profile=self.profile, env=self.env,
                              args=args, target_dir=target_dir, variables=variables, write_results=write_results)
 
+    def models_ran(self) -> bool:
+        """Whether this process has run every model of this project against this target (see runner.models_ran)."""
+        return runner.models_ran(self.project, self.profile)
+
 
 def dbt_root() -> Path:
     return Path(settings.GENESIS_DBT_DIR)

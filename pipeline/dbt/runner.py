@@ -40,6 +40,8 @@ logger = logging.getLogger("genesis.dbt")
 TEMPLATE_ADAPTERS = ("sqlite", "duckdb", "postgres")
 _LOCK = threading.Lock()
 _CACHE: OrderedDict[str, Any] = OrderedDict()
+# Cache keys whose every model this process has run successfully, without vars: their models compile.
+_RAN: set[str] = set()
 CACHE_SIZE = 8
 _FLAGS = ["--no-send-anonymous-usage-stats", "--quiet"]
 # Per invocation, dbt would re-serialize the whole manifest to manifest.json and write a debug log file: about
@@ -140,6 +142,12 @@ def cached_revisions() -> list[str]:
     return list(_CACHE)
 
 
+def models_ran(project: DbtProject, profile: dict) -> bool:
+    """Whether this process has run every model of the project with this profile successfully, without vars (so
+    compiling them again would prove nothing new)."""
+    return cache_key(project, profile) in _RAN
+
+
 def cached_manifest(project: DbtProject, profile: dict) -> Any | None:
     """The parsed manifest this process holds for the project and profile, if any."""
     return _CACHE.get(cache_key(project, profile))
@@ -148,6 +156,7 @@ def cached_manifest(project: DbtProject, profile: dict) -> Any | None:
 def clear_cache() -> None:
     with _LOCK:
         _CACHE.clear()
+        _RAN.clear()
 
 
 class _Collector:
@@ -383,7 +392,7 @@ def invoke(project: DbtProject, *, project_dir: Path, profile: dict, env: dict[s
                 manifest = parsed.result
                 _CACHE[key] = manifest
                 while len(_CACHE) > CACHE_SIZE:
-                    _CACHE.popitem(last=False)
+                    _RAN.discard(_CACHE.popitem(last=False)[0])
             else:
                 _CACHE.move_to_end(key)
                 invocation.reused_manifest = True
@@ -408,6 +417,12 @@ def invoke(project: DbtProject, *, project_dir: Path, profile: dict, env: dict[s
     if write_results and hasattr(result.result, "write"):
         result.result.write(str(target_dir / "run_results.json"))
     invocation.nodes = _node_results(result.result)
+    models = {unique_id for unique_id in manifest.nodes if unique_id.startswith("model.")}
+    if invocation.success and not variables and models and models <= {
+            n.unique_id for n in invocation.nodes if n.status == "success"}:
+        with _LOCK:
+            if key in _CACHE:
+                _RAN.add(key)
     if result.exception is not None:
         invocation.error = f"dbt stopped: {result.exception}"
     invocation.log_lines = collector.lines

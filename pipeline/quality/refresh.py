@@ -35,10 +35,14 @@ class RefreshResult:
     error: str = ""
     failed_checks: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # A schedule check's: the models were run at this revision against this target by this process, so they were
+    # not compiled again.
+    built_here: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "label": self.label, "revision": self.revision, "rows": self.rows,
-                "error": self.error, "failed_checks": self.failed_checks, "seconds": round(self.seconds, 3)}
+                "error": self.error, "failed_checks": self.failed_checks, "seconds": round(self.seconds, 3),
+                "built_here": self.built_here}
 
 
 def _config_for(mission) -> dict:
@@ -106,9 +110,12 @@ def refresh_check(*, mission, func: str, actor=None) -> RefreshResult:
         plan = plan_build(mission=mission, config=_config_for(mission))
         result.revision = plan.project.revision
         stamp = timezone.now().strftime("%Y%m%dT%H%M%S")
-        compiled = plan.invoke(["compile", "--select", "resource_type:model"], write_results=False,
-                               target_dir=dbt_root() / f"mission-{mission.pk}" / "refreshes" / f"{stamp}-check")
-        if not compiled.success:
+        # Models this worker has just run at this revision against this target compile: not compiled again.
+        result.built_here = plan.models_ran()
+        compiled = None if result.built_here else plan.invoke(
+            ["compile", "--select", "resource_type:model"], write_results=False,
+            target_dir=dbt_root() / f"mission-{mission.pk}" / "refreshes" / f"{stamp}-check")
+        if compiled is not None and not compiled.success:
             result.error = f"dbt compile failed: {compiled.failure_text()}"
         else:
             result.rows = target_row_counts(plan)
@@ -120,7 +127,8 @@ def refresh_check(*, mission, func: str, actor=None) -> RefreshResult:
     except Exception as error:  # noqa: BLE001 - a missing target table, an unreachable database: say which
         result.error = f"{type(error).__name__}: {error}"
     result.seconds = time.monotonic() - started
-    message = (f"The scheduled refresh compiles at revision {result.revision[:12]} and finds "
+    how = "was built by this worker" if result.built_here else "compiles"
+    message = (f"The scheduled refresh {how} at revision {result.revision[:12]} and finds "
                f"{', '.join(f'{k} {v:,}' for k, v in result.rows.items())} rows to refresh." if result.ok
                else f"The scheduled refresh would fail: {result.error}")
     history_record(mission=mission, event="refresh.checked" if result.ok else "refresh.check_failed", actor=actor,

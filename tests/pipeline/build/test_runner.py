@@ -11,6 +11,8 @@ import dbt.cli.main
 from pipeline.dbt import runner
 from pipeline.dbt.project import DbtProject
 
+PARSED = SimpleNamespace(nodes={})  # the fake parse's manifest
+
 
 class _FakeRunner:
     """Stands in for dbtRunner to observe how the wrapper calls it (the real one is exercised elsewhere)."""
@@ -31,7 +33,7 @@ class _FakeRunner:
         time.sleep(0.05)
         with _FakeRunner.lock:
             _FakeRunner.active -= 1
-        result = "parsed-manifest" if args[0] == "parse" else SimpleNamespace(results=[])
+        result = PARSED if args[0] == "parse" else SimpleNamespace(results=[])
         return SimpleNamespace(success=True, result=result, exception=None)
 
 
@@ -54,7 +56,7 @@ def test_invocations_never_overlap_and_reuse_the_manifest_per_revision(tmp_path,
     assert _FakeRunner.overlaps == 0
     commands = [c for c, _ in _FakeRunner.calls]
     assert commands.count("parse") == 2 and commands.count("build") == 6  # one parse per revision
-    assert all(m == "parsed-manifest" for c, m in _FakeRunner.calls if c == "build")
+    assert all(m is PARSED for c, m in _FakeRunner.calls if c == "build")
     assert len(runner.cached_revisions()) == 2
     runner.clear_cache()
 
@@ -94,3 +96,39 @@ def test_each_node_carries_when_it_executed_within_the_invocation(tmp_path):
     assert {"execute_started_at", "execute_completed_at", "execution_time"} <= set(summary["nodes"][0])
     assert summary["dbt_started_at"] == invocation.dbt_started_at
     runner.clear_cache()
+
+
+def test_models_ran_only_after_every_model_ran_without_vars_and_not_after_a_failure(tmp_path):
+    """What lets the schedule check skip compiling: this process ran every model of this revision, against this
+    target, without vars. A subset, a run with vars, a failed model or another profile does not count."""
+    runner.clear_cache()
+    files = {
+        "dbt_project.yml": "name: ran\nversion: '1.0.0'\nconfig-version: 2\nprofile: genesis\n"
+                           "models:\n  ran:\n    +materialized: table\n",
+        "models/first.sql": "select 1 as id\n",
+        "models/second.sql": "select id from {{ ref('first') }} where id = {{ var('wanted', 1) }}\n",
+    }
+    project = DbtProject(name="ran", files=files)
+    broken = DbtProject(name="ran", files={
+        **files, "models/second.sql": "select no_such_column from {{ ref('first') }}\n"})
+
+    def profile(name: str) -> dict:
+        return {"genesis": {"target": "genesis", "outputs": {"genesis": {
+            "type": "sqlite", "threads": 1, "database": "main", "schema": "main",
+            "schemas_and_paths": {"main": str(tmp_path / name)}, "schema_directory": str(tmp_path)}}}}
+
+    def run(proj, args, variables=None, target="a.sqlite3"):
+        return runner.invoke(proj, project_dir=tmp_path / proj.revision[:8], profile=profile(target), env={},
+                             args=args, target_dir=tmp_path / "target", variables=variables, write_results=False)
+
+    assert run(project, ["run", "--select", "first"]).success
+    assert not runner.models_ran(project, profile("a.sqlite3"))
+    assert run(project, ["run"], variables={"wanted": 2}).success
+    assert not runner.models_ran(project, profile("a.sqlite3"))
+    assert not run(broken, ["run"]).success
+    assert not runner.models_ran(broken, profile("a.sqlite3"))
+    assert run(project, ["run"]).success
+    assert runner.models_ran(project, profile("a.sqlite3"))
+    assert not runner.models_ran(project, profile("b.sqlite3"))
+    runner.clear_cache()
+    assert not runner.models_ran(project, profile("a.sqlite3"))

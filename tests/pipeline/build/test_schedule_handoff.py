@@ -16,6 +16,7 @@ from genesis.exceptions import DomainError
 from history.models import HistoryEntry
 from missions.choices import Role
 from missions.models import Membership
+from pipeline.dbt import runner
 from pipeline.dbt import services as dbt_services
 from pipeline.jobs import refresh_mission
 from tasks.models import Artifact, Notification
@@ -70,6 +71,17 @@ def test_schedule_checks_its_refresh_without_rebuilding_by_default(tmp_path, dbt
     assert pipeline.target_path.stat().st_mtime_ns == built_at  # nothing was rebuilt
     events = list(HistoryEntry.objects.filter(mission=pipeline.mission).values_list("event", flat=True))
     assert "refresh.checked" in events and "refresh.succeeded" not in events
+    # This process has just run every model at this revision against this target: not compiled again. Another
+    # worker (no such run in its process) compiles them.
+    assert outcome.outputs["check"]["built_here"] is True
+    checked = HistoryEntry.objects.filter(mission=pipeline.mission, event="refresh.checked").latest("id")
+    assert "was built by this worker at revision" in checked.message
+    runner.clear_cache()
+    outcome, _ = pipeline.run("schedule", key="schedule_elsewhere")
+    assert isinstance(outcome, Succeeded), outcome
+    assert outcome.outputs["check"]["built_here"] is False and outcome.outputs["check"]["ok"] is True
+    checked = HistoryEntry.objects.filter(mission=pipeline.mission, event="refresh.checked").latest("id")
+    assert "compiles at revision" in checked.message
 
     outcome, _ = pipeline.run("schedule", key="schedule_typo", verify="chek")
     assert isinstance(outcome, Failed) and "config verify: 'chek'" in outcome.error
