@@ -10,7 +10,7 @@ the adapter, and the generated macros. A worker parses them once per adapter at 
 starts from that saved parse: dbt's own partial parsing, which re-reads every file, compares checksums and parses
 what is new or changed (the models and schema files). dbt rejects a saved parse made with another profile, because
 parsing can render ``target``; the template's files are macros, which parsing does not render, so for the template
-alone the profile is taken as the new project's (``_is_partial_parsable``). Anything else that differs (dbt's
+alone the profile is taken as the new project's (``_template_aware``). Anything else that differs (dbt's
 version, a package, dbt_project.yml, another adapter) still makes dbt parse in full.
 """
 
@@ -351,11 +351,14 @@ def warm_up() -> dict[str, float]:
             project, profile = warm_up_project(), template_profile("sqlite", directory)
             invocation = invoke(project, project_dir=directory / "project", profile=profile, env={},
                                 args=["build"], target_dir=directory / "target", write_results=False)
-            with _LOCK:
-                _CACHE.pop(cache_key(project, profile), None)
-        if not (invocation.success and invocation.parsed_from_template):
-            logger.warning("the dbt warm-up build %s: %s", "did not start from the template" if invocation.success
-                           else "failed", invocation.failure_text() if not invocation.success else invocation.error)
+            key = cache_key(project, profile)
+            with _LOCK:  # the warm-up's own project is not kept
+                _CACHE.pop(key, None)
+                _RAN.discard(key)
+        if not invocation.success:
+            logger.warning("the dbt warm-up build failed: %s", invocation.failure_text())
+        elif not invocation.parsed_from_template:
+            logger.warning("the dbt warm-up build did not start from the SQLite template: projects parse in full")
         seconds["build"] = invocation.elapsed
     return seconds
 
