@@ -251,6 +251,32 @@ class Adapter:
         proven instead of counting its distinct values over the whole table. Empty where the engine cannot say."""
         return set()
 
+    def matching_literals_sql(self, table: str, column: str, literals: Sequence[str]) -> str:
+        """A query whose rows are the positions in ``literals`` (SQL literals, as ``lookup_literal`` writes them) of
+        those that equal a value of ``table.column``, as this database compares them: the IN list finds the
+        column's values (the lookup an index serves), and a join of those values to the literals by position says
+        which literal each value equals, so no comparison is left to the caller's language."""
+        return self._matching_sql(table, column, [list(enumerate(literals))])
+
+    def _matching_sql(self, table: str, column: str, groups: Sequence[Sequence[tuple[int, str]]]) -> str:
+        """``matching_literals_sql`` over groups of (position, literal), each group an IN list of its own. The
+        literals' column of a group's join is typed as its IN list types its values: PostgreSQL and DuckDB type a
+        VALUES column once for all its rows, so a NULL of the column's own type comes first (as the column comes
+        first in ``column IN (...)``) and equals nothing; SQLite keeps each value's own type, and compares a literal
+        there as it compares it bare."""
+        q = self.quote
+        key, ref = q(column), q(table)
+        ctes, selects = [], []
+        for g, numbered in enumerate(groups):
+            rows = [f"({n}, {literal})" for n, literal in numbered]
+            if self.engine != "sqlite":
+                rows.insert(0, f"(-1, (SELECT {key} FROM {ref} WHERE 1 = 0))")  # noqa: S608 - quoted identifiers
+            ctes.append(f"v{g}(i, x) AS (VALUES {', '.join(rows)})")
+            selects.append(f"SELECT v{g}.i FROM v{g} JOIN (SELECT DISTINCT {key} AS k FROM {ref} "  # noqa: S608
+                           f"WHERE {key} IN ({', '.join(literal for _, literal in numbered)})) AS s{g} "
+                           f"ON s{g}.k = v{g}.x")
+        return f"WITH {', '.join(ctes)} SELECT DISTINCT i FROM ({' UNION ALL '.join(selects)}) AS m"  # noqa: S608
+
     def containment_sql(self, values: str, refs: Sequence[tuple[str, str]]) -> str:
         """A query of one row: how many values ``values`` holds (a subquery aliased ``x`` of distinct values in its
         column ``v``), then for each key ``(table, key)`` of ``refs`` how many of them the key lacks (a foreign key's

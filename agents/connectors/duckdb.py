@@ -39,6 +39,17 @@ def duckdb_config(**extra: object) -> dict:
     (``GENESIS_DUCKDB_MEMORY_LIMIT``: DuckDB's own default is 80% of the machine, in a worker process that also
     runs agents and dbt; past the limit it spills to a temporary directory beside the file)."""
     return {**NO_DOWNLOADS, "memory_limit": settings.GENESIS_DUCKDB_MEMORY_LIMIT, **extra}
+
+
+def _reads_as_double(literal: str) -> bool:
+    """Whether DuckDB reads this literal as a DOUBLE: a bare number with an exponent (1e+20), or with more digits
+    than a DECIMAL or HUGEINT holds (38)."""
+    number = literal.lstrip("+-")
+    if not number[:1].isdigit() and not number.startswith("."):
+        return False
+    return "e" in number.lower() or sum(ch.isdigit() for ch in number) > 38
+
+
 # Characters a table name never holds but a path or URL does: DuckDB reads ``FROM 'data.csv'`` or
 # ``FROM 's3://bucket/x.parquet'`` as a file scan.
 _PATH_CHARACTERS = set("/\\:.*?")
@@ -71,6 +82,15 @@ class DuckDBAdapter(Adapter):
     dialect = "duckdb"
     # glob() lists files on DuckDB (on SQLite it is the GLOB operator's function).
     engine_denied_functions = frozenset({"glob"})
+
+    def matching_literals_sql(self, table: str, column: str, literals: Sequence[str]) -> str:
+        """As ``Adapter.matching_literals_sql``, with the numbers DuckDB reads as DOUBLE (an exponent, or more digits
+        than a DECIMAL holds) looked up apart from the others: one of them in a list types the whole list DOUBLE, and
+        a FLOAT column's 1.1, which equals the literal 1.1 alone (compared as a FLOAT), then differs from it."""
+        numbered = list(enumerate(literals))
+        doubles = [(n, literal) for n, literal in numbered if _reads_as_double(literal)]
+        others = [(n, literal) for n, literal in numbered if not _reads_as_double(literal)]
+        return self._matching_sql(table, column, [group for group in (others, doubles) if group])
 
     def _bytes_literal(self, data: bytes) -> str:
         return "'" + "".join(f"\\x{byte:02X}" for byte in data) + "'::BLOB"

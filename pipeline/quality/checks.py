@@ -10,15 +10,12 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from agents.access import adapter_for
 from agents.connectors.base import NUMBER_FAMILIES, ConnectorError
 from pipeline.dbt.spec import TargetSpec, type_family
 from pipeline.quality.reconcile import reconcile_targets, target_aggregates
 from pipeline.quality.results import SAMPLE, CheckResult
-
-BIG = 50_000_000
 
 
 def _keys_sql(adapter, target: TargetSpec) -> str:
@@ -208,26 +205,20 @@ def _target_values(target_adapter, table: str, col: str) -> tuple[str, Iterator[
     return page_sql(f" AND {col} > <the previous page's last value>"), pages()
 
 
-def _decimal(value) -> Decimal | None:
-    """A number (not a boolean) as the decimal its text writes, or None."""
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        return None
-    number = Decimal(str(value))
-    return number if number.is_finite() else None
-
-
 def _reference_in_chunks(target_adapter, source_adapter, table: str, col: str, ref_table: str, ref_column: str,
                          family: str):
     """The comparison across two databases, in bounded memory: the target's distinct values (with their row counts)
     are read PAGE at a time in the target's keyset order and looked up in the source CHUNK at a time (an IN list over
     the source's key, which needs no ordering shared by the two engines), so no query reads a whole column into
-    Python; only the counts and the SAMPLE first missing values (by text) are kept. Values compare as the old
-    comparison did: equal, or equal as text; and numbers looked up in numbers by their decimal value."""
+    Python; only the counts and the SAMPLE first missing values (by text) are kept. A value is found when the source
+    says one of its rows equals the value's literal (``lookup_literal`` for the source column's family): each lookup
+    returns the positions of the literals it matched, so the source's own equality decides, not Python's ``==`` on
+    the values it returns (a DuckDB FLOAT's 1.1 reads back as 1.100000023841858, an integer column's 7 is not the text
+    '007' it matched). A value with no literal (a text that reads as no number, looked up in numbers) is missing."""
     values_sql, pages = _target_values(target_adapter, table, col)
-    ref_col, ref = source_adapter.quote(ref_column), source_adapter.quote(ref_table)
     failing = distinct = 0
     first: list = []
-    lookup_sql = ""
+    looked_up = False
     chunks = (page[start:start + CHUNK] for page in pages for start in range(0, len(page), CHUNK))
     # The lookups are the platform's own SQL (quoted identifiers, literals written by the source adapter's
     # lookup_literal for the source column's family) on one table: that table is checked against the allowed tables
@@ -235,26 +226,22 @@ def _reference_in_chunks(target_adapter, source_adapter, table: str, col: str, r
     # thirds of the time at 200k values).
     source_adapter.check_tables([ref_table])
     for chunk in chunks:
-        literals = {row[0]: source_adapter.lookup_literal(row[0], family) for row in chunk}
-        marks = sorted({lit for lit in literals.values() if lit is not None})
-        known: set = set()
+        literals = [source_adapter.lookup_literal(value, family) for value, _ in chunk]
+        # Each literal once: two target values can be written alike (the texts '7' and '007' looked up in numbers).
+        marks = sorted({literal for literal in literals if literal is not None})
+        matched: set[str] = set()
         if marks:
-            # At most one row per literal: DISTINCT folds the source values equal to one literal into one.
-            lookup_sql = (f"SELECT DISTINCT {ref_col} FROM {ref} "  # noqa: S608 - quoted identifiers, literals
-                          f"WHERE {ref_col} IN ({', '.join(marks)})")
-            known = {row[0] for row in source_adapter.run_internal(lookup_sql, limit=BIG).rows}
-        known_text = {str(k) for k in known}
-        # A number the source found compares by its decimal value: a Decimal('0.10') and the float 0.1 the source
-        # returns for it are one value, which Python's == does not say (the float is not exactly 0.1).
-        known_numbers = ({n for k in known if (n := _decimal(k)) is not None} if family in NUMBER_FAMILIES
-                         else set())
-        missing = [(v, int(n)) for v, n in chunk if v not in known and str(v) not in known_text
-                   and (not known_numbers or _decimal(v) not in known_numbers)]
+            lookup_sql = source_adapter.matching_literals_sql(ref_table, ref_column, marks)
+            matched = {marks[row[0]] for row in source_adapter.run_internal(lookup_sql, limit=len(marks)).rows}
+            looked_up = True
+        missing = [(value, int(n)) for (value, n), literal in zip(chunk, literals, strict=True)
+                   if literal not in matched]
         failing += sum(n for _, n in missing)
         distinct += len(missing)
         first = heapq.nsmallest(SAMPLE, first + [v for v, _ in missing], key=str)
-    sql = [values_sql] + ([lookup_sql.split(" WHERE ")[0] + f" WHERE {ref_col} IN (<{CHUNK} target values at a "
-                                                               f"time>)"] if lookup_sql else [])
+    # The lookup as shipped: its literals are the target's values, CHUNK at a time.
+    shown = source_adapter.matching_literals_sql(ref_table, ref_column, ["<target value 0>", "<target value 1>", "..."])
+    sql = [values_sql] + ([f"{shown} -- up to {CHUNK} target values a query"] if looked_up else [])
     return failing, distinct, first, sql
 
 
