@@ -349,8 +349,12 @@ def warm_up() -> dict[str, float]:
         with tempfile.TemporaryDirectory(prefix="genesis-dbt-warm-up-") as scratch:
             directory = Path(scratch)
             project, profile = warm_up_project(), template_profile("sqlite", directory)
-            invocation = invoke(project, project_dir=directory / "project", profile=profile, env={},
-                                args=["build"], target_dir=directory / "target", write_results=False)
+            # Without dbt's static parser (dbt_extractor): it starts a thread pool of its own on first use, and the
+            # warm-up runs before the cluster forks, whose workers would inherit the pool without its threads and
+            # wait for them forever at their first parse of a model.
+            invocation = invoke(project, project_dir=directory / "project", profile=profile,
+                                env={"DBT_STATIC_PARSER": "false"}, args=["build"], target_dir=directory / "target",
+                                write_results=False)
             key = cache_key(project, profile)
             with _LOCK:  # the warm-up's own project is not kept
                 _CACHE.pop(key, None)
