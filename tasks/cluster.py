@@ -28,6 +28,7 @@ starts a new one), so no orphaned half-cluster keeps taking messages nobody supe
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib
 import logging
 import multiprocessing
@@ -152,27 +153,27 @@ class Sentinel(q_cluster.Sentinel):
         os._exit(STALLED_EXIT)
 
 
+def _call(path: str) -> None:
+    import_string(path)()
+
+
 def preload(modules: list[str] | None = None, warmups: list[str] | None = None) -> dict[str, float]:
     """Import the modules a run would otherwise import on first use (``GENESIS_WORKER_PRELOAD``), then call the
     warm-ups (``GENESIS_WORKER_WARMUP``, dotted paths of functions: work every run would otherwise repeat, such as
     parsing dbt's templates), in the command's process, before the cluster forks: its sentinel and every worker, the
     ones the guard spawns later included, start with them. Seconds per module and warm-up; one that fails is logged
     and left to the runs that need it, which report it (the initialize step names a missing dbt adapter)."""
+    modules = settings.GENESIS_WORKER_PRELOAD if modules is None else modules
+    warmups = settings.GENESIS_WORKER_WARMUP if warmups is None else warmups
+    steps = [(name, "preloading", functools.partial(importlib.import_module, name)) for name in modules]
+    steps += [(name, "warming up with", functools.partial(_call, name)) for name in warmups]
     seconds = {}
-    for name in settings.GENESIS_WORKER_PRELOAD if modules is None else modules:
+    for name, doing, step in steps:
         started = time.monotonic()
         try:
-            importlib.import_module(name)
-        except Exception as error:  # noqa: BLE001 - a worker without dbt still runs everything else
-            logger.warning("preloading %s failed: %s", name, error)
-            continue
-        seconds[name] = time.monotonic() - started
-    for name in settings.GENESIS_WORKER_WARMUP if warmups is None else warmups:
-        started = time.monotonic()
-        try:
-            import_string(name)()
-        except Exception as error:  # noqa: BLE001 - a warm-up saves time; without it runs do the work themselves
-            logger.warning("warming up with %s failed: %s", name, error)
+            step()
+        except Exception as error:  # noqa: BLE001 - a worker without dbt (or its warm-up) still runs everything else
+            logger.warning("%s %s failed: %s", doing, name, error)
             continue
         seconds[name] = time.monotonic() - started
     if seconds:

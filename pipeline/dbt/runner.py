@@ -34,10 +34,9 @@ from typing import Any
 import yaml
 from django.conf import settings
 
-from pipeline.dbt.project import DbtProject, template_profile, template_project, warm_up_project
+from pipeline.dbt.project import DBT_ADAPTERS, DbtProject, template_profile, template_project, warm_up_project
 
 logger = logging.getLogger("genesis.dbt")
-TEMPLATE_ADAPTERS = ("sqlite", "duckdb", "postgres")
 _LOCK = threading.Lock()
 _CACHE: OrderedDict[str, Any] = OrderedDict()
 # Cache keys whose every model this process has run successfully, without vars: their models compile.
@@ -337,7 +336,7 @@ def warm_up() -> dict[str, float]:
     second that the first mission would otherwise pay); seconds per step. A template that cannot be parsed is
     logged, and projects on that adapter parse in full."""
     seconds = {}
-    for adapter_type in TEMPLATE_ADAPTERS:
+    for adapter_type in DBT_ADAPTERS.values():
         if importlib.util.find_spec(f"dbt.adapters.{adapter_type}") is None:
             continue
         invocation = prepare_template(adapter_type)
@@ -349,8 +348,12 @@ def warm_up() -> dict[str, float]:
         with tempfile.TemporaryDirectory(prefix="genesis-dbt-warm-up-") as scratch:
             directory = Path(scratch)
             project, profile = warm_up_project(), template_profile("sqlite", directory)
-            invocation = invoke(project, project_dir=directory / "project", profile=profile, env={},
-                                args=["build"], target_dir=directory / "target", write_results=False)
+            # Without dbt's static parser (dbt_extractor): it starts a thread pool of its own on first use, and the
+            # warm-up runs before the cluster forks, whose workers would inherit the pool without its threads and
+            # wait for them forever at their first parse of a model.
+            invocation = invoke(project, project_dir=directory / "project", profile=profile,
+                                env={"DBT_STATIC_PARSER": "false"}, args=["build"], target_dir=directory / "target",
+                                write_results=False)
             key = cache_key(project, profile)
             with _LOCK:  # the warm-up's own project is not kept
                 _CACHE.pop(key, None)

@@ -146,3 +146,48 @@ def test_warm_up_parses_each_installed_adapters_template_and_builds_from_it(tmp_
     assert set(seconds) == {"sqlite template", "duckdb template", "postgres template", "build"}
     assert all(runner.template_file(t).exists() for t in ("sqlite", "duckdb", "postgres"))
     assert runner.cached_revisions() == []  # the warm-up's own project is not kept
+
+
+FORKED_PARSE = """
+import faulthandler, os, sys, tempfile
+from pathlib import Path
+import django
+django.setup()
+from pipeline.dbt import runner
+from pipeline.dbt.project import template_profile
+from tests.pipeline.build.test_templates import healthcare
+runner.warm_up()
+pid = os.fork()
+if pid == 0:
+    faulthandler.dump_traceback_later(60, exit=True)
+    directory = Path(tempfile.mkdtemp())
+    invocation = runner.invoke(healthcare("sqlite"), project_dir=directory / "p",
+                               profile=template_profile("sqlite", directory), env={}, args=["ls"],
+                               target_dir=directory / "t", write_results=False)
+    os._exit(0 if invocation.success and invocation.parsed_from_template else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_forked_after_the_warm_up_parses_models(tmp_path):
+    """The warm-up runs in the cluster's command before it forks its workers: a worker's first parse of models (dbt's
+    static parser included) must not wait on anything the warm-up started in the parent (it did: dbt_extractor's
+    thread pool, whose threads a fork does not copy)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    # The test settings give the process templates of its own, in a new directory.
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "genesis.settings_test", "GENESIS_VAR_DIR": str(tmp_path)}
+    process = subprocess.Popen([sys.executable, "-c", FORKED_PARSE], cwd=root, env=env, start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output, _ = process.communicate(timeout=150)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        output, _ = process.communicate()
+    assert process.returncode == 0, output[-3000:]
