@@ -148,6 +148,9 @@ class Adapter:
     dialect: str = ""
     # Functions refused on this engine only (a name that is harmless on another one, like SQLite's glob()).
     engine_denied_functions: frozenset[str] = frozenset()
+    # Whether the engine gives a VALUES column one type for all its rows (PostgreSQL, DuckDB); SQLite keeps each
+    # value's own type.
+    values_typed_once = True
 
     def __init__(self, connection, *, allowed_tables: Iterable[str] | None = None,
                  on_refused: RefusalHook | None = None):
@@ -269,7 +272,7 @@ class Adapter:
         ctes, selects = [], []
         for g, numbered in enumerate(groups):
             rows = [f"({n}, {literal})" for n, literal in numbered]
-            if self.engine != "sqlite":
+            if self.values_typed_once:
                 rows.insert(0, f"(-1, (SELECT {key} FROM {ref} WHERE 1 = 0))")  # noqa: S608 - quoted identifiers
             ctes.append(f"v{g}(i, x) AS (VALUES {', '.join(rows)})")
             selects.append(f"SELECT v{g}.i FROM v{g} JOIN (SELECT DISTINCT {key} AS k FROM {ref} "  # noqa: S608

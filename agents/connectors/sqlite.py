@@ -54,6 +54,7 @@ def _authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None,
 class SQLiteAdapter(Adapter):
     engine = "sqlite"
     dialect = "sqlite"
+    values_typed_once = False
 
     @property
     def path(self) -> Path | None:
