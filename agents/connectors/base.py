@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +22,10 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 # The timeout of the queries run where no caller gives one: DEFAULT_TIMEOUT_SECONDS for a person waiting on a page
 # or an API call, the worker's longer limit while an agent runs (``query_timeout``).
 _query_timeout: ContextVar[float | None] = ContextVar("genesis_query_timeout", default=None)
+
+
+def _finite(value: float | Decimal) -> bool:
+    return value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
 
 
 @contextmanager
@@ -220,7 +225,10 @@ class Adapter:
         overrides it). For an ``integer`` or ``numeric`` column a number, or a text that reads as a finite one, is
         written bare, and anything else (a boolean too) is None: no number can equal it. For a ``text`` column, the
         quoted text of the value. For any other family, numbers bare (a boolean as ``True``/``False``), a blob as
-        this engine writes binary data, and anything else as its quoted text."""
+        this engine writes binary data, and anything else as its quoted text. NaN and the infinities are written by
+        ``non_finite_literal``, never bare (SQL reads a bare ``nan`` or ``inf`` as a column's name)."""
+        if isinstance(value, float | Decimal) and not _finite(value):
+            return self.non_finite_literal(value, family)
         if family in NUMBER_FAMILIES:
             if isinstance(value, bool):
                 return None
@@ -235,6 +243,14 @@ class Adapter:
             return str(value)
         if family != "text" and isinstance(value, bytes | bytearray | memoryview):
             return self._bytes_literal(bytes(value))
+        return exp.Literal.string(str(value)).sql(dialect=self.dialect)
+
+    def non_finite_literal(self, value: float | Decimal, family: str) -> str | None:
+        """NaN or an infinity as a literal to compare with a column of ``family``: for numbers, None (the engines
+        that can hold and compare them override this; the value is then reported missing, never silently found);
+        for anything else, its quoted text."""
+        if family in NUMBER_FAMILIES:
+            return None
         return exp.Literal.string(str(value)).sql(dialect=self.dialect)
 
     def _bytes_literal(self, data: bytes) -> str:

@@ -7,6 +7,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,15 @@ class SQLiteAdapter(Adapter):
                 return "9e999" if value > 0 else "-9e999"
             return repr(value)
         return super().literal(value)
+
+    def non_finite_literal(self, value: float | Decimal, family: str) -> str | None:
+        """As ``Adapter.non_finite_literal``: an infinity compared with anything but text is SQLite's (a REAL holds
+        one); SQLite stores a NaN as NULL, so no row holds one."""
+        if family == "text":
+            return super().non_finite_literal(value, family)
+        if math.isnan(value):
+            return None
+        return "9e999" if value > 0 else "-9e999"
 
     def _bytes_literal(self, data: bytes) -> str:
         return f"X'{data.hex()}'"

@@ -77,6 +77,14 @@ CASES = {
                                                   {"duckdb>sqlite": ["1.0000000200408773e+20", "1.100000023841858",
                                                                      "2.5"],
                                                    ">duckdb": ["1e+20", "2.5"], "default": ["2.5"]}),
+    # NaN and the infinities are never written bare (SQL would read a column's name): an infinity is found where the
+    # source holds it (SQLite writes it 9e999, PostgreSQL quoted as its column's type); a NaN (SQLite holds none:
+    # it stores NULL) and, on DuckDB, any of them are reported missing, never silently found.
+    "infinities and NaN": ("float", [1.5, float("inf"), float("-inf"), float("nan")], "float",
+                           [1.5, float("inf")], "numeric",
+                           {"sqlite>sqlite": ["-inf"], "sqlite>postgresql": ["-inf"], "sqlite": ["-inf", "inf"],
+                            ">sqlite": ["-inf", "nan"], ">postgresql": ["-inf", "nan"],
+                            "default": ["-inf", "inf", "nan"]}),
     # A blob is looked up (and sampled) as each engine writes binary data; the detail names it as Python writes it.
     "blobs": ("blob", [b"\x00", b"ab"], "blob", [b"ab"], "unknown", ["b'\\x00'"]),
 }
