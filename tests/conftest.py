@@ -4,6 +4,7 @@ missions, import blueprints and give the test connections made with ``leads_conn
 superuser) and ``agent`` (a data agent). Every cache (throttles, sign-in limits) starts empty. ``llm_stub`` turns the
 language model on against a local stub of the chat API."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,16 @@ from missions.choices import MissionStatus, Role
 from tests.agents.llm_stub import KEY, StubLLM
 from tests.browser import browser_context  # noqa: F401  (the Playwright fixture of the page tests)
 from tests.factories import AgentFactory, MissionFactory, UserFactory, build_mission_graph
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_scratch_directories():
+    """The test settings' throw-away directories (uploaded files, dbt templates) go when the session ends."""
+    yield
+    from django.conf import settings
+
+    for path in (settings.MEDIA_ROOT, settings.GENESIS_DBT_TEMPLATE_DIR):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

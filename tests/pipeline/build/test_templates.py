@@ -166,6 +166,10 @@ if pid == 0:
                                target_dir=directory / "t", write_results=False)
     os._exit(0 if invocation.success and invocation.parsed_from_template else 3)
 _, status = os.waitpid(pid, 0)
+import shutil
+from django.conf import settings
+for path in (settings.MEDIA_ROOT, settings.GENESIS_DBT_TEMPLATE_DIR):
+    shutil.rmtree(path, ignore_errors=True)
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
