@@ -38,9 +38,18 @@ from pipeline.dbt.project import DBT_ADAPTERS, DbtProject, template_profile, tem
 
 logger = logging.getLogger("genesis.dbt")
 _LOCK = threading.Lock()
-_CACHE: OrderedDict[str, Any] = OrderedDict()
-# Cache keys whose every model this process has run successfully, without vars: their models compile.
-_RAN: set[str] = set()
+
+
+@dataclass
+class _Parsed:
+    """A cached parse: the manifest, and whether this process has since run every one of its models successfully
+    without vars (so they compile)."""
+
+    manifest: Any
+    models_ran: bool = False
+
+
+_CACHE: OrderedDict[str, _Parsed] = OrderedDict()
 CACHE_SIZE = 8
 _FLAGS = ["--no-send-anonymous-usage-stats", "--quiet"]
 # Per invocation, dbt would re-serialize the whole manifest to manifest.json and write a debug log file: about
@@ -144,18 +153,19 @@ def cached_revisions() -> list[str]:
 def models_ran(project: DbtProject, profile: dict) -> bool:
     """Whether this process has run every model of the project with this profile successfully, without vars (so
     compiling them again would prove nothing new)."""
-    return cache_key(project, profile) in _RAN
+    parsed = _CACHE.get(cache_key(project, profile))
+    return parsed is not None and parsed.models_ran
 
 
 def cached_manifest(project: DbtProject, profile: dict) -> Any | None:
     """The parsed manifest this process holds for the project and profile, if any."""
-    return _CACHE.get(cache_key(project, profile))
+    parsed = _CACHE.get(cache_key(project, profile))
+    return parsed.manifest if parsed is not None else None
 
 
 def clear_cache() -> None:
     with _LOCK:
         _CACHE.clear()
-        _RAN.clear()
 
 
 class _Collector:
@@ -354,10 +364,8 @@ def warm_up() -> dict[str, float]:
             invocation = invoke(project, project_dir=directory / "project", profile=profile,
                                 env={"DBT_STATIC_PARSER": "false"}, args=["build"], target_dir=directory / "target",
                                 write_results=False)
-            key = cache_key(project, profile)
             with _LOCK:  # the warm-up's own project is not kept
-                _CACHE.pop(key, None)
-                _RAN.discard(key)
+                _CACHE.pop(cache_key(project, profile), None)
         if not invocation.success:
             logger.warning("the dbt warm-up build failed: %s", invocation.failure_text())
         elif not invocation.parsed_from_template:
@@ -383,8 +391,8 @@ def invoke(project: DbtProject, *, project_dir: Path, profile: dict, env: dict[s
         os.environ.update(env)
         try:
             invocation = Invocation(command=" ".join(args), success=False, target_dir=target_dir)
-            manifest = _CACHE.get(key)
-            if manifest is None:
+            cached = _CACHE.get(key)
+            if cached is None:
                 parse_started = time.monotonic()
                 parsed, invocation.parsed_from_template = _parse(
                     common, adapter_type=_adapter_type(profile), target_path=project_dir / "target",
@@ -395,10 +403,9 @@ def invoke(project: DbtProject, *, project_dir: Path, profile: dict, env: dict[s
                     invocation.log_lines = collector.lines
                     invocation.elapsed = time.monotonic() - started
                     return invocation
-                manifest = parsed.result
-                _CACHE[key] = manifest
+                cached = _CACHE[key] = _Parsed(parsed.result)
                 while len(_CACHE) > CACHE_SIZE:
-                    _RAN.discard(_CACHE.popitem(last=False)[0])
+                    _CACHE.popitem(last=False)
             else:
                 _CACHE.move_to_end(key)
                 invocation.reused_manifest = True
@@ -408,7 +415,7 @@ def invoke(project: DbtProject, *, project_dir: Path, profile: dict, env: dict[s
             dbt_started = time.monotonic()
             invocation.dbt_started_at = time.time()
             try:
-                result = dbtRunner(manifest=manifest, callbacks=[collector]).invoke(command)
+                result = dbtRunner(manifest=cached.manifest, callbacks=[collector]).invoke(command)
             finally:
                 _close_duckdb()
             invocation.dbt_elapsed = time.monotonic() - dbt_started
@@ -423,12 +430,9 @@ def invoke(project: DbtProject, *, project_dir: Path, profile: dict, env: dict[s
     if write_results and hasattr(result.result, "write"):
         result.result.write(str(target_dir / "run_results.json"))
     invocation.nodes = _node_results(result.result)
-    models = {unique_id for unique_id in manifest.nodes if unique_id.startswith("model.")}
-    if invocation.success and not variables and models and models <= {
-            n.unique_id for n in invocation.nodes if n.status == "success"}:
-        with _LOCK:
-            if key in _CACHE:
-                _RAN.add(key)
+    if invocation.success and not variables and not cached.models_ran:
+        models = {unique_id for unique_id in cached.manifest.nodes if unique_id.startswith("model.")}
+        cached.models_ran = bool(models) and models <= {n.unique_id for n in invocation.nodes if n.status == "success"}
     if result.exception is not None:
         invocation.error = f"dbt stopped: {result.exception}"
     invocation.log_lines = collector.lines
