@@ -8,6 +8,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
@@ -282,20 +283,17 @@ def warm_up_project() -> DbtProject:
 
 
 def template_profile(adapter_type: str, directory: Path) -> dict:
-    """A profile of the adapter type for parsing the template: a parse opens no connection, and a new project's
-    parse from the template renders its own files with its own profile."""
-    output: dict = {"type": adapter_type, "threads": 1}
-    if adapter_type == "sqlite":
-        output |= {"database": "main", "schema": "main", "schema_directory": str(directory),
-                   "schemas_and_paths": {"main": str(directory / "template.sqlite3")}}
-    elif adapter_type == "duckdb":
-        output |= {"path": str(directory / "template.duckdb"), "config_options": duckdb_config(), "extensions": []}
-    elif adapter_type == "postgres":
-        output |= {"host": "127.0.0.1", "port": 5432, "user": "genesis", "password": "", "dbname": "genesis",
-                   "schema": "public"}
-    else:
+    """A profile of dbt's adapter type for parsing the template (written as a mission's is, by ``profile_for``, for
+    a connection of the type in ``directory``): a parse opens no connection, and a new project's parse from the
+    template renders its own files with its own profile."""
+    engine = next((e for e, a in DBT_ADAPTERS.items() if a == adapter_type), None)
+    if engine is None:
         raise DomainError(f"There is no template profile for dbt's {adapter_type} adapter.", field="engine")
-    return {"genesis": {"target": "genesis", "outputs": {"genesis": output}}}
+    location = {"sqlite": str(directory / "template.sqlite3"), "duckdb": str(directory / "template.duckdb"),
+                "postgresql": "postgresql://genesis@127.0.0.1:5432/genesis"}[engine]
+    connection = SimpleNamespace(name="template", engine=engine, location=location, secret="")
+    profile, _ = profile_for(target=connection, source=connection)
+    return profile
 
 
 def profile_for(*, target, source) -> tuple[dict, dict[str, str]]:
