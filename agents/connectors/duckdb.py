@@ -87,9 +87,10 @@ class DuckDBAdapter(Adapter):
         """As ``Adapter.matching_literals_sql``, with the numbers DuckDB reads as DOUBLE (an exponent, or more digits
         than a DECIMAL holds) looked up apart from the others: one of them in a list types the whole list DOUBLE, and
         a FLOAT column's 1.1, which equals the literal 1.1 alone (compared as a FLOAT), then differs from it."""
-        numbered = list(enumerate(literals))
-        doubles = [(n, literal) for n, literal in numbered if _reads_as_double(literal)]
-        others = [(n, literal) for n, literal in numbered if not _reads_as_double(literal)]
+        others: list[tuple[int, str]] = []
+        doubles: list[tuple[int, str]] = []
+        for n, literal in enumerate(literals):
+            (doubles if _reads_as_double(literal) else others).append((n, literal))
         return self._matching_sql(table, column, [group for group in (others, doubles) if group])
 
     def _bytes_literal(self, data: bytes) -> str:
