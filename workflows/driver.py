@@ -3,13 +3,23 @@ for people when told to (``--auto-approve``), and say whether the mission waits 
 
 from __future__ import annotations
 
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
+from history.models import HistoryEntry
 from missions.models import Mission
 from tasks.choices import PhaseStatus, QuestionStatus, RunStatus, TaskStatus
 from tasks.models import Question, Run, Task
 from workflows.tasks import question_answer, task_approve
+
+
+def change_mark(mission: Mission) -> int | None:
+    """The mission's newest history entry. Every change to the mission, its tasks, runs and questions writes one in
+    the change's own transaction, so while the mark stays the same there is nothing new to start or decide, except a
+    run whose delay has passed since (``available_at``), or an entry whose transaction committed after a newer one's
+    (ids are handed out before commit): ``run_mission`` also looks at everything twice a second for those."""
+    last: int | None = HistoryEntry.objects.filter(mission=mission).aggregate(last=Max("id"))["last"]
+    return last
 
 
 def pending_runs(mission: Mission, *, kept: bool = True) -> list[int]:

@@ -12,6 +12,7 @@ from missions.choices import MissionStatus
 from tasks import services
 from tasks.choices import TaskStatus
 from tasks.models import Artifact, Question, Run, Task
+from workflows import driver
 
 pytestmark = pytest.mark.django_db
 
@@ -151,3 +152,29 @@ def test_run_mission_with_one_worker_runs_one_run_at_a_time(mission, agent, lead
 def test_run_mission_refuses_no_workers(mission):
     with pytest.raises(CommandError, match="--workers"):
         call_command("run_mission", str(mission.pk), "--workers", "-1", stdout=StringIO())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_mission_with_workers_looks_again_when_the_history_moves(mission, agent, lead, enqueued, monkeypatch):
+    if connection.vendor == "sqlite":
+        pytest.skip("the in-memory test database's shared cache takes table locks that fail at once (SQLITE_LOCKED) "
+                    "instead of waiting as the platform's WAL file does; the 1M benchmark runs this on SQLite")
+    slow = services.task_create(mission=mission, key="slow", title="Slow", owner_agent=agent,
+                                config={"sleep_ms": 2500})
+    spec = services.task_create(mission=mission, key="spec", title="Spec", owner_agent=agent,
+                                config={"needs_approval": "spec v1"})
+    after = services.task_create(mission=mission, key="after", title="After", owner_agent=agent)
+    services.dependency_add(task=after, depends_on=spec)
+    looks = []
+    decide = driver.auto_decide
+    monkeypatch.setattr(driver, "auto_decide", lambda m: looks.append(time.monotonic()) or decide(m))
+    call_command("run_mission", str(mission.pk), "--wait", "--timeout", "60", "--workers", "2", "--auto-approve",
+                 stdout=StringIO())
+    mission.refresh_from_db()
+    assert mission.status == MissionStatus.COMPLETED
+    # The approval and the run after it happened while the slow run still worked: the spec's run changed the
+    # history, and the driver looked at once instead of waiting for a thread to finish.
+    slow_run, after_run = (Run.objects.get(task=t, status="succeeded") for t in (slow, after))
+    assert after_run.finished_at < slow_run.finished_at
+    # While nothing changed it looked twice a second, not twenty times (once per 50 ms wait).
+    assert len(looks) <= 14, len(looks)

@@ -40,6 +40,9 @@ from tasks.models import Artifact, Run, Task
 from workflows import driver
 from workflows.missions import mission_launch, mission_resume
 
+# With runs in our threads and the mission's history unchanged, the loop still looks at everything this often: a
+# run's retry delay passes without a change to the history.
+LOOK_AGAIN_S = 0.5
 ENDED = {MissionStatus.COMPLETED, MissionStatus.CLOSED, MissionStatus.FAILED, MissionStatus.CANCELLED}
 
 
@@ -90,11 +93,22 @@ class Command(BaseCommand):
         handed to a free thread and the loop goes on deciding and sweeping meanwhile; without, runs one by one."""
         deadline = time.monotonic() + options["timeout"]
         running: dict[int, Future] = {}
+        mark, looked_at = None, 0.0
         while True:
+            finished = False
             for run_id, future in list(running.items()):
                 if future.done():
                     del running[run_id]
+                    finished = True
                     future.result()  # a run that raised stops the command, as it does without a pool
+            # Read before looking, so that a change made while we look shows next time.
+            latest = driver.change_mark(mission) if pool is not None else None
+            if running and not finished and latest == mark and time.monotonic() - looked_at < LOOK_AGAIN_S:
+                # Runs in our threads, none finished, the mission's history unchanged: nothing new to start or
+                # decide (one query, instead of the four of a look that would find nothing).
+                wait(running.values(), timeout=0.05, return_when=FIRST_COMPLETED)
+                continue
+            mark, looked_at = latest, time.monotonic()
             mission.refresh_from_db()
             if mission.status in ENDED and not running:
                 return False
