@@ -198,9 +198,14 @@ def _one(claims: int, seed: int, target: str, location: str | None) -> dict:
                 "error": (loaded.stderr or loaded.stdout)[-1500:]}
     mission = Mission.objects.order_by("-id").first()
     # The worker's start, as `manage.py qcluster` starts one: dbt and its adapters imported before any run.
+    from django_q.brokers import get_broker
+
     from tasks.cluster import preload
 
-    preload_s = sum(preload().values())
+    started = time.monotonic()
+    preload()
+    get_broker()  # a cluster opens its broker as it starts (django-q2's Cluster), before any run
+    preload_s = time.monotonic() - started
     _checkpoint(target, location)
     meter = SqlMeter()
     meter.install()
