@@ -101,8 +101,9 @@ class Command(BaseCommand):
                     del running[run_id]
                     finished = True
                     future.result()  # a run that raised stops the command, as it does without a pool
-            # Read before looking, so that a change made while we look shows next time.
-            latest = driver.change_mark(mission) if pool is not None else None
+            # Read before looking, so that a change made while we look shows next time (only while our threads work:
+            # the first look after they start is a full one).
+            latest = driver.change_mark(mission) if running else None
             if running and not finished and latest == mark and time.monotonic() - looked_at < LOOK_AGAIN_S:
                 # Runs in our threads, none finished, the mission's history unchanged: nothing new to start or
                 # decide (one query, instead of the four of a look that would find nothing).
