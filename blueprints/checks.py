@@ -237,8 +237,10 @@ class ApprovalRecorded(Check):
 
     def evaluate(self, params, context):
         task = context.task_by_key(params["task"])
+        # The task's own status changes: a notification about the task or one of its runs names the task too, with
+        # a status of its own (a notification sent after the approval must not hide it).
         entries = list(
-            HistoryEntry.objects.filter(task=task).exclude(to_status="")
+            HistoryEntry.objects.filter(task=task, event__startswith="task.").exclude(to_status="")
             .select_related("actor_user").order_by("-created_at", "-id")[:200]
         )
         last = entries[0] if entries else None

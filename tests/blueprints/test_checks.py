@@ -9,6 +9,7 @@ from agents.connectors import QueryRefused
 from agents.models import Connection
 from blueprints.checks import CheckContext, check_types, run_check
 from blueprints.connections import query_value
+from history.services import history_record
 from tasks.services import artifact_create, phase_create, run_create, run_transition, task_transition
 from tests.factories import TaskFactory
 
@@ -96,6 +97,10 @@ def test_approval_recorded(mission, lead, agent):
     result = check("approval_recorded", {"task": "review"}, mission=mission)
     assert result.passed and result.evidence["approved_by"] == "lead"
     assert result.message.startswith("Task review approved by lead at ")
+    # A notification about the task sent after the approval (the worker's e-mail job) leaves it standing.
+    history_record(mission=mission, task=review, event="notification.sent", from_status="pending", to_status="sent")
+    result = check("approval_recorded", {"task": "review"}, mission=mission)
+    assert result.passed and result.evidence["approved_by"] == "lead"
     # Re-opened work is no longer approved.
     move(review, "pending")
     assert not check("approval_recorded", {"task": "review"}, mission=mission).passed
