@@ -239,9 +239,11 @@ def _reference_in_chunks(target_adapter, source_adapter, table: str, col: str, r
         failing += sum(n for _, n in missing)
         distinct += len(missing)
         first = heapq.nsmallest(SAMPLE, first + [v for v, _ in missing], key=str)
-    # The lookup as shipped: its literals are the target's values, CHUNK at a time.
-    shown = source_adapter.matching_literals_sql(ref_table, ref_column, ["<target value 0>", "<target value 1>", "..."])
-    sql = [values_sql] + ([f"{shown} -- up to {CHUNK} target values a query"] if looked_up else [])
+    sql = [values_sql]
+    if looked_up:  # the lookup as shipped: its literals are the target's values, CHUNK at a time
+        shown = source_adapter.matching_literals_sql(ref_table, ref_column,
+                                                     ["<target value 0>", "<target value 1>", "..."])
+        sql.append(f"{shown} -- up to {CHUNK} target values a query")
     return failing, distinct, first, sql
 
 
