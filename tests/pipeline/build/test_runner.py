@@ -132,3 +132,22 @@ def test_models_ran_only_after_every_model_ran_without_vars_and_not_after_a_fail
     assert not runner.models_ran(project, profile("b.sqlite3"))
     runner.clear_cache()
     assert not runner.models_ran(project, profile("a.sqlite3"))
+
+
+def test_dbt_looks_for_its_plugin_modules_once_per_process(monkeypatch):
+    """dbt walks sys.path for ``dbt_*`` modules on every invocation; after the runner's patch it walks once (or not
+    at all, when an earlier call already did), and finds the same modules."""
+    import pkgutil  # noqa: PLC0415
+
+    from dbt.plugins.manager import PluginManager  # noqa: PLC0415
+
+    expected = {name for _, name, _ in pkgutil.iter_modules() if name.startswith("dbt_")}
+    walks = []
+    real = pkgutil.iter_modules
+    monkeypatch.setattr(pkgutil, "iter_modules", lambda *args, **kwargs: walks.append(1) or real(*args, **kwargs))
+    runner._patch_dbt()
+    runner._patch_dbt()  # patching twice wraps once
+    found = [PluginManager.get_prefixed_modules() for _ in range(3)]
+    assert len(walks) <= 1
+    assert all(set(modules) == expected for modules in found)
+    assert "dbt_common" in expected
