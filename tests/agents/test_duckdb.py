@@ -217,6 +217,20 @@ def test_the_platforms_own_database_is_refused_as_a_duckdb_connection(monkeypatc
     assert caught.value.code == "platform_database"
 
 
+def test_listing_tables_leaves_the_columns_unread_until_a_column_is_asked_for(duck):
+    """A session that only looks for a table reads the names alone; the columns are read once, when first asked
+    for, and agree with the names; a new session reads both again."""
+    with adapter_for(duck_connection(duck), mission=None) as adapter:
+        assert set(adapter.list_tables()) == {"PATIENTS", "PROVIDERS", "CLAIMS", "CLAIM_DETAILS"}
+        assert adapter._catalog is None
+        assert [c.name for c in adapter._columns("PROVIDERS")][:1] == ["PROVIDER_ID"]
+        catalog = adapter._catalog
+        assert catalog is not None and sorted(catalog) == sorted(adapter.list_tables())
+        assert adapter._columns("NO_SUCH_TABLE") == [] and adapter._catalog is catalog
+    with adapter_for(duck_connection(duck), mission=None) as adapter:
+        assert adapter._tables is None and adapter._catalog is None
+
+
 def test_a_second_reader_in_the_same_process_shares_the_locked_session(duck):
     with adapter_for(duck_connection(duck), mission=None) as first, \
             adapter_for(duck_connection(duck), mission=None) as second:
