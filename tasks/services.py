@@ -471,7 +471,11 @@ def artifact_create(
     else:
         artifact.content_type = content_type or "text/uri-list"
     try:
-        artifact.full_clean(exclude=["file"])
+        # The field rules (kind, name, lengths, URL). Not the relations, which are the objects checked above under the
+        # mission's lock, nor the version's uniqueness, which the version counted under that lock gives: Django would
+        # ask the database again for each (five queries per artifact, and agents store dozens per mission).
+        artifact.full_clean(exclude=["file", "mission", "task", "run", "created_by_user", "created_by_agent"],
+                            validate_unique=False)
     except ValidationError as error:
         raise DomainError.from_validation(error) from None
     if file is not None:

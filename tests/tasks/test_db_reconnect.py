@@ -225,7 +225,8 @@ def test_a_rerun_leaves_one_artifact_where_the_lost_try_stored_one(mission, agen
     assert HistoryEntry.objects.filter(run=run, event="artifact.created").count() == 1
 
 
-def test_a_runs_artifact_is_stored_once_per_content_and_only_under_its_lease(mission, agent, lead, monkeypatch):
+def test_a_runs_artifact_is_stored_once_per_content_and_only_under_its_lease(mission, agent, lead, monkeypatch,
+                                                                           django_assert_max_num_queries):
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", False)
@@ -241,13 +242,16 @@ def test_a_runs_artifact_is_stored_once_per_content_and_only_under_its_lease(mis
     assert (first.version, second.version) == (1, 2)
     assert store("a,b\n1,3\n").pk == second.pk
     assert store("a,b\n1,2\n").version == 3  # the newest is compared: going back is a new version
+    # Locks, the newest version, the new row and its history entry; not the relations and uniqueness again.
+    with django_assert_max_num_queries(14):
+        assert store("a,b\n1,4\n").version == 4
     with pytest.raises(DomainError) as refused:
         store("stale", held=uuid.uuid4())
     assert refused.value.code == "stale_lease"
     Run.objects.filter(pk=run.pk).update(status=RunStatus.LOST)  # swept: its next attempt may write meanwhile
     with pytest.raises(DomainError):
         store("a,b\n9,9\n")
-    assert Artifact.objects.filter(task=task).count() == 3
+    assert Artifact.objects.filter(task=task).count() == 4
 
 
 def catching_task(mission, agent, **fields) -> Task:
