@@ -82,7 +82,7 @@ class SQLiteAdapter(Adapter):
         one); SQLite stores a NaN as NULL, so no row holds one."""
         if family == "text":
             return super().non_finite_literal(value, family)
-        if math.isnan(value):
+        if value.is_nan() if isinstance(value, Decimal) else math.isnan(value):  # a signalling NaN too
             return None
         return "9e999" if value > 0 else "-9e999"
 

@@ -240,3 +240,19 @@ def test_the_rows_of_a_float_missing_from_the_source_are_sampled_from_a_postgres
                                                                                                monkeypatch):
     result = real_check(tmp_path, monkeypatch, "postgresql", "sqlite", [1.1], [2.5])
     assert result.failing_rows == 1 and result.sample_keys == [0]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
+def test_a_decimal_nan_or_infinity_is_written_as_a_float_of_the_same_value_is(engine, tmp_path):
+    """PostgreSQL's numeric holds NaN and the infinities (psycopg reads them as Decimal): looked up in another
+    engine's number column, each is written as the float of the same value is, and a signalling NaN, which no float
+    conversion takes, as a quiet one."""
+    adapter = adapter_for(Connection(name="x", engine=engine, location=str(tmp_path / "x.db")), mission=None)
+    for family in ("numeric", "integer", "text"):
+        for decimal, number in ((Decimal("NaN"), float("nan")), (Decimal("sNaN"), float("nan")),
+                                (Decimal("Infinity"), float("inf")), (Decimal("-Infinity"), float("-inf"))):
+            written = adapter.lookup_literal(decimal, family)
+            if family == "text":
+                assert written == adapter.lookup_literal(str(decimal), family)
+            else:
+                assert written == adapter.lookup_literal(number, family), (family, decimal)
