@@ -309,12 +309,12 @@ def profile_for(*, target, source) -> tuple[dict, dict[str, str]]:
             "schema_directory": str(target_path.parent),
         }
     elif target.engine == "postgresql":
-        parts = urlsplit(target.location)
+        place = pg_place(target.location)
         output = {
             # PostgreSQL takes concurrent writers: independent models build in parallel, up to the setting.
             "type": "postgres", "threads": settings.GENESIS_DBT_POSTGRES_THREADS,
-            "host": parts.hostname or "127.0.0.1", "port": parts.port or 5432,
-            "user": parts.username or "postgres", "dbname": (parts.path or "/postgres").lstrip("/"),
+            "host": place.host, "port": place.port,
+            "user": urlsplit(target.location).username or "postgres", "dbname": place.database,
             "schema": pg_schema_of(target.location),
             "password": "{{ env_var('GENESIS_DBT_PASSWORD', '') }}",
         }
@@ -348,15 +348,63 @@ def _same_engine(*, target, source) -> None:
             f"{source.engine} (load it into {target.engine} first, e.g. with manage.py ingest).", field="engine")
 
 
+@dataclass(frozen=True)
+class PgPlace:
+    """The server and database a PostgreSQL location reaches, as dbt's profile is given them."""
+
+    host: str
+    port: int
+    database: str
+
+    @property
+    def server(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def same_as(self, other: PgPlace) -> bool:
+        local = {"localhost", "127.0.0.1", "::1"}
+        hosts = {self.host, other.host}
+        return (self.port, self.database) == (other.port, other.database) and (len(hosts) == 1 or hosts <= local)
+
+
+def pg_place(location: str) -> PgPlace:
+    parts = urlsplit(location)
+    return PgPlace(host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
+                   database=(parts.path or "/postgres").lstrip("/") or "postgres")
+
+
 def source_schema_for(*, target, source) -> str:
+    """Where dbt, building into ``target``, finds the bronze tables of ``source``; a DomainError naming the target
+    connection when it cannot reach them from there."""
     if target.engine == "sqlite":
         return "bronze"
     if target.engine == "duckdb":
         _same_engine(target=target, source=source)
         return "main"
     if source.engine != "postgresql":
-        raise DomainError("On PostgreSQL, dbt reads the bronze tables from the same database.", field="engine")
+        raise DomainError(
+            f"dbt on PostgreSQL reads the bronze tables from the target's own database; {source.name} is "
+            f"{source.engine} (load it into PostgreSQL first, e.g. with manage.py ingest).", field="target_connection")
+    read, built = pg_place(source.location), pg_place(target.location)
+    if not built.same_as(read):
+        # A PostgreSQL session reads one database: dbt would look for the bronze tables in the target's database and
+        # fail, or, where that database holds tables of the same names, read those instead.
+        raise DomainError(
+            f"dbt on PostgreSQL reads the bronze tables from the target's own database, and a PostgreSQL session "
+            f"reads one database: the source {source.name} is database {read.database} on {read.server}, the "
+            f"target {target.name} is database {built.database} on {built.server}. Build into a schema of "
+            f"{read.database} instead (a target location such as postgres://USER@{read.server}/{read.database}"
+            f"?options=-c%20search_path%3Dmarts), or copy the source into {built.database}.",
+            field="target_connection")
     return pg_schema_of(source.location)
+
+
+def bronze_problem(*, target, source) -> str | None:
+    """Why dbt, building into ``target``, cannot read the bronze tables of ``source``, or None."""
+    try:
+        source_schema_for(target=target, source=source)
+    except DomainError as error:
+        return error.message
+    return None
 
 
 def source_database_for(*, target, source) -> str | None:

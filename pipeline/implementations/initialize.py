@@ -22,6 +22,7 @@ from agents.connectors.sqlite import sqlite_path
 from agents.models import Connection
 from agents.registry import register
 from genesis.exceptions import DomainError
+from pipeline.dbt.project import bronze_problem
 from pipeline.implementations.common import (
     allowed_tables,
     artifact_id,
@@ -63,6 +64,30 @@ def _create_new_targets(connections: dict[str, Connection], check) -> None:
         created = _new_target_file(connection)
         if created is not None:
             check(f"target database {name}", True, f"created an empty {connection.engine} database at {created}")
+
+
+def _check_reachable(context: AgentContext, connections: dict[str, Connection], source: Connection | None, spec,
+                     check) -> None:
+    """Every connection answers; the source holds the allowed tables."""
+    for name, connection in sorted(connections.items()):
+        try:
+            with adapter_for(connection, mission=context.mission) as adapter:
+                adapter.ping()
+                present = adapter.list_tables()
+            check(f"connection {name}", True, f"{connection.engine} reachable ({len(present)} tables)")
+        except ConnectorError as error:
+            check(f"connection {name}", False, error.message)
+            continue
+        if source is not None and name == source.name:
+            try:
+                wanted = allowed_tables(context, spec)
+            except DomainError as error:
+                check("allowed tables", False, error.message)
+                continue
+            lower = {t.lower() for t in present}
+            missing = [t for t in wanted if t.lower() not in lower]
+            check("allowed tables", not missing,
+                  f"missing on {name}: {', '.join(missing)}" if missing else f"all present: {', '.join(wanted)}")
 
 
 def _version(package: str) -> str | None:
@@ -108,25 +133,13 @@ class InitializeAgent(BaseAgent):
             source = None
             check("source connection", False, error.message)
         _create_new_targets(connections, check)
-        for name, connection in sorted(connections.items()):
-            try:
-                with adapter_for(connection, mission=context.mission) as adapter:
-                    adapter.ping()
-                    present = adapter.list_tables()
-                check(f"connection {name}", True, f"{connection.engine} reachable ({len(present)} tables)")
-            except ConnectorError as error:
-                check(f"connection {name}", False, error.message)
-                continue
-            if source is not None and name == source.name:
-                try:
-                    wanted = allowed_tables(context, spec)
-                except DomainError as error:
-                    check("allowed tables", False, error.message)
-                    continue
-                lower = {t.lower() for t in present}
-                missing = [t for t in wanted if t.lower() not in lower]
-                check("allowed tables", not missing,
-                      f"missing on {name}: {', '.join(missing)}" if missing else f"all present: {', '.join(wanted)}")
+        _check_reachable(context, connections, source, spec, check)
+        target = connections.get("target") or context.mission.target_connection
+        if source is not None and target is not None:
+            # The pairing fails here, before profiling and mapping, rather than at the build.
+            problem = bronze_problem(target=target, source=source)
+            check(f"dbt reads {source.name} from {target.name}", problem is None,
+                  problem or f"the build into {target.engine} {target.name} reaches {source.name}'s tables")
 
         versions: dict[str, str | None] = {"python": platform.python_version()}
         for package, module in DBT_MODULES.items():

@@ -10,14 +10,14 @@ def test_initialize_checks_tooling_and_creates_the_workspace(mission, run_agent,
     workspace = tmp_path / "ws" / "mission"
     result = run_agent("initialize", mission=mission, workspace=workspace,
                        config={"spec_path": SPEC_PATH, "source_connection": source.name,
-                               "connections": [source.name, target.name, ""]})
+                               "connections": [source.name, target.name, ""]}, connections={"target": target})
     assert isinstance(result.outcome, Succeeded), result.outcome
     outputs = result.outcome.outputs
     assert workspace.is_dir()
     passed = {c["check"] for c in outputs["checks"] if c["passed"]}
     assert {"spec file", f"connection {source.name}", "connection TARGET_X", "allowed tables",
             "dbt-core importable", "dbt-sqlite importable", "dbt-postgres importable", "dbt-duckdb importable",
-            "workspace"} <= passed
+            "workspace", f"dbt reads {source.name} from TARGET_X"} <= passed
     assert outputs["versions"]["dbt-core"] and outputs["versions"]["sqlglot"] == "30.30.0"
     assert Artifact.objects.filter(task=result.task, name="initialize_report.json", kind="report").exists()
 
@@ -61,3 +61,19 @@ def test_a_new_target_database_is_created_empty_and_nothing_else_is(mission, run
     assert "the SQLite file" in old_source["detail"] and not old_source["passed"]
     assert not checks["connection NOWHERE"]["passed"]
     assert isinstance(result.outcome, Failed)
+
+
+def test_initialize_fails_when_dbt_cannot_read_the_source_from_the_target(mission, run_agent, source_for, demo_small,
+                                                                         tmp_path):
+    """A pairing the build cannot use fails the first step, before profiling and mapping, naming both."""
+    source = source_for(demo_small)
+    lake = Connection.objects.create(name="LAKE", engine="duckdb", location=str(tmp_path / "lake.duckdb"),
+                                     purpose="target")
+    result = run_agent("initialize", mission=mission, workspace=tmp_path / "w",
+                       config={"source_connection": source.name, "connections": [source.name, "LAKE"]},
+                       connections={"target": lake})
+    assert isinstance(result.outcome, Failed) and not result.outcome.retryable
+    assert f"dbt reads {source.name} from LAKE: dbt on duckdb reads the bronze tables from a duckdb source" \
+        in result.outcome.error
+    checks = {c["check"]: c["passed"] for c in result.outcome.outputs["checks"]}
+    assert checks["connection LAKE"] and checks[f"connection {source.name}"]

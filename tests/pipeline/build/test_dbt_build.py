@@ -108,3 +108,41 @@ def test_build_without_an_approved_spec_fails_and_says_so(tmp_path, dbt_dir, bro
     outcome, _ = pipeline.run("dbt_build", targets=[])
     assert isinstance(outcome, Failed)
     assert "approved mapping spec" in outcome.error
+
+
+def _pg(name: str, location: str):
+    from agents.models import Connection  # noqa: PLC0415
+
+    return Connection(name=name, engine="postgresql", location=location)
+
+
+@pytest.mark.parametrize(("source", "target", "schema"), [
+    # Another schema of the same database, the server spelled either way: dbt reads the source's schema.
+    ("postgres://u@127.0.0.1:5432/shop?options=-c%20search_path%3Draw",
+     "postgres://u@localhost/shop?options=-c%20search_path%3Dmarts", "raw"),
+    ("postgres://u@db.example:6000/shop", "postgres://other:secret@db.example:6000/shop", "public"),
+])
+def test_dbt_on_postgresql_reads_a_source_in_the_targets_database(source, target, schema):
+    from pipeline.dbt.project import bronze_problem, source_schema_for  # noqa: PLC0415
+
+    assert source_schema_for(target=_pg("T", target), source=_pg("S", source)) == schema
+    assert bronze_problem(target=_pg("T", target), source=_pg("S", source)) is None
+
+
+@pytest.mark.parametrize(("source", "target", "named"), [
+    ("postgres://u@127.0.0.1:5432/shop", "postgres://u@127.0.0.1:5432/marts", "database shop on 127.0.0.1:5432"),
+    ("postgres://u@db-a:5432/shop", "postgres://u@db-b:5432/shop", "database shop on db-a:5432"),
+    ("postgres://u@127.0.0.1:5432/shop", "postgres://u@127.0.0.1:5433/shop", "database shop on 127.0.0.1:5433"),
+])
+def test_dbt_on_postgresql_refuses_a_source_in_another_database_naming_both(source, target, named):
+    """A PostgreSQL session reads one database: dbt would look for the bronze tables in the target's and fail there,
+    or read tables of the same names there. Refused before anything is generated, naming both places."""
+    from genesis.exceptions import DomainError  # noqa: PLC0415
+    from pipeline.dbt.project import bronze_problem, source_schema_for  # noqa: PLC0415
+
+    with pytest.raises(DomainError) as caught:
+        source_schema_for(target=_pg("MARTS", target), source=_pg("SHOP", source))
+    assert caught.value.field == "target_connection"
+    assert named in caught.value.message and "MARTS" in caught.value.message and "SHOP" in caught.value.message
+    assert "secret" not in caught.value.message
+    assert bronze_problem(target=_pg("MARTS", target), source=_pg("SHOP", source)) == caught.value.message
