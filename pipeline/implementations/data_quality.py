@@ -75,7 +75,7 @@ class DataQualityAgent(BaseAgent):
             return Failed(error=str(error), retryable=False)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="data-quality") as pool:
             # The worker's query timeout (a ContextVar) goes with the copied context.
-            early = submit_on_adapters(pool, independent_checks, adapters, plan.targets)
+            early = submit_on_adapters(pool, independent_checks, adapters, plan.targets, plan.project.partition)
             return self._run(context, plan, early)
 
     def _run(self, context: AgentContext, plan, early: Future | None) -> Outcome:
@@ -101,7 +101,7 @@ class DataQualityAgent(BaseAgent):
             independent = early.result() if early is not None else None
             results = run_checks(mission=context.mission, targets=targets, target_connection=plan.target,
                                  source_connection=plan.source, references=context.config.get("references"),
-                                 proven=proven, independent=independent)
+                                 proven=proven, independent=independent, partition=plan.project.partition)
         except DomainError as error:
             return Failed(error=str(error), retryable=False)
         failed = [r for r in results if not r.passed]

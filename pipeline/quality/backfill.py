@@ -18,8 +18,9 @@ from typing import Any
 
 from genesis.exceptions import DomainError
 from pipeline.dbt.spec import TargetSpec
-from pipeline.dbt.sqlgen import PERIOD_KEY, Partition, period_key, period_unit
-from pipeline.quality.reconcile import RELATIVE, _number
+from pipeline.dbt.sqlgen import PERIOD_KEY, Partition, period_key, period_unit, target_period_sql
+from pipeline.quality.reconcile import RELATIVE, _number, compared
+from pipeline.quality.results import CheckResult
 
 BIG = 10_000_000
 
@@ -344,3 +345,41 @@ def compare_periods(target: TargetSpec, months: list[str], expected_rows: dict[s
             check.measures[column] = {"expected": want, "built": sums.get(column, 0.0), "tolerance": tolerance}
         checks.append(check)
     return checks
+
+
+def reconcile_held_periods(target_adapter, source_adapter, target: TargetSpec, partition: Partition
+                           ) -> list[CheckResult]:
+    """``reconcile`` of an incremental target, whose build loads its latest period and whose backfill loads the
+    others (each verified there, and any period missing found): each measure over a period, summed over the periods
+    the target holds now, against the source's total over the same periods, both sides in one grouped pass. A row
+    of the target without a period fails it (the source has nothing to match it with)."""
+    measures = period_measures(target, partition)
+    period_sql = target_period_sql(target, partition)
+    if not measures or period_sql is None:
+        return []
+    source = read_source_periods(source_adapter, [target], partition, period_unit(target))
+    built, undated, target_sql = built_totals(target_adapter, target, period_sql, measures)
+    held = sorted(built)
+    if not held:
+        latest = source.keys[-1] if source.keys else None
+        return [CheckResult(check="reconcile", target=target.name, column=measure["column"],
+                            passed=latest is None and not undated, sql=[target_sql, *source.measure_sql],
+                            detail=(f"the target holds no period; its build loads the latest ({latest})"
+                                    if latest else "neither the target nor the source holds a period")
+                            + (f"; {undated} row(s) of the target have no period" if undated else ""))
+                for measure in measures]
+    span = f"{held[0]} to {held[-1]}" if len(held) > 1 else held[0]
+    rows = sum(count for count, _ in built.values())
+    results = []
+    for measure in measures:
+        column = measure["column"]
+        expected = source.measures.get(target.name, {}).get(column, {})
+        totals = compared(measure, sum(built[p][1][column] for p in held), rows,
+                          sum(expected.get(p, 0.0) for p in held), [target_sql, *source.measure_sql])
+        detail = (f"over the {len(held)} period(s) the target holds ({span}; the build loads the latest, the "
+                  f"backfill the others): {totals.detail}")
+        if undated:
+            detail += f"; {undated} row(s) of the target have no period"
+        results.append(CheckResult(check="reconcile", target=target.name, column=column,
+                                   passed=totals.passed and not undated, detail=detail, sql=totals.sql))
+    return results

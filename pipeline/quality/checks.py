@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from agents.access import adapter_for
 from agents.connectors.base import NUMBER_FAMILIES, ConnectorError
 from pipeline.dbt.spec import TargetSpec, type_family
+from pipeline.dbt.sqlgen import Partition
+from pipeline.quality.backfill import reconcile_held_periods
 from pipeline.quality.reconcile import reconcile_targets, target_aggregates
 from pipeline.quality.results import SAMPLE, CheckResult
 
@@ -353,9 +355,11 @@ class Independent:
     reconciled: list[CheckResult] = field(default_factory=list)
 
 
-def independent_checks(target_adapter, source_adapter, targets: list[TargetSpec]) -> Independent:
+def independent_checks(target_adapter, source_adapter, targets: list[TargetSpec],
+                       partition: Partition | None = None) -> Independent:
     """The row checks, declared types and reconciliation of ``targets``, which need nothing of dbt's results (so
-    they may run while dbt test runs); ``with_proven`` then records the not-null checks dbt proved."""
+    they may run while dbt test runs); ``with_proven`` then records the not-null checks dbt proved. An incremental
+    target (with the project's ``partition``) is reconciled over the periods it holds."""
     found = Independent()
     target_rows: dict[str, list] = {}
     for target in targets:
@@ -365,7 +369,11 @@ def independent_checks(target_adapter, source_adapter, targets: list[TargetSpec]
             target_rows[target.name] = totals
         found.rows[target.name] = rows
         found.types[target.name] = check_declared_types(target_adapter, target)
-    found.reconciled = reconcile_targets(target_adapter, source_adapter, targets, target_rows)
+    held = [t for t in targets if t.materialized == "incremental" and partition is not None]
+    found.reconciled = reconcile_targets(target_adapter, source_adapter, [t for t in targets if t not in held],
+                                         target_rows)
+    for target in held:
+        found.reconciled += reconcile_held_periods(target_adapter, source_adapter, target, partition)
     return found
 
 
@@ -389,7 +397,7 @@ def with_proven(found: Independent, proven: dict[tuple, str]) -> Independent:
 
 def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_connection,
                references: dict[str, str] | None = None, proven: dict[tuple, str] | None = None,
-               independent: Independent | None = None) -> list[CheckResult]:
+               independent: Independent | None = None, partition: Partition | None = None) -> list[CheckResult]:
     """Every check of ``targets``. ``proven`` (from ``dbt_proven``) names the not-null, grain and reference checks
     that a dbt test passed in the same step: those are recorded as passed with the test named and the query that
     would count their failing rows, without running it again (a grain only when none of its columns is null: dbt's
@@ -407,7 +415,7 @@ def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_
         families = {(name.upper(), c.name.upper()): type_family(c.declared_type) for name, columns in bronze.items()
                     for c in columns}
         if independent is None:
-            independent = independent_checks(target_adapter, source_adapter, targets)
+            independent = independent_checks(target_adapter, source_adapter, targets, partition)
         found = with_proven(independent, proven)
         for target in targets:
             rows = found.rows[target.name]

@@ -84,8 +84,8 @@ def test_a_built_rows_month_comes_from_its_period_columns():
                                                                                       dialect="sqlite")
 
 
-def report(context) -> dict:
-    return json.loads(Artifact.objects.get(run=context.run, name="backfill_report.json").file.read())
+def report(context, name: str = "backfill_report.json"):
+    return json.loads(Artifact.objects.get(run=context.run, name=name).file.read())
 
 
 def months_of(path, table: str) -> set[str]:
@@ -239,6 +239,13 @@ def test_an_incremental_target_is_built_month_by_month_each_month_once(tmp_path,
     latest = source_months[-1]
     for name in MEASURES:
         assert months_of(pipeline.target_path, name) == {latest}
+    # The data quality step, which runs before the backfill, reconciles the month the build loaded, not the source's
+    # whole history against one month.
+    outcome, context = pipeline.run("data_quality", targets=specs)
+    assert isinstance(outcome, Succeeded), outcome
+    reconciled = [r for r in report(context, "dq_results.json") if r["check"] == "reconcile"]
+    assert len(reconciled) == sum(len(m) for m in MEASURES.values())
+    assert all(r["passed"] and f"over the 1 period(s) the target holds ({latest};" in r["detail"] for r in reconciled)
 
     outcome, context = pipeline.run("backfill", targets=specs)
     assert isinstance(outcome, Succeeded), outcome
@@ -259,6 +266,30 @@ def test_an_incremental_target_is_built_month_by_month_each_month_once(tmp_path,
     assert isinstance(outcome, Succeeded) and outcome.outputs["rebuilt"] == {}
 
 
+def test_a_wrong_total_in_the_month_an_incremental_build_loaded_fails_the_data_quality_step(tmp_path, dbt_dir,
+                                                                                         bronze_b):
+    pipeline = Pipeline(tmp_path, bronze_b)
+    specs = targets(materialized="incremental")
+    assert isinstance(pipeline.run("dbt_build", targets=specs)[0], Succeeded)
+    (latest,) = months_of(pipeline.target_path, "CLAIM_SUMMARY")
+    with sqlite3.connect(pipeline.target_path) as db:
+        db.execute('UPDATE "CLAIM_SUMMARY" SET "TOTAL_CHARGE" = "TOTAL_CHARGE" + 100 WHERE rowid = '
+                   '(SELECT MIN(rowid) FROM "CLAIM_SUMMARY")')
+    outcome, context = pipeline.run("data_quality", targets=specs)
+    assert isinstance(outcome, Failed)
+    failed = [r for r in report(context, "dq_results.json") if r["check"] == "reconcile" and not r["passed"]]
+    assert [(r["target"], r["column"]) for r in failed] == [("CLAIM_SUMMARY", "TOTAL_CHARGE")]
+    assert f"({latest};" in failed[0]["detail"] and "but source total" in failed[0]["detail"]
+    # Emptied, it holds no month: that fails too, naming the month the build loads.
+    with sqlite3.connect(pipeline.target_path) as db:
+        db.execute('DELETE FROM "CLAIM_SUMMARY"')
+    outcome, context = pipeline.run("data_quality", key="again", targets=specs)
+    failed = [r for r in report(context, "dq_results.json") if r["check"] == "reconcile" and not r["passed"]]
+    assert {r["column"] for r in failed if r["target"] == "CLAIM_SUMMARY"} == {"TOTAL_CHARGE", "INSURANCE_PAID"}
+    assert all(f"holds no period; its build loads the latest ({latest})" in r["detail"] for r in failed
+               if r["target"] == "CLAIM_SUMMARY")
+
+
 # --- DuckDB and PostgreSQL ------------------------------------------------------------------------------
 
 
@@ -275,6 +306,8 @@ def test_an_incremental_target_on_duckdb_equals_the_table_build(tmp_path, dbt_di
     claims = read_bronze(bronze_copy)["CLAIMS"]
     history = sorted({c["SERVICE_DATE"][:7] for c in claims})[:-1]
     assert len(read_duckdb_table(pipeline.target_path, "CLAIM_SUMMARY")) < len(claims)  # the latest month only
+    outcome, context = pipeline.run("data_quality", targets=specs)  # the month built, reconciled
+    assert isinstance(outcome, Succeeded), outcome
     outcome, context = pipeline.run("backfill", targets=specs)
     assert isinstance(outcome, Succeeded), outcome
     assert outcome.outputs["rebuilt"] == {name: history for name in MEASURES}
@@ -402,6 +435,8 @@ def test_an_incremental_target_on_postgresql_equals_the_table_build(tmp_path, db
         pipeline = pg_pipeline(tmp_path, bronze_schema, target_schema(), bronze_copy, f"inc{degree}")
         assert isinstance(pipeline.run("dbt_build", targets=specs)[0], Succeeded)
         assert len(pg_rows(pipeline.schema, "CLAIM_SUMMARY")) < len(expected["CLAIM_SUMMARY"])
+        outcome, context = pipeline.run("data_quality", key=f"dq{degree}", targets=specs)  # the month built
+        assert isinstance(outcome, Succeeded), outcome
         outcome, context = pipeline.run("backfill", targets=specs)
         assert isinstance(outcome, Succeeded), outcome
         assert outcome.outputs["rebuilt"] == {name: history for name in MEASURES}
