@@ -13,13 +13,13 @@ may override this per target with ``config["expected_sql"][TARGET]``: a query re
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from genesis.exceptions import DomainError
 from pipeline.dbt.spec import TargetSpec
 from pipeline.dbt.sqlgen import PERIOD_KEY, Partition, period_key, period_unit, target_period_sql
-from pipeline.quality.reconcile import RELATIVE, _number, compared
+from pipeline.quality.reconcile import RELATIVE, _number, compared, reconcile
 from pipeline.quality.results import CheckResult
 
 BIG = 10_000_000
@@ -352,11 +352,14 @@ def reconcile_held_periods(target_adapter, source_adapter, target: TargetSpec, p
     """``reconcile`` of an incremental target, whose build loads its latest period and whose backfill loads the
     others (each verified there, and any period missing found): each measure over a period, summed over the periods
     the target holds now, against the source's total over the same periods, both sides in one grouped pass. A row
-    of the target without a period fails it (the source has nothing to match it with)."""
-    measures = period_measures(target, partition)
+    of the target without a period fails it (the source has nothing to match it with). A measure over a table
+    without the period is reconciled whole-table, as a table target's are."""
     period_sql = target_period_sql(target, partition)
-    if not measures or period_sql is None:
-        return []
+    measures = period_measures(target, partition) if period_sql is not None else []
+    others = [m for m in target.measures if m not in measures]
+    whole = reconcile(target_adapter, source_adapter, replace(target, measures=others)) if others else []
+    if not measures:
+        return whole
     source = read_source_periods(source_adapter, [target], partition, period_unit(target))
     built, undated, target_sql = built_totals(target_adapter, target, period_sql, measures)
     held = sorted(built)
@@ -367,7 +370,7 @@ def reconcile_held_periods(target_adapter, source_adapter, target: TargetSpec, p
                             detail=(f"the target holds no period; its build loads the latest ({latest})"
                                     if latest else "neither the target nor the source holds a period")
                             + (f"; {undated} row(s) of the target have no period" if undated else ""))
-                for measure in measures]
+                for measure in measures] + whole
     span = f"{held[0]} to {held[-1]}" if len(held) > 1 else held[0]
     rows = sum(count for count, _ in built.values())
     results = []
@@ -382,4 +385,4 @@ def reconcile_held_periods(target_adapter, source_adapter, target: TargetSpec, p
             detail += f"; {undated} row(s) of the target have no period"
         results.append(CheckResult(check="reconcile", target=target.name, column=column,
                                    passed=totals.passed and not undated, detail=detail, sql=totals.sql))
-    return results
+    return results + whole

@@ -280,6 +280,15 @@ def test_a_wrong_total_in_the_month_an_incremental_build_loaded_fails_the_data_q
     failed = [r for r in report(context, "dq_results.json") if r["check"] == "reconcile" and not r["passed"]]
     assert [(r["target"], r["column"]) for r in failed] == [("CLAIM_SUMMARY", "TOTAL_CHARGE")]
     assert f"({latest};" in failed[0]["detail"] and "but source total" in failed[0]["detail"]
+    # A measure over a table without the month (here the providers') is not left out: it is reconciled whole-table.
+    with_dimension = copy.deepcopy(specs)
+    summary = next(t for t in with_dimension if t["target_table"] == "CLAIM_SUMMARY")
+    next(c for c in summary["columns"] if c["name"] == "PROVIDER_ID")["measure"] = {
+        "function": "count", "table": "PROVIDERS", "expression": "*"}
+    outcome, context = pipeline.run("data_quality", key="dimension", targets=with_dimension)
+    (provider,) = [r for r in report(context, "dq_results.json")
+                   if r["check"] == "reconcile" and r["column"] == "PROVIDER_ID"]
+    assert "period" not in provider["detail"] and 'COUNT(*)' in provider["detail"]
     # Emptied, it holds no month: that fails too, naming the month the build loads.
     with sqlite3.connect(pipeline.target_path) as db:
         db.execute('DELETE FROM "CLAIM_SUMMARY"')
