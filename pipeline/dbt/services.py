@@ -17,6 +17,7 @@ from genesis.exceptions import DomainError
 from history.services import Actor, history_record
 from missions.choices import Role
 from missions.permissions import role_of
+from pipeline.dbt.project import bronze_problem
 from pipeline.models import Environment
 from pipeline.quality.refresh import RefreshResult, refresh_run
 
@@ -45,6 +46,10 @@ def environment_set(*, mission: Mission, name: str, target: Connection, actor: A
         raise DomainError(f"Unknown environment {name!r}; choose one of {', '.join(Environment.Name.values)}.",
                           field="name")
     _require_role(mission=mission, actor=actor, roles={Role.MISSION_OWNER}, action="change environments")
+    source = mission.source_connection
+    problem = bronze_problem(target=target, source=source) if source is not None else None
+    if problem:
+        raise DomainError(problem, field="target")
 
     try:
         require_use(target, mission)

@@ -38,6 +38,26 @@ def _events(mission, event):
 # --- define -------------------------------------------------------------------------------------------------------
 
 
+def test_an_environment_dbt_could_not_build_from_the_source_is_refused_naming_the_target(as_user, lead, mission):
+    """On PostgreSQL dbt reads the bronze tables in the target's own database: an environment in another database
+    is refused when it is defined, not when its build fails."""
+    mission.source_connection = ConnectionFactory(name="SHOP", engine="postgresql", purpose="source",
+                                                  location="postgres://app@db.example:5432/shop")
+    mission.save(update_fields=["source_connection"])
+    ConnectionFactory(name="SHOP_PROD", engine="postgresql", purpose="target",
+                      location="postgres://app@db.example:5432/warehouse")
+    ConnectionFactory(name="SHOP_STAGE", engine="postgresql", purpose="target",
+                      location="postgres://app@db.example:5432/shop?options=-c%20search_path%3Dstage")
+    client = as_user(lead)
+    refused = client.post("/api/v1/environments/", {"mission": mission.pk, "name": "prod", "target": "SHOP_PROD"},
+                          format="json")
+    assert refused.status_code == 400, refused.json()
+    assert "database shop on db.example:5432" in refused.json()["errors"]["target"][0]
+    assert not Environment.objects.filter(mission=mission).exists()
+    assert client.post("/api/v1/environments/", {"mission": mission.pk, "name": "stage", "target": "SHOP_STAGE"},
+                       format="json").status_code == 201
+
+
 def test_the_mission_owner_defines_an_environment_and_changes_it_by_name(as_user, lead, mission, target):
     client = as_user(lead)
     response = client.post("/api/v1/environments/", {"mission": mission.pk, "name": "stage", "target": "HCLS_STAGE",
