@@ -376,6 +376,7 @@ def source_schema_for(*, target, source) -> str:
     """Where dbt, building into ``target``, finds the bronze tables of ``source``; a DomainError naming the target
     connection when it cannot reach them from there."""
     if target.engine == "sqlite":
+        _same_engine(target=target, source=source)  # the source file is attached to the target's session
         return "bronze"
     if target.engine == "duckdb":
         _same_engine(target=target, source=source)

@@ -146,3 +146,20 @@ def test_dbt_on_postgresql_refuses_a_source_in_another_database_naming_both(sour
     assert named in caught.value.message and "MARTS" in caught.value.message and "SHOP" in caught.value.message
     assert "secret" not in caught.value.message
     assert bronze_problem(target=_pg("MARTS", target), source=_pg("SHOP", source)) == caught.value.message
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgresql"])
+def test_a_sqlite_target_reads_only_a_sqlite_source(engine, tmp_path):
+    """dbt-sqlite attaches the source file to the target's session: a DuckDB file or a PostgreSQL database is refused
+    before anything is generated, naming both engines."""
+    from agents.models import Connection  # noqa: PLC0415
+    from genesis.exceptions import DomainError  # noqa: PLC0415
+    from pipeline.dbt.project import source_schema_for  # noqa: PLC0415
+
+    location = str(tmp_path / "lake.duckdb") if engine == "duckdb" else "postgres://u@127.0.0.1:5432/shop"
+    source = Connection(name="LAKE", engine=engine, location=location)
+    target = Connection(name="MARTS", engine="sqlite", location=str(tmp_path / "marts.sqlite3"))
+    with pytest.raises(DomainError, match=f"LAKE is {engine} .*load it into sqlite first"):
+        source_schema_for(target=target, source=source)
+    assert source_schema_for(target=target, source=Connection(name="S", engine="sqlite",
+                                                              location=str(tmp_path / "s.sqlite3"))) == "bronze"
