@@ -138,7 +138,7 @@ class InitializeAgent(BaseAgent):
         if source is not None and target is not None:
             # The pairing fails here, before profiling and mapping, rather than at the build.
             problem = bronze_problem(target=target, source=source)
-            check(f"dbt reads {source.name} from {target.name}", problem is None,
+            check(f"dbt builds {target.name} from {source.name}", problem is None,
                   problem or f"the build into {target.engine} {target.name} reaches {source.name}'s tables")
 
         versions: dict[str, str | None] = {"python": platform.python_version()}

@@ -17,7 +17,7 @@ def test_initialize_checks_tooling_and_creates_the_workspace(mission, run_agent,
     passed = {c["check"] for c in outputs["checks"] if c["passed"]}
     assert {"spec file", f"connection {source.name}", "connection TARGET_X", "allowed tables",
             "dbt-core importable", "dbt-sqlite importable", "dbt-postgres importable", "dbt-duckdb importable",
-            "workspace", f"dbt reads {source.name} from TARGET_X"} <= passed
+            "workspace", f"dbt builds TARGET_X from {source.name}"} <= passed
     assert outputs["versions"]["dbt-core"] and outputs["versions"]["sqlglot"] == "30.30.0"
     assert Artifact.objects.filter(task=result.task, name="initialize_report.json", kind="report").exists()
 
@@ -73,7 +73,7 @@ def test_initialize_fails_when_dbt_cannot_read_the_source_from_the_target(missio
                        config={"source_connection": source.name, "connections": [source.name, "LAKE"]},
                        connections={"target": lake})
     assert isinstance(result.outcome, Failed) and not result.outcome.retryable
-    assert f"dbt reads {source.name} from LAKE: dbt on duckdb reads the bronze tables from a duckdb source" \
+    assert f"dbt builds LAKE from {source.name}: dbt on duckdb reads the bronze tables from a duckdb source" \
         in result.outcome.error
     checks = {c["check"]: c["passed"] for c in result.outcome.outputs["checks"]}
     assert checks["connection LAKE"] and checks[f"connection {source.name}"]
