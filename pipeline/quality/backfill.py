@@ -347,13 +347,14 @@ def compare_periods(target: TargetSpec, months: list[str], expected_rows: dict[s
     return checks
 
 
-def reconcile_held_periods(target_adapter, source_adapter, target: TargetSpec, partition: Partition
-                           ) -> list[CheckResult]:
+def reconcile_held_periods(target_adapter, source_adapter, target: TargetSpec, partition: Partition, *,
+                           every_period: bool = False) -> list[CheckResult]:
     """``reconcile`` of an incremental target, whose build loads its latest period and whose backfill loads the
     others (each verified there, and any period missing found): each measure over a period, summed over the periods
     the target holds now, against the source's total over the same periods, both sides in one grouped pass. A row
     of the target without a period fails it (the source has nothing to match it with). A measure over a table
-    without the period is reconciled whole-table, as a table target's are."""
+    without the period is reconciled whole-table, as a table target's are. ``every_period`` (once the history is
+    built, e.g. a scheduled refresh): a period of the source that the target lacks fails it, named."""
     period_sql = target_period_sql(target, partition)
     measures = period_measures(target, partition) if period_sql is not None else []
     others = [m for m in target.measures if m not in measures]
@@ -373,6 +374,7 @@ def reconcile_held_periods(target_adapter, source_adapter, target: TargetSpec, p
                 for measure in measures] + whole
     span = f"{held[0]} to {held[-1]}" if len(held) > 1 else held[0]
     rows = sum(count for count, _ in built.values())
+    lacking = sorted(set(source.keys) - set(held)) if every_period else []
     results = []
     for measure in measures:
         column = measure["column"]
@@ -383,6 +385,11 @@ def reconcile_held_periods(target_adapter, source_adapter, target: TargetSpec, p
                   f"backfill the others): {totals.detail}")
         if undated:
             detail += f"; {undated} row(s) of the target have no period"
+        if lacking:
+            detail += (f"; the source has {len(lacking)} period(s) the target lacks ({', '.join(lacking[:6])}"
+                       f"{', ...' if len(lacking) > 6 else ''}): a build loads the latest only, so a period that "
+                       "arrived between two refreshes is missing until the backfill builds it")
         results.append(CheckResult(check="reconcile", target=target.name, column=column,
-                                   passed=totals.passed and not undated, detail=detail, sql=totals.sql))
+                                   passed=totals.passed and not undated and not lacking, detail=detail,
+                                   sql=totals.sql))
     return results + whole

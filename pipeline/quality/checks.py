@@ -356,10 +356,11 @@ class Independent:
 
 
 def independent_checks(target_adapter, source_adapter, targets: list[TargetSpec],
-                       partition: Partition | None = None) -> Independent:
+                       partition: Partition | None = None, *, every_period: bool = False) -> Independent:
     """The row checks, declared types and reconciliation of ``targets``, which need nothing of dbt's results (so
     they may run while dbt test runs); ``with_proven`` then records the not-null checks dbt proved. An incremental
-    target (with the project's ``partition``) is reconciled over the periods it holds."""
+    target (with the project's ``partition``) is reconciled over the periods it holds (``every_period``: and fails
+    lacking one of the source's, once its history is built)."""
     found = Independent()
     target_rows: dict[str, list] = {}
     for target in targets:
@@ -373,7 +374,8 @@ def independent_checks(target_adapter, source_adapter, targets: list[TargetSpec]
     found.reconciled = reconcile_targets(target_adapter, source_adapter, [t for t in targets if t not in held],
                                          target_rows)
     for target in held:
-        found.reconciled += reconcile_held_periods(target_adapter, source_adapter, target, partition)
+        found.reconciled += reconcile_held_periods(target_adapter, source_adapter, target, partition,
+                                                   every_period=every_period)
     return found
 
 
@@ -397,7 +399,8 @@ def with_proven(found: Independent, proven: dict[tuple, str]) -> Independent:
 
 def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_connection,
                references: dict[str, str] | None = None, proven: dict[tuple, str] | None = None,
-               independent: Independent | None = None, partition: Partition | None = None) -> list[CheckResult]:
+               independent: Independent | None = None, partition: Partition | None = None,
+               every_period: bool = False) -> list[CheckResult]:
     """Every check of ``targets``. ``proven`` (from ``dbt_proven``) names the not-null, grain and reference checks
     that a dbt test passed in the same step: those are recorded as passed with the test named and the query that
     would count their failing rows, without running it again (a grain only when none of its columns is null: dbt's
@@ -415,7 +418,8 @@ def run_checks(*, mission, targets: list[TargetSpec], target_connection, source_
         families = {(name.upper(), c.name.upper()): type_family(c.declared_type) for name, columns in bronze.items()
                     for c in columns}
         if independent is None:
-            independent = independent_checks(target_adapter, source_adapter, targets, partition)
+            independent = independent_checks(target_adapter, source_adapter, targets, partition,
+                                             every_period=every_period)
         found = with_proven(independent, proven)
         for target in targets:
             rows = found.rows[target.name]

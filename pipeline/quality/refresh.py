@@ -76,8 +76,10 @@ def refresh_run(*, mission, label: str = "scheduled refresh", config: dict | Non
         else:
             result.rows = target_row_counts(plan)
             if check_quality:
+                # After the history is built: an incremental target must hold every period of the source.
                 checks = run_checks(mission=mission, targets=plan.targets, target_connection=plan.target,
-                                    source_connection=plan.source, references=config.get("references"))
+                                    source_connection=plan.source, references=config.get("references"),
+                                    partition=plan.project.partition, every_period=True)
                 _attach(mission, f"refresh-{stamp}-dq_results.json", "report",
                         json.dumps([c.as_dict() for c in checks], indent=2, default=str), actor)
                 result.failed_checks = [c.describe() for c in checks if not c.passed]

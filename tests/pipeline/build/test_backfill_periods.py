@@ -17,6 +17,7 @@ from agents.base import Failed, Succeeded
 from agents.connectors.base import query_timeout
 from agents.connectors.sqlite import SQLiteAdapter
 from pipeline.dbt.build import plan_build
+from pipeline.quality.refresh import refresh_run
 from tasks.models import Artifact
 from tests.pipeline.build.conftest import Pipeline, bronze_with_orphans
 from tests.pipeline.build.healthcare import (
@@ -246,6 +247,12 @@ def test_an_incremental_target_is_built_month_by_month_each_month_once(tmp_path,
     reconciled = [r for r in report(context, "dq_results.json") if r["check"] == "reconcile"]
     assert len(reconciled) == sum(len(m) for m in MEASURES.values())
     assert all(r["passed"] and f"over the 1 period(s) the target holds ({latest};" in r["detail"] for r in reconciled)
+    # A scheduled refresh (after the history, normally) requires every month of the source: before the backfill it
+    # fails, naming how many months are missing and why.
+    refreshed = refresh_run(mission=pipeline.mission, config={"targets": specs})
+    assert not refreshed.ok
+    assert f"the source has {len(source_months) - 1} period(s) the target lacks ({source_months[0]}, " \
+        in refreshed.error and "until the backfill builds it" in refreshed.error
 
     outcome, context = pipeline.run("backfill", targets=specs)
     assert isinstance(outcome, Succeeded), outcome
@@ -261,9 +268,11 @@ def test_an_incremental_target_is_built_month_by_month_each_month_once(tmp_path,
     for name, rows in expected.items():
         assert_target_matches(name, read_sqlite_table(pipeline.target_path, name), rows)
 
-    # A second backfill finds every month in place.
+    # A second backfill finds every month in place, and so does a refresh.
     outcome, _ = pipeline.run("backfill", key="again", targets=specs)
     assert isinstance(outcome, Succeeded) and outcome.outputs["rebuilt"] == {}
+    refreshed = refresh_run(mission=pipeline.mission, config={"targets": specs})
+    assert refreshed.ok, refreshed.error
 
 
 def test_a_wrong_total_in_the_month_an_incremental_build_loaded_fails_the_data_quality_step(tmp_path, dbt_dir,
