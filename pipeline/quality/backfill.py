@@ -347,22 +347,37 @@ def compare_periods(target: TargetSpec, months: list[str], expected_rows: dict[s
     return checks
 
 
-def reconcile_held_periods(target_adapter, source_adapter, target: TargetSpec, partition: Partition, *,
+def reconcile_held_periods(target_adapter, source_adapter, targets: list[TargetSpec], partition: Partition, *,
                            every_period: bool = False) -> list[CheckResult]:
-    """``reconcile`` of an incremental target, whose build loads its latest period and whose backfill loads the
+    """``reconcile`` of incremental targets, whose build loads their latest period and whose backfill loads the
     others (each verified there, and any period missing found): each measure over a period, summed over the periods
-    the target holds now, against the source's total over the same periods, both sides in one grouped pass. A row
-    of the target without a period fails it (the source has nothing to match it with). A measure over a table
-    without the period is reconciled whole-table, as a table target's are. ``every_period`` (once the history is
-    built, e.g. a scheduled refresh): a period of the source that the target lacks fails it, named."""
-    period_sql = target_period_sql(target, partition)
-    measures = period_measures(target, partition) if period_sql is not None else []
-    others = [m for m in target.measures if m not in measures]
-    whole = reconcile(target_adapter, source_adapter, replace(target, measures=others)) if others else []
-    if not measures:
-        return whole
-    source = read_source_periods(source_adapter, [target], partition, period_unit(target))
-    built, undated, target_sql = built_totals(target_adapter, target, period_sql, measures)
+    the target holds now, against the source's total over the same periods; the source read in one grouped pass per
+    unit for all of them (``read_source_periods``), each target in one. A row of the target without a period fails
+    it (the source has nothing to match it with). A measure over a table without the period is reconciled
+    whole-table, as a table target's are. ``every_period`` (once the history is built, e.g. a scheduled refresh): a
+    period of the source that the target lacks fails it, named."""
+    periodic = {t.name: period_measures(t, partition) for t in targets if target_period_sql(t, partition) is not None}
+    sources: dict[str, SourcePeriods] = {}
+    for unit in sorted({period_unit(t) for t in targets if periodic.get(t.name)}):
+        sources[unit] = read_source_periods(source_adapter, [t for t in targets if periodic.get(t.name)
+                                                             and period_unit(t) == unit], partition, unit)
+    results = []
+    for target in targets:
+        measures = periodic.get(target.name) or []
+        others = [m for m in target.measures if m not in measures]
+        whole = reconcile(target_adapter, source_adapter, replace(target, measures=others)) if others else []
+        if measures:
+            results += _reconcile_held(target_adapter, target, partition, measures, sources[period_unit(target)],
+                                       every_period=every_period)
+        results += whole
+    return results
+
+
+def _reconcile_held(target_adapter, target: TargetSpec, partition: Partition, measures: list[dict],
+                    source: SourcePeriods, *, every_period: bool) -> list[CheckResult]:
+    """``reconcile_held_periods`` of one target's measures over a period, the source's side already read."""
+    built, undated, target_sql = built_totals(target_adapter, target, target_period_sql(target, partition) or "",
+                                              measures)
     held = sorted(built)
     if not held:
         latest = source.keys[-1] if source.keys else None
@@ -371,7 +386,7 @@ def reconcile_held_periods(target_adapter, source_adapter, target: TargetSpec, p
                             detail=(f"the target holds no period; its build loads the latest ({latest})"
                                     if latest else "neither the target nor the source holds a period")
                             + (f"; {undated} row(s) of the target have no period" if undated else ""))
-                for measure in measures] + whole
+                for measure in measures]
     span = f"{held[0]} to {held[-1]}" if len(held) > 1 else held[0]
     rows = sum(count for count, _ in built.values())
     lacking = sorted(set(source.keys) - set(held)) if every_period else []
@@ -392,4 +407,4 @@ def reconcile_held_periods(target_adapter, source_adapter, target: TargetSpec, p
         results.append(CheckResult(check="reconcile", target=target.name, column=column,
                                    passed=totals.passed and not undated and not lacking, detail=detail,
                                    sql=totals.sql))
-    return results + whole
+    return results

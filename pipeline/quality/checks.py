@@ -371,10 +371,10 @@ def independent_checks(target_adapter, source_adapter, targets: list[TargetSpec]
         found.rows[target.name] = rows
         found.types[target.name] = check_declared_types(target_adapter, target)
     held = [t for t in targets if t.materialized == "incremental" and partition is not None]
-    found.reconciled = reconcile_targets(target_adapter, source_adapter, [t for t in targets if t not in held],
-                                         target_rows)
-    for target in held:
-        found.reconciled += reconcile_held_periods(target_adapter, source_adapter, target, partition,
+    found.reconciled = reconcile_targets(target_adapter, source_adapter,
+                                         [t for t in targets if t.name not in {h.name for h in held}], target_rows)
+    if held and partition is not None:
+        found.reconciled += reconcile_held_periods(target_adapter, source_adapter, held, partition,
                                                    every_period=every_period)
     return found
 

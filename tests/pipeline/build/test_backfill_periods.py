@@ -228,7 +228,7 @@ def test_a_variance_that_a_rebuild_does_not_remove_fails_naming_the_months(tmp_p
     assert "after rebuilding" in outcome.error
 
 
-def test_an_incremental_target_is_built_month_by_month_each_month_once(tmp_path, dbt_dir, bronze_b):
+def test_an_incremental_target_is_built_month_by_month_each_month_once(tmp_path, dbt_dir, bronze_b, monkeypatch):
     pipeline = Pipeline(tmp_path, bronze_b)
     specs = targets(materialized="incremental")
     plan = plan_build(mission=pipeline.mission, config={"targets": specs},
@@ -241,9 +241,17 @@ def test_an_incremental_target_is_built_month_by_month_each_month_once(tmp_path,
     for name in MEASURES:
         assert months_of(pipeline.target_path, name) == {latest}
     # The data quality step, which runs before the backfill, reconciles the month the build loaded, not the source's
-    # whole history against one month.
+    # whole history against one month; the source is read once for the three targets (one unit, the month).
+    from pipeline.quality import backfill as quality_backfill  # noqa: PLC0415
+
+    reads = []
+    real_read = quality_backfill.read_source_periods
+    monkeypatch.setattr(quality_backfill, "read_source_periods",
+                        lambda adapter, group, *args: reads.append([t.name for t in group]) or real_read(
+                            adapter, group, *args))
     outcome, context = pipeline.run("data_quality", targets=specs)
     assert isinstance(outcome, Succeeded), outcome
+    assert reads == [list(MEASURES)]
     reconciled = [r for r in report(context, "dq_results.json") if r["check"] == "reconcile"]
     assert len(reconciled) == sum(len(m) for m in MEASURES.values())
     assert all(r["passed"] and f"over the 1 period(s) the target holds ({latest};" in r["detail"] for r in reconciled)
