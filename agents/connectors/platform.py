@@ -18,7 +18,9 @@ from psycopg.conninfo import conninfo_to_dict
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "0.0.0.0"}  # noqa: S104 - names compared, nothing bound
 
 
-def _host(host: str | None) -> str:
+def server_host(host: str | None) -> str:
+    """A PostgreSQL host as compared for "the same server": every spelling of this machine (a socket directory too)
+    is one."""
     host = (host or "").strip().lower()
     return "local" if host in _LOCAL_HOSTS or host.startswith("/") else host
 
@@ -52,7 +54,7 @@ def refusal_for(engine: str, location: str) -> str | None:
             return None
         dbname = info.get("dbname") or info.get("user") or ""
         names = {platform.get("NAME")} | {(platform.get("TEST") or {}).get("NAME") or f"test_{platform.get('NAME')}"}
-        same_server = (_host(info.get("host")) == _host(platform.get("HOST"))
+        same_server = (server_host(info.get("host")) == server_host(platform.get("HOST"))
                        and str(info.get("port") or 5432) == str(platform.get("PORT") or 5432))
         if same_server and dbname in names:
             return "it is the platform's own database"

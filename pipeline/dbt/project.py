@@ -15,6 +15,7 @@ import yaml
 from django.conf import settings
 
 from agents.connectors.duckdb import duckdb_config, duckdb_path
+from agents.connectors.platform import server_host
 from agents.connectors.sqlite import sqlite_path
 from genesis.exceptions import DomainError
 from pipeline.dbt.spec import TargetSpec
@@ -314,7 +315,7 @@ def profile_for(*, target, source) -> tuple[dict, dict[str, str]]:
             # PostgreSQL takes concurrent writers: independent models build in parallel, up to the setting.
             "type": "postgres", "threads": settings.GENESIS_DBT_POSTGRES_THREADS,
             "host": place.host, "port": place.port,
-            "user": urlsplit(target.location).username or "postgres", "dbname": place.database,
+            "user": place.user, "dbname": place.database,
             "schema": pg_schema_of(target.location),
             "password": "{{ env_var('GENESIS_DBT_PASSWORD', '') }}",
         }
@@ -355,21 +356,22 @@ class PgPlace:
     host: str
     port: int
     database: str
+    user: str
 
     @property
     def server(self) -> str:
         return f"{self.host}:{self.port}"
 
     def same_as(self, other: PgPlace) -> bool:
-        local = {"localhost", "127.0.0.1", "::1"}
-        hosts = {self.host, other.host}
-        return (self.port, self.database) == (other.port, other.database) and (len(hosts) == 1 or hosts <= local)
+        """The same database on the same server (the host compared as the platform's own-database check does)."""
+        return ((server_host(self.host), self.port, self.database)
+                == (server_host(other.host), other.port, other.database))
 
 
 def pg_place(location: str) -> PgPlace:
     parts = urlsplit(location)
     return PgPlace(host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
-                   database=(parts.path or "/postgres").lstrip("/") or "postgres")
+                   database=(parts.path or "/postgres").lstrip("/") or "postgres", user=parts.username or "postgres")
 
 
 def source_schema_for(*, target, source) -> str:
