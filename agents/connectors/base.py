@@ -28,6 +28,11 @@ def _finite(value: float | Decimal) -> bool:
     return value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
 
 
+def is_nan(value: float | Decimal) -> bool:
+    """NaN, a Decimal's signalling one too (which no float conversion takes)."""
+    return value.is_nan() if isinstance(value, Decimal) else math.isnan(value)
+
+
 @contextmanager
 def query_timeout(seconds: float) -> Iterator[None]:
     """Within this block (this thread, and the threads started with a copy of its context), queries that give no

@@ -21,6 +21,7 @@ from agents.connectors.base import (
     QueryTimeout,
     Sample,
     default_timeout,
+    is_nan,
 )
 
 # What a statement on a source may do, asked by SQLite itself of every statement it prepares (``set_authorizer``):
@@ -82,7 +83,7 @@ class SQLiteAdapter(Adapter):
         one); SQLite stores a NaN as NULL, so no row holds one."""
         if family == "text":
             return super().non_finite_literal(value, family)
-        if value.is_nan() if isinstance(value, Decimal) else math.isnan(value):  # a signalling NaN too
+        if is_nan(value):
             return None
         return "9e999" if value > 0 else "-9e999"
 
