@@ -68,15 +68,22 @@ def _create_new_targets(connections: dict[str, Connection], check) -> None:
 
 def _check_reachable(context: AgentContext, connections: dict[str, Connection], source: Connection | None, spec,
                      check) -> None:
-    """Every connection answers; the source holds the allowed tables."""
+    """Every connection answers; the source holds the allowed tables. A connection named twice (by its name and by
+    its role, ``source`` or ``target``) is opened once and reported under each name."""
+    answers: dict[int, tuple[bool, str, list[str]]] = {}
     for name, connection in sorted(connections.items()):
-        try:
-            with adapter_for(connection, mission=context.mission) as adapter:
-                adapter.ping()
-                present = adapter.list_tables()
-            check(f"connection {name}", True, f"{connection.engine} reachable ({len(present)} tables)")
-        except ConnectorError as error:
-            check(f"connection {name}", False, error.message)
+        key = connection.pk or id(connection)
+        if key not in answers:
+            try:
+                with adapter_for(connection, mission=context.mission) as adapter:
+                    adapter.ping()
+                    tables = adapter.list_tables()
+                answers[key] = (True, f"{connection.engine} reachable ({len(tables)} tables)", tables)
+            except ConnectorError as error:
+                answers[key] = (False, error.message, [])
+        reachable, detail, present = answers[key]
+        check(f"connection {name}", reachable, detail)
+        if not reachable:
             continue
         if source is not None and name == source.name:
             try:

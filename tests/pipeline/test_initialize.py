@@ -4,10 +4,17 @@ from tasks.models import Artifact
 from tests.pipeline.conftest import SPEC_PATH
 
 
-def test_initialize_checks_tooling_and_creates_the_workspace(mission, run_agent, source_for, demo_small, tmp_path):
+def test_initialize_checks_tooling_and_creates_the_workspace(mission, run_agent, source_for, demo_small, tmp_path,
+                                                             monkeypatch):
+    from pipeline.implementations import initialize  # noqa: PLC0415
+
     source = source_for(demo_small)
     target = Connection.objects.create(name="TARGET_X", engine="sqlite", location=str(demo_small), purpose="target")
     workspace = tmp_path / "ws" / "mission"
+    opened = []
+    real_adapter_for = initialize.adapter_for
+    monkeypatch.setattr(initialize, "adapter_for", lambda connection, **kwargs: opened.append(connection.name)
+                        or real_adapter_for(connection, **kwargs))
     result = run_agent("initialize", mission=mission, workspace=workspace,
                        config={"spec_path": SPEC_PATH, "source_connection": source.name,
                                "connections": [source.name, target.name, ""]}, connections={"target": target})
@@ -17,7 +24,9 @@ def test_initialize_checks_tooling_and_creates_the_workspace(mission, run_agent,
     passed = {c["check"] for c in outputs["checks"] if c["passed"]}
     assert {"spec file", f"connection {source.name}", "connection TARGET_X", "allowed tables",
             "dbt-core importable", "dbt-sqlite importable", "dbt-postgres importable", "dbt-duckdb importable",
-            "workspace", f"dbt builds TARGET_X from {source.name}"} <= passed
+            "workspace", f"dbt builds TARGET_X from {source.name}", "connection target"} <= passed
+    # TARGET_X is named twice (by its name and as the mission's target): opened once.
+    assert sorted(opened) == sorted({source.name, "TARGET_X"})
     assert outputs["versions"]["dbt-core"] and outputs["versions"]["sqlglot"] == "30.30.0"
     assert Artifact.objects.filter(task=result.task, name="initialize_report.json", kind="report").exists()
 
